@@ -1,0 +1,74 @@
+// Package node is the contract between the lab's Systems Manager service and
+// the machines it manages. A node is what SSM calls a managed node: something
+// with an instance id that an agent keeps connected, that reports its
+// platform, and that runs the scripts Run Command delivers to it.
+//
+// Sandbox Linux hosts (package sandbox) and the lightweight model nodes in
+// this package both satisfy Node, so the SSM service never knows which kind
+// it is talking to.
+package node
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Platform types as DescribeInstanceInformation reports them.
+const (
+	Linux   = "Linux"
+	Windows = "Windows"
+)
+
+// Info is what a node's agent reports about itself when it registers.
+type Info struct {
+	InstanceID      string            // "i-" followed by 17 hex digits
+	ComputerName    string            // the node's hostname
+	IPAddress       string            // the address its sshd (or RDP check) listens on
+	PlatformType    string            // Linux or Windows
+	PlatformName    string            // e.g. "Debian GNU/Linux"
+	PlatformVersion string            // e.g. "12"
+	AgentVersion    string            // the version string the agent reports
+	Tags            map[string]string // instance tags, as EC2 would report them
+}
+
+// Script is one Run Command plugin invocation delivered to a node.
+type Script struct {
+	// Document is the SSM document name: AWS-RunShellScript or
+	// AWS-RunPowerShellScript.
+	Document string
+	// Source is the script text: the document's "commands" parameter lines
+	// joined with newlines, as the SSM agent writes them to a file.
+	Source string
+	// WorkingDirectory is the document's "workingDirectory" parameter; empty
+	// means the agent's own per-command directory.
+	WorkingDirectory string
+	// Timeout is the document's "executionTimeout". A script still running
+	// when it passes is killed and reported with TimedOut set.
+	Timeout time.Duration
+}
+
+// Result is what a node reports when a script has finished.
+type Result struct {
+	ExitCode int
+	Stdout   []byte
+	Stderr   []byte
+	// TimedOut is set when the script was killed at its execution timeout.
+	TimedOut bool
+}
+
+// ErrOffline is returned by Run when the node is not connected, or when it
+// was stopped while the script ran. The SSM service turns the first into a
+// pending delivery and the second into a failed invocation.
+var ErrOffline = errors.New("node is not connected")
+
+// Node is a managed node as the lab's SSM service sees it.
+type Node interface {
+	Info() Info
+	// Online reports whether the node's agent is connected (PingStatus
+	// Online); a stopped node reports ConnectionLost.
+	Online() bool
+	// Run executes one script and blocks until it ends, the context is
+	// cancelled (CancelCommand) or the node goes offline.
+	Run(ctx context.Context, s Script) (Result, error)
+}
