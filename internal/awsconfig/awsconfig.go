@@ -1,0 +1,107 @@
+// Package awsconfig builds the AWS clients Passport uses the way the AWS
+// provider does: the SDK's standard credential chain, region and profile,
+// AWS_ENDPOINT_URL_* environment overrides, and an explicit endpoints block
+// that wins over all of them. The provider and the CLI share it, so a lab
+// endpoint works the same way for both.
+package awsconfig
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+)
+
+// Endpoints overrides the URL of individual services. Empty fields keep the
+// SDK's own resolution (AWS_ENDPOINT_URL_<SERVICE>, then AWS itself).
+type Endpoints struct {
+	SSM         string
+	KMS         string
+	STS         string
+	SSMMessages string
+	DynamoDB    string
+}
+
+// Settings is what a provider block or CLI flags say about AWS. Empty
+// fields fall back to the SDK's defaults.
+type Settings struct {
+	Region    string
+	Profile   string
+	Endpoints Endpoints
+}
+
+// Clients holds one client per service, all from one configuration.
+type Clients struct {
+	Config    aws.Config
+	Endpoints Endpoints
+	SSM       *ssm.Client
+	KMS       *kms.Client
+	STS       *sts.Client
+	DynamoDB  *dynamodb.Client
+}
+
+// Load resolves the configuration and builds the clients. It makes no AWS
+// call: a wrong credential shows up on first use, named by the service.
+func Load(ctx context.Context, s Settings) (*Clients, error) {
+	if err := s.Endpoints.validate(); err != nil {
+		return nil, err
+	}
+	var opts []func(*config.LoadOptions) error
+	if s.Region != "" {
+		opts = append(opts, config.WithRegion(s.Region))
+	}
+	if s.Profile != "" {
+		opts = append(opts, config.WithSharedConfigProfile(s.Profile))
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		var missing config.SharedConfigProfileNotExistError
+		if errors.As(err, &missing) {
+			return nil, fmt.Errorf("AWS profile %q is not in the shared config or credentials file: fix profile or AWS_PROFILE", missing.Profile)
+		}
+		return nil, fmt.Errorf("loading the AWS configuration: %w", err)
+	}
+	if cfg.Region == "" {
+		return nil, errors.New("no AWS region is set: set region in the provider block, or AWS_REGION, or a region in your AWS profile")
+	}
+	e := s.Endpoints
+	return &Clients{
+		Config:    cfg,
+		Endpoints: e,
+		SSM:       ssm.NewFromConfig(cfg, func(o *ssm.Options) { o.BaseEndpoint = endpoint(e.SSM) }),
+		KMS:       kms.NewFromConfig(cfg, func(o *kms.Options) { o.BaseEndpoint = endpoint(e.KMS) }),
+		STS:       sts.NewFromConfig(cfg, func(o *sts.Options) { o.BaseEndpoint = endpoint(e.STS) }),
+		DynamoDB:  dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) { o.BaseEndpoint = endpoint(e.DynamoDB) }),
+	}, nil
+}
+
+// endpoint returns nil for an empty override so that the client keeps the
+// BaseEndpoint the SDK resolved from the environment.
+func endpoint(u string) *string {
+	if u == "" {
+		return nil
+	}
+	return aws.String(u)
+}
+
+func (e Endpoints) validate() error {
+	for _, f := range []struct{ name, value string }{
+		{"ssm", e.SSM}, {"kms", e.KMS}, {"sts", e.STS}, {"ssmmessages", e.SSMMessages}, {"dynamodb", e.DynamoDB},
+	} {
+		if f.value == "" {
+			continue
+		}
+		u, err := url.Parse(f.value)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("endpoints.%s = %q is not an absolute http(s) URL: write it like https://ssm.eu-west-1.amazonaws.com", f.name, f.value)
+		}
+	}
+	return nil
+}

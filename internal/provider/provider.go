@@ -1,0 +1,137 @@
+// Package provider is Passport's Terraform surface: schemas, plan modifiers
+// and CRUD functions that map Terraform values onto the packages below it.
+// Logic that a reconciler, CLI or test would also need does not live here.
+package provider
+
+import (
+	"context"
+
+	"github.com/hashicorp/terraform-plugin-framework/datasource"
+	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/provider"
+	"github.com/hashicorp/terraform-plugin-framework/provider/schema"
+	"github.com/hashicorp/terraform-plugin-framework/resource"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+
+	"github.com/passport-access/terraform-provider-passport/internal/awsconfig"
+)
+
+// Address is the provider's registry address.
+const Address = "registry.terraform.io/passport-access/passport"
+
+var _ provider.Provider = (*passportProvider)(nil)
+
+// New returns a constructor for the provider, as providerserver.Serve and
+// terraform-plugin-testing expect it.
+func New(version string) func() provider.Provider {
+	return func() provider.Provider { return &passportProvider{version: version} }
+}
+
+type passportProvider struct {
+	version string
+}
+
+type providerModel struct {
+	Region    types.String    `tfsdk:"region"`
+	Profile   types.String    `tfsdk:"profile"`
+	Endpoints *endpointsModel `tfsdk:"endpoints"`
+}
+
+type endpointsModel struct {
+	SSM         types.String `tfsdk:"ssm"`
+	KMS         types.String `tfsdk:"kms"`
+	STS         types.String `tfsdk:"sts"`
+	SSMMessages types.String `tfsdk:"ssmmessages"`
+	DynamoDB    types.String `tfsdk:"dynamodb"`
+}
+
+// providerData is what Configure hands to every resource and data source.
+type providerData struct {
+	aws *awsconfig.Clients
+}
+
+func (p *passportProvider) Metadata(_ context.Context, _ provider.MetadataRequest, resp *provider.MetadataResponse) {
+	resp.TypeName = "passport"
+	resp.Version = p.version
+}
+
+func (p *passportProvider) Schema(_ context.Context, _ provider.SchemaRequest, resp *provider.SchemaResponse) {
+	endpoint := func(service, env string) schema.StringAttribute {
+		return schema.StringAttribute{
+			Optional:    true,
+			Description: "URL of the " + service + " endpoint. Overrides " + env + " and the AWS default.",
+		}
+	}
+	resp.Schema = schema.Schema{
+		Description: "Passport grants time-boxed, audited access to servers in private AWS networks through Systems Manager.",
+		Attributes: map[string]schema.Attribute{
+			"region": schema.StringAttribute{
+				Optional:    true,
+				Description: "AWS region. Defaults to AWS_REGION or the profile's region.",
+			},
+			"profile": schema.StringAttribute{
+				Optional:    true,
+				Description: "Named profile from the shared AWS config and credentials files. Defaults to AWS_PROFILE or the default chain.",
+			},
+		},
+		Blocks: map[string]schema.Block{
+			"endpoints": schema.SingleNestedBlock{
+				Description: "Custom service endpoints, as in the AWS provider: for VPC endpoints, FIPS endpoints or the Passport lab.",
+				Attributes: map[string]schema.Attribute{
+					"ssm":         endpoint("Systems Manager", "AWS_ENDPOINT_URL_SSM"),
+					"kms":         endpoint("KMS", "AWS_ENDPOINT_URL_KMS"),
+					"sts":         endpoint("STS", "AWS_ENDPOINT_URL_STS"),
+					"ssmmessages": endpoint("Session Manager message gateway", "AWS_ENDPOINT_URL_SSMMESSAGES"),
+					"dynamodb":    endpoint("DynamoDB", "AWS_ENDPOINT_URL_DYNAMODB"),
+				},
+			},
+		},
+	}
+}
+
+func (p *passportProvider) Configure(ctx context.Context, req provider.ConfigureRequest, resp *provider.ConfigureResponse) {
+	var cfg providerModel
+	resp.Diagnostics.Append(req.Config.Get(ctx, &cfg)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	// Values that are unknown until apply (computed from other resources)
+	// cannot configure clients during plan.
+	if cfg.Region.IsUnknown() || cfg.Profile.IsUnknown() {
+		resp.Diagnostics.AddAttributeError(path.Root("region"), "Provider configuration is unknown",
+			"region and profile must be known at plan time; use literal values or variables, not attributes of resources.")
+		return
+	}
+	settings := awsconfig.Settings{
+		Region:  cfg.Region.ValueString(),
+		Profile: cfg.Profile.ValueString(),
+	}
+	if e := cfg.Endpoints; e != nil {
+		settings.Endpoints = awsconfig.Endpoints{
+			SSM:         e.SSM.ValueString(),
+			KMS:         e.KMS.ValueString(),
+			STS:         e.STS.ValueString(),
+			SSMMessages: e.SSMMessages.ValueString(),
+			DynamoDB:    e.DynamoDB.ValueString(),
+		}
+	}
+	clients, err := awsconfig.Load(ctx, settings)
+	if err != nil {
+		resp.Diagnostics.AddError("Cannot configure AWS clients", err.Error())
+		return
+	}
+	data := &providerData{aws: clients}
+	resp.DataSourceData = data
+	resp.ResourceData = data
+	resp.EphemeralResourceData = data
+}
+
+func (p *passportProvider) Resources(context.Context) []func() resource.Resource {
+	return nil
+}
+
+func (p *passportProvider) DataSources(context.Context) []func() datasource.DataSource {
+	return []func() datasource.DataSource{
+		newTargetsDataSource,
+	}
+}
