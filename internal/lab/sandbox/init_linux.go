@@ -1,0 +1,220 @@
+package sandbox
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+// init turns this process into a host's init when it was started as one;
+// it must run before anything else in the program, which is why it is a
+// package init and not a function the program calls.
+func init() {
+	if len(os.Args) == 0 || os.Args[0] != initName {
+		return
+	}
+	if err := runInit(); err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", initName, err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+// defaultPath is the PATH systemd gives services on Debian; scripts and
+// sshd see it as they would on a real host.
+const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// bootMarker records which instance the disk was made for, as cloud-init's
+// per-instance semaphores do: a disk seen for the first time gets its own
+// SSH host keys and machine-id.
+const bootMarker = "/var/lib/passport-sandbox/instance-id"
+
+func runInit() error {
+	var cfg Config
+	if err := json.Unmarshal([]byte(os.Getenv(initEnv)), &cfg); err != nil {
+		return fmt.Errorf("reading %s: %w", initEnv, err)
+	}
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	// Nothing of the lab's environment may leak into the host's processes.
+	os.Clearenv()
+	os.Setenv("PATH", defaultPath)
+
+	root, err := mountRoot(cfg)
+	if err != nil {
+		return err
+	}
+	// The agent's socket lives in the machine's view of the state
+	// directory; listening before the pivot keeps it reachable from the lab
+	// and out of the host's sight.
+	sock := cfg.socketPath()
+	os.Remove(sock)
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		return fmt.Errorf("agent socket: %w", err)
+	}
+	if err := os.Chmod(sock, 0o600); err != nil {
+		return err
+	}
+	if err := pivot(root); err != nil {
+		return err
+	}
+	if err := syscall.Sethostname([]byte(cfg.Hostname)); err != nil {
+		return fmt.Errorf("sethostname: %w", err)
+	}
+	if err := firstBoot(cfg); err != nil {
+		return err
+	}
+	// sshd's privilege separation directory; systemd's RuntimeDirectory
+	// makes it on a real host, on the /run that every boot clears.
+	if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
+		return err
+	}
+	a := newAgent(cfg)
+	go a.reaper.loop()
+	go a.superviseSSHD()
+	return a.serve(ln)
+}
+
+// mountRoot builds the host's root filesystem under Dir/root in this
+// process's new mount namespace and returns its path.
+func mountRoot(cfg Config) (string, error) {
+	// Without this, mounts below could propagate back to the machine's
+	// namespace through shared peer groups.
+	if err := syscall.Mount("", "/", "", syscall.MS_REC|syscall.MS_PRIVATE, ""); err != nil {
+		return "", fmt.Errorf("making / private: %w", err)
+	}
+	upper, work, root := filepath.Join(cfg.Dir, "upper"), filepath.Join(cfg.Dir, "work"), filepath.Join(cfg.Dir, "root")
+	for _, d := range []string{upper, work, root} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return "", err
+		}
+	}
+	// Overlay refuses an upper layer still held by a previous boot's mount,
+	// which the kernel may release a moment after that boot's last process.
+	opts := "lowerdir=/,upperdir=" + upper + ",workdir=" + work
+	for deadline := time.Now().Add(3 * time.Second); ; {
+		err := syscall.Mount("overlay", root, "overlay", 0, opts)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, syscall.EBUSY) || time.Now().After(deadline) {
+			return "", fmt.Errorf("mounting the overlay root (%s): %w", opts, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	const nosuid, nodev, noexec = syscall.MS_NOSUID, syscall.MS_NODEV, syscall.MS_NOEXEC
+	mounts := []struct {
+		source, target, fstype string
+		flags                  uintptr
+		data                   string
+	}{
+		// proc mounted from inside the new PID namespace shows only the host.
+		{"proc", "proc", "proc", nosuid | nodev | noexec, ""},
+		{"sysfs", "sys", "sysfs", syscall.MS_RDONLY | nosuid | nodev | noexec, ""},
+		{"/dev", "dev", "", syscall.MS_BIND | syscall.MS_REC, ""},
+		// A private devpts instance keeps the host's terminals (sshd sessions)
+		// out of the machine's /dev/pts; gid 5 is Debian's fixed tty group.
+		{"devpts", "dev/pts", "devpts", nosuid | noexec, "newinstance,ptmxmode=0666,mode=0620,gid=5"},
+		{"dev/pts/ptmx", "dev/ptmx", "", syscall.MS_BIND, ""},
+		// Shared memory, /run and /tmp start empty at each boot, as on a real
+		// machine; the bind of /dev above would otherwise share /dev/shm.
+		{"shm", "dev/shm", "tmpfs", nosuid | nodev, "mode=1777"},
+		{"run", "run", "tmpfs", nosuid | nodev, "mode=0755"},
+		{"tmp", "tmp", "tmpfs", nosuid | nodev, "mode=1777"},
+	}
+	for _, m := range mounts {
+		src := m.source
+		if m.fstype == "" && !filepath.IsAbs(src) {
+			src = filepath.Join(root, src)
+		}
+		if err := syscall.Mount(src, filepath.Join(root, m.target), m.fstype, m.flags, m.data); err != nil {
+			return "", fmt.Errorf("mounting /%s in the host: %w", m.target, err)
+		}
+	}
+	// The lower layer is the machine's whole root, state directory included:
+	// cover it so the host cannot read its own upper layer or agent socket.
+	if fi, err := os.Stat(filepath.Join(root, cfg.Dir)); err == nil && fi.IsDir() {
+		if err := syscall.Mount("statedir", filepath.Join(root, cfg.Dir), "tmpfs", syscall.MS_RDONLY|nosuid|nodev|noexec, "size=4k"); err != nil {
+			return "", fmt.Errorf("hiding the state directory from the host: %w", err)
+		}
+	}
+	return root, nil
+}
+
+// pivot makes root the process's root and detaches the machine's tree, so
+// that nothing outside the host stays reachable (chroot would leave it one
+// escape away for root).
+func pivot(root string) error {
+	if err := syscall.Chdir(root); err != nil {
+		return err
+	}
+	// pivot_root(".", ".") stacks the old root on top of the new one; the
+	// detach below removes it without needing a directory for it.
+	if err := syscall.PivotRoot(".", "."); err != nil {
+		return fmt.Errorf("pivot_root into %s: %w", root, err)
+	}
+	if err := syscall.Unmount(".", syscall.MNT_DETACH); err != nil {
+		return fmt.Errorf("detaching the machine's root: %w", err)
+	}
+	return syscall.Chdir("/")
+}
+
+// firstBoot gives a disk that was never booted as this instance its own
+// identity, replacing what the overlay shows from the machine.
+func firstBoot(cfg Config) error {
+	if b, err := os.ReadFile(bootMarker); err == nil && string(b) == cfg.InstanceID {
+		return nil
+	}
+	keys, _ := filepath.Glob("/etc/ssh/ssh_host_*")
+	for _, k := range keys {
+		if err := os.Remove(k); err != nil {
+			return err
+		}
+	}
+	if out, err := exec.Command(keygenPath, "-A").CombinedOutput(); err != nil {
+		return fmt.Errorf("generating SSH host keys: %v: %s", err, out)
+	}
+	id := make([]byte, 16)
+	rand.Read(id)
+	files := []struct {
+		path, content string
+		append        bool
+	}{
+		{"/etc/machine-id", hex.EncodeToString(id) + "\n", false},
+		{"/etc/hostname", cfg.Hostname + "\n", false},
+		{"/etc/hosts", cfg.Address + "\t" + cfg.Hostname + "\n", true},
+		{bootMarker, cfg.InstanceID, false},
+	}
+	for _, f := range files {
+		if err := os.MkdirAll(filepath.Dir(f.path), 0o755); err != nil {
+			return err
+		}
+		flag := os.O_WRONLY | os.O_CREATE | os.O_TRUNC
+		if f.append {
+			flag = os.O_WRONLY | os.O_CREATE | os.O_APPEND
+		}
+		fh, err := os.OpenFile(f.path, flag, 0o644)
+		if err != nil {
+			return err
+		}
+		_, err = fh.WriteString(f.content)
+		if cerr := fh.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("writing %s: %w", f.path, err)
+		}
+	}
+	return nil
+}

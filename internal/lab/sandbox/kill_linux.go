@@ -1,0 +1,74 @@
+package sandbox
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Kill ends a host whose lab died without stopping it (`passport lab down`
+// after a crash), given the PID recorded from Host.PID. It refuses any
+// process that is not a host init: the PID may have been reused since.
+// A PID that no longer exists is not an error.
+func Kill(pid int) error {
+	if pid <= 1 {
+		return fmt.Errorf("sandbox: refusing to kill pid %d", pid)
+	}
+	proc := "/proc/" + strconv.Itoa(pid)
+	cmdline, err := os.ReadFile(proc + "/cmdline")
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("sandbox: reading pid %d: %w", pid, err)
+	}
+	argv0, _, _ := bytes.Cut(cmdline, []byte{0})
+	if string(argv0) != initName || !firstInNamespace(proc) {
+		return fmt.Errorf("sandbox: pid %d is not a sandbox host init (it is %q); not killing it", pid, argv0)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("sandbox: killing host init %d: %w", pid, err)
+	}
+	// The init is reaped by its parent (the machine's init once the lab is
+	// gone); its namespace's processes all die before that.
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if gone(proc) {
+			return nil
+		}
+	}
+	return fmt.Errorf("sandbox: host init %d is still there 10s after SIGKILL", pid)
+}
+
+// firstInNamespace reports whether the process is PID 1 of a PID namespace
+// below the machine's: its NSpid line lists more than one PID, ending in 1.
+func firstInNamespace(proc string) bool {
+	status, err := os.ReadFile(proc + "/status")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if rest, ok := strings.CutPrefix(line, "NSpid:"); ok {
+			pids := strings.Fields(rest)
+			return len(pids) > 1 && pids[len(pids)-1] == "1"
+		}
+	}
+	return false
+}
+
+// gone reports whether the process has ended, counting a zombie whose
+// parent has not reaped it yet.
+func gone(proc string) bool {
+	stat, err := os.ReadFile(proc + "/stat")
+	if err != nil {
+		return true
+	}
+	// The state follows the parenthesised command name, which may itself
+	// contain spaces and parentheses.
+	i := bytes.LastIndexByte(stat, ')')
+	return i > 0 && len(stat) > i+2 && stat[i+2] == 'Z'
+}

@@ -1,0 +1,121 @@
+// Package sandbox boots Linux hosts for the lab that Passport cannot tell
+// from real machines: each has its own PID, mount, UTS and IPC namespaces,
+// its own users and files, a real OpenSSH sshd on its own loopback address,
+// and an agent that runs Run Command scripts under a real shell as root.
+// Nothing a host does touches the machine's own users or files.
+//
+// A host's first process is the calling binary re-executed under the name
+// "passport-sandbox-init" (the reexec pattern): this package's init function
+// recognises that name and runs the host's init instead of the program, so
+// every binary that links the package, test binaries included, can boot
+// hosts. The init mounts an overlay of the machine's root filesystem with
+// the upper layer in the host's state directory, so the host can change
+// anything while the machine's files stay untouched, and its disk survives
+// Stop and Start as an EBS volume would.
+//
+// Hosts need Linux, root and the distribution's sshd; Available says why
+// not when they cannot boot.
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+)
+
+// Config describes one host.
+type Config struct {
+	Dir        string            // the host's state directory (created; survives Stop/Start)
+	InstanceID string            // "i-" + 17 hex digits
+	Hostname   string            // the host's name (sethostname, /etc/hostname)
+	Address    string            // 127.x.y.z: sshd listens here, in the machine's network
+	SSHPort    int               // 0 = 22
+	Tags       map[string]string // instance tags, reported in Info
+}
+
+// AgentVersion is the SSM agent version hosts report.
+const AgentVersion = "3.3.0.0"
+
+// initName is argv[0] of a host's init; Kill relies on it to recognise one.
+const initName = "passport-sandbox-init"
+
+// sshdPath and keygenPath are the distribution's OpenSSH binaries, used
+// unchanged inside every host.
+const (
+	sshdPath   = "/usr/sbin/sshd"
+	keygenPath = "/usr/bin/ssh-keygen"
+)
+
+var (
+	instanceIDPattern = regexp.MustCompile(`^i-[0-9a-f]{17}$`)
+	hostnamePattern   = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$`)
+)
+
+// maxSocketPath is what fits in sockaddr_un.sun_path with its terminator.
+const maxSocketPath = 107
+
+func (c Config) port() int {
+	if c.SSHPort == 0 {
+		return 22
+	}
+	return c.SSHPort
+}
+
+func (c Config) sshAddr() string {
+	return netip.AddrPortFrom(netip.MustParseAddr(c.Address), uint16(c.port())).String()
+}
+
+func (c Config) socketPath() string { return filepath.Join(c.Dir, "agent.sock") }
+
+func (c Config) validate() error {
+	if !instanceIDPattern.MatchString(c.InstanceID) {
+		return fmt.Errorf("sandbox host: InstanceID %q must be \"i-\" followed by 17 lowercase hex digits", c.InstanceID)
+	}
+	name := c.InstanceID
+	if !filepath.IsAbs(c.Dir) {
+		return fmt.Errorf("sandbox host %s: Dir %q must be an absolute path", name, c.Dir)
+	}
+	// The path goes into overlay mount options, where these separate values.
+	if strings.ContainsAny(c.Dir, ",:\\") {
+		return fmt.Errorf("sandbox host %s: Dir %q must not contain ',', ':' or '\\'", name, c.Dir)
+	}
+	if n := len(c.socketPath()); n > maxSocketPath {
+		return fmt.Errorf("sandbox host %s: Dir %q is too long for the agent's unix socket (%d bytes, at most %d); choose a shorter state directory", name, c.Dir, n, maxSocketPath)
+	}
+	if len(c.Hostname) > 64 || !hostnamePattern.MatchString(c.Hostname) {
+		return fmt.Errorf("sandbox host %s: Hostname %q is not a valid host name (letters, digits, hyphens and dots, at most 64 characters)", name, c.Hostname)
+	}
+	addr, err := netip.ParseAddr(c.Address)
+	if err != nil || !addr.Is4() || !addr.IsLoopback() {
+		return fmt.Errorf("sandbox host %s: Address %q must be an IPv4 loopback address such as 127.0.10.1", name, c.Address)
+	}
+	if c.SSHPort < 0 || c.SSHPort > 65535 {
+		return fmt.Errorf("sandbox host %s: SSHPort %d is out of range (0 means 22)", name, c.SSHPort)
+	}
+	return nil
+}
+
+// Available returns nil when hosts can boot on this machine, and otherwise
+// says what is missing, for t.Skip and for `passport lab up` to print.
+func Available() error {
+	var missing []string
+	if os.Geteuid() != 0 {
+		missing = append(missing, "root (hosts need mount and PID namespaces; run as root)")
+	}
+	for _, bin := range []string{sshdPath, keygenPath} {
+		if _, err := os.Stat(bin); err != nil {
+			missing = append(missing, bin+" (install the openssh-server package)")
+		}
+	}
+	if fs, err := os.ReadFile("/proc/filesystems"); err != nil || !strings.Contains(string(fs), "\toverlay\n") {
+		missing = append(missing, "the overlay filesystem (modprobe overlay)")
+	}
+	if len(missing) > 0 {
+		return errors.New("sandbox hosts cannot boot here: missing " + strings.Join(missing, "; "))
+	}
+	return nil
+}
