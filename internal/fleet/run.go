@@ -1,0 +1,362 @@
+package fleet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	"github.com/aws/aws-sdk-go-v2/service/ssm/types"
+)
+
+// command is one SendCommand: a batch of hosts that share a CommandId.
+type command struct {
+	id string
+	// hosts are the batch's hosts that have no result yet.
+	hosts []string
+	// requested is when SSM accepted the command, by SSM's clock.
+	requested time.Time
+}
+
+// tally collects results from concurrent batches.
+type tally struct {
+	mu      sync.Mutex
+	results map[string]Result
+}
+
+func (t *tally) add(rs ...Result) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, r := range rs {
+		t.results[r.InstanceID] = r
+	}
+}
+
+// each returns one result per host, all alike but for the instance id.
+func each(hosts []string, r Result) []Result {
+	out := make([]Result, len(hosts))
+	for i, h := range hosts {
+		out[i] = r
+		out[i].InstanceID = h
+		out[i].Reason = h + ": " + r.Reason
+	}
+	return out
+}
+
+// noDeadlineGrace is added to a job's delivery and execution timeouts to
+// bound a Run whose context has no deadline: by then SSM has given up on
+// every host itself (with MaxConcurrency at 100%; below that, give Run a
+// deadline of your own).
+const noDeadlineGrace = time.Minute
+
+// Run sends the job's script to its targets and returns one result per
+// target, in the order of job.Targets. Offline and unknown instances are
+// reported without being sent anything. When ctx ends, commands still
+// running are cancelled and their hosts reported as timed out (or
+// cancelled, when ctx was cancelled rather than timed out).
+//
+// The error is for when nothing could be tried at all: an invalid job, or
+// SSM refusing the inventory (credentials, permissions, region). Trouble
+// with single hosts, including SSM refusing to send to them, is in the
+// results.
+func (r *Runner) Run(ctx context.Context, job Job) ([]Result, error) {
+	job, err := job.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, job.DeliveryTimeout+job.ExecutionTimeout+noDeadlineGrace)
+		defer cancel()
+	}
+	inv, err := r.Inventory(ctx, job.Targets)
+	if err != nil {
+		return nil, err
+	}
+	t := &tally{results: make(map[string]Result, len(job.Targets))}
+	var ready []string
+	for _, id := range job.Targets {
+		target := inv[id]
+		switch {
+		case !target.Known:
+			t.add(Result{InstanceID: id, Outcome: UnknownInstance, ExitCode: -1, Reason: target.Unreachable()})
+		case target.Unreachable() != "":
+			t.add(Result{InstanceID: id, Outcome: Offline, ExitCode: -1, Reason: target.Unreachable()})
+		case job.Document == ShellScript && target.PlatformType == string(types.PlatformTypeWindows):
+			t.add(Result{InstanceID: id, Outcome: Undeliverable, ExitCode: -1,
+				Reason: fmt.Sprintf("%s: is a Windows node, and %s runs only on Linux and macOS; use %s", id, ShellScript, PowerShellScript)})
+		default:
+			ready = append(ready, id)
+		}
+	}
+	r.await(ctx, job, r.send(ctx, job, ready, t), t)
+
+	out := make([]Result, len(job.Targets))
+	for i, id := range job.Targets {
+		out[i] = t.results[id]
+	}
+	return out, nil
+}
+
+// send sends the job to hosts in batches and returns the commands SSM
+// accepted; hosts it refused get their results in t.
+func (r *Runner) send(ctx context.Context, job Job, hosts []string, t *tally) []*command {
+	batches := chunk(hosts, r.opts.BatchSize)
+	sent := make([][]*command, len(batches))
+	r.parallel(len(batches), func(i int) {
+		sent[i] = r.sendBatch(ctx, job, batches[i], t)
+	})
+	return slices.Concat(sent...)
+}
+
+func (r *Runner) sendBatch(ctx context.Context, job Job, hosts []string, t *tally) []*command {
+	if ctx.Err() != nil {
+		t.add(each(hosts, Result{Outcome: Undeliverable, ExitCode: -1, Reason: "not sent: " + stopped(ctx) + " before its batch was sent"})...)
+		return nil
+	}
+	in := &ssm.SendCommandInput{
+		DocumentName: aws.String(job.Document),
+		InstanceIds:  hosts,
+		Parameters: map[string][]string{
+			"commands":         {job.Script},
+			"executionTimeout": {strconv.FormatInt(seconds(job.ExecutionTimeout), 10)},
+		},
+		TimeoutSeconds: aws.Int32(int32(seconds(job.DeliveryTimeout))),
+		MaxConcurrency: aws.String(r.opts.MaxConcurrency),
+		// Every host is attempted whatever happens on the others: the
+		// caller, not SSM, decides what a failure means.
+		MaxErrors: aws.String("100%"),
+	}
+	if job.Comment != "" {
+		in.Comment = aws.String(job.Comment)
+	}
+	var out *ssm.SendCommandOutput
+	err := r.call(ctx, false, func(ctx context.Context) (err error) {
+		out, err = r.ssm.SendCommand(ctx, in)
+		return err
+	})
+	if err == nil && (out.Command == nil || aws.ToString(out.Command.CommandId) == "") {
+		err = errors.New("SSM accepted the command but returned no command id")
+	}
+	var invalid *types.InvalidInstanceId
+	switch {
+	case err == nil:
+		return []*command{{id: *out.Command.CommandId, hosts: hosts, requested: aws.ToTime(out.Command.RequestedDateTime)}}
+	case errors.As(err, &invalid) && len(hosts) > 1:
+		// SSM refuses a whole batch when one instance cannot take commands
+		// (stopped or deregistered since the inventory, say). Halving finds
+		// it in a few calls without costing the others their access.
+		h := len(hosts) / 2
+		return append(r.sendBatch(ctx, job, hosts[:h], t), r.sendBatch(ctx, job, hosts[h:], t)...)
+	case errors.As(err, &invalid):
+		t.add(each(hosts, Result{Outcome: Undeliverable, ExitCode: -1,
+			Reason: fmt.Sprintf("SSM will not send it commands (%s); the instance may have stopped, or lost or deregistered its agent, since it was checked", explain(err))})...)
+	case ctx.Err() != nil:
+		t.add(each(hosts, Result{Outcome: TimedOut, ExitCode: -1,
+			Reason: stopped(ctx) + " while the command was being sent; SSM may still run the script"})...)
+	default:
+		t.add(each(hosts, Result{Outcome: Undeliverable, ExitCode: -1,
+			Reason: fmt.Sprintf("SSM refused the command (%s)", explain(err))})...)
+	}
+	return nil
+}
+
+// await watches the commands until every host has a result or ctx ends.
+// Polls start at FirstPoll and grow by half up to MaxPoll: each costs at
+// least one call, and scripts that are not done at the expected time
+// usually need a while longer.
+func (r *Runner) await(ctx context.Context, job Job, pending []*command, t *tally) {
+	wait := r.opts.FirstPoll
+	var cause error
+	for len(pending) > 0 {
+		if r.opts.Sleep(ctx, wait) != nil {
+			break
+		}
+		wait = min(wait*3/2, r.opts.MaxPoll)
+		done, err := r.poll(ctx, pending)
+		if err != nil {
+			cause = err
+			break
+		}
+		errs := make([]error, len(done))
+		r.parallel(len(done), func(i int) {
+			results, unfinished, err := r.collect(ctx, job, done[i])
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			t.add(results...)
+			done[i].hosts = unfinished
+		})
+		pending = slices.DeleteFunc(pending, func(c *command) bool { return len(c.hosts) == 0 })
+		if err := errors.Join(errs...); err != nil {
+			cause = err
+			break
+		}
+	}
+	if len(pending) > 0 {
+		r.abandon(ctx, job, pending, cause, t)
+	}
+}
+
+// poll returns the pending commands that SSM reports finished. One
+// ListCommands page covers 50 commands, so a whole run usually costs one
+// call per poll; a single command is asked for by id.
+func (r *Runner) poll(ctx context.Context, pending []*command) ([]*command, error) {
+	waiting := make(map[string]*command, len(pending))
+	for _, c := range pending {
+		waiting[c.id] = c
+	}
+	in := &ssm.ListCommandsInput{MaxResults: aws.Int32(maxBatch)}
+	if len(pending) == 1 {
+		in.CommandId = aws.String(pending[0].id)
+	} else if since, ok := earliest(pending); ok {
+		in.Filters = []types.CommandFilter{{
+			Key:   types.CommandFilterKeyInvokedAfter,
+			Value: aws.String(since.UTC().Format(time.RFC3339)),
+		}}
+	}
+	var done []*command
+	for {
+		var out *ssm.ListCommandsOutput
+		err := r.call(ctx, true, func(ctx context.Context) (err error) {
+			out, err = r.ssm.ListCommands(ctx, in)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		for _, c := range out.Commands {
+			p, ours := waiting[aws.ToString(c.CommandId)]
+			if !ours {
+				continue
+			}
+			delete(waiting, p.id)
+			if finished(c) {
+				done = append(done, p)
+			}
+		}
+		if len(waiting) == 0 || aws.ToString(out.NextToken) == "" {
+			return done, nil
+		}
+		in.NextToken = out.NextToken
+	}
+}
+
+// earliest is the InvokedAfter bound that covers every pending command. It
+// comes from SSM's own RequestedDateTime, so a skewed local clock cannot
+// hide commands; the filter takes whole seconds, hence the margin.
+func earliest(pending []*command) (time.Time, bool) {
+	var first time.Time
+	for _, c := range pending {
+		if c.requested.IsZero() {
+			return time.Time{}, false
+		}
+		if first.IsZero() || c.requested.Before(first) {
+			first = c.requested
+		}
+	}
+	return first.Truncate(time.Second).Add(-time.Second), true
+}
+
+func finished(c types.Command) bool {
+	switch c.Status {
+	case types.CommandStatusSuccess, types.CommandStatusFailed, types.CommandStatusTimedOut, types.CommandStatusCancelled:
+		return true
+	}
+	return c.TargetCount > 0 && c.CompletedCount >= c.TargetCount
+}
+
+// collect reads a command's invocations and returns results for the hosts
+// that are done, and the hosts that are not (SSM updates a command's status
+// and its invocations separately, so a finished command can briefly list
+// running invocations).
+func (r *Runner) collect(ctx context.Context, job Job, c *command) ([]Result, []string, error) {
+	in := &ssm.ListCommandInvocationsInput{
+		CommandId:  aws.String(c.id),
+		Details:    true,
+		MaxResults: aws.Int32(maxBatch),
+	}
+	waiting := make(map[string]bool, len(c.hosts))
+	for _, h := range c.hosts {
+		waiting[h] = true
+	}
+	var results []Result
+	for {
+		var out *ssm.ListCommandInvocationsOutput
+		err := r.call(ctx, true, func(ctx context.Context) (err error) {
+			out, err = r.ssm.ListCommandInvocations(ctx, in)
+			return err
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, inv := range out.CommandInvocations {
+			host := aws.ToString(inv.InstanceId)
+			if !waiting[host] || !settled(inv.Status) {
+				continue
+			}
+			delete(waiting, host)
+			results = append(results, r.result(ctx, job, c.id, inv))
+		}
+		if len(waiting) == 0 || aws.ToString(out.NextToken) == "" {
+			break
+		}
+		in.NextToken = out.NextToken
+	}
+	unfinished := slices.DeleteFunc(slices.Clone(c.hosts), func(h string) bool { return !waiting[h] })
+	return results, unfinished, nil
+}
+
+func settled(s types.CommandInvocationStatus) bool {
+	switch s {
+	case types.CommandInvocationStatusSuccess, types.CommandInvocationStatusFailed,
+		types.CommandInvocationStatusTimedOut, types.CommandInvocationStatusCancelled:
+		return true
+	}
+	return false
+}
+
+// abandon ends the watch on commands that are still pending because ctx
+// ended or SSM could not be read (cause). It reads what did finish, cancels
+// the rest and reports those hosts as timed out. It runs on a context of its
+// own, since ctx may be over.
+func (r *Runner) abandon(ctx context.Context, job Job, pending []*command, cause error, t *tally) {
+	outcome, why := TimedOut, "still running when the deadline passed"
+	switch {
+	case ctx.Err() == nil && cause != nil:
+		why = fmt.Sprintf("no result could be read from SSM (%s)", explain(cause))
+	case errors.Is(ctx.Err(), context.Canceled):
+		outcome, why = Cancelled, "still running when the run was stopped"
+	}
+	cleanup, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.opts.CleanupTimeout)
+	defer cancel()
+	r.parallel(len(pending), func(i int) {
+		c := pending[i]
+		if results, unfinished, err := r.collect(cleanup, job, c); err == nil {
+			t.add(results...)
+			c.hosts = unfinished
+		}
+		if len(c.hosts) == 0 {
+			return
+		}
+		reason := why + "; the command was cancelled, so the script may have run partly"
+		if _, err := r.ssm.CancelCommand(cleanup, &ssm.CancelCommandInput{CommandId: aws.String(c.id), InstanceIds: c.hosts}); err != nil {
+			reason = fmt.Sprintf("%s; cancelling it failed too (%s): cancel command %s in the SSM console", why, explain(err), c.id)
+		}
+		t.add(each(c.hosts, Result{Outcome: outcome, ExitCode: -1, Reason: reason, CommandID: c.id})...)
+	})
+}
+
+// stopped says why ctx ended, in the words of a Reason.
+func stopped(ctx context.Context) string {
+	if errors.Is(ctx.Err(), context.Canceled) {
+		return "the run was stopped"
+	}
+	return "the deadline passed"
+}
