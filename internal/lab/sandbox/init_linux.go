@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+	"unsafe"
 )
 
 // init turns this process into a host's init when it was started as one;
@@ -21,11 +22,21 @@ func init() {
 	if len(os.Args) == 0 || os.Args[0] != initName {
 		return
 	}
+	nameProcess()
 	if err := runInit(); err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", initName, err)
 		os.Exit(1)
 	}
 	os.Exit(0)
+}
+
+// nameProcess makes ps inside the host show the init by name rather than
+// as "exe", the name of the /proc/self/exe link it was started through.
+// Package initialisation runs on the main thread, whose name is the
+// process's.
+func nameProcess() {
+	name := []byte(initName[:15] + "\x00") // the kernel keeps 15 bytes
+	syscall.RawSyscall(syscall.SYS_PRCTL, syscall.PR_SET_NAME, uintptr(unsafe.Pointer(&name[0])), 0)
 }
 
 // defaultPath is the PATH systemd gives services on Debian; scripts and

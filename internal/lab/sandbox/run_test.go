@@ -1,0 +1,262 @@
+package sandbox
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/passport-access/terraform-provider-passport/internal/lab/node"
+)
+
+func TestRunResults(t *testing.T) {
+	h := bootHost(t, "runner")
+	sh(t, h, "mkdir -p /srv/app && echo here > /srv/app/marker")
+	tests := []struct {
+		name       string
+		script     node.Script
+		exitCode   int
+		stdout     string // exact, after trimming
+		stderrHas  string
+		stdoutHas  string
+		stdoutNot  string
+		wantStderr bool
+	}{
+		{name: "stdout and exit 0", script: node.Script{Source: "echo hello; echo world"}, stdout: "hello\nworld"},
+		{name: "stderr and exit code", script: node.Script{Source: "echo out; echo oops >&2; exit 3"}, exitCode: 3, stdout: "out", stderrHas: "oops"},
+		{name: "failing command sets the code", script: node.Script{Source: "false"}, exitCode: 1},
+		{name: "runs as root", script: node.Script{Source: "id -u"}, stdout: "0"},
+		{name: "multi-line script", script: node.Script{Source: "x=4\nif [ $x -gt 3 ]; then\n  echo big\nfi"}, stdout: "big"},
+		{name: "script killed by a signal", script: node.Script{Source: "kill -9 $$"}, exitCode: -1},
+		{name: "minimal environment", script: node.Script{Source: "env | sort | cut -d= -f1 | tr '\\n' ' '"}, stdout: "AWS_SSM_INSTANCE_ID HOME PATH PWD"},
+		{name: "instance id in the environment", script: node.Script{Source: "echo $AWS_SSM_INSTANCE_ID"}, stdout: h.cfg.InstanceID},
+		{name: "per-command directory", script: node.Script{Source: "pwd"}, stdoutHas: "/var/lib/amazon/ssm/" + h.cfg.InstanceID + "/document/orchestration/"},
+		{name: "working directory", script: node.Script{Source: "cat marker", WorkingDirectory: "/srv/app"}, stdout: "here"},
+		{name: "missing working directory", script: node.Script{Source: "true", WorkingDirectory: "/nope"}, exitCode: 1, stderrHas: "/nope"},
+		{name: "stdin is empty", script: node.Script{Source: "cat; echo done"}, stdout: "done"},
+		{name: "powershell without pwsh", script: node.Script{Document: "AWS-RunPowerShellScript", Source: "Get-Date"}, exitCode: 1, stderrHas: "pwsh"},
+		{name: "unknown document", script: node.Script{Document: "AWS-ConfigureDocker", Source: "true"}, exitCode: 1, stderrHas: "AWS-ConfigureDocker"},
+		{name: "hostname", script: node.Script{Source: "hostname; cat /etc/hostname"}, stdout: "runner\nrunner"},
+		{name: "sees only its own processes", script: node.Script{Source: "ps -e -o comm= | sort -u | tr '\\n' ' '"}, stdoutHas: "sshd", stdoutNot: "sandbox.test"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.script.Document == "" {
+				tt.script.Document = "AWS-RunShellScript"
+			}
+			res, err := h.Run(t.Context(), tt.script)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out := strings.TrimSpace(string(res.Stdout))
+			if res.ExitCode != tt.exitCode {
+				t.Errorf("exit code %d, want %d (stderr %q)", res.ExitCode, tt.exitCode, res.Stderr)
+			}
+			if tt.stdout != "" && out != tt.stdout {
+				t.Errorf("stdout %q, want %q", out, tt.stdout)
+			}
+			if !strings.Contains(out, tt.stdoutHas) {
+				t.Errorf("stdout %q does not contain %q", out, tt.stdoutHas)
+			}
+			if tt.stdoutNot != "" && strings.Contains(out, tt.stdoutNot) {
+				t.Errorf("stdout %q contains %q", out, tt.stdoutNot)
+			}
+			if !bytes.Contains(res.Stderr, []byte(tt.stderrHas)) {
+				t.Errorf("stderr %q does not contain %q", res.Stderr, tt.stderrHas)
+			}
+			if res.TimedOut {
+				t.Error("reported as timed out")
+			}
+		})
+	}
+}
+
+// pidGone reports whether a pid inside the host no longer names a live
+// process.
+func pidGone(t *testing.T, h *Host, pid string) bool {
+	res := shResult(t, h, "grep -q '^State:.*Z' /proc/"+pid+"/status 2>/dev/null || ! test -e /proc/"+pid)
+	return res.ExitCode == 0
+}
+
+func TestRunTimeoutKillsTheScriptAndItsChildren(t *testing.T) {
+	h := bootHost(t, "timeout")
+	res, err := h.Run(t.Context(), node.Script{
+		Document: "AWS-RunShellScript",
+		Source:   "echo started\nsleep 300 &\necho $! > /root/child\nwait",
+		Timeout:  300 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.TimedOut || res.ExitCode != -1 {
+		t.Errorf("got TimedOut %v, exit code %d; want true, -1", res.TimedOut, res.ExitCode)
+	}
+	if got := strings.TrimSpace(string(res.Stdout)); got != "started" {
+		t.Errorf("output before the timeout was lost: stdout %q", got)
+	}
+	child := sh(t, h, "cat /root/child")
+	eventually(t, "the script's sleep child is gone", func() bool { return pidGone(t, h, child) })
+}
+
+func TestRunCancelKillsTheScript(t *testing.T) {
+	h := bootHost(t, "cancel")
+	ctx, cancel := context.WithCancel(t.Context())
+	errc := make(chan error, 1)
+	go func() {
+		_, err := h.Run(ctx, node.Script{Document: "AWS-RunShellScript", Source: "sleep 300 &\necho $! > /root/child\nwait"})
+		errc <- err
+	}()
+	eventually(t, "the script started", func() bool { return shResult(t, h, "test -s /root/child").ExitCode == 0 })
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled Run returned %v, want context.Canceled", err)
+	}
+	child := sh(t, h, "cat /root/child")
+	eventually(t, "the cancelled script's child is gone", func() bool { return pidGone(t, h, child) })
+}
+
+func TestRunOutputIsCapped(t *testing.T) {
+	h := bootHost(t, "chatty")
+	res := shResult(t, h, "head -c 3000000 /dev/zero; head -c 2000000 /dev/zero >&2; echo finished > /root/done")
+	if res.ExitCode != 0 {
+		t.Fatalf("exit code %d: the script was blocked or killed by its own output", res.ExitCode)
+	}
+	if len(res.Stdout) != maxOutput || len(res.Stderr) != maxOutput {
+		t.Errorf("kept %d bytes of stdout and %d of stderr, want %d each", len(res.Stdout), len(res.Stderr), maxOutput)
+	}
+	if got := sh(t, h, "cat /root/done"); got != "finished" {
+		t.Errorf("the script did not run to its end: %q", got)
+	}
+}
+
+func TestBackgroundChildDoesNotHoldTheResult(t *testing.T) {
+	h := bootHost(t, "daemon")
+	start := time.Now()
+	res := shResult(t, h, "sleep 300 & echo spawned")
+	if got := strings.TrimSpace(string(res.Stdout)); got != "spawned" || res.ExitCode != 0 {
+		t.Fatalf("got %q, exit %d", got, res.ExitCode)
+	}
+	if waited := time.Since(start); waited > 30*time.Second {
+		t.Errorf("Run waited %v for a background child", waited)
+	}
+}
+
+func TestStopAndStart(t *testing.T) {
+	h := bootHost(t, "db-1")
+	u := newUser(t, "pp-carol")
+	u.create(t, h)
+	sh(t, h, "echo scratch > /tmp/scratch; echo kept > /root/kept")
+	key := hostKey(t, h)
+	oldPID := h.PID()
+
+	if err := h.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if h.Online() {
+		t.Error("Online after Stop")
+	}
+	if h.PID() != 0 {
+		t.Errorf("PID %d after Stop, want 0", h.PID())
+	}
+	if _, err := h.Run(t.Context(), node.Script{Document: "AWS-RunShellScript", Source: "true"}); !errors.Is(err, node.ErrOffline) {
+		t.Errorf("Run on a stopped host: %v, want node.ErrOffline", err)
+	}
+	if c, err := net.DialTimeout("tcp", h.SSHAddr(), 2*time.Second); err == nil {
+		c.Close()
+		t.Errorf("%s accepts connections after Stop", h.SSHAddr())
+	}
+	if !gone("/proc/" + strconv.Itoa(oldPID)) {
+		t.Errorf("the init (pid %d) survived Stop", oldPID)
+	}
+
+	h.mustStart(t)
+	if !h.Online() {
+		t.Fatal("not Online after Start")
+	}
+	if got, err := goLogin(h, u, key); err != nil || got != u.name {
+		t.Errorf("after a restart, %s could not log in with the same host key: %q, %v", u.name, got, err)
+	}
+	if got := sh(t, h, "cat /root/kept; ls /tmp"); got != "kept" {
+		t.Errorf("after a restart: /root should persist and /tmp be empty, got %q", got)
+	}
+}
+
+func TestStopDuringRun(t *testing.T) {
+	h := bootHost(t, "crash")
+	errc := make(chan error, 1)
+	go func() {
+		_, err := h.Run(t.Context(), node.Script{Document: "AWS-RunShellScript", Source: "touch /root/running; sleep 300"})
+		errc <- err
+	}()
+	eventually(t, "the script started", func() bool { return shResult(t, h, "test -e /root/running").ExitCode == 0 })
+	h.Stop()
+	if err := <-errc; !errors.Is(err, node.ErrOffline) {
+		t.Errorf("Run interrupted by Stop: %v, want node.ErrOffline", err)
+	}
+}
+
+func TestSetSlow(t *testing.T) {
+	h := bootHost(t, "slow")
+	const d = 300 * time.Millisecond
+	h.SetSlow(d)
+	start := time.Now()
+	sh(t, h, "true")
+	if took := time.Since(start); took < d {
+		t.Errorf("a script on a slow host took %v, less than the %v delay", took, d)
+	}
+
+	h.SetSlow(time.Hour)
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	if _, err := h.Run(ctx, node.Script{Document: "AWS-RunShellScript", Source: "touch /root/ran"}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Run on a host slower than the caller's deadline: %v", err)
+	}
+	h.SetSlow(0)
+	if res := shResult(t, h, "test -e /root/ran"); res.ExitCode == 0 {
+		t.Error("the script ran although the caller gave up during the delay")
+	}
+}
+
+func TestInfo(t *testing.T) {
+	h := bootHost(t, "info")
+	got := h.Info()
+	release := osRelease("/etc/os-release")
+	want := node.Info{
+		InstanceID:      h.cfg.InstanceID,
+		ComputerName:    "info",
+		IPAddress:       h.cfg.Address,
+		PlatformType:    node.Linux,
+		PlatformName:    release["NAME"],
+		PlatformVersion: release["VERSION_ID"],
+		AgentVersion:    AgentVersion,
+	}
+	if got.InstanceID != want.InstanceID || got.ComputerName != want.ComputerName || got.IPAddress != want.IPAddress ||
+		got.PlatformType != want.PlatformType || got.PlatformName != want.PlatformName ||
+		got.PlatformVersion != want.PlatformVersion || got.AgentVersion != want.AgentVersion || got.Tags["Name"] != "info" {
+		t.Errorf("Info() = %+v, want %+v", got, want)
+	}
+	if got.PlatformName == "" || got.PlatformVersion == "" {
+		t.Errorf("Info() has no platform: %+v", got)
+	}
+}
+
+func TestKill(t *testing.T) {
+	h := bootHost(t, "orphan")
+	pid := h.PID()
+	if err := Kill(pid); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the lab sees the host down", func() bool { return !h.Online() })
+	if err := Kill(pid); err != nil {
+		t.Errorf("Kill of a host already gone: %v", err)
+	}
+	self := Kill(os.Getpid())
+	if self == nil || !strings.Contains(self.Error(), "not a sandbox host init") {
+		t.Errorf("Kill of the test process itself: %v, want a refusal", self)
+	}
+}
