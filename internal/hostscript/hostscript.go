@@ -1,0 +1,191 @@
+// Package hostscript builds the programs Passport runs as root on Linux
+// targets through Run Command (AWS-RunShellScript): provision, extend, revoke
+// and the on-host expiry sweep.
+//
+// Every program is static POSIX sh embedded in this package. Request data
+// never becomes shell source: it is validated here, encoded as one base64
+// data block, and assigned on the script's third line; the program decodes
+// it and validates every field again before it acts, because the host must
+// not trust what arrives over the network. Two scripts for different
+// requests differ only in that line.
+//
+// Each program prints one final line, "passport-result key=value ...", which
+// ParseResult reads; failures also name the failing step on stderr and exit
+// with one of the Exit codes below.
+package hostscript
+
+import (
+	_ "embed"
+	"encoding/base64"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Exit codes of the host programs. They are mirrored in programs/lib.sh.
+const (
+	ExitOK       = 0
+	ExitFailed   = 1 // a step failed unexpectedly; stderr names it
+	ExitData     = 2 // the host refused the data block; nothing was changed
+	ExitHost     = 3 // the host lacks a tool or file Passport needs (sshd, sudo, ...)
+	ExitConflict = 4 // the user exists but is not this Passport grant's; left alone
+	ExitNotFound = 5 // extend: the host has no such Passport user
+	ExitSSHD     = 6 // sshd's configuration is invalid; Passport's change was undone
+	ExitSudoers  = 7 // visudo rejected the sudoers drop-in; it was not installed
+	ExitLock     = 8 // another Passport program held the host lock too long
+)
+
+// Files the programs create on a host, for callers and tests that inspect it.
+const (
+	GrantsDir      = "/var/lib/passport/grants"
+	PrincipalsDir  = "/etc/passport/principals"
+	RevokedKeys    = "/etc/passport/revoked.krl"
+	SweepPath      = "/usr/local/lib/passport/sweep"
+	SSHDDropIn     = "/etc/ssh/sshd_config.d/10-passport.conf"
+	SudoersPrefix  = "/etc/sudoers.d/passport-"
+	PassportGroup  = "passport"
+	resultPrefix   = "passport-result "
+	sweepDelimiter = "PASSPORT_SWEEP_PROGRAM"
+)
+
+var (
+	//go:embed programs/lib.sh
+	libSource string
+	//go:embed programs/provision.sh
+	provisionSource string
+	//go:embed programs/extend.sh
+	extendSource string
+	//go:embed programs/revoke.sh
+	revokeSource string
+	//go:embed programs/sweep.sh
+	sweepSource string
+)
+
+// Grant is what provision needs to create one short-lived user.
+type Grant struct {
+	Username    string    // the short-lived user; [a-z][a-z0-9-], at most 20
+	RequestID   string    // the access request; recorded on the host
+	Requester   string    // who asked (SAML subject); recorded on the host
+	CAPublicKey string    // the CA that signs this user's certificates, authorized_keys form
+	ExpiresAt   time.Time // end of the window; the on-host sweep removes the user after it
+	Sudo        bool      // install a NOPASSWD sudoers drop-in
+	Serial      uint64    // serial of the user's certificate (not 0); recorded for the sweep's KRL
+}
+
+// Revocation is what revoke needs to remove one user and its certificate.
+type Revocation struct {
+	Username string
+	// Serial of the certificate to add to the host's KRL, with the CA that
+	// signed it. Zero means no certificate was issued: only the user goes.
+	Serial      uint64
+	CAPublicKey string
+}
+
+// Provision returns the script that creates (or converges) g's user on a host.
+func Provision(g Grant) (string, error) {
+	if err := g.validate(); err != nil {
+		return "", err
+	}
+	caType, caKey, err := caKeyFields(g.CAPublicKey)
+	if err != nil {
+		return "", err
+	}
+	sudo := "0"
+	if g.Sudo {
+		sudo = "1"
+	}
+	data := encode([][2]string{
+		{"action", "provision"},
+		{"user", g.Username},
+		{"request", g.RequestID},
+		{"requester", g.Requester},
+		{"expires", fmt.Sprint(g.ExpiresAt.Unix())},
+		{"serial", fmt.Sprint(g.Serial)},
+		{"sudo", sudo},
+		{"ca_type", caType},
+		{"ca_key", caKey},
+	})
+	return program("provision", data, sweepFunction()+provisionSource), nil
+}
+
+// Extend returns the script that moves username's expiry on a host to
+// expiresAt (earlier or later). The user's new certificate is the caller's.
+func Extend(username string, expiresAt time.Time) (string, error) {
+	if err := validUsername(username); err != nil {
+		return "", err
+	}
+	if err := validExpiry(expiresAt); err != nil {
+		return "", err
+	}
+	data := encode([][2]string{
+		{"action", "extend"},
+		{"user", username},
+		{"expires", fmt.Sprint(expiresAt.Unix())},
+	})
+	return program("extend", data, extendSource), nil
+}
+
+// Revoke returns the script that ends r's user's processes, removes the user
+// and everything Passport made for it, and revokes the certificate serial.
+func Revoke(r Revocation) (string, error) {
+	if err := validUsername(r.Username); err != nil {
+		return "", err
+	}
+	caType, caKey := "", ""
+	if r.Serial != 0 {
+		var err error
+		if caType, caKey, err = caKeyFields(r.CAPublicKey); err != nil {
+			return "", err
+		}
+	}
+	data := encode([][2]string{
+		{"action", "revoke"},
+		{"user", r.Username},
+		{"serial", fmt.Sprint(r.Serial)},
+		{"ca_type", caType},
+		{"ca_key", caKey},
+	})
+	return program("revoke", data, revokeSource), nil
+}
+
+// Sweep returns the program that removes every Passport user whose grant
+// record has expired. Provision installs the same program on each host and
+// schedules it every minute; Passport can also run it on demand.
+func Sweep() string {
+	return program("sweep", "", sweepSource)
+}
+
+// encode turns fields into the data block: "key=value" lines behind a format
+// line, base64-encoded. Callers have validated every value.
+func encode(fields [][2]string) string {
+	var b strings.Builder
+	b.WriteString("format=1\n")
+	for _, f := range fields {
+		b.WriteString(f[0] + "=" + f[1] + "\n")
+	}
+	return base64.StdEncoding.EncodeToString([]byte(b.String()))
+}
+
+// program assembles a script: a fixed header, the data line, the shared
+// library and the action's body. The data is the only input-dependent text.
+func program(action, data, body string) string {
+	if strings.Trim(data, base64Alphabet) != "" {
+		// encode only ever produces this alphabet; refusing anything else
+		// here keeps the single quotes below unbreakable even if it changes.
+		panic("hostscript: data block is not plain base64")
+	}
+	return "#!/bin/sh\n" +
+		"# Passport " + action + " program. Everything in it is constant except the next\n" +
+		"# line: request data, base64, which the program decodes and validates.\n" +
+		"# shellcheck disable=SC2034 # the shared part defines names not every program uses\n" +
+		"PASSPORT_DATA='" + data + "'\n" +
+		libSource + body
+}
+
+const base64Alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="
+
+// sweepFunction wraps the sweep program in a quoted here-document, so
+// provision can install it on the host; quoting makes its text inert.
+func sweepFunction() string {
+	return "sweep_program() {\n\tcat <<'" + sweepDelimiter + "'\n" + Sweep() + sweepDelimiter + "\n}\n"
+}

@@ -1,0 +1,292 @@
+# ---- provision.sh: create or converge one Passport user --------------------
+# Re-running it with the same data changes nothing; with a new expiry, serial
+# or sudo flag it converges the host to the new data.
+action=provision
+decode_data provision "format action user request requester expires serial sudo ca_type ca_key"
+user=$(field user)
+request=$(field request)
+requester=$(field requester)
+expires=$(field expires)
+serial=$(field serial)
+sudo=$(field sudo)
+check_field user "$user" "$RE_USER"
+check_field request "$request" "$RE_REQUEST"
+check_field requester "$requester" "$RE_REQUESTER"
+check_field expires "$expires" "$RE_EPOCH"
+check_serial "$serial"
+[ "$serial" != 0 ] || die "$EX_DATA" "field serial is not valid"
+check_field sudo "$sudo" "$RE_BOOL"
+need_tools ssh-keygen sshd useradd usermod userdel groupadd id cmp sort
+check_ca_key "$(field ca_type)" "$(field ca_key)" "$work/ca.pub"
+lock_host
+
+step=preflight
+# A host whose sshd configuration is already broken must be fixed by a person:
+# Passport cannot tell its own mistakes from someone else's there.
+sshd -t >"$work/sshd-t.err" 2>&1 || die "$EX_SSHD" "sshd -t fails before Passport changed anything: $(head -c 300 "$work/sshd-t.err")"
+
+step='user-check'
+if user_exists "$user"; then
+	is_passport_user "$user" || die "$EX_CONFLICT" "user $user already exists and is not a Passport user"
+fi
+if [ -f "$PP_GRANTS/$user" ]; then
+	[ "$(record_field "$user" request)" = "$request" ] ||
+		die "$EX_CONFLICT" "user $user belongs to another Passport request"
+elif getent group "$user" >/dev/null 2>&1 && ! user_exists "$user"; then
+	die "$EX_CONFLICT" "a group named $user already exists on this host"
+fi
+
+step=layout
+mkdir -p "$PP_PRINCIPALS" "$PP_CAS" "$PP_GRANTS" "$PP_LIB" || die "$EX_FAILED" "cannot create Passport's directories"
+# sshd refuses principals files in group- or world-writable directories.
+if ! chmod 0755 "$PP_ETC" "$PP_PRINCIPALS" "$PP_CAS" "$PP_LIB" || ! chmod 0700 "${PP_GRANTS%/*}" "$PP_GRANTS"; then
+	die "$EX_FAILED" "cannot set the modes of Passport's directories"
+fi
+if [ ! -f "$PP_KRL" ]; then
+	# sshd refuses every key when RevokedKeys names a file it cannot read.
+	if ! ssh-keygen -k -f "$PP_KRL" >/dev/null 2>&1 || ! chmod 0644 "$PP_KRL"; then
+		die "$EX_FAILED" "cannot create $PP_KRL"
+	fi
+	note_change krl
+fi
+
+# The grant record is written before the user exists, so the on-host sweep
+# can clean up whatever a provision interrupted half-way leaves behind.
+step='grant-record'
+tmp=$(tmp_in "$PP_GRANTS")
+printf 'user=%s\nrequest=%s\nrequester=%s\nexpires=%s\nserial=%s\nsudo=%s\n' \
+	"$user" "$request" "$requester" "$expires" "$serial" "$sudo" >"$tmp" || die "$EX_FAILED" "cannot write the grant record"
+put_file "$tmp" "$PP_GRANTS/$user" 0600 grant-record || true
+
+step=group
+if ! getent group "$PP_GROUP" >/dev/null 2>&1; then
+	groupadd -r "$PP_GROUP" || die "$EX_FAILED" "groupadd $PP_GROUP failed"
+	note_change group
+fi
+
+step=user
+# The shadow expiry (whole days, rounded up) is a second lock behind the
+# certificate's own validity: PAM, and sshd when UsePAM is off, refuse an
+# expired account.
+expire_day=$(((expires + 86399) / 86400))
+if ! user_exists "$user"; then
+	shell=/bin/sh
+	[ -x /bin/bash ] && shell=/bin/bash
+	# Password '*' rather than useradd's '!': both make password login
+	# impossible, but sshd with UsePAM no treats '!' as a locked account and
+	# refuses even a certificate. '*' is never a valid hash, so it locks the
+	# password and nothing else, whatever UsePAM says.
+	useradd -m -d "$PP_HOME/$user" -s "$shell" -U -G "$PP_GROUP" -p '*' \
+		-e "$expire_day" -c "Passport $request" "$user" >/dev/null 2>"$work/useradd.err" ||
+		die "$EX_FAILED" "useradd $user: $(head -c 300 "$work/useradd.err")"
+	chmod 0700 "$PP_HOME/$user" || die "$EX_FAILED" "cannot set the mode of $PP_HOME/$user"
+	note_change user
+else
+	usermod -e "$expire_day" "$user" 2>"$work/usermod.err" || die "$EX_FAILED" "usermod -e $user: $(head -c 300 "$work/usermod.err")"
+fi
+
+step=principals
+tmp=$(tmp_in "$PP_PRINCIPALS")
+printf '%s\n' "$user" >"$tmp" || die "$EX_FAILED" "cannot write the principals file"
+put_file "$tmp" "$PP_PRINCIPALS/$user" 0644 principals || true
+
+step='ca-key'
+tmp=$(tmp_in "$PP_CAS")
+cat -- "$work/ca.pub" >"$tmp" || die "$EX_FAILED" "cannot write the CA key"
+put_file "$tmp" "$PP_CAS/$user.pub" 0644 ca-key || true
+rebuild_trusted_cas
+
+step=sudoers
+sudoers=$SUDOERS_DIR/passport-$user
+if [ "$sudo" = 1 ]; then
+	need_tools visudo sudo
+	[ -d "$SUDOERS_DIR" ] || die "$EX_HOST" "this host has no $SUDOERS_DIR"
+	tmp=$(tmp_in "$SUDOERS_DIR")
+	# NOPASSWD because the account has no password; !requiretty because
+	# `sudo -n cmd` over a non-interactive ssh must work on hosts (older
+	# RHEL) whose defaults say requiretty.
+	printf 'Defaults:%s !requiretty\n%s ALL=(ALL:ALL) NOPASSWD: ALL\n' "$user" "$user" >"$tmp" ||
+		die "$EX_FAILED" "cannot write the sudoers drop-in"
+	chmod 0440 "$tmp"
+	if ! visudo -cqf "$tmp" >/dev/null 2>&1; then
+		rm -f -- "$tmp"
+		die "$EX_SUDOERS" "visudo rejected the sudoers drop-in for $user"
+	fi
+	if put_file "$tmp" "$sudoers" 0440 sudoers; then
+		if ! visudo -cq >/dev/null 2>&1; then
+			rm -f -- "$sudoers"
+			die "$EX_SUDOERS" "sudo's whole configuration is invalid with the drop-in for $user; it was removed"
+		fi
+	fi
+	# A drop-in directory that /etc/sudoers never includes grants nothing.
+	sudo -n -l -U "$user" 2>/dev/null | grep -q 'NOPASSWD: ALL' ||
+		die "$EX_HOST" "sudo does not read $SUDOERS_DIR (no @includedir in /etc/sudoers?)"
+elif [ -e "$sudoers" ]; then
+	rm -f -- "$sudoers" || die "$EX_FAILED" "cannot remove $sudoers"
+	note_change sudoers-removed
+fi
+
+step='sweep-install'
+tmp=$(tmp_in "$PP_LIB")
+sweep_program >"$tmp" || die "$EX_FAILED" "cannot write the sweep program"
+put_file "$tmp" "$PP_SWEEP" 0700 sweep || true
+# One scheduler, whichever the host runs: a systemd timer where systemd is
+# init (Amazon Linux 2023 ships no cron), else an /etc/cron.d entry. The
+# sweep takes the host lock, so a second scheduler would still be safe.
+sweeper=none
+if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+	units=/etc/systemd/system
+	tmp=$(tmp_in "$units")
+	printf '%s\n' '[Unit]' 'Description=Passport: remove expired short-lived users' '' \
+		'[Service]' 'Type=oneshot' "ExecStart=$PP_SWEEP --cron" >"$tmp" || die "$EX_FAILED" "cannot write the sweep service"
+	units_changed=0
+	put_file "$tmp" "$units/passport-sweep.service" 0644 sweep-service && units_changed=1
+	tmp=$(tmp_in "$units")
+	printf '%s\n' '[Unit]' 'Description=Passport: remove expired short-lived users every minute' '' \
+		'[Timer]' 'OnBootSec=1min' 'OnUnitActiveSec=1min' 'AccuracySec=5s' '' \
+		'[Install]' 'WantedBy=timers.target' >"$tmp" || die "$EX_FAILED" "cannot write the sweep timer"
+	put_file "$tmp" "$units/passport-sweep.timer" 0644 sweep-timer && units_changed=1
+	if [ "$units_changed" = 1 ]; then
+		systemctl daemon-reload || die "$EX_FAILED" "systemctl daemon-reload failed"
+	fi
+	systemctl enable --now passport-sweep.timer >/dev/null 2>&1 || die "$EX_FAILED" "cannot enable passport-sweep.timer"
+	sweeper=systemd
+elif [ -d /etc/cron.d ]; then
+	tmp=$(tmp_in /etc/cron.d)
+	printf '%s\n' '# Managed by Passport: removes expired Passport users even if Passport never calls back.' \
+		'SHELL=/bin/sh' 'PATH=/usr/sbin:/usr/bin:/sbin:/bin' 'MAILTO=""' \
+		"* * * * * root $PP_SWEEP --cron >/dev/null 2>&1" >"$tmp" || die "$EX_FAILED" "cannot write the cron entry"
+	put_file "$tmp" /etc/cron.d/passport-sweep 0644 sweep-cron || true
+	sweeper=cron
+else
+	warn "neither systemd nor /etc/cron.d is present: expired users are removed only when Passport calls"
+fi
+
+# Passport's users are matched by group, not by name: the username prefix is
+# a provider setting that may differ between requests, while membership of
+# one group is a fact Passport sets itself with useradd -G and that no name
+# can fake. `Match Group` ends at the end of a drop-in file, and inside it
+# sshd takes the first value it sees, so the early file name (10-) keeps
+# later drop-ins from overriding these lines.
+step='sshd-config'
+sshd_block() {
+	printf '%s\n' \
+		'# Managed by Passport. Passport users log in with a Passport certificate only.' \
+		"Match Group $PP_GROUP" \
+		'	AuthenticationMethods publickey' \
+		'	AuthorizedKeysFile none' \
+		'	AuthorizedKeysCommand none' \
+		"	AuthorizedPrincipalsFile $PP_PRINCIPALS/%u" \
+		"	TrustedUserCAKeys $PP_TRUSTED" \
+		"	RevokedKeys $PP_KRL"
+}
+inline_begin='# BEGIN Passport (managed; do not edit)'
+inline_end='# END Passport'
+
+# sshd_includes_dropins: does sshd_config read sshd_config.d/*.conf? Debian,
+# Ubuntu, Fedora, RHEL 9 and Amazon Linux 2023 do; older ones do not, and
+# the verification below catches any Include this pattern misjudges.
+sshd_includes_dropins() {
+	grep -Eiq '^[[:space:]]*Include[[:space:]]+"?(/etc/ssh/)?sshd_config\.d/\*(\.conf)?"?[[:space:]]*$' "$SSHD_CONFIG"
+}
+
+# write_inline_block puts the block at the end of sshd_config (a Match block
+# must be last: everything after it belongs to it), followed by `Match all`
+# so lines an admin appends later still apply to everyone.
+write_inline_block() {
+	tmp=$(tmp_in "${SSHD_CONFIG%/*}")
+	cp -p -- "$SSHD_CONFIG" "$tmp" || die "$EX_FAILED" "cannot copy $SSHD_CONFIG"
+	{
+		sed "/^$inline_begin\$/,/^$inline_end\$/d" "$SSHD_CONFIG"
+		printf '%s\n' "$inline_begin"
+		sshd_block
+		printf '%s\n%s\n' 'Match all' "$inline_end"
+	} >"$tmp" || die "$EX_FAILED" "cannot write $SSHD_CONFIG"
+	put_file "$tmp" "$SSHD_CONFIG" 0644 sshd-config && sshd_changed=1
+}
+
+remove_inline_block() {
+	grep -Fqx "$inline_begin" "$SSHD_CONFIG" || return 0
+	tmp=$(tmp_in "${SSHD_CONFIG%/*}")
+	cp -p -- "$SSHD_CONFIG" "$tmp" || die "$EX_FAILED" "cannot copy $SSHD_CONFIG"
+	sed "/^$inline_begin\$/,/^$inline_end\$/d" "$SSHD_CONFIG" >"$tmp" || die "$EX_FAILED" "cannot write $SSHD_CONFIG"
+	put_file "$tmp" "$SSHD_CONFIG" 0644 sshd-config && sshd_changed=1
+}
+
+restore_sshd() {
+	cp -p -- "$work/sshd_config.orig" "$SSHD_CONFIG"
+	if [ -f "$work/dropin.orig" ]; then
+		cp -p -- "$work/dropin.orig" "$SSHD_DROPIN"
+	else
+		rm -f -- "$SSHD_DROPIN"
+	fi
+}
+
+# sshd_applies: the effective configuration for this user has Passport's
+# lines, and for root it does not (Passport changes nothing for others).
+sshd_applies() {
+	sshd -T -C "user=$user,host=passport.invalid,addr=192.0.2.1" >"$work/sshd-T" 2>&1 || return 1
+	grep -qx "trustedusercakeys $PP_TRUSTED" "$work/sshd-T" &&
+		grep -qx "authorizedprincipalsfile $PP_PRINCIPALS/%u" "$work/sshd-T" &&
+		grep -qx "revokedkeys $PP_KRL" "$work/sshd-T" || return 1
+	sshd -T -C "user=root,host=passport.invalid,addr=192.0.2.1" >"$work/sshd-T" 2>&1 || return 1
+	! grep -qx "trustedusercakeys $PP_TRUSTED" "$work/sshd-T"
+}
+
+cp -p -- "$SSHD_CONFIG" "$work/sshd_config.orig" || die "$EX_HOST" "cannot read $SSHD_CONFIG"
+[ -f "$SSHD_DROPIN" ] && { cp -p -- "$SSHD_DROPIN" "$work/dropin.orig" || die "$EX_FAILED" "cannot back up $SSHD_DROPIN"; }
+sshd_changed=0
+if [ -d "$SSHD_DROPIN_DIR" ] && sshd_includes_dropins; then
+	sshd_mode=dropin
+	tmp=$(tmp_in "$SSHD_DROPIN_DIR")
+	sshd_block >"$tmp" || die "$EX_FAILED" "cannot write $SSHD_DROPIN"
+	put_file "$tmp" "$SSHD_DROPIN" 0644 sshd-dropin && sshd_changed=1
+	remove_inline_block
+else
+	sshd_mode=inline
+	write_inline_block
+fi
+
+step='sshd-verify'
+if [ "$sshd_changed" = 1 ] && ! sshd -t >"$work/sshd-t.err" 2>&1; then
+	restore_sshd
+	die "$EX_SSHD" "sshd -t rejected Passport's change, which was undone: $(head -c 300 "$work/sshd-t.err")"
+fi
+if ! sshd_applies && [ "$sshd_mode" = dropin ]; then
+	warn "sshd does not apply $SSHD_DROPIN; adding Passport's block to $SSHD_CONFIG instead"
+	sshd_mode=inline
+	write_inline_block
+	if ! sshd -t >"$work/sshd-t.err" 2>&1; then
+		restore_sshd
+		die "$EX_SSHD" "sshd -t rejected Passport's change, which was undone: $(head -c 300 "$work/sshd-t.err")"
+	fi
+fi
+if ! sshd_applies; then
+	restore_sshd
+	die "$EX_SSHD" "sshd does not apply Passport's Match block to $user, or applies it to root; the change was undone"
+fi
+
+step='sshd-reload'
+reloaded=no
+if [ "$sshd_changed" = 1 ]; then
+	if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+		for unit in ssh sshd; do
+			if systemctl is-active --quiet "$unit.service"; then
+				systemctl reload "$unit.service" || die "$EX_FAILED" "systemctl reload $unit failed"
+				reloaded=$unit
+				break
+			fi
+		done
+	fi
+	if [ "$reloaded" = no ] && [ -s /run/sshd.pid ]; then
+		pid=$(head -n 1 /run/sshd.pid)
+		# A stale pid file must not make us signal some other process.
+		if valid "$pid" '[1-9][0-9]{0,9}' && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = sshd ]; then
+			kill -HUP "$pid" || die "$EX_FAILED" "kill -HUP sshd ($pid) failed"
+			reloaded=sighup
+		fi
+	fi
+	# An sshd that is not running reads the new configuration when it starts.
+fi
+
+result ok "user=$user" "changed=${changed:-none}" "sshd=$sshd_mode" "reloaded=$reloaded" "sweeper=$sweeper"
