@@ -36,24 +36,41 @@ func serverFault(err error) bool {
 // accepted.
 func (r *Runner) call(ctx context.Context, idempotent bool, f func(context.Context) error) error {
 	wait := r.opts.ThrottleBackoff
+	var last error
 	for {
 		err := f(ctx)
-		if err == nil || ctx.Err() != nil {
+		switch {
+		case err == nil:
+			return nil
+		case ctx.Err() != nil && last != nil:
+			return &gaveUp{stop: ctx.Err(), last: last}
+		case ctx.Err() != nil:
+			return err
+		case !throttled(err) && !(idempotent && serverFault(err)):
 			return err
 		}
-		if !throttled(err) && !(idempotent && serverFault(err)) {
-			return err
-		}
+		last = err
 		if r.opts.Sleep(ctx, wait) != nil {
-			return err
+			return &gaveUp{stop: ctx.Err(), last: last}
 		}
 		wait = min(2*wait, r.opts.MaxPoll)
 	}
 }
 
+// gaveUp is a call that ctx ended while it waited out SSM's refusals; it
+// keeps the last refusal, which says more than "context deadline exceeded".
+type gaveUp struct{ stop, last error }
+
+func (e *gaveUp) Error() string   { return explain(e) }
+func (e *gaveUp) Unwrap() []error { return []error{e.stop, e.last} }
+
 // explain turns an SSM error into words for a Reason, keeping the API's own
 // code and message, which AWS documents and operators search for.
 func explain(err error) string {
+	var g *gaveUp
+	if errors.As(err, &g) {
+		return fmt.Sprintf("gave up (%v) while SSM kept answering %s", g.stop, explain(g.last))
+	}
 	var api smithy.APIError
 	if errors.As(err, &api) {
 		return fmt.Sprintf("%s: %s", api.ErrorCode(), api.ErrorMessage())
