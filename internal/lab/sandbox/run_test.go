@@ -1,11 +1,16 @@
+//go:build linux
+
 package sandbox
 
 import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -258,5 +263,110 @@ func TestKill(t *testing.T) {
 	self := Kill(os.Getpid())
 	if self == nil || !strings.Contains(self.Error(), "not a sandbox host init") {
 		t.Errorf("Kill of the test process itself: %v, want a refusal", self)
+	}
+}
+
+// TestHostDiesWithTheLab kills a lab process without warning and checks
+// that the host it booted dies with it (Pdeathsig).
+func TestHostDiesWithTheLab(t *testing.T) {
+	if dir := os.Getenv("SANDBOX_TEST_LAB_DIR"); dir != "" {
+		// The lab side: boot a host, say its init's pid, and wait to be killed.
+		// No t.TempDir here: this process is killed before its cleanups run.
+		cfg := Config{Dir: dir, InstanceID: randomInstanceID(), Hostname: "orphan", Address: randomAddress()}
+		h, err := Boot(t.Context(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Println("pid", h.PID())
+		select {}
+	}
+	needHosts(t)
+	lab := exec.Command(os.Args[0], "-test.run=^TestHostDiesWithTheLab$")
+	lab.Env = append(os.Environ(), "SANDBOX_TEST_LAB_DIR="+t.TempDir())
+	out, err := lab.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lab.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer lab.Wait()
+	defer lab.Process.Kill()
+	var pid int
+	if _, err := fmt.Fscanf(out, "pid %d\n", &pid); err != nil {
+		t.Fatalf("the lab process did not report a host: %v", err)
+	}
+	recordPID(pid)
+	if gone("/proc/" + strconv.Itoa(pid)) {
+		t.Fatalf("host init %d is not running", pid)
+	}
+	lab.Process.Kill()
+	lab.Wait()
+	eventually(t, "the host dies with its lab", func() bool { return gone("/proc/" + strconv.Itoa(pid)) })
+}
+
+// TestMachineIsUntouched lets a host do what scripts on a real machine do,
+// and some things they should not, and checks the machine saw none of it.
+func TestMachineIsUntouched(t *testing.T) {
+	needHosts(t)
+	// A file of the machine's own, which the host sees through its overlay.
+	probe, err := os.CreateTemp("/var/tmp", "sandbox-probe-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	probe.WriteString("original\n")
+	probe.Close()
+	t.Cleanup(func() { os.Remove(probe.Name()) })
+	before := snapshotMachine()
+
+	h := bootHost(t, "vandal")
+	sh(t, h, `set -e
+useradd --create-home pp-mallory
+echo 'pp-mallory:x' | chpasswd
+groupadd pp-crew
+mkdir -p /root/.ssh && echo 'ssh-ed25519 AAAA' >> /root/.ssh/authorized_keys
+echo '10.9.9.9 evil' >> /etc/hosts
+hostname renamed
+echo changed > `+probe.Name()+`
+rm -f /etc/machine-id
+mount -t tmpfs none /mnt
+rm -f `+probe.Name()+`.gone; rm -f `+probe.Name())
+	if got := sh(t, h, "id -un pp-mallory; hostname; test -e "+probe.Name()+" || echo probe-deleted"); got != "pp-mallory\nrenamed\nprobe-deleted" {
+		t.Fatalf("the host did not see its own changes: %q", got)
+	}
+	h.Close()
+
+	after := snapshotMachine()
+	for k, v := range before {
+		if after[k] != v {
+			t.Errorf("the machine's %s changed", k)
+		}
+	}
+	if b, err := os.ReadFile(probe.Name()); err != nil || string(b) != "original\n" {
+		t.Errorf("the machine's %s: %q, %v; want it untouched", probe.Name(), b, err)
+	}
+}
+
+func TestOSRelease(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "os-release")
+	content := `PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"
+NAME="Debian GNU/Linux"
+# a comment
+VERSION_ID="12"
+ID=debian
+HOME_URL='https://www.debian.org/'
+broken line
+`
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got := osRelease(path)
+	for k, want := range map[string]string{"NAME": "Debian GNU/Linux", "VERSION_ID": "12", "ID": "debian", "HOME_URL": "https://www.debian.org/"} {
+		if got[k] != want {
+			t.Errorf("%s = %q, want %q", k, got[k], want)
+		}
+	}
+	if len(osRelease(filepath.Join(t.TempDir(), "missing"))) != 0 {
+		t.Error("a missing os-release should give no fields")
 	}
 }

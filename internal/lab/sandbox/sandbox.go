@@ -24,6 +24,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 )
 
@@ -80,8 +81,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("sandbox host %s: Dir %q must be an absolute path", name, c.Dir)
 	}
 	// The path goes into overlay mount options, where these separate values.
-	if strings.ContainsAny(c.Dir, ",:\\") {
-		return fmt.Errorf("sandbox host %s: Dir %q must not contain ',', ':' or '\\'", name, c.Dir)
+	if strings.ContainsAny(c.Dir, ",:\\\x00") {
+		return fmt.Errorf("sandbox host %s: Dir %q must not contain ',', ':', '\\' or NUL", name, c.Dir)
 	}
 	if n := len(c.socketPath()); n > maxSocketPath {
 		return fmt.Errorf("sandbox host %s: Dir %q is too long for the agent's unix socket (%d bytes, at most %d); choose a shorter state directory", name, c.Dir, n, maxSocketPath)
@@ -102,6 +103,9 @@ func (c Config) validate() error {
 // Available returns nil when hosts can boot on this machine, and otherwise
 // says what is missing, for t.Skip and for `passport lab up` to print.
 func Available() error {
+	if runtime.GOOS != "linux" {
+		return errors.New("sandbox hosts cannot boot here: they need Linux (namespaces, overlayfs), this is " + runtime.GOOS)
+	}
 	var missing []string
 	if os.Geteuid() != 0 {
 		missing = append(missing, "root (hosts need mount and PID namespaces; run as root)")
