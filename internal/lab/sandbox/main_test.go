@@ -69,7 +69,7 @@ func checkMachine(before machine) []string {
 	after := snapshotMachine()
 	for k, v := range before {
 		if after[k] != v {
-			problems = append(problems, k+" changed")
+			problems = append(problems, k+" changed: "+firstDifference(v, after[k]))
 		}
 	}
 	for _, pid := range bootedPIDs() {
@@ -78,6 +78,24 @@ func checkMachine(before machine) []string {
 		}
 	}
 	return problems
+}
+
+// firstDifference shows the first line that differs between two texts.
+func firstDifference(before, after string) string {
+	b, a := strings.Split(before, "\n"), strings.Split(after, "\n")
+	for i := range max(len(a), len(b)) {
+		var lb, la string
+		if i < len(b) {
+			lb = b[i]
+		}
+		if i < len(a) {
+			la = a[i]
+		}
+		if la != lb {
+			return fmt.Sprintf("line %d was %q, is %q", i+1, lb, la)
+		}
+	}
+	return "same lines"
 }
 
 var booted struct {

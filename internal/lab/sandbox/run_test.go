@@ -339,7 +339,7 @@ rm -f `+probe.Name()+`.gone; rm -f `+probe.Name())
 	after := snapshotMachine()
 	for k, v := range before {
 		if after[k] != v {
-			t.Errorf("the machine's %s changed", k)
+			t.Errorf("the machine's %s changed: %s", k, firstDifference(v, after[k]))
 		}
 	}
 	if b, err := os.ReadFile(probe.Name()); err != nil || string(b) != "original\n" {
