@@ -40,7 +40,7 @@ var caKeyTypes = []string{
 	ssh.KeyAlgoED25519, ssh.KeyAlgoECDSA256, ssh.KeyAlgoECDSA384, ssh.KeyAlgoECDSA521, ssh.KeyAlgoRSA,
 }
 
-const maxCAKeyBase64 = 2048 // RE_CA_KEY's bound; an RSA-8192 key fits
+const maxCAKeyBase64 = 2048 // CA_KEY_MAX in lib.sh; an RSA-8192 key fits
 
 func (g Grant) validate() error {
 	if err := validUsername(g.Username); err != nil {
