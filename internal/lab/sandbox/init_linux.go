@@ -110,6 +110,9 @@ func mountRoot(cfg Config) (string, error) {
 			return "", err
 		}
 	}
+	if err := freshRootHome(upper); err != nil {
+		return "", err
+	}
 	// Overlay refuses an upper layer still held by a previous boot's mount,
 	// which the kernel may release a moment after that boot's last process.
 	opts := "lowerdir=/,upperdir=" + upper + ",workdir=" + work
@@ -154,13 +157,49 @@ func mountRoot(cfg Config) (string, error) {
 		}
 	}
 	// The lower layer is the machine's whole root, state directory included:
-	// cover it so the host cannot read its own upper layer or agent socket.
-	if fi, err := os.Stat(filepath.Join(root, cfg.Dir)); err == nil && fi.IsDir() {
-		if err := syscall.Mount("statedir", filepath.Join(root, cfg.Dir), "tmpfs", syscall.MS_RDONLY|nosuid|nodev|noexec, "size=4k"); err != nil {
-			return "", fmt.Errorf("hiding the state directory from the host: %w", err)
+	// cover it, and what the lab asks, so the host cannot read its own upper
+	// layer, its agent socket or its neighbours' disks.
+	for _, p := range append([]string{cfg.Dir}, cfg.Hidden...) {
+		target := filepath.Join(root, p)
+		if fi, err := os.Stat(target); err != nil || !fi.IsDir() {
+			continue // not in the host's view (under /tmp or /run) or not a directory
+		}
+		if err := syscall.Mount("hidden", target, "tmpfs", syscall.MS_RDONLY|nosuid|nodev|noexec, "size=4k,mode=0755"); err != nil {
+			return "", fmt.Errorf("hiding %s from the host: %w", p, err)
 		}
 	}
 	return root, nil
+}
+
+// freshRootHome gives a new disk an empty /root, as a fresh image has,
+// instead of the machine's (its caches, its credentials). Marking the
+// directory opaque in the upper layer, before the overlay is mounted,
+// hides the lower /root without copying or deleting anything.
+func freshRootHome(upper string) error {
+	home := filepath.Join(upper, "root")
+	if _, err := os.Lstat(home); err == nil {
+		return nil // made on an earlier boot, and the host's own since
+	}
+	if err := os.Mkdir(home, 0o700); err != nil {
+		return err
+	}
+	if err := syscall.Setxattr(home, "trusted.overlay.opaque", []byte("y"), 0); err != nil {
+		return fmt.Errorf("making the host's /root opaque: %w", err)
+	}
+	skel, _ := os.ReadDir("/etc/skel")
+	for _, e := range skel {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/etc/skel", e.Name()))
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(home, e.Name()), b, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // pivot makes root the process's root and detaches the machine's tree, so

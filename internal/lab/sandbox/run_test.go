@@ -370,3 +370,45 @@ broken line
 		t.Error("a missing os-release should give no fields")
 	}
 }
+
+// TestHostSeesOnlyItsOwnState checks what the overlay shows of the machine:
+// not the host's own state directory, not what the lab hides, and not the
+// machine's /root, which a fresh host replaces with /etc/skel.
+func TestHostSeesOnlyItsOwnState(t *testing.T) {
+	needHosts(t)
+	// Outside /tmp, which the host's own tmpfs would cover anyway.
+	base, err := os.MkdirTemp("/var/tmp", "sandbox-state-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(base) })
+	secret := filepath.Join(base, "lab-secrets")
+	if err := os.MkdirAll(secret, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(secret, "key"), []byte("s3cr3t"), 0o600)
+	visible := filepath.Join(base, "visible")
+	os.WriteFile(visible, []byte("shown"), 0o644)
+
+	cfg := testConfig(t, "nosy")
+	cfg.Dir = filepath.Join(base, "h")
+	cfg.Hidden = []string{secret}
+	h := bootConfig(t, cfg)
+
+	if got := sh(t, h, "cat "+visible); got != "shown" {
+		t.Errorf("the host cannot see an ordinary machine file: %q", got)
+	}
+	if got := sh(t, h, "ls -A "+cfg.Dir+" "+secret+" | grep -v :; true"); got != "" {
+		t.Errorf("the host sees hidden directories' contents: %q", got)
+	}
+	var skel []string
+	entries, _ := os.ReadDir("/etc/skel")
+	for _, e := range entries {
+		if e.Type().IsRegular() {
+			skel = append(skel, e.Name())
+		}
+	}
+	if got, want := sh(t, h, "ls -A /root | sort | tr '\\n' ' '"), strings.Join(skel, " "); strings.TrimSpace(got) != want {
+		t.Errorf("a fresh host's /root holds %q, want only /etc/skel's %q", got, want)
+	}
+}

@@ -36,6 +36,10 @@ type Config struct {
 	Address    string            // 127.x.y.z: sshd listens here, in the machine's network
 	SSHPort    int               // 0 = 22
 	Tags       map[string]string // instance tags, reported in Info
+	// Hidden lists machine directories the host must not see through its
+	// overlay (the lab's own state, other hosts' disks); each is covered
+	// with an empty read-only directory. Dir is always hidden.
+	Hidden []string
 }
 
 // AgentVersion is the SSM agent version hosts report.
@@ -89,6 +93,11 @@ func (c Config) validate() error {
 	}
 	if len(c.Hostname) > 64 || !hostnamePattern.MatchString(c.Hostname) {
 		return fmt.Errorf("sandbox host %s: Hostname %q is not a valid host name (letters, digits, hyphens and dots, at most 64 characters)", name, c.Hostname)
+	}
+	for _, p := range c.Hidden {
+		if !filepath.IsAbs(p) || filepath.Clean(p) == "/" {
+			return fmt.Errorf("sandbox host %s: Hidden path %q must be an absolute path other than /", name, p)
+		}
 	}
 	addr, err := netip.ParseAddr(c.Address)
 	if err != nil || !addr.Is4() || !addr.IsLoopback() {
