@@ -1,0 +1,173 @@
+// Package access is Passport's domain core for Linux targets: it grants a
+// person a short-lived user and an SSH certificate on a set of hosts, moves
+// the end of that window, changes the hosts, revokes it all, and checks that
+// a grant still stands. The Terraform provider and the reconciler both call
+// it, so a revoke is one code path whoever triggers it.
+//
+// A Service does not remember grants; the caller keeps the *Grant (in
+// Terraform state, later in the ledger) and hands it back.
+package access
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"time"
+
+	"github.com/passport-access/terraform-provider-passport/internal/fleet"
+	"github.com/passport-access/terraform-provider-passport/internal/sshca"
+)
+
+// MaxDuration is the hard cap on an access window, whatever policy says.
+const MaxDuration = sshca.MaxWindow
+
+// Defaults for Request and Config fields left empty.
+const (
+	DefaultDuration       = time.Hour
+	DefaultUsernamePrefix = "pp-"
+	DefaultTimeout        = 5 * time.Minute
+	// MaxTargets bounds one request; larger fleets are several requests.
+	MaxTargets = 200
+)
+
+// Config wires the core to the world.
+type Config struct {
+	Fleet *fleet.Runner
+	// Now is the clock; tests move a fake one. time.Now when nil.
+	Now func() time.Time
+	// UsernamePrefix starts every short-lived user's name, so operators
+	// recognise Passport users at a glance. Default "pp-";
+	// [a-z][a-z0-9-]{0,9}.
+	UsernamePrefix string
+	// Timeout bounds one fan-out (provision, extend, revoke or check of all
+	// targets). Default 5m.
+	Timeout time.Duration
+}
+
+// Service grants and revokes access. It is safe for concurrent use.
+type Service struct {
+	fleet   *fleet.Runner
+	now     func() time.Time
+	prefix  string
+	timeout time.Duration
+}
+
+var rePrefix = regexp.MustCompile(`^[a-z][a-z0-9-]{0,9}$`)
+
+// New checks cfg and returns a Service.
+func New(cfg Config) (*Service, error) {
+	if cfg.Fleet == nil {
+		return nil, errors.New("access: Config.Fleet is nil: give a fleet.Runner")
+	}
+	s := &Service{fleet: cfg.Fleet, now: cfg.Now, prefix: cfg.UsernamePrefix, timeout: cfg.Timeout}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.prefix == "" {
+		s.prefix = DefaultUsernamePrefix
+	}
+	if !rePrefix.MatchString(s.prefix) {
+		return nil, fmt.Errorf("username_prefix %q is invalid: use 1-10 characters of a-z, 0-9 and '-', starting with a letter", printable(s.prefix, 40))
+	}
+	if s.timeout <= 0 {
+		s.timeout = DefaultTimeout
+	}
+	return s, nil
+}
+
+// Request is what a person asks for.
+type Request struct {
+	// Reason says why, for the audit trail: 10-256 printable characters.
+	Reason string
+	// Targets are instance ids: 1 to MaxTargets, each once.
+	Targets []string
+	// Duration is the window's length: DefaultDuration when zero, at most
+	// MaxDuration.
+	Duration time.Duration
+	// CA signs the certificate.
+	CA *sshca.CA
+	// PublicKey is the requester's authorized_keys line. Empty means
+	// Passport generates an ed25519 key pair and returns the private key;
+	// giving one is better, since the private key then never leaves the
+	// requester.
+	PublicKey string
+	// Sudo grants passwordless sudo on every target.
+	Sudo bool
+	// Requester is who asks (an AWS principal ARN until SAML lands). It goes
+	// into the certificate's key id, which sshd logs, and the host's grant
+	// record.
+	Requester string
+}
+
+// TargetStatus is where one target of a grant stands.
+type TargetStatus string
+
+// Target statuses.
+const (
+	Active  TargetStatus = "active"  // the user is on the host
+	Failed  TargetStatus = "failed"  // provisioning failed and was undone, or could not be
+	Revoked TargetStatus = "revoked" // the user is gone and the certificate in the host's KRL
+)
+
+// Target is one host of a grant.
+type Target struct {
+	InstanceID string
+	Status     TargetStatus
+	// Address is the host's IP address as SSM reports it.
+	Address string
+	// Detail says in plain words what happened when Status is not Active.
+	Detail string
+}
+
+// Grant is access given: one user on each target, one certificate.
+type Grant struct {
+	// ID is "ar-" and 16 random hex digits.
+	ID string
+	// Username is the short-lived user, the same on every target.
+	Username  string
+	Requester string
+	Reason    string
+	Sudo      bool
+	Targets   []Target
+	// IssuedAt and ExpiresAt are the window. The certificate is back-dated
+	// by sshca.ClockSkew before IssuedAt.
+	IssuedAt, ExpiresAt time.Time
+	// PublicKey is the user key the certificate is for (authorized_keys form).
+	PublicKey string
+	// PrivateKey is the OpenSSH PEM private key, only when Passport generated
+	// the key pair. It is a secret.
+	PrivateKey string
+	// Certificate is the certificate in authorized_keys form.
+	Certificate string
+	// Serial is the certificate's serial, which revoke adds to each host's KRL.
+	Serial uint64
+	// CAPublicKey is the signing CA's public key (authorized_keys form).
+	CAPublicKey string
+}
+
+// Health is what Check found.
+type Health struct {
+	// Expired is true once the window has ended.
+	Expired bool
+	// Missing are targets where the user or its grant record has vanished.
+	Missing []string
+	// Unreachable are targets that could not be checked.
+	Unreachable []string
+}
+
+// printable keeps s on one line of printable ASCII for an error message and
+// cuts it to at most n bytes.
+func printable(s string, n int) string {
+	b := make([]byte, 0, min(len(s), n))
+	for _, r := range s {
+		if len(b) >= n {
+			break
+		}
+		if r >= 0x20 && r < 0x7f {
+			b = append(b, byte(r))
+		} else {
+			b = append(b, '?')
+		}
+	}
+	return string(b)
+}
