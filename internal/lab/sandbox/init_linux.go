@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"syscall"
 	"time"
@@ -90,10 +91,25 @@ func runInit() error {
 	if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
 		return err
 	}
+	ignoreSignals()
 	a := newAgent(cfg)
 	go a.reaper.loop()
 	go a.superviseSSHD()
 	return a.serve(ln)
+}
+
+// ignoreSignals keeps a stray `kill 1` inside the host from powering it
+// off: Go would die on these by default, even as PID 1. They are caught
+// and dropped rather than set to SIG_IGN, because an ignored disposition
+// would be inherited by sshd and every script, and `kill -HUP` to sshd
+// would stop working.
+func ignoreSignals() {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2)
+	go func() {
+		for range sigs {
+		}
+	}()
 }
 
 // mountRoot builds the host's root filesystem under Dir/root in this

@@ -151,6 +151,24 @@ func TestBackgroundChildDoesNotHoldTheResult(t *testing.T) {
 	}
 }
 
+// TestInitReapsAndSurvives checks the init's duties as PID 1: orphans are
+// reaped, and signals a script sends it do not power the host off.
+func TestInitReapsAndSurvives(t *testing.T) {
+	h := bootHost(t, "pid1")
+	// Each subshell exits at once, leaving its sleep to the init.
+	sh(t, h, "for i in 1 2 3 4 5; do (sleep 0.1 &); done")
+	eventually(t, "no zombies in the host", func() bool {
+		return sh(t, h, "ps -e -o stat= | grep -c '^Z' || true") == "0"
+	})
+	if got := sh(t, h, "kill -TERM 1; kill -INT 1; kill -HUP 1; kill -QUIT 1; sleep 0.2; echo alive"); got != "alive" {
+		t.Errorf("after signalling PID 1: %q", got)
+	}
+	if !h.Online() {
+		t.Fatal("signals sent to PID 1 inside the host powered it off")
+	}
+	sh(t, h, "true")
+}
+
 func TestStopAndStart(t *testing.T) {
 	h := bootHost(t, "db-1")
 	u := newUser(t, "pp-carol")
