@@ -16,7 +16,7 @@ check_field expires "$expires" "$RE_EPOCH"
 check_serial "$serial"
 [ "$serial" != 0 ] || die "$EX_DATA" "field serial is not valid"
 check_field sudo "$sudo" "$RE_BOOL"
-need_tools ssh-keygen sshd useradd usermod userdel groupadd id cmp sort
+need_tools ssh-keygen sshd useradd usermod userdel groupadd id cmp sort comm awk readlink
 check_ca_key "$(field ca_type)" "$(field ca_key)" "$work/ca.pub"
 lock_host
 
@@ -267,8 +267,42 @@ if ! sshd_applies; then
 fi
 
 step='sshd-reload'
+# sshd_listeners PID prints the inodes of the listening TCP sockets PID holds.
+sshd_listeners() {
+	cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | awk '$4 == "0A" { print $10 }' | sort >"$work/listen"
+	for fd in /proc/"$1"/fd/*; do
+		link=$(readlink "$fd" 2>/dev/null) || continue
+		case $link in
+		'socket:['*']') link=${link#socket:[} && printf '%s\n' "${link%]}" ;;
+		esac
+	done | sort | comm -12 - "$work/listen"
+}
+
+# sshd reloads by re-executing itself, closing its listeners for a moment:
+# wait until the new ones are up, so a login right after provision works.
+await_sshd() {
+	n=0
+	while [ "$n" -lt 50 ]; do
+		now=$(sshd_listeners "$1")
+		[ -n "$now" ] && [ "$now" != "$2" ] && return 0
+		pause
+		n=$((n + 1))
+	done
+	warn "sshd (pid $1) did not listen again within 10s of the reload"
+}
+
+sshd_pid() {
+	[ -s /run/sshd.pid ] || return 1
+	pid=$(head -n 1 /run/sshd.pid)
+	# A stale pid file must not make us signal some other process.
+	valid "$pid" '[1-9][0-9]{0,9}' && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = sshd ] && printf '%s\n' "$pid"
+}
+
 reloaded=no
 if [ "$sshd_changed" = 1 ]; then
+	pid=$(sshd_pid) || pid=
+	listening=
+	[ -n "$pid" ] && listening=$(sshd_listeners "$pid")
 	if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
 		for unit in ssh sshd; do
 			if systemctl is-active --quiet "$unit.service"; then
@@ -278,15 +312,14 @@ if [ "$sshd_changed" = 1 ]; then
 			fi
 		done
 	fi
-	if [ "$reloaded" = no ] && [ -s /run/sshd.pid ]; then
-		pid=$(head -n 1 /run/sshd.pid)
-		# A stale pid file must not make us signal some other process.
-		if valid "$pid" '[1-9][0-9]{0,9}' && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = sshd ]; then
-			kill -HUP "$pid" || die "$EX_FAILED" "kill -HUP sshd ($pid) failed"
-			reloaded=sighup
-		fi
+	if [ "$reloaded" = no ] && [ -n "$pid" ]; then
+		kill -HUP "$pid" || die "$EX_FAILED" "kill -HUP sshd ($pid) failed"
+		reloaded=sighup
 	fi
 	# An sshd that is not running reads the new configuration when it starts.
+	if [ "$reloaded" != no ] && [ -n "$listening" ]; then
+		await_sshd "$pid" "$listening"
+	fi
 fi
 
 result ok "user=$user" "changed=${changed:-none}" "sshd=$sshd_mode" "reloaded=$reloaded" "sweeper=$sweeper"
