@@ -1,0 +1,159 @@
+package ssm
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/passport-access/terraform-provider-passport/internal/lab/node"
+)
+
+// dispatch delivers a command's invocations to their nodes and drives them
+// to terminal states. It runs in its own goroutine until every invocation
+// is terminal or the service closes.
+//
+// Delivery follows Run Command:
+//   - At most runLimit invocations run at once (MaxConcurrency); the rest
+//     wait Pending, in target order.
+//   - A node that is offline keeps its invocation Pending until it
+//     reconnects. An invocation not started by requested+TimeoutSeconds
+//     never runs: it ends DeliveryTimedOut.
+//   - Once more invocations have failed than MaxErrors allows, invocations
+//     not yet started end Terminated; running ones finish.
+//   - An invocation still InProgress at ExpiresAfter (TimeoutSeconds plus
+//     the execution timeout) ends DeliveryTimedOut, as AWS documents for
+//     expired commands.
+//   - A node deregistered before delivery makes its invocation
+//     Undeliverable.
+//   - A node that drops off while its script runs (Run returns
+//     node.ErrOffline) leaves the invocation InProgress, as AWS shows it
+//     while the agent is unreachable; it ends Failed, with ResponseCode -1,
+//     when the node reconnects (the agent reports the interrupted script)
+//     or when the execution timeout has passed since the script started.
+func (s *Service) dispatch(c *command) {
+	defer s.wg.Done()
+	ticker := time.NewTicker(s.poll)
+	defer ticker.Stop()
+	for {
+		s.mu.Lock()
+		done := s.step(c)
+		if done {
+			c.finished = true
+		}
+		s.mu.Unlock()
+		if done {
+			return
+		}
+		select {
+		case <-s.ctx.Done():
+			s.mu.Lock()
+			for _, inv := range c.invocations {
+				if inv.cancel != nil {
+					inv.cancel()
+				}
+			}
+			s.mu.Unlock()
+			return
+		case <-c.wakeup:
+		case <-ticker.C:
+		}
+	}
+}
+
+// step advances every invocation of c that can move and reports whether
+// all are terminal with no script still running. Callers hold s.mu.
+func (s *Service) step(c *command) bool {
+	now := s.now()
+	n := c.count()
+	stopSending := n.errors > c.errorLimit
+	running := n.running
+	allDone := true
+	for _, inv := range c.invocations {
+		switch inv.detail {
+		case detailPending:
+			m := s.nodes[inv.instanceID]
+			switch {
+			case inv.cancelRequested:
+				inv.finish(detailCancelled, now)
+			case m == nil:
+				inv.finish(detailUndeliverable, now)
+			case !now.Before(c.deliverBy):
+				inv.finish(detailDeliveryTimedOut, now)
+			case stopSending:
+				inv.finish(detailTerminated, now)
+			case running < c.runLimit && s.online(m):
+				s.start(c, inv, m.node, now)
+				running++
+			}
+		case detailInProgress, detailCancelling:
+			switch {
+			case inv.interrupted && (inv.cancelRequested || s.nodes[inv.instanceID] == nil || s.online(s.nodes[inv.instanceID]) ||
+				!now.Before(inv.start.Add(c.script.Timeout))):
+				detail := detailFailed
+				if inv.cancelRequested {
+					detail = detailCancelled
+				}
+				inv.finish(detail, now)
+			case !now.Before(c.expires):
+				if inv.cancel != nil {
+					inv.cancel()
+					inv.cancel = nil
+				}
+				inv.finish(detailDeliveryTimedOut, now)
+			}
+		}
+		if !terminal(inv.detail) || inv.cancel != nil {
+			allDone = false
+		}
+	}
+	return allDone
+}
+
+// start hands an invocation to its node. Callers hold s.mu.
+func (s *Service) start(c *command, inv *invocation, n node.Node, now time.Time) {
+	ctx, cancel := context.WithCancel(s.ctx)
+	inv.detail, inv.start, inv.cancel = detailInProgress, now, cancel
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		res, err := n.Run(ctx, c.script)
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		cancelled := ctx.Err() != nil
+		cancel()
+		if inv.cancel == nil {
+			return // already ended (expired) while the script ran
+		}
+		inv.cancel = nil
+		end := s.now()
+		switch {
+		case cancelled && inv.cancelRequested:
+			inv.finish(detailCancelled, end)
+		case cancelled:
+			// The service is closing; leave the invocation as it is.
+		case errors.Is(err, node.ErrOffline):
+			inv.interrupted = true
+		case err != nil:
+			inv.stderr = err.Error()
+			inv.finish(detailFailed, end)
+		case res.TimedOut:
+			inv.exitCode, inv.stdout, inv.stderr = res.ExitCode, string(res.Stdout), string(res.Stderr)
+			inv.finish(detailExecutionTimedOut, end)
+		default:
+			inv.exitCode, inv.stdout, inv.stderr = res.ExitCode, string(res.Stdout), string(res.Stderr)
+			detail := detailSuccess
+			if res.ExitCode != 0 {
+				detail = detailFailed
+			}
+			inv.finish(detail, end)
+		}
+		c.wake()
+	}()
+}
+
+func (inv *invocation) finish(detail string, now time.Time) {
+	inv.detail = detail
+	if !inv.start.IsZero() {
+		inv.end = now
+	}
+}

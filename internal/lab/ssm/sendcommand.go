@@ -1,0 +1,359 @@
+package ssm
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/passport-access/terraform-provider-passport/internal/lab/awsjson"
+	"github.com/passport-access/terraform-provider-passport/internal/lab/node"
+)
+
+type sendCommandInput struct {
+	DocumentName       *string
+	DocumentVersion    *string
+	InstanceIds        []string
+	Targets            []target
+	Parameters         map[string][]string
+	TimeoutSeconds     *int64
+	Comment            *string
+	MaxConcurrency     *string
+	MaxErrors          *string
+	OutputS3Region     *string
+	OutputS3BucketName *string
+	OutputS3KeyPrefix  *string
+	ServiceRoleArn     *string
+}
+
+type sendCommandOutput struct {
+	Command commandWire
+}
+
+// Defaults of SendCommand and of the AWS-Run*Script documents.
+const (
+	defaultTimeoutSeconds   = 3600
+	defaultExecutionTimeout = 3600
+	defaultMaxConcurrency   = "50"
+	defaultMaxErrors        = "0"
+)
+
+// executionTimeoutPattern is the documents' allowedPattern for
+// executionTimeout: 1 to 172800 seconds.
+var executionTimeoutPattern = regexp.MustCompile(`^(([1-9][0-9]{0,4})|(1[0-6][0-9]{4})|(17[0-1][0-9]{3})|(172[0-7][0-9]{2})|(172800))$`)
+
+func (s *Service) sendCommand(_ context.Context, in *sendCommandInput) (*sendCommandOutput, error) {
+	if err := in.validate(); err != nil {
+		return nil, err
+	}
+	if len(in.InstanceIds) == 0 && len(in.Targets) == 0 {
+		return nil, awsjson.Errorf("ValidationException", "Either InstanceIds or Targets must be specified.")
+	}
+	if len(in.InstanceIds) > 0 && len(in.Targets) > 0 {
+		return nil, awsjson.Errorf("ValidationException", "InstanceIds and Targets cannot be used together; specify one of them.")
+	}
+	doc, err := lookupDocument(*in.DocumentName, in.DocumentVersion)
+	if err != nil {
+		return nil, err
+	}
+	script, err := doc.script(in.Parameters)
+	if err != nil {
+		return nil, err
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var ids []string
+	if len(in.InstanceIds) > 0 {
+		ids, err = s.instancesFor(in.InstanceIds, doc)
+	} else {
+		ids, err = s.resolveTargets(in.Targets, doc)
+	}
+	if err != nil {
+		return nil, err
+	}
+
+	now := s.now()
+	timeout := int64(defaultTimeoutSeconds)
+	if in.TimeoutSeconds != nil {
+		timeout = *in.TimeoutSeconds
+	}
+	s.seq++
+	c := &command{
+		id:          newCommandID(),
+		seq:         s.seq,
+		doc:         doc,
+		version:     "$DEFAULT",
+		parameters:  in.Parameters,
+		script:      script,
+		comment:     deref(in.Comment),
+		instanceIDs: slices.Clone(in.InstanceIds),
+		targets:     in.Targets,
+		requested:   now,
+		timeout:     int(timeout),
+		deliverBy:   now.Add(time.Duration(timeout) * time.Second),
+		concurrency: orDefault(in.MaxConcurrency, defaultMaxConcurrency),
+		maxErrors:   orDefault(in.MaxErrors, defaultMaxErrors),
+		outputS3:    outputS3{Region: deref(in.OutputS3Region), Bucket: deref(in.OutputS3BucketName), KeyPrefix: deref(in.OutputS3KeyPrefix)},
+		wakeup:      make(chan struct{}, 1),
+	}
+	if in.DocumentVersion != nil {
+		c.version = *in.DocumentVersion
+	}
+	if c.parameters == nil {
+		c.parameters = map[string][]string{}
+	}
+	c.expires = c.deliverBy.Add(script.Timeout)
+	c.runLimit = max(1, resolveLimit(c.concurrency, len(ids), true))
+	c.errorLimit = resolveLimit(c.maxErrors, len(ids), false)
+	for _, id := range ids {
+		m := s.nodes[id]
+		inv := &invocation{cmd: c, index: len(c.invocations), instanceID: id, instanceName: m.info.ComputerName, detail: detailPending, exitCode: -1}
+		if m.info.PlatformType != doc.platform {
+			// Only reachable through Targets: InstanceIds with the wrong
+			// platform are refused up front.
+			inv.detail = detailInvalidPlatform
+		}
+		c.invocations = append(c.invocations, inv)
+	}
+	s.commands[c.id] = c
+	if len(ids) == 0 {
+		c.finished = true
+	} else {
+		s.wg.Add(1)
+		go s.dispatch(c)
+	}
+	return &sendCommandOutput{Command: s.commandWire(c)}, nil
+}
+
+func (in *sendCommandInput) validate() error {
+	var v violations
+	v.required(in.DocumentName != nil, "documentName")
+	if in.DocumentName != nil {
+		v.pattern(*in.DocumentName, "documentName", documentNamePattern)
+	}
+	if in.DocumentVersion != nil {
+		v.pattern(*in.DocumentVersion, "documentVersion", documentVersionPat)
+	}
+	v.instanceIDs(in.InstanceIds, "instanceIds")
+	if len(in.Targets) > 5 {
+		v.add(fmt.Sprint(in.Targets), "targets", "Member must have length less than or equal to 5")
+	}
+	for i, t := range in.Targets {
+		member := fmt.Sprintf("targets.%d.member.key", i+1)
+		v.length(t.Key, member, 1, 163)
+		v.pattern(t.Key, member, targetKeyPattern)
+		if len(t.Values) > 50 {
+			v.add(t.Values, fmt.Sprintf("targets.%d.member.values", i+1), "Member must have length less than or equal to 50")
+		}
+	}
+	if in.TimeoutSeconds != nil {
+		v.valueRange(*in.TimeoutSeconds, "timeoutSeconds", 30, 2592000)
+	}
+	if in.Comment != nil {
+		v.length(*in.Comment, "comment", 0, 100)
+	}
+	if in.MaxConcurrency != nil {
+		v.length(*in.MaxConcurrency, "maxConcurrency", 1, 7)
+		v.pattern(*in.MaxConcurrency, "maxConcurrency", maxConcurrencyPat)
+	}
+	if in.MaxErrors != nil {
+		v.length(*in.MaxErrors, "maxErrors", 1, 7)
+		v.pattern(*in.MaxErrors, "maxErrors", maxErrorsPattern)
+	}
+	if in.OutputS3BucketName != nil {
+		v.length(*in.OutputS3BucketName, "outputS3BucketName", 3, 63)
+	}
+	if in.OutputS3KeyPrefix != nil {
+		v.length(*in.OutputS3KeyPrefix, "outputS3KeyPrefix", 0, 500)
+	}
+	if in.OutputS3Region != nil {
+		v.length(*in.OutputS3Region, "outputS3Region", 3, 20)
+	}
+	return v.err()
+}
+
+// lookupDocument accepts a document by name or by ARN, and the versions
+// the lab's built-in documents have.
+func lookupDocument(name string, version *string) (document, error) {
+	short := name
+	if strings.HasPrefix(name, "arn:") {
+		if _, after, ok := strings.Cut(name, ":document/"); ok {
+			short = after
+		}
+	}
+	doc, ok := documents[short]
+	if !ok {
+		return document{}, awsjson.Errorf("InvalidDocument", "Document %s does not exist; the lab runs AWS-RunShellScript and AWS-RunPowerShellScript.", name)
+	}
+	if version != nil && *version != "$DEFAULT" && *version != "$LATEST" && *version != "1" {
+		return document{}, awsjson.Errorf("InvalidDocumentVersion", "Document %s has no version %s.", name, *version)
+	}
+	return doc, nil
+}
+
+// script checks the document parameters as the document declares them and
+// builds what the node runs.
+func (d document) script(params map[string][]string) (node.Script, error) {
+	bad := func(format string, args ...any) error {
+		return awsjson.Errorf("InvalidParameters", "Parameters provided to document %s are invalid: %s", d.name, fmt.Sprintf(format, args...))
+	}
+	for name := range params {
+		switch name {
+		case "commands", "workingDirectory", "executionTimeout":
+		default:
+			return node.Script{}, bad("%q is not a parameter of this document (it takes commands, workingDirectory and executionTimeout).", clip(name))
+		}
+	}
+	commands, ok := params["commands"]
+	if !ok || len(commands) == 0 {
+		return node.Script{}, bad("commands is required.")
+	}
+	sc := node.Script{Document: d.name, Source: strings.Join(commands, "\n"), Timeout: defaultExecutionTimeout * time.Second}
+	if wd, ok := params["workingDirectory"]; ok {
+		if len(wd) != 1 {
+			return node.Script{}, bad("workingDirectory takes exactly one value.")
+		}
+		sc.WorkingDirectory = wd[0]
+	}
+	if et, ok := params["executionTimeout"]; ok {
+		if len(et) != 1 || !executionTimeoutPattern.MatchString(et[0]) {
+			return node.Script{}, bad("executionTimeout must be one whole number of seconds from 1 to 172800.")
+		}
+		secs, _ := strconv.Atoi(et[0])
+		sc.Timeout = time.Duration(secs) * time.Second
+	}
+	return sc, nil
+}
+
+// instancesFor checks InstanceIds: every node must be registered (online
+// or not) and of the document's platform. Callers hold s.mu.
+func (s *Service) instancesFor(requested []string, doc document) ([]string, error) {
+	var ids, unknown, wrongPlatform []string
+	seen := make(map[string]bool)
+	for _, id := range requested {
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
+		m, ok := s.nodes[id]
+		switch {
+		case !ok:
+			unknown = append(unknown, id)
+		case m.info.PlatformType != doc.platform:
+			wrongPlatform = append(wrongPlatform, id)
+		}
+		ids = append(ids, id)
+	}
+	if len(unknown) > 0 {
+		return nil, awsjson.Errorf("InvalidInstanceId", "Instances [[%s]] not in a valid state for account %s", strings.Join(unknown, ", "), s.account)
+	}
+	if len(wrongPlatform) > 0 {
+		return nil, awsjson.Errorf("UnsupportedPlatformType", "The document %s does not support the platform type of instances [%s]; it runs on %s only.",
+			doc.name, strings.Join(wrongPlatform, ", "), doc.platform)
+	}
+	return ids, nil
+}
+
+// resolveTargets turns Targets into instance ids. A node must match every
+// target (several targets narrow the selection); within one target any
+// value matches. Supported keys are InstanceIds, tag:<key> and tag-key.
+// Callers hold s.mu.
+func (s *Service) resolveTargets(targets []target, doc document) ([]string, error) {
+	for _, t := range targets {
+		switch {
+		case t.Key == "InstanceIds", t.Key == "tag-key", strings.HasPrefix(t.Key, "tag:") && len(t.Key) > 4:
+		default:
+			return nil, awsjson.Errorf("InvalidParameters", "Target key %q is not supported by the lab; use InstanceIds, tag:<key> or tag-key.", clip(t.Key))
+		}
+		if len(t.Values) == 0 {
+			return nil, awsjson.Errorf("InvalidParameters", "Target %s has no values.", clip(t.Key))
+		}
+		if t.Key == "InstanceIds" {
+			if _, err := s.instancesFor(t.Values, doc); err != nil {
+				return nil, err
+			}
+		}
+	}
+	var ids []string
+	for id, m := range s.nodes {
+		if matchesTargets(id, m.info.Tags, targets) {
+			ids = append(ids, id)
+		}
+	}
+	sort.Strings(ids)
+	return ids, nil
+}
+
+func matchesTargets(id string, tags map[string]string, targets []target) bool {
+	for _, t := range targets {
+		var ok bool
+		switch {
+		case t.Key == "InstanceIds":
+			ok = slices.Contains(t.Values, id)
+		case t.Key == "tag-key":
+			for _, k := range t.Values {
+				if _, has := tags[k]; has {
+					ok = true
+				}
+			}
+		default:
+			v, has := tags[strings.TrimPrefix(t.Key, "tag:")]
+			ok = has && slices.Contains(t.Values, v)
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// resolveLimit turns MaxConcurrency or MaxErrors ("10" or "10%") into a
+// count for n targets. Percentages of concurrency round up (a command
+// always makes progress); percentages of errors round down (10% of 5
+// targets allows no error).
+func resolveLimit(spec string, n int, roundUp bool) int {
+	if pct, ok := strings.CutSuffix(spec, "%"); ok {
+		p, _ := strconv.Atoi(pct)
+		f := float64(p) * float64(n) / 100
+		if roundUp {
+			return int(math.Ceil(f))
+		}
+		return int(math.Floor(f))
+	}
+	v, _ := strconv.Atoi(spec)
+	return v
+}
+
+func newCommandID() string {
+	b := randomBytes(16)
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+func deref(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}
+
+func orDefault(p *string, def string) string {
+	if p == nil {
+		return def
+	}
+	return *p
+}
+
+func clip(s string) string {
+	if len(s) > 100 {
+		return s[:100] + "..."
+	}
+	return s
+}
