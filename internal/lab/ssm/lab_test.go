@@ -92,8 +92,8 @@ func (l *lab) newClient(secret string) *ssm.Client {
 // many ran at once.
 type recorder struct {
 	*node.Model
-	mu         sync.Mutex
-	scripts    []node.Script
+	mu      sync.Mutex
+	scripts []node.Script
 	gauge   *gauge // shared across nodes to measure concurrency
 }
 

@@ -82,12 +82,12 @@ func render(value any) string {
 
 // Patterns and limits from the SSM service model.
 var (
-	instanceIDPattern    = regexp.MustCompile(`(^i-(\w{8}|\w{17})$)|(^mi-\w{17}$)`)
-	documentNamePattern  = regexp.MustCompile(`^[a-zA-Z0-9_\-.:/]{3,128}$`)
-	documentVersionPat   = regexp.MustCompile(`([$]LATEST|[$]DEFAULT|^[1-9][0-9]*$)`)
-	maxConcurrencyPat    = regexp.MustCompile(`^([1-9][0-9]*|[1-9][0-9]%|[1-9]%|100%)$`)
-	maxErrorsPattern     = regexp.MustCompile(`^([1-9][0-9]*|[0]|[1-9][0-9]%|[0-9]%|100%)$`)
-	targetKeyPattern     = regexp.MustCompile(`^[\p{L}\p{Z}\p{N}_.:/=\-@]*$|resource-groups:ResourceTypeFilters|resource-groups:Name`)
+	instanceIDPattern     = regexp.MustCompile(`(^i-(\w{8}|\w{17})$)|(^mi-\w{17}$)`)
+	documentNamePattern   = regexp.MustCompile(`^[a-zA-Z0-9_\-.:/]{3,128}$`)
+	documentVersionPat    = regexp.MustCompile(`([$]LATEST|[$]DEFAULT|^[1-9][0-9]*$)`)
+	maxConcurrencyPat     = regexp.MustCompile(`^([1-9][0-9]*|[1-9][0-9]%|[1-9]%|100%)$`)
+	maxErrorsPattern      = regexp.MustCompile(`^([1-9][0-9]*|[0]|[1-9][0-9]%|[0-9]%|100%)$`)
+	targetKeyPattern      = regexp.MustCompile(`^[\p{L}\p{Z}\p{N}_.:/=\-@]*$|resource-groups:ResourceTypeFilters|resource-groups:Name`)
 	parameterKeyIDPattern = regexp.MustCompile(`^([a-zA-Z0-9:/_-]+)$`)
 )
 
