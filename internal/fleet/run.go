@@ -144,18 +144,23 @@ func (r *Runner) sendBatch(ctx context.Context, job Job, hosts []string, t *tall
 		err = errors.New("SSM accepted the command but returned no command id")
 	}
 	var invalid *types.InvalidInstanceId
+	var platform *types.UnsupportedPlatformType
 	switch {
 	case err == nil:
 		return []*command{{id: *out.Command.CommandId, hosts: hosts, requested: aws.ToTime(out.Command.RequestedDateTime)}}
-	case errors.As(err, &invalid) && len(hosts) > 1:
-		// SSM refuses a whole batch when one instance cannot take commands
-		// (stopped or deregistered since the inventory, say). Halving finds
-		// it in a few calls without costing the others their access.
+	case (errors.As(err, &invalid) || errors.As(err, &platform)) && len(hosts) > 1:
+		// SSM refuses a whole batch when one instance cannot take the
+		// command (deregistered since the inventory, or of a platform the
+		// document does not run on). Halving finds it in a few calls
+		// without costing the others their access.
 		h := len(hosts) / 2
 		return append(r.sendBatch(ctx, job, hosts[:h], t), r.sendBatch(ctx, job, hosts[h:], t)...)
 	case errors.As(err, &invalid):
 		t.add(each(hosts, Result{Outcome: Undeliverable, ExitCode: -1,
 			Reason: fmt.Sprintf("SSM will not send it commands (%s); the instance may have stopped, or lost or deregistered its agent, since it was checked", explain(err))})...)
+	case errors.As(err, &platform):
+		t.add(each(hosts, Result{Outcome: Undeliverable, ExitCode: -1,
+			Reason: fmt.Sprintf("%s does not run on this instance's platform (%s)", job.Document, explain(err))})...)
 	case ctx.Err() != nil:
 		t.add(each(hosts, Result{Outcome: TimedOut, ExitCode: -1,
 			Reason: stopped(ctx) + " while the command was being sent; SSM may still run the script"})...)
