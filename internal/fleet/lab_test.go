@@ -13,8 +13,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
 	"github.com/passport-access/terraform-provider-passport/internal/lab/awsjson"
-	labssm "github.com/passport-access/terraform-provider-passport/internal/lab/ssm"
 	"github.com/passport-access/terraform-provider-passport/internal/lab/node"
+	labssm "github.com/passport-access/terraform-provider-passport/internal/lab/ssm"
 )
 
 // lab is the lab's SSM service on a loopback endpoint with model nodes,
