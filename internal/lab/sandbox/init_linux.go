@@ -152,25 +152,20 @@ func mountRoot(cfg Config) (string, error) {
 		// proc mounted from inside the new PID namespace shows only the host.
 		{"proc", "proc", "proc", nosuid | nodev | noexec, ""},
 		{"sysfs", "sys", "sysfs", syscall.MS_RDONLY | nosuid | nodev | noexec, ""},
-		{"/dev", "dev", "", syscall.MS_BIND | syscall.MS_REC, ""},
-		// A private devpts instance keeps the host's terminals (sshd sessions)
-		// out of the machine's /dev/pts; gid 5 is Debian's fixed tty group.
-		{"devpts", "dev/pts", "devpts", nosuid | noexec, "newinstance,ptmxmode=0666,mode=0620,gid=5"},
-		{"dev/pts/ptmx", "dev/ptmx", "", syscall.MS_BIND, ""},
-		// Shared memory, /run and /tmp start empty at each boot, as on a real
-		// machine; the bind of /dev above would otherwise share /dev/shm.
-		{"shm", "dev/shm", "tmpfs", nosuid | nodev, "mode=1777"},
+		// A /dev of its own rather than the machine's: root in the host must
+		// not reach the machine's disks; mountDev fills in what it needs.
+		{"dev", "dev", "tmpfs", nosuid | noexec, "mode=0755"},
+		// /run and /tmp start empty at each boot, as on a real machine.
 		{"run", "run", "tmpfs", nosuid | nodev, "mode=0755"},
 		{"tmp", "tmp", "tmpfs", nosuid | nodev, "mode=1777"},
 	}
 	for _, m := range mounts {
-		src := m.source
-		if m.fstype == "" && !filepath.IsAbs(src) {
-			src = filepath.Join(root, src)
-		}
-		if err := syscall.Mount(src, filepath.Join(root, m.target), m.fstype, m.flags, m.data); err != nil {
+		if err := syscall.Mount(m.source, filepath.Join(root, m.target), m.fstype, m.flags, m.data); err != nil {
 			return "", fmt.Errorf("mounting /%s in the host: %w", m.target, err)
 		}
+	}
+	if err := mountDev(filepath.Join(root, "dev")); err != nil {
+		return "", err
 	}
 	// The lower layer is the machine's whole root, state directory included:
 	// cover it, and what the lab asks, so the host cannot read its own upper
@@ -212,6 +207,44 @@ func freshRootHome(upper string) error {
 			return err
 		}
 		if err := os.WriteFile(filepath.Join(home, e.Name()), b, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// mountDev fills the host's empty /dev as container runtimes do: the
+// harmless character devices bound from the machine, a private devpts
+// instance (so the host's terminals stay out of the machine's /dev/pts;
+// gid 5 is Debian's fixed tty group), its own shared memory, and the usual
+// links.
+func mountDev(dev string) error {
+	for _, name := range []string{"null", "zero", "full", "random", "urandom", "tty"} {
+		target := filepath.Join(dev, name)
+		if err := os.WriteFile(target, nil, 0o666); err != nil {
+			return err
+		}
+		if err := syscall.Mount("/dev/"+name, target, "", syscall.MS_BIND, ""); err != nil {
+			return fmt.Errorf("binding /dev/%s into the host: %w", name, err)
+		}
+	}
+	for _, d := range []struct{ dir, fstype, data string }{
+		{"pts", "devpts", "newinstance,ptmxmode=0666,mode=0620,gid=5"},
+		{"shm", "tmpfs", "mode=1777"},
+	} {
+		target := filepath.Join(dev, d.dir)
+		if err := os.Mkdir(target, 0o755); err != nil {
+			return err
+		}
+		if err := syscall.Mount(d.fstype, target, d.fstype, syscall.MS_NOSUID|syscall.MS_NOEXEC, d.data); err != nil {
+			return fmt.Errorf("mounting /dev/%s in the host: %w", d.dir, err)
+		}
+	}
+	for link, target := range map[string]string{
+		"ptmx": "pts/ptmx", "fd": "/proc/self/fd",
+		"stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1", "stderr": "/proc/self/fd/2",
+	} {
+		if err := os.Symlink(target, filepath.Join(dev, link)); err != nil {
 			return err
 		}
 	}

@@ -74,6 +74,10 @@ func hostKey(t *testing.T, h *Host) ssh.PublicKey {
 // sshRun logs in with Go's SSH client over conn, pinning the host's key,
 // and runs command.
 func sshRun(conn net.Conn, addr string, u user, hostKey ssh.PublicKey, command string) (string, error) {
+	return sshRunWith(conn, addr, u, hostKey, command, false)
+}
+
+func sshRunWith(conn net.Conn, addr string, u user, hostKey ssh.PublicKey, command string, pty bool) (string, error) {
 	conn.SetDeadline(time.Now().Add(20 * time.Second))
 	c, chans, reqs, err := ssh.NewClientConn(conn, addr, &ssh.ClientConfig{
 		User:            u.name,
@@ -93,6 +97,11 @@ func sshRun(conn net.Conn, addr string, u user, hostKey ssh.PublicKey, command s
 		return "", err
 	}
 	defer s.Close()
+	if pty {
+		if err := s.RequestPty("xterm", 24, 80, ssh.TerminalModes{}); err != nil {
+			return "", err
+		}
+	}
 	out, err := s.Output(command)
 	return strings.TrimSpace(string(out)), err
 }
@@ -145,6 +154,16 @@ func TestUserCreatedByScriptLogsIn(t *testing.T) {
 		got, err := opensshLogin(t, a, u)
 		if err != nil || got != u.name {
 			t.Fatalf("ssh %s@%s: got %q, %v", u.name, a.SSHAddr(), got, err)
+		}
+	})
+	t.Run("terminal", func(t *testing.T) {
+		conn, err := net.DialTimeout("tcp", a.SSHAddr(), 10*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := sshRunWith(conn, a.SSHAddr(), u, hostKey(t, a), "tty", true)
+		if err != nil || !strings.HasPrefix(got, "/dev/pts/") {
+			t.Fatalf("a session with a terminal: tty says %q, %v", got, err)
 		}
 	})
 	t.Run("not on the second host", func(t *testing.T) {

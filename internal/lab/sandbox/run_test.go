@@ -419,6 +419,9 @@ func TestHostSeesOnlyItsOwnState(t *testing.T) {
 	if got := sh(t, h, "ls -A "+cfg.Dir+" "+secret+" | grep -v :; true"); got != "" {
 		t.Errorf("the host sees hidden directories' contents: %q", got)
 	}
+	if got := sh(t, h, "ls /dev | grep -E '^(sd|vd|xvd|nvme|loop|mem|kmem|port)' || true"); got != "" {
+		t.Errorf("the host sees the machine's devices: %q", got)
+	}
 	var skel []string
 	entries, _ := os.ReadDir("/etc/skel")
 	for _, e := range entries {
