@@ -576,4 +576,3 @@ func TestSweepRemovesOnlyExpiredUsers(t *testing.T) {
 		t.Errorf("the swept user's serial is not in the KRL:\n%s", krl)
 	}
 }
-

@@ -26,7 +26,7 @@ func fixedGrant() Grant {
 }
 
 // generated returns one script per program for fixed inputs.
-func generated(t *testing.T) map[string]string {
+func generated(t testing.TB) map[string]string {
 	t.Helper()
 	prov, err := Provision(fixedGrant())
 	if err != nil {
