@@ -5,7 +5,22 @@
 // it, so a revoke is one code path whoever triggers it.
 //
 // A Service does not remember grants; the caller keeps the *Grant (in
-// Terraform state, later in the ledger) and hands it back.
+// Terraform state, later in the ledger) and hands it back. Every host is
+// reached through one fleet fan-out per operation, so a request to 200 hosts
+// costs about as much as one to a single host.
+//
+// Usernames are never reused, and until the ledger lands that rests on two
+// things. First, a name is the prefix and at least 10 characters drawn from
+// crypto/rand (50 bits or more): a name that ever existed comes back by
+// chance about once in 10^15 draws, far less often than a host is rebuilt.
+// Second, the host is asked: provision refuses a name that exists there
+// (hostscript.ExitConflict), and Grant then undoes what it did under that
+// name and tries once more under a new one. Once the ledger records every
+// name issued, it becomes the authority and the retry a last line of
+// defence.
+//
+// Errors are written for the person who asked: they name each host or field
+// and say what to do, and never carry a private key or a certificate.
 package access
 
 import (

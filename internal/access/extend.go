@@ -1,0 +1,81 @@
+package access
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/passport-access/terraform-provider-passport/internal/hostscript"
+	"github.com/passport-access/terraform-provider-passport/internal/sshca"
+)
+
+// Extend makes the window IssuedAt + duration, later or earlier than
+// before: it signs a new certificate for the same key and moves the expiry
+// on every Active target. A window that would already have ended is
+// refused; revoke the request instead.
+//
+// The old certificate is not revoked: it names the same user, and the user
+// is removed at the new expiry, after which it opens nothing.
+//
+// On success the returned Grant is the new state. When some targets did not
+// take the new expiry, it is returned too, with those targets' Detail set,
+// alongside an error naming them: the new certificate exists either way.
+func (s *Service) Extend(ctx context.Context, g *Grant, ca *sshca.CA, duration time.Duration) (*Grant, error) {
+	if err := checkCA(ca, g); err != nil {
+		return nil, err
+	}
+	d, err := checkDuration(duration)
+	if err != nil {
+		return nil, err
+	}
+	end := g.IssuedAt.Add(d)
+	if now := s.now(); !end.After(now) {
+		return nil, fmt.Errorf("duration %s would end the window at %s, which has passed (now %s): give a longer duration, or revoke the request",
+			d, end.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
+	}
+	key, _, _, _, err := ssh.ParseAuthorizedKey([]byte(g.PublicKey))
+	if err != nil {
+		return nil, fmt.Errorf("grant %s holds no readable public key: %w", g.ID, err)
+	}
+	next := g.clone()
+	next.ExpiresAt = end
+	if err := s.sign(ctx, ca, next, key); err != nil {
+		return nil, err
+	}
+	active := ids(next.Targets, Active)
+	if len(active) == 0 {
+		return next, nil
+	}
+	script, err := hostscript.Extend(next.Username, end)
+	if err != nil {
+		return nil, fmt.Errorf("building the extend program for %s: %w", g.ID, err)
+	}
+	runs, err := s.run(ctx, "extend", g.ID, g.Username, script, active)
+	if err != nil {
+		return nil, err
+	}
+	failed := failures(runs)
+	for _, h := range failed {
+		t := next.target(h.id)
+		t.Detail = "expiry not moved: " + h.why
+		if h.code == hostscript.ExitNotFound {
+			t.Detail = "the user has vanished from this host: replace the request"
+		}
+	}
+	if len(failed) == 0 {
+		return next, nil
+	}
+	return next, fmt.Errorf("the window of %s now ends at %s, but %s still hold the old expiry %s: run the change again once they answer:%s",
+		g.ID, end.UTC().Format(time.RFC3339), plural(len(failed), "target"), g.ExpiresAt.UTC().Format(time.RFC3339), listing(failed))
+}
+
+// clone copies g deeply enough that changing the copy's targets leaves g
+// alone.
+func (g *Grant) clone() *Grant {
+	c := *g
+	c.Targets = slices.Clone(g.Targets)
+	return &c
+}

@@ -1,0 +1,182 @@
+package access
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/passport-access/terraform-provider-passport/internal/hostscript"
+	"github.com/passport-access/terraform-provider-passport/internal/sshca"
+)
+
+// Grant validates req, checks that every target is an online Linux node
+// (refusing before any host is touched, naming each one that is not), signs
+// a certificate for a fresh user, and provisions that user on every target
+// in one fan-out.
+//
+// When a target fails, Grant removes the user again from every target that
+// may have been touched and returns an error listing each failure. The
+// returned Grant is then nil, unless a host could not be cleaned: it comes
+// back with those targets Active, for the caller to keep and revoke later.
+func (s *Service) Grant(ctx context.Context, req Request) (*Grant, error) {
+	d, err := s.checkRequest(req)
+	if err != nil {
+		return nil, err
+	}
+	key, err := requesterKey(req.PublicKey)
+	if err != nil {
+		return nil, err
+	}
+	inv, err := s.inventory(ctx, req.Targets)
+	if err != nil {
+		return nil, err
+	}
+	now := s.now()
+	g := &Grant{
+		ID:          newGrantID(),
+		Requester:   req.Requester,
+		Reason:      req.Reason,
+		Sudo:        req.Sudo,
+		IssuedAt:    now,
+		ExpiresAt:   now.Add(d),
+		PublicKey:   key.line,
+		PrivateKey:  key.privatePEM,
+		CAPublicKey: authorizedKey(req.CA.PublicKey()),
+	}
+	for _, id := range req.Targets {
+		g.Targets = append(g.Targets, Target{InstanceID: id, Address: inv[id].IPAddress})
+	}
+	for attempt := 1; ; attempt++ {
+		g.Username = s.newUsername()
+		if err := s.sign(ctx, req.CA, g, key.public); err != nil {
+			return nil, err
+		}
+		runs, err := s.provision(ctx, g, req.Targets)
+		if err != nil {
+			return nil, err
+		}
+		failed := failures(runs)
+		if len(failed) == 0 {
+			for i := range g.Targets {
+				g.Targets[i].Status, g.Targets[i].Detail = Active, ""
+			}
+			return g, nil
+		}
+		left, undoErr := s.undo(ctx, g, runs)
+		conflictsOnly := !slices.ContainsFunc(failed, func(h hostRun) bool { return h.code != hostscript.ExitConflict })
+		if attempt == 1 && conflictsOnly && undoErr == nil {
+			continue
+		}
+		return left, grantFailed(g, len(runs), failed, undoErr)
+	}
+}
+
+func (s *Service) checkRequest(req Request) (time.Duration, error) {
+	if err := checkReason(req.Reason); err != nil {
+		return 0, err
+	}
+	if err := checkTargets(req.Targets); err != nil {
+		return 0, err
+	}
+	d, err := checkDuration(req.Duration)
+	if err != nil {
+		return 0, err
+	}
+	if err := checkCA(req.CA, nil); err != nil {
+		return 0, err
+	}
+	return d, checkRequester(req.Requester)
+}
+
+// sign issues g's certificate for key: principals exactly g's user, the
+// window from IssuedAt (back-dated by sshca) to ExpiresAt, a key id naming
+// the request and the requester, a random serial, and a terminal but no
+// forwarding of any kind.
+func (s *Service) sign(ctx context.Context, ca *sshca.CA, g *Grant, key ssh.PublicKey) error {
+	cert, err := ca.Sign(ctx, sshca.CertRequest{
+		PublicKey:   key,
+		Username:    g.Username,
+		KeyID:       sshca.KeyID(g.ID, g.Requester),
+		ValidAfter:  g.IssuedAt,
+		ValidBefore: g.ExpiresAt,
+		PermitPTY:   true,
+	})
+	if err != nil {
+		return err
+	}
+	g.Certificate = authorizedKey(cert)
+	g.Serial = cert.Serial
+	return nil
+}
+
+// provision creates g's user on targets in one fan-out.
+func (s *Service) provision(ctx context.Context, g *Grant, targets []string) ([]hostRun, error) {
+	script, err := hostscript.Provision(hostscript.Grant{
+		Username:    g.Username,
+		RequestID:   g.ID,
+		Requester:   hostRequester(g.Requester),
+		CAPublicKey: g.CAPublicKey,
+		ExpiresAt:   g.ExpiresAt,
+		Sudo:        g.Sudo,
+		Serial:      g.Serial,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("building the provision program for %s: %w", g.ID, err)
+	}
+	return s.run(ctx, "provision", g.ID, g.Username, script, targets)
+}
+
+// undo revokes g on every host of runs that may have been touched, and
+// marks g's targets: Failed where provisioning failed and the host is
+// clean, Revoked where it succeeded and was undone, Active where the user
+// may still be. It returns g when something may be left on a host, nil
+// otherwise, and an error naming each host that could not be cleaned.
+func (s *Service) undo(ctx context.Context, g *Grant, runs []hostRun) (*Grant, error) {
+	var touched []string
+	for _, h := range runs {
+		t := g.target(h.id)
+		t.Status, t.Detail = Failed, h.why
+		if h.ok {
+			t.Status, t.Detail = Active, ""
+		}
+		if !h.untouched() {
+			touched = append(touched, h.id)
+		}
+	}
+	if len(touched) == 0 {
+		return nil, nil
+	}
+	err := s.revokeOn(ctx, g, touched)
+	if slices.ContainsFunc(g.Targets, func(t Target) bool { return t.Status == Active }) {
+		return g, err
+	}
+	return nil, err
+}
+
+// target returns g's target with that id; it must exist.
+func (g *Grant) target(id string) *Target {
+	for i := range g.Targets {
+		if g.Targets[i].InstanceID == id {
+			return &g.Targets[i]
+		}
+	}
+	panic("access: grant " + g.ID + " has no target " + id)
+}
+
+func grantFailed(g *Grant, total int, failed []hostRun, undoErr error) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "access request %s was not granted: %s of %d failed", g.ID, plural(len(failed), "target"), total)
+	if undoErr == nil {
+		b.WriteString(", and user " + g.Username + " was removed from every target again")
+	}
+	b.WriteString(":" + listing(failed))
+	if undoErr != nil {
+		b.WriteString("\n" + undoErr.Error())
+	}
+	return errors.New(b.String())
+}

@@ -1,0 +1,177 @@
+package access
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/passport-access/terraform-provider-passport/internal/sshca"
+)
+
+// Limits on a request's free text.
+const (
+	minReason    = 10
+	maxReason    = 256
+	maxRequester = 256
+)
+
+// instanceID matches EC2 instance ids and hybrid managed node ids, as fleet
+// does; checking here lets the error name the field as the user wrote it.
+var instanceID = regexp.MustCompile(`^(i-([0-9a-f]{8}|[0-9a-f]{17})|mi-[0-9a-f]{17})$`)
+
+// checkReason refuses reasons that would not make an audit trail readable:
+// too short to say anything, too long to show, or carrying control or
+// invisible formatting characters (newlines that forge log lines, bidi
+// overrides that make a reason read differently than it is stored).
+func checkReason(reason string) error {
+	if !utf8.ValidString(reason) {
+		return errors.New("reason is not valid UTF-8")
+	}
+	for _, r := range reason {
+		if !unicode.IsPrint(r) {
+			return fmt.Errorf("reason contains the non-printable character %U: write it on one line of plain text", r)
+		}
+	}
+	n := utf8.RuneCountInString(strings.TrimSpace(reason))
+	switch {
+	case n < minReason:
+		return fmt.Errorf("reason is %d characters long: say why you need access in at least %d", n, minReason)
+	case utf8.RuneCountInString(reason) > maxReason:
+		return fmt.Errorf("reason is %d characters long: at most %d are allowed", utf8.RuneCountInString(reason), maxReason)
+	}
+	return nil
+}
+
+// checkTargets refuses an empty, oversized or repetitive target list and
+// malformed instance ids, naming the entry.
+func checkTargets(ids []string) error {
+	if len(ids) == 0 {
+		return errors.New("targets is empty: give at least one instance id")
+	}
+	if len(ids) > MaxTargets {
+		return fmt.Errorf("targets has %d instances: at most %d fit one request; split it", len(ids), MaxTargets)
+	}
+	seen := make(map[string]int, len(ids))
+	for i, id := range ids {
+		if !instanceID.MatchString(id) {
+			return fmt.Errorf("targets[%d] %q is not an instance id: write i- followed by 8 or 17 lower-case hex digits, or mi- followed by 17", i, printable(id, 40))
+		}
+		if j, dup := seen[id]; dup {
+			return fmt.Errorf("targets[%d] %s is already targets[%d]: list each instance once", i, id, j)
+		}
+		seen[id] = i
+	}
+	return nil
+}
+
+// checkDuration fills in the default and enforces the hard cap.
+func checkDuration(d time.Duration) (time.Duration, error) {
+	switch {
+	case d == 0:
+		return DefaultDuration, nil
+	case d < time.Minute:
+		return 0, fmt.Errorf("duration %s is too short: give at least 1m", d)
+	case d > MaxDuration:
+		return 0, fmt.Errorf("duration %s is longer than the %s hard cap: ask for less", d, MaxDuration)
+	}
+	return d, nil
+}
+
+func checkRequester(r string) error {
+	switch {
+	case strings.TrimSpace(r) == "":
+		return errors.New("requester is empty: name who asks (their AWS principal ARN or SAML subject)")
+	case len(r) > maxRequester:
+		return fmt.Errorf("requester is %d bytes long: at most %d are allowed", len(r), maxRequester)
+	}
+	for _, c := range r {
+		if c < 0x21 || c > 0x7e {
+			return fmt.Errorf("requester contains the character %U: use printable ASCII without spaces", c)
+		}
+	}
+	return nil
+}
+
+// hostRequester is the requester as a host's grant record can hold it. The
+// host accepts a narrow alphabet (no '/', which every ARN has), so anything
+// else becomes '_'; the certificate's key id keeps the full name.
+func hostRequester(r string) string {
+	b := []byte(r)
+	for i, c := range b {
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("._@+:-", c) >= 0
+		if !ok || i == 0 && !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			b[i] = '_'
+		}
+	}
+	if b[0] == '_' {
+		b[0] = 'x'
+	}
+	return string(b[:min(len(b), 128)])
+}
+
+// userKey is the key a certificate is issued for, and the private half when
+// Passport made the pair.
+type userKey struct {
+	public     ssh.PublicKey
+	line       string // authorized_keys form, without comment or newline
+	privatePEM string
+}
+
+// requesterKey reads the requester's public key, or generates an ed25519
+// pair when none is given.
+func requesterKey(line string) (userKey, error) {
+	if line == "" {
+		pub, priv, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			return userKey{}, fmt.Errorf("generating a key pair: %w", err)
+		}
+		sshPub, err := ssh.NewPublicKey(pub)
+		if err != nil {
+			return userKey{}, err
+		}
+		block, err := ssh.MarshalPrivateKey(priv, "passport")
+		if err != nil {
+			return userKey{}, fmt.Errorf("encoding the generated private key: %w", err)
+		}
+		return userKey{public: sshPub, line: authorizedKey(sshPub), privatePEM: string(pem.EncodeToMemory(block))}, nil
+	}
+	pub, _, err := sshca.ParseUserPublicKey(line)
+	if err != nil {
+		return userKey{}, err
+	}
+	return userKey{public: pub, line: authorizedKey(pub)}, nil
+}
+
+func authorizedKey(k ssh.PublicKey) string {
+	return strings.TrimSuffix(string(ssh.MarshalAuthorizedKey(k)), "\n")
+}
+
+// checkCA refuses a missing CA, or one other than the grant's: a grant's
+// hosts trust exactly the CA that signed it.
+func checkCA(ca *sshca.CA, g *Grant) error {
+	if ca == nil {
+		return errors.New("certificate_authority is missing: give the CA that signs the certificate")
+	}
+	if g != nil && authorizedKey(ca.PublicKey()) != keyOnly(g.CAPublicKey) {
+		return fmt.Errorf("certificate_authority %s is not the CA that signed grant %s: a new CA needs a new request", ca.Fingerprint(), g.ID)
+	}
+	return nil
+}
+
+// keyOnly drops an authorized_keys comment.
+func keyOnly(line string) string {
+	f := strings.Fields(line)
+	if len(f) < 2 {
+		return line
+	}
+	return f[0] + " " + f[1]
+}

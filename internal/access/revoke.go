@@ -1,0 +1,63 @@
+package access
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/passport-access/terraform-provider-passport/internal/hostscript"
+)
+
+// Revoke removes g's user from every Active target: its processes end, the
+// user, its home, principals, sudoers entry and grant record go, and the
+// certificate's serial enters the host's revoked-keys list. A host that is
+// already clean counts as revoked. This is the only revoke path, whoever
+// asks: Terraform, the reconciler or an undo.
+//
+// Revoke updates g's targets in place. A target that could not be revoked
+// stays Active, with a Detail saying why, and the error names it; calling
+// Revoke again retries only those.
+func (s *Service) Revoke(ctx context.Context, g *Grant) error {
+	if g == nil {
+		return errors.New("access: Revoke of a nil grant")
+	}
+	pending := ids(g.Targets, Active)
+	if len(pending) == 0 {
+		return nil
+	}
+	return s.revokeOn(ctx, g, pending)
+}
+
+// revokeOn runs the revoke program on targets of g. A target that is
+// revoked becomes Revoked, or stays Failed when it was marked so (a failed
+// provision, now certainly clean); one that is not becomes Active.
+func (s *Service) revokeOn(ctx context.Context, g *Grant, targets []string) error {
+	script, err := hostscript.Revoke(hostscript.Revocation{
+		Username:    g.Username,
+		Serial:      g.Serial,
+		CAPublicKey: g.CAPublicKey,
+	})
+	if err != nil {
+		return fmt.Errorf("building the revoke program for %s: %w", g.ID, err)
+	}
+	runs, err := s.run(ctx, "revoke", g.ID, g.Username, script, targets)
+	if err != nil {
+		return fmt.Errorf("user %s was not revoked anywhere: %w", g.Username, err)
+	}
+	for _, h := range runs {
+		t := g.target(h.id)
+		switch {
+		case !h.ok:
+			t.Status, t.Detail = Active, "not revoked: "+h.why
+		case t.Status != Failed:
+			t.Status, t.Detail = Revoked, ""
+		}
+	}
+	failed := failures(runs)
+	if len(failed) == 0 {
+		return nil
+	}
+	return fmt.Errorf("user %s of request %s may still be on %s: revoke again once they answer; each host's own sweep removes the user after %s in any case:%s",
+		g.Username, g.ID, plural(len(failed), "target"), g.ExpiresAt.UTC().Format(time.RFC3339), listing(failed))
+}

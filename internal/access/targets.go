@@ -1,0 +1,112 @@
+package access
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/passport-access/terraform-provider-passport/internal/sshca"
+)
+
+// SetTargets makes targets g's hosts: added ones get the same user and
+// certificate (checked first, like a new request's), removed ones are
+// revoked, the others are left alone. A target listed again after it failed
+// or was revoked is provisioned again.
+//
+// An added target that fails is undone and comes back Failed, with the
+// error naming it; the grant keeps its other targets. A removed target that
+// could not be revoked stays in the returned Grant as Active, so it is not
+// forgotten. The returned Grant is the new state whenever it is not nil,
+// error or not.
+func (s *Service) SetTargets(ctx context.Context, g *Grant, ca *sshca.CA, targets []string) (*Grant, error) {
+	if err := checkCA(ca, g); err != nil {
+		return nil, err
+	}
+	if err := checkTargets(targets); err != nil {
+		return nil, err
+	}
+	if !s.now().Before(g.ExpiresAt) {
+		return nil, fmt.Errorf("request %s has expired: targets cannot change; make a new request", g.ID)
+	}
+	old := make(map[string]Target, len(g.Targets))
+	for _, t := range g.Targets {
+		old[t.InstanceID] = t
+	}
+	var added, removed []string
+	for _, id := range targets {
+		if old[id].Status != Active {
+			added = append(added, id)
+		}
+	}
+	for _, t := range g.Targets {
+		if t.Status == Active && !slices.Contains(targets, t.InstanceID) {
+			removed = append(removed, t.InstanceID)
+		}
+	}
+	next := g.clone()
+	var errs []error
+	if len(added) > 0 {
+		inv, err := s.inventory(ctx, added)
+		if err != nil {
+			return nil, err
+		}
+		next.Targets = slices.DeleteFunc(next.Targets, func(t Target) bool { return slices.Contains(added, t.InstanceID) })
+		for _, id := range added {
+			next.Targets = append(next.Targets, Target{InstanceID: id, Status: Active, Address: inv[id].IPAddress})
+		}
+		if err := s.add(ctx, next, added); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(removed) > 0 {
+		if err := s.revokeOn(ctx, next, removed); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	// The new order is the caller's; targets that are gone and clean are
+	// dropped, those that may still hold the user follow.
+	order := func(id string) int {
+		if i := slices.Index(targets, id); i >= 0 {
+			return i
+		}
+		return len(targets)
+	}
+	next.Targets = slices.DeleteFunc(next.Targets, func(t Target) bool {
+		return !slices.Contains(targets, t.InstanceID) && t.Status != Active
+	})
+	slices.SortStableFunc(next.Targets, func(a, b Target) int { return order(a.InstanceID) - order(b.InstanceID) })
+	return next, errors.Join(errs...)
+}
+
+// add provisions g's user on added targets and undoes the ones that fail.
+func (s *Service) add(ctx context.Context, g *Grant, added []string) error {
+	runs, err := s.provision(ctx, g, added)
+	if err != nil {
+		for _, id := range added {
+			t := g.target(id)
+			t.Status, t.Detail = Failed, err.Error()
+		}
+		return err
+	}
+	failed := failures(runs)
+	if len(failed) == 0 {
+		return nil
+	}
+	var touched []string
+	for _, h := range failed {
+		t := g.target(h.id)
+		t.Status, t.Detail = Failed, h.why
+		if !h.untouched() {
+			touched = append(touched, h.id)
+		}
+	}
+	msg := fmt.Sprintf("%s could not be added to request %s; the others keep their access:%s", plural(len(failed), "target"), g.ID, listing(failed))
+	if len(touched) == 0 {
+		return errors.New(msg)
+	}
+	if err := s.revokeOn(ctx, g, touched); err != nil {
+		return fmt.Errorf("%s\n%w", msg, err)
+	}
+	return errors.New(msg + "\nPassport removed user " + g.Username + " from them again.")
+}
