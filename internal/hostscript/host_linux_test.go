@@ -576,3 +576,57 @@ func TestSweepRemovesOnlyExpiredUsers(t *testing.T) {
 		t.Errorf("the swept user's serial is not in the KRL:\n%s", krl)
 	}
 }
+
+// TestSSHDChangeThatDoesNotApplyIsUndone: a site drop-in that sorts before
+// Passport's and sets TrustedUserCAKeys for everyone wins over Passport's
+// Match block. Provision must notice, put sshd's files back and fail loudly.
+func TestSSHDChangeThatDoesNotApplyIsUndone(t *testing.T) {
+	h := bootHost(t, "override")
+	h.sh(t, "printf 'Match all\\n\\tTrustedUserCAKeys /etc/ssh/site-ca.pub\\n' > /etc/ssh/sshd_config.d/05-site.conf")
+	admin := h.plainUser(t, "admin")
+	before := h.sh(t, "cat /etc/ssh/sshd_config; ls /etc/ssh/sshd_config.d")
+	authority := newCA(t)
+	script, _ := Provision(grantFor(authority, "pp-x", authority.issue(t, "pp-x"), false, time.Now().Add(time.Hour)))
+	r, res := h.program(t, script)
+	if r.Code != ExitSSHD || r.Step != "sshd-verify" {
+		t.Fatalf("provision under an overriding site drop-in: %+v\n%s", r, res.Stderr)
+	}
+	if after := h.sh(t, "cat /etc/ssh/sshd_config; ls /etc/ssh/sshd_config.d"); after != before {
+		t.Errorf("sshd's configuration was not restored:\n%s\nwas:\n%s", after, before)
+	}
+	h.mustLogin(t, "admin", admin)
+}
+
+// TestConcurrentProvisions: Run Command may deliver two requests to one host
+// at once; the host lock keeps them from racing on sshd's configuration.
+func TestConcurrentProvisions(t *testing.T) {
+	h := bootHost(t, "concurrent")
+	authority := newCA(t)
+	names := []string{"pp-one", "pp-two", "pp-three"}
+	creds := make([]credential, len(names))
+	results := make(chan error, len(names))
+	for i, name := range names {
+		creds[i] = authority.issue(t, name)
+		script, err := Provision(grantFor(authority, name, creds[i], false, time.Now().Add(time.Hour)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			res, err := h.Run(ctx, node.Script{Document: "AWS-RunShellScript", Source: script})
+			if err == nil && res.ExitCode != 0 {
+				err = fmt.Errorf("provision %s exited %d: %s", name, res.ExitCode, res.Stderr)
+			}
+			results <- err
+		}()
+	}
+	for range names {
+		if err := <-results; err != nil {
+			t.Error(err)
+		}
+	}
+	for i, name := range names {
+		h.mustLogin(t, name, creds[i].signer)
+	}
+}
