@@ -28,15 +28,37 @@ func Boot(context.Context, Config) (*Host, error) { return nil, errNotLinux }
 // Kill always fails on this system.
 func Kill(int) error { return errNotLinux }
 
+// The methods below exist so that code using hosts compiles here; a Host
+// value can only be the zero one.
+
+// Info implements node.Node.
 func (*Host) Info() node.Info { return node.Info{} }
-func (*Host) Online() bool    { return false }
+
+// Online implements node.Node; it is always false.
+func (*Host) Online() bool { return false }
+
+// Run implements node.Node; it always returns node.ErrOffline.
 func (*Host) Run(context.Context, node.Script) (node.Result, error) {
 	return node.Result{}, node.ErrOffline
 }
-func (*Host) Stop() error                                     { return nil }
-func (*Host) Start(context.Context) error                     { return errNotLinux }
-func (*Host) SetSlow(time.Duration)                           {}
-func (*Host) SSHAddr() string                                 { return "" }
+
+// Stop does nothing.
+func (*Host) Stop() error { return nil }
+
+// Start always fails on this system.
+func (*Host) Start(context.Context) error { return errNotLinux }
+
+// SetSlow does nothing.
+func (*Host) SetSlow(time.Duration) {}
+
+// SSHAddr is empty.
+func (*Host) SSHAddr() string { return "" }
+
+// DialPort always fails on this system.
 func (*Host) DialPort(context.Context, int) (net.Conn, error) { return nil, errNotLinux }
-func (*Host) Close() error                                    { return nil }
-func (*Host) PID() int                                        { return 0 }
+
+// Close does nothing.
+func (*Host) Close() error { return nil }
+
+// PID is 0.
+func (*Host) PID() int { return 0 }

@@ -73,6 +73,7 @@ func (a *agent) run(ctx context.Context, req runRequest) runResult {
 	}
 
 	cmd := exec.Command(interpreter, append(p.args, script)...)
+	cmd.Args[0] = p.interpreter // ps shows "sh _script.sh", as under the agent
 	cmd.Dir = workDir
 	cmd.Env = []string{
 		"PATH=" + defaultPath,
