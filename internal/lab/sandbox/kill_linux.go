@@ -20,6 +20,11 @@ func Kill(pid int) error {
 		return fmt.Errorf("sandbox: refusing to kill pid %d", pid)
 	}
 	proc := "/proc/" + strconv.Itoa(pid)
+	// A host whose lab was killed dies with it (Pdeathsig) and may linger
+	// as a zombie, with an empty command line, until someone reaps it.
+	if gone(proc) {
+		return nil
+	}
 	cmdline, err := os.ReadFile(proc + "/cmdline")
 	if errors.Is(err, os.ErrNotExist) {
 		return nil

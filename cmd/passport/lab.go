@@ -1,0 +1,102 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/passport-access/terraform-provider-passport/internal/lab"
+)
+
+func newLabCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "lab",
+		Short: "Run a local AWS with real hosts, for demos and tests",
+		Long: `The lab is a local AWS on loopback that speaks the real wire protocols
+(Systems Manager, with SigV4 checking) to sandbox Linux hosts: each its own
+namespaces, users and files, with a real OpenSSH sshd on its own loopback
+address. The real AWS SDKs, the AWS CLI and the Passport provider use it
+unchanged; only the endpoint differs. Sandbox hosts need root.`,
+		// Without Args and RunE, cobra would print help and succeed for a
+		// misspelt subcommand.
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+	}
+	cmd.AddCommand(newLabUpCommand(), newLabDownCommand())
+	return cmd
+}
+
+func defaultLabDir() string {
+	if d := os.Getenv("PASSPORT_LAB_DIR"); d != "" {
+		return d
+	}
+	if d, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(d, ".local", "state", "passport", "lab")
+	}
+	return filepath.Join(os.TempDir(), "passport-lab")
+}
+
+func newLabUpCommand() *cobra.Command {
+	var opts lab.Options
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Start the lab and keep it running until Ctrl-C",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			l, err := lab.Start(ctx, opts)
+			if err != nil {
+				return err
+			}
+			defer l.Close()
+			printLab(cmd.OutOrStdout(), l)
+			<-ctx.Done()
+			fmt.Fprintln(cmd.ErrOrStderr(), "passport lab: stopping every host and removing", l.Dir)
+			return l.Close()
+		},
+	}
+	cmd.Flags().IntVar(&opts.Hosts, "hosts", 3, "sandbox Linux hosts to boot (real sshd; needs root)")
+	cmd.Flags().IntVar(&opts.ModelNodes, "model-nodes", 0, "model nodes to add (no OS behind them; for scale tests)")
+	cmd.Flags().StringVar(&opts.Dir, "dir", defaultLabDir(), "directory for the lab's state (env PASSPORT_LAB_DIR)")
+	cmd.Flags().StringVar(&opts.Listen, "listen", "127.0.0.1:0", "address of the AWS endpoint")
+	cmd.Flags().StringVar(&opts.Region, "region", "us-east-1", "region clients must sign for")
+	return cmd
+}
+
+func printLab(w io.Writer, l *lab.Lab) {
+	fmt.Fprintf(w, "Passport lab is up: %d hosts, %d model nodes. State in %s\n\n", len(l.Hosts), len(l.Models), l.Dir)
+	fmt.Fprintf(w, "# Use it from another shell with: . %s\n", filepath.Join(l.Dir, "env.sh"))
+	for _, kv := range l.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		fmt.Fprintf(w, "export %s=%s\n", k, v)
+	}
+	if len(l.Hosts) > 0 {
+		fmt.Fprintf(w, "\n%-20s %-8s %-18s %s\n", "INSTANCE", "NAME", "SSH", "TAGS")
+		for _, h := range l.State().Hosts {
+			fmt.Fprintf(w, "%-20s %-8s %-18s %s\n", h.InstanceID, h.Hostname, h.SSH, lab.SortedTags(h.Tags))
+		}
+	}
+	fmt.Fprintln(w, "\nPress Ctrl-C to stop the lab; it removes every host it started.")
+}
+
+func newLabDownCommand() *cobra.Command {
+	var dir string
+	cmd := &cobra.Command{
+		Use:   "down",
+		Short: "Stop a lab, or clean up after one that was killed",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := lab.Down(dir); err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "passport lab: nothing is left running from", dir)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&dir, "dir", defaultLabDir(), "the lab's state directory (env PASSPORT_LAB_DIR)")
+	return cmd
+}

@@ -1,0 +1,141 @@
+package main
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/passport-access/terraform-provider-passport/internal/lab"
+	"github.com/passport-access/terraform-provider-passport/internal/lab/sandbox"
+)
+
+// labUp starts `passport lab up` and waits until its lab.json appears.
+func labUp(t *testing.T, hosts int) (*exec.Cmd, string, *strings.Builder) {
+	t.Helper()
+	if err := sandbox.Available(); err != nil {
+		t.Skip(err)
+	}
+	dir, err := os.MkdirTemp("", "lab")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lab.Down(dir) })
+	cmd, stdout, stderr := passport(t, "lab", "up", "--hosts", strconv.Itoa(hosts), "--dir", dir)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if _, err := lab.ReadState(dir); err == nil {
+			break
+		}
+		if time.Now().After(deadline) || cmd.ProcessState != nil {
+			t.Fatalf("lab up did not write its state: stdout %s\nstderr %s", stdout, stderr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// The state is written after everything is up; give the printing a
+	// moment to finish.
+	time.Sleep(100 * time.Millisecond)
+	var out strings.Builder
+	out.WriteString(stdout.String())
+	return cmd, dir, &out
+}
+
+func running(pid int) bool {
+	if syscall.Kill(pid, 0) != nil {
+		return false
+	}
+	b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	// A zombie is gone for our purposes: nothing runs in it.
+	fields := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	return len(fields) > 0 && fields[0] != "Z"
+}
+
+// TestLabUpPrintsHowToUseItAndCtrlCCleansUp: what a person sees, and that
+// Ctrl-C leaves nothing behind.
+func TestLabUpPrintsHowToUseItAndCtrlCCleansUp(t *testing.T) {
+	cmd, dir, out := labUp(t, 2)
+	s, err := lab.ReadState(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"export AWS_ENDPOINT_URL_SSM=" + s.Endpoint, "export AWS_ACCESS_KEY_ID=" + s.AccessKeyID, "export AWS_SECRET_ACCESS_KEY=", "export AWS_REGION=us-east-1", filepath.Join(dir, "env.sh")} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("lab up output lacks %q:\n%s", want, out)
+		}
+	}
+	if len(s.Hosts) != 2 {
+		t.Fatalf("lab.json lists %d hosts, want 2", len(s.Hosts))
+	}
+	for _, h := range s.Hosts {
+		if !strings.Contains(out.String(), h.InstanceID) || !strings.Contains(out.String(), h.SSH) {
+			t.Errorf("lab up output does not show host %s at %s", h.InstanceID, h.SSH)
+		}
+		if !running(h.PID) {
+			t.Errorf("host %s (pid %d) is not running", h.InstanceID, h.PID)
+		}
+	}
+
+	cmd.Process.Signal(os.Interrupt)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("lab up after Ctrl-C: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("lab up did not stop within 30s of Ctrl-C")
+	}
+	for _, h := range s.Hosts {
+		if running(h.PID) {
+			t.Errorf("host %s (pid %d) still runs after Ctrl-C", h.InstanceID, h.PID)
+		}
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Ctrl-C left the lab directory %s", dir)
+	}
+}
+
+// TestLabDownAfterKill: a lab killed with SIGKILL cannot clean up; lab
+// down must, and a second lab up in the same directory must work.
+func TestLabDownAfterKill(t *testing.T) {
+	cmd, dir, _ := labUp(t, 1)
+	s, err := lab.ReadState(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+
+	stdout, stderr, err := passportRun(t, "lab", "down", "--dir", dir)
+	if err != nil {
+		t.Fatalf("lab down: %v\n%s%s", err, stdout, stderr)
+	}
+	for _, h := range s.Hosts {
+		if running(h.PID) {
+			t.Errorf("host %s (pid %d) still runs after lab down", h.InstanceID, h.PID)
+		}
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("lab down left %s", dir)
+	}
+	if !strings.Contains(stdout, "nothing is left running") {
+		t.Errorf("lab down said %q", stdout)
+	}
+}
+
+func TestUnknownCommandSaysSo(t *testing.T) {
+	_, stderr, err := passportRun(t, "lab", "sideways")
+	if err == nil {
+		t.Fatal("passport lab sideways succeeded")
+	}
+	_, stderr, err = passportRun(t, "lab", "up", "--hosts", "-1", "--dir", t.TempDir())
+	if err == nil || !strings.Contains(stderr, "must not be negative") {
+		t.Errorf("lab up --hosts -1: err %v, stderr %q", err, stderr)
+	}
+}

@@ -1,0 +1,42 @@
+// Command passport is Passport's command line: for people who need access
+// (login, ssh, rdp, tunnel, ssh-config, audit) and for operators (reconcile,
+// lab).
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := newRoot().ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "passport:", err)
+		os.Exit(1)
+	}
+}
+
+func newRoot() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "passport",
+		Short: "Time-boxed, audited access to servers in private AWS networks",
+		Long: `Passport grants a person time-boxed access to servers through AWS Systems
+Manager: a short-lived user on each server, an SSH certificate or a
+generated password valid for the request's window, and a Session Manager
+tunnel to connect. When the window ends the user is removed.`,
+		Version:       version,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(newLabCommand())
+	return root
+}

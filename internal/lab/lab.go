@@ -1,0 +1,263 @@
+// Package lab assembles Passport's local AWS: one loopback endpoint that
+// speaks the real AWS wire protocols (Systems Manager, KMS and STS now;
+// the Session Manager data channel as it lands), sandbox Linux hosts with real
+// sshd, and model nodes for scale. Tests start a lab in-process with Start;
+// `passport lab up` starts one for people and `passport lab down` cleans up
+// after one that was killed.
+package lab
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/passport-access/terraform-provider-passport/internal/lab/awsjson"
+	"github.com/passport-access/terraform-provider-passport/internal/lab/kms"
+	"github.com/passport-access/terraform-provider-passport/internal/lab/node"
+	"github.com/passport-access/terraform-provider-passport/internal/lab/sandbox"
+	"github.com/passport-access/terraform-provider-passport/internal/lab/ssm"
+	"github.com/passport-access/terraform-provider-passport/internal/lab/sts"
+)
+
+// Options says what to start.
+type Options struct {
+	// Dir holds the lab's state: lab.json, env.sh and every host's disk.
+	// It is created; a lab already running there is refused.
+	Dir string
+	// Listen is the endpoint's address; 127.0.0.1 on a free port by default.
+	Listen string
+	// Region is the region clients must sign for; us-east-1 by default.
+	Region string
+	// Hosts is the number of sandbox Linux hosts (real sshd; needs root).
+	Hosts int
+	// ModelNodes is the number of model nodes (no OS; for scale).
+	ModelNodes int
+}
+
+// Lab is a running lab.
+type Lab struct {
+	Dir             string
+	Region          string
+	Endpoint        string // http://127.0.0.1:PORT, for every service
+	AccessKeyID     string
+	SecretAccessKey string
+
+	Server *awsjson.Server
+	SSM    *ssm.Service
+	KMS    *kms.Service
+	STS    *sts.Service
+	Hosts  []*sandbox.Host
+	Models []*node.Model
+
+	listener  net.Listener
+	http      *http.Server
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// AccountID is the account every lab resource belongs to, and OperatorARN
+// the identity behind the credentials a lab prints.
+const (
+	AccountID   = "123456789012"
+	OperatorARN = "arn:aws:iam::" + AccountID + ":user/lab-operator"
+)
+
+// Start starts a lab and returns when every host accepts SSH connections.
+// On error nothing it started is left running.
+func Start(ctx context.Context, opts Options) (l *Lab, err error) {
+	if opts.Dir == "" {
+		return nil, errors.New("lab: Dir is required")
+	}
+	if opts.Hosts < 0 || opts.ModelNodes < 0 {
+		return nil, fmt.Errorf("lab: host counts must not be negative (hosts %d, model nodes %d)", opts.Hosts, opts.ModelNodes)
+	}
+	if opts.Hosts > 200 {
+		return nil, fmt.Errorf("lab: %d sandbox hosts is more than this lab supports (200); use model nodes for scale", opts.Hosts)
+	}
+	if opts.Hosts > 0 {
+		if err := sandbox.Available(); err != nil {
+			return nil, err
+		}
+	}
+	if opts.Region == "" {
+		opts.Region = "us-east-1"
+	}
+	if opts.Listen == "" {
+		opts.Listen = "127.0.0.1:0"
+	}
+	dir, err := filepath.Abs(opts.Dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := prepareDir(dir); err != nil {
+		return nil, err
+	}
+
+	l = &Lab{Dir: dir, Region: opts.Region, AccessKeyID: accessKeyID(), SecretAccessKey: secret()}
+	defer func() {
+		if err != nil {
+			l.Close()
+		}
+	}()
+	l.Server = awsjson.NewServer(awsjson.Config{Region: l.Region, Credentials: map[string]string{l.AccessKeyID: l.SecretAccessKey}})
+	l.SSM = ssm.New(ssm.Config{Region: l.Region, AccountID: AccountID})
+	l.Server.Register(l.SSM.API())
+	l.KMS = kms.New(kms.Config{Region: l.Region, AccountID: AccountID})
+	l.Server.Register(l.KMS.API())
+	l.STS = sts.New(l.Server)
+	l.STS.SetIdentity(l.AccessKeyID, sts.Identity{Arn: OperatorARN, UserID: "AIDA" + l.AccessKeyID[4:], Account: AccountID})
+	l.Server.Handle("POST /{$}", l.STS)
+
+	l.listener, err = net.Listen("tcp", opts.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("lab: cannot listen on %s: %w", opts.Listen, err)
+	}
+	l.Endpoint = "http://" + l.listener.Addr().String()
+	l.http = &http.Server{Handler: l.Server, ReadHeaderTimeout: 10 * time.Second}
+	go l.http.Serve(l.listener)
+
+	for i := range opts.ModelNodes {
+		m := node.NewModel(node.Info{
+			InstanceID:   instanceID(),
+			ComputerName: fmt.Sprintf("model-%d", i+1),
+			IPAddress:    "198.51.100." + strconv.Itoa(i%250+1),
+			PlatformType: node.Linux,
+			PlatformName: "Model",
+			AgentVersion: sandbox.AgentVersion,
+			Tags:         map[string]string{"Name": fmt.Sprintf("model-%d", i+1), "Env": "scale"},
+		})
+		l.Models = append(l.Models, m)
+		l.SSM.AddNode(m)
+	}
+	if err := l.bootHosts(ctx, opts.Hosts); err != nil {
+		return nil, err
+	}
+	if err := l.writeState(); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// bootHosts boots n sandbox hosts on one random 127.x.y.0/24, in parallel:
+// each takes about a second, most of it waiting on sshd.
+func (l *Lab) bootHosts(ctx context.Context, n int) error {
+	if n == 0 {
+		return nil
+	}
+	net := loopbackNet()
+	l.Hosts = make([]*sandbox.Host, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			id := instanceID()
+			name := fmt.Sprintf("web-%d", i+1)
+			l.Hosts[i], errs[i] = sandbox.Boot(ctx, sandbox.Config{
+				Dir:        filepath.Join(l.Dir, "hosts", id),
+				InstanceID: id,
+				Hostname:   name,
+				Address:    fmt.Sprintf("%s.%d", net, i+1),
+				Tags:       demoTags(name, i),
+			})
+		}()
+	}
+	wg.Wait()
+	var failed []error
+	for i, h := range l.Hosts {
+		if errs[i] != nil {
+			failed = append(failed, errs[i])
+			continue
+		}
+		l.SSM.AddNode(h)
+	}
+	return errors.Join(failed...)
+}
+
+// demoTags gives hosts the tags the examples and policies refer to:
+// alternating staging and production environments.
+func demoTags(name string, i int) map[string]string {
+	env := "staging"
+	if i%2 == 1 {
+		env = "production"
+	}
+	return map[string]string{"Name": name, "Env": env, "Team": "platform"}
+}
+
+// Env returns the environment variables that point the AWS SDKs, the AWS
+// CLI and the Passport provider at the lab.
+func (l *Lab) Env() []string {
+	return []string{
+		"AWS_ENDPOINT_URL_SSM=" + l.Endpoint,
+		"AWS_ENDPOINT_URL_KMS=" + l.Endpoint,
+		"AWS_ENDPOINT_URL_STS=" + l.Endpoint,
+		"AWS_ENDPOINT_URL_SSMMESSAGES=" + l.Endpoint,
+		"AWS_REGION=" + l.Region,
+		"AWS_ACCESS_KEY_ID=" + l.AccessKeyID,
+		"AWS_SECRET_ACCESS_KEY=" + l.SecretAccessKey,
+	}
+}
+
+// Close stops every host and the endpoint and removes the lab's state. It
+// is safe to call more than once.
+func (l *Lab) Close() error {
+	l.closeOnce.Do(func() {
+		var errs []error
+		if l.http != nil {
+			errs = append(errs, l.http.Close())
+		}
+		if l.SSM != nil {
+			l.SSM.Close()
+		}
+		for _, h := range l.Hosts {
+			if h != nil {
+				errs = append(errs, h.Close())
+			}
+		}
+		errs = append(errs, os.RemoveAll(l.Dir))
+		l.closeErr = errors.Join(errs...)
+	})
+	return l.closeErr
+}
+
+func instanceID() string {
+	b := make([]byte, 9)
+	rand.Read(b)
+	return "i-" + hex.EncodeToString(b)[:17]
+}
+
+// loopbackNet picks 127.x.y for the lab's hosts at random, so that labs
+// started by parallel test packages do not fight over port 22.
+func loopbackNet() string {
+	x, _ := rand.Int(rand.Reader, big.NewInt(200))
+	y, _ := rand.Int(rand.Reader, big.NewInt(256))
+	return fmt.Sprintf("127.%d.%d", x.Int64()+20, y.Int64())
+}
+
+const keyAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+
+func accessKeyID() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	for i := range b {
+		b[i] = keyAlphabet[int(b[i])%len(keyAlphabet)]
+	}
+	return "AKIA" + string(b)
+}
+
+func secret() string {
+	b := make([]byte, 30)
+	rand.Read(b)
+	return hex.EncodeToString(b)[:40]
+}
