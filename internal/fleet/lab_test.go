@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -36,8 +37,15 @@ const (
 // client's MaxAttempts (0 keeps the default).
 func startLab(t testing.TB, n, attempts int) *lab {
 	t.Helper()
+	return startLabClock(t, n, attempts, nil)
+}
+
+// startLabClock is startLab with the SSM service's clock, which decides
+// delivery timeouts, set to now.
+func startLabClock(t testing.TB, n, attempts int, now func() time.Time) *lab {
+	t.Helper()
 	srv := awsjson.NewServer(awsjson.Config{Region: "us-east-1", Credentials: map[string]string{labAccessKey: labSecret}})
-	svc := labssm.New(labssm.Config{Region: "us-east-1"})
+	svc := labssm.New(labssm.Config{Region: "us-east-1", Now: now})
 	t.Cleanup(svc.Close)
 	srv.Register(svc.API())
 	hs := httptest.NewServer(srv)
@@ -231,6 +239,105 @@ func TestRunStopsAtDeadline(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// dropsOff is a node whose agent is connected when the inventory is taken
+// and gone from then on.
+type dropsOff struct {
+	*node.Model
+	pings atomic.Int32
+}
+
+func (d *dropsOff) Online() bool { return d.pings.Add(1) == 1 }
+
+func TestRunExecutionTimeout(t *testing.T) {
+	l := startLab(t, 1, 0)
+	slow := l.ids[0]
+	l.nodes[slow].SetDelay(time.Minute)
+	job := Job{Targets: l.ids, Script: "sleep 60", ExecutionTimeout: time.Second}
+	results := run(t, New(l.client, fastOptions), context.Background(), job)
+	if got, want := results[0], slow+": the script was still running after its execution timeout of 1s and was stopped; the host may be half-done"; got.Outcome != TimedOut || got.Reason != want {
+		t.Errorf("got %s %q, want %s %q", got.Outcome, got.Reason, TimedOut, want)
+	}
+}
+
+func TestRunDeliveryTimeout(t *testing.T) {
+	var skew atomic.Int64
+	l := startLabClock(t, 1, 0, func() time.Time { return time.Now().Add(time.Duration(skew.Load())) })
+	gone := testIDs(2)[1]
+	l.svc.AddNode(&dropsOff{Model: node.NewModel(node.Info{InstanceID: gone})})
+	opts := fastOptions
+	opts.Sleep = func(ctx context.Context, d time.Duration) error {
+		// Each poll finds SSM's clock 20s on, so the host that dropped off
+		// passes its 30s delivery timeout in two polls.
+		skew.Add(int64(20 * time.Second))
+		return sleep(ctx, d)
+	}
+	job := Job{Targets: []string{l.ids[0], gone}, Script: "true", DeliveryTimeout: 30 * time.Second}
+	results := run(t, New(l.client, opts), context.Background(), job)
+	if results[0].Outcome != Success {
+		t.Errorf("connected host: %s", results[0].Reason)
+	}
+	if got, want := results[1], gone+": the SSM agent did not pick the script up within 30s; check that the instance is running and its agent connected"; got.Outcome != DeliveryTimedOut || got.Reason != want {
+		t.Errorf("host that dropped off: got %s %q, want %s %q", got.Outcome, got.Reason, DeliveryTimedOut, want)
+	}
+}
+
+// TestRunDeadlineWhileSending ends the run while batches are still going
+// out: hosts reported as not sent must really have been sent nothing.
+func TestRunDeadlineWhileSending(t *testing.T) {
+	l := startLab(t, 120, 0)
+	l.srv.SetLatency(100 * time.Millisecond)
+	opts := fastOptions
+	opts.BatchSize, opts.Concurrency = 10, 2
+	ctx, cancel := context.WithTimeout(context.Background(), 700*time.Millisecond)
+	defer cancel()
+	results := run(t, New(l.client, opts), ctx, Job{Targets: l.ids, Script: "true"})
+	l.srv.SetLatency(0)
+	count := map[Outcome]int{}
+	for _, res := range results {
+		count[res.Outcome]++
+		switch res.Outcome {
+		case Success, TimedOut:
+		case Undeliverable:
+			if want := res.InstanceID + ": not sent: the deadline passed before its batch was sent"; res.Reason != want {
+				t.Errorf("got %q, want %q", res.Reason, want)
+			}
+			if n := l.commandsTo(t, res.InstanceID); n != 0 {
+				t.Errorf("%s reported not sent, but the lab has %d commands for it", res.InstanceID, n)
+			}
+		default:
+			t.Errorf("%s: unexpected %s: %s", res.InstanceID, res.Outcome, res.Reason)
+		}
+	}
+	t.Logf("outcomes: %v", count)
+	// Every command the lab accepted must be one the results account for,
+	// or a script could run that nobody watches or cancels.
+	known := map[string]bool{}
+	for _, res := range results {
+		if res.CommandID != "" {
+			known[res.CommandID] = true
+		}
+	}
+	accepted := 0
+	for p := ssm.NewListCommandsPaginator(l.client, &ssm.ListCommandsInput{}); p.HasMorePages(); {
+		page, err := p.NextPage(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range page.Commands {
+			accepted++
+			if !known[aws.ToString(c.CommandId)] {
+				t.Errorf("command %s for %v is in no result", aws.ToString(c.CommandId), c.InstanceIds)
+			}
+		}
+	}
+	if accepted != len(known) {
+		t.Errorf("the lab accepted %d commands, the results name %d", accepted, len(known))
+	}
+	if count[Undeliverable] == 0 || count[Success] == 0 {
+		t.Errorf("the deadline did not fall while sending (timing on this machine?): %v", count)
 	}
 }
 

@@ -137,6 +137,11 @@ func (r *Runner) sendBatch(ctx context.Context, job Job, hosts []string, t *tall
 	}
 	var out *ssm.SendCommandOutput
 	err := r.call(ctx, false, func(ctx context.Context) (err error) {
+		// A SendCommand cut off in flight may still be accepted, leaving a
+		// command that nobody watches or cancels. Letting it finish (within
+		// CleanupTimeout) tells us its id, so abandon can cancel it.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.opts.CleanupTimeout)
+		defer cancel()
 		out, err = r.ssm.SendCommand(ctx, in)
 		return err
 	})
