@@ -8,11 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -77,6 +79,8 @@ func Boot(ctx context.Context, cfg Config) (*Host, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("sandbox host %s: creating its state directory: %w", cfg.InstanceID, err)
 	}
+	cfg.Tags = maps.Clone(cfg.Tags)
+	cfg.Hidden = slices.Clone(cfg.Hidden)
 	h := &Host{cfg: cfg}
 	if err := h.Start(ctx); err != nil {
 		return nil, err
@@ -247,7 +251,9 @@ func (h *Host) String() string {
 func (h *Host) Info() node.Info {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.info
+	info := h.info
+	info.Tags = maps.Clone(info.Tags)
+	return info
 }
 
 // Online implements node.Node: the host is running and its agent is there.

@@ -251,6 +251,7 @@ func TestBootReportsSSHDFailure(t *testing.T) {
 	if err == nil {
 		t.Fatal("Start succeeded with a broken sshd_config")
 	}
+	t.Log(err)
 	for _, want := range []string{h.cfg.InstanceID, "sshd", "NoSuchOption"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %q", err, want)

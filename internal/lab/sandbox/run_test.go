@@ -433,3 +433,32 @@ func TestHostSeesOnlyItsOwnState(t *testing.T) {
 		t.Errorf("a fresh host's /root holds %q, want only /etc/skel's %q", got, want)
 	}
 }
+
+// TestConcurrentRuns runs scripts side by side, as Run Command does on a
+// busy host: each must get its own output and exit code back.
+func TestConcurrentRuns(t *testing.T) {
+	h := bootHost(t, "busy")
+	const n = 16
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			res, err := h.Run(t.Context(), node.Script{
+				Document: "AWS-RunShellScript",
+				Source:   fmt.Sprintf("sleep 0.1; echo %d; exit %d", i, i),
+			})
+			switch {
+			case err != nil:
+				errs <- err
+			case strings.TrimSpace(string(res.Stdout)) != strconv.Itoa(i) || res.ExitCode != i:
+				errs <- fmt.Errorf("script %d got stdout %q, exit %d", i, res.Stdout, res.ExitCode)
+			default:
+				errs <- nil
+			}
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}
