@@ -1,0 +1,111 @@
+package ssm
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/passport-access/terraform-provider-passport/internal/lab/node"
+)
+
+// awsCLI is AWS CLI v2 as Debian installs it. The aws first on PATH may be
+// CLI v1 from pip, so the path is fixed.
+const awsCLI = "/usr/bin/aws"
+
+// cli runs AWS CLI v2 against the lab with credentials from the
+// environment only: empty config and credentials files, its own HOME, no
+// profile, so nothing on the machine changes what it sends.
+func (l *lab) cli(t *testing.T, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	dir := t.TempDir()
+	for _, f := range []string{"config", "credentials"} {
+		if err := os.WriteFile(filepath.Join(dir, f), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command(awsCLI, append([]string{"--endpoint-url", l.url, "--output", "json"}, args...)...)
+	cmd.Env = []string{
+		"PATH=" + os.Getenv("PATH"),
+		"HOME=" + dir,
+		"AWS_CONFIG_FILE=" + filepath.Join(dir, "config"),
+		"AWS_SHARED_CREDENTIALS_FILE=" + filepath.Join(dir, "credentials"),
+		"AWS_ACCESS_KEY_ID=" + testKey,
+		"AWS_SECRET_ACCESS_KEY=" + testSecret,
+		"AWS_REGION=" + testRegion,
+		"AWS_DEFAULT_REGION=" + testRegion,
+		"AWS_PAGER=",
+		"AWS_EC2_METADATA_DISABLED=true",
+	}
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err = cmd.Run()
+	return out.String(), errOut.String(), err
+}
+
+func TestAWSCLI(t *testing.T) {
+	if _, err := os.Stat(awsCLI); err != nil {
+		t.Skipf("AWS CLI v2 is not installed at %s (Debian package awscli)", awsCLI)
+	}
+	l := newLab(t)
+	id, host := l.add(node.Linux, map[string]string{"Name": "web-1"})
+	host.SetAnswer(0, "hello from the cli\n", "")
+
+	out, stderr, err := l.cli(t, "ssm", "send-command", "--document-name", "AWS-RunShellScript", "--instance-ids", id,
+		"--parameters", `{"commands":["echo hello from the cli"]}`, "--comment", "cli test")
+	if err != nil {
+		t.Fatalf("send-command: %v\n%s", err, stderr)
+	}
+	var sent struct {
+		Command struct {
+			CommandId, Status, Comment, RequestedDateTime string
+			InstanceIds                                   []string
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &sent); err != nil {
+		t.Fatalf("send-command printed %q: %v", out, err)
+	}
+	c := sent.Command
+	if c.CommandId == "" || c.Status != "Pending" || c.Comment != "cli test" || len(c.InstanceIds) != 1 || !strings.HasPrefix(c.RequestedDateTime, "2026-01-24T02:00:00") {
+		t.Fatalf("send-command returned %+v", c)
+	}
+
+	l.waitDetail(c.CommandId, id, "Success")
+	out, stderr, err = l.cli(t, "ssm", "get-command-invocation", "--command-id", c.CommandId, "--instance-id", id)
+	if err != nil {
+		t.Fatalf("get-command-invocation: %v\n%s", err, stderr)
+	}
+	var inv struct {
+		Status, StandardOutputContent, PluginName string
+		ResponseCode                              int
+	}
+	if err := json.Unmarshal([]byte(out), &inv); err != nil {
+		t.Fatalf("get-command-invocation printed %q: %v", out, err)
+	}
+	if inv.Status != "Success" || inv.StandardOutputContent != "hello from the cli\n" || inv.ResponseCode != 0 || inv.PluginName != "aws:runShellScript" {
+		t.Fatalf("get-command-invocation returned %+v", inv)
+	}
+
+	out, stderr, err = l.cli(t, "ssm", "describe-instance-information", "--filters", "Key=tag:Name,Values=web-1")
+	if err != nil {
+		t.Fatalf("describe-instance-information: %v\n%s", err, stderr)
+	}
+	var described struct {
+		InstanceInformationList []struct{ InstanceId, PingStatus, PlatformType string }
+	}
+	if err := json.Unmarshal([]byte(out), &described); err != nil {
+		t.Fatalf("describe-instance-information printed %q: %v", out, err)
+	}
+	if got := fmt.Sprintf("%+v", described.InstanceInformationList); got != fmt.Sprintf("[{InstanceId:%s PingStatus:Online PlatformType:Linux}]", id) {
+		t.Fatalf("describe-instance-information returned %s", got)
+	}
+
+	_, stderr, err = l.cli(t, "ssm", "get-command-invocation", "--command-id", c.CommandId, "--instance-id", "i-0000000000000beef")
+	if err == nil || !strings.Contains(stderr, "(InvocationDoesNotExist)") {
+		t.Fatalf("unknown invocation: err %v, stderr %q; want the CLI to report InvocationDoesNotExist", err, stderr)
+	}
+}
