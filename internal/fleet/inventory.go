@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -57,7 +58,7 @@ func (r *Runner) Inventory(ctx context.Context, ids []string) (map[string]Target
 	}
 	for i, err := range errs {
 		if err != nil {
-			return nil, fmt.Errorf("asking SSM about instances %s…: %s; check the AWS credentials, region and the ssm:DescribeInstanceInformation permission", chunks[i][0], explain(err))
+			return nil, &inventoryError{first: chunks[i][0], err: err}
 		}
 	}
 	for _, list := range found {
@@ -79,6 +80,23 @@ func (r *Runner) Inventory(ctx context.Context, ids []string) (map[string]Target
 	}
 	return inv, nil
 }
+
+// inventoryError reports a failed inventory in words, keeping the SDK's
+// error for errors.As.
+type inventoryError struct {
+	first string // the first instance of the chunk that failed
+	err   error
+}
+
+func (e *inventoryError) Error() string {
+	advice := "check the AWS credentials, region and the ssm:DescribeInstanceInformation permission"
+	if errors.Is(e.err, context.DeadlineExceeded) || errors.Is(e.err, context.Canceled) {
+		advice = "SSM did not answer in time; check the endpoint and the network, or allow more time"
+	}
+	return fmt.Sprintf("asking SSM about instances %s…: %s; %s", e.first, explain(e.err), advice)
+}
+
+func (e *inventoryError) Unwrap() error { return e.err }
 
 func (r *Runner) describe(ctx context.Context, ids []string) ([]types.InstanceInformation, error) {
 	in := &ssm.DescribeInstanceInformationInput{

@@ -140,6 +140,32 @@ func TestRunOutcomes(t *testing.T) {
 	}
 }
 
+func TestRunNothingToSend(t *testing.T) {
+	l := startLab(t, 2, 0)
+	for _, m := range l.nodes {
+		m.SetOnline(false)
+	}
+	results := run(t, New(l.client, fastOptions), context.Background(), Job{Targets: l.ids, Script: "true"})
+	for _, res := range results {
+		if res.Outcome != Offline {
+			t.Errorf("%s: %s", res.InstanceID, res.Reason)
+		}
+	}
+	if calls := l.srv.Calls(); totalCalls(calls) != 1 {
+		t.Errorf("with every host offline Run made %v; the inventory alone is enough", calls)
+	}
+}
+
+func TestRunPowerShell(t *testing.T) {
+	l := startLab(t, 0, 0)
+	id := testIDs(1)[0]
+	l.add(id, node.Info{InstanceID: id, PlatformType: node.Windows, PlatformName: "Microsoft Windows Server 2022"}).SetAnswer(0, "created\r\n", "")
+	results := run(t, New(l.client, fastOptions), context.Background(), Job{Targets: l.ids, Document: PowerShellScript, Script: "New-LocalUser pp-abc"})
+	if res := results[0]; res.Outcome != Success || res.Stdout != "created\r\n" {
+		t.Errorf("%+v", res)
+	}
+}
+
 func TestRunBatches(t *testing.T) {
 	l := startLab(t, 120, 0)
 	for _, m := range l.nodes {
@@ -437,6 +463,7 @@ func TestRunRefusedCredentials(t *testing.T) {
 	if err == nil {
 		t.Fatal("Run with a wrong secret key succeeded")
 	}
+	t.Log(err)
 	if !strings.Contains(err.Error(), "credentials") {
 		t.Errorf("error does not point at the credentials: %v", err)
 	}

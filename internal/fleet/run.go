@@ -238,6 +238,12 @@ func (r *Runner) poll(ctx context.Context, pending []*command) ([]*command, erro
 			out, err = r.ssm.ListCommands(ctx, in)
 			return err
 		})
+		var unseen *types.InvalidCommandId
+		if errors.As(err, &unseen) && in.CommandId != nil {
+			// SSM is eventually consistent: a command it has just
+			// accepted can be unknown to a read for a moment.
+			return nil, nil
+		}
 		if err != nil {
 			return nil, err
 		}
