@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"syscall"
 	"time"
 	"unsafe"
@@ -23,6 +24,10 @@ func init() {
 	if len(os.Args) == 0 || os.Args[0] != initName {
 		return
 	}
+	// The runtime keeps package initialisation on the main thread; this
+	// init never returns, so the main goroutine owns that thread for good
+	// and can be the one that spawns every process in the host.
+	runtime.LockOSThread()
 	nameProcess()
 	if err := runInit(); err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", initName, err)
@@ -92,10 +97,53 @@ func runInit() error {
 		return err
 	}
 	ignoreSignals()
+	if err := dropCapabilities(); err != nil {
+		return err
+	}
 	a := newAgent(cfg)
 	go a.reaper.loop()
 	go a.superviseSSHD()
-	return a.serve(ln)
+	go func() {
+		err := a.serve(ln)
+		fmt.Fprintf(os.Stderr, "%s: the agent stopped: %v\n", initName, err)
+		os.Exit(1)
+	}()
+	a.reaper.spawnLoop() // on the main thread, for ever
+	return nil
+}
+
+// Capabilities no process in a host keeps: root in a host shares the
+// machine's kernel, so these would let a script set the machine's clock,
+// reconfigure its network (hosts have no network namespace), load kernel
+// modules, or make device nodes for the machine's disks. Useradd, sshd
+// and PAM need none of them. This guards against accidents, not against
+// hostile code: CAP_SYS_ADMIN stays (sethostname, mounts inside the host).
+var droppedCapabilities = []struct {
+	name string
+	cap  uintptr
+}{
+	{"CAP_NET_ADMIN", 12},
+	{"CAP_SYS_MODULE", 16},
+	{"CAP_SYS_RAWIO", 17},
+	{"CAP_SYS_BOOT", 22},
+	{"CAP_SYS_TIME", 25},
+	{"CAP_MKNOD", 27},
+	{"CAP_MAC_OVERRIDE", 32},
+	{"CAP_MAC_ADMIN", 33},
+	{"CAP_SYSLOG", 34},
+	{"CAP_WAKE_ALARM", 35},
+	{"CAP_BLOCK_SUSPEND", 36},
+}
+
+// dropCapabilities removes droppedCapabilities from the bounding set of
+// the calling thread, the one every process in the host is forked from.
+func dropCapabilities() error {
+	for _, c := range droppedCapabilities {
+		if _, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, syscall.PR_CAPBSET_DROP, c.cap, 0); errno != 0 && errno != syscall.EINVAL {
+			return fmt.Errorf("dropping %s from the host's capabilities: %w", c.name, errno)
+		}
+	}
+	return nil
 }
 
 // ignoreSignals keeps a stray `kill 1` inside the host from powering it
@@ -165,6 +213,9 @@ func mountRoot(cfg Config) (string, error) {
 		}
 	}
 	if err := mountDev(filepath.Join(root, "dev")); err != nil {
+		return "", err
+	}
+	if err := protectProc(filepath.Join(root, "proc")); err != nil {
 		return "", err
 	}
 	// The lower layer is the machine's whole root, state directory included:
@@ -246,6 +297,25 @@ func mountDev(dev string) error {
 	} {
 		if err := os.Symlink(target, filepath.Join(dev, link)); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// protectProc makes read-only the parts of the host's /proc that reach
+// the machine's kernel rather than the host's processes (sysctls, the
+// magic SysRq key, IRQ and bus settings), as container runtimes do.
+func protectProc(proc string) error {
+	for _, name := range []string{"sys", "sysrq-trigger", "irq", "bus", "fs", "acpi", "scsi"} {
+		p := filepath.Join(proc, name)
+		if _, err := os.Stat(p); err != nil {
+			continue // not in this kernel
+		}
+		if err := syscall.Mount(p, p, "", syscall.MS_BIND|syscall.MS_REC, ""); err != nil {
+			return fmt.Errorf("protecting /proc/%s: %w", name, err)
+		}
+		if err := syscall.Mount(p, p, "", syscall.MS_BIND|syscall.MS_REMOUNT|syscall.MS_RDONLY|syscall.MS_NOSUID|syscall.MS_NODEV|syscall.MS_NOEXEC, ""); err != nil {
+			return fmt.Errorf("making /proc/%s read-only: %w", name, err)
 		}
 	}
 	return nil

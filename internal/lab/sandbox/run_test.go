@@ -462,3 +462,40 @@ func TestConcurrentRuns(t *testing.T) {
 		}
 	}
 }
+
+// TestHostCannotReachTheMachinesKernel checks the guard rails against
+// accidents: no device nodes, a read-only /proc/sys and no capabilities to
+// change the machine's clock or network. (The change of a sysctl is probed
+// where the machine allows it to root, so that the test can fail.)
+func TestHostCannotReachTheMachinesKernel(t *testing.T) {
+	h := bootHost(t, "guarded")
+	var want uint64
+	for _, c := range droppedCapabilities {
+		want |= 1 << c.cap
+	}
+	for _, who := range []string{"a script", "an sshd session"} {
+		var bnd string
+		if who == "a script" {
+			bnd = sh(t, h, "sed -n 's/^CapBnd:[[:space:]]*//p' /proc/self/status")
+		} else {
+			bnd = sh(t, h, `sed -n 's/^CapBnd:[[:space:]]*//p' /proc/"$(cat /run/sshd.pid)"/status`)
+		}
+		got, err := strconv.ParseUint(bnd, 16, 64)
+		if err != nil {
+			t.Fatalf("CapBnd of %s: %q", who, bnd)
+		}
+		if got&want != 0 {
+			t.Errorf("%s keeps capabilities it should not: CapBnd %x has %x", who, got, got&want)
+		}
+		if got&(1<<21) == 0 {
+			t.Errorf("%s lost CAP_SYS_ADMIN (CapBnd %x); the host could not set its hostname", who, got)
+		}
+	}
+	if res := shResult(t, h, "mknod /tmp/disk b 254 0"); res.ExitCode == 0 {
+		t.Error("a script made a block device node")
+	}
+	// Writing back the value it already has: harmless should the guard fail.
+	if res := shResult(t, h, `v=$(cat /proc/sys/vm/overcommit_ratio) && echo "$v" > /proc/sys/vm/overcommit_ratio`); res.ExitCode == 0 {
+		t.Error("a script wrote to /proc/sys, the machine's sysctls")
+	}
+}
