@@ -162,3 +162,19 @@ func TestWrongSecretIsRefused(t *testing.T) {
 		t.Fatalf("got %v, want InvalidSignatureException", err)
 	}
 }
+
+func TestNodeLookupFollowsRegistration(t *testing.T) {
+	l := newLab(t)
+	id, host := l.add(node.Linux, nil)
+	if n, ok := l.svc.Node(id); !ok || n != host {
+		t.Fatalf("Node(%s) = %v, %v; want the registered node", id, n, ok)
+	}
+	l.svc.RemoveNode(id)
+	if _, ok := l.svc.Node(id); ok {
+		t.Fatal("a removed node is still found")
+	}
+	out, err := l.client.DescribeInstanceInformation(context.Background(), &ssm.DescribeInstanceInformationInput{})
+	if err != nil || len(out.InstanceInformationList) != 0 {
+		t.Fatalf("a removed node is still described: %v %+v", err, out)
+	}
+}

@@ -203,8 +203,8 @@ type listInput struct {
 }
 
 // check validates the input shared by ListCommands and
-// ListCommandInvocations, and returns the page size.
-func (in *listInput) check() (int, error) {
+// ListCommandInvocations, and returns the page size and the filters.
+func (in *listInput) check() (int, []filter, error) {
 	var v violations
 	if in.CommandId != nil {
 		v.length(*in.CommandId, "commandId", 36, 36)
@@ -222,13 +222,17 @@ func (in *listInput) check() (int, error) {
 		v.length(f.Value, fmt.Sprintf("filters.%d.member.value", i+1), 1, 128)
 	}
 	if err := v.err(); err != nil {
-		return 0, err
+		return 0, nil, err
+	}
+	filters, err := parseFilters(in.Filters)
+	if err != nil {
+		return 0, nil, err
 	}
 	size := 50
 	if in.MaxResults != nil {
 		size = int(*in.MaxResults)
 	}
-	return size, nil
+	return size, filters, nil
 }
 
 // filter is a parsed CommandFilter.
@@ -310,11 +314,7 @@ type listCommandsOutput struct {
 }
 
 func (s *Service) listCommands(_ context.Context, in *listInput) (*listCommandsOutput, error) {
-	size, err := in.check()
-	if err != nil {
-		return nil, err
-	}
-	filters, err := parseFilters(in.Filters)
+	size, filters, err := in.check()
 	if err != nil {
 		return nil, err
 	}
@@ -385,11 +385,7 @@ type listCommandInvocationsOutput struct {
 }
 
 func (s *Service) listCommandInvocations(_ context.Context, in *listInput) (*listCommandInvocationsOutput, error) {
-	size, err := in.check()
-	if err != nil {
-		return nil, err
-	}
-	filters, err := parseFilters(in.Filters)
+	size, filters, err := in.check()
 	if err != nil {
 		return nil, err
 	}

@@ -47,6 +47,16 @@ const (
 // executionTimeout: 1 to 172800 seconds.
 var executionTimeoutPattern = regexp.MustCompile(`^(([1-9][0-9]{0,4})|(1[0-6][0-9]{4})|(17[0-1][0-9]{3})|(172[0-7][0-9]{2})|(172800))$`)
 
+// sendCommand validates like AWS in two layers. First the service model's
+// constraints, all reported together as one ValidationException (which is
+// also what a malformed instance id gets: the model gives InstanceIds a
+// pattern). Then the service's own checks: the document (InvalidDocument,
+// InvalidDocumentVersion), its parameters (InvalidParameters), and the
+// nodes: an unregistered one is InvalidInstanceId, one of the wrong
+// platform UnsupportedPlatformType. Nodes picked by Targets are not
+// checked up front: a wrong-platform node gets an InvalidPlatform
+// invocation, and Targets that match nothing make a command that is
+// Failed with NoInstancesInTag at once.
 func (s *Service) sendCommand(_ context.Context, in *sendCommandInput) (*sendCommandOutput, error) {
 	if err := in.validate(); err != nil {
 		return nil, err

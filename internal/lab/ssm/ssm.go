@@ -142,6 +142,19 @@ func (s *Service) RemoveNode(id string) {
 	s.wakeAll()
 }
 
+// Node returns the registered node with instance id id, for operations
+// served beside this package (Session Manager's StartSession) that must
+// reach the same nodes.
+func (s *Service) Node(id string) (node.Node, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m, ok := s.nodes[id]
+	if !ok {
+		return nil, false
+	}
+	return m.node, true
+}
+
 // Close stops every dispatcher and cancels every running script, and
 // returns when their goroutines have ended.
 func (s *Service) Close() {
