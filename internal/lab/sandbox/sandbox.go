@@ -15,6 +15,15 @@
 //
 // Hosts need Linux, root and the distribution's sshd; Available says why
 // not when they cannot boot.
+//
+// What a host is not: a security boundary against hostile root code. Hosts
+// share the machine's kernel and network namespace (each listens on its own
+// 127.x.y.z), have no resource limits, and see the machine's files through
+// the overlay's lower layer, except their own state directory,
+// Config.Hidden, and /root, which a new disk starts empty. Guard rails keep
+// the scripts Passport runs from harming the machine by accident: a /dev
+// without disks, a read-only /proc/sys and /sys, and no capabilities to set
+// the clock, configure the network, load modules or make device nodes.
 package sandbox
 
 import (
