@@ -99,26 +99,25 @@ func (e *inventoryError) Error() string {
 func (e *inventoryError) Unwrap() error { return e.err }
 
 func (r *Runner) describe(ctx context.Context, ids []string) ([]types.InstanceInformation, error) {
-	in := &ssm.DescribeInstanceInformationInput{
+	pages := ssm.NewDescribeInstanceInformationPaginator(r.ssm, &ssm.DescribeInstanceInformationInput{
 		Filters:    []types.InstanceInformationStringFilter{{Key: aws.String("InstanceIds"), Values: ids}},
 		MaxResults: aws.Int32(maxBatch),
-	}
+	})
 	var all []types.InstanceInformation
-	for {
+	for pages.HasMorePages() {
 		var out *ssm.DescribeInstanceInformationOutput
+		// A paginator keeps its token when a page fails, so retrying
+		// NextPage asks for the same page again.
 		err := r.call(ctx, true, func(ctx context.Context) (err error) {
-			out, err = r.ssm.DescribeInstanceInformation(ctx, in)
+			out, err = pages.NextPage(ctx)
 			return err
 		})
 		if err != nil {
 			return nil, err
 		}
 		all = append(all, out.InstanceInformationList...)
-		if aws.ToString(out.NextToken) == "" {
-			return all, nil
-		}
-		in.NextToken = out.NextToken
 	}
+	return all, nil
 }
 
 // chunk splits ids into consecutive slices of at most n.

@@ -232,10 +232,11 @@ func (r *Runner) poll(ctx context.Context, pending []*command) ([]*command, erro
 		}}
 	}
 	var done []*command
-	for {
+	pages := ssm.NewListCommandsPaginator(r.ssm, in)
+	for pages.HasMorePages() && len(waiting) > 0 {
 		var out *ssm.ListCommandsOutput
 		err := r.call(ctx, true, func(ctx context.Context) (err error) {
-			out, err = r.ssm.ListCommands(ctx, in)
+			out, err = pages.NextPage(ctx)
 			return err
 		})
 		var unseen *types.InvalidCommandId
@@ -257,11 +258,8 @@ func (r *Runner) poll(ctx context.Context, pending []*command) ([]*command, erro
 				done = append(done, p)
 			}
 		}
-		if len(waiting) == 0 || aws.ToString(out.NextToken) == "" {
-			return done, nil
-		}
-		in.NextToken = out.NextToken
 	}
+	return done, nil
 }
 
 // earliest is the InvokedAfter bound that covers every pending command. It
@@ -293,20 +291,20 @@ func finished(c types.Command) bool {
 // and its invocations separately, so a finished command can briefly list
 // running invocations).
 func (r *Runner) collect(ctx context.Context, job Job, c *command) ([]Result, []string, error) {
-	in := &ssm.ListCommandInvocationsInput{
-		CommandId:  aws.String(c.id),
-		Details:    true,
-		MaxResults: aws.Int32(maxBatch),
-	}
 	waiting := make(map[string]bool, len(c.hosts))
 	for _, h := range c.hosts {
 		waiting[h] = true
 	}
 	var results []Result
-	for {
+	pages := ssm.NewListCommandInvocationsPaginator(r.ssm, &ssm.ListCommandInvocationsInput{
+		CommandId:  aws.String(c.id),
+		Details:    true,
+		MaxResults: aws.Int32(maxBatch),
+	})
+	for pages.HasMorePages() && len(waiting) > 0 {
 		var out *ssm.ListCommandInvocationsOutput
 		err := r.call(ctx, true, func(ctx context.Context) (err error) {
-			out, err = r.ssm.ListCommandInvocations(ctx, in)
+			out, err = pages.NextPage(ctx)
 			return err
 		})
 		if err != nil {
@@ -320,10 +318,6 @@ func (r *Runner) collect(ctx context.Context, job Job, c *command) ([]Result, []
 			delete(waiting, host)
 			results = append(results, r.result(ctx, job, c.id, inv))
 		}
-		if len(waiting) == 0 || aws.ToString(out.NextToken) == "" {
-			break
-		}
-		in.NextToken = out.NextToken
 	}
 	unfinished := slices.DeleteFunc(slices.Clone(c.hosts), func(h string) bool { return !waiting[h] })
 	return results, unfinished, nil
