@@ -1,6 +1,3 @@
-// Package sshca is Passport's SSH certificate authority: it holds a CA key,
-// locally or in AWS KMS, and signs OpenSSH user certificates that let
-// exactly one short-lived user log in for exactly one access window.
 package sshca
 
 import (

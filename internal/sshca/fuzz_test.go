@@ -1,0 +1,64 @@
+package sshca
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// FuzzSign: whatever a request carries, a certificate is either refused or
+// is exactly what sshd should see: one valid principal equal to the
+// username, a clean key id, a window of at most MaxWindow plus skew, no
+// extension beyond those asked for, and a source-address that parses.
+func FuzzSign(f *testing.F) {
+	f.Add("pp-k3x9q2", "passport request=r subject=s", int64(3600), int64(0), "", false)
+	f.Add("pp-a", "id", int64(12*3600+60), int64(-1), "127.0.0.1/32,::1", true)
+	f.Add("root\n", "id\x00", int64(-5), int64(1<<40), "0.0.0.0/0", true)
+	f.Add("pp,root", "id", int64(60), int64(0), "10.0.0.1 ,10.0.0.2", false)
+	f.Add("a", strings.Repeat("x", 300), int64(1), int64(0), "bastion.example.com", false)
+	ca := testCA(f, Ed25519)
+	key := userKey(f)
+	f.Fuzz(func(t *testing.T, username, keyID string, seconds, offset int64, sources string, pty bool) {
+		start := windowStart.Add(time.Duration(offset) * time.Second)
+		req := CertRequest{
+			PublicKey: key, Username: username, KeyID: keyID,
+			ValidAfter: start, ValidBefore: start.Add(time.Duration(seconds) * time.Second),
+			PermitPTY: pty,
+		}
+		if sources != "" {
+			req.SourceAddresses = strings.Split(sources, ",")
+		}
+		cert, err := ca.Sign(context.Background(), req)
+		if err != nil {
+			return
+		}
+		if len(cert.ValidPrincipals) != 1 || cert.ValidPrincipals[0] != username || !usernamePattern.MatchString(username) {
+			t.Fatalf("principals %q for username %q", cert.ValidPrincipals, username)
+		}
+		if checkKeyID(cert.KeyId) != nil {
+			t.Fatalf("key id %q", cert.KeyId)
+		}
+		if d := time.Duration(cert.ValidBefore-cert.ValidAfter) * time.Second; cert.ValidBefore <= cert.ValidAfter || d > MaxWindow+2*ClockSkew {
+			t.Fatalf("validity %d..%d", cert.ValidAfter, cert.ValidBefore)
+		}
+		for ext := range cert.Extensions {
+			if ext != "permit-pty" || !pty {
+				t.Fatalf("extension %s granted", ext)
+			}
+		}
+		for opt, v := range cert.CriticalOptions {
+			if opt != "source-address" || v != sources {
+				t.Fatalf("critical option %s=%q", opt, v)
+			}
+		}
+		if cert.CertType != ssh.UserCert {
+			t.Fatal("not a user certificate")
+		}
+		if err := login(ca, cert, username, "127.0.0.1", start); err != nil && len(cert.CriticalOptions) == 0 {
+			t.Fatalf("issued certificate does not log in at its window start: %v", err)
+		}
+	})
+}
