@@ -93,6 +93,9 @@ func (h *host) program(t *testing.T, script string) (Result, node.Result) {
 	if err != nil {
 		t.Fatalf("on %s: %v (exit %d)\nstdout: %s\nstderr: %s", h, err, res.ExitCode, res.Stdout, res.Stderr)
 	}
+	if lines := strings.Count(strings.TrimSuffix(string(res.Stdout), "\n"), "\n") + 1; lines != 1 {
+		t.Errorf("%s printed %d lines on stdout, want only its result line:\n%s", r.Action, lines, res.Stdout)
+	}
 	if r.OK != (res.ExitCode == 0) || (!r.OK && r.Code != res.ExitCode) {
 		t.Errorf("result %+v disagrees with exit code %d", r, res.ExitCode)
 	}
@@ -299,6 +302,7 @@ func grantFor(c ca, user string, cred credential, sudo bool, expires time.Time) 
 }
 
 func TestProvisionLogsIn(t *testing.T) {
+	t.Parallel()
 	h := bootHost(t, "prov")
 	authority := newCA(t)
 	admin := h.plainUser(t, "admin")
@@ -385,6 +389,7 @@ func strip(s string) string {
 }
 
 func TestProvisionRefusesSomeoneElsesUser(t *testing.T) {
+	t.Parallel()
 	h := bootHost(t, "conflict")
 	authority := newCA(t)
 	admin := h.plainUser(t, "admin")
@@ -404,6 +409,7 @@ func TestProvisionRefusesSomeoneElsesUser(t *testing.T) {
 }
 
 func TestExtendMovesExpiry(t *testing.T) {
+	t.Parallel()
 	h := bootHost(t, "extend")
 	authority := newCA(t)
 	cred := authority.issue(t, "pp-ext")
@@ -434,6 +440,7 @@ func TestExtendMovesExpiry(t *testing.T) {
 }
 
 func TestRevokeRemovesEverything(t *testing.T) {
+	t.Parallel()
 	h := bootHost(t, "revoke")
 	authority := newCA(t)
 	cred := authority.issue(t, "pp-gone")
@@ -499,6 +506,7 @@ func TestRevokeRemovesEverything(t *testing.T) {
 }
 
 func TestHostWithoutInclude(t *testing.T) {
+	t.Parallel()
 	h := bootHost(t, "noinclude")
 	h.sh(t, `set -e
 sed -i '/^Include /d' /etc/ssh/sshd_config
@@ -524,6 +532,7 @@ kill -HUP "$(cat /run/sshd.pid)"`)
 }
 
 func TestBrokenSSHDConfigIsLeftAlone(t *testing.T) {
+	t.Parallel()
 	h := bootHost(t, "broken")
 	h.sh(t, "echo 'NoSuchKeyword yes' >> /etc/ssh/sshd_config")
 	before := h.sh(t, "cat /etc/ssh/sshd_config; ls /etc/ssh/sshd_config.d")
@@ -542,6 +551,7 @@ func TestBrokenSSHDConfigIsLeftAlone(t *testing.T) {
 }
 
 func TestSweepRemovesOnlyExpiredUsers(t *testing.T) {
+	t.Parallel()
 	h := bootHost(t, "sweep")
 	authority := newCA(t)
 	admin := h.plainUser(t, "admin")
@@ -581,6 +591,7 @@ func TestSweepRemovesOnlyExpiredUsers(t *testing.T) {
 // Passport's and sets TrustedUserCAKeys for everyone wins over Passport's
 // Match block. Provision must notice, put sshd's files back and fail loudly.
 func TestSSHDChangeThatDoesNotApplyIsUndone(t *testing.T) {
+	t.Parallel()
 	h := bootHost(t, "override")
 	h.sh(t, "printf 'Match all\\n\\tTrustedUserCAKeys /etc/ssh/site-ca.pub\\n' > /etc/ssh/sshd_config.d/05-site.conf")
 	admin := h.plainUser(t, "admin")
@@ -600,6 +611,7 @@ func TestSSHDChangeThatDoesNotApplyIsUndone(t *testing.T) {
 // TestConcurrentProvisions: Run Command may deliver two requests to one host
 // at once; the host lock keeps them from racing on sshd's configuration.
 func TestConcurrentProvisions(t *testing.T) {
+	t.Parallel()
 	h := bootHost(t, "concurrent")
 	authority := newCA(t)
 	names := []string{"pp-one", "pp-two", "pp-three"}

@@ -27,6 +27,42 @@ type Result struct {
 	Fields map[string]string
 }
 
+// exitMeanings say what each exit code means and what to do about it.
+var exitMeanings = map[int]string{
+	ExitFailed:   "a step failed unexpectedly; the host's stderr names it",
+	ExitData:     "the host refused the request data and changed nothing; this is a Passport bug or tampering in transit",
+	ExitHost:     "the host lacks a tool or file Passport needs; install it (the host's stderr names it) and retry",
+	ExitConflict: "the username belongs to an account Passport does not manage; it was left alone",
+	ExitNotFound: "the host has no such Passport user; provision it again",
+	ExitSSHD:     "sshd's configuration on the host is invalid or overrides Passport's; Passport's change was undone, fix sshd_config and retry",
+	ExitSudoers:  "visudo rejected the sudoers drop-in, which was not installed; check /etc/sudoers on the host",
+	ExitLock:     "another Passport program held the host lock for two minutes; retry",
+}
+
+// Error is a host program's reported failure.
+type Error struct {
+	Action string
+	Step   string
+	Code   int
+}
+
+func (e *Error) Error() string {
+	meaning, ok := exitMeanings[e.Code]
+	if !ok {
+		meaning = "unknown exit code"
+	}
+	return fmt.Sprintf("hostscript: %s failed in step %s (exit %d): %s", e.Action, e.Step, e.Code, meaning)
+}
+
+// Err returns nil when r reports success, and otherwise an *Error naming
+// the action, the failing step and what its exit code means.
+func (r Result) Err() error {
+	if r.OK {
+		return nil
+	}
+	return &Error{Action: r.Action, Step: r.Step, Code: r.Code}
+}
+
 // ErrNoResult means the output held no result line: the script did not run
 // to its end (killed, timed out) or its output was truncated.
 var ErrNoResult = errors.New("hostscript: the output has no passport-result line")

@@ -2,6 +2,7 @@ package hostscript
 
 import (
 	"encoding/base64"
+	"errors"
 	"os/exec"
 	"regexp"
 	"strconv"
@@ -200,6 +201,28 @@ func TestParseResult(t *testing.T) {
 				t.Errorf("ParseResult(%q) = %+v, want %+v", tt.stdout, got, tt.want)
 			}
 		})
+	}
+}
+
+func TestResultErr(t *testing.T) {
+	ok, _ := ParseResult("passport-result action=extend status=ok user=pp-a")
+	if ok.Err() != nil {
+		t.Errorf("a successful result has error %v", ok.Err())
+	}
+	bad, _ := ParseResult("passport-result action=provision status=error code=6 step=sshd-verify")
+	var e *Error
+	if !errors.As(bad.Err(), &e) || e.Code != ExitSSHD {
+		t.Fatalf("Err() = %v, want an *Error with code %d", bad.Err(), ExitSSHD)
+	}
+	for _, want := range []string{"provision", "sshd-verify", "exit 6", "sshd_config"} {
+		if !strings.Contains(e.Error(), want) {
+			t.Errorf("%q does not mention %q", e.Error(), want)
+		}
+	}
+	for code := ExitFailed; code <= ExitLock; code++ {
+		if _, ok := exitMeanings[code]; !ok {
+			t.Errorf("exit code %d has no meaning", code)
+		}
 	}
 }
 

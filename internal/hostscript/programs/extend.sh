@@ -24,7 +24,7 @@ sed "s/^expires=.*/expires=$expires/" "$PP_GRANTS/$user" >"$tmp" || die "$EX_FAI
 put_file "$tmp" "$PP_GRANTS/$user" 0600 grant-record || true
 
 step='account-expiry'
-usermod -e "$(((expires + 86399) / 86400))" "$user" 2>"$work/usermod.err" ||
+usermod -e "$(((expires + 86399) / 86400))" "$user" >"$work/usermod.err" 2>&1 ||
 	die "$EX_FAILED" "usermod -e $user: $(head -c 300 "$work/usermod.err")"
 
 result ok "user=$user" "expires=$expires" "changed=${changed:-none}"

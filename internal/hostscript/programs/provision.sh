@@ -82,7 +82,7 @@ if ! user_exists "$user"; then
 	chmod 0700 "$PP_HOME/$user" || die "$EX_FAILED" "cannot set the mode of $PP_HOME/$user"
 	note_change user
 else
-	usermod -e "$expire_day" "$user" 2>"$work/usermod.err" || die "$EX_FAILED" "usermod -e $user: $(head -c 300 "$work/usermod.err")"
+	usermod -e "$expire_day" "$user" >"$work/usermod.err" 2>&1 || die "$EX_FAILED" "usermod -e $user: $(head -c 300 "$work/usermod.err")"
 fi
 
 step=principals
