@@ -8,6 +8,14 @@
 // off when SSM throttles, cancels what is still running when the caller's
 // deadline passes, and turns SSM's statuses into plain outcomes and reasons.
 // What a failure means (retry, roll back, alert) is the caller's decision.
+//
+// SSM calls are counted, because AWS throttles them per account. A run on N
+// online hosts costs ceil(N/50) DescribeInstanceInformation pages, ceil(N/50)
+// SendCommand calls and ceil(N/50) ListCommandInvocations pages, which no
+// client can do with less, plus one ListCommands page per look at up to 50
+// commands, plus GetCommandInvocation only for a host whose output SSM cut
+// short. With Options.FirstPoll near the script's run time, a thousand hosts
+// take 61 calls where 60 is the minimum.
 package fleet
 
 import (
