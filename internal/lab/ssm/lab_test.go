@@ -49,7 +49,7 @@ func (c *fakeClock) Advance(d time.Duration) {
 // lab is an SSM service behind a real awsjson server on loopback, and an
 // SDK client for it.
 type lab struct {
-	t      *testing.T
+	t      testing.TB
 	clock  *fakeClock
 	svc    *Service
 	server *awsjson.Server
@@ -58,7 +58,7 @@ type lab struct {
 	next   int
 }
 
-func newLab(t *testing.T) *lab {
+func newLab(t testing.TB) *lab {
 	t.Helper()
 	clock := &fakeClock{t: time.Date(2026, 1, 24, 2, 0, 0, 0, time.UTC)}
 	svc := New(Config{Region: testRegion, AccountID: testAccount, Now: clock.Now, PollInterval: 5 * time.Millisecond})
