@@ -1,0 +1,301 @@
+package ssmsession
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/xtaci/smux"
+)
+
+// Versions at which the reference implementations change behaviour. The
+// agent multiplexes LocalPortForwarding sessions for clients from
+// muxClientVersion on, and turns smux keep-alives off (they would defeat the
+// session idle timeout) for clients after keepAliveOffClientVersion; the
+// client mirrors that with the agent's version.
+const (
+	muxClientVersion          = "1.1.70"
+	keepAliveOffClientVersion = "1.2.331.0"
+	muxAgentVersion           = "3.0.196.0"
+	keepAliveOffAgentVersion  = "3.1.1511.0"
+)
+
+// DefaultAgentVersion is the agent version announced when AgentConfig
+// leaves it empty.
+const DefaultAgentVersion = "3.3.0.0"
+
+// AgentConfig describes the session an Agent serves.
+type AgentConfig struct {
+	SessionID    string
+	TargetID     string
+	AgentVersion string      // DefaultAgentVersion when empty
+	Session      SessionType // announced in the handshake; decides what is served
+	// Dial connects to the port the session forwards to. host is empty for
+	// the target itself, or the session's host property for a remote host.
+	Dial func(ctx context.Context, host string, port int) (net.Conn, error)
+	// HandshakeTimeout bounds the wait for the client's HandshakeResponse;
+	// 15 seconds when zero.
+	HandshakeTimeout time.Duration
+	// Reattach is how long the session survives without a websocket, for
+	// the client to resume it; 2 minutes when zero.
+	Reattach time.Duration
+}
+
+// Agent is the agent's end of one session: it performs the handshake, then
+// forwards the client's data to the session's port, one TCP connection per
+// smux stream for multiplexed sessions.
+type Agent struct {
+	cfg AgentConfig
+	ch  *channel
+
+	mu          sync.Mutex
+	lost        *time.Timer
+	terminated  bool
+	clientVer   string
+	attachCount int
+}
+
+// NewAgent returns an agent for cfg, not yet attached to a websocket.
+func NewAgent(cfg AgentConfig) *Agent {
+	if cfg.AgentVersion == "" {
+		cfg.AgentVersion = DefaultAgentVersion
+	}
+	if cfg.HandshakeTimeout == 0 {
+		cfg.HandshakeTimeout = 15 * time.Second
+	}
+	if cfg.Reattach == 0 {
+		cfg.Reattach = 2 * time.Minute
+	}
+	a := &Agent{cfg: cfg, ch: newChannel(OutputStreamData, InputStreamData, nil)}
+	a.ch.onLinkDown = a.linkDown
+	return a
+}
+
+// Attach gives the session a websocket: the first one, or the one a
+// resumed session opened after the previous one dropped. The caller has
+// already checked the client's token.
+func (a *Agent) Attach(ws *websocket.Conn) {
+	ws.SetReadLimit(HeaderSize + MaxPayload)
+	a.attach(ws)
+}
+
+func (a *Agent) attach(l link) {
+	a.mu.Lock()
+	if a.lost != nil {
+		a.lost.Stop()
+		a.lost = nil
+	}
+	a.attachCount++
+	a.mu.Unlock()
+	a.ch.attach(l)
+}
+
+func (a *Agent) linkDown(err error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.lost == nil {
+		a.lost = time.AfterFunc(a.cfg.Reattach, func() {
+			a.ch.close(fmt.Errorf("ssmsession: session %s: no client came back within %v after its websocket failed (%v)", a.cfg.SessionID, a.cfg.Reattach, err))
+		})
+	}
+}
+
+// Done is closed when the session has ended.
+func (a *Agent) Done() <-chan struct{} { return a.ch.done }
+
+// Terminate ends the session, telling the client why.
+func (a *Agent) Terminate(reason string) {
+	a.ch.sendClosed(a.cfg.SessionID, reason)
+	a.ch.close(ErrClosed)
+}
+
+// Run performs the handshake and serves the session until it ends: the
+// client terminates it, the forwarded connection of an unmultiplexed session
+// ends, ctx is cancelled, or the client stays away longer than Reattach. It
+// returns nil when the session ended normally.
+func (a *Agent) Run(ctx context.Context) error {
+	stop := context.AfterFunc(ctx, func() { a.Terminate("") })
+	defer stop()
+	err := a.run(ctx)
+	if err != nil && !errors.Is(err, ErrClosed) {
+		a.ch.sendClosed(a.cfg.SessionID, err.Error())
+	}
+	a.ch.close(ErrClosed)
+	var closed *ClosedError
+	if errors.Is(err, ErrClosed) || errors.As(err, &closed) || errors.Is(err, io.EOF) {
+		return nil
+	}
+	return err
+}
+
+func (a *Agent) run(ctx context.Context) error {
+	if err := a.handshake(); err != nil {
+		return err
+	}
+	port, err := strconv.Atoi(a.cfg.Session.Properties.PortNumber)
+	if err != nil || port < 1 || port > 65535 {
+		return fmt.Errorf("session %s: portNumber %q is not a port", a.cfg.SessionID, a.cfg.Session.Properties.PortNumber)
+	}
+	dial := func() (net.Conn, error) {
+		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		return a.cfg.Dial(dctx, a.cfg.Session.Properties.Host, port)
+	}
+	if a.cfg.Session.Properties.Type == LocalPortForwarding && compareVersions(a.clientVer, muxClientVersion) >= 0 {
+		return a.serveMux(dial)
+	}
+	return a.serveBasic(dial)
+}
+
+func (a *Agent) handshake() error {
+	action, _ := json.Marshal(a.cfg.Session)
+	req, _ := json.Marshal(handshakeRequest{
+		AgentVersion:           a.cfg.AgentVersion,
+		RequestedClientActions: []clientAction{{ActionType: actionSessionType, ActionParameters: action}},
+	})
+	start := time.Now()
+	if err := a.ch.send(HandshakeRequest, req); err != nil {
+		return err
+	}
+	for {
+		m, err := a.ch.recvTimeout(a.cfg.HandshakeTimeout)
+		if errors.Is(err, errHandshakeTimeout) {
+			return errors.New("Handshake timed out. Please ensure that you have the latest version of the session manager plugin.")
+		}
+		if err != nil {
+			return err
+		}
+		if m.PayloadType != HandshakeResponse {
+			continue // nothing else means anything before the handshake ends
+		}
+		var resp handshakeResponse
+		if err := json.Unmarshal(m.Payload, &resp); err != nil {
+			return fmt.Errorf("the client's HandshakeResponse is not valid JSON: %v", err)
+		}
+		for _, pa := range resp.ProcessedClientActions {
+			if pa.ActionType == actionSessionType && pa.ActionStatus != actionSuccess {
+				return fmt.Errorf("the client cannot open a %s session: %s", a.cfg.Session.SessionType, pa.Error)
+			}
+		}
+		a.mu.Lock()
+		a.clientVer = resp.ClientVersion
+		a.mu.Unlock()
+		break
+	}
+	done, _ := json.Marshal(handshakeComplete{HandshakeTimeToComplete: time.Since(start)})
+	return a.ch.send(HandshakeComplete, done)
+}
+
+// serveBasic forwards one TCP connection over the session itself, as
+// AWS-StartSSHSession does: when that connection ends, so does the session.
+func (a *Agent) serveBasic(dial func() (net.Conn, error)) error {
+	conn, err := dial()
+	if err != nil {
+		return fmt.Errorf("Unable to connect to specified port: %v", err)
+	}
+	defer conn.Close()
+	done := make(chan error, 1)
+	s := &stream{ch: a.ch, onFlag: func(f FlagValue) {
+		if f == TerminateSession || f == DisconnectToPort {
+			done <- ErrClosed
+		}
+	}}
+	go func() {
+		_, err := io.Copy(conn, s)
+		if cw, ok := conn.(interface{ CloseWrite() error }); ok && err == nil {
+			cw.CloseWrite()
+			return // the port may still answer; the other copy ends the session
+		}
+		done <- err
+	}()
+	go func() {
+		_, err := io.Copy(s, conn)
+		if err == nil {
+			a.ch.flush(30 * time.Second)
+			err = io.EOF
+		}
+		done <- err
+	}()
+	select {
+	case err = <-done:
+	case <-a.ch.done:
+		err = a.ch.err()
+	}
+	return err
+}
+
+// serveMux accepts the client's smux streams and connects each to the port.
+func (a *Agent) serveMux(dial func() (net.Conn, error)) error {
+	cfg := smux.DefaultConfig()
+	cfg.KeepAliveDisabled = compareVersions(a.clientVer, keepAliveOffClientVersion) > 0
+	terminated := make(chan struct{})
+	var once sync.Once
+	s := &stream{ch: a.ch, onFlag: func(f FlagValue) {
+		if f == TerminateSession {
+			once.Do(func() { close(terminated) })
+		}
+	}}
+	mux, err := smux.Server(s, cfg)
+	if err != nil {
+		return err
+	}
+	defer mux.Close()
+	go func() {
+		select {
+		case <-terminated:
+			mux.Close()
+		case <-a.ch.done:
+		}
+	}()
+	for {
+		st, err := mux.AcceptStream()
+		if err != nil {
+			select {
+			case <-terminated:
+				return ErrClosed
+			default:
+			}
+			if e := a.ch.err(); e != nil {
+				return e
+			}
+			return err
+		}
+		go func() {
+			conn, err := dial()
+			if err != nil {
+				a.ch.send(Flag, flagPayload(ConnectToPortError))
+				st.Close()
+				return
+			}
+			splice(st, conn)
+		}()
+	}
+}
+
+// splice copies both ways until both directions end, passing half-closes on
+// where the connection supports them.
+func splice(a, b io.ReadWriteCloser) {
+	var wg sync.WaitGroup
+	wg.Add(2)
+	half := func(dst, src io.ReadWriteCloser) {
+		defer wg.Done()
+		io.Copy(dst, src)
+		if cw, ok := dst.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
+			return
+		}
+		dst.Close()
+		src.Close()
+	}
+	go half(a, b)
+	go half(b, a)
+	wg.Wait()
+	a.Close()
+	b.Close()
+}

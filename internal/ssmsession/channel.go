@@ -1,0 +1,566 @@
+package ssmsession
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// link is one websocket connection; *websocket.Conn satisfies it. A data
+// channel outlives its links: when one drops, a resumed session attaches
+// the next and unacknowledged messages are sent again.
+type link interface {
+	ReadMessage() (messageType int, p []byte, err error)
+	WriteMessage(messageType int, data []byte) error
+	Close() error
+}
+
+// Tuning of the reliability layer. The reference implementations send 1 KiB
+// per message, keep up to 10,000 unacknowledged and sleep a millisecond
+// between reads, which caps a session near 1 MB/s. Larger messages and a
+// bounded window keep every check the protocol requires (a digest and an
+// acknowledgement per message) and still move data at memory speed.
+const (
+	chunkSize   = 16 << 10 // payload bytes per stream message
+	window      = 512      // unacknowledged messages a sender may have in flight
+	queueBytes  = 8 << 20  // in-order data received but not yet read
+	oooCapacity = 2 * window
+
+	initialRTO  = 200 * time.Millisecond
+	minRTO      = 100 * time.Millisecond
+	maxRTO      = 2 * time.Second
+	granularity = 10 * time.Millisecond
+	// maxResends bounds how often one message is sent again while a link is
+	// up before the session is declared dead.
+	maxResends = 200
+	// resendBurst bounds the messages sent again per tick, so a receiver that
+	// is only slow is not flooded with copies.
+	resendBurst = 32
+)
+
+// Channel errors.
+var (
+	ErrClosed         = errors.New("ssmsession: session closed")
+	ErrUnacknowledged = errors.New("ssmsession: the other end stopped acknowledging messages")
+)
+
+// ClosedError reports a channel_closed message from the other end.
+type ClosedError struct {
+	SessionID string
+	Output    string
+}
+
+func (e *ClosedError) Error() string {
+	if e.Output == "" {
+		return fmt.Sprintf("ssmsession: session %s was closed by the other end", e.SessionID)
+	}
+	return fmt.Sprintf("ssmsession: session %s was closed by the other end: %s", e.SessionID, e.Output)
+}
+
+type outgoing struct {
+	frame   []byte
+	sent    time.Time
+	resends int
+}
+
+// channel is the reliable, ordered message stream of one session, shared by
+// both ends: sequence numbers, selective acknowledgements, a receive buffer
+// for out-of-order messages and retransmission on a round-trip-time timer.
+type channel struct {
+	sendType, recvType string
+	now                func() time.Time
+	onLinkDown         func(error) // called (once per link) when a link fails
+
+	linkMu  sync.Mutex
+	link    link
+	writeMu sync.Mutex // one writer at a time on a websocket
+
+	mu       sync.Mutex
+	space    *sync.Cond // window space, or closed
+	nextSeq  int64
+	base     int64 // no message below base is unacknowledged
+	unacked  map[int64]*outgoing
+	reserved int
+	srtt     time.Duration
+	rttvar   time.Duration
+	rto      time.Duration
+
+	rmu       sync.Mutex
+	ready     *sync.Cond // queue not empty, or closed
+	expected  int64
+	queue     []Message // in order, acknowledged, not yet read
+	queued    int       // payload bytes in queue
+	ooo       map[int64]Message
+	badFrames int
+
+	done     chan struct{}
+	closeErr error
+	once     sync.Once
+}
+
+func newChannel(sendType, recvType string, now func() time.Time) *channel {
+	if now == nil {
+		now = time.Now
+	}
+	c := &channel{
+		sendType: sendType, recvType: recvType, now: now,
+		unacked: make(map[int64]*outgoing),
+		ooo:     make(map[int64]Message),
+		rto:     initialRTO,
+		done:    make(chan struct{}),
+	}
+	c.space = sync.NewCond(&c.mu)
+	c.ready = sync.NewCond(&c.rmu)
+	go c.retransmit()
+	return c
+}
+
+// attach makes l the channel's link, sends every unacknowledged message on
+// it again, and reads from it until it fails.
+func (c *channel) attach(l link) {
+	c.linkMu.Lock()
+	old := c.link
+	c.link = l
+	c.linkMu.Unlock()
+	if old != nil {
+		old.Close()
+	}
+	select {
+	case <-c.done:
+		l.Close()
+		return
+	default:
+	}
+
+	c.writeMu.Lock()
+	c.mu.Lock()
+	var frames [][]byte
+	for seq := c.base; seq < c.nextSeq; seq++ {
+		if o := c.unacked[seq]; o != nil {
+			o.sent = c.now()
+			frames = append(frames, o.frame)
+		}
+	}
+	c.mu.Unlock()
+	for _, f := range frames {
+		if err := l.WriteMessage(websocket.BinaryMessage, f); err != nil {
+			break
+		}
+	}
+	c.writeMu.Unlock()
+	go c.readLoop(l)
+}
+
+// current returns the link messages go out on, or nil between links.
+func (c *channel) current() link {
+	c.linkMu.Lock()
+	defer c.linkMu.Unlock()
+	return c.link
+}
+
+// dropLink forgets l if it is still the current link and reports the
+// failure once.
+func (c *channel) dropLink(l link, err error) {
+	c.linkMu.Lock()
+	cur := c.link == l
+	if cur {
+		c.link = nil
+	}
+	c.linkMu.Unlock()
+	l.Close()
+	if !cur {
+		return
+	}
+	select {
+	case <-c.done:
+		return
+	default:
+	}
+	if c.onLinkDown != nil {
+		c.onLinkDown(err)
+	} else {
+		c.close(fmt.Errorf("ssmsession: websocket failed: %w", err))
+	}
+}
+
+func (c *channel) writeFrame(frame []byte) {
+	l := c.current()
+	if l == nil {
+		return // sent again when the next link attaches
+	}
+	c.writeMu.Lock()
+	err := l.WriteMessage(websocket.BinaryMessage, frame)
+	c.writeMu.Unlock()
+	if err != nil {
+		c.dropLink(l, err)
+	}
+}
+
+// send sends payload as stream messages of at most chunkSize bytes, waiting
+// for window space. A message is kept until acknowledged, so one that a
+// dropped link lost is sent again on the next.
+func (c *channel) send(pt PayloadType, payload []byte) error {
+	for first := true; first || len(payload) > 0; first = false {
+		n := min(len(payload), chunkSize)
+		if err := c.sendOne(pt, payload[:n]); err != nil {
+			return err
+		}
+		payload = payload[n:]
+	}
+	return nil
+}
+
+func (c *channel) sendOne(pt PayloadType, payload []byte) error {
+	c.mu.Lock()
+	for len(c.unacked)+c.reserved >= window && c.closeErr == nil {
+		c.space.Wait()
+	}
+	if c.closeErr != nil {
+		err := c.closeErr
+		c.mu.Unlock()
+		return err
+	}
+	c.reserved++
+	c.mu.Unlock()
+
+	// Sequence numbers are taken under writeMu so that messages leave in
+	// order; window space is taken before it, so that a sender waiting for
+	// acknowledgements never holds up the acknowledgements this end owes.
+	c.writeMu.Lock()
+	c.mu.Lock()
+	c.reserved--
+	if c.closeErr != nil {
+		err := c.closeErr
+		c.mu.Unlock()
+		c.writeMu.Unlock()
+		return err
+	}
+	seq := c.nextSeq
+	c.nextSeq++
+	var flags uint64
+	if seq == 0 && c.sendType == OutputStreamData {
+		flags = FlagSYN // as the agent marks the start of its stream
+	}
+	m := Message{Type: c.sendType, CreatedDate: c.now(), Sequence: seq, Flags: flags, ID: NewMessageID(), PayloadType: pt, Payload: payload}
+	frame, err := m.Encode(make([]byte, 0, HeaderSize+len(payload)))
+	if err != nil {
+		c.mu.Unlock()
+		c.writeMu.Unlock()
+		return err
+	}
+	c.unacked[seq] = &outgoing{frame: frame, sent: c.now()}
+	c.mu.Unlock()
+	l := c.current()
+	if l != nil {
+		err = l.WriteMessage(websocket.BinaryMessage, frame)
+	}
+	c.writeMu.Unlock()
+	if l != nil && err != nil {
+		c.dropLink(l, err)
+	}
+	return nil
+}
+
+// acked records an acknowledgement. Round-trip samples come only from
+// messages sent once (Karn's rule): an acknowledgement of a message sent
+// twice cannot say which copy it answers.
+func (c *channel) acked(seq int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	o := c.unacked[seq]
+	if o == nil {
+		return
+	}
+	if o.resends == 0 {
+		c.sampleRTT(c.now().Sub(o.sent))
+	}
+	delete(c.unacked, seq)
+	for c.base < c.nextSeq && c.unacked[c.base] == nil {
+		c.base++
+	}
+	c.space.Signal()
+}
+
+// sampleRTT updates the retransmission timeout as TCP does (RFC 6298), with
+// the reference implementations' constants.
+func (c *channel) sampleRTT(r time.Duration) {
+	if c.srtt == 0 {
+		c.srtt, c.rttvar = r, r/2
+	} else {
+		d := c.srtt - r
+		if d < 0 {
+			d = -d
+		}
+		c.rttvar = (3*c.rttvar + d) / 4
+		c.srtt = (7*c.srtt + r) / 8
+	}
+	c.rto = min(max(c.srtt+max(granularity, 4*c.rttvar), minRTO), maxRTO)
+}
+
+// retransmit sends unacknowledged messages again once they are older than
+// the retransmission timeout, backing off for each resend of the same one.
+func (c *channel) retransmit() {
+	tick := time.NewTicker(minRTO / 2)
+	defer tick.Stop()
+	for {
+		select {
+		case <-c.done:
+			return
+		case <-tick.C:
+		}
+		if c.current() == nil {
+			continue
+		}
+		var frames [][]byte
+		var dead bool
+		c.mu.Lock()
+		now := c.now()
+		for seq := c.base; seq < c.nextSeq && len(frames) < resendBurst; seq++ {
+			o := c.unacked[seq]
+			if o == nil {
+				continue
+			}
+			backoff := min(c.rto<<min(o.resends, 4), maxRTO)
+			if now.Sub(o.sent) < backoff {
+				continue
+			}
+			if o.resends >= maxResends {
+				dead = true
+				break
+			}
+			o.resends++
+			o.sent = now
+			frames = append(frames, o.frame)
+		}
+		c.mu.Unlock()
+		if dead {
+			c.close(ErrUnacknowledged)
+			return
+		}
+		for _, f := range frames {
+			c.writeFrame(f)
+		}
+	}
+}
+
+// readLoop reads frames from l until it fails. A frame that fails to decode
+// (cut, padded, bad digest) is dropped unacknowledged, so an honest sender
+// sends it again; a link that keeps sending such frames is dropped.
+func (c *channel) readLoop(l link) {
+	for {
+		typ, b, err := l.ReadMessage()
+		if err != nil {
+			c.dropLink(l, err)
+			return
+		}
+		if typ != websocket.BinaryMessage {
+			continue
+		}
+		m, err := Decode(b)
+		if err != nil {
+			c.rmu.Lock()
+			c.badFrames++
+			bad := c.badFrames
+			c.rmu.Unlock()
+			if bad > maxBadFrames {
+				c.dropLink(l, fmt.Errorf("too many malformed frames, last: %w", err))
+				return
+			}
+			continue
+		}
+		c.handle(m)
+	}
+}
+
+const maxBadFrames = 64
+
+func (c *channel) handle(m Message) {
+	switch m.Type {
+	case c.recvType:
+		c.receive(m)
+	case Acknowledge:
+		var ack ackContent
+		if json.Unmarshal(m.Payload, &ack) == nil && ack.MessageType == c.sendType {
+			c.acked(ack.SequenceNumber)
+		}
+	case ChannelClosed:
+		var cc channelClosed
+		json.Unmarshal(m.Payload, &cc)
+		c.close(&ClosedError{SessionID: cc.SessionID, Output: cc.Output})
+	}
+	// start_publication and pause_publication come from the service, not
+	// the other end; like the plugin, this end keeps sending either way and
+	// relies on retransmission.
+}
+
+// receive queues an in-order message for reading, or buffers one that
+// arrived early. A message is acknowledged only once it is held: one that
+// finds the queue full is dropped and comes again, which keeps acknowledging
+// (and so the sender's window) moving while the reader is slow.
+func (c *channel) receive(m Message) {
+	c.rmu.Lock()
+	switch {
+	case m.Sequence < c.expected:
+		// A copy of something already taken: the first acknowledgement was
+		// lost or late. Acknowledge again; never deliver twice.
+		c.rmu.Unlock()
+		c.ack(m)
+		return
+	case m.Sequence == c.expected:
+		if c.queued > 0 && c.queued+len(m.Payload) > queueBytes {
+			c.rmu.Unlock()
+			return
+		}
+		c.push(m)
+		c.drain()
+	default:
+		if len(c.ooo) >= oooCapacity || m.Sequence-c.expected > oooCapacity {
+			c.rmu.Unlock()
+			return // beyond any window an honest sender keeps: refused
+		}
+		if _, dup := c.ooo[m.Sequence]; !dup {
+			m.Payload = append([]byte(nil), m.Payload...)
+			c.ooo[m.Sequence] = m
+		}
+	}
+	c.rmu.Unlock()
+	c.ack(m)
+}
+
+// push appends m (the expected message) to the queue; rmu is held.
+func (c *channel) push(m Message) {
+	m.Payload = append([]byte(nil), m.Payload...)
+	c.queue = append(c.queue, m)
+	c.queued += len(m.Payload)
+	c.expected++
+	c.ready.Signal()
+}
+
+// drain moves buffered messages that are now in order into the queue while
+// it has room; rmu is held.
+func (c *channel) drain() {
+	for {
+		m, ok := c.ooo[c.expected]
+		if !ok || (c.queued > 0 && c.queued+len(m.Payload) > queueBytes) {
+			return
+		}
+		delete(c.ooo, c.expected)
+		c.queue = append(c.queue, m)
+		c.queued += len(m.Payload)
+		c.expected++
+		c.ready.Signal()
+	}
+}
+
+func (c *channel) ack(m Message) {
+	content, _ := json.Marshal(ackContent{MessageType: m.Type, MessageID: m.ID.String(), SequenceNumber: m.Sequence, IsSequentialMessage: true})
+	a := Message{Type: Acknowledge, CreatedDate: c.now(), Flags: FlagSYN | FlagFIN, ID: NewMessageID(), Payload: content}
+	frame, err := a.Encode(make([]byte, 0, HeaderSize+len(content)))
+	if err == nil {
+		c.writeFrame(frame)
+	}
+}
+
+// recv returns the next message in sequence, waiting for it.
+func (c *channel) recv() (Message, error) {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	for len(c.queue) == 0 {
+		if err := c.err(); err != nil {
+			return Message{}, err
+		}
+		c.ready.Wait()
+	}
+	m := c.queue[0]
+	c.queue[0] = Message{}
+	c.queue = c.queue[1:]
+	c.queued -= len(m.Payload)
+	c.drain()
+	return m, nil
+}
+
+// recvTimeout is recv with a deadline, for the handshake.
+func (c *channel) recvTimeout(d time.Duration) (Message, error) {
+	t := time.AfterFunc(d, func() {
+		c.rmu.Lock()
+		c.ready.Broadcast()
+		c.rmu.Unlock()
+	})
+	defer t.Stop()
+	deadline := time.Now().Add(d)
+	c.rmu.Lock()
+	for len(c.queue) == 0 {
+		if err := c.err(); err != nil {
+			c.rmu.Unlock()
+			return Message{}, err
+		}
+		if time.Now().After(deadline) {
+			c.rmu.Unlock()
+			return Message{}, errHandshakeTimeout
+		}
+		c.ready.Wait()
+	}
+	c.rmu.Unlock()
+	return c.recv()
+}
+
+var errHandshakeTimeout = errors.New("ssmsession: the handshake timed out")
+
+func (c *channel) err() error {
+	select {
+	case <-c.done:
+		return c.closeErr
+	default:
+		return nil
+	}
+}
+
+// close ends the channel with err (the first error wins) and wakes every
+// waiter.
+func (c *channel) close(err error) {
+	c.once.Do(func() {
+		c.mu.Lock()
+		c.closeErr = err
+		c.mu.Unlock()
+		close(c.done)
+		c.space.Broadcast()
+		c.rmu.Lock()
+		c.ready.Broadcast()
+		c.rmu.Unlock()
+		if l := c.current(); l != nil {
+			l.Close()
+		}
+	})
+}
+
+// sendClosed tells the other end the session is over.
+func (c *channel) sendClosed(sessionID, output string) {
+	id := NewMessageID()
+	content, _ := json.Marshal(channelClosed{
+		MessageID: id.String(), CreatedDate: c.now().UTC().Format(time.RFC3339Nano),
+		SessionID: sessionID, MessageType: ChannelClosed, SchemaVersion: 1, Output: output,
+	})
+	m := Message{Type: ChannelClosed, CreatedDate: c.now(), ID: id, Payload: content}
+	if frame, err := m.Encode(nil); err == nil {
+		c.writeFrame(frame)
+	}
+}
+
+// flush waits until every message sent so far is acknowledged, the channel
+// closes or d passes.
+func (c *channel) flush(d time.Duration) {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		c.mu.Lock()
+		n := len(c.unacked)
+		c.mu.Unlock()
+		if n == 0 || c.err() != nil {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

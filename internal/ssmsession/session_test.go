@@ -1,0 +1,256 @@
+package ssmsession
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// testAgent serves sessions the way the service and agent do together:
+// one Agent per session id, a token per websocket, resumable.
+type testAgent struct {
+	t      *testing.T
+	srv    *httptest.Server
+	cfg    AgentConfig
+	mu     sync.Mutex
+	agent  *Agent
+	tokens map[string]bool
+	runErr chan error
+	// cut, when set, wraps each accepted link (to drop or alter frames).
+	wrap func(link) link
+}
+
+func newTestAgent(t *testing.T, st SessionType, dial func(ctx context.Context, host string, port int) (net.Conn, error)) *testAgent {
+	t.Helper()
+	ta := &testAgent{t: t, tokens: map[string]bool{"token-1": true}, runErr: make(chan error, 1)}
+	ta.cfg = AgentConfig{SessionID: "s-1", TargetID: "i-0123456789abcdef0", Session: st, Dial: dial, HandshakeTimeout: 5 * time.Second}
+	up := websocket.Upgrader{}
+	ta.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, b, err := ws.ReadMessage()
+		var open openDataChannel
+		if err != nil || json.Unmarshal(b, &open) != nil {
+			ws.Close()
+			return
+		}
+		ws.SetReadDeadline(time.Time{})
+		ta.mu.Lock()
+		ok := ta.tokens[open.TokenValue]
+		delete(ta.tokens, open.TokenValue)
+		first := ta.agent == nil
+		if ok && first {
+			ta.agent = NewAgent(ta.cfg)
+			go func(a *Agent) { ta.runErr <- a.Run(context.Background()) }(ta.agent)
+		}
+		a := ta.agent
+		wrap := ta.wrap
+		ta.mu.Unlock()
+		if !ok {
+			ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.ClosePolicyViolation, "invalid token"), time.Now().Add(time.Second))
+			ws.Close()
+			return
+		}
+		ws.SetReadLimit(HeaderSize + MaxPayload)
+		var l link = ws
+		if wrap != nil {
+			l = wrap(ws)
+		}
+		a.attach(l)
+	}))
+	t.Cleanup(func() {
+		ta.mu.Lock()
+		if ta.agent != nil {
+			ta.agent.Terminate("")
+		}
+		ta.mu.Unlock()
+		ta.srv.Close()
+	})
+	return ta
+}
+
+func (ta *testAgent) url() string { return "ws" + strings.TrimPrefix(ta.srv.URL, "http") + "/v1/data-channel/s-1" }
+
+// newToken issues another token, as ResumeSession does.
+func (ta *testAgent) newToken() string {
+	ta.mu.Lock()
+	defer ta.mu.Unlock()
+	tok := "token-" + strconv.Itoa(len(ta.tokens)+100) + NewMessageID().String()
+	ta.tokens[tok] = true
+	return tok
+}
+
+// echoServer is a TCP server that echoes, or with sink set, hashes what it
+// receives and answers with the hex digest when the client half-closes.
+func listenTCP(t *testing.T, serve func(net.Conn)) (port int) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				serve(c)
+			}()
+		}
+	}()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func echo(c net.Conn) { io.Copy(c, c) }
+
+// digestServer reads a big-endian 8-byte length and that many bytes, and
+// answers their SHA-256. (smux streams cannot half-close, so the length
+// marks the end.)
+func digestServer(c net.Conn) {
+	var n [8]byte
+	if _, err := io.ReadFull(c, n[:]); err != nil {
+		return
+	}
+	h := sha256.New()
+	if _, err := io.CopyN(h, c, int64(binary.BigEndian.Uint64(n[:]))); err != nil {
+		return
+	}
+	c.Write(h.Sum(nil))
+}
+
+func loopDial(port int) func(ctx context.Context, host string, p int) (net.Conn, error) {
+	return func(ctx context.Context, host string, p int) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+	}
+}
+
+func portForwarding(port int) SessionType {
+	return SessionType{SessionType: "Port", Properties: PortProperties{PortNumber: strconv.Itoa(port), Type: LocalPortForwarding}}
+}
+
+func sshSession(port int) SessionType {
+	return SessionType{SessionType: "Port", Properties: PortProperties{PortNumber: strconv.Itoa(port)}}
+}
+
+func dial(t *testing.T, ta *testAgent, d *Dialer) *Session {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if d == nil {
+		d = &Dialer{}
+	}
+	s, err := d.Dial(ctx, ta.url(), "token-1")
+	if err != nil {
+		t.Fatalf("Dial: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestStreamSessionEcho(t *testing.T) {
+	port := listenTCP(t, echo)
+	ta := newTestAgent(t, sshSession(port), loopDial(port))
+	s := dial(t, ta, nil)
+	if s.Multiplexed() {
+		t.Fatal("an SSH session must not be multiplexed")
+	}
+	rw, err := s.Stream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := bytes.Repeat([]byte("hello over the data channel "), 5000)
+	go rw.Write(msg)
+	got := make([]byte, len(msg))
+	if _, err := io.ReadFull(rw, got); err != nil {
+		t.Fatalf("reading the echo: %v", err)
+	}
+	if !bytes.Equal(got, msg) {
+		t.Fatal("echo differs from what was sent")
+	}
+	if err := rw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-ta.runErr:
+		if err != nil {
+			t.Fatalf("agent ended with %v after TerminateSession", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("agent did not end after TerminateSession")
+	}
+}
+
+func TestMuxSessionConcurrentConnections(t *testing.T) {
+	port := listenTCP(t, digestServer)
+	ta := newTestAgent(t, portForwarding(port), loopDial(port))
+	s := dial(t, ta, nil)
+	if !s.Multiplexed() {
+		t.Fatal("a port-forwarding session to a current agent must be multiplexed")
+	}
+	const conns = 50
+	var wg sync.WaitGroup
+	errs := make(chan error, conns)
+	for i := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- roundTrip(s, 256<<10+i*1000)
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// roundTrip sends n random bytes on a new connection and checks the digest
+// the server answers.
+func roundTrip(s *Session, n int) error {
+	c, err := s.Open()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	data := make([]byte, n)
+	rand.Read(data)
+	want := sha256.Sum256(data)
+	if _, err := c.Write(binary.BigEndian.AppendUint64(nil, uint64(n))); err != nil {
+		return err
+	}
+	if _, err := c.Write(data); err != nil {
+		return err
+	}
+	got := make([]byte, sha256.Size)
+	if _, err := io.ReadFull(c, got); err != nil {
+		return err
+	}
+	if !bytes.Equal(got, want[:]) {
+		return errors.New("digest mismatch")
+	}
+	return nil
+}

@@ -1,0 +1,90 @@
+package ssmsession
+
+import (
+	"errors"
+	"io"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// stream is the byte stream a port session carries in Output messages: the
+// TCP connection itself for an unmultiplexed session, smux frames for a
+// multiplexed one. Flags arriving between data are passed to onFlag.
+type stream struct {
+	ch     *channel
+	onFlag func(FlagValue)
+
+	mu  sync.Mutex // one reader at a time
+	buf []byte
+}
+
+func (s *stream) Read(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for len(s.buf) == 0 {
+		m, err := s.ch.recv()
+		if err != nil {
+			return 0, readError(err)
+		}
+		switch m.PayloadType {
+		case Output:
+			s.buf = m.Payload
+		case Flag:
+			if f, err := parseFlag(m.Payload); err == nil && s.onFlag != nil {
+				s.onFlag(f)
+			}
+		}
+	}
+	n := copy(p, s.buf)
+	s.buf = s.buf[n:]
+	return n, nil
+}
+
+// readError turns the end of a session into io.EOF, the way a TCP
+// connection's reader sees its peer close; failures stay errors.
+func readError(err error) error {
+	var closed *ClosedError
+	if errors.Is(err, ErrClosed) || errors.As(err, &closed) {
+		return io.EOF
+	}
+	return err
+}
+
+func (s *stream) Write(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if err := s.ch.send(Output, p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// Close ends the session from this side.
+func (s *stream) Close() error {
+	s.ch.close(ErrClosed)
+	return nil
+}
+
+// compareVersions compares dotted numeric versions such as 3.1.1511.0;
+// missing or non-numeric parts count as 0.
+func compareVersions(a, b string) int {
+	pa, pb := strings.Split(a, "."), strings.Split(b, ".")
+	for i := range max(len(pa), len(pb)) {
+		var x, y int
+		if i < len(pa) {
+			x, _ = strconv.Atoi(pa[i])
+		}
+		if i < len(pb) {
+			y, _ = strconv.Atoi(pb[i])
+		}
+		if x != y {
+			if x < y {
+				return -1
+			}
+			return 1
+		}
+	}
+	return 0
+}
