@@ -3,6 +3,7 @@ package ssm
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/passport-access/terraform-provider-passport/internal/lab/node"
@@ -116,7 +117,7 @@ func (s *Service) start(c *command, inv *invocation, n node.Node, now time.Time)
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		res, err := n.Run(ctx, c.script)
+		res, err := run(ctx, n, c.script)
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		cancelled := ctx.Err() != nil
@@ -137,10 +138,10 @@ func (s *Service) start(c *command, inv *invocation, n node.Node, now time.Time)
 			inv.stderr = err.Error()
 			inv.finish(detailFailed, end)
 		case res.TimedOut:
-			inv.exitCode, inv.stdout, inv.stderr = res.ExitCode, string(res.Stdout), string(res.Stderr)
+			inv.record(res)
 			inv.finish(detailExecutionTimedOut, end)
 		default:
-			inv.exitCode, inv.stdout, inv.stderr = res.ExitCode, string(res.Stdout), string(res.Stderr)
+			inv.record(res)
 			detail := detailSuccess
 			if res.ExitCode != 0 {
 				detail = detailFailed
@@ -149,6 +150,26 @@ func (s *Service) start(c *command, inv *invocation, n node.Node, now time.Time)
 		}
 		c.wake()
 	}()
+}
+
+// run calls the node, turning a panic in a node implementation into a
+// failed invocation rather than a crashed lab.
+func run(ctx context.Context, n node.Node, sc node.Script) (res node.Result, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			res, err = node.Result{}, fmt.Errorf("the node's agent failed: %v", p)
+		}
+	}()
+	return n.Run(ctx, sc)
+}
+
+// record keeps what the API can ever report of a result: the output is
+// cut to the GetCommandInvocation limits here, so a chatty script cannot
+// grow the lab's memory.
+func (inv *invocation) record(res node.Result) {
+	inv.exitCode = res.ExitCode
+	inv.stdout = truncate(string(res.Stdout), maxStdoutContent)
+	inv.stderr = truncate(string(res.Stderr), maxStderrContent)
 }
 
 func (inv *invocation) finish(detail string, now time.Time) {

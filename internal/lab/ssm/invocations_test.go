@@ -456,3 +456,32 @@ func TestISODuration(t *testing.T) {
 		}
 	}
 }
+
+func TestCommandsAreForgottenAfter30Days(t *testing.T) {
+	l := newLab(t)
+	id, _ := l.add(node.Linux, nil)
+	old := l.send(&ssm.SendCommandInput{InstanceIds: []string{id}})
+	l.waitCommand(*old.CommandId, "Success")
+	l.clock.Advance(30*24*time.Hour + time.Second)
+	l.send(&ssm.SendCommandInput{InstanceIds: []string{id}})
+	_, err := l.client.GetCommandInvocation(context.Background(), &ssm.GetCommandInvocationInput{CommandId: old.CommandId, InstanceId: aws.String(id)})
+	if !is[*types.InvocationDoesNotExist](err) {
+		t.Fatalf("a command older than 30 days is still there: %v", err)
+	}
+}
+
+// panicking is a model node whose agent crashes while running a script.
+type panicking struct{ *node.Model }
+
+func (panicking) Run(context.Context, node.Script) (node.Result, error) { panic("agent bug") }
+
+func TestNodePanicFailsTheInvocation(t *testing.T) {
+	l := newLab(t)
+	const id = "i-0000000000000c0de"
+	l.svc.AddNode(panicking{node.NewModel(node.Info{InstanceID: id, PlatformType: node.Linux})})
+	cmd := l.send(&ssm.SendCommandInput{InstanceIds: []string{id}})
+	out := l.waitDetail(*cmd.CommandId, id, "Failed")
+	if !strings.Contains(aws.ToString(out.StandardErrorContent), "agent failed") {
+		t.Fatalf("stderr %q does not say the agent failed", aws.ToString(out.StandardErrorContent))
+	}
+}

@@ -89,6 +89,7 @@ func (s *Service) sendCommand(_ context.Context, in *sendCommandInput) (*sendCom
 	}
 
 	now := s.now()
+	s.forgetOldCommands(now)
 	timeout := int64(defaultTimeoutSeconds)
 	if in.TimeoutSeconds != nil {
 		timeout = *in.TimeoutSeconds
@@ -139,6 +140,20 @@ func (s *Service) sendCommand(_ context.Context, in *sendCommandInput) (*sendCom
 		go s.dispatch(c)
 	}
 	return &sendCommandOutput{Command: s.commandWire(c)}, nil
+}
+
+// commandRetention is how long Run Command keeps a command's history.
+const commandRetention = 30 * 24 * time.Hour
+
+// forgetOldCommands drops finished commands sent more than 30 days ago, as
+// AWS does; it also keeps a long-running lab's memory bounded. Callers
+// hold s.mu.
+func (s *Service) forgetOldCommands(now time.Time) {
+	for id, c := range s.commands {
+		if c.finished && now.Sub(c.requested) > commandRetention {
+			delete(s.commands, id)
+		}
+	}
 }
 
 func (in *sendCommandInput) validate() error {
