@@ -137,7 +137,7 @@ const (
 	Cancelled        Outcome = "cancelled"          // cancelled by someone else, or by SSM
 	Offline          Outcome = "offline"            // the SSM agent is not connected; nothing was sent
 	UnknownInstance  Outcome = "unknown instance"   // not a managed node in this account and region; nothing was sent
-	Undeliverable    Outcome = "undeliverable"      // SSM refused the command or could not hand it to the host
+	Undeliverable    Outcome = "undeliverable"      // SSM refused the command or could not hand it over, or the run ended before it was sent
 	DeliveryTimedOut Outcome = "delivery timed out" // the agent did not pick the script up within the delivery timeout
 )
 

@@ -90,7 +90,10 @@ type inventoryError struct {
 
 func (e *inventoryError) Error() string {
 	advice := "check the AWS credentials, region and the ssm:DescribeInstanceInformation permission"
-	if errors.Is(e.err, context.DeadlineExceeded) || errors.Is(e.err, context.Canceled) {
+	switch {
+	case throttled(e.err):
+		advice = "SSM throttled every attempt; try again later, or ask AWS for a higher SSM request rate"
+	case errors.Is(e.err, context.DeadlineExceeded) || errors.Is(e.err, context.Canceled):
 		advice = "SSM did not answer in time; check the endpoint and the network, or allow more time"
 	}
 	return fmt.Sprintf("asking SSM about instances %s…: %s; %s", e.first, explain(e.err), advice)

@@ -214,6 +214,25 @@ func TestRunThrottled(t *testing.T) {
 	}
 }
 
+// TestRunAlwaysThrottled checks that fleet backs off rather than hammering
+// an SSM that throttles everything, and says so when it gives up.
+func TestRunAlwaysThrottled(t *testing.T) {
+	l := startLab(t, 3, 0)
+	l.srv.SetThrottleEvery(1)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_, err := New(l.client, fastOptions).Run(ctx, Job{Targets: l.ids, Script: "true"})
+	if err == nil || !strings.Contains(err.Error(), "ThrottlingException") || !strings.Contains(err.Error(), "throttled every attempt") {
+		t.Errorf("err = %v, want one that says SSM throttled", err)
+	}
+	// Backing off from 10ms to 100ms fits about a dozen rounds of the
+	// SDK's three attempts in a second; without backoff it would be hundreds.
+	t.Logf("%v; %d calls", err, totalCalls(l.srv.Calls()))
+	if n := totalCalls(l.srv.Calls()); n > 60 {
+		t.Errorf("%d calls in one second of throttling", n)
+	}
+}
+
 func TestRunStopsAtDeadline(t *testing.T) {
 	tests := []struct {
 		name    string
