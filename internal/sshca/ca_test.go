@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto"
 	"crypto/ecdsa"
-	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
@@ -38,15 +37,7 @@ func testCA(t testing.TB, alg Algorithm) *CA {
 
 func userKey(t testing.TB) ssh.PublicKey {
 	t.Helper()
-	pub, _, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, err := ssh.NewPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
+	return newUserSigner(t).PublicKey()
 }
 
 var windowStart = time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)

@@ -33,6 +33,16 @@ const (
 
 var usernamePattern = regexp.MustCompile(`^[a-z][a-z0-9-]{0,19}$`)
 
+// reservedUsernames are accounts that exist on stock images. Passport's
+// users are always fresh (prefix + random), so a request naming one of
+// these is a bug or an attack; refusing it here means no code path can ever
+// mint a certificate for root, whatever the host's sshd configuration.
+var reservedUsernames = map[string]bool{
+	"root": true, "admin": true, "daemon": true, "bin": true, "sys": true, "sync": true,
+	"nobody": true, "sshd": true, "ubuntu": true, "ec2-user": true, "centos": true,
+	"debian": true, "fedora": true, "admin-user": true, "ssm-user": true,
+}
+
 // CertRequest is what a certificate is signed for: one user key, one
 // short-lived user, one window.
 type CertRequest struct {
@@ -118,6 +128,9 @@ func (req *CertRequest) validate() error {
 	}
 	if !usernamePattern.MatchString(req.Username) {
 		return fmt.Errorf("username %q is invalid: it must match %s", printable(req.Username, 40, '?'), usernamePattern)
+	}
+	if reservedUsernames[req.Username] {
+		return fmt.Errorf("username %q is a system account: certificates are only issued for Passport's own short-lived users", req.Username)
 	}
 	if err := checkKeyID(req.KeyID); err != nil {
 		return err

@@ -225,6 +225,8 @@ func TestSignRejects(t *testing.T) {
 		{"weak rsa", func(r *CertRequest) { r.PublicKey = weak }, "1024-bit"},
 		{"empty username", func(r *CertRequest) { r.Username = "" }, "username"},
 		{"root-like", func(r *CertRequest) { r.Username = "Root" }, "username"},
+		{"root", func(r *CertRequest) { r.Username = "root" }, "system account"},
+		{"ssm-user", func(r *CertRequest) { r.Username = "ssm-user" }, "system account"},
 		{"leading digit", func(r *CertRequest) { r.Username = "1pp" }, "username"},
 		{"21 chars", func(r *CertRequest) { r.Username = "p" + strings.Repeat("a", 20) }, "username"},
 		{"newline", func(r *CertRequest) { r.Username = "pp\nroot" }, "username"},

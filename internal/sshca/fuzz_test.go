@@ -35,7 +35,7 @@ func FuzzSign(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if len(cert.ValidPrincipals) != 1 || cert.ValidPrincipals[0] != username || !usernamePattern.MatchString(username) {
+		if len(cert.ValidPrincipals) != 1 || cert.ValidPrincipals[0] != username || !usernamePattern.MatchString(username) || reservedUsernames[username] {
 			t.Fatalf("principals %q for username %q", cert.ValidPrincipals, username)
 		}
 		if checkKeyID(cert.KeyId) != nil {

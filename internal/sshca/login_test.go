@@ -34,25 +34,8 @@ func TestLoginOverSSH(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			userSigner := newUserSigner(t)
-			req := validRequest(t)
-			req.PublicKey = userSigner.PublicKey()
-			tt.edit(&req)
-			cert, err := ca.Sign(context.Background(), req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			certSigner, err := ssh.NewCertSigner(cert, userSigner)
-			if err != nil {
-				t.Fatal(err)
-			}
 			addr := serveSSH(t, tt.trusted, tt.now)
-			client, err := ssh.Dial("tcp", addr, &ssh.ClientConfig{
-				User:            tt.user,
-				Auth:            []ssh.AuthMethod{ssh.PublicKeys(certSigner)},
-				HostKeyCallback: ssh.InsecureIgnoreHostKey(),
-				Timeout:         5 * time.Second,
-			})
+			client, err := ssh.Dial("tcp", addr, certClientConfig(t, ca, tt.user, tt.edit))
 			if err == nil {
 				client.Close()
 			}
@@ -63,7 +46,32 @@ func TestLoginOverSSH(t *testing.T) {
 	}
 }
 
-func newUserSigner(t *testing.T) ssh.Signer {
+// certClientConfig signs a certificate for a fresh user key, with the
+// valid request edited by edit, and returns a client config that logs in
+// as user with it.
+func certClientConfig(t *testing.T, ca *CA, user string, edit func(*CertRequest)) *ssh.ClientConfig {
+	t.Helper()
+	userSigner := newUserSigner(t)
+	req := validRequest(t)
+	req.PublicKey = userSigner.PublicKey()
+	edit(&req)
+	cert, err := ca.Sign(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certSigner, err := ssh.NewCertSigner(cert, userSigner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &ssh.ClientConfig{
+		User:            user,
+		Auth:            []ssh.AuthMethod{ssh.PublicKeys(certSigner)},
+		HostKeyCallback: ssh.InsecureIgnoreHostKey(),
+		Timeout:         10 * time.Second,
+	}
+}
+
+func newUserSigner(t testing.TB) ssh.Signer {
 	t.Helper()
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {

@@ -131,25 +131,13 @@ func runOnHost(t *testing.T, h *sandbox.Host, script string) {
 // on SIGHUP, so a refused connection right after the reload is retried.
 func loginAndRun(t *testing.T, addr string, ca *CA, principal, user string, start time.Time) (string, error) {
 	t.Helper()
-	userSigner := newUserSigner(t)
-	req := validRequest(t)
-	req.PublicKey, req.Username = userSigner.PublicKey(), principal
-	req.ValidAfter, req.ValidBefore = start, start.Add(time.Hour)
-	cert, err := ca.Sign(context.Background(), req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certSigner, err := ssh.NewCertSigner(cert, userSigner)
-	if err != nil {
-		t.Fatal(err)
-	}
-	config := &ssh.ClientConfig{
-		User:            user,
-		Auth:            []ssh.AuthMethod{ssh.PublicKeys(certSigner)},
-		HostKeyCallback: ssh.InsecureIgnoreHostKey(),
-		Timeout:         10 * time.Second,
-	}
-	var client *ssh.Client
+	config := certClientConfig(t, ca, user, func(r *CertRequest) {
+		r.Username, r.ValidAfter, r.ValidBefore = principal, start, start.Add(time.Hour)
+	})
+	var (
+		client *ssh.Client
+		err    error
+	)
 	for attempt := 0; ; attempt++ {
 		client, err = ssh.Dial("tcp", addr, config)
 		if err == nil || attempt == 50 || !strings.Contains(err.Error(), "connection refused") {
