@@ -5,6 +5,7 @@ package provider
 
 import (
 	"context"
+	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
 	"github.com/hashicorp/terraform-plugin-framework/path"
@@ -24,11 +25,13 @@ var _ provider.Provider = (*passportProvider)(nil)
 // New returns a constructor for the provider, as providerserver.Serve and
 // terraform-plugin-testing expect it.
 func New(version string) func() provider.Provider {
-	return func() provider.Provider { return &passportProvider{version: version} }
+	return func() provider.Provider { return &passportProvider{version: version, now: time.Now} }
 }
 
 type passportProvider struct {
 	version string
+	// now is the clock access windows are measured with; tests move it.
+	now func() time.Time
 }
 
 type providerModel struct {
@@ -48,6 +51,7 @@ type endpointsModel struct {
 // providerData is what Configure hands to every resource and data source.
 type providerData struct {
 	aws *awsconfig.Clients
+	now func() time.Time
 }
 
 func (p *passportProvider) Metadata(_ context.Context, _ provider.MetadataRequest, resp *provider.MetadataResponse) {
@@ -120,14 +124,16 @@ func (p *passportProvider) Configure(ctx context.Context, req provider.Configure
 		resp.Diagnostics.AddError("Cannot configure AWS clients", err.Error())
 		return
 	}
-	data := &providerData{aws: clients}
+	data := &providerData{aws: clients, now: p.now}
 	resp.DataSourceData = data
 	resp.ResourceData = data
 	resp.EphemeralResourceData = data
 }
 
 func (p *passportProvider) Resources(context.Context) []func() resource.Resource {
-	return nil
+	return []func() resource.Resource{
+		newCertificateAuthorityResource,
+	}
 }
 
 func (p *passportProvider) DataSources(context.Context) []func() datasource.DataSource {

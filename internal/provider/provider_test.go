@@ -1,0 +1,142 @@
+package provider
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/hashicorp/terraform-plugin-framework/providerserver"
+	"github.com/hashicorp/terraform-plugin-go/tfprotov6"
+	"github.com/hashicorp/terraform-plugin-testing/terraform"
+
+	"github.com/passport-access/terraform-provider-passport/internal/lab"
+	"github.com/passport-access/terraform-provider-passport/internal/lab/sandbox"
+)
+
+// testClock is the provider's clock in acceptance tests: real time plus an
+// offset a test moves forward, so that "the window has ended" needs no
+// sleep while certificates stay valid for the hosts' real sshd until then.
+type testClock struct {
+	mu     sync.Mutex
+	offset time.Duration
+}
+
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Add(c.offset)
+}
+
+func (c *testClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.offset += d
+}
+
+// accLab is one acceptance test's world: a lab with its own AWS endpoint and
+// sandbox hosts, and the clock the provider under test reads.
+type accLab struct {
+	*lab.Lab
+	clock *testClock
+}
+
+// startAccLab starts a lab for one acceptance test and points Terraform and
+// the AWS SDK at it. It skips unless TF_ACC is set, and, when hosts are
+// wanted, unless sandbox hosts can boot here (root, sshd, overlayfs).
+func startAccLab(t *testing.T, hosts int) *accLab {
+	t.Helper()
+	if os.Getenv("TF_ACC") == "" {
+		t.Skip("acceptance test: set TF_ACC=1 to run it (make testacc)")
+	}
+	if _, err := exec.LookPath("terraform"); err != nil && os.Getenv("TF_ACC_TERRAFORM_PATH") == "" {
+		t.Skip("acceptance test: no terraform CLI on PATH and TF_ACC_TERRAFORM_PATH is unset (scripts/install.sh builds one)")
+	}
+	if hosts > 0 {
+		if err := sandbox.Available(); err != nil {
+			t.Skip(err)
+		}
+	}
+
+	// The environment may point TF_CLI_CONFIG_FILE at a missing file;
+	// terraform must read an empty configuration of ours.
+	rc := filepath.Join(t.TempDir(), "terraformrc")
+	if err := os.WriteFile(rc, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("TF_CLI_CONFIG_FILE", rc)
+	t.Setenv("TF_ACC_TEMP_DIR", t.TempDir())
+	t.Setenv("CHECKPOINT_DISABLE", "1")
+
+	// A short directory: host agent sockets live under it, and unix socket
+	// paths are limited to 107 bytes.
+	dir, err := os.MkdirTemp("", "acc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	l, err := lab.Start(ctx, lab.Options{Dir: dir, Hosts: hosts})
+	if err != nil {
+		os.RemoveAll(dir)
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := l.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	for _, kv := range l.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	return &accLab{Lab: l, clock: &testClock{}}
+}
+
+// factories serves the provider in-process, reading the lab's clock.
+func (a *accLab) factories() map[string]func() (tfprotov6.ProviderServer, error) {
+	return map[string]func() (tfprotov6.ProviderServer, error){
+		"passport": providerserver.NewProtocol6WithError(&passportProvider{version: "test", now: a.clock.Now}),
+	}
+}
+
+// config prefixes a test configuration with a provider block that names
+// the lab's endpoints, as a user's configuration would.
+func (a *accLab) config(body string) string {
+	return fmt.Sprintf(`
+provider "passport" {
+  endpoints {
+    ssm = %[1]q
+    kms = %[1]q
+    sts = %[1]q
+  }
+}
+`, a.Endpoint) + body
+}
+
+// kmsClient is the real SDK client on the lab's KMS, for checks made
+// behind the provider's back.
+func (a *accLab) kmsClient() *kms.Client {
+	return kms.New(kms.Options{
+		Region:       a.Region,
+		BaseEndpoint: aws.String(a.Endpoint),
+		Credentials:  credentials.NewStaticCredentialsProvider(a.AccessKeyID, a.SecretAccessKey, ""),
+	})
+}
+
+// attributes returns the state attributes of the resource at address.
+func attributes(s *terraform.State, address string) (map[string]string, error) {
+	r, ok := s.RootModule().Resources[address]
+	if !ok || r.Primary == nil {
+		return nil, fmt.Errorf("%s is not in the state", address)
+	}
+	return r.Primary.Attributes, nil
+}
