@@ -113,8 +113,8 @@ func (r *certificateAuthorityResource) Schema(_ context.Context, _ resource.Sche
 				PlanModifiers: replace,
 			},
 			// Computed.
-			"id": computed("For `kms`, the ARN of the KMS key. For `state`, `ca-` and 32 hex digits derived from the public key."),
-			"public_key": computed("The CA's public key in authorized_keys form, as sshd's TrustedUserCAKeys takes it."),
+			"id":                 computed("For `kms`, the ARN of the KMS key. For `state`, `ca-` and 32 hex digits derived from the public key."),
+			"public_key":         computed("The CA's public key in authorized_keys form, as sshd's TrustedUserCAKeys takes it."),
 			"fingerprint_sha256": computed("SHA256 fingerprint of the public key, as `ssh-keygen -l` prints it (`SHA256:...`)."),
 			"private_key_pem": func() schema.StringAttribute {
 				a := computed("For `state` only: the private key in OpenSSH PEM form. Null for `kms`.")

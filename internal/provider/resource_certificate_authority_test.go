@@ -55,8 +55,12 @@ var sshKeyTypes = map[sshca.Algorithm]string{
 func TestAccCertificateAuthority(t *testing.T) {
 	l := startAccLab(t, 0)
 	client := l.kmsClient()
-	kmsAddr := func(alg sshca.Algorithm) string { return "passport_certificate_authority." + caResourceName(keyStoreKMS, alg) }
-	stateAddr := func(alg sshca.Algorithm) string { return "passport_certificate_authority." + caResourceName(keyStoreState, alg) }
+	kmsAddr := func(alg sshca.Algorithm) string {
+		return "passport_certificate_authority." + caResourceName(keyStoreKMS, alg)
+	}
+	stateAddr := func(alg sshca.Algorithm) string {
+		return "passport_certificate_authority." + caResourceName(keyStoreState, alg)
+	}
 
 	// Every KMS key the test saw, so CheckDestroy can look at each.
 	var keys []string
