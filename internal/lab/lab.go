@@ -170,6 +170,9 @@ func (l *Lab) bootHosts(ctx context.Context, n int) error {
 				Hostname:   name,
 				Address:    fmt.Sprintf("%s.%d", net, i+1),
 				Tags:       demoTags(name, i),
+				// The lab's directory holds every host's disk and the
+				// lab's secret key; no host may read another's.
+				Hidden: []string{l.Dir},
 			})
 		}()
 	}
