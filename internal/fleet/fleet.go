@@ -133,7 +133,7 @@ type Outcome string
 const (
 	Success          Outcome = "success"            // exited 0
 	Failed           Outcome = "failed"             // exited non-zero
-	TimedOut         Outcome = "timed out"          // no end within the execution timeout or the caller's deadline; cancelled
+	TimedOut         Outcome = "timed out"          // no end within the execution timeout or the caller's deadline (then cancelled), or SSM never confirmed the command
 	Cancelled        Outcome = "cancelled"          // cancelled by someone else, or by SSM
 	Offline          Outcome = "offline"            // the SSM agent is not connected; nothing was sent
 	UnknownInstance  Outcome = "unknown instance"   // not a managed node in this account and region; nothing was sent

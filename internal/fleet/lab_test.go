@@ -3,7 +3,11 @@ package fleet
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -383,6 +387,40 @@ func TestRunDeadlineWhileSending(t *testing.T) {
 	}
 	if count[Undeliverable] == 0 || count[Success] == 0 {
 		t.Errorf("the deadline did not fall while sending (timing on this machine?): %v", count)
+	}
+}
+
+// TestRunUnconfirmedSend loses SSM's answer to a SendCommand it accepted:
+// those hosts may run the script, so they must not be reported as never
+// sent (callers treat Undeliverable hosts as untouched).
+func TestRunUnconfirmedSend(t *testing.T) {
+	l := startLab(t, 2, 0)
+	upstream, err := url.Parse(l.clientEndpoint(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(upstream)
+	proxy.ModifyResponse = func(resp *http.Response) error {
+		if resp.Request.Header.Get("X-Amz-Target") == "AmazonSSM.SendCommand" {
+			resp.Body.Close()
+			resp.StatusCode = http.StatusBadGateway
+			resp.Body = io.NopCloser(strings.NewReader("upstream connection reset"))
+			resp.ContentLength = -1
+			resp.Header.Del("Content-Length")
+		}
+		return nil
+	}
+	front := httptest.NewServer(proxy)
+	t.Cleanup(front.Close)
+
+	results := run(t, New(sdkClient(front.URL, labAccessKey, labSecret, 1), fastOptions), context.Background(), Job{Targets: l.ids, Script: "true"})
+	for _, res := range results {
+		if res.Outcome != TimedOut || !strings.Contains(res.Reason, "SSM did not confirm the command") {
+			t.Errorf("%s: got %s %q, want %s and a reason saying the command was not confirmed", res.InstanceID, res.Outcome, res.Reason, TimedOut)
+		}
+		if n := l.commandsTo(t, res.InstanceID); n != 1 {
+			t.Errorf("the lab has %d commands for %s, want the 1 whose answer was lost", n, res.InstanceID)
+		}
 	}
 }
 

@@ -29,6 +29,14 @@ func serverFault(err error) bool {
 	return errors.As(err, &resp) && resp.HTTPStatusCode() >= 500
 }
 
+// refused reports whether SSM answered a call with a client error (4xx,
+// throttling included), which means it did not act on it. Without an answer,
+// or after a server fault, a SendCommand may have been accepted.
+func refused(err error) bool {
+	var resp *awshttp.ResponseError
+	return errors.As(err, &resp) && resp.HTTPStatusCode() >= 400 && resp.HTTPStatusCode() < 500
+}
+
 // call runs f until it succeeds, fails in a way that waiting cannot fix, or
 // ctx ends. Throttling is always worth waiting out: the call was refused
 // before SSM acted on it. Server faults are waited out only for reads

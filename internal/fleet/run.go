@@ -166,12 +166,12 @@ func (r *Runner) sendBatch(ctx context.Context, job Job, hosts []string, t *tall
 	case errors.As(err, &platform):
 		t.add(each(hosts, Result{Outcome: Undeliverable, ExitCode: -1,
 			Reason: fmt.Sprintf("%s does not run on this instance's platform (%s)", job.Document, explain(err))})...)
-	case ctx.Err() != nil:
-		t.add(each(hosts, Result{Outcome: TimedOut, ExitCode: -1,
-			Reason: stopped(ctx) + " while the command was being sent; SSM may still run the script"})...)
-	default:
+	case refused(err):
 		t.add(each(hosts, Result{Outcome: Undeliverable, ExitCode: -1,
 			Reason: fmt.Sprintf("SSM refused the command (%s)", explain(err))})...)
+	default:
+		t.add(each(hosts, Result{Outcome: TimedOut, ExitCode: -1,
+			Reason: fmt.Sprintf("SSM did not confirm the command (%s); it may still run the script", explain(err))})...)
 	}
 	return nil
 }
