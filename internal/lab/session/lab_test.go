@@ -1,0 +1,352 @@
+package session_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	ssmsdk "github.com/aws/aws-sdk-go-v2/service/ssm"
+	"github.com/aws/aws-sdk-go-v2/service/ssm/types"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/passport-access/terraform-provider-passport/internal/lab"
+	"github.com/passport-access/terraform-provider-passport/internal/lab/node"
+	"github.com/passport-access/terraform-provider-passport/internal/lab/sandbox"
+	"github.com/passport-access/terraform-provider-passport/internal/lab/session"
+	"github.com/passport-access/terraform-provider-passport/internal/ssmsession"
+)
+
+// testLab is a lab with sessions wired into its SSM and endpoint, as the
+// lab assembly does it.
+type testLab struct {
+	*lab.Lab
+	sessions *session.Service
+	ssm      *ssmsdk.Client
+	clock    *clock
+}
+
+type clock struct {
+	mu  sync.Mutex
+	off time.Duration
+}
+
+func (c *clock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Add(c.off)
+}
+
+func (c *clock) advance(d time.Duration) {
+	c.mu.Lock()
+	c.off += d
+	c.mu.Unlock()
+}
+
+func startLab(t *testing.T, hosts int) *testLab {
+	t.Helper()
+	if hosts > 0 {
+		if err := sandbox.Available(); err != nil {
+			t.Skip(err)
+		}
+	}
+	dir, err := os.MkdirTemp("", "lab")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	l, err := lab.Start(ctx, lab.Options{Dir: dir, Hosts: hosts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	tl := &testLab{Lab: l, clock: &clock{}}
+	tl.sessions = session.New(session.Config{
+		Lookup: func(id string) (session.Target, bool) {
+			for _, h := range l.Hosts {
+				if h.Info().InstanceID == id {
+					return h, true
+				}
+			}
+			return nil, false
+		},
+		Endpoint: func() string { return l.Endpoint },
+		Now:      tl.clock.now,
+	})
+	t.Cleanup(tl.sessions.Close)
+	api := l.SSM.API()
+	for name, op := range tl.sessions.Operations() {
+		api.Operations[name] = op
+	}
+	l.Server.Register(api)
+	l.Server.Handle("/v1/data-channel/", tl.sessions)
+	tl.ssm = ssmsdk.New(ssmsdk.Options{
+		Region:       l.Region,
+		BaseEndpoint: aws.String(l.Endpoint),
+		Credentials:  credentials.NewStaticCredentialsProvider(l.AccessKeyID, l.SecretAccessKey, ""),
+	})
+	return tl
+}
+
+func (tl *testLab) start(t *testing.T, target, doc string, params map[string][]string) *ssmsdk.StartSessionOutput {
+	t.Helper()
+	out, err := tl.ssm.StartSession(context.Background(), &ssmsdk.StartSessionInput{
+		Target: aws.String(target), DocumentName: aws.String(doc), Parameters: params,
+	})
+	if err != nil {
+		t.Fatalf("StartSession %s on %s: %v", doc, target, err)
+	}
+	return out
+}
+
+// dialer resumes through the real ResumeSession API.
+func (tl *testLab) dialer(sessionID string) *ssmsession.Dialer {
+	return &ssmsession.Dialer{Resume: func(ctx context.Context) (string, string, error) {
+		out, err := tl.ssm.ResumeSession(ctx, &ssmsdk.ResumeSessionInput{SessionId: aws.String(sessionID)})
+		if err != nil {
+			return "", "", err
+		}
+		return aws.ToString(out.StreamUrl), aws.ToString(out.TokenValue), nil
+	}}
+}
+
+// addUser creates a user that logs in with a new ed25519 key, through the
+// host's Run Command agent.
+func addUser(t *testing.T, h *sandbox.Host, name string) ssh.Signer {
+	t.Helper()
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	signer, _ := ssh.NewSignerFromKey(priv)
+	sshPub, _ := ssh.NewPublicKey(pub)
+	key := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sshPub)))
+	res, err := h.Run(context.Background(), node.Script{Document: "AWS-RunShellScript", Timeout: time.Minute, Source: `set -e
+useradd --create-home --shell /bin/sh ` + name + `
+usermod -p '*' ` + name + `
+install -d -m 700 -o ` + name + ` -g ` + name + ` /home/` + name + `/.ssh
+printf '%s\n' '` + key + `' > /home/` + name + `/.ssh/authorized_keys
+chown ` + name + `: /home/` + name + `/.ssh/authorized_keys
+chmod 600 /home/` + name + `/.ssh/authorized_keys`})
+	if err != nil || res.ExitCode != 0 {
+		t.Fatalf("creating %s on the host: %v, exit %d: %s", name, err, res.ExitCode, res.Stderr)
+	}
+	return signer
+}
+
+// streamConn lets x/crypto/ssh run over a session's stream.
+type streamConn struct {
+	io.ReadWriteCloser
+}
+
+type tunnelAddr struct{}
+
+func (tunnelAddr) Network() string { return "ssm" }
+func (tunnelAddr) String() string  { return "session-manager" }
+
+func (streamConn) LocalAddr() net.Addr              { return tunnelAddr{} }
+func (streamConn) RemoteAddr() net.Addr             { return tunnelAddr{} }
+func (streamConn) SetDeadline(time.Time) error      { return nil }
+func (streamConn) SetReadDeadline(time.Time) error  { return nil }
+func (streamConn) SetWriteDeadline(time.Time) error { return nil }
+
+func TestSSHThroughTheTunnel(t *testing.T) {
+	tl := startLab(t, 1)
+	h := tl.Hosts[0]
+	signer := addUser(t, h, "tunneluser")
+
+	out := tl.start(t, h.Info().InstanceID, "AWS-StartSSHSession", map[string][]string{"portNumber": {"22"}})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	s, err := tl.dialer(aws.ToString(out.SessionId)).Dial(ctx, aws.ToString(out.StreamUrl), aws.ToString(out.TokenValue))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	rw, err := s.Stream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, chans, reqs, err := ssh.NewClientConn(streamConn{rw}, "tunnel", &ssh.ClientConfig{
+		User: "tunneluser", Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)},
+		HostKeyCallback: ssh.InsecureIgnoreHostKey(), Timeout: 20 * time.Second,
+	})
+	if err != nil {
+		t.Fatalf("SSH login through the tunnel: %v", err)
+	}
+	client := ssh.NewClient(c, chans, reqs)
+	sess, err := client.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := sess.Output("id -un; hostname")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "tunneluser\n" + h.Info().ComputerName + "\n"; string(got) != want {
+		t.Fatalf("through the tunnel: got %q, want %q", got, want)
+	}
+	client.Close()
+
+	if _, err := tl.ssm.TerminateSession(ctx, &ssmsdk.TerminateSessionInput{SessionId: out.SessionId}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-s.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the client did not see TerminateSession end the session")
+	}
+	if _, err := tl.ssm.ResumeSession(ctx, &ssmsdk.ResumeSessionInput{SessionId: out.SessionId}); err == nil {
+		t.Fatal("ResumeSession of a terminated session succeeded")
+	}
+}
+
+func TestStartSessionRefusals(t *testing.T) {
+	tl := startLab(t, 1)
+	h := tl.Hosts[0]
+	id := h.Info().InstanceID
+	var notConnected *types.TargetNotConnected
+	var badDoc *types.InvalidDocument
+	var missing *types.DoesNotExistException
+	tests := []struct {
+		name string
+		call func() error
+		is   func(error) bool
+	}{
+		{"unknown target", func() error {
+			_, err := tl.ssm.StartSession(context.Background(), &ssmsdk.StartSessionInput{Target: aws.String("i-00000000000000000"), DocumentName: aws.String("AWS-StartSSHSession")})
+			return err
+		}, func(err error) bool { return errors.As(err, &notConnected) }},
+		{"unknown document", func() error {
+			_, err := tl.ssm.StartSession(context.Background(), &ssmsdk.StartSessionInput{Target: aws.String(id), DocumentName: aws.String("AWS-Nope")})
+			return err
+		}, func(err error) bool { return errors.As(err, &badDoc) }},
+		{"port out of range", func() error {
+			_, err := tl.ssm.StartSession(context.Background(), &ssmsdk.StartSessionInput{Target: aws.String(id), DocumentName: aws.String("AWS-StartPortForwardingSession"), Parameters: map[string][]string{"portNumber": {"70000"}}})
+			return err
+		}, func(err error) bool { return err != nil && strings.Contains(err.Error(), "InvalidParameters") }},
+		{"resume unknown session", func() error {
+			_, err := tl.ssm.ResumeSession(context.Background(), &ssmsdk.ResumeSessionInput{SessionId: aws.String("nobody-0123456789abcdef0")})
+			return err
+		}, func(err error) bool { return errors.As(err, &missing) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := tt.call(); !tt.is(err) {
+				t.Fatalf("got %v", err)
+			}
+		})
+	}
+
+	t.Run("stopped host", func(t *testing.T) {
+		if err := h.Stop(); err != nil {
+			t.Fatal(err)
+		}
+		defer h.Start(context.Background())
+		_, err := tl.ssm.StartSession(context.Background(), &ssmsdk.StartSessionInput{Target: aws.String(id), DocumentName: aws.String("AWS-StartSSHSession")})
+		if !errors.As(err, &notConnected) {
+			t.Fatalf("StartSession to a stopped host: got %v, want TargetNotConnected", err)
+		}
+	})
+}
+
+// TestTokens: a token opens its session once, and not after it expires;
+// an unknown session is refused before any websocket exists.
+func TestTokens(t *testing.T) {
+	tl := startLab(t, 1)
+	id := tl.Hosts[0].Info().InstanceID
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	short := &ssmsession.Dialer{HandshakeTimeout: 2 * time.Second}
+
+	out := tl.start(t, id, "AWS-StartSSHSession", nil)
+	if _, err := short.Dial(ctx, aws.ToString(out.StreamUrl), "not-the-token"); err == nil {
+		t.Fatal("a wrong token opened the session")
+	}
+	s, err := short.Dial(ctx, aws.ToString(out.StreamUrl), aws.ToString(out.TokenValue))
+	if err != nil {
+		t.Fatalf("the right token after a wrong one: %v", err)
+	}
+	s.Close()
+	if _, err := short.Dial(ctx, aws.ToString(out.StreamUrl), aws.ToString(out.TokenValue)); err == nil {
+		t.Fatal("a used token opened the session again")
+	}
+
+	out = tl.start(t, id, "AWS-StartSSHSession", nil)
+	tl.clock.advance(2 * time.Minute)
+	if _, err := short.Dial(ctx, aws.ToString(out.StreamUrl), aws.ToString(out.TokenValue)); err == nil {
+		t.Fatal("an expired token opened the session")
+	}
+
+	url := strings.Replace(aws.ToString(out.StreamUrl), aws.ToString(out.SessionId), "nobody-0123456789abcdef0", 1)
+	if _, err := short.Dial(ctx, url, aws.ToString(out.TokenValue)); err == nil || !strings.Contains(err.Error(), "404") {
+		t.Fatalf("an unknown session: got %v, want a 404 refusal", err)
+	}
+}
+
+// TestPortForwardingToRemoteHost moves data through a multiplexed session
+// to a server beside the host, many connections at once.
+func TestPortForwardingToRemoteHost(t *testing.T) {
+	tl := startLab(t, 1)
+	ln, err := net.Listen("tcp", "127.0.0.3:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				io.Copy(c, c)
+			}()
+		}
+	}()
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	out := tl.start(t, tl.Hosts[0].Info().InstanceID, "AWS-StartPortForwardingSessionToRemoteHost",
+		map[string][]string{"host": {"127.0.0.3"}, "portNumber": {port}})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := tl.dialer(aws.ToString(out.SessionId)).Dial(ctx, aws.ToString(out.StreamUrl), aws.ToString(out.TokenValue))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Terminate()
+	var wg sync.WaitGroup
+	for i := range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := s.Open()
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer c.Close()
+			data := make([]byte, 100_000+i)
+			rand.Read(data)
+			go c.Write(data)
+			got := make([]byte, len(data))
+			if _, err := io.ReadFull(c, got); err != nil {
+				t.Error(err)
+				return
+			}
+			if sha256.Sum256(got) != sha256.Sum256(data) {
+				t.Error("echo through the tunnel differs")
+			}
+		}()
+	}
+	wg.Wait()
+}
