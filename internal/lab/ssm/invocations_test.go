@@ -2,6 +2,7 @@ package ssm
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -233,7 +234,12 @@ func TestNodeLostMidRunEndsFailed(t *testing.T) {
 			cmd := l.send(&ssm.SendCommandInput{InstanceIds: []string{id}, Parameters: map[string][]string{"commands": {"true"}, "executionTimeout": {"600"}}})
 			l.waitDetail(*cmd.CommandId, id, "InProgress")
 			host.SetOnline(false)
-			time.Sleep(200 * time.Millisecond) // the model's Run has returned ErrOffline
+			l.eventually("the node's Run returning", func() error {
+				if host.returned() == 0 {
+					return errors.New("still running")
+				}
+				return nil
+			})
 			if out := l.invocation(*cmd.CommandId, id); out.Status != types.CommandInvocationStatusInProgress {
 				t.Fatalf("while the node is away the invocation is %s, want InProgress", out.Status)
 			}

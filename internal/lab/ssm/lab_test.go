@@ -95,6 +95,7 @@ type recorder struct {
 	mu      sync.Mutex
 	scripts []node.Script
 	gauge   *gauge // shared across nodes to measure concurrency
+	ended   int    // Run calls that have returned
 }
 
 // gauge counts scripts running at once across the nodes that share it.
@@ -125,7 +126,18 @@ func (r *recorder) Run(ctx context.Context, s node.Script) (node.Result, error) 
 		g.inc(1)
 		defer g.inc(-1)
 	}
+	defer func() {
+		r.mu.Lock()
+		r.ended++
+		r.mu.Unlock()
+	}()
 	return r.Model.Run(ctx, s)
+}
+
+func (r *recorder) returned() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.ended
 }
 
 func (r *recorder) runs() []node.Script {

@@ -239,7 +239,7 @@ func TestMaxConcurrencyLimitsParallelRuns(t *testing.T) {
 			instanceIDs, hosts := ids(tt.nodes, l, node.Linux, nil)
 			overall := &gauge{}
 			for _, h := range hosts {
-				h.SetDelay(60 * time.Millisecond)
+				h.SetDelay(150 * time.Millisecond)
 				h.gauge = overall
 			}
 			cmd := l.send(&ssm.SendCommandInput{InstanceIds: instanceIDs, MaxConcurrency: aws.String(tt.concurrency)})
