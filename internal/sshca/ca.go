@@ -161,11 +161,11 @@ func sanitizeComment(s string) string {
 }
 
 // printable maps every rune outside printable ASCII (space included) to
-// repl and cuts the result to at most max bytes.
-func printable(s string, max int, repl byte) string {
-	b := make([]byte, 0, min(len(s), max))
+// repl and cuts the result to at most limit bytes.
+func printable(s string, limit int, repl byte) string {
+	b := make([]byte, 0, min(len(s), limit))
 	for _, r := range s {
-		if len(b) == max {
+		if len(b) == limit {
 			break
 		}
 		if r >= 0x20 && r < 0x7f {

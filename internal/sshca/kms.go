@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/rsa"
 	"crypto/x509"
 	"errors"
@@ -225,15 +226,13 @@ func (s *KMSSigner) signingAlgorithm(digest []byte, opts crypto.SignerOpts) (typ
 	}
 	switch pub := s.public.(type) {
 	case *ecdsa.PublicKey:
-		want := map[string]crypto.Hash{"P-256": crypto.SHA256, "P-384": crypto.SHA384}[pub.Curve.Params().Name]
 		switch {
-		case h != want:
-			return "", "", fmt.Errorf("KMS signer: an ECDSA %s key signs %s digests, not %s", pub.Curve.Params().Name, want, h)
-		case h == crypto.SHA256:
+		case pub.Curve == elliptic.P256() && h == crypto.SHA256:
 			return types.SigningAlgorithmSpecEcdsaSha256, types.MessageTypeDigest, nil
-		default:
+		case pub.Curve == elliptic.P384() && h == crypto.SHA384:
 			return types.SigningAlgorithmSpecEcdsaSha384, types.MessageTypeDigest, nil
 		}
+		return "", "", fmt.Errorf("KMS signer: an ECDSA %s key does not sign %s digests", pub.Curve.Params().Name, h)
 	case *rsa.PublicKey:
 		if _, pss := opts.(*rsa.PSSOptions); pss {
 			return "", "", errors.New("KMS signer: RSA-PSS is not used for SSH certificates")

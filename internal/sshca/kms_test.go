@@ -2,7 +2,9 @@ package sshca
 
 import (
 	"context"
+	"crypto"
 	"crypto/ecdsa"
+	"crypto/rsa"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -237,5 +239,42 @@ func startMoto(t *testing.T) string {
 			t.Fatalf("moto_server did not answer on %s within 30s: %v", url, err)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestKMSSignerRefusesMisuse: requests that would make KMS sign the wrong
+// thing are refused before any call.
+func TestKMSSignerRefusesMisuse(t *testing.T) {
+	client := labKMS(t)
+	ctx := context.Background()
+	signers := map[Algorithm]*KMSSigner{}
+	for _, alg := range []Algorithm{Ed25519, ECDSAP256, RSA4096} {
+		ca, err := CreateKMS(ctx, client, alg, KMSKeyOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		signers[alg] = ca.key.(*KMSSigner)
+	}
+	d256 := sha256.Sum256([]byte("m"))
+	tests := []struct {
+		name   string
+		alg    Algorithm
+		digest []byte
+		opts   crypto.SignerOpts
+	}{
+		{"p256 with SHA-384", ECDSAP256, make([]byte, 48), crypto.SHA384},
+		{"p256 without hash", ECDSAP256, d256[:], crypto.Hash(0)},
+		{"digest of the wrong length", ECDSAP256, d256[:31], crypto.SHA256},
+		{"rsa with SHA-1", RSA4096, make([]byte, 20), crypto.SHA1},
+		{"rsa-pss", RSA4096, d256[:], &rsa.PSSOptions{Hash: crypto.SHA256}},
+		{"ed25519 prehashed", Ed25519, make([]byte, 64), crypto.SHA512},
+		{"ed25519 message over 4096 bytes", Ed25519, make([]byte, 4097), crypto.Hash(0)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := signers[tt.alg].Sign(nil, tt.digest, tt.opts); err == nil || !strings.HasPrefix(err.Error(), "KMS signer:") {
+				t.Fatalf("Sign: %v, want a refusal before calling KMS", err)
+			}
+		})
 	}
 }
