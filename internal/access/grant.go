@@ -172,7 +172,7 @@ func grantFailed(g *Grant, total int, failed []hostRun, undoErr error) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "access request %s was not granted: %s of %d failed", g.ID, plural(len(failed), "target"), total)
 	if undoErr == nil {
-		b.WriteString(", and user " + g.Username + " was removed from every target again")
+		b.WriteString(", and user " + g.Username + " was removed again wherever it had been created")
 	}
 	b.WriteString(":" + listing(failed))
 	if undoErr != nil {

@@ -320,15 +320,16 @@ func opensshLogin(t testing.TB, h *sandbox.Host, user string, c credential) (str
 // for scale and for failure injection, never for what a host does.
 type answeringNode struct {
 	info node.Info
-	// fail maps a program's action to the exit code it fails with.
-	fail map[string]int
 	mu   sync.Mutex
-	runs []string // actions, in order
+	// fail maps a program's action to the exit codes of its next runs;
+	// once they are used up, the action succeeds.
+	fail map[string][]int
+	runs []string // "action user", in order
 }
 
 var dataLine = regexp.MustCompile(`(?m)^PASSPORT_DATA='([A-Za-z0-9+/=]*)'$`)
 
-func newAnsweringNode(l *testLab, fail map[string]int) *answeringNode {
+func newAnsweringNode(l *testLab, fail map[string][]int) *answeringNode {
 	b := make([]byte, 9)
 	rand.Read(b)
 	n := &answeringNode{
@@ -358,9 +359,13 @@ func (n *answeringNode) Run(_ context.Context, s node.Script) (node.Result, erro
 		}
 	}
 	n.mu.Lock()
-	n.runs = append(n.runs, action)
+	n.runs = append(n.runs, action+" "+user)
+	code := 0
+	if codes := n.fail[action]; len(codes) > 0 {
+		code, n.fail[action] = codes[0], codes[1:]
+	}
 	n.mu.Unlock()
-	if code := n.fail[action]; code != 0 {
+	if code != 0 {
 		return node.Result{ExitCode: code,
 			Stdout: fmt.Appendf(nil, "passport-result action=%s status=error code=%d step=test\n", action, code),
 			Stderr: fmt.Appendf(nil, "passport %s: step test failed: injected failure %d\n", action, code)}, nil
@@ -372,6 +377,7 @@ func (n *answeringNode) Run(_ context.Context, s node.Script) (node.Result, erro
 	return node.Result{Stdout: []byte(out + "\n")}, nil
 }
 
+// actions lists the programs the node ran, in order, each as "action user".
 func (n *answeringNode) actions() []string {
 	n.mu.Lock()
 	defer n.mu.Unlock()

@@ -1,0 +1,189 @@
+package access
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/passport-access/terraform-provider-passport/internal/hostscript"
+)
+
+// These tests put answering nodes beside each other to make hosts fail in
+// ways a real host rarely does on demand, and check which programs each
+// host was sent: the undo's choices are the point.
+
+func ids2(nodes ...*answeringNode) []string {
+	var out []string
+	for _, n := range nodes {
+		out = append(out, n.info.InstanceID)
+	}
+	return out
+}
+
+// want compares a node's programs with "action user" lines, where user is
+// one of names (by index) to keep the tables readable.
+func wantRuns(t *testing.T, n *answeringNode, want ...string) {
+	t.Helper()
+	if got := n.actions(); !slices.Equal(got, want) {
+		t.Errorf("%s ran %q, want %q", n.info.InstanceID, got, want)
+	}
+}
+
+func usersOf(n *answeringNode) []string {
+	var users []string
+	for _, r := range n.actions() {
+		_, u, _ := strings.Cut(r, " ")
+		if !slices.Contains(users, u) {
+			users = append(users, u)
+		}
+	}
+	return users
+}
+
+func TestConflictRetriesOnceUnderANewName(t *testing.T) {
+	l := startLab(t, 0, 0)
+	ok := newAnsweringNode(l, nil)
+	taken := newAnsweringNode(l, map[string][]int{"provision": {hostscript.ExitConflict}})
+	g, err := l.svc.Grant(context.Background(), request(newCA(t), ids2(ok, taken)...))
+	if err != nil {
+		t.Fatalf("Grant: %v", err)
+	}
+	names := usersOf(ok)
+	if len(names) != 2 || g.Username != names[1] || names[0] == names[1] {
+		t.Fatalf("names tried %q, granted %q; want a second, different name", names, g.Username)
+	}
+	wantRuns(t, ok, "provision "+names[0], "revoke "+names[0], "provision "+names[1])
+	// The first name is someone else's on that host: it must never be
+	// revoked there.
+	wantRuns(t, taken, "provision "+names[0], "provision "+names[1])
+	if !strings.Contains(certificate(t, g).ValidPrincipals[0], names[1]) {
+		t.Error("the certificate is not for the second name")
+	}
+}
+
+func TestConflictTwiceFails(t *testing.T) {
+	l := startLab(t, 0, 0)
+	ok := newAnsweringNode(l, nil)
+	taken := newAnsweringNode(l, map[string][]int{"provision": {4, 4, 4}})
+	g, err := l.svc.Grant(context.Background(), request(newCA(t), ids2(ok, taken)...))
+	if err == nil || g != nil {
+		t.Fatalf("Grant: %+v, %v; want a refusal", g, err)
+	}
+	t.Log(err)
+	if !strings.Contains(err.Error(), taken.info.InstanceID) || !strings.Contains(err.Error(), "already exists") {
+		t.Errorf("error does not explain the conflict on %s: %v", taken.info.InstanceID, err)
+	}
+	names := usersOf(ok)
+	if len(names) != 2 {
+		t.Fatalf("names tried: %q", names)
+	}
+	wantRuns(t, ok, "provision "+names[0], "revoke "+names[0], "provision "+names[1], "revoke "+names[1])
+	wantRuns(t, taken, "provision "+names[0], "provision "+names[1])
+}
+
+// TestUndoThatCannotFinish: the user may stay on a host the undo could not
+// clean, so Grant hands back the grant with that target Active for a later
+// Revoke, and says so.
+func TestUndoThatCannotFinish(t *testing.T) {
+	l := startLab(t, 0, 0)
+	stuck := newAnsweringNode(l, map[string][]int{"revoke": {hostscript.ExitFailed}})
+	failing := newAnsweringNode(l, map[string][]int{"provision": {hostscript.ExitFailed}})
+	never := newAnsweringNode(l, map[string][]int{"provision": {hostscript.ExitData}})
+	g, err := l.svc.Grant(context.Background(), request(newCA(t), ids2(stuck, failing, never)...))
+	if err == nil || g == nil {
+		t.Fatalf("Grant: %+v, %v; want the grant back with an error", g, err)
+	}
+	t.Log(err)
+	for _, id := range ids2(stuck, failing, never) {
+		if !strings.Contains(err.Error(), id) {
+			t.Errorf("error does not name %s: %v", id, err)
+		}
+	}
+	status := map[string]TargetStatus{}
+	for _, tg := range g.Targets {
+		status[tg.InstanceID] = tg.Status
+	}
+	if status[stuck.info.InstanceID] != Active || status[failing.info.InstanceID] != Failed || status[never.info.InstanceID] != Failed {
+		t.Errorf("statuses %v; want the unrevoked host active, the others failed", status)
+	}
+	// A host that refused the data changed nothing and is not sent a revoke.
+	wantRuns(t, never, "provision "+g.Username)
+
+	if err := l.svc.Revoke(context.Background(), g); err != nil {
+		t.Fatalf("a later Revoke: %v", err)
+	}
+	wantRuns(t, stuck, "provision "+g.Username, "revoke "+g.Username, "revoke "+g.Username)
+	wantRuns(t, failing, "provision "+g.Username, "revoke "+g.Username)
+}
+
+func TestRevokeLeavesUnreachableTargetsActive(t *testing.T) {
+	l := startLab(t, 0, 2)
+	for _, m := range l.Models {
+		m.SetAnswer(0, "passport-result action=provision status=ok\n", "")
+	}
+	g := grant(t, l.svc, request(newCA(t), l.Models[0].Info().InstanceID, l.Models[1].Info().InstanceID))
+	l.Models[0].SetAnswer(0, "passport-result action=revoke status=ok\n", "")
+	l.Models[1].SetOnline(false)
+	err := l.svc.Revoke(context.Background(), g)
+	down := l.Models[1].Info().InstanceID
+	if err == nil || !strings.Contains(err.Error(), down) || strings.Contains(err.Error(), l.Models[0].Info().InstanceID) {
+		t.Fatalf("Revoke with %s offline: %v; want an error naming it alone", down, err)
+	}
+	if g.Targets[0].Status != Revoked || g.Targets[1].Status != Active || g.Targets[1].Detail == "" {
+		t.Errorf("targets %+v; want the offline one still active, with a reason", g.Targets)
+	}
+}
+
+func TestAddedTargetThatFailsIsUndone(t *testing.T) {
+	l := startLab(t, 0, 0)
+	a := newAnsweringNode(l, nil)
+	bad := newAnsweringNode(l, map[string][]int{"provision": {hostscript.ExitSSHD}})
+	ca := newCA(t)
+	g := grant(t, l.svc, request(ca, ids2(a)...))
+	next, err := l.svc.SetTargets(context.Background(), g, ca, ids2(a, bad))
+	if err == nil || !strings.Contains(err.Error(), bad.info.InstanceID) || next == nil {
+		t.Fatalf("SetTargets: %v; want the grant and an error naming %s", err, bad.info.InstanceID)
+	}
+	if next.Targets[0].Status != Active || next.Targets[1].Status != Failed {
+		t.Errorf("targets %+v", next.Targets)
+	}
+	wantRuns(t, bad, "provision "+g.Username, "revoke "+g.Username)
+	wantRuns(t, a, "provision "+g.Username)
+
+	// Listing it again retries it.
+	again, err := l.svc.SetTargets(context.Background(), next, ca, ids2(a, bad))
+	if err != nil || again.Targets[1].Status != Active {
+		t.Fatalf("retrying the failed target: %+v, %v", again.Targets, err)
+	}
+}
+
+func TestExtendReportsHostsThatKeptTheOldExpiry(t *testing.T) {
+	l := startLab(t, 0, 0)
+	a := newAnsweringNode(l, nil)
+	gone := newAnsweringNode(l, map[string][]int{"extend": {hostscript.ExitNotFound}})
+	ca := newCA(t)
+	g := grant(t, l.svc, request(ca, ids2(a, gone)...))
+	next, err := l.svc.Extend(context.Background(), g, ca, 2*time.Hour)
+	if err == nil || next == nil || !strings.Contains(err.Error(), gone.info.InstanceID) {
+		t.Fatalf("Extend: %v; want the new grant and an error naming %s", err, gone.info.InstanceID)
+	}
+	if next.Targets[0].Detail != "" || !strings.Contains(next.Targets[1].Detail, "vanished") {
+		t.Errorf("targets %+v", next.Targets)
+	}
+	if g.ExpiresAt.Equal(next.ExpiresAt) || g.Certificate == next.Certificate {
+		t.Error("the returned grant does not carry the new window")
+	}
+}
+
+func TestCheckReportsUnreachable(t *testing.T) {
+	l := startLab(t, 0, 0)
+	a := newAnsweringNode(l, nil)
+	b := newAnsweringNode(l, map[string][]int{"check": {hostscript.ExitFailed}})
+	g := grant(t, l.svc, request(newCA(t), ids2(a, b)...))
+	h, err := l.svc.Check(context.Background(), g)
+	if err != nil || h.Expired || len(h.Missing) != 0 || !slices.Equal(h.Unreachable, ids2(b)) {
+		t.Errorf("Check: %+v, %v; want %s unreachable", h, err, b.info.InstanceID)
+	}
+}
