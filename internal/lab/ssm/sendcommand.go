@@ -167,7 +167,7 @@ func (in *sendCommandInput) validate() error {
 	}
 	v.instanceIDs(in.InstanceIds, "instanceIds")
 	if len(in.Targets) > 5 {
-		v.add(fmt.Sprint(in.Targets), "targets", "Member must have length less than or equal to 5")
+		v.add(renderTargets(in.Targets), "targets", "Member must have length less than or equal to 5")
 	}
 	for i, t := range in.Targets {
 		member := fmt.Sprintf("targets.%d.member.key", i+1)
@@ -201,6 +201,16 @@ func (in *sendCommandInput) validate() error {
 		v.length(*in.OutputS3Region, "outputS3Region", 3, 20)
 	}
 	return v.err()
+}
+
+// renderTargets writes targets as AWS's validation messages quote them:
+// [Target(key=tag:a, values=[1]), ...].
+func renderTargets(ts []target) string {
+	parts := make([]string, len(ts))
+	for i, t := range ts {
+		parts[i] = fmt.Sprintf("Target(key=%s, values=[%s])", t.Key, strings.Join(t.Values, ", "))
+	}
+	return "[" + strings.Join(parts, ", ") + "]"
 }
 
 // lookupDocument accepts a document by name or by ARN, and the versions

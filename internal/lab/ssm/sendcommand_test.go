@@ -155,7 +155,7 @@ func TestSendCommandRefusesBadInput(t *testing.T) {
 		{"six targets", &ssm.SendCommandInput{DocumentName: aws.String("AWS-RunShellScript"), Parameters: commands, Targets: []types.Target{
 			{Key: aws.String("tag:a"), Values: []string{"1"}}, {Key: aws.String("tag:b"), Values: []string{"1"}}, {Key: aws.String("tag:c"), Values: []string{"1"}},
 			{Key: aws.String("tag:d"), Values: []string{"1"}}, {Key: aws.String("tag:e"), Values: []string{"1"}}, {Key: aws.String("tag:f"), Values: []string{"1"}}}},
-			is[*types.ValidationException], "at 'targets'"},
+			is[*types.ValidationException], "1 validation error detected: Value '[Target(key=tag:a, values=[1]), Target(key=tag:b, values=[1])"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
