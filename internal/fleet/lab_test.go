@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -390,21 +391,23 @@ func TestRunDeadlineWhileSending(t *testing.T) {
 	}
 }
 
-// TestRunUnconfirmedSend loses SSM's answer to a SendCommand it accepted:
-// those hosts may run the script, so they must not be reported as never
-// sent (callers treat Undeliverable hosts as untouched).
-func TestRunUnconfirmedSend(t *testing.T) {
-	l := startLab(t, 2, 0)
+// faultyFront puts a proxy in front of the lab that passes every call on
+// but replaces the answers to the named operations with status and body,
+// as when a network or a permission boundary gets in the way. It returns
+// the proxy's endpoint.
+func (l *lab) faultyFront(t *testing.T, status int, body string, operations ...string) string {
+	t.Helper()
 	upstream, err := url.Parse(l.clientEndpoint(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	proxy := httputil.NewSingleHostReverseProxy(upstream)
 	proxy.ModifyResponse = func(resp *http.Response) error {
-		if resp.Request.Header.Get("X-Amz-Target") == "AmazonSSM.SendCommand" {
+		target := strings.TrimPrefix(resp.Request.Header.Get("X-Amz-Target"), "AmazonSSM.")
+		if slices.Contains(operations, target) {
 			resp.Body.Close()
-			resp.StatusCode = http.StatusBadGateway
-			resp.Body = io.NopCloser(strings.NewReader("upstream connection reset"))
+			resp.StatusCode = status
+			resp.Body = io.NopCloser(strings.NewReader(body))
 			resp.ContentLength = -1
 			resp.Header.Del("Content-Length")
 		}
@@ -412,8 +415,16 @@ func TestRunUnconfirmedSend(t *testing.T) {
 	}
 	front := httptest.NewServer(proxy)
 	t.Cleanup(front.Close)
+	return front.URL
+}
 
-	results := run(t, New(sdkClient(front.URL, labAccessKey, labSecret, 1), fastOptions), context.Background(), Job{Targets: l.ids, Script: "true"})
+// TestRunUnconfirmedSend loses SSM's answer to a SendCommand it accepted:
+// those hosts may run the script, so they must not be reported as never
+// sent (callers treat Undeliverable hosts as untouched).
+func TestRunUnconfirmedSend(t *testing.T) {
+	l := startLab(t, 2, 0)
+	front := l.faultyFront(t, http.StatusBadGateway, "upstream connection reset", "SendCommand")
+	results := run(t, New(sdkClient(front, labAccessKey, labSecret, 1), fastOptions), context.Background(), Job{Targets: l.ids, Script: "true"})
 	for _, res := range results {
 		if res.Outcome != TimedOut || !strings.Contains(res.Reason, "SSM did not confirm the command") {
 			t.Errorf("%s: got %s %q, want %s and a reason saying the command was not confirmed", res.InstanceID, res.Outcome, res.Reason, TimedOut)
@@ -421,6 +432,43 @@ func TestRunUnconfirmedSend(t *testing.T) {
 		if n := l.commandsTo(t, res.InstanceID); n != 1 {
 			t.Errorf("the lab has %d commands for %s, want the 1 whose answer was lost", n, res.InstanceID)
 		}
+	}
+}
+
+// TestRunUnreadableResults denies the calls that read results. Run must
+// not wait for its deadline, must cancel what it cannot watch, and must say
+// why.
+func TestRunUnreadableResults(t *testing.T) {
+	denied := `{"__type":"AccessDeniedException","message":"User is not authorized to perform: ssm:ListCommands"}`
+	tests := []struct {
+		name    string
+		blocked []string
+		outcome Outcome
+		reason  string
+	}{
+		// Results are read once more before giving up: with invocations
+		// still readable, nothing is lost.
+		{"ListCommands denied", []string{"ListCommands"}, Success, "the script succeeded"},
+		{"all reads denied", []string{"ListCommands", "ListCommandInvocations"}, TimedOut,
+			"no result could be read from SSM (AccessDeniedException: User is not authorized to perform: ssm:ListCommands); the command was cancelled, so the script may have run partly"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l := startLab(t, 2, 0)
+			front := l.faultyFront(t, http.StatusBadRequest, denied, tt.blocked...)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			start := time.Now()
+			results := run(t, New(sdkClient(front, labAccessKey, labSecret, 0), fastOptions), ctx, Job{Targets: l.ids, Script: "true"})
+			if took := time.Since(start); took > 10*time.Second {
+				t.Errorf("Run took %s: a refusal will not go away by waiting", took)
+			}
+			for _, res := range results {
+				if res.Outcome != tt.outcome || res.Reason != res.InstanceID+": "+tt.reason {
+					t.Errorf("got %s %q, want %s %q", res.Outcome, res.Reason, tt.outcome, tt.reason)
+				}
+			}
+		})
 	}
 }
 
