@@ -87,7 +87,9 @@ func newTestAgent(t *testing.T, st SessionType, dial func(ctx context.Context, h
 	return ta
 }
 
-func (ta *testAgent) url() string { return "ws" + strings.TrimPrefix(ta.srv.URL, "http") + "/v1/data-channel/s-1" }
+func (ta *testAgent) url() string {
+	return "ws" + strings.TrimPrefix(ta.srv.URL, "http") + "/v1/data-channel/s-1"
+}
 
 // newToken issues another token, as ResumeSession does.
 func (ta *testAgent) newToken() string {
