@@ -88,8 +88,7 @@ func (s *Service) step(c *command) bool {
 			}
 		case detailInProgress, detailCancelling:
 			switch {
-			case inv.interrupted && (inv.cancelRequested || s.nodes[inv.instanceID] == nil || s.online(s.nodes[inv.instanceID]) ||
-				!now.Before(inv.start.Add(c.script.Timeout))):
+			case inv.interrupted && s.interruptionOver(c, inv, now):
 				detail := detailFailed
 				if inv.cancelRequested {
 					detail = detailCancelled
@@ -108,6 +107,15 @@ func (s *Service) step(c *command) bool {
 		}
 	}
 	return allDone
+}
+
+// interruptionOver reports whether an invocation whose node dropped off
+// mid-run can be ended: it was cancelled, the node is back (or gone for
+// good), or the script would have hit its execution timeout by now.
+// Callers hold s.mu.
+func (s *Service) interruptionOver(c *command, inv *invocation, now time.Time) bool {
+	m := s.nodes[inv.instanceID]
+	return inv.cancelRequested || m == nil || s.online(m) || !now.Before(inv.start.Add(c.script.Timeout))
 }
 
 // start hands an invocation to its node. Callers hold s.mu.
