@@ -322,8 +322,9 @@ func (s *Service) scheduleKeyDeletion(_ context.Context, input json.RawMessage) 
 	}, nil
 }
 
-// signingKey resolves a key that is about to sign or verify.
-func (s *Service) signingKey(keyID string) (*key, error) {
+// usableKey resolves a key whose public half or signatures are asked for:
+// a key pending deletion refuses both, as in AWS.
+func (s *Service) usableKey(keyID string) (*key, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	k, err := s.lookup(keyID)
@@ -344,12 +345,7 @@ func (s *Service) getPublicKey(_ context.Context, input json.RawMessage) (any, e
 	if err := awsjson.Decode(input, &in); err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	k, err := s.lookup(in.KeyId)
-	if err == nil && !k.deletion.IsZero() {
-		err = awsjson.Errorf("KMSInvalidStateException", "%s is pending deletion.", k.arn)
-	}
-	s.mu.Unlock()
+	k, err := s.usableKey(in.KeyId)
 	if err != nil {
 		return nil, err
 	}
@@ -398,7 +394,7 @@ func (s *Service) prepare(input json.RawMessage) (*key, signingAlgorithm, []byte
 	if !known {
 		return fail(validation("Value '%s' at 'signingAlgorithm' failed to satisfy constraint: Member must satisfy enum value set: [%s]", in.SigningAlgorithm, strings.Join(sortedAlgorithms(), ", ")))
 	}
-	k, err := s.signingKey(in.KeyId)
+	k, err := s.usableKey(in.KeyId)
 	if err != nil {
 		return fail(err)
 	}

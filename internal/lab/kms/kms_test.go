@@ -321,3 +321,40 @@ func TestUnsignedRequestsRefused(t *testing.T) {
 		t.Fatalf("CreateKey with a wrong secret: %v, want InvalidSignatureException", err)
 	}
 }
+
+// TestConcurrentUse signs, creates and deletes keys from many goroutines at
+// once, as parallel terraform applies do; run it with -race.
+func TestConcurrentUse(t *testing.T) {
+	c, _ := newLab(t)
+	ctx := context.Background()
+	shared := createKey(t, c, types.KeySpecEccNistP256)
+	digest := sha256.Sum256([]byte("m"))
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for range 8 {
+		wg.Go(func() {
+			out, err := c.CreateKey(ctx, &kms.CreateKeyInput{KeySpec: types.KeySpecEccNistEdwards25519, KeyUsage: types.KeyUsageTypeSignVerify})
+			if err != nil {
+				errs <- err
+				return
+			}
+			own := out.KeyMetadata
+			for range 10 {
+				if _, err := c.Sign(ctx, &kms.SignInput{KeyId: shared.Arn, Message: digest[:], MessageType: types.MessageTypeDigest, SigningAlgorithm: types.SigningAlgorithmSpecEcdsaSha256}); err != nil {
+					errs <- err
+				}
+				if _, err := c.Sign(ctx, &kms.SignInput{KeyId: own.KeyId, Message: []byte("m"), SigningAlgorithm: types.SigningAlgorithmSpecEd25519Sha512}); err != nil {
+					errs <- err
+				}
+			}
+			if _, err := c.ScheduleKeyDeletion(ctx, &kms.ScheduleKeyDeletionInput{KeyId: own.KeyId, PendingWindowInDays: aws.Int32(7)}); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
