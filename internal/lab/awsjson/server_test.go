@@ -343,3 +343,41 @@ func TestHandleServesOtherEndpoints(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestServicesAreRoutedByTargetAndSignedForTheirOwnScope(t *testing.T) {
+	l := newLab(t, map[string]Operation{"DescribeInstanceInformation": describe})
+	l.server.Register(Service{TargetPrefix: "TrentService", SigningName: "kms", Namespace: "com.amazonaws.kms",
+		Operations: map[string]Operation{"DescribeKey": func(context.Context, json.RawMessage) (any, error) {
+			return nil, Errorf("NotFoundException", "Key 'alias/x' does not exist")
+		}}})
+
+	// A request for KMS signed with SSM's scope is refused before KMS sees it.
+	status, header, body := l.post(t, "TrentService.DescribeKey", "application/x-amz-json-1.1", "{}")
+	if status != http.StatusBadRequest || !strings.Contains(body, "Credential should be scoped to correct service: 'kms'") {
+		t.Fatalf("KMS call signed for ssm: %d %s", status, body)
+	}
+	if !strings.HasPrefix(header.Get("X-Amzn-ErrorType"), "InvalidSignatureException:") {
+		t.Fatalf("X-Amzn-ErrorType = %q", header.Get("X-Amzn-ErrorType"))
+	}
+
+	// Signed for kms, it reaches KMS and its error carries KMS's namespace.
+	req, _ := http.NewRequest(http.MethodPost, l.url+"/", strings.NewReader("{}"))
+	req.Header.Set("X-Amz-Target", "TrentService.DescribeKey")
+	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
+	sum := sha256.Sum256([]byte("{}"))
+	if err := v4.NewSigner().SignHTTP(context.Background(), aws.Credentials{AccessKeyID: testKey, SecretAccessKey: testSecret}, req, hex.EncodeToString(sum[:]), "kms", region, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(out), `"__type":"com.amazonaws.kms#NotFoundException"`) {
+		t.Fatalf("KMS call signed for kms: %d %s", resp.StatusCode, out)
+	}
+	if got := l.server.Calls(); got["TrentService.DescribeKey"] != 1 {
+		t.Fatalf("Calls() = %v", got)
+	}
+}
