@@ -318,12 +318,9 @@ func TestRunDeliveryTimeout(t *testing.T) {
 	gone := testIDs(2)[1]
 	l.svc.AddNode(&dropsOff{Model: node.NewModel(node.Info{InstanceID: gone})})
 	opts := fastOptions
-	opts.Sleep = func(ctx context.Context, d time.Duration) error {
-		// Each poll finds SSM's clock 20s on, so the host that dropped off
-		// passes its 30s delivery timeout in two polls.
-		skew.Add(int64(20 * time.Second))
-		return sleep(ctx, d)
-	}
+	// Each poll finds SSM's clock 20s on, so the host that dropped off
+	// passes its 30s delivery timeout in two polls.
+	opts.Sleep = skewedSleep(&skew, 20*time.Second)
 	job := Job{Targets: []string{l.ids[0], gone}, Script: "true", DeliveryTimeout: 30 * time.Second}
 	results := run(t, New(l.client, opts), context.Background(), job)
 	if results[0].Outcome != Success {
@@ -331,6 +328,32 @@ func TestRunDeliveryTimeout(t *testing.T) {
 	}
 	if got, want := results[1], gone+": the SSM agent did not pick the script up within 30s; check that the instance is running and its agent connected"; got.Outcome != DeliveryTimedOut || got.Reason != want {
 		t.Errorf("host that dropped off: got %s %q, want %s %q", got.Outcome, got.Reason, DeliveryTimedOut, want)
+	}
+}
+
+// skewedSleep returns an Options.Sleep that moves a lab clock on by step
+// before every wait.
+func skewedSleep(skew *atomic.Int64, step time.Duration) func(context.Context, time.Duration) error {
+	return func(ctx context.Context, d time.Duration) error {
+		skew.Add(int64(step))
+		return sleep(ctx, d)
+	}
+}
+
+// TestRunCommandExpired covers SSM giving up on a command whose script
+// started but outlived the delivery plus execution timeouts: SSM calls that
+// DeliveryTimedOut, yet the script ran, so it must not read as never sent.
+func TestRunCommandExpired(t *testing.T) {
+	var skew atomic.Int64
+	l := startLabClock(t, 1, 0, func() time.Time { return time.Now().Add(time.Duration(skew.Load())) })
+	l.nodes[l.ids[0]].SetDelay(time.Minute)
+	opts := fastOptions
+	opts.Sleep = skewedSleep(&skew, 2*time.Minute)
+	job := Job{Targets: l.ids, Script: "sleep 60", ExecutionTimeout: time.Minute, DeliveryTimeout: 30 * time.Second}
+	results := run(t, New(l.client, opts), context.Background(), job)
+	want := l.ids[0] + ": the script started but SSM gave up on it when the command expired (delivery timeout 30s plus execution timeout 1m0s); the host may be half-done"
+	if got := results[0]; got.Outcome != TimedOut || got.Reason != want {
+		t.Errorf("got %s %q, want %s %q", got.Outcome, got.Reason, TimedOut, want)
 	}
 }
 

@@ -31,9 +31,15 @@ func (r *Runner) result(ctx context.Context, job Job, commandID string, inv type
 	case inv.Status == types.CommandInvocationStatusSuccess:
 		res.Outcome, res.ExitCode = Success, int(plugin.ResponseCode)
 		res.Reason = host + ": the script succeeded"
-	case details == "deliverytimedout":
+	case details == "deliverytimedout" && plugin.ResponseStartDateTime == nil:
+		// SSM also ends a command that outlives its delivery plus execution
+		// timeouts as DeliveryTimedOut, even on a host where the script
+		// started; only one that never started is certain not to have run.
 		res.Outcome = DeliveryTimedOut
 		res.Reason = fmt.Sprintf("%s: the SSM agent did not pick the script up within %s; check that the instance is running and its agent connected", host, job.DeliveryTimeout)
+	case details == "deliverytimedout":
+		res.Outcome = TimedOut
+		res.Reason = fmt.Sprintf("%s: the script started but SSM gave up on it when the command expired (delivery timeout %s plus execution timeout %s); the host may be half-done", host, job.DeliveryTimeout, job.ExecutionTimeout)
 	case inv.Status == types.CommandInvocationStatusTimedOut:
 		res.Outcome = TimedOut
 		res.Reason = fmt.Sprintf("%s: the script was still running after its execution timeout of %s and was stopped; the host may be half-done", host, job.ExecutionTimeout)
