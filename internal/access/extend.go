@@ -2,6 +2,7 @@ package access
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -24,6 +25,9 @@ import (
 // take the new expiry, it is returned too, with those targets' Detail set,
 // alongside an error naming them: the new certificate exists either way.
 func (s *Service) Extend(ctx context.Context, g *Grant, ca *sshca.CA, duration time.Duration) (*Grant, error) {
+	if g == nil {
+		return nil, errors.New("access: Extend of a nil grant")
+	}
 	if err := checkCA(ca, g); err != nil {
 		return nil, err
 	}

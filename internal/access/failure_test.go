@@ -187,3 +187,24 @@ func TestCheckReportsUnreachable(t *testing.T) {
 		t.Errorf("Check: %+v, %v; want %s unreachable", h, err, b.info.InstanceID)
 	}
 }
+
+// TestUndoOutlivesTheCallersDeadline: a provision cut short by the caller's
+// deadline may have run partly; the undo still reaches every host.
+func TestUndoOutlivesTheCallersDeadline(t *testing.T) {
+	l := startLab(t, 0, 0)
+	fast := newAnsweringNode(l, nil)
+	slow := newAnsweringNode(l, nil)
+	slow.slow = map[string]time.Duration{"provision": time.Minute}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	g, err := l.svc.Grant(ctx, request(newCA(t), ids2(fast, slow)...))
+	if err == nil || g != nil || !strings.Contains(err.Error(), slow.info.InstanceID) {
+		t.Fatalf("Grant past its deadline: %+v, %v; want an error naming %s and nothing left", g, err, slow.info.InstanceID)
+	}
+	t.Log(err)
+	for _, n := range []*answeringNode{fast, slow} {
+		if runs := n.actions(); len(runs) != 2 || !strings.HasPrefix(runs[1], "revoke ") {
+			t.Errorf("%s ran %q; want a provision, then the undo's revoke", n.info.InstanceID, runs)
+		}
+	}
+}

@@ -151,7 +151,10 @@ func (s *Service) undo(ctx context.Context, g *Grant, runs []hostRun) (*Grant, e
 	if len(touched) == 0 {
 		return nil, nil
 	}
-	err := s.revokeOn(ctx, g, touched)
+	// The undo must run even when the caller's context is what ended the
+	// provision (a Terraform timeout, an interrupt): leaving users behind
+	// is worse than overrunning. It keeps its own bound, s.timeout.
+	err := s.revokeOn(context.WithoutCancel(ctx), g, touched)
 	if slices.ContainsFunc(g.Targets, func(t Target) bool { return t.Status == Active }) {
 		return g, err
 	}

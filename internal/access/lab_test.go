@@ -324,6 +324,9 @@ type answeringNode struct {
 	// fail maps a program's action to the exit codes of its next runs;
 	// once they are used up, the action succeeds.
 	fail map[string][]int
+	// slow maps an action to how long it takes; a cancelled command ends
+	// it early, as the agent kills a script.
+	slow map[string]time.Duration
 	runs []string // "action user", in order
 }
 
@@ -344,7 +347,7 @@ func newAnsweringNode(l *testLab, fail map[string][]int) *answeringNode {
 func (n *answeringNode) Info() node.Info { return n.info }
 func (n *answeringNode) Online() bool    { return true }
 
-func (n *answeringNode) Run(_ context.Context, s node.Script) (node.Result, error) {
+func (n *answeringNode) Run(ctx context.Context, s node.Script) (node.Result, error) {
 	action := "unknown"
 	user := ""
 	if m := dataLine.FindStringSubmatch(s.Source); m != nil {
@@ -364,7 +367,13 @@ func (n *answeringNode) Run(_ context.Context, s node.Script) (node.Result, erro
 	if codes := n.fail[action]; len(codes) > 0 {
 		code, n.fail[action] = codes[0], codes[1:]
 	}
+	delay := n.slow[action]
 	n.mu.Unlock()
+	select {
+	case <-ctx.Done():
+		return node.Result{}, ctx.Err()
+	case <-time.After(delay):
+	}
 	if code != 0 {
 		return node.Result{ExitCode: code,
 			Stdout: fmt.Appendf(nil, "passport-result action=%s status=error code=%d step=test\n", action, code),

@@ -20,6 +20,9 @@ import (
 // forgotten. The returned Grant is the new state whenever it is not nil,
 // error or not.
 func (s *Service) SetTargets(ctx context.Context, g *Grant, ca *sshca.CA, targets []string) (*Grant, error) {
+	if g == nil {
+		return nil, errors.New("access: SetTargets of a nil grant")
+	}
 	if err := checkCA(ca, g); err != nil {
 		return nil, err
 	}
@@ -105,7 +108,7 @@ func (s *Service) add(ctx context.Context, g *Grant, added []string) error {
 	if len(touched) == 0 {
 		return errors.New(msg)
 	}
-	if err := s.revokeOn(ctx, g, touched); err != nil {
+	if err := s.revokeOn(context.WithoutCancel(ctx), g, touched); err != nil {
 		return fmt.Errorf("%s\n%w", msg, err)
 	}
 	return errors.New(msg + "\nPassport removed user " + g.Username + " from them again.")
