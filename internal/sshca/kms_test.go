@@ -113,6 +113,27 @@ func TestKMSCA(t *testing.T) {
 	}
 }
 
+func TestOpenKMSByAlias(t *testing.T) {
+	client := labKMS(t)
+	ctx := context.Background()
+	ca, err := CreateKMS(ctx, client, ECDSAP256, KMSKeyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.CreateAlias(ctx, &kms.CreateAliasInput{AliasName: aws.String("alias/passport-prod"), TargetKeyId: aws.String(ca.KMSKeyID())}); err != nil {
+		t.Fatal(err)
+	}
+	byAlias, err := OpenKMS(ctx, client, "alias/passport-prod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The CA remembers the ARN, not the alias: re-pointing the alias later
+	// must not silently switch the key that signs for this CA.
+	if byAlias.KMSKeyID() != ca.KMSKeyID() || byAlias.Fingerprint() != ca.Fingerprint() {
+		t.Fatalf("OpenKMS(alias) = %s %s, want %s %s", byAlias.KMSKeyID(), byAlias.Fingerprint(), ca.KMSKeyID(), ca.Fingerprint())
+	}
+}
+
 func TestKMSMissingKey(t *testing.T) {
 	client := labKMS(t)
 	ctx := context.Background()
