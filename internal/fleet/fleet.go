@@ -70,6 +70,7 @@ type Options struct {
 	CleanupTimeout time.Duration
 	// Sleep waits for d or until ctx ends, whichever is first, and returns
 	// ctx.Err() in the second case. Tests inject it; default is a timer.
+	// Backoffs of concurrent calls may use it from several goroutines.
 	Sleep func(ctx context.Context, d time.Duration) error
 }
 

@@ -357,6 +357,32 @@ func TestRunCommandExpired(t *testing.T) {
 	}
 }
 
+// TestRunInterrupted drops a host's agent while its script runs and brings
+// it back later, as a reboot does.
+func TestRunInterrupted(t *testing.T) {
+	l := startLab(t, 1, 0)
+	host := l.nodes[l.ids[0]]
+	host.SetDelay(200 * time.Millisecond)
+	var dropped time.Time
+	opts := fastOptions
+	opts.Sleep = func(ctx context.Context, d time.Duration) error {
+		// The first wait comes right after the script was sent.
+		switch {
+		case dropped.IsZero():
+			host.SetOnline(false)
+			dropped = time.Now()
+		case time.Since(dropped) > 400*time.Millisecond:
+			host.SetOnline(true)
+		}
+		return sleep(ctx, d)
+	}
+	results := run(t, New(l.client, opts), context.Background(), Job{Targets: l.ids, Script: "reboot"})
+	want := l.ids[0] + ": the script did not run to its end; the agent lost its connection or the host restarted, and the host may be half-done"
+	if got := results[0]; got.Outcome != Failed || got.ExitCode != -1 || !strings.HasPrefix(got.Reason, want) {
+		t.Errorf("got %s %d %q, want %s -1 %q", got.Outcome, got.ExitCode, got.Reason, Failed, want)
+	}
+}
+
 // TestRunDeadlineWhileSending ends the run while batches are still going
 // out: hosts reported as not sent must really have been sent nothing.
 func TestRunDeadlineWhileSending(t *testing.T) {

@@ -67,6 +67,13 @@ func failure(host string, code int, stdout, stderr string) string {
 	if why == "" {
 		why = detail(stdout)
 	}
+	if code < 0 {
+		// No exit code: the script was cut off, not ended by its own hand.
+		if why != "" {
+			why = ": " + why
+		}
+		return fmt.Sprintf("%s: the script did not run to its end; the agent lost its connection or the host restarted, and the host may be half-done%s", host, why)
+	}
 	if why == "" {
 		return fmt.Sprintf("%s: the script exited %d without saying why", host, code)
 	}
