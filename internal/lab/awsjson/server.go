@@ -63,7 +63,7 @@ type Server struct {
 	mux    *http.ServeMux
 
 	mu            sync.Mutex
-	secrets       map[string]string
+	credentials   map[string]sigv4.Credential
 	services      map[string]Service // by TargetPrefix
 	latency       time.Duration
 	throttleEvery int
@@ -74,18 +74,18 @@ type Server struct {
 // NewServer returns a server with no services.
 func NewServer(cfg Config) *Server {
 	s := &Server{
-		region:   cfg.Region,
-		now:      cfg.Now,
-		mux:      http.NewServeMux(),
-		secrets:  make(map[string]string, len(cfg.Credentials)),
-		services: make(map[string]Service),
-		calls:    make(map[string]int),
+		region:      cfg.Region,
+		now:         cfg.Now,
+		mux:         http.NewServeMux(),
+		credentials: make(map[string]sigv4.Credential, len(cfg.Credentials)),
+		services:    make(map[string]Service),
+		calls:       make(map[string]int),
 	}
 	if s.now == nil {
 		s.now = time.Now
 	}
 	for id, secret := range cfg.Credentials {
-		s.secrets[id] = secret
+		s.credentials[id] = sigv4.Credential{Secret: secret}
 	}
 	return s
 }
@@ -106,12 +106,13 @@ func (s *Server) Handle(pattern string, h http.Handler) {
 	s.mux.Handle(pattern, h)
 }
 
-// AddCredentials accepts another access key, e.g. temporary credentials
-// issued by the lab's STS.
-func (s *Server) AddCredentials(accessKeyID, secret string) {
+// AddCredentials accepts another access key, such as temporary
+// credentials issued by the lab's STS (with their session token and
+// expiry), or replaces what is known about one.
+func (s *Server) AddCredentials(accessKeyID string, c sigv4.Credential) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.secrets[accessKeyID] = secret
+	s.credentials[accessKeyID] = c
 }
 
 // SetLatency delays every answer by d, errors included.
@@ -179,11 +180,11 @@ func (s *Server) verify(r *http.Request, body []byte, signingName string) (*http
 	v := sigv4.Verifier{
 		Region:  s.region,
 		Service: signingName,
-		Secret: func(id string) (string, bool) {
+		Credential: func(id string) (sigv4.Credential, bool) {
 			s.mu.Lock()
 			defer s.mu.Unlock()
-			secret, ok := s.secrets[id]
-			return secret, ok
+			c, ok := s.credentials[id]
+			return c, ok
 		},
 		Now: s.now,
 	}

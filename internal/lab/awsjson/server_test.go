@@ -21,6 +21,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/aws/aws-sdk-go-v2/service/ssm/types"
 	"github.com/aws/smithy-go"
+
+	"github.com/passport-access/terraform-provider-passport/internal/lab/sigv4"
 )
 
 const (
@@ -379,5 +381,30 @@ func TestServicesAreRoutedByTargetAndSignedForTheirOwnScope(t *testing.T) {
 	}
 	if got := l.server.Calls(); got["TrentService.DescribeKey"] != 1 {
 		t.Fatalf("Calls() = %v", got)
+	}
+}
+
+func TestTemporaryCredentials(t *testing.T) {
+	l := newLab(t, map[string]Operation{"DescribeInstanceInformation": describe})
+	const tempKey, tempSecret, token = "ASIALABTEMP000000009", "temporary-secret", "session-token-from-sts"
+	l.server.AddCredentials(tempKey, sigv4.Credential{Secret: tempSecret, SessionToken: token, Expires: time.Now().Add(time.Hour)})
+	client := func(tok string) *ssm.Client {
+		return ssm.New(ssm.Options{Region: region, BaseEndpoint: aws.String(l.url),
+			Credentials: credentials.NewStaticCredentialsProvider(tempKey, tempSecret, tok)})
+	}
+	ctx := context.Background()
+	if _, err := client(token).DescribeInstanceInformation(ctx, &ssm.DescribeInstanceInformationInput{}); err != nil {
+		t.Fatalf("with the session token: %v", err)
+	}
+	_, err := client("").DescribeInstanceInformation(ctx, &ssm.DescribeInstanceInformationInput{})
+	var api smithy.APIError
+	if !errors.As(err, &api) || api.ErrorCode() != "UnrecognizedClientException" {
+		t.Fatalf("without the session token: %v, want UnrecognizedClientException", err)
+	}
+
+	l.server.AddCredentials(tempKey, sigv4.Credential{Secret: tempSecret, SessionToken: token, Expires: time.Now().Add(-time.Second)})
+	_, err = client(token).DescribeInstanceInformation(ctx, &ssm.DescribeInstanceInformationInput{})
+	if !errors.As(err, &api) || api.ErrorCode() != "ExpiredTokenException" {
+		t.Fatalf("after expiry: %v, want ExpiredTokenException", err)
 	}
 }

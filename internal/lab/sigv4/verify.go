@@ -26,6 +26,7 @@ const (
 	CodeIncompleteSignature        = "IncompleteSignatureException"
 	CodeUnrecognizedClient         = "UnrecognizedClientException"
 	CodeInvalidSignature           = "InvalidSignatureException"
+	CodeExpiredToken               = "ExpiredTokenException"
 )
 
 // MaxSkew is how far a request's signing time may be from the server's
@@ -41,12 +42,23 @@ type Error struct {
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
 
+// Credential is what the server knows about an access key.
+type Credential struct {
+	Secret string
+	// SessionToken marks temporary credentials (from STS): requests signed
+	// with them must carry it in X-Amz-Security-Token. Long-term keys have
+	// none, and requests that send one anyway are refused, as on AWS.
+	SessionToken string
+	// Expires is when temporary credentials stop working; zero for never.
+	Expires time.Time
+}
+
 // Verifier checks signatures for one region and signing name.
 type Verifier struct {
 	Region  string // the region the credential scope must name
 	Service string // the signing name the credential scope must name
-	// Secret returns the secret access key for an access key id.
-	Secret func(accessKeyID string) (secret string, ok bool)
+	// Credential looks up an access key id.
+	Credential func(accessKeyID string) (Credential, bool)
 	// Now is the server's clock; time.Now when nil.
 	Now func() time.Time
 }
@@ -81,9 +93,13 @@ func (v *Verifier) Verify(r *http.Request, body []byte) (accessKeyID string, err
 		return "", invalid("Credential should be scoped to correct service: '%s'.", v.Service)
 	}
 
-	secret, ok := v.Secret(auth.AccessKeyID)
-	if !ok {
+	cred, ok := v.Credential(auth.AccessKeyID)
+	token := r.Header.Get("X-Amz-Security-Token")
+	if !ok || !hmac.Equal([]byte(token), []byte(cred.SessionToken)) {
 		return "", &Error{Code: CodeUnrecognizedClient, Message: "The security token included in the request is invalid."}
+	}
+	if !cred.Expires.IsZero() && !v.now().Before(cred.Expires) {
+		return "", &Error{Code: CodeExpiredToken, Message: "The security token included in the request is expired"}
 	}
 
 	payloadHash, err := payloadHash(r, body)
@@ -94,11 +110,18 @@ func (v *Verifier) Verify(r *http.Request, body []byte) (accessKeyID string, err
 	if err != nil {
 		return "", err
 	}
-	want := Sign(secret, auth, signed, canonical)
+	want := Sign(cred.Secret, auth, signed, canonical)
 	if !hmac.Equal([]byte(want), []byte(auth.Signature)) {
 		return "", invalid("The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.")
 	}
 	return auth.AccessKeyID, nil
+}
+
+func (v *Verifier) now() time.Time {
+	if v.Now != nil {
+		return v.Now()
+	}
+	return time.Now()
 }
 
 // signingTime reads X-Amz-Date (or, failing that, Date), checks it against
@@ -127,11 +150,7 @@ func (v *Verifier) signingTime(r *http.Request, auth Authorization) (string, err
 		return "", invalid("Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '%s' != '%s', from '%s'.", auth.Date, day, stamp)
 	}
 
-	now := time.Now
-	if v.Now != nil {
-		now = v.Now
-	}
-	n := now().UTC()
+	n := v.now().UTC()
 	f := func(t time.Time) string { return t.Format(timeFormat) }
 	if t.Before(n.Add(-MaxSkew)) {
 		return "", invalid("Signature expired: %s is now earlier than %s (%s - 5 min.)", stamp, f(n.Add(-MaxSkew)), f(n))

@@ -19,6 +19,9 @@ import (
 const (
 	testKey    = "AKIDLABTEST0000000001"
 	testSecret = "lab-secret-0123456789abcdefghijklmnopqrs"
+	tempKey    = "ASIALABTEMP000000001"
+	expiredKey = "ASIALABTEMP000000002"
+	tempToken  = "FwoGZXIvYXdzEBYaDLabSessionToken"
 )
 
 var now = time.Date(2026, 1, 24, 2, 30, 0, 0, time.UTC)
@@ -30,8 +33,16 @@ func verifyServer(t *testing.T) *httptest.Server {
 	v := &Verifier{
 		Region:  "us-east-1",
 		Service: "ssm",
-		Secret: func(id string) (string, bool) {
-			return testSecret, id == testKey
+		Credential: func(id string) (Credential, bool) {
+			switch id {
+			case testKey:
+				return Credential{Secret: testSecret}, true
+			case tempKey:
+				return Credential{Secret: testSecret, SessionToken: tempToken, Expires: now.Add(time.Hour)}, true
+			case expiredKey:
+				return Credential{Secret: testSecret, SessionToken: tempToken, Expires: now}, true
+			}
+			return Credential{}, false
 		},
 		Now: func() time.Time { return now },
 	}
@@ -58,6 +69,7 @@ type signed struct {
 	body    string
 	key     string
 	secret  string
+	token   string
 	region  string
 	service string
 	at      time.Time
@@ -99,7 +111,7 @@ func send(t *testing.T, srv *httptest.Server, s signed) (int, string) {
 		}
 	}
 	sum := sha256.Sum256([]byte(s.body))
-	creds := aws.Credentials{AccessKeyID: s.key, SecretAccessKey: s.secret}
+	creds := aws.Credentials{AccessKeyID: s.key, SecretAccessKey: s.secret, SessionToken: s.token}
 	if err := v4.NewSigner().SignHTTP(context.Background(), creds, req, hex.EncodeToString(sum[:]), s.service, s.region, s.at); err != nil {
 		t.Fatal(err)
 	}
@@ -128,12 +140,17 @@ func TestVerifyAcceptsSDKSignatures(t *testing.T) {
 		{"content sha header", signed{header: http.Header{"X-Amz-Content-Sha256": {sha(`{"InstanceIds":["i-0123456789abcdef0"]}`)}}}},
 		{"clock skew just inside 5 minutes", signed{at: now.Add(-4*time.Minute - 50*time.Second)}},
 		{"clock ahead just inside 5 minutes", signed{at: now.Add(4*time.Minute + 50*time.Second)}},
+		{"temporary credentials with their token", signed{key: tempKey, secret: testSecret, token: tempToken}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			code, body := send(t, srv, tt.req)
-			if code != http.StatusOK || body != testKey {
-				t.Fatalf("got %d %q, want 200 %q", code, body, testKey)
+			want := testKey
+			if tt.req.key != "" {
+				want = tt.req.key
+			}
+			if code != http.StatusOK || body != want {
+				t.Fatalf("got %d %q, want 200 %q", code, body, want)
 			}
 		})
 	}
@@ -162,6 +179,10 @@ func TestVerifyRefusesTamperedRequests(t *testing.T) {
 		}}, CodeInvalidSignature, "does not match"},
 		{"wrong secret", signed{key: testKey, secret: "not-the-secret"}, CodeInvalidSignature, "does not match"},
 		{"unknown access key", signed{key: "AKIDUNKNOWN", secret: testSecret}, CodeUnrecognizedClient, "The security token included in the request is invalid."},
+		{"temporary credentials without their token", signed{key: tempKey, secret: testSecret}, CodeUnrecognizedClient, "security token included in the request is invalid"},
+		{"temporary credentials with another token", signed{key: tempKey, secret: testSecret, token: "forged"}, CodeUnrecognizedClient, "security token included in the request is invalid"},
+		{"long-term key with a token", signed{key: testKey, secret: testSecret, token: tempToken}, CodeUnrecognizedClient, "security token included in the request is invalid"},
+		{"expired temporary credentials", signed{key: expiredKey, secret: testSecret, token: tempToken}, CodeExpiredToken, "The security token included in the request is expired"},
 		{"expired", signed{at: now.Add(-6 * time.Minute)}, CodeInvalidSignature, "Signature expired: 20260124T022400Z is now earlier than 20260124T022500Z (20260124T023000Z - 5 min.)"},
 		{"from the future", signed{at: now.Add(6 * time.Minute)}, CodeInvalidSignature, "Signature not yet current"},
 		{"wrong region", signed{region: "eu-west-1"}, CodeInvalidSignature, "Credential should be scoped to a valid region, not 'eu-west-1'."},
