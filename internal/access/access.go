@@ -55,7 +55,10 @@ type Config struct {
 	// [a-z][a-z0-9-]{0,9}.
 	UsernamePrefix string
 	// Timeout bounds one fan-out (provision, extend, revoke or check of all
-	// targets). Default 5m.
+	// targets). Default 5m. A Grant makes several in turn (inventory,
+	// provision, and an undo when a target fails; provision and undo again
+	// after a name conflict). The undo runs even after the caller's context
+	// has ended, within its own Timeout.
 	Timeout time.Duration
 }
 

@@ -157,6 +157,14 @@ func TestAddedTargetThatFailsIsUndone(t *testing.T) {
 	if err != nil || again.Targets[1].Status != Active {
 		t.Fatalf("retrying the failed target: %+v, %v", again.Targets, err)
 	}
+
+	l.Server.ResetCalls()
+	if same, err := l.svc.SetTargets(context.Background(), again, ca, ids2(a, bad)); err != nil || !slices.Equal(same.Targets, again.Targets) {
+		t.Errorf("an unchanged list: %+v, %v", same, err)
+	}
+	if calls := l.Server.Calls(); len(calls) != 0 {
+		t.Errorf("an unchanged list of targets cost SSM calls: %v", calls)
+	}
 }
 
 func TestExtendReportsHostsThatKeptTheOldExpiry(t *testing.T) {

@@ -52,6 +52,9 @@ func startLab(t testing.TB, hosts, models int) *testLab {
 		if err := sandbox.Available(); err != nil {
 			t.Skip(err)
 		}
+		if testing.Short() {
+			t.Skip("-short: sandbox host tests take tens of seconds each")
+		}
 	}
 	// Short: host agent sockets live under it (107-byte limit).
 	dir, err := os.MkdirTemp("", "acc")
