@@ -152,15 +152,25 @@ func (req *CertRequest) validate() error {
 		return fmt.Errorf("source_addresses has %d entries: at most %d are allowed", len(req.SourceAddresses), maxSourceAddresses)
 	}
 	for _, a := range req.SourceAddresses {
-		if _, err := netip.ParsePrefix(a); err == nil {
-			continue
+		if !validSourceAddress(a) {
+			return fmt.Errorf("source_addresses entry %q is not an IP address or CIDR prefix (without zone or host bits)", printable(a, 64, '?'))
 		}
-		if _, err := netip.ParseAddr(a); err == nil {
-			continue
-		}
-		return fmt.Errorf("source_addresses entry %q is not an IP address or CIDR prefix", printable(a, 64, '?'))
 	}
 	return nil
+}
+
+// validSourceAddress accepts an address or a prefix as sshd reads them in
+// source-address. IPv6 zones are refused: netip takes any text after '%',
+// commas included, so "fe80::1%x,0.0.0.0/0" would smuggle a second, wider
+// entry into the comma-joined option. Prefixes with host bits set are
+// refused because sshd rejects them, which would make the certificate
+// useless.
+func validSourceAddress(s string) bool {
+	if p, err := netip.ParsePrefix(s); err == nil {
+		return p == p.Masked()
+	}
+	a, err := netip.ParseAddr(s)
+	return err == nil && a.Zone() == ""
 }
 
 func checkKeyID(id string) error {

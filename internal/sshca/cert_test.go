@@ -243,6 +243,10 @@ func TestSignRejects(t *testing.T) {
 		{"over 12h", func(r *CertRequest) { r.ValidBefore = r.ValidAfter.Add(12*time.Hour + time.Minute + time.Second) }, "12h"},
 		{"before 1970", func(r *CertRequest) { r.ValidAfter = time.Unix(30, 0) }, "1970"},
 		{"bad source", func(r *CertRequest) { r.SourceAddresses = []string{"10.0.0.1,0.0.0.0/0"} }, "source_addresses"},
+		{"zone smuggles a wider entry", func(r *CertRequest) { r.SourceAddresses = []string{"fe80::1%x,0.0.0.0/0"} }, "source_addresses"},
+		{"zone", func(r *CertRequest) { r.SourceAddresses = []string{"fe80::1%eth0"} }, "source_addresses"},
+		{"host bits", func(r *CertRequest) { r.SourceAddresses = []string{"10.0.0.1/8"} }, "source_addresses"},
+		{"empty source", func(r *CertRequest) { r.SourceAddresses = []string{""} }, "source_addresses"},
 		{"host name source", func(r *CertRequest) { r.SourceAddresses = []string{"bastion.example.com"} }, "source_addresses"},
 		{"many sources", func(r *CertRequest) { r.SourceAddresses = make([]string, 33) }, "source_addresses"},
 	}

@@ -19,6 +19,7 @@ func FuzzSign(f *testing.F) {
 	f.Add("root\n", "id\x00", int64(-5), int64(1<<40), "0.0.0.0/0", true)
 	f.Add("pp,root", "id", int64(60), int64(0), "10.0.0.1 ,10.0.0.2", false)
 	f.Add("a", strings.Repeat("x", 300), int64(1), int64(0), "bastion.example.com", false)
+	f.Add("pp-b", "id", int64(60), int64(0), "fe80::1%x,0.0.0.0/0", false)
 	ca := testCA(f, Ed25519)
 	key := userKey(f)
 	f.Fuzz(func(t *testing.T, username, keyID string, seconds, offset int64, sources string, pty bool) {
@@ -52,6 +53,11 @@ func FuzzSign(f *testing.F) {
 		for opt, v := range cert.CriticalOptions {
 			if opt != "source-address" || v != sources {
 				t.Fatalf("critical option %s=%q", opt, v)
+			}
+			for _, entry := range strings.Split(v, ",") {
+				if strings.ContainsAny(entry, "% \t") || !validSourceAddress(entry) {
+					t.Fatalf("source-address entry %q", entry)
+				}
 			}
 		}
 		if cert.CertType != ssh.UserCert {
