@@ -142,7 +142,7 @@ func (s *Service) getCommandInvocation(_ context.Context, in *getCommandInvocati
 	defer s.mu.Unlock()
 	c, ok := s.commands[*in.CommandId]
 	var inv *invocation
-	if ok {
+	if ok && s.now().Sub(c.requested) >= s.invisibleFor {
 		inv = c.invocation(*in.InstanceId)
 	}
 	if inv == nil {

@@ -491,3 +491,15 @@ func TestNodePanicFailsTheInvocation(t *testing.T) {
 		t.Fatalf("stderr %q does not say the agent failed", aws.ToString(out.StandardErrorContent))
 	}
 }
+
+func TestInvocationsCanAppearLate(t *testing.T) {
+	l := newLab(t, func(c *Config) { c.InvocationDelay = 2 * time.Second })
+	id, _ := l.add(node.Linux, nil)
+	cmd := l.send(&ssm.SendCommandInput{InstanceIds: []string{id}})
+	_, err := l.client.GetCommandInvocation(context.Background(), &ssm.GetCommandInvocationInput{CommandId: cmd.CommandId, InstanceId: aws.String(id)})
+	if !is[*types.InvocationDoesNotExist](err) {
+		t.Fatalf("right after SendCommand: %v, want InvocationDoesNotExist", err)
+	}
+	l.clock.Advance(2 * time.Second)
+	l.waitDetail(*cmd.CommandId, id, "Success")
+}

@@ -58,10 +58,14 @@ type lab struct {
 	next   int
 }
 
-func newLab(t testing.TB) *lab {
+func newLab(t testing.TB, options ...func(*Config)) *lab {
 	t.Helper()
 	clock := &fakeClock{t: time.Date(2026, 1, 24, 2, 0, 0, 0, time.UTC)}
-	svc := New(Config{Region: testRegion, AccountID: testAccount, Now: clock.Now, PollInterval: 5 * time.Millisecond})
+	cfg := Config{Region: testRegion, AccountID: testAccount, Now: clock.Now, PollInterval: 5 * time.Millisecond}
+	for _, o := range options {
+		o(&cfg)
+	}
+	svc := New(cfg)
 	// SigV4 is checked against real time: the SDK signs with the real clock.
 	server := awsjson.NewServer(awsjson.Config{Region: testRegion, Credentials: map[string]string{testKey: testSecret}})
 	server.Register(svc.API())

@@ -35,6 +35,11 @@ type Config struct {
 	// PollInterval is how often dispatchers re-check offline nodes and the
 	// clock; DefaultPollInterval when zero.
 	PollInterval time.Duration
+	// InvocationDelay is how long after SendCommand GetCommandInvocation
+	// still answers InvocationDoesNotExist, as AWS does for a moment while
+	// it creates the invocations; clients must retry through it. Zero (the
+	// default) makes invocations visible at once.
+	InvocationDelay time.Duration
 }
 
 // Service is the lab's Systems Manager.
@@ -42,6 +47,7 @@ type Service struct {
 	region, account string
 	now             func() time.Time
 	poll            time.Duration
+	invisibleFor    time.Duration
 	pages           pager
 	secureKey       []byte // seals SecureString values at rest
 
@@ -67,13 +73,14 @@ type managedNode struct {
 // New returns a Service with no nodes.
 func New(cfg Config) *Service {
 	s := &Service{
-		region:     cfg.Region,
-		account:    cfg.AccountID,
-		now:        cfg.Now,
-		poll:       cfg.PollInterval,
-		nodes:      make(map[string]*managedNode),
-		commands:   make(map[string]*command),
-		parameters: make(map[string][]parameterVersion),
+		region:       cfg.Region,
+		account:      cfg.AccountID,
+		now:          cfg.Now,
+		poll:         cfg.PollInterval,
+		invisibleFor: cfg.InvocationDelay,
+		nodes:        make(map[string]*managedNode),
+		commands:     make(map[string]*command),
+		parameters:   make(map[string][]parameterVersion),
 	}
 	if s.region == "" {
 		s.region = "us-east-1"
