@@ -27,9 +27,10 @@ import (
 	"github.com/passport-access/terraform-provider-passport/internal/lab/sigv4"
 )
 
-// MaxBodyBytes bounds a request body. AWS's JSON services refuse far
-// smaller bodies for every operation the lab serves; the bound keeps a
-// hostile client from making the lab buffer without limit.
+// MaxBodyBytes bounds a request body. No operation the lab serves takes
+// anywhere near this much; the bound keeps a hostile client from making
+// the lab buffer without limit (the whole body must be read to check its
+// signature).
 const MaxBodyBytes = 1 << 20
 
 // Operation handles one API action. input is the request body, already
