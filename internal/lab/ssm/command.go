@@ -136,8 +136,7 @@ func (c *command) wake() {
 // counts aggregates invocations as the Command shape reports them.
 type counts struct {
 	target, completed, errors, deliveryTimedOut int
-	success, running, pending                   int
-	undeliverable, invalidPlatform, terminated  int
+	success, running, pending, undeliverable    int
 	executionTimedOut, cancelled                int
 }
 
@@ -164,10 +163,6 @@ func (c *command) count() counts {
 			n.deliveryTimedOut++
 		case detailUndeliverable:
 			n.undeliverable++
-		case detailInvalidPlatform:
-			n.invalidPlatform++
-		case detailTerminated:
-			n.terminated++
 		case detailCancelled:
 			n.cancelled++
 		}
