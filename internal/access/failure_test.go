@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/passport-access/terraform-provider-passport/internal/hostscript"
+	"github.com/passport-access/terraform-provider-passport/internal/lab/node"
 )
 
 // These tests put answering nodes beside each other to make hosts fail in
@@ -214,5 +215,33 @@ func TestUndoOutlivesTheCallersDeadline(t *testing.T) {
 		if runs := n.actions(); len(runs) != 2 || !strings.HasPrefix(runs[1], "revoke ") {
 			t.Errorf("%s ran %q; want a provision, then the undo's revoke", n.info.InstanceID, runs)
 		}
+	}
+}
+
+func TestGrantNamesEveryUnfitTarget(t *testing.T) {
+	l := startLab(t, 0, 2)
+	fine, offline := l.Models[0].Info().InstanceID, l.Models[1].Info().InstanceID
+	l.Models[1].SetOnline(false)
+	windows := newAnsweringNode(l, nil)
+	windows.info.PlatformType = node.Windows
+	l.SSM.AddNode(windows)
+	unknown := "i-0123456789abcdef0"
+	l.Server.ResetCalls()
+	g, err := l.svc.Grant(context.Background(), request(newCA(t), fine, offline, windows.info.InstanceID, unknown))
+	if err == nil || g != nil {
+		t.Fatalf("Grant: %+v, %v", g, err)
+	}
+	t.Log(err)
+	msg := err.Error()
+	for _, id := range []string{offline, windows.info.InstanceID, unknown} {
+		if !strings.Contains(msg, id) {
+			t.Errorf("error does not name %s", id)
+		}
+	}
+	if strings.Contains(msg, fine) || !strings.Contains(msg, "Windows") {
+		t.Errorf("error names the fit target or does not say what is wrong with the others: %s", msg)
+	}
+	if n := l.Server.Calls()["AmazonSSM.SendCommand"]; n != 0 || len(windows.actions()) != 0 {
+		t.Errorf("%d commands were sent; nothing may be", n)
 	}
 }
