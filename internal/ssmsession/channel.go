@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"time"
 
@@ -351,8 +352,23 @@ func (c *channel) retransmit() {
 // (cut, padded, bad digest) is dropped unacknowledged, so an honest sender
 // sends it again; a link that keeps sending such frames is dropped.
 func (c *channel) readLoop(l link) {
+	read := l.ReadMessage
+	if nr, ok := l.(nextReader); ok {
+		// Reading each message into one reused buffer saves the allocation
+		// and zeroing ReadMessage does per message; receive copies what it
+		// keeps.
+		var buf []byte
+		read = func() (int, []byte, error) {
+			typ, r, err := nr.NextReader()
+			if err != nil {
+				return 0, nil, err
+			}
+			buf, err = readAll(r, buf[:0])
+			return typ, buf, err
+		}
+	}
 	for {
-		typ, b, err := l.ReadMessage()
+		typ, b, err := read()
 		if err != nil {
 			c.dropLink(l, err)
 			return
@@ -377,6 +393,30 @@ func (c *channel) readLoop(l link) {
 }
 
 const maxBadFrames = 64
+
+type nextReader interface {
+	NextReader() (messageType int, r io.Reader, err error)
+}
+
+// readAll appends r's bytes to buf, growing it as needed.
+func readAll(r io.Reader, buf []byte) ([]byte, error) {
+	if cap(buf) == 0 {
+		buf = make([]byte, 0, 64<<10)
+	}
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+}
 
 func (c *channel) handle(m Message) {
 	switch m.Type {

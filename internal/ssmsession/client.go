@@ -102,7 +102,7 @@ func (d *Dialer) Dial(ctx context.Context, streamURL, token string) (*Session, e
 
 // open dials the websocket and sends the OpenDataChannel message.
 func (s *Session) open(ctx context.Context, streamURL, token string) (*websocket.Conn, error) {
-	wd := websocket.Dialer{HandshakeTimeout: 30 * time.Second, NetDialContext: s.d.NetDialContext, Proxy: http.ProxyFromEnvironment}
+	wd := websocket.Dialer{HandshakeTimeout: 30 * time.Second, ReadBufferSize: 64 << 10, WriteBufferSize: 64 << 10, NetDialContext: s.d.NetDialContext, Proxy: http.ProxyFromEnvironment}
 	ws, resp, err := wd.DialContext(ctx, streamURL, nil)
 	if err != nil {
 		if resp != nil {

@@ -24,7 +24,7 @@ import (
 // testAgent serves sessions the way the service and agent do together:
 // one Agent per session id, a token per websocket, resumable.
 type testAgent struct {
-	t      *testing.T
+	t      testing.TB
 	srv    *httptest.Server
 	cfg    AgentConfig
 	mu     sync.Mutex
@@ -35,11 +35,11 @@ type testAgent struct {
 	wrap func(link) link
 }
 
-func newTestAgent(t *testing.T, st SessionType, dial func(ctx context.Context, host string, port int) (net.Conn, error)) *testAgent {
+func newTestAgent(t testing.TB, st SessionType, dial func(ctx context.Context, host string, port int) (net.Conn, error)) *testAgent {
 	t.Helper()
 	ta := &testAgent{t: t, tokens: map[string]bool{"token-1": true}, runErr: make(chan error, 1)}
 	ta.cfg = AgentConfig{SessionID: "s-1", TargetID: "i-0123456789abcdef0", Session: st, Dial: dial, HandshakeTimeout: 5 * time.Second}
-	up := websocket.Upgrader{}
+	up := websocket.Upgrader{ReadBufferSize: 64 << 10, WriteBufferSize: 64 << 10}
 	ta.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ws, err := up.Upgrade(w, r, nil)
 		if err != nil {
@@ -102,7 +102,7 @@ func (ta *testAgent) newToken() string {
 
 // echoServer is a TCP server that echoes, or with sink set, hashes what it
 // receives and answers with the hex digest when the client half-closes.
-func listenTCP(t *testing.T, serve func(net.Conn)) (port int) {
+func listenTCP(t testing.TB, serve func(net.Conn)) (port int) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -156,7 +156,7 @@ func sshSession(port int) SessionType {
 	return SessionType{SessionType: "Port", Properties: PortProperties{PortNumber: strconv.Itoa(port)}}
 }
 
-func dial(t *testing.T, ta *testAgent, d *Dialer) *Session {
+func dial(t testing.TB, ta *testAgent, d *Dialer) *Session {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

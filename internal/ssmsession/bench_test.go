@@ -1,0 +1,132 @@
+package ssmsession
+
+import (
+	"io"
+	"net"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// sink reads and discards, answering one byte per 1 MiB so the sender
+// knows everything arrived.
+func sink(c net.Conn) {
+	buf := make([]byte, 256<<10)
+	var n int
+	for {
+		k, err := c.Read(buf)
+		n += k
+		for n >= 1<<20 {
+			n -= 1 << 20
+			c.Write([]byte{1})
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// throughput sends mib MiB on c and waits for the sink's receipts.
+func throughput(b *testing.B, c net.Conn, mib int) time.Duration {
+	block := make([]byte, 1<<20)
+	ack := make([]byte, mib)
+	start := time.Now()
+	go func() {
+		for range mib {
+			c.Write(block)
+		}
+	}()
+	if _, err := io.ReadFull(c, ack); err != nil {
+		b.Fatal(err)
+	}
+	return time.Since(start)
+}
+
+// BenchmarkThroughput moves data through a port session (multiplexed, as
+// port forwarding is, and single-stream, as SSH is) and through raw
+// loopback TCP in the same run; "ratio" is tunnel/raw throughput.
+func BenchmarkThroughput(b *testing.B) {
+	for _, bc := range []struct {
+		name string
+		st   func(port int) SessionType
+	}{{"port-forwarding", portForwarding}, {"ssh-stream", sshSession}} {
+		b.Run(bc.name, func(b *testing.B) {
+			port := listenTCP(b, sink)
+			raw, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer raw.Close()
+			ta := newTestAgent(b, bc.st(port), loopDial(port))
+			s := dial(b, ta, nil)
+			var tun net.Conn
+			if s.Multiplexed() {
+				tun, err = s.Open()
+			} else {
+				var rw io.ReadWriteCloser
+				rw, err = s.Stream()
+				tun = fakeConn{rw}
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer tun.Close()
+			const mib = 64
+			var rawT, tunT time.Duration
+			b.SetBytes(mib << 20)
+			b.ResetTimer()
+			for range b.N {
+				rawT += throughput(b, raw, mib)
+				tunT += throughput(b, tun, mib)
+			}
+			b.StopTimer()
+			mb := float64(b.N*mib<<20) / 1e6
+			b.ReportMetric(mb/tunT.Seconds(), "tunnel-MB/s")
+			b.ReportMetric(mb/rawT.Seconds(), "raw-MB/s")
+			b.ReportMetric(rawT.Seconds()/tunT.Seconds(), "ratio")
+		})
+	}
+}
+
+type fakeConn struct{ io.ReadWriteCloser }
+
+func (fakeConn) LocalAddr() net.Addr              { return nil }
+func (fakeConn) RemoteAddr() net.Addr             { return nil }
+func (fakeConn) SetDeadline(time.Time) error      { return nil }
+func (fakeConn) SetReadDeadline(time.Time) error  { return nil }
+func (fakeConn) SetWriteDeadline(time.Time) error { return nil }
+
+// BenchmarkRoundTrip measures a one-byte echo through the session and over
+// raw loopback TCP; "ratio" is tunnel latency/raw latency.
+func BenchmarkRoundTrip(b *testing.B) {
+	port := listenTCP(b, echo)
+	raw, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer raw.Close()
+	ta := newTestAgent(b, portForwarding(port), loopDial(port))
+	s := dial(b, ta, nil)
+	tun, err := s.Open()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tun.Close()
+	ping := func(c net.Conn) time.Duration {
+		buf := []byte{7}
+		start := time.Now()
+		c.Write(buf)
+		if _, err := io.ReadFull(c, buf); err != nil {
+			b.Fatal(err)
+		}
+		return time.Since(start)
+	}
+	var rawT, tunT time.Duration
+	for range b.N {
+		rawT += ping(raw)
+		tunT += ping(tun)
+	}
+	b.ReportMetric(float64(tunT.Microseconds())/float64(b.N), "tunnel-µs/op")
+	b.ReportMetric(float64(rawT.Microseconds())/float64(b.N), "raw-µs/op")
+	b.ReportMetric(float64(tunT)/float64(rawT), "ratio")
+}
