@@ -357,27 +357,27 @@ func TestRunCommandExpired(t *testing.T) {
 	}
 }
 
-// TestRunInterrupted drops a host's agent while its script runs and brings
-// it back later, as a reboot does.
+// rebooting is a node that goes down while it runs a script and comes
+// back a moment later.
+type rebooting struct {
+	*node.Model
+	down atomic.Bool
+}
+
+func (n *rebooting) Online() bool { return !n.down.Load() }
+
+func (n *rebooting) Run(context.Context, node.Script) (node.Result, error) {
+	n.down.Store(true)
+	time.AfterFunc(100*time.Millisecond, func() { n.down.Store(false) })
+	return node.Result{}, node.ErrOffline
+}
+
 func TestRunInterrupted(t *testing.T) {
-	l := startLab(t, 1, 0)
-	host := l.nodes[l.ids[0]]
-	host.SetDelay(200 * time.Millisecond)
-	var dropped time.Time
-	opts := fastOptions
-	opts.Sleep = func(ctx context.Context, d time.Duration) error {
-		// The first wait comes right after the script was sent.
-		switch {
-		case dropped.IsZero():
-			host.SetOnline(false)
-			dropped = time.Now()
-		case time.Since(dropped) > 400*time.Millisecond:
-			host.SetOnline(true)
-		}
-		return sleep(ctx, d)
-	}
-	results := run(t, New(l.client, opts), context.Background(), Job{Targets: l.ids, Script: "reboot"})
-	want := l.ids[0] + ": the script did not run to its end; the agent lost its connection or the host restarted, and the host may be half-done"
+	l := startLab(t, 0, 0)
+	id := testIDs(1)[0]
+	l.svc.AddNode(&rebooting{Model: node.NewModel(node.Info{InstanceID: id})})
+	results := run(t, New(l.client, fastOptions), context.Background(), Job{Targets: []string{id}, Script: "reboot"})
+	want := id + ": the script did not run to its end; the agent lost its connection or the host restarted, and the host may be half-done"
 	if got := results[0]; got.Outcome != Failed || got.ExitCode != -1 || !strings.HasPrefix(got.Reason, want) {
 		t.Errorf("got %s %d %q, want %s -1 %q", got.Outcome, got.ExitCode, got.Reason, Failed, want)
 	}
@@ -389,8 +389,10 @@ func TestRunDeadlineWhileSending(t *testing.T) {
 	l := startLab(t, 120, 0)
 	l.srv.SetLatency(100 * time.Millisecond)
 	opts := fastOptions
-	opts.BatchSize, opts.Concurrency = 10, 2
-	ctx, cancel := context.WithTimeout(context.Background(), 700*time.Millisecond)
+	// 24 batches, two at a time, take 1.2s to send after the inventory's
+	// 0.2s: the deadline falls with batches accepted and batches unsent.
+	opts.BatchSize, opts.Concurrency = 5, 2
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	results := run(t, New(l.client, opts), ctx, Job{Targets: l.ids, Script: "true"})
 	l.srv.SetLatency(0)
