@@ -56,7 +56,7 @@ func TestGrantLogsInOnEveryTarget(t *testing.T) {
 			if _, ok := cert.Permissions.Extensions["permit-agent-forwarding"]; ok || len(cert.Permissions.Extensions) != 1 {
 				t.Errorf("certificate extensions %v, want permit-pty only", cert.Permissions.Extensions)
 			}
-			if got := time.Unix(int64(cert.ValidBefore), 0); !got.Equal(g.ExpiresAt.Truncate(time.Second)) {
+			if got := time.Unix(int64(cert.ValidBefore), 0); !got.Equal(g.ExpiresAt) || g.ExpiresAt.Sub(g.IssuedAt) != time.Hour {
 				t.Errorf("certificate ends %s, grant %s", got, g.ExpiresAt)
 			}
 			c := credentialOf(t, g, tt.priv)

@@ -36,7 +36,9 @@ func (s *Service) Grant(ctx context.Context, req Request) (*Grant, error) {
 	if err != nil {
 		return nil, err
 	}
-	now := s.now()
+	// Whole seconds, UTC: the window is then exactly what the certificate,
+	// the hosts' records and a caller's saved state can hold.
+	now := s.now().UTC().Truncate(time.Second)
 	g := &Grant{
 		ID:          newGrantID(),
 		Requester:   req.Requester,
