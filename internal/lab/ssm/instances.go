@@ -54,12 +54,20 @@ type describeInstanceInformationOutput struct {
 // AssociationStatus filters match none of them.
 var instanceFilterKeys = []string{"InstanceIds", "AgentVersion", "PingStatus", "PlatformTypes", "ActivationIds", "IamRole", "ResourceType", "AssociationStatus"}
 
+// defaultInstanceResults is DescribeInstanceInformation's page size when
+// MaxResults is not given: 10, where the other listings give 50.
+const defaultInstanceResults = 10
+
 var instanceFilterValues = map[string][]string{
 	"PingStatus":    {"Online", "ConnectionLost", "Inactive"},
 	"PlatformTypes": {"Windows", "Linux", "MacOS"},
 	"ResourceType":  {"EC2Instance", "ManagedInstance"},
 }
 
+// describeInstanceInformation lists managed nodes. As the API reference
+// says, naming a node that is not registered is an error rather than an
+// empty answer, tag filters cannot be mixed with other filters, and the
+// legacy InstanceInformationFilterList cannot be mixed with Filters.
 func (s *Service) describeInstanceInformation(_ context.Context, in *describeInstanceInformationInput) (*describeInstanceInformationOutput, error) {
 	var v violations
 	if in.MaxResults != nil {
@@ -82,19 +90,41 @@ func (s *Service) describeInstanceInformation(_ context.Context, in *describeIns
 	if err := v.err(); err != nil {
 		return nil, err
 	}
+	if len(in.InstanceInformationFilterList) > 0 && len(in.Filters) > 0 {
+		return nil, awsjson.Errorf("ValidationException", "InstanceInformationFilterList and Filters can't be used together; use Filters.")
+	}
+	tags, others := 0, 0
 	for i, f := range filters {
 		legacy := i < len(in.InstanceInformationFilterList)
 		if err := checkInstanceFilter(f, legacy); err != nil {
 			return nil, err
 		}
+		if isTagFilter(f.Key) {
+			tags++
+		} else {
+			others++
+		}
 	}
-	size := 50
+	if tags > 0 && others > 0 {
+		return nil, awsjson.Errorf("InvalidFilterKey", "Tag filters can't be combined with other filter types.")
+	}
+	size := defaultInstanceResults
 	if in.MaxResults != nil {
 		size = int(*in.MaxResults)
 	}
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	for _, f := range filters {
+		if f.Key != "InstanceIds" {
+			continue
+		}
+		for _, id := range f.Values {
+			if _, ok := s.nodes[id]; !ok {
+				return nil, awsjson.Errorf("InvalidInstanceId", "Instance %s is not a managed node of account %s.", id, s.account)
+			}
+		}
+	}
 	var list []instanceInformation
 	for _, m := range s.nodes {
 		info := s.instanceInformation(m)
@@ -115,7 +145,7 @@ func (s *Service) describeInstanceInformation(_ context.Context, in *describeIns
 }
 
 func checkInstanceFilter(f instanceFilter, legacy bool) error {
-	tagFilter := !legacy && (f.Key == "tag-key" || strings.HasPrefix(f.Key, "tag:") && len(f.Key) > 4)
+	tagFilter := !legacy && isTagFilter(f.Key)
 	if !tagFilter && !slices.Contains(instanceFilterKeys, f.Key) {
 		keys := strings.Join(instanceFilterKeys, ", ")
 		if !legacy {
@@ -138,6 +168,10 @@ func checkInstanceFilter(f instanceFilter, legacy bool) error {
 		}
 	}
 	return nil
+}
+
+func isTagFilter(key string) bool {
+	return key == "tag-key" || strings.HasPrefix(key, "tag:") && len(key) > 4
 }
 
 // instanceInformation reports a node as its agent would. Callers hold s.mu.

@@ -60,10 +60,11 @@ func TestDescribeInstanceInformationReportsNodes(t *testing.T) {
 	}{
 		{"ping status", &ssm.DescribeInstanceInformationInput{Filters: filter("PingStatus", "Online")}, []string{web, win}},
 		{"platform", &ssm.DescribeInstanceInformationInput{Filters: filter("PlatformTypes", "Windows")}, []string{win}},
-		{"instance ids", &ssm.DescribeInstanceInformationInput{Filters: filter("InstanceIds", lost, "i-0000000000000beef")}, []string{lost}},
+		{"instance ids", &ssm.DescribeInstanceInformationInput{Filters: filter("InstanceIds", lost, win)}, []string{win, lost}},
 		{"tag", &ssm.DescribeInstanceInformationInput{Filters: filter("tag:Role", "web")}, []string{web, lost}},
 		{"tag key", &ssm.DescribeInstanceInformationInput{Filters: filter("tag-key", "Owner")}, []string{win}},
-		{"filters combine", &ssm.DescribeInstanceInformationInput{Filters: append(filter("tag:Role", "web"), filter("PingStatus", "ConnectionLost")...)}, []string{lost}},
+		{"filters combine", &ssm.DescribeInstanceInformationInput{Filters: append(filter("PlatformTypes", "Linux"), filter("PingStatus", "ConnectionLost")...)}, []string{lost}},
+		{"tag filters combine", &ssm.DescribeInstanceInformationInput{Filters: append(filter("tag:Role", "web", "rdp"), filter("tag-key", "Owner")...)}, []string{win}},
 		{"resource type", &ssm.DescribeInstanceInformationInput{Filters: filter("ResourceType", "ManagedInstance")}, nil},
 		{"legacy filter list", &ssm.DescribeInstanceInformationInput{InstanceInformationFilterList: []types.InstanceInformationFilter{
 			{Key: types.InstanceInformationFilterKeyPlatformTypes, ValueSet: []string{"Linux"}},
@@ -105,6 +106,12 @@ func TestDescribeInstanceInformationPaginates(t *testing.T) {
 	if strings.Join(got, ",") != strings.Join(want, ",") || pages != 3 {
 		t.Fatalf("got %d nodes in %d pages, want all 12 in 3", len(got), pages)
 	}
+
+	// Without MaxResults a page holds 10 nodes, as on AWS.
+	first, err := l.client.DescribeInstanceInformation(context.Background(), &ssm.DescribeInstanceInformationInput{})
+	if err != nil || len(first.InstanceInformationList) != 10 || first.NextToken == nil {
+		t.Fatalf("default page: %v, %d nodes, next token %v", err, len(first.InstanceInformationList), first.NextToken)
+	}
 }
 
 func TestDescribeInstanceInformationRefusesBadInput(t *testing.T) {
@@ -127,6 +134,12 @@ func TestDescribeInstanceInformationRefusesBadInput(t *testing.T) {
 		{"bad ping status", str("PingStatus", "Asleep"), is[*types.InvalidInstanceInformationFilterValue]},
 		{"bad platform", str("PlatformTypes", "Plan9"), is[*types.InvalidInstanceInformationFilterValue]},
 		{"malformed instance id", str("InstanceIds", "web-1"), is[*types.InvalidInstanceId]},
+		{"unregistered instance id", str("InstanceIds", "i-0000000000000beef"), is[*types.InvalidInstanceId]},
+		{"tag filter with another filter", &ssm.DescribeInstanceInformationInput{Filters: []types.InstanceInformationStringFilter{
+			{Key: aws.String("tag:Role"), Values: []string{"web"}}, {Key: aws.String("PingStatus"), Values: []string{"Online"}}}}, is[*types.InvalidFilterKey]},
+		{"legacy list with filters", &ssm.DescribeInstanceInformationInput{
+			InstanceInformationFilterList: []types.InstanceInformationFilter{{Key: types.InstanceInformationFilterKeyPingStatus, ValueSet: []string{"Online"}}},
+			Filters:                       []types.InstanceInformationStringFilter{{Key: aws.String("PlatformTypes"), Values: []string{"Linux"}}}}, is[*types.ValidationException]},
 		{"no values", str("PingStatus"), is[*types.ValidationException]},
 		{"forged token", &ssm.DescribeInstanceInformationInput{NextToken: aws.String("x.y")}, is[*types.InvalidNextToken]},
 	}

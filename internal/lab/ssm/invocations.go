@@ -228,6 +228,11 @@ func (in *listInput) check() (int, []filter, error) {
 	if err != nil {
 		return 0, nil, err
 	}
+	if in.InstanceId != nil && slices.ContainsFunc(in.Filters, func(f commandFilter) bool { return f.Key == "Status" && f.Value == "Pending" }) {
+		// A pending command has not reached any node yet, so the service
+		// refuses to look for one on a node.
+		return 0, nil, awsjson.Errorf("ValidationException", "You can't specify a managed node ID in the same request that filters on Status Pending.")
+	}
 	size := 50
 	if in.MaxResults != nil {
 		size = int(*in.MaxResults)

@@ -390,6 +390,11 @@ func TestListingsRefuseBadInput(t *testing.T) {
 			_, err := l.client.ListCommands(ctx, &ssm.ListCommandsInput{CommandId: aws.String("00000000-0000-4000-8000-000000000000")})
 			return err
 		}, is[*types.InvalidCommandId]},
+		{"instance with status pending", func() error {
+			_, err := l.client.ListCommands(ctx, &ssm.ListCommandsInput{InstanceId: aws.String(id),
+				Filters: []types.CommandFilter{{Key: types.CommandFilterKeyStatus, Value: aws.String("Pending")}}})
+			return err
+		}, is[*types.ValidationException]},
 		{"malformed instance", func() error {
 			_, err := l.client.ListCommands(ctx, &ssm.ListCommandsInput{InstanceId: aws.String("host-1")})
 			return err
