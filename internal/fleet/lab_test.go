@@ -247,12 +247,12 @@ func TestRunStopsAtDeadline(t *testing.T) {
 	}{
 		{"deadline", func() (context.Context, context.CancelFunc) {
 			return context.WithTimeout(context.Background(), 500*time.Millisecond)
-		}, TimedOut, "still running when the deadline passed; the command was cancelled, so the script may have run partly"},
+		}, TimedOut, "not finished when the deadline passed; the command was cancelled, so the script may have run partly"},
 		{"caller stops", func() (context.Context, context.CancelFunc) {
 			ctx, cancel := context.WithCancel(context.Background())
 			time.AfterFunc(500*time.Millisecond, cancel)
 			return ctx, cancel
-		}, Cancelled, "still running when the run was stopped; the command was cancelled, so the script may have run partly"},
+		}, Cancelled, "not finished when the run was stopped; the command was cancelled, so the script may have run partly"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -337,12 +337,12 @@ func settled(s types.CommandInvocationStatus) bool {
 // the rest and reports those hosts as timed out. It runs on a context of its
 // own, since ctx may be over.
 func (r *Runner) abandon(ctx context.Context, job Job, pending []*command, cause error, t *tally) {
-	outcome, why := TimedOut, "still running when the deadline passed"
+	outcome, why := TimedOut, "not finished when the deadline passed"
 	switch {
 	case ctx.Err() == nil && cause != nil:
 		why = fmt.Sprintf("no result could be read from SSM (%s)", explain(cause))
 	case errors.Is(ctx.Err(), context.Canceled):
-		outcome, why = Cancelled, "still running when the run was stopped"
+		outcome, why = Cancelled, "not finished when the run was stopped"
 	}
 	cleanup, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.opts.CleanupTimeout)
 	defer cancel()
@@ -356,7 +356,11 @@ func (r *Runner) abandon(ctx context.Context, job Job, pending []*command, cause
 			return
 		}
 		reason := why + "; the command was cancelled, so the script may have run partly"
-		if _, err := r.ssm.CancelCommand(cleanup, &ssm.CancelCommandInput{CommandId: aws.String(c.id), InstanceIds: c.hosts}); err != nil {
+		err := r.call(cleanup, true, func(ctx context.Context) error {
+			_, err := r.ssm.CancelCommand(ctx, &ssm.CancelCommandInput{CommandId: aws.String(c.id), InstanceIds: c.hosts})
+			return err
+		})
+		if err != nil {
 			reason = fmt.Sprintf("%s; cancelling it failed too (%s): cancel command %s in the SSM console", why, explain(err), c.id)
 		}
 		t.add(each(c.hosts, Result{Outcome: outcome, ExitCode: -1, Reason: reason, CommandID: c.id})...)
