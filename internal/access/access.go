@@ -122,9 +122,14 @@ type TargetStatus string
 
 // Target statuses.
 const (
-	Active  TargetStatus = "active"  // the user is on the host
-	Failed  TargetStatus = "failed"  // provisioning failed and was undone, or could not be
-	Revoked TargetStatus = "revoked" // the user is gone and the certificate in the host's KRL
+	// Active: the user is on the host, or may still be (a revoke or an undo
+	// that could not reach it). Revoke acts on Active targets only.
+	Active TargetStatus = "active"
+	// Failed: provisioning failed and the host holds nothing of this grant
+	// (it was undone, or never changed).
+	Failed TargetStatus = "failed"
+	// Revoked: the user is gone and the certificate is in the host's KRL.
+	Revoked TargetStatus = "revoked"
 )
 
 // Target is one host of a grant.

@@ -7,8 +7,6 @@ import (
 	"slices"
 	"time"
 
-	"golang.org/x/crypto/ssh"
-
 	"github.com/passport-access/terraform-provider-passport/internal/hostscript"
 	"github.com/passport-access/terraform-provider-passport/internal/sshca"
 )
@@ -40,9 +38,9 @@ func (s *Service) Extend(ctx context.Context, g *Grant, ca *sshca.CA, duration t
 		return nil, fmt.Errorf("duration %s would end the window at %s, which has passed (now %s): give a longer duration, or revoke the request",
 			d, end.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
 	}
-	key, _, _, _, err := ssh.ParseAuthorizedKey([]byte(g.PublicKey))
+	key, _, err := sshca.ParseUserPublicKey(g.PublicKey)
 	if err != nil {
-		return nil, fmt.Errorf("grant %s holds no readable public key: %w", g.ID, err)
+		return nil, fmt.Errorf("grant %s: %w", g.ID, err)
 	}
 	next := g.clone()
 	next.ExpiresAt = end
