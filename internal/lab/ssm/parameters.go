@@ -21,6 +21,9 @@ const (
 	maxStandardValueChars = 4096
 	maxAdvancedValueChars = 8192
 	maxHierarchyLevels    = 15
+	// maxParameterARNChars bounds a name together with the ARN before it
+	// (arn:aws:ssm:REGION:ACCOUNT:parameter/), as Parameter Store counts it.
+	maxParameterARNChars  = 1011
 	defaultParameterKeyID = "alias/aws/ssm"
 )
 
@@ -89,9 +92,17 @@ func (s *Service) putParameter(_ context.Context, in *putParameterInput) (*putPa
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	name, value := *in.Name, *in.Value
+	// Parameter Store drops spaces around a name; spaces inside are refused
+	// by checkParameterName.
+	name, value := strings.TrimSpace(*in.Name), *in.Value
 	if err := checkParameterName(name); err != nil {
 		return nil, err
+	}
+	if limit := maxParameterARNChars - len(s.parameterARN("")); len(strings.TrimPrefix(name, "/")) > limit {
+		return nil, awsjson.Errorf("ValidationException", "Parameter name %q is too long: in this region and account it can have at most %d characters.", clip(name), limit)
+	}
+	if strings.Contains(value, "{{") && strings.Contains(value, "}}") {
+		return nil, awsjson.Errorf("ValidationException", "Parameter values can't contain values wrapped in double brackets {{ }}: parameters can't reference other parameters.")
 	}
 	if in.Overwrite && len(in.Tags) > 0 {
 		return nil, awsjson.Errorf("ValidationException", "Invalid request: tags and overwrite can't be used together. To create a parameter with tags, please remove overwrite flag. To update tags for an existing parameter, please use AddTagsToResource or RemoveTagsFromResource.")
@@ -223,7 +234,10 @@ func (s *Service) getParameter(_ context.Context, in *getParameterInput) (*getPa
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	name, selector := *in.Name, ""
+	name, selector := strings.TrimSpace(*in.Name), ""
+	if strings.Contains(name, " ") {
+		return nil, awsjson.Errorf("ValidationException", "Parameter name %q is not valid: it can't contain spaces.", clip(name))
+	}
 	if rest, ok := strings.CutPrefix(name, fmt.Sprintf("arn:aws:ssm:%s:%s:parameter", s.region, s.account)); ok {
 		name = rest
 		if !strings.HasPrefix(name, "/") || strings.Count(name, "/") == 1 {

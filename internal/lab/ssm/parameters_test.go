@@ -46,6 +46,13 @@ func TestParameterVersionsAndOverwrite(t *testing.T) {
 	if err != nil || aws.ToString(old.Parameter.Value) != "permit-v1" || aws.ToString(old.Parameter.Selector) != ":1" || aws.ToString(old.Parameter.Name) != name {
 		t.Fatalf("version 1: %v %+v", err, old)
 	}
+	spaced, err := l.client.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String("  " + name + " ")})
+	if err != nil || aws.ToString(spaced.Parameter.Name) != name {
+		t.Fatalf("spaces around a name are dropped: %v", err)
+	}
+	if _, err := l.client.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String("/passport/my policy")}); !is[*types.ValidationException](err) {
+		t.Fatalf("a space inside a name: %v, want ValidationException", err)
+	}
 	byARN, err := l.client.GetParameter(ctx, &ssm.GetParameterInput{Name: p.ARN})
 	if err != nil || aws.ToString(byARN.Parameter.Value) != "permit-v2" {
 		t.Fatalf("by ARN: %v %+v", err, byARN)
@@ -103,6 +110,9 @@ func TestPutParameterRefusesBadInput(t *testing.T) {
 		{"advanced tier too long", &ssm.PutParameterInput{Name: aws.String("/big"), Value: aws.String(strings.Repeat("x", 8193)), Type: types.ParameterTypeString, Tier: types.ParameterTierAdvanced}, is[*types.ValidationException], "8192"},
 		{"exists", &ssm.PutParameterInput{Name: aws.String("/exists"), Value: aws.String("y"), Type: types.ParameterTypeString}, is[*types.ParameterAlreadyExists], "overwrite"},
 		{"pattern mismatch", &ssm.PutParameterInput{Name: aws.String("/p"), Value: aws.String("abc"), Type: types.ParameterTypeString, AllowedPattern: aws.String("^[0-9]+$")}, is[*types.ParameterPatternMismatchException], "allowedPattern"},
+		{"space inside the name", &ssm.PutParameterInput{Name: aws.String("/team/my name"), Value: aws.String("x"), Type: types.ParameterTypeString}, is[*types.ValidationException], "only letters"},
+		{"name too long with its ARN", &ssm.PutParameterInput{Name: aws.String("/" + strings.Repeat("n", 1000)), Value: aws.String("x"), Type: types.ParameterTypeString}, is[*types.ValidationException], "too long"},
+		{"reference to another parameter", &ssm.PutParameterInput{Name: aws.String("/ref"), Value: aws.String("{{ssm:/other}}"), Type: types.ParameterTypeString}, is[*types.ValidationException], "double brackets"},
 		{"key id on a string", &ssm.PutParameterInput{Name: aws.String("/k"), Value: aws.String("abc"), Type: types.ParameterTypeString, KeyId: aws.String("alias/mine")}, is[*types.ValidationException], "KeyId"},
 	}
 	for _, tt := range tests {
