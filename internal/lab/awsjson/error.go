@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"reflect"
+	"strings"
 	"time"
 )
 
@@ -37,11 +38,13 @@ func frontEndError(status int, code, format string, args ...any) *Error {
 	return &Error{Code: code, Message: fmt.Sprintf(format, args...), HTTPStatus: status, namespace: coralNamespace}
 }
 
-// Decode unmarshals an operation's input into v. A body whose values have
-// the wrong JSON types is refused with SerializationException, naming the
-// field, as AWS does.
+// Decode unmarshals an operation's input into v. Member names match
+// exactly, as on AWS: encoding/json would also fill InstanceIds from
+// "instanceids", which AWS ignores. A body whose values have the wrong JSON
+// types is refused with SerializationException, naming the field, as AWS
+// does.
 func Decode(input json.RawMessage, v any) error {
-	err := json.Unmarshal(input, v)
+	err := json.Unmarshal(exactMembers(input, reflect.TypeOf(v)), v)
 	if err == nil {
 		return nil
 	}
@@ -79,4 +82,75 @@ func shapeKind(t reflect.Type) string {
 		return "a structure"
 	}
 	return "a value"
+}
+
+// exactMembers drops the object members of raw whose names match a field
+// of t only when case is ignored, at every depth, so that encoding/json's
+// case-insensitive matching cannot accept what AWS would ignore. Input
+// that does not parse is returned as it is, for Unmarshal to report.
+func exactMembers(raw json.RawMessage, t reflect.Type) json.RawMessage {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		var obj map[string]json.RawMessage
+		if json.Unmarshal(raw, &obj) != nil || obj == nil {
+			return raw
+		}
+		fields := jsonFields(t)
+		kept := make(map[string]json.RawMessage, len(obj))
+		for name, value := range obj {
+			if f, ok := fields[name]; ok {
+				kept[name] = exactMembers(value, f.Type)
+			}
+		}
+		out, err := json.Marshal(kept)
+		if err != nil {
+			return raw
+		}
+		return out
+	case reflect.Slice, reflect.Array:
+		var list []json.RawMessage
+		if json.Unmarshal(raw, &list) != nil || list == nil {
+			return raw
+		}
+		for i := range list {
+			list[i] = exactMembers(list[i], t.Elem())
+		}
+		out, _ := json.Marshal(list)
+		return out
+	case reflect.Map:
+		var obj map[string]json.RawMessage
+		if json.Unmarshal(raw, &obj) != nil || obj == nil {
+			return raw
+		}
+		for k, value := range obj {
+			obj[k] = exactMembers(value, t.Elem())
+		}
+		out, _ := json.Marshal(obj)
+		return out
+	}
+	return raw
+}
+
+// jsonFields maps the member names encoding/json uses for a struct's
+// exported fields to the fields.
+func jsonFields(t reflect.Type) map[string]reflect.StructField {
+	fields := make(map[string]reflect.StructField, t.NumField())
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		switch name {
+		case "-":
+			continue
+		case "":
+			name = f.Name
+		}
+		fields[name] = f
+	}
+	return fields
 }

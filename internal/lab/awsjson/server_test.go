@@ -408,3 +408,29 @@ func TestTemporaryCredentials(t *testing.T) {
 		t.Fatalf("after expiry: %v, want ExpiredTokenException", err)
 	}
 }
+
+func TestDecodeMatchesMemberNamesExactly(t *testing.T) {
+	type target struct {
+		Key    string
+		Values []string
+	}
+	type filter struct {
+		Key   string `json:"key"`
+		Value string `json:"value"`
+	}
+	var in struct {
+		InstanceIds []string
+		Targets     []target
+		Filters     []filter
+		Parameters  map[string][]target
+	}
+	body := `{"instanceids":["i-1"],"Targets":[{"key":"tag:a","Values":["1"]}],"Filters":[{"Key":"Status","value":"Failed"}],` +
+		`"Parameters":{"p":[{"Key":"k","values":["v"]}]}}`
+	if err := Decode(json.RawMessage(body), &in); err != nil {
+		t.Fatal(err)
+	}
+	if in.InstanceIds != nil || in.Targets[0].Key != "" || in.Targets[0].Values[0] != "1" ||
+		in.Filters[0].Key != "" || in.Filters[0].Value != "Failed" || in.Parameters["p"][0].Key != "k" || in.Parameters["p"][0].Values != nil {
+		t.Fatalf("mis-cased members were taken: %+v", in)
+	}
+}
