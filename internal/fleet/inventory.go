@@ -101,7 +101,34 @@ func (e *inventoryError) Error() string {
 
 func (e *inventoryError) Unwrap() error { return e.err }
 
+// describe returns what SSM knows of ids, leaving out the ids it does not
+// know.
 func (r *Runner) describe(ctx context.Context, ids []string) ([]types.InstanceInformation, error) {
+	found, err := r.describePages(ctx, ids)
+	var invalid *types.InvalidInstanceId
+	if !errors.As(err, &invalid) {
+		return found, err
+	}
+	// SSM may refuse the whole filter when one id is not a managed node
+	// (its API reference lists InvalidInstanceId for this call) rather than
+	// leave it out. Halving finds the unknown ids in a few calls each; an id
+	// refused on its own is unknown.
+	if len(ids) == 1 {
+		return nil, nil
+	}
+	h := len(ids) / 2
+	first, err := r.describe(ctx, ids[:h])
+	if err != nil {
+		return nil, err
+	}
+	second, err := r.describe(ctx, ids[h:])
+	if err != nil {
+		return nil, err
+	}
+	return append(first, second...), nil
+}
+
+func (r *Runner) describePages(ctx context.Context, ids []string) ([]types.InstanceInformation, error) {
 	pages := ssm.NewDescribeInstanceInformationPaginator(r.ssm, &ssm.DescribeInstanceInformationInput{
 		Filters:    []types.InstanceInformationStringFilter{{Key: aws.String("InstanceIds"), Values: ids}},
 		MaxResults: aws.Int32(maxBatch),
