@@ -49,8 +49,13 @@ func startLab(t testing.TB, n, attempts int) *lab {
 // delivery timeouts, set to now.
 func startLabClock(t testing.TB, n, attempts int, now func() time.Time) *lab {
 	t.Helper()
+	return startLabConfig(t, n, attempts, labssm.Config{Region: "us-east-1", Now: now})
+}
+
+func startLabConfig(t testing.TB, n, attempts int, cfg labssm.Config) *lab {
+	t.Helper()
 	srv := awsjson.NewServer(awsjson.Config{Region: "us-east-1", Credentials: map[string]string{labAccessKey: labSecret}})
-	svc := labssm.New(labssm.Config{Region: "us-east-1", Now: now})
+	svc := labssm.New(cfg)
 	t.Cleanup(svc.Close)
 	srv.Register(svc.API())
 	hs := httptest.NewServer(srv)
@@ -553,6 +558,18 @@ func TestRunReadsCutOutput(t *testing.T) {
 	}
 	if n := l.srv.Calls()["AmazonSSM.GetCommandInvocation"]; n != 2 {
 		t.Errorf("GetCommandInvocation called %d times, want 2: only for the cut and the ambiguous output", n)
+	}
+}
+
+// TestRunReadsOutputNotYetVisible asks for a full output while SSM still
+// denies knowing the invocation, as AWS does just after SendCommand.
+func TestRunReadsOutputNotYetVisible(t *testing.T) {
+	l := startLabConfig(t, 1, 0, labssm.Config{InvocationDelay: 300 * time.Millisecond})
+	long := strings.Repeat("x", 3000)
+	l.nodes[l.ids[0]].SetAnswer(0, long, "")
+	results := run(t, New(l.client, fastOptions), context.Background(), Job{Targets: l.ids, Script: "cat big"})
+	if got := results[0]; got.Outcome != Success || got.Stdout != long {
+		t.Errorf("got %s with %d bytes of stdout, want success with %d", got.Outcome, len(got.Stdout), len(long))
 	}
 }
 

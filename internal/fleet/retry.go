@@ -7,6 +7,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/service/ssm/types"
 	"github.com/aws/smithy-go"
 )
 
@@ -37,11 +38,19 @@ func refused(err error) bool {
 	return errors.As(err, &resp) && resp.HTTPStatusCode() >= 400 && resp.HTTPStatusCode() < 500
 }
 
+// notYetVisible reports whether SSM denied knowing an invocation that
+// fleet knows exists: SSM creates invocations a moment after it accepts a
+// command, and GetCommandInvocation says InvocationDoesNotExist until then.
+func notYetVisible(err error) bool {
+	var missing *types.InvocationDoesNotExist
+	return errors.As(err, &missing)
+}
+
 // call runs f until it succeeds, fails in a way that waiting cannot fix, or
 // ctx ends. Throttling is always worth waiting out: the call was refused
-// before SSM acted on it. Server faults are waited out only for reads
-// (idempotent), since a SendCommand that failed that way may have been
-// accepted.
+// before SSM acted on it. Server faults and invocations not yet visible are
+// waited out only for reads (idempotent), since a SendCommand that failed
+// that way may have been accepted.
 func (r *Runner) call(ctx context.Context, idempotent bool, f func(context.Context) error) error {
 	wait := r.opts.ThrottleBackoff
 	var last error
@@ -54,7 +63,7 @@ func (r *Runner) call(ctx context.Context, idempotent bool, f func(context.Conte
 			return &gaveUp{stop: ctx.Err(), last: last}
 		case ctx.Err() != nil:
 			return err
-		case !throttled(err) && !(idempotent && serverFault(err)):
+		case !throttled(err) && !(idempotent && (serverFault(err) || notYetVisible(err))):
 			return err
 		}
 		last = err
