@@ -55,10 +55,13 @@ func Find(ctx context.Context, c Lister, f Filter) ([]Instance, error) {
 	for _, k := range keys {
 		in.Filters = append(in.Filters, types.InstanceInformationStringFilter{Key: aws.String("tag:" + k), Values: []string{f.Tags[k]}})
 	}
-	if f.Platform != "" {
+	// SSM refuses tag filters mixed with other filter types, so with tags
+	// the platform and status are checked here instead.
+	serverSide := len(keys) == 0
+	if serverSide && f.Platform != "" {
 		in.Filters = append(in.Filters, types.InstanceInformationStringFilter{Key: aws.String("PlatformTypes"), Values: []string{f.Platform}})
 	}
-	if f.PingStatus != "" {
+	if serverSide && f.PingStatus != "" {
 		in.Filters = append(in.Filters, types.InstanceInformationStringFilter{Key: aws.String("PingStatus"), Values: []string{f.PingStatus}})
 	}
 	var found []Instance
@@ -69,6 +72,9 @@ func Find(ctx context.Context, c Lister, f Filter) ([]Instance, error) {
 			return nil, fmt.Errorf("listing managed instances with ssm:DescribeInstanceInformation: %w", err)
 		}
 		for _, i := range page.InstanceInformationList {
+			if (f.Platform != "" && string(i.PlatformType) != f.Platform) || (f.PingStatus != "" && string(i.PingStatus) != f.PingStatus) {
+				continue
+			}
 			found = append(found, Instance{
 				InstanceID:   aws.ToString(i.InstanceId),
 				ComputerName: aws.ToString(i.ComputerName),
