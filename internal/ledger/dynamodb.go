@@ -1,0 +1,425 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+)
+
+// DynamoDBOptions says how to reach the table of a dynamodb:// ledger.
+type DynamoDBOptions struct {
+	// Client is used when set; otherwise one is built from Config.
+	Client *dynamodb.Client
+	Config aws.Config
+	// CreateTable creates the table and its indexes when it is missing,
+	// and waits until they are usable.
+	CreateTable bool
+}
+
+// dynamoBackend keeps the ledger in one DynamoDB table shared by several
+// machines. Every write is a single conditional item write: DynamoDB-
+// compatible servers without transactions (dynalite) serve it fully.
+//
+// Layout (one table):
+//
+//	grant    pk "grant#<id>", sk 0
+//	event    pk "audit",      sk <seq>
+//
+// Index "due" (due_part, due_at) is sparse: only open grants carry due_part,
+// so the reconciler's query reads the open grants that are due and nothing
+// else. Index "state" (state, expires_at) serves List. Both project all
+// attributes, so a pass needs no read per grant; being indexes, they are
+// eventually consistent: a grant that became due a moment ago may show up
+// one pass later, and Acquire (a consistent conditional write) is what
+// decides who acts on it.
+//
+// The trail lives in one partition: the chain is serial by nature, and a
+// partition takes about a thousand writes a second, far above Passport's
+// event rate. An append reads the last event and puts the next seq with
+// attribute_not_exists; of two racing appenders one wins and the other
+// re-reads and retries, so the chain never forks.
+type dynamoBackend struct {
+	c     *dynamodb.Client
+	table string
+}
+
+const (
+	dueIndex   = "due"
+	stateIndex = "state"
+	duePart    = "open"
+	auditPK    = "audit"
+	grantPK    = "grant#"
+)
+
+func openDynamoDB(ctx context.Context, table string, o DynamoDBOptions) (*dynamoBackend, error) {
+	c := o.Client
+	if c == nil {
+		c = dynamodb.NewFromConfig(o.Config)
+	}
+	d := &dynamoBackend{c: c, table: table}
+	if o.CreateTable {
+		if err := d.createTable(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return d, nil
+}
+
+func (d *dynamoBackend) close() error { return nil }
+
+func (d *dynamoBackend) createTable(ctx context.Context) error {
+	_, err := d.c.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: &d.table})
+	var missing *types.ResourceNotFoundException
+	if err != nil && !errors.As(err, &missing) {
+		return d.fail("looking up table", err)
+	}
+	if err != nil {
+		s, n := types.ScalarAttributeTypeS, types.ScalarAttributeTypeN
+		all := &types.Projection{ProjectionType: types.ProjectionTypeAll}
+		_, err = d.c.CreateTable(ctx, &dynamodb.CreateTableInput{
+			TableName:   &d.table,
+			BillingMode: types.BillingModePayPerRequest,
+			AttributeDefinitions: []types.AttributeDefinition{
+				{AttributeName: aws.String("pk"), AttributeType: s},
+				{AttributeName: aws.String("sk"), AttributeType: n},
+				{AttributeName: aws.String("due_part"), AttributeType: s},
+				{AttributeName: aws.String("due_at"), AttributeType: n},
+				{AttributeName: aws.String("state"), AttributeType: s},
+				{AttributeName: aws.String("expires_at"), AttributeType: n},
+			},
+			KeySchema: keySchema("pk", "sk"),
+			GlobalSecondaryIndexes: []types.GlobalSecondaryIndex{
+				{IndexName: aws.String(dueIndex), KeySchema: keySchema("due_part", "due_at"), Projection: all},
+				{IndexName: aws.String(stateIndex), KeySchema: keySchema("state", "expires_at"), Projection: all},
+			},
+		})
+		var inUse *types.ResourceInUseException
+		if err != nil && !errors.As(err, &inUse) {
+			return d.fail("creating table", err)
+		}
+	}
+	return d.waitActive(ctx)
+}
+
+func keySchema(hash, rng string) []types.KeySchemaElement {
+	return []types.KeySchemaElement{
+		{AttributeName: aws.String(hash), KeyType: types.KeyTypeHash},
+		{AttributeName: aws.String(rng), KeyType: types.KeyTypeRange},
+	}
+}
+
+// waitActive polls instead of using the SDK's waiter, whose first wait is
+// 20 seconds; a local server is ready in well under one.
+func (d *dynamoBackend) waitActive(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	for {
+		out, err := d.c.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: &d.table})
+		if err != nil {
+			return d.fail("waiting for table", err)
+		}
+		ready := out.Table.TableStatus == types.TableStatusActive
+		for _, ix := range out.Table.GlobalSecondaryIndexes {
+			ready = ready && (ix.IndexStatus == "" || ix.IndexStatus == types.IndexStatusActive)
+		}
+		if ready {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("ledger: DynamoDB table %s is not active yet: %w", d.table, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func (d *dynamoBackend) fail(what string, err error) error {
+	var missing *types.ResourceNotFoundException
+	if errors.As(err, &missing) {
+		return fmt.Errorf("ledger: %s in DynamoDB table %s: the table or its indexes do not exist; create it (open the ledger with CreateTable) or check the region and endpoint: %w", what, d.table, err)
+	}
+	return fmt.Errorf("ledger: %s in DynamoDB table %s: %w", what, d.table, err)
+}
+
+func isConditionFailed(err error) bool {
+	var ccf *types.ConditionalCheckFailedException
+	return errors.As(err, &ccf)
+}
+
+func grantKey(id string) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{"pk": str(grantPK + id), "sk": num(0)}
+}
+
+func str(s string) types.AttributeValue { return &types.AttributeValueMemberS{Value: s} }
+func num(n int64) types.AttributeValue {
+	return &types.AttributeValueMemberN{Value: strconv.FormatInt(n, 10)}
+}
+
+// item is a DynamoDB item being built or read. Empty strings and zero
+// times are left out: older DynamoDB-compatible servers refuse empty
+// strings, and a missing attribute keeps the sparse indexes sparse.
+type item map[string]types.AttributeValue
+
+func (it item) setS(k, v string) {
+	if v != "" {
+		it[k] = str(v)
+	}
+}
+
+func (it item) setN(k string, v int64) {
+	if v != 0 {
+		it[k] = num(v)
+	}
+}
+
+func (it item) s(k string) string {
+	if v, ok := it[k].(*types.AttributeValueMemberS); ok {
+		return v.Value
+	}
+	return ""
+}
+
+func (it item) n(k string) int64 {
+	if v, ok := it[k].(*types.AttributeValueMemberN); ok {
+		n, _ := strconv.ParseInt(v.Value, 10, 64)
+		return n
+	}
+	return 0
+}
+
+func grantItem(g *Grant) (item, error) {
+	targets, err := encodeTargets(g.Targets)
+	if err != nil {
+		return nil, err
+	}
+	it := item(grantKey(g.ID))
+	for k, v := range map[string]string{"id": g.ID, "requester": g.Requester, "reason": g.Reason, "username": g.Username,
+		"targets": targets, "ca_public_key": g.CAPublicKey, "public_key": g.PublicKey, "certificate": g.Certificate,
+		"state": string(g.State), "lease_holder": g.Lease.Holder} {
+		it.setS(k, v)
+	}
+	// The serial is a uint64; stored as its int64 bit pattern like sqlite.
+	for k, v := range map[string]int64{"serial": int64(g.Serial), "issued_at": nanos(g.IssuedAt), "expires_at": nanos(g.ExpiresAt),
+		"version": g.Version, "lease_until": nanos(g.Lease.Until), "created_at": nanos(g.CreatedAt), "updated_at": nanos(g.UpdatedAt)} {
+		it.setN(k, v)
+	}
+	it["sudo"] = &types.AttributeValueMemberBOOL{Value: g.Sudo}
+	if !g.DueAt.IsZero() {
+		it["due_part"], it["due_at"] = str(duePart), num(nanos(g.DueAt))
+	}
+	return it, nil
+}
+
+func (it item) grant() (Grant, error) {
+	g := Grant{
+		ID: it.s("id"), Requester: it.s("requester"), Reason: it.s("reason"), Username: it.s("username"),
+		Serial: uint64(it.n("serial")), CAPublicKey: it.s("ca_public_key"), PublicKey: it.s("public_key"), Certificate: it.s("certificate"),
+		IssuedAt: fromNanos(it.n("issued_at")), ExpiresAt: fromNanos(it.n("expires_at")), State: State(it.s("state")),
+		Version: it.n("version"), Lease: Lease{Holder: it.s("lease_holder"), Until: fromNanos(it.n("lease_until"))},
+		CreatedAt: fromNanos(it.n("created_at")), UpdatedAt: fromNanos(it.n("updated_at")), DueAt: fromNanos(it.n("due_at")),
+	}
+	if v, ok := it["sudo"].(*types.AttributeValueMemberBOOL); ok {
+		g.Sudo = v.Value
+	}
+	var err error
+	g.Targets, err = decodeTargets(g.ID, it.s("targets"))
+	return g, err
+}
+
+func (d *dynamoBackend) createGrant(ctx context.Context, g *Grant) error {
+	it, err := grantItem(g)
+	if err != nil {
+		return err
+	}
+	_, err = d.c.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName: &d.table, Item: it,
+		ConditionExpression: aws.String("attribute_not_exists(pk)"),
+	})
+	if isConditionFailed(err) {
+		return fmt.Errorf("grant %s: %w", g.ID, ErrExists)
+	}
+	if err != nil {
+		return d.fail("storing grant "+g.ID, err)
+	}
+	return nil
+}
+
+func (d *dynamoBackend) grant(ctx context.Context, id string) (Grant, error) {
+	out, err := d.c.GetItem(ctx, &dynamodb.GetItemInput{TableName: &d.table, Key: grantKey(id), ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		return Grant{}, d.fail("reading grant "+id, err)
+	}
+	if out.Item == nil {
+		return Grant{}, notFound(id)
+	}
+	return item(out.Item).grant()
+}
+
+func (d *dynamoBackend) putGrant(ctx context.Context, g *Grant, prev int64) error {
+	it, err := grantItem(g)
+	if err != nil {
+		return err
+	}
+	_, err = d.c.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName: &d.table, Item: it,
+		ConditionExpression:       aws.String("version = :prev"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":prev": num(prev)},
+	})
+	if err == nil {
+		return nil
+	}
+	if !isConditionFailed(err) {
+		return d.fail("updating grant "+g.ID, err)
+	}
+	if _, err := d.grant(ctx, g.ID); err != nil {
+		return err
+	}
+	return &ConflictError{GrantID: g.ID, Version: prev}
+}
+
+func (d *dynamoBackend) queryGrants(ctx context.Context, what string, in *dynamodb.QueryInput) ([]Grant, error) {
+	in.TableName = &d.table
+	var out []Grant
+	pages := dynamodb.NewQueryPaginator(d.c, in)
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			return nil, d.fail("listing "+what+" grants", err)
+		}
+		for _, raw := range page.Items {
+			g, err := item(raw).grant()
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, g)
+		}
+	}
+	return out, nil
+}
+
+func (d *dynamoBackend) grantsInState(ctx context.Context, s State) ([]Grant, error) {
+	return d.queryGrants(ctx, string(s), &dynamodb.QueryInput{
+		IndexName:                 aws.String(stateIndex),
+		KeyConditionExpression:    aws.String("#state = :state"),
+		ExpressionAttributeNames:  map[string]string{"#state": "state"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":state": str(string(s))},
+	})
+}
+
+func (d *dynamoBackend) dueGrants(ctx context.Context, now time.Time) ([]Grant, error) {
+	return d.queryGrants(ctx, "due", &dynamodb.QueryInput{
+		IndexName:                 aws.String(dueIndex),
+		KeyConditionExpression:    aws.String("due_part = :open AND due_at <= :now"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":open": str(duePart), ":now": num(nanos(now))},
+	})
+}
+
+func (d *dynamoBackend) setLease(ctx context.Context, id string, l Lease, holder string, now time.Time) (Grant, error) {
+	in := &dynamodb.UpdateItemInput{
+		TableName: &d.table, Key: grantKey(id), ReturnValues: types.ReturnValueAllNew,
+		UpdateExpression:          aws.String("SET lease_holder = :holder, lease_until = :until ADD version :one"),
+		ConditionExpression:       aws.String("attribute_exists(pk) AND (attribute_not_exists(lease_holder) OR lease_until <= :now OR lease_holder = :holder)"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":holder": str(holder), ":until": num(nanos(l.Until)), ":now": num(nanos(now)), ":one": num(1)},
+	}
+	if l.Holder == "" {
+		in.UpdateExpression = aws.String("REMOVE lease_holder, lease_until ADD version :one")
+		in.ConditionExpression = aws.String("lease_holder = :holder")
+		in.ExpressionAttributeValues = map[string]types.AttributeValue{":holder": str(holder), ":one": num(1)}
+	}
+	out, err := d.c.UpdateItem(ctx, in)
+	if err == nil {
+		return item(out.Attributes).grant()
+	}
+	if !isConditionFailed(err) {
+		return Grant{}, d.fail("leasing grant "+id, err)
+	}
+	cur, err := d.grant(ctx, id)
+	if err != nil {
+		return Grant{}, err
+	}
+	return Grant{}, leaseRefused(cur, now)
+}
+
+func eventItem(e *Event) item {
+	it := item{"pk": str(auditPK), "sk": num(e.Seq)}
+	for k, v := range map[string]string{"actor": e.Actor, "action": string(e.Action), "grant_id": e.GrantID, "target": e.Target,
+		"subject": e.Subject, "detail": e.Detail, "prev_hash": e.PrevHash, "hash": e.Hash} {
+		it.setS(k, v)
+	}
+	it.setN("time", nanos(e.Time))
+	return it
+}
+
+func (it item) event() Event {
+	return Event{Seq: it.n("sk"), Time: fromNanos(it.n("time")), Actor: it.s("actor"), Action: Action(it.s("action")),
+		GrantID: it.s("grant_id"), Target: it.s("target"), Subject: it.s("subject"), Detail: it.s("detail"),
+		PrevHash: it.s("prev_hash"), Hash: it.s("hash")}
+}
+
+// appendAttempts bounds the retries of one append under contention; each
+// lost race means another event was stored, so the trail is moving.
+const appendAttempts = 100
+
+func (d *dynamoBackend) appendEvent(ctx context.Context, e Event) (Event, error) {
+	for attempt := 1; ; attempt++ {
+		out, err := d.c.Query(ctx, &dynamodb.QueryInput{
+			TableName: &d.table, ConsistentRead: aws.Bool(true), ScanIndexForward: aws.Bool(false), Limit: aws.Int32(1),
+			KeyConditionExpression:    aws.String("pk = :audit"),
+			ExpressionAttributeValues: map[string]types.AttributeValue{":audit": str(auditPK)},
+		})
+		if err != nil {
+			return Event{}, d.fail("reading the audit trail's last event", err)
+		}
+		var last Event
+		if len(out.Items) > 0 {
+			last = item(out.Items[0]).event()
+		}
+		e.seal(last.Seq, last.Hash)
+		_, err = d.c.PutItem(ctx, &dynamodb.PutItemInput{
+			TableName: &d.table, Item: eventItem(&e),
+			ConditionExpression: aws.String("attribute_not_exists(pk)"),
+		})
+		if err == nil {
+			return e, nil
+		}
+		if !isConditionFailed(err) {
+			return Event{}, d.fail("appending "+e.String(), err)
+		}
+		if attempt == appendAttempts {
+			return Event{}, fmt.Errorf("ledger: appending %s: lost the race for the next seq %d times; the trail is too busy, try again", e.String(), attempt)
+		}
+		// Jitter spreads appenders that lost to the same winner.
+		select {
+		case <-ctx.Done():
+			return Event{}, ctx.Err()
+		case <-time.After(time.Duration(rand.Int64N(int64(attempt)*int64(time.Millisecond) + 1))):
+		}
+	}
+}
+
+func (d *dynamoBackend) events(ctx context.Context, _ Filter, fn func(Event) error) error {
+	pages := dynamodb.NewQueryPaginator(d.c, &dynamodb.QueryInput{
+		TableName: &d.table, ConsistentRead: aws.Bool(true),
+		KeyConditionExpression:    aws.String("pk = :audit"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":audit": str(auditPK)},
+	})
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			return d.fail("reading the audit trail", err)
+		}
+		for _, raw := range page.Items {
+			if err := fn(item(raw).event()); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

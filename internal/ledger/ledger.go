@@ -1,0 +1,411 @@
+// Package ledger keeps Passport's record of grants and its audit trail.
+//
+// A grant is written before any host is touched (state provisioning) and
+// follows its targets through active, revoking and revoked, expired or
+// failed, so that an apply killed at any point leaves a record saying what
+// may be on which host. Every write is a compare-and-swap on the grant's
+// version, and a reconciler takes a lease on a grant before revoking it, so
+// several writers never lose or double an update.
+//
+// The audit trail is append-only and hash-chained: every event carries the
+// hash of the one before it, and Verify names the first event that was
+// changed, removed or moved.
+//
+// Two backends sit behind the one Ledger type: sqlite (a file on one
+// machine, the default) and DynamoDB (shared by several machines). Open
+// picks one from a URL.
+package ledger
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// State is where a grant, or one of its targets, is in its life.
+type State string
+
+const (
+	// Provisioning: written before any host is touched; the user may exist
+	// on some targets.
+	Provisioning State = "provisioning"
+	// Active: the user exists on the target(s) and may log in.
+	Active State = "active"
+	// Revoking: removal has started and has not been confirmed everywhere.
+	Revoking State = "revoking"
+	// Revoked: removed before or at the end of the window, on request.
+	Revoked State = "revoked"
+	// Expired: removed because the window ended.
+	Expired State = "expired"
+	// Failed: never provisioned, and nothing is left on the host.
+	Failed State = "failed"
+)
+
+var states = []State{Provisioning, Active, Revoking, Revoked, Expired, Failed}
+
+// Closed reports whether s is final: nothing of the grant is left on a host
+// and no one needs to act on it again.
+func (s State) Closed() bool {
+	return s == Revoked || s == Expired || s == Failed
+}
+
+func (s State) valid() bool {
+	for _, v := range states {
+		if s == v {
+			return true
+		}
+	}
+	return false
+}
+
+// Grant is the ledger's record of one access request. It holds no secret:
+// a generated private key never reaches the ledger.
+type Grant struct {
+	ID        string
+	Requester string // the SAML subject the grant was issued to
+	Reason    string
+	Username  string // the short-lived user on every target
+	Sudo      bool
+	Targets   []Target
+
+	// What revocation needs: the certificate's serial, to put it on the
+	// revoked-keys list of the CA that signed it.
+	Serial      uint64
+	CAPublicKey string // authorized_keys form
+	PublicKey   string // the requester's key, authorized_keys form
+	Certificate string
+
+	IssuedAt  time.Time
+	ExpiresAt time.Time
+	State     State
+
+	// Version is the grant's revision: Update succeeds only when it still
+	// matches the stored one. Create starts at 1; every write adds 1.
+	Version int64
+	Lease   Lease
+
+	// Written by the ledger.
+	CreatedAt time.Time
+	UpdatedAt time.Time
+	// DueAt is when a reconciler should next act on the grant: the end of
+	// the window for an active grant, StuckAfter after the last write for
+	// one left provisioning or revoking. Zero once the grant is closed.
+	DueAt time.Time
+}
+
+// Target is one host of a grant.
+type Target struct {
+	InstanceID string `json:"instance_id"`
+	State      State  `json:"state"`
+	Address    string `json:"address,omitempty"`
+	Detail     string `json:"detail,omitempty"` // why it failed, or what is left
+}
+
+// Lease says who is working on a grant until when. A lease that has run
+// out is free for anyone to take.
+type Lease struct {
+	Holder string
+	Until  time.Time
+}
+
+// heldBy reports whether the lease is held by someone at now.
+func (l Lease) held(now time.Time) bool {
+	return l.Holder != "" && now.Before(l.Until)
+}
+
+var (
+	// ErrNotFound: no grant with that id.
+	ErrNotFound = errors.New("no such grant")
+	// ErrExists: Create found a grant with that id already.
+	ErrExists = errors.New("a grant with this id already exists")
+	// ErrConflict: the grant changed since it was read. Read it again and
+	// decide again.
+	ErrConflict = errors.New("grant changed since it was read")
+	// ErrLeaseHeld: someone else holds the grant's lease.
+	ErrLeaseHeld = errors.New("grant is leased by another holder")
+)
+
+// ConflictError is returned by Update when the stored version is no longer
+// the one the caller read. It matches ErrConflict with errors.Is.
+type ConflictError struct {
+	GrantID string
+	Version int64 // the version the caller wrote from
+}
+
+func (e *ConflictError) Error() string {
+	return fmt.Sprintf("grant %s was changed by another writer since version %d was read; read it again and retry", e.GrantID, e.Version)
+}
+
+func (e *ConflictError) Is(target error) bool { return target == ErrConflict }
+
+// LeaseHeldError is returned by Acquire and Release when another holder has
+// the lease. It matches ErrLeaseHeld with errors.Is.
+type LeaseHeldError struct {
+	GrantID string
+	Holder  string
+	Until   time.Time
+}
+
+func (e *LeaseHeldError) Error() string {
+	if e.Holder == "" {
+		return fmt.Sprintf("grant %s is not leased by the caller", e.GrantID)
+	}
+	return fmt.Sprintf("grant %s is leased by %s until %s", e.GrantID, e.Holder, e.Until.UTC().Format(time.RFC3339))
+}
+
+func (e *LeaseHeldError) Is(target error) bool { return target == ErrLeaseHeld }
+
+func notFound(id string) error { return fmt.Errorf("grant %s: %w", id, ErrNotFound) }
+
+// Options tunes a Ledger. The zero value is usable.
+type Options struct {
+	// Now is the clock for leases and write times; time.Now when nil.
+	Now func() time.Time
+	// StuckAfter is how long a grant may stay provisioning or revoking
+	// without a write before it is due for a reconciler: longer than the
+	// slowest apply. Default 15 minutes.
+	StuckAfter time.Duration
+	// DynamoDB configures the dynamodb:// backend.
+	DynamoDB DynamoDBOptions
+}
+
+const defaultStuckAfter = 15 * time.Minute
+
+// Ledger is the record of grants and the audit trail, on one backend. It is
+// safe for concurrent use, also by several processes (sqlite on one
+// machine) or several machines (DynamoDB).
+type Ledger struct {
+	b          backend
+	now        func() time.Time
+	stuckAfter time.Duration
+}
+
+// backend is one storage engine. Ledger validates, stamps times and
+// versions, and builds the audit chain; a backend stores, and makes each
+// conditional write atomic.
+type backend interface {
+	createGrant(ctx context.Context, g *Grant) error
+	grant(ctx context.Context, id string) (Grant, error)
+	// putGrant replaces the grant if its stored version is prev.
+	putGrant(ctx context.Context, g *Grant, prev int64) error
+	grantsInState(ctx context.Context, s State) ([]Grant, error)
+	// dueGrants returns the grants whose DueAt is at or before now.
+	dueGrants(ctx context.Context, now time.Time) ([]Grant, error)
+	// setLease writes l if the stored lease is free at now or held by
+	// l.Holder, and adds 1 to the version. For a release (l.Holder empty),
+	// holder must be the current holder.
+	setLease(ctx context.Context, id string, l Lease, holder string, now time.Time) (Grant, error)
+	// appendEvent stores e after the current last event, sealing it with
+	// seal, atomically with respect to other appenders.
+	appendEvent(ctx context.Context, e Event) (Event, error)
+	// events calls fn for every event in seq order that f may match (the
+	// backend may pre-filter; Ledger applies f again).
+	events(ctx context.Context, f Filter, fn func(Event) error) error
+	close() error
+}
+
+func newLedger(b backend, o Options) *Ledger {
+	l := &Ledger{b: b, now: o.Now, stuckAfter: o.StuckAfter}
+	if l.now == nil {
+		l.now = time.Now
+	}
+	if l.stuckAfter <= 0 {
+		l.stuckAfter = defaultStuckAfter
+	}
+	return l
+}
+
+// Close releases the backend.
+func (l *Ledger) Close() error { return l.b.close() }
+
+// Create stores a new grant at version 1. It fails with ErrExists when the
+// id is taken. The grant's Version, CreatedAt, UpdatedAt and DueAt are set
+// by the ledger; its lease is ignored.
+func (l *Ledger) Create(ctx context.Context, g Grant) (Grant, error) {
+	if err := g.validate(); err != nil {
+		return Grant{}, err
+	}
+	now := l.now()
+	g.Version, g.Lease = 1, Lease{}
+	g.CreatedAt, g.UpdatedAt = now, now
+	g.DueAt = l.dueAt(&g)
+	g.normalize()
+	if err := l.b.createGrant(ctx, &g); err != nil {
+		return Grant{}, err
+	}
+	return g, nil
+}
+
+// Get returns the grant with that id, or an error matching ErrNotFound.
+func (l *Ledger) Get(ctx context.Context, id string) (Grant, error) {
+	return l.b.grant(ctx, id)
+}
+
+// Update writes g if the stored grant is still at g.Version, and returns
+// it at the next version. If someone wrote in between (another writer, or a
+// reconciler taking the lease) it returns a *ConflictError and writes
+// nothing.
+func (l *Ledger) Update(ctx context.Context, g Grant) (Grant, error) {
+	if err := g.validate(); err != nil {
+		return Grant{}, err
+	}
+	prev := g.Version
+	g.Version++
+	g.UpdatedAt = l.now()
+	g.DueAt = l.dueAt(&g)
+	g.normalize()
+	if err := l.b.putGrant(ctx, &g, prev); err != nil {
+		return Grant{}, err
+	}
+	return g, nil
+}
+
+// List returns every grant in state s.
+func (l *Ledger) List(ctx context.Context, s State) ([]Grant, error) {
+	if !s.valid() {
+		return nil, fmt.Errorf("ledger: unknown grant state %q (want one of %s)", s, stateList())
+	}
+	return l.b.grantsInState(ctx, s)
+}
+
+// ListDue returns the grants a reconciler should act on at now: active or
+// provisioning grants whose window has ended, and grants stuck in
+// provisioning or revoking for StuckAfter. It reads an index of open grants
+// only, so its cost follows the number due, not the number stored.
+// Leased grants are included; Acquire tells whether one is free.
+func (l *Ledger) ListDue(ctx context.Context, now time.Time) ([]Grant, error) {
+	return l.b.dueGrants(ctx, now)
+}
+
+// Acquire leases the grant to holder for d and returns it at its new
+// version. It succeeds when the lease is free, has run out, or is already
+// holder's (which extends it); otherwise it returns a *LeaseHeldError.
+func (l *Ledger) Acquire(ctx context.Context, id, holder string, d time.Duration) (Grant, error) {
+	if holder == "" || d <= 0 {
+		return Grant{}, fmt.Errorf("ledger: lease on %s needs a holder and a positive duration", id)
+	}
+	now := l.now()
+	return l.b.setLease(ctx, id, Lease{Holder: holder, Until: now.Add(d)}, holder, now)
+}
+
+// Release gives up holder's lease on the grant and returns it at its new
+// version. It returns a *LeaseHeldError when holder does not hold it
+// (anymore).
+func (l *Ledger) Release(ctx context.Context, id, holder string) (Grant, error) {
+	if holder == "" {
+		return Grant{}, fmt.Errorf("ledger: releasing the lease on %s needs the holder", id)
+	}
+	return l.b.setLease(ctx, id, Lease{}, holder, l.now())
+}
+
+// dueAt decides when a reconciler must next look at g.
+func (l *Ledger) dueAt(g *Grant) time.Time {
+	stuck := g.UpdatedAt.Add(l.stuckAfter)
+	switch g.State {
+	case Active:
+		return g.ExpiresAt
+	case Provisioning:
+		if g.ExpiresAt.Before(stuck) {
+			return g.ExpiresAt
+		}
+		return stuck
+	case Revoking:
+		return stuck
+	}
+	return time.Time{}
+}
+
+func (g *Grant) validate() error {
+	var problems []string
+	if g.ID == "" {
+		problems = append(problems, "id is empty")
+	}
+	if !g.State.valid() {
+		problems = append(problems, fmt.Sprintf("state %q is not one of %s", g.State, stateList()))
+	}
+	if g.ExpiresAt.IsZero() || g.IssuedAt.IsZero() {
+		problems = append(problems, "issued_at and expires_at must both be set")
+	} else if !g.ExpiresAt.After(g.IssuedAt) {
+		problems = append(problems, "expires_at must be after issued_at")
+	}
+	for _, t := range g.Targets {
+		if t.InstanceID == "" {
+			problems = append(problems, "a target has no instance id")
+		}
+		if !t.State.valid() {
+			problems = append(problems, fmt.Sprintf("target %s: state %q is not one of %s", t.InstanceID, t.State, stateList()))
+		}
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("ledger: grant %q cannot be stored: %s", g.ID, strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// normalize keeps times in UTC at the precision both backends store
+// (nanoseconds since the epoch), so a grant reads back equal to what was
+// written.
+func (g *Grant) normalize() {
+	for _, t := range []*time.Time{&g.IssuedAt, &g.ExpiresAt, &g.CreatedAt, &g.UpdatedAt, &g.DueAt, &g.Lease.Until} {
+		*t = fromNanos(nanos(*t))
+	}
+}
+
+func stateList() string {
+	s := make([]string, len(states))
+	for i, v := range states {
+		s[i] = string(v)
+	}
+	return strings.Join(s, ", ")
+}
+
+// nanos and fromNanos are the stored form of a time: 0 stands for the zero
+// time.
+func nanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func fromNanos(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
+
+func encodeTargets(ts []Target) (string, error) {
+	if ts == nil {
+		ts = []Target{}
+	}
+	b, err := json.Marshal(ts)
+	return string(b), err
+}
+
+func decodeTargets(id, s string) ([]Target, error) {
+	var ts []Target
+	if err := json.Unmarshal([]byte(s), &ts); err != nil {
+		return nil, fmt.Errorf("ledger: grant %s has unreadable targets: %w", id, err)
+	}
+	if len(ts) == 0 {
+		return nil, nil
+	}
+	return ts, nil
+}
+
+// Export writes every event f matches as one JSON object per line, with
+// its seq and hashes, so that a SIEM can check the chain too.
+func (l *Ledger) Export(ctx context.Context, w io.Writer, f Filter) error {
+	enc := json.NewEncoder(w)
+	return l.b.events(ctx, f, func(e Event) error {
+		if !f.match(e) {
+			return nil
+		}
+		return enc.Encode(e)
+	})
+}

@@ -1,0 +1,318 @@
+package ledger
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the pure-Go "sqlite" driver
+)
+
+// sqliteBackend keeps the ledger in one sqlite file for one machine.
+// Several processes may share the file: every write is one statement or one
+// IMMEDIATE transaction, and waiters queue on the busy timeout.
+type sqliteBackend struct {
+	db *sql.DB
+}
+
+const sqliteSchema = `
+CREATE TABLE IF NOT EXISTS grants (
+	id            TEXT PRIMARY KEY,
+	requester     TEXT NOT NULL,
+	reason        TEXT NOT NULL,
+	username      TEXT NOT NULL,
+	sudo          INTEGER NOT NULL,
+	targets       TEXT NOT NULL,
+	serial        INTEGER NOT NULL,
+	ca_public_key TEXT NOT NULL,
+	public_key    TEXT NOT NULL,
+	certificate   TEXT NOT NULL,
+	issued_at     INTEGER NOT NULL,
+	expires_at    INTEGER NOT NULL,
+	state         TEXT NOT NULL,
+	version       INTEGER NOT NULL,
+	lease_holder  TEXT NOT NULL,
+	lease_until   INTEGER NOT NULL,
+	created_at    INTEGER NOT NULL,
+	updated_at    INTEGER NOT NULL,
+	due_at        INTEGER
+);
+-- Only open grants have a due_at, so the reconciler's pass reads an index
+-- the size of the open grants, not of the history.
+CREATE INDEX IF NOT EXISTS grants_due ON grants (due_at) WHERE due_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS grants_state ON grants (state, expires_at);
+
+CREATE TABLE IF NOT EXISTS audit (
+	seq       INTEGER PRIMARY KEY,
+	time      INTEGER NOT NULL,
+	actor     TEXT NOT NULL,
+	action    TEXT NOT NULL,
+	grant_id  TEXT NOT NULL,
+	target    TEXT NOT NULL,
+	subject   TEXT NOT NULL,
+	detail    TEXT NOT NULL,
+	prev_hash TEXT NOT NULL,
+	hash      TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_grant ON audit (grant_id);
+`
+
+const grantColumns = `id, requester, reason, username, sudo, targets, serial, ca_public_key, public_key, certificate,
+	issued_at, expires_at, state, version, lease_holder, lease_until, created_at, updated_at, due_at`
+
+func openSQLite(ctx context.Context, path string) (*sqliteBackend, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: sqlite path %q: %w", path, err)
+	}
+	// The driver reads everything after '?' as its own options.
+	if strings.ContainsAny(abs, "?#") {
+		return nil, fmt.Errorf("ledger: sqlite path %q must not contain '?' or '#'", path)
+	}
+	// Create the file 0600 before sqlite does: the grants name users and
+	// hosts, and sqlite gives the -wal and -shm files the database's mode.
+	f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: opening %s: %w (does its directory exist and may this user write there?)", abs, err)
+	}
+	f.Close()
+	// synchronous(FULL): a write the caller saw committed is on disk before
+	// the call returns, so a killed process or machine loses no grant.
+	// _txlock=immediate: a transaction takes the write lock when it begins,
+	// so two appenders queue on the busy timeout instead of both reading
+	// the same chain head and one failing at commit.
+	dsn := abs + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_txlock=immediate"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: opening %s: %w", abs, err)
+	}
+	if _, err := db.ExecContext(ctx, sqliteSchema); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("ledger: preparing %s: %w", abs, err)
+	}
+	return &sqliteBackend{db: db}, nil
+}
+
+func (s *sqliteBackend) close() error { return s.db.Close() }
+
+func grantArgs(g *Grant) ([]any, error) {
+	targets, err := encodeTargets(g.Targets)
+	if err != nil {
+		return nil, err
+	}
+	var due sql.NullInt64
+	if !g.DueAt.IsZero() {
+		due = sql.NullInt64{Int64: nanos(g.DueAt), Valid: true}
+	}
+	// The serial is a uint64; sqlite stores int64. The cast round-trips.
+	return []any{g.ID, g.Requester, g.Reason, g.Username, g.Sudo, targets, int64(g.Serial), g.CAPublicKey, g.PublicKey, g.Certificate,
+		nanos(g.IssuedAt), nanos(g.ExpiresAt), string(g.State), g.Version, g.Lease.Holder, nanos(g.Lease.Until),
+		nanos(g.CreatedAt), nanos(g.UpdatedAt), due}, nil
+}
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanGrant(r scanner) (Grant, error) {
+	var (
+		g                                                Grant
+		targets, state                                   string
+		serial, issued, expires, until, created, updated int64
+		due                                              sql.NullInt64
+	)
+	err := r.Scan(&g.ID, &g.Requester, &g.Reason, &g.Username, &g.Sudo, &targets, &serial, &g.CAPublicKey, &g.PublicKey, &g.Certificate,
+		&issued, &expires, &state, &g.Version, &g.Lease.Holder, &until, &created, &updated, &due)
+	if err != nil {
+		return Grant{}, err
+	}
+	g.Serial, g.State = uint64(serial), State(state)
+	g.IssuedAt, g.ExpiresAt, g.Lease.Until = fromNanos(issued), fromNanos(expires), fromNanos(until)
+	g.CreatedAt, g.UpdatedAt, g.DueAt = fromNanos(created), fromNanos(updated), fromNanos(due.Int64)
+	g.Targets, err = decodeTargets(g.ID, targets)
+	return g, err
+}
+
+func (s *sqliteBackend) createGrant(ctx context.Context, g *Grant) error {
+	args, err := grantArgs(g)
+	if err != nil {
+		return err
+	}
+	res, err := s.db.ExecContext(ctx, `INSERT INTO grants (`+grantColumns+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`, args...)
+	if err != nil {
+		return fmt.Errorf("ledger: storing grant %s: %w", g.ID, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("grant %s: %w", g.ID, ErrExists)
+	}
+	return nil
+}
+
+func (s *sqliteBackend) grant(ctx context.Context, id string) (Grant, error) {
+	g, err := scanGrant(s.db.QueryRowContext(ctx, `SELECT `+grantColumns+` FROM grants WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Grant{}, notFound(id)
+	}
+	if err != nil {
+		return Grant{}, fmt.Errorf("ledger: reading grant %s: %w", id, err)
+	}
+	return g, nil
+}
+
+func (s *sqliteBackend) putGrant(ctx context.Context, g *Grant, prev int64) error {
+	args, err := grantArgs(g)
+	if err != nil {
+		return err
+	}
+	res, err := s.db.ExecContext(ctx, `UPDATE grants SET (`+grantColumns+`)
+		= (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) WHERE id = ? AND version = ?`, append(args, g.ID, prev)...)
+	if err != nil {
+		return fmt.Errorf("ledger: updating grant %s: %w", g.ID, err)
+	}
+	if n, _ := res.RowsAffected(); n == 1 {
+		return nil
+	}
+	if _, err := s.grant(ctx, g.ID); err != nil {
+		return err
+	}
+	return &ConflictError{GrantID: g.ID, Version: prev}
+}
+
+func (s *sqliteBackend) queryGrants(ctx context.Context, what, query string, args ...any) ([]Grant, error) {
+	rows, err := s.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: listing %s grants: %w", what, err)
+	}
+	defer rows.Close()
+	var out []Grant
+	for rows.Next() {
+		g, err := scanGrant(rows)
+		if err != nil {
+			return nil, fmt.Errorf("ledger: listing %s grants: %w", what, err)
+		}
+		out = append(out, g)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("ledger: listing %s grants: %w", what, err)
+	}
+	return out, nil
+}
+
+func (s *sqliteBackend) grantsInState(ctx context.Context, st State) ([]Grant, error) {
+	return s.queryGrants(ctx, string(st), `SELECT `+grantColumns+` FROM grants WHERE state = ? ORDER BY expires_at, id`, string(st))
+}
+
+func (s *sqliteBackend) dueGrants(ctx context.Context, now time.Time) ([]Grant, error) {
+	return s.queryGrants(ctx, "due", `SELECT `+grantColumns+` FROM grants WHERE due_at IS NOT NULL AND due_at <= ? ORDER BY due_at, id`, nanos(now))
+}
+
+func (s *sqliteBackend) setLease(ctx context.Context, id string, l Lease, holder string, now time.Time) (Grant, error) {
+	// One statement: the condition and the write are atomic.
+	cond := `lease_holder = '' OR lease_until <= ? OR lease_holder = ?`
+	args := []any{l.Holder, nanos(l.Until), id, nanos(now), holder}
+	if l.Holder == "" {
+		cond = `lease_holder = ?`
+		args = []any{"", int64(0), id, holder}
+	}
+	g, err := scanGrant(s.db.QueryRowContext(ctx, `UPDATE grants SET lease_holder = ?, lease_until = ?, version = version + 1
+		WHERE id = ? AND (`+cond+`) RETURNING `+grantColumns, args...))
+	if err == nil {
+		return g, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return Grant{}, fmt.Errorf("ledger: leasing grant %s: %w", id, err)
+	}
+	cur, err := s.grant(ctx, id)
+	if err != nil {
+		return Grant{}, err
+	}
+	return Grant{}, leaseRefused(cur, now)
+}
+
+// leaseRefused explains a refused lease from the grant as it is now.
+func leaseRefused(cur Grant, now time.Time) error {
+	e := &LeaseHeldError{GrantID: cur.ID}
+	if cur.Lease.held(now) {
+		e.Holder, e.Until = cur.Lease.Holder, cur.Lease.Until
+	}
+	return e
+}
+
+const eventColumns = `seq, time, actor, action, grant_id, target, subject, detail, prev_hash, hash`
+
+func (s *sqliteBackend) appendEvent(ctx context.Context, e Event) (Event, error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return Event{}, fmt.Errorf("ledger: appending %s event: %w", e.Action, err)
+	}
+	defer tx.Rollback()
+	var (
+		seq  int64
+		hash string
+	)
+	err = tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1`).Scan(&seq, &hash)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return Event{}, fmt.Errorf("ledger: reading the audit trail's last event: %w", err)
+	}
+	e.seal(seq, hash)
+	_, err = tx.ExecContext(ctx, `INSERT INTO audit (`+eventColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		e.Seq, nanos(e.Time), e.Actor, string(e.Action), e.GrantID, e.Target, e.Subject, e.Detail, e.PrevHash, e.Hash)
+	if err != nil {
+		return Event{}, fmt.Errorf("ledger: appending %s: %w", e.String(), err)
+	}
+	if err := tx.Commit(); err != nil {
+		return Event{}, fmt.Errorf("ledger: appending %s: %w", e.String(), err)
+	}
+	return e, nil
+}
+
+func (s *sqliteBackend) events(ctx context.Context, f Filter, fn func(Event) error) error {
+	var where []string
+	var args []any
+	if f.GrantID != "" {
+		where, args = append(where, "grant_id = ?"), append(args, f.GrantID)
+	}
+	if f.Target != "" {
+		where, args = append(where, "target = ?"), append(args, f.Target)
+	}
+	if f.Person != "" {
+		where, args = append(where, "(actor = ? OR subject = ?)"), append(args, f.Person, f.Person)
+	}
+	if !f.Since.IsZero() {
+		where, args = append(where, "time >= ?"), append(args, nanos(f.Since))
+	}
+	if !f.Until.IsZero() {
+		where, args = append(where, "time < ?"), append(args, nanos(f.Until))
+	}
+	q := `SELECT ` + eventColumns + ` FROM audit`
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	rows, err := s.db.QueryContext(ctx, q+` ORDER BY seq`, args...)
+	if err != nil {
+		return fmt.Errorf("ledger: reading the audit trail: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			e      Event
+			t      int64
+			action string
+		)
+		if err := rows.Scan(&e.Seq, &t, &e.Actor, &action, &e.GrantID, &e.Target, &e.Subject, &e.Detail, &e.PrevHash, &e.Hash); err != nil {
+			return fmt.Errorf("ledger: reading the audit trail: %w", err)
+		}
+		e.Time, e.Action = fromNanos(t), Action(action)
+		if err := fn(e); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("ledger: reading the audit trail: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,142 @@
+package ledger
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestSQLiteFilesArePrivate(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ledger.db")
+	l, err := Open(context.Background(), "sqlite://"+path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if _, err := l.Create(context.Background(), testGrant("g-1", time.Now(), time.Hour, Active)); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if mode := fi.Mode().Perm(); mode != 0o600 {
+			t.Errorf("%s has mode %o, want 600", filepath.Base(p), mode)
+		}
+	}
+}
+
+// childEnv makes the test binary a writer that runs until it is killed
+// (see TestMain).
+const childEnv = "PASSPORT_LEDGER_KILL_CHILD"
+
+// writeUntilKilled creates grants and audit events in a loop, printing
+// each grant's id once Create has returned.
+func writeUntilKilled(path string) {
+	ctx := context.Background()
+	l, err := Open(ctx, "sqlite://"+path, Options{})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	for i := 0; ; i++ {
+		// The pid keeps ids apart across rounds on one file.
+		id := fmt.Sprintf("g-%d-%06d", os.Getpid(), i)
+		if _, err := l.Create(ctx, testGrant(id, time.Now(), time.Hour, Provisioning)); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		if _, err := l.Append(ctx, Event{Actor: "alice@example.com", Action: ActionRequested, GrantID: id}); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		fmt.Println(id)
+	}
+}
+
+func TestSQLiteSurvivesSIGKILL(t *testing.T) {
+	// Every round kills a writer on the same file, so later rounds also
+	// start from a file whose last writer died.
+	path := filepath.Join(t.TempDir(), "ledger.db")
+	for round := range 3 {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), childEnv+"="+path)
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		// Kill at a different point of the write loop each round.
+		kill := 40 + 37*round
+		var committed []string
+		lines := bufio.NewScanner(out)
+		for lines.Scan() {
+			committed = append(committed, lines.Text())
+			if len(committed) == kill {
+				_ = cmd.Process.Signal(syscall.SIGKILL)
+				break
+			}
+		}
+		for lines.Scan() {
+			committed = append(committed, lines.Text())
+		}
+		_ = cmd.Wait()
+		if len(committed) < kill {
+			t.Fatalf("round %d: the writer stopped after %d grants: %s", round, len(committed), stderr.String())
+		}
+
+		l, err := Open(context.Background(), "sqlite://"+path, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range committed {
+			if _, err := l.Get(context.Background(), id); err != nil {
+				t.Errorf("round %d: grant %s was reported committed before the kill: %v", round, id, err)
+			}
+		}
+		if err := l.Verify(context.Background()); err != nil {
+			t.Errorf("round %d: %v", round, err)
+		}
+		l.Close()
+		t.Logf("round %d: %d grants reported committed before SIGKILL, all present", round, len(committed))
+	}
+}
+
+func TestOpenRefuses(t *testing.T) {
+	dir := t.TempDir()
+	cases := []struct{ url, want string }{
+		{"", "not a ledger URL"},
+		{"/var/lib/ledger.db", "not a ledger URL"},
+		{"sqlite://", "names no file"},
+		{"sqlite://" + dir + "/x.db?_pragma=journal_mode(DELETE)", "must not contain"},
+		{"sqlite://" + dir + "/missing/x.db", "does its directory exist"},
+		{"dynamodb://", "table name"},
+		{"dynamodb://a", "table name"},
+		{"dynamodb://bad/table", "table name"},
+		{"postgres://db/ledger", "unknown ledger scheme"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.url, func(t *testing.T) {
+			l, err := Open(context.Background(), tc.url, Options{})
+			if err == nil {
+				l.Close()
+				t.Fatalf("Open(%q) succeeded", tc.url)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Open(%q): %v, want it to say %q", tc.url, err, tc.want)
+			}
+		})
+	}
+}
