@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
 	"github.com/passport-access/terraform-provider-passport/internal/awsconfig"
+	"github.com/passport-access/terraform-provider-passport/internal/fleet"
 )
 
 // Address is the provider's registry address.
@@ -32,12 +33,16 @@ type passportProvider struct {
 	version string
 	// now is the clock access windows are measured with; tests move it.
 	now func() time.Time
+	// fleet tunes Run Command polling; the zero value suits AWS, tests on
+	// the lab poll faster.
+	fleet fleet.Options
 }
 
 type providerModel struct {
-	Region    types.String    `tfsdk:"region"`
-	Profile   types.String    `tfsdk:"profile"`
-	Endpoints *endpointsModel `tfsdk:"endpoints"`
+	Region         types.String    `tfsdk:"region"`
+	Profile        types.String    `tfsdk:"profile"`
+	UsernamePrefix types.String    `tfsdk:"username_prefix"`
+	Endpoints      *endpointsModel `tfsdk:"endpoints"`
 }
 
 type endpointsModel struct {
@@ -50,8 +55,10 @@ type endpointsModel struct {
 
 // providerData is what Configure hands to every resource and data source.
 type providerData struct {
-	aws *awsconfig.Clients
-	now func() time.Time
+	aws            *awsconfig.Clients
+	now            func() time.Time
+	fleet          fleet.Options
+	usernamePrefix string
 }
 
 func (p *passportProvider) Metadata(_ context.Context, _ provider.MetadataRequest, resp *provider.MetadataResponse) {
@@ -76,6 +83,10 @@ func (p *passportProvider) Schema(_ context.Context, _ provider.SchemaRequest, r
 			"profile": schema.StringAttribute{
 				Optional:    true,
 				Description: "Named profile from the shared AWS config and credentials files. Defaults to AWS_PROFILE or the default chain.",
+			},
+			"username_prefix": schema.StringAttribute{
+				Optional:    true,
+				Description: "Start of every short-lived user's name, so operators recognise Passport users on a host: 1 to 10 characters of a-z, 0-9 and `-`, starting with a letter. Default `pp-`.",
 			},
 		},
 		Blocks: map[string]schema.Block{
@@ -124,7 +135,7 @@ func (p *passportProvider) Configure(ctx context.Context, req provider.Configure
 		resp.Diagnostics.AddError("Cannot configure AWS clients", err.Error())
 		return
 	}
-	data := &providerData{aws: clients, now: p.now}
+	data := &providerData{aws: clients, now: p.now, fleet: p.fleet, usernamePrefix: cfg.UsernamePrefix.ValueString()}
 	resp.DataSourceData = data
 	resp.ResourceData = data
 	resp.EphemeralResourceData = data
@@ -133,6 +144,7 @@ func (p *passportProvider) Configure(ctx context.Context, req provider.Configure
 func (p *passportProvider) Resources(context.Context) []func() resource.Resource {
 	return []func() resource.Resource{
 		newCertificateAuthorityResource,
+		newAccessRequestResource,
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-go/tfprotov6"
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 
+	"github.com/passport-access/terraform-provider-passport/internal/fleet"
 	"github.com/passport-access/terraform-provider-passport/internal/lab"
 	"github.com/passport-access/terraform-provider-passport/internal/lab/sandbox"
 )
@@ -104,7 +105,13 @@ func startAccLab(t *testing.T, hosts int) *accLab {
 // factories serves the provider in-process, reading the lab's clock.
 func (a *accLab) factories() map[string]func() (tfprotov6.ProviderServer, error) {
 	return map[string]func() (tfprotov6.ProviderServer, error){
-		"passport": providerserver.NewProtocol6WithError(&passportProvider{version: "test", now: a.clock.Now}),
+		"passport": providerserver.NewProtocol6WithError(&passportProvider{
+			version: "test",
+			now:     a.clock.Now,
+			// The lab's hosts answer in milliseconds; AWS's defaults
+			// would spend most of the suite waiting to poll.
+			fleet: fleet.Options{FirstPoll: 50 * time.Millisecond, MaxPoll: 250 * time.Millisecond, ThrottleBackoff: 10 * time.Millisecond},
+		}),
 	}
 }
 

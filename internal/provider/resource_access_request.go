@@ -1,0 +1,669 @@
+package provider
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/hashicorp/terraform-plugin-framework-timeouts/resource/timeouts"
+	"github.com/hashicorp/terraform-plugin-framework-validators/setvalidator"
+	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
+	"github.com/hashicorp/terraform-plugin-framework/attr"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/resource"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/booldefault"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/boolplanmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringdefault"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringplanmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/passport-access/terraform-provider-passport/internal/access"
+	"github.com/passport-access/terraform-provider-passport/internal/fleet"
+	"github.com/passport-access/terraform-provider-passport/internal/sshca"
+)
+
+var (
+	_ resource.Resource                   = (*accessRequestResource)(nil)
+	_ resource.ResourceWithConfigure      = (*accessRequestResource)(nil)
+	_ resource.ResourceWithValidateConfig = (*accessRequestResource)(nil)
+	_ resource.ResourceWithModifyPlan     = (*accessRequestResource)(nil)
+	_ resource.ResourceWithImportState    = (*accessRequestResource)(nil)
+)
+
+// Default timeouts: one fan-out to every target, plus a revoke of what
+// was done when part of it fails.
+const (
+	defaultCreateTimeout = 10 * time.Minute
+	defaultUpdateTimeout = 10 * time.Minute
+	defaultDeleteTimeout = 10 * time.Minute
+	defaultReadTimeout   = 5 * time.Minute
+)
+
+// targetMissing is the target_status of a host where Read found the user
+// or its grant record gone. The access core never reports it; it exists
+// only to say, in the state, why the request must be replaced.
+const targetMissing = "missing"
+
+// instanceIDPattern matches EC2 instance ids and hybrid managed node ids.
+var instanceIDPattern = regexp.MustCompile(`^(i-([0-9a-f]{8}|[0-9a-f]{17})|mi-[0-9a-f]{17})$`)
+
+func newAccessRequestResource() resource.Resource { return &accessRequestResource{} }
+
+type accessRequestResource struct {
+	data   *providerData
+	access *access.Service
+}
+
+type accessRequestModel struct {
+	// Inputs.
+	Reason               types.String   `tfsdk:"reason"`
+	Targets              types.Set      `tfsdk:"targets"`
+	CertificateAuthority types.String   `tfsdk:"certificate_authority"`
+	Duration             types.String   `tfsdk:"duration"`
+	PublicKey            types.String   `tfsdk:"public_key"`
+	Sudo                 types.Bool     `tfsdk:"sudo"`
+	Timeouts             timeouts.Value `tfsdk:"timeouts"`
+	// Computed.
+	ID              types.String `tfsdk:"id"`
+	Username        types.String `tfsdk:"username"`
+	Requester       types.String `tfsdk:"requester"`
+	IssuedAt        types.String `tfsdk:"issued_at"`
+	ExpiresAt       types.String `tfsdk:"expires_at"`
+	Certificate     types.String `tfsdk:"certificate"`
+	PrivateKey      types.String `tfsdk:"private_key"`
+	Serial          types.String `tfsdk:"serial"`
+	TargetStatus    types.Map    `tfsdk:"target_status"`
+	TargetAddresses types.Map    `tfsdk:"target_addresses"`
+	SSHCommands     types.Map    `tfsdk:"ssh_commands"`
+	Active          types.Bool   `tfsdk:"active"`
+}
+
+func (r *accessRequestResource) Metadata(_ context.Context, req resource.MetadataRequest, resp *resource.MetadataResponse) {
+	resp.TypeName = req.ProviderTypeName + "_access_request"
+}
+
+func (r *accessRequestResource) Schema(ctx context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
+	keep := []planmodifier.String{stringplanmodifier.UseStateForUnknown()}
+	replace := []planmodifier.String{stringplanmodifier.RequiresReplace()}
+	resp.Schema = schema.Schema{
+		Description: "Time-boxed access to Linux servers: a short-lived user on every target and an SSH certificate that lets exactly that user log in " +
+			"until the window ends. Destroying the resource removes the user, its home and its processes from every target and revokes the certificate. " +
+			"When the window has ended, or the user has vanished from a target, the next plan replaces the request and says why.",
+		Attributes: map[string]schema.Attribute{
+			// Required.
+			"reason": schema.StringAttribute{
+				Required:      true,
+				Description:   "Why access is needed, for the audit trail: 10 to 256 printable characters on one line. Changing it replaces the request.",
+				Validators:    []validator.String{stringvalidator.LengthBetween(10, 256)},
+				PlanModifiers: replace,
+			},
+			"targets": schema.SetAttribute{
+				ElementType: types.StringType,
+				Required:    true,
+				Description: fmt.Sprintf("Instance ids of the servers (1 to %d). Adding or removing one updates the request in place: the user is created on added servers and removed from removed ones.", access.MaxTargets),
+				Validators: []validator.Set{
+					setvalidator.SizeBetween(1, access.MaxTargets),
+					setvalidator.ValueStringsAre(stringvalidator.RegexMatches(instanceIDPattern, "must be an instance id: i- followed by 8 or 17 lower-case hex digits, or mi- followed by 17")),
+				},
+			},
+			"certificate_authority": schema.StringAttribute{
+				Required:      true,
+				Sensitive:     true,
+				Description:   "The `signer` attribute of the passport_certificate_authority that signs the certificate. Changing it replaces the request.",
+				PlanModifiers: replace,
+			},
+			// Optional.
+			"duration": schema.StringAttribute{
+				Optional: true,
+				Computed: true,
+				Default:  stringdefault.StaticString(formatDuration(access.DefaultDuration)),
+				Description: fmt.Sprintf("Length of the access window from issued_at, as a Go duration (`90m`, `2h30m`): at least 1m, at most %s. Default `1h`. "+
+					"Changing it extends or shortens the window in place with a new certificate.", formatDuration(access.MaxDuration)),
+			},
+			"public_key": schema.StringAttribute{
+				Optional: true,
+				Description: "Your SSH public key in authorized_keys form (the content of `id_ed25519.pub`). Recommended: the private key then never leaves your machine. " +
+					"When absent, Passport generates a key pair and returns the private key in `private_key`, which then lives in the state. Changing it replaces the request.",
+				PlanModifiers: replace,
+			},
+			"sudo": schema.BoolAttribute{
+				Optional:      true,
+				Computed:      true,
+				Default:       booldefault.StaticBool(false),
+				Description:   "Grant passwordless sudo on every target. Default false. Changing it replaces the request.",
+				PlanModifiers: []planmodifier.Bool{boolplanmodifier.RequiresReplace()},
+			},
+			// Computed, fixed for the request's life.
+			"id": schema.StringAttribute{
+				Computed: true, PlanModifiers: keep,
+				Description: "The request's id: `ar-` and 16 hex digits. The certificate's key id names it, so sshd's logs do too.",
+			},
+			"username": schema.StringAttribute{
+				Computed: true, PlanModifiers: keep,
+				Description: "The short-lived user, the same on every target, never reused.",
+			},
+			"requester": schema.StringAttribute{
+				Computed: true, PlanModifiers: keep,
+				Description: "Who asked: the ARN of the AWS credentials Terraform ran with (STS GetCallerIdentity). It is in the certificate's key id and each host's grant record.",
+			},
+			"issued_at": schema.StringAttribute{
+				Computed: true, PlanModifiers: keep,
+				Description: "Start of the window (RFC 3339). The certificate is valid from a minute earlier, for clock skew.",
+			},
+			"private_key": schema.StringAttribute{
+				Computed: true, Sensitive: true, PlanModifiers: keep,
+				Description: "The generated private key (OpenSSH PEM) when `public_key` is not set; null otherwise.",
+			},
+			// Computed, changed by an update.
+			"expires_at": schema.StringAttribute{
+				Computed:    true,
+				Description: "End of the window (RFC 3339): the certificate stops working and each host removes the user.",
+			},
+			"certificate": schema.StringAttribute{
+				Computed:    true,
+				Description: "The SSH certificate in authorized_keys form. Write it next to the private key as `<key>-cert.pub`, or pass it with `-o CertificateFile=`.",
+			},
+			"serial": schema.StringAttribute{
+				Computed:    true,
+				Description: "The certificate's serial, in decimal as `ssh-keygen -L` prints it. Revocation adds it to each host's revoked keys.",
+			},
+			"target_status": schema.MapAttribute{
+				ElementType: types.StringType,
+				Computed:    true,
+				Description: "Per instance id: `active` (the user is there), `failed` (provisioning failed and was undone), `revoked` (the user was removed), or `missing` (the user vanished from the host; the next plan replaces the request).",
+			},
+			"target_addresses": schema.MapAttribute{
+				ElementType: types.StringType,
+				Computed:    true,
+				Description: "Per instance id: the server's IP address as Systems Manager reports it.",
+			},
+			"ssh_commands": schema.MapAttribute{
+				ElementType: types.StringType,
+				Computed:    true,
+				Description: "Per active instance id: a command that logs in, `ssh -i <id>.key -o CertificateFile=<id>-cert.pub <username>@<address>`, " +
+					"for the private key saved as `<id>.key` and the certificate as `<id>-cert.pub` (id being this request's id). " +
+					"The address is private: run it from inside the network, or through a Session Manager tunnel (`passport ssh`).",
+			},
+			"active": schema.BoolAttribute{
+				Computed: true,
+				Description: "Whether the access stands: false once the window has ended or the user has vanished from a target. " +
+					"A request that is no longer active is replaced by the next apply, with a warning that says why.",
+			},
+		},
+		Blocks: map[string]schema.Block{
+			"timeouts": timeouts.Block(ctx, timeouts.Opts{Create: true, Read: true, Update: true, Delete: true}),
+		},
+	}
+}
+
+func (r *accessRequestResource) Configure(_ context.Context, req resource.ConfigureRequest, resp *resource.ConfigureResponse) {
+	r.data = configuredData(req.ProviderData, &resp.Diagnostics)
+	if r.data == nil {
+		return
+	}
+	svc, err := access.New(access.Config{
+		Fleet:          fleet.New(r.data.aws.SSM, r.data.fleet),
+		Now:            r.data.now,
+		UsernamePrefix: r.data.usernamePrefix,
+	})
+	if err != nil {
+		resp.Diagnostics.AddError("Invalid provider configuration", err.Error())
+		return
+	}
+	r.access = svc
+}
+
+// ValidateConfig refuses, at plan time, what the access core would refuse
+// at apply time, naming the attribute.
+func (r *accessRequestResource) ValidateConfig(ctx context.Context, req resource.ValidateConfigRequest, resp *resource.ValidateConfigResponse) {
+	var m accessRequestModel
+	resp.Diagnostics.Append(req.Config.Get(ctx, &m)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	if known(m.Reason) {
+		if err := checkReason(m.Reason.ValueString()); err != nil {
+			resp.Diagnostics.AddAttributeError(path.Root("reason"), "Invalid reason", err.Error())
+		}
+	}
+	if known(m.Duration) {
+		if _, err := parseDuration(m.Duration.ValueString()); err != nil {
+			resp.Diagnostics.AddAttributeError(path.Root("duration"), "Invalid duration", err.Error())
+		}
+	}
+	if known(m.PublicKey) {
+		if _, _, err := sshca.ParseUserPublicKey(m.PublicKey.ValueString()); err != nil {
+			resp.Diagnostics.AddAttributeError(path.Root("public_key"), "Invalid public key", err.Error())
+		}
+	}
+	if known(m.CertificateAuthority) {
+		if err := checkSignerRef(m.CertificateAuthority.ValueString()); err != nil {
+			resp.Diagnostics.AddAttributeError(path.Root("certificate_authority"), "Invalid certificate authority",
+				"certificate_authority must be the signer attribute of a passport_certificate_authority: "+err.Error())
+		}
+	}
+}
+
+func known(v types.String) bool { return !v.IsNull() && !v.IsUnknown() }
+
+// ModifyPlan replaces a request that Read found no longer active, the way
+// terraform-provider-tls replaces a certificate that is ready for renewal:
+// the plan says "replace" and a warning says why; it is never a silent
+// re-create, and never an error that blocks the rest of the plan.
+func (r *accessRequestResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
+	if req.State.Raw.IsNull() || req.Plan.Raw.IsNull() {
+		return
+	}
+	var state accessRequestModel
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() || state.Active.IsNull() || state.Active.ValueBool() {
+		return
+	}
+	// Terraform replaces only for a path whose value changes, so the plan
+	// must not promise "still inactive".
+	resp.Diagnostics.Append(resp.Plan.SetAttribute(ctx, path.Root("active"), types.BoolUnknown())...)
+	resp.RequiresReplace = append(resp.RequiresReplace, path.Root("active"))
+	resp.Diagnostics.AddWarning("Access request "+state.ID.ValueString()+" will be replaced",
+		inactiveReason(ctx, state, r.now())+
+			" Applying this plan makes a new request: a new user and a new certificate, for a new window.")
+}
+
+// inactiveReason says in a sentence why a request is no longer active.
+func inactiveReason(ctx context.Context, m accessRequestModel, now time.Time) string {
+	statuses := map[string]string{}
+	m.TargetStatus.ElementsAs(ctx, &statuses, false)
+	var missing []string
+	for id, status := range statuses {
+		if status == targetMissing {
+			missing = append(missing, id)
+		}
+	}
+	slices.Sort(missing)
+	if len(missing) > 0 {
+		return fmt.Sprintf("User %s is gone from %s, so the access it granted no longer stands.", m.Username.ValueString(), strings.Join(missing, ", "))
+	}
+	if end, err := time.Parse(time.RFC3339, m.ExpiresAt.ValueString()); err == nil && !now.Before(end) {
+		return fmt.Sprintf("The access window ended at %s.", m.ExpiresAt.ValueString())
+	}
+	return "The access no longer stands."
+}
+
+func (r *accessRequestResource) now() time.Time {
+	if r.data != nil && r.data.now != nil {
+		return r.data.now()
+	}
+	return time.Now()
+}
+
+func (r *accessRequestResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
+	var plan accessRequestModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	timeout, diags := plan.Timeouts.Create(ctx, defaultCreateTimeout)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+
+	request := access.Request{Reason: plan.Reason.ValueString(), PublicKey: plan.PublicKey.ValueString(), Sudo: plan.Sudo.ValueBool()}
+	resp.Diagnostics.Append(plan.Targets.ElementsAs(ctx, &request.Targets, false)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	slices.Sort(request.Targets)
+	var err error
+	if request.Duration, err = parseDuration(plan.Duration.ValueString()); err != nil {
+		resp.Diagnostics.AddAttributeError(path.Root("duration"), "Invalid duration", err.Error())
+		return
+	}
+	if request.CA, err = openSigner(ctx, r.data.aws.KMS, plan.CertificateAuthority.ValueString()); err != nil {
+		resp.Diagnostics.AddAttributeError(path.Root("certificate_authority"), "Cannot use the certificate authority", err.Error())
+		return
+	}
+	if request.Requester, err = r.requester(ctx); err != nil {
+		resp.Diagnostics.AddError("Cannot tell who is asking", err.Error())
+		return
+	}
+
+	grant, err := r.access.Grant(ctx, request)
+	if grant != nil {
+		// Even a failed grant can leave a user on a host that could not be
+		// cleaned: keep it in the state so that destroy revokes it.
+		r.setGrant(ctx, &plan, grant, &resp.Diagnostics)
+		if err != nil {
+			plan.Targets = activeTargets(grant)
+		}
+		resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+	}
+	if err != nil {
+		resp.Diagnostics.AddError("Access was not granted", err.Error())
+	}
+}
+
+// requester is the ARN of the AWS credentials in use, which name the
+// person until SAML identities land.
+func (r *accessRequestResource) requester(ctx context.Context) (string, error) {
+	out, err := r.data.aws.STS.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+	if err != nil {
+		return "", fmt.Errorf("STS GetCallerIdentity failed, so the request cannot name its requester: %w", err)
+	}
+	return aws.ToString(out.Arn), nil
+}
+
+func (r *accessRequestResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
+	var state accessRequestModel
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() || !state.Active.ValueBool() {
+		return
+	}
+	timeout, diags := state.Timeouts.Read(ctx, defaultReadTimeout)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	grant, err := grantFromState(ctx, state)
+	if err != nil {
+		resp.Diagnostics.AddError("Cannot read access request "+state.ID.ValueString()+" from the state", err.Error())
+		return
+	}
+	health, err := r.access.Check(ctx, grant)
+	if err != nil {
+		// Not being able to look is not evidence that access is gone: keep
+		// the state and say so.
+		resp.Diagnostics.AddWarning("Cannot check access request "+state.ID.ValueString(), err.Error())
+		return
+	}
+	if len(health.Unreachable) > 0 {
+		resp.Diagnostics.AddWarning("Cannot check access request "+state.ID.ValueString()+" on every target",
+			fmt.Sprintf("%s did not answer, so whether user %s is still there is unknown; the state keeps it as it was.", strings.Join(health.Unreachable, ", "), grant.Username))
+	}
+	if !health.Expired && len(health.Missing) == 0 {
+		return
+	}
+	state.Active = types.BoolValue(false)
+	if len(health.Missing) > 0 {
+		statuses := map[string]string{}
+		resp.Diagnostics.Append(state.TargetStatus.ElementsAs(ctx, &statuses, false)...)
+		for _, id := range health.Missing {
+			statuses[id] = targetMissing
+		}
+		state.TargetStatus = stringMap(statuses)
+	}
+	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
+}
+
+func (r *accessRequestResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
+	var plan, state accessRequestModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	timeout, diags := plan.Timeouts.Update(ctx, defaultUpdateTimeout)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	grant, err := grantFromState(ctx, state)
+	if err != nil {
+		resp.Diagnostics.AddError("Cannot read access request "+state.ID.ValueString()+" from the state", err.Error())
+		return
+	}
+	var targets []string
+	resp.Diagnostics.Append(plan.Targets.ElementsAs(ctx, &targets, false)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	slices.Sort(targets)
+	duration, err := parseDuration(plan.Duration.ValueString())
+	if err != nil {
+		resp.Diagnostics.AddAttributeError(path.Root("duration"), "Invalid duration", err.Error())
+		return
+	}
+	durationChanged := !plan.Duration.Equal(state.Duration)
+	targetsChanged := !plan.Targets.Equal(state.Targets)
+
+	var ca *sshca.CA
+	if durationChanged || targetsChanged {
+		if ca, err = openSigner(ctx, r.data.aws.KMS, plan.CertificateAuthority.ValueString()); err != nil {
+			resp.Diagnostics.AddAttributeError(path.Root("certificate_authority"), "Cannot use the certificate authority", err.Error())
+			return
+		}
+	}
+	// What is applied is what the state records, even when a step fails
+	// half-way: the inputs that did not take keep their old values, so the
+	// next plan tries them again.
+	next := plan
+	next.Duration, next.Targets = state.Duration, state.Targets
+	fail := func(summary string, err error) {
+		r.setGrant(ctx, &next, grant, &resp.Diagnostics)
+		resp.Diagnostics.Append(resp.State.Set(ctx, &next)...)
+		resp.Diagnostics.AddError(summary, err.Error())
+	}
+	if durationChanged {
+		extended, err := r.access.Extend(ctx, grant, ca, duration)
+		if extended != nil {
+			grant = extended
+		}
+		if err != nil {
+			fail("The access window was not moved everywhere", err)
+			return
+		}
+		next.Duration = plan.Duration
+	}
+	if targetsChanged {
+		changed, err := r.access.SetTargets(ctx, grant, ca, targets)
+		if changed != nil {
+			grant = changed
+		}
+		if err != nil {
+			next.Targets = activeTargets(grant)
+			fail("The targets did not all change", err)
+			return
+		}
+		next.Targets = plan.Targets
+	}
+	r.setGrant(ctx, &next, grant, &resp.Diagnostics)
+	resp.Diagnostics.Append(resp.State.Set(ctx, &next)...)
+}
+
+func (r *accessRequestResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
+	var state accessRequestModel
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	timeout, diags := state.Timeouts.Delete(ctx, defaultDeleteTimeout)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	grant, err := grantFromState(ctx, state)
+	if err != nil {
+		resp.Diagnostics.AddError("Cannot read access request "+state.ID.ValueString()+" from the state", err.Error())
+		return
+	}
+	// A user Read found missing may still be on the host in part: revoke
+	// is harmless on a clean host, so it runs there too.
+	for i := range grant.Targets {
+		if grant.Targets[i].Status == targetMissing {
+			grant.Targets[i].Status = access.Active
+		}
+	}
+	if err := r.access.Revoke(ctx, grant); err != nil {
+		// The resource stays in the state, so destroy can be run again.
+		resp.Diagnostics.AddError("Access was not revoked everywhere", err.Error())
+	}
+}
+
+// ImportState refuses: until the ledger records grants, nothing outside the
+// state knows a request's certificate and window.
+func (r *accessRequestResource) ImportState(_ context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
+	resp.Diagnostics.AddError("Cannot import an access request",
+		fmt.Sprintf("Access request %q cannot be imported: Passport keeps no record of requests outside the Terraform state yet, so its certificate and window cannot be recovered. "+
+			"Make a new request instead; the old user is removed from each host when its window ends.", req.ID))
+}
+
+// setGrant writes what the access core returned into m's computed
+// attributes.
+func (r *accessRequestResource) setGrant(ctx context.Context, m *accessRequestModel, g *access.Grant, diags *diag.Diagnostics) {
+	m.ID = types.StringValue(g.ID)
+	m.Username = types.StringValue(g.Username)
+	m.Requester = types.StringValue(g.Requester)
+	m.IssuedAt = types.StringValue(g.IssuedAt.UTC().Format(time.RFC3339))
+	m.ExpiresAt = types.StringValue(g.ExpiresAt.UTC().Format(time.RFC3339))
+	m.Certificate = types.StringValue(g.Certificate)
+	m.Serial = types.StringValue(strconv.FormatUint(g.Serial, 10))
+	m.PrivateKey = types.StringNull()
+	if g.PrivateKey != "" {
+		m.PrivateKey = types.StringValue(g.PrivateKey)
+	}
+	status, addresses, commands := map[string]string{}, map[string]string{}, map[string]string{}
+	anyActive := false
+	for _, t := range g.Targets {
+		status[t.InstanceID] = string(t.Status)
+		addresses[t.InstanceID] = t.Address
+		if t.Status == access.Active {
+			anyActive = true
+			commands[t.InstanceID] = sshCommand(g.ID, g.Username, t.Address)
+		}
+	}
+	m.TargetStatus, m.TargetAddresses, m.SSHCommands = stringMap(status), stringMap(addresses), stringMap(commands)
+	m.Active = types.BoolValue(anyActive && r.now().Before(g.ExpiresAt))
+}
+
+// sshCommand is the login command for one target, with the key files
+// named after the request so that several requests can sit side by side.
+func sshCommand(id, user, address string) string {
+	return fmt.Sprintf("ssh -i %[1]s.key -o CertificateFile=%[1]s-cert.pub %[2]s@%[3]s", id, user, address)
+}
+
+// grantFromState rebuilds the access core's grant from the state. The user
+// key, the serial and the CA key all come from the certificate, so the
+// state holds each fact once.
+func grantFromState(ctx context.Context, m accessRequestModel) (*access.Grant, error) {
+	pub, _, _, _, err := ssh.ParseAuthorizedKey([]byte(m.Certificate.ValueString()))
+	if err != nil {
+		return nil, fmt.Errorf("certificate: %w", err)
+	}
+	cert, ok := pub.(*ssh.Certificate)
+	if !ok {
+		return nil, errors.New("certificate is a plain public key, not a certificate")
+	}
+	issued, err := time.Parse(time.RFC3339, m.IssuedAt.ValueString())
+	if err != nil {
+		return nil, fmt.Errorf("issued_at: %w", err)
+	}
+	expires, err := time.Parse(time.RFC3339, m.ExpiresAt.ValueString())
+	if err != nil {
+		return nil, fmt.Errorf("expires_at: %w", err)
+	}
+	g := &access.Grant{
+		ID:          m.ID.ValueString(),
+		Username:    m.Username.ValueString(),
+		Requester:   m.Requester.ValueString(),
+		Reason:      m.Reason.ValueString(),
+		Sudo:        m.Sudo.ValueBool(),
+		IssuedAt:    issued,
+		ExpiresAt:   expires,
+		PublicKey:   strings.TrimSuffix(string(ssh.MarshalAuthorizedKey(cert.Key)), "\n"),
+		PrivateKey:  m.PrivateKey.ValueString(),
+		Certificate: m.Certificate.ValueString(),
+		Serial:      cert.Serial,
+		CAPublicKey: strings.TrimSuffix(string(ssh.MarshalAuthorizedKey(cert.SignatureKey)), "\n"),
+	}
+	status, addresses := map[string]string{}, map[string]string{}
+	var diags diag.Diagnostics
+	diags.Append(m.TargetStatus.ElementsAs(ctx, &status, false)...)
+	diags.Append(m.TargetAddresses.ElementsAs(ctx, &addresses, false)...)
+	if diags.HasError() {
+		return nil, errors.New("target_status or target_addresses is not a map of strings")
+	}
+	ids := make([]string, 0, len(status))
+	for id := range status {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		g.Targets = append(g.Targets, access.Target{InstanceID: id, Status: access.TargetStatus(status[id]), Address: addresses[id]})
+	}
+	return g, nil
+}
+
+// activeTargets is the targets attribute that matches where g's user is.
+func activeTargets(g *access.Grant) types.Set {
+	var ids []attr.Value
+	for _, t := range g.Targets {
+		if t.Status == access.Active {
+			ids = append(ids, types.StringValue(t.InstanceID))
+		}
+	}
+	return types.SetValueMust(types.StringType, ids)
+}
+
+func stringMap(m map[string]string) types.Map {
+	values := make(map[string]attr.Value, len(m))
+	for k, v := range m {
+		values[k] = types.StringValue(v)
+	}
+	return types.MapValueMust(types.StringType, values)
+}
+
+// parseDuration reads the duration attribute: a Go duration string within
+// the access core's bounds.
+func parseDuration(s string) (time.Duration, error) {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("duration %q is not a duration: write it like 45m, 2h or 1h30m", s)
+	}
+	switch {
+	case d < time.Minute:
+		return 0, fmt.Errorf("duration %s is too short: give at least 1m", s)
+	case d > access.MaxDuration:
+		return 0, fmt.Errorf("duration %s is longer than the %s hard cap: ask for less", s, formatDuration(access.MaxDuration))
+	}
+	return d, nil
+}
+
+// formatDuration writes whole hours as "12h" rather than "12h0m0s".
+func formatDuration(d time.Duration) string {
+	if d%time.Hour == 0 {
+		return fmt.Sprintf("%dh", d/time.Hour)
+	}
+	return d.String()
+}
+
+// checkReason refuses a reason that cannot go on one audit line.
+func checkReason(reason string) error {
+	for _, r := range reason {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			return fmt.Errorf("reason contains the control character %U: write it on one line of plain text", r)
+		}
+	}
+	if n := len([]rune(strings.TrimSpace(reason))); n < 10 {
+		return fmt.Errorf("reason is %d characters long without surrounding spaces: say why you need access in at least 10", n)
+	}
+	return nil
+}

@@ -1,0 +1,425 @@
+package provider
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/terraform-plugin-framework/types"
+	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/plancheck"
+	"github.com/hashicorp/terraform-plugin-testing/terraform"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/passport-access/terraform-provider-passport/internal/lab/node"
+	"github.com/passport-access/terraform-provider-passport/internal/lab/sandbox"
+)
+
+const (
+	generatedAddr = "passport_access_request.generated"
+	givenAddr     = "passport_access_request.given"
+)
+
+// requestConfig is the acceptance test's configuration: a KMS-backed CA
+// signing for a request with a generated key pair, and a state-stored CA
+// for one with the requester's own key and sudo.
+type requestConfig struct {
+	generatedDuration string
+	generatedTargets  []string
+	givenTargets      []string
+	givenReason       string
+	givenPublicKey    string
+	broken            []string // targets of a request that must fail
+}
+
+func (c requestConfig) String() string {
+	list := func(ids []string) string {
+		quoted := make([]string, len(ids))
+		for i, id := range ids {
+			quoted[i] = fmt.Sprintf("%q", id)
+		}
+		return "[" + strings.Join(quoted, ", ") + "]"
+	}
+	s := fmt.Sprintf(`
+resource "passport_certificate_authority" "kms" {
+  name          = "acc-kms"
+  key_algorithm = "ecdsa-p256"
+  key_store     = "kms"
+}
+
+resource "passport_certificate_authority" "state" {
+  name          = "acc-state"
+  key_algorithm = "ed25519"
+  key_store     = "state"
+}
+
+resource "passport_access_request" "generated" {
+  reason                = "acceptance test: generated key pair"
+  targets               = %s
+  duration              = %q
+  certificate_authority = passport_certificate_authority.kms.signer
+}
+
+resource "passport_access_request" "given" {
+  reason                = %q
+  targets               = %s
+  certificate_authority = passport_certificate_authority.state.signer
+  public_key            = %q
+  sudo                  = true
+
+  timeouts {
+    create = "3m"
+  }
+}
+`, list(c.generatedTargets), c.generatedDuration, c.givenReason, list(c.givenTargets), c.givenPublicKey)
+	if len(c.broken) > 0 {
+		s += fmt.Sprintf(`
+resource "passport_access_request" "broken" {
+  reason                = "acceptance test: one target is down"
+  targets               = %s
+  certificate_authority = passport_certificate_authority.state.signer
+}
+`, list(c.broken))
+	}
+	return s
+}
+
+// loginCredentials is what a person holds after apply: a key, a certificate,
+// and the user it names.
+type loginCredentials struct {
+	user   string
+	signer ssh.Signer
+}
+
+func credentialsOf(a map[string]string, key ssh.Signer) (loginCredentials, error) {
+	pub, _, _, _, err := ssh.ParseAuthorizedKey([]byte(a["certificate"]))
+	if err != nil {
+		return loginCredentials{}, fmt.Errorf("certificate: %w", err)
+	}
+	cert, ok := pub.(*ssh.Certificate)
+	if !ok {
+		return loginCredentials{}, fmt.Errorf("certificate is a %s, not a certificate", pub.Type())
+	}
+	if key == nil {
+		if key, err = ssh.ParsePrivateKey([]byte(a["private_key"])); err != nil {
+			return loginCredentials{}, fmt.Errorf("private_key: %w", err)
+		}
+	}
+	signer, err := ssh.NewCertSigner(cert, key)
+	if err != nil {
+		return loginCredentials{}, err
+	}
+	return loginCredentials{user: a["username"], signer: signer}, nil
+}
+
+// run logs in to host over SSH and runs command, returning its output.
+func (c loginCredentials) run(h *sandbox.Host, command string) (string, error) {
+	client, err := ssh.Dial("tcp", h.SSHAddr(), &ssh.ClientConfig{
+		User:            c.user,
+		Auth:            []ssh.AuthMethod{ssh.PublicKeys(c.signer)},
+		HostKeyCallback: ssh.InsecureIgnoreHostKey(),
+		Timeout:         10 * time.Second,
+	})
+	if err != nil {
+		return "", err
+	}
+	defer client.Close()
+	session, err := client.NewSession()
+	if err != nil {
+		return "", err
+	}
+	defer session.Close()
+	out, err := session.CombinedOutput(command)
+	return strings.TrimSpace(string(out)), err
+}
+
+// checkLogin checks that c logs in to h as its user, and that sudo works
+// exactly when wantSudo.
+func (c loginCredentials) checkLogin(h *sandbox.Host, wantSudo bool) error {
+	out, err := c.run(h, "id -un")
+	if err != nil {
+		return fmt.Errorf("%s cannot log in to %s: %w", c.user, h.Info().InstanceID, err)
+	}
+	if out != c.user {
+		return fmt.Errorf("logged in to %s as %q, want %q", h.Info().InstanceID, out, c.user)
+	}
+	_, err = c.run(h, "sudo -n true")
+	if hasSudo := err == nil; hasSudo != wantSudo {
+		return fmt.Errorf("%s on %s: sudo works = %v, want %v", c.user, h.Info().InstanceID, hasSudo, wantSudo)
+	}
+	return nil
+}
+
+// checkRefused checks that c can no longer log in to h and that its user
+// is gone from h.
+func (c loginCredentials) checkRefused(h *sandbox.Host) error {
+	if _, err := c.run(h, "true"); err == nil {
+		return fmt.Errorf("%s still logs in to %s", c.user, h.Info().InstanceID)
+	}
+	if hostHasUser(h, c.user) {
+		return fmt.Errorf("user %s is still on %s", c.user, h.Info().InstanceID)
+	}
+	return nil
+}
+
+func hostHasUser(h *sandbox.Host, user string) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	res, err := h.Run(ctx, node.Script{Document: "AWS-RunShellScript", Source: "id -u -- '" + user + "'"})
+	return err != nil || res.ExitCode == 0
+}
+
+// passportUsers lists the users on h whose names start with the default
+// prefix.
+func passportUsers(t *testing.T, h *sandbox.Host) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	res, err := h.Run(ctx, node.Script{Document: "AWS-RunShellScript", Source: "getent passwd | cut -d: -f1 | grep '^pp-' || true"})
+	if err != nil || res.ExitCode != 0 {
+		t.Fatalf("listing users on %s: %v (exit %d)", h.Info().InstanceID, err, res.ExitCode)
+	}
+	return strings.Fields(string(res.Stdout))
+}
+
+// TestAccAccessRequest walks two requests on two sandbox hosts through
+// grant, extension, target changes, replacement, the end of the window,
+// a target that is down, and destroy, judging each step by SSH logins.
+func TestAccAccessRequest(t *testing.T) {
+	l := startAccLab(t, 2)
+	h1, h2 := l.Hosts[0], l.Hosts[1]
+	id1, id2 := h1.Info().InstanceID, h2.Info().InstanceID
+
+	_, userKey, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	userSigner, err := ssh.NewSignerFromKey(userKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := requestConfig{
+		generatedDuration: "1h",
+		generatedTargets:  []string{id1},
+		givenTargets:      []string{id1, id2},
+		givenReason:       "acceptance test: my own key, with sudo",
+		givenPublicKey:    string(ssh.MarshalAuthorizedKey(userSigner.PublicKey())),
+	}
+	step := func(change func(*requestConfig)) string {
+		change(&cfg)
+		return l.config(cfg.String())
+	}
+
+	// What each step saw, for the steps after it.
+	var generated, given, oldGiven loginCredentials
+	capture := func(s *terraform.State) error {
+		a, err := attributes(s, generatedAddr)
+		if err != nil {
+			return err
+		}
+		if generated, err = credentialsOf(a, nil); err != nil {
+			return fmt.Errorf("%s: %w", generatedAddr, err)
+		}
+		if a, err = attributes(s, givenAddr); err != nil {
+			return err
+		}
+		given, err = credentialsOf(a, userSigner)
+		return err
+	}
+	both := func(check func(h *sandbox.Host) error) error {
+		return errors.Join(check(h1), check(h2))
+	}
+
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: l.factories(),
+		Steps: []resource.TestStep{
+			{
+				Config: step(func(*requestConfig) {}),
+				Check: resource.ComposeAggregateTestCheckFunc(
+					capture,
+					resource.TestCheckResourceAttr(generatedAddr, "active", "true"),
+					resource.TestCheckResourceAttr(generatedAddr, "target_status."+id1, "active"),
+					resource.TestCheckResourceAttr(generatedAddr, "target_addresses."+id1, h1.Info().IPAddress),
+					resource.TestCheckResourceAttr(givenAddr, "target_status."+id2, "active"),
+					resource.TestMatchResourceAttr(generatedAddr, "id", regexp.MustCompile(`^ar-[0-9a-f]{16}$`)),
+					resource.TestMatchResourceAttr(generatedAddr, "username", regexp.MustCompile(`^pp-[a-z0-9]{10,17}$`)),
+					resource.TestMatchResourceAttr(generatedAddr, "requester", regexp.MustCompile(`^arn:aws:`)),
+					resource.TestCheckResourceAttrSet(generatedAddr, "private_key"),
+					resource.TestCheckNoResourceAttr(givenAddr, "private_key"),
+					resource.TestCheckResourceAttr(givenAddr, "sudo", "true"),
+					func(s *terraform.State) error {
+						a, _ := attributes(s, generatedAddr)
+						want := fmt.Sprintf("ssh -i %[1]s.key -o CertificateFile=%[1]s-cert.pub %[2]s@%[3]s", a["id"], a["username"], h1.Info().IPAddress)
+						if got := a["ssh_commands."+id1]; got != want {
+							return fmt.Errorf("ssh_commands[%s] = %q, want %q", id1, got, want)
+						}
+						issued, _ := time.Parse(time.RFC3339, a["issued_at"])
+						expires, _ := time.Parse(time.RFC3339, a["expires_at"])
+						if expires.Sub(issued) != time.Hour {
+							return fmt.Errorf("window %s to %s is not 1h", a["issued_at"], a["expires_at"])
+						}
+						return nil
+					},
+					func(*terraform.State) error {
+						return errors.Join(generated.checkLogin(h1, false), generated.checkRefused(h2),
+							given.checkLogin(h1, true), given.checkLogin(h2, true))
+					},
+				),
+			},
+			{
+				// A longer window is an in-place update with a new
+				// certificate for the same user.
+				Config: step(func(c *requestConfig) { c.generatedDuration = "2h" }),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction(generatedAddr, plancheck.ResourceActionUpdate),
+					plancheck.ExpectResourceAction(givenAddr, plancheck.ResourceActionNoop),
+				}},
+				Check: func(s *terraform.State) error {
+					before := generated.user
+					if err := capture(s); err != nil {
+						return err
+					}
+					a, _ := attributes(s, generatedAddr)
+					issued, _ := time.Parse(time.RFC3339, a["issued_at"])
+					expires, _ := time.Parse(time.RFC3339, a["expires_at"])
+					if generated.user != before || expires.Sub(issued) != 2*time.Hour {
+						return fmt.Errorf("after the extension: user %s (was %s), window %s to %s", generated.user, before, a["issued_at"], a["expires_at"])
+					}
+					return generated.checkLogin(h1, false)
+				},
+			},
+			{
+				// Adding a target provisions the same user there.
+				Config: step(func(c *requestConfig) { c.generatedTargets = []string{id1, id2} }),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction(generatedAddr, plancheck.ResourceActionUpdate),
+				}},
+				Check: resource.ComposeAggregateTestCheckFunc(
+					resource.TestCheckResourceAttr(generatedAddr, "target_status."+id2, "active"),
+					resource.TestCheckResourceAttr(generatedAddr, "target_addresses."+id2, h2.Info().IPAddress),
+					func(s *terraform.State) error {
+						if err := capture(s); err != nil {
+							return err
+						}
+						return both(func(h *sandbox.Host) error { return generated.checkLogin(h, false) })
+					},
+				),
+			},
+			{
+				// Removing a target revokes it there and nowhere else.
+				Config: step(func(c *requestConfig) { c.generatedTargets = []string{id2} }),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction(generatedAddr, plancheck.ResourceActionUpdate),
+				}},
+				Check: resource.ComposeAggregateTestCheckFunc(
+					resource.TestCheckNoResourceAttr(generatedAddr, "target_status."+id1),
+					resource.TestCheckNoResourceAttr(generatedAddr, "ssh_commands."+id1),
+					func(*terraform.State) error {
+						return errors.Join(generated.checkRefused(h1), generated.checkLogin(h2, false), given.checkLogin(h1, true))
+					},
+				),
+			},
+			{
+				// A new reason is a new request: a new user, and the old
+				// one is gone.
+				PreConfig: func() { oldGiven = given },
+				Config:    step(func(c *requestConfig) { c.givenReason = "acceptance test: a different reason" }),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction(givenAddr, plancheck.ResourceActionReplace),
+					plancheck.ExpectResourceAction(generatedAddr, plancheck.ResourceActionNoop),
+				}},
+				Check: func(s *terraform.State) error {
+					if err := capture(s); err != nil {
+						return err
+					}
+					if given.user == oldGiven.user {
+						return fmt.Errorf("the replacement reuses user %s", given.user)
+					}
+					return both(func(h *sandbox.Host) error {
+						return errors.Join(oldGiven.checkRefused(h), given.checkLogin(h, true))
+					})
+				},
+			},
+			{
+				// The window ends with nothing applied: the plan replaces
+				// both requests rather than failing. Plans do not store
+				// the state they refresh, so the clock can go back after.
+				PreConfig:          func() { l.clock.Advance(3 * time.Hour) },
+				Config:             step(func(*requestConfig) {}),
+				PlanOnly:           true,
+				ExpectNonEmptyPlan: true,
+				ConfigPlanChecks: resource.ConfigPlanChecks{PostApplyPostRefresh: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction(generatedAddr, plancheck.ResourceActionReplace),
+					plancheck.ExpectResourceAction(givenAddr, plancheck.ResourceActionReplace),
+					plancheck.ExpectResourceAction("passport_certificate_authority.kms", plancheck.ResourceActionNoop),
+				}},
+			},
+			{
+				// A target that is down fails the request, naming it,
+				// before any host is touched.
+				PreConfig: func() {
+					l.clock.Advance(-3 * time.Hour)
+					if err := h2.Stop(); err != nil {
+						t.Fatal(err)
+					}
+				},
+				Config:      step(func(c *requestConfig) { c.broken = []string{id1, id2} }),
+				ExpectError: regexp.MustCompile(regexp.QuoteMeta(id2)),
+			},
+			{
+				PreConfig: func() {
+					if users := passportUsers(t, h1); !sameUsers(users, given.user) {
+						t.Errorf("after the failed request, %s has users %v, want only %s", id1, users, given.user)
+					}
+					ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+					defer cancel()
+					if err := h2.Start(ctx); err != nil {
+						t.Fatal(err)
+					}
+				},
+				Config: step(func(c *requestConfig) { c.broken = nil }),
+				Check: func(*terraform.State) error {
+					return errors.Join(generated.checkLogin(h2, false), given.checkLogin(h1, true), given.checkLogin(h2, true))
+				},
+			},
+		},
+		CheckDestroy: func(*terraform.State) error {
+			return both(func(h *sandbox.Host) error {
+				return errors.Join(generated.checkRefused(h), given.checkRefused(h))
+			})
+		},
+	})
+}
+
+func sameUsers(got []string, want ...string) bool {
+	slices.Sort(got)
+	slices.Sort(want)
+	return slices.Equal(got, want)
+}
+
+func TestInactiveReason(t *testing.T) {
+	now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name   string
+		status map[string]string
+		expiry string
+		want   string
+	}{
+		{"window ended", map[string]string{"i-0123456789abcdef0": "active"}, "2026-11-24T11:00:00Z", "The access window ended at 2026-11-24T11:00:00Z."},
+		{"user gone", map[string]string{"i-0123456789abcdef0": "missing", "i-0123456789abcdef1": "active"}, "2026-11-24T13:00:00Z", "User pp-x is gone from i-0123456789abcdef0"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := accessRequestModel{Username: types.StringValue("pp-x"), ExpiresAt: types.StringValue(tc.expiry), TargetStatus: stringMap(tc.status)}
+			if got := inactiveReason(context.Background(), m, now); !strings.HasPrefix(got, tc.want) {
+				t.Errorf("inactiveReason = %q, want it to start with %q", got, tc.want)
+			}
+		})
+	}
+}
