@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"golang.org/x/crypto/ssh"
 
 	"github.com/passport-access/terraform-provider-passport/internal/sshca"
@@ -316,5 +319,45 @@ func TestCheckFindsExpiredAndVanished(t *testing.T) {
 	}
 	if n := l.Server.Calls()["AmazonSSM.SendCommand"]; n != 0 {
 		t.Errorf("checking an expired grant sent %d commands", n)
+	}
+}
+
+// TestGrantWithEveryKindOfCA: a KMS-backed CA (every signature a kms:Sign
+// call to the lab's KMS) and a local RSA CA (rsa-sha2-512, never SHA-1)
+// issue certificates that the hosts' sshd and OpenSSH accept.
+func TestGrantWithEveryKindOfCA(t *testing.T) {
+	l := startLab(t, 1, 0)
+	h := l.Hosts[0]
+	kmsClient := kms.New(kms.Options{
+		Region:       l.Region,
+		BaseEndpoint: aws.String(l.Endpoint),
+		Credentials:  credentials.NewStaticCredentialsProvider(l.AccessKeyID, l.SecretAccessKey, ""),
+	})
+	kmsCA, err := sshca.CreateKMS(context.Background(), kmsClient, sshca.ECDSAP256, sshca.KMSKeyOptions{Description: "access test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsaCA, err := sshca.Generate(sshca.RSA4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, ca := range map[string]*sshca.CA{"kms ecdsa-p256": kmsCA, "local rsa-4096": rsaCA} {
+		t.Run(name, func(t *testing.T) {
+			before := l.Server.Calls()["TrentService.Sign"]
+			g := grant(t, l.svc, request(ca, h.Info().InstanceID))
+			if signed := l.Server.Calls()["TrentService.Sign"] - before; (ca == kmsCA) != (signed > 0) {
+				t.Errorf("%d kms:Sign calls for a %s CA", signed, name)
+			}
+			if ca == rsaCA {
+				if alg := certificate(t, g).Signature.Format; alg != ssh.KeyAlgoRSASHA512 && alg != ssh.KeyAlgoRSASHA256 {
+					t.Errorf("RSA CA signed with %s", alg)
+				}
+			}
+			c := credentialOf(t, g, nil)
+			mustLogIn(t, h, g.Username, c.signer)
+			if got, err := opensshLogin(t, h, g.Username, c); err != nil || got != g.Username {
+				t.Errorf("OpenSSH login: %q, %v", got, err)
+			}
+		})
 	}
 }
