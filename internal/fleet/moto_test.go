@@ -12,27 +12,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 )
-
-// sdkClient is the real SSM client pointed at a local endpoint. Its retryer
-// is the standard one with short waits, so throttling tests need not sleep
-// for seconds; attempts sets how often it tries (0 keeps the default).
-func sdkClient(endpoint, accessKey, secret string, attempts int) *ssm.Client {
-	return ssm.New(ssm.Options{
-		Region:       "us-east-1",
-		BaseEndpoint: aws.String(endpoint),
-		Credentials:  credentials.NewStaticCredentialsProvider(accessKey, secret, ""),
-		Retryer: retry.NewStandard(func(o *retry.StandardOptions) {
-			o.Backoff = retry.BackoffDelayerFunc(func(int, error) (time.Duration, error) { return 5 * time.Millisecond, nil })
-			if attempts > 0 {
-				o.MaxAttempts = attempts
-			}
-		}),
-	})
-}
 
 // startMoto runs moto_server, an independent implementation of the SSM
 // API, on a free loopback port and returns its endpoint.
@@ -70,15 +51,6 @@ func startMoto(t *testing.T) string {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-}
-
-// testIDs returns n distinct well-formed instance ids.
-func testIDs(n int) []string {
-	ids := make([]string, n)
-	for i := range ids {
-		ids[i] = fmt.Sprintf("i-%017x", 0xabc00000+i)
-	}
-	return ids
 }
 
 // TestMoto checks fleet's requests against moto, which implements

@@ -1,0 +1,85 @@
+package fleet
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// minCalls is the fewest SSM calls a run on n online hosts can make: one
+// inventory page, one SendCommand and one invocation page per 50 hosts.
+func minCalls(n int) int { return 3 * ((n + maxBatch - 1) / maxBatch) }
+
+func totalCalls(calls map[string]int) int {
+	n := 0
+	for _, c := range calls {
+		n += c
+	}
+	return n
+}
+
+// TestCallBudget1000 holds fleet to at most 1.2 times the fewest calls for
+// a thousand hosts whose scripts take about as long as FirstPoll expects.
+func TestCallBudget1000(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a thousand model nodes; skipped with -short")
+	}
+	const n = 1000
+	l := startLab(t, n, 0)
+	for _, m := range l.nodes {
+		m.SetDelay(100 * time.Millisecond)
+	}
+	l.srv.SetLatency(5 * time.Millisecond)
+	opts := Options{FirstPoll: 150 * time.Millisecond, MaxPoll: time.Second}
+	results := run(t, New(l.client, opts), context.Background(), Job{Targets: l.ids, Script: "true"})
+	for _, res := range results {
+		if res.Outcome != Success {
+			t.Fatalf("%s", res.Reason)
+		}
+	}
+	calls := l.srv.Calls()
+	if got, limit := totalCalls(calls), minCalls(n)*6/5; got > limit {
+		t.Errorf("%d SSM calls for %d hosts, over the budget of %d (1.2 × %d): %v", got, n, limit, minCalls(n), calls)
+	} else {
+		t.Logf("%d SSM calls for %d hosts (minimum %d): %v", got, n, minCalls(n), calls)
+	}
+}
+
+// BenchmarkFanOut1000 runs a script on a thousand model nodes that answer
+// after 200ms, through an API that takes 20ms per call. The baseline is
+// the same run on one node, measured in the same lab.
+func BenchmarkFanOut1000(b *testing.B) {
+	const n = 1000
+	l := startLab(b, n, 0)
+	for _, m := range l.nodes {
+		m.SetDelay(200 * time.Millisecond)
+	}
+	l.srv.SetLatency(20 * time.Millisecond)
+	r := New(l.client, Options{FirstPoll: 250 * time.Millisecond, MaxPoll: time.Second})
+	ctx := context.Background()
+	runOnce := func(targets []string) time.Duration {
+		start := time.Now()
+		results, err := r.Run(ctx, Job{Targets: targets, Script: "true"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, res := range results {
+			if res.Outcome != Success {
+				b.Fatal(res.Reason)
+			}
+		}
+		return time.Since(start)
+	}
+	one := runOnce(l.ids[:1])
+	l.srv.ResetCalls()
+	b.ResetTimer()
+	var wall time.Duration
+	for range b.N {
+		wall += runOnce(l.ids)
+	}
+	b.StopTimer()
+	calls := float64(totalCalls(l.srv.Calls())) / float64(b.N)
+	b.ReportMetric(calls/n, "calls/host")
+	b.ReportMetric(calls/float64(minCalls(n)), "calls/min-calls")
+	b.ReportMetric(float64(wall)/float64(b.N)/float64(one), "wall/one-host-wall")
+}
