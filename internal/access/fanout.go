@@ -70,6 +70,9 @@ func (s *Service) run(ctx context.Context, action, grantID, username, script str
 // not ours: it counts as a failure.
 func readRun(action, username string, r fleet.Result) hostRun {
 	h := hostRun{id: r.InstanceID, code: r.ExitCode, why: r.Reason}
+	if h.why == "" {
+		h.why = fmt.Sprintf("%s: %s", r.InstanceID, r.Outcome)
+	}
 	switch r.Outcome {
 	case fleet.Offline, fleet.UnknownInstance, fleet.Undeliverable, fleet.DeliveryTimedOut:
 		return h
