@@ -15,7 +15,7 @@ import (
 // ways a real host rarely does on demand, and check which programs each
 // host was sent: the undo's choices are the point.
 
-func ids2(nodes ...*answeringNode) []string {
+func instanceIDs(nodes ...*answeringNode) []string {
 	var out []string
 	for _, n := range nodes {
 		out = append(out, n.info.InstanceID)
@@ -23,8 +23,7 @@ func ids2(nodes ...*answeringNode) []string {
 	return out
 }
 
-// want compares a node's programs with "action user" lines, where user is
-// one of names (by index) to keep the tables readable.
+// wantRuns compares the programs a node ran with "action user" lines.
 func wantRuns(t *testing.T, n *answeringNode, want ...string) {
 	t.Helper()
 	if got := n.actions(); !slices.Equal(got, want) {
@@ -47,7 +46,7 @@ func TestConflictRetriesOnceUnderANewName(t *testing.T) {
 	l := startLab(t, 0, 0)
 	ok := newAnsweringNode(l, nil)
 	taken := newAnsweringNode(l, map[string][]int{"provision": {hostscript.ExitConflict}})
-	g, err := l.svc.Grant(context.Background(), request(newCA(t), ids2(ok, taken)...))
+	g, err := l.svc.Grant(context.Background(), request(newCA(t), instanceIDs(ok, taken)...))
 	if err != nil {
 		t.Fatalf("Grant: %v", err)
 	}
@@ -68,7 +67,7 @@ func TestConflictTwiceFails(t *testing.T) {
 	l := startLab(t, 0, 0)
 	ok := newAnsweringNode(l, nil)
 	taken := newAnsweringNode(l, map[string][]int{"provision": {4, 4, 4}})
-	g, err := l.svc.Grant(context.Background(), request(newCA(t), ids2(ok, taken)...))
+	g, err := l.svc.Grant(context.Background(), request(newCA(t), instanceIDs(ok, taken)...))
 	if err == nil || g != nil {
 		t.Fatalf("Grant: %+v, %v; want a refusal", g, err)
 	}
@@ -92,12 +91,12 @@ func TestUndoThatCannotFinish(t *testing.T) {
 	stuck := newAnsweringNode(l, map[string][]int{"revoke": {hostscript.ExitFailed}})
 	failing := newAnsweringNode(l, map[string][]int{"provision": {hostscript.ExitFailed}})
 	never := newAnsweringNode(l, map[string][]int{"provision": {hostscript.ExitData}})
-	g, err := l.svc.Grant(context.Background(), request(newCA(t), ids2(stuck, failing, never)...))
+	g, err := l.svc.Grant(context.Background(), request(newCA(t), instanceIDs(stuck, failing, never)...))
 	if err == nil || g == nil {
 		t.Fatalf("Grant: %+v, %v; want the grant back with an error", g, err)
 	}
 	t.Log(err)
-	for _, id := range ids2(stuck, failing, never) {
+	for _, id := range instanceIDs(stuck, failing, never) {
 		if !strings.Contains(err.Error(), id) {
 			t.Errorf("error does not name %s: %v", id, err)
 		}
@@ -150,8 +149,8 @@ func TestAddedTargetThatFailsIsUndone(t *testing.T) {
 	a := newAnsweringNode(l, nil)
 	bad := newAnsweringNode(l, map[string][]int{"provision": {hostscript.ExitSSHD}})
 	ca := newCA(t)
-	g := grant(t, l.svc, request(ca, ids2(a)...))
-	next, err := l.svc.SetTargets(context.Background(), g, ca, ids2(a, bad))
+	g := grant(t, l.svc, request(ca, instanceIDs(a)...))
+	next, err := l.svc.SetTargets(context.Background(), g, ca, instanceIDs(a, bad))
 	if err == nil || !strings.Contains(err.Error(), bad.info.InstanceID) || next == nil {
 		t.Fatalf("SetTargets: %v; want the grant and an error naming %s", err, bad.info.InstanceID)
 	}
@@ -162,13 +161,13 @@ func TestAddedTargetThatFailsIsUndone(t *testing.T) {
 	wantRuns(t, a, "provision "+g.Username)
 
 	// Listing it again retries it.
-	again, err := l.svc.SetTargets(context.Background(), next, ca, ids2(a, bad))
+	again, err := l.svc.SetTargets(context.Background(), next, ca, instanceIDs(a, bad))
 	if err != nil || again.Targets[1].Status != Active {
 		t.Fatalf("retrying the failed target: %+v, %v", again.Targets, err)
 	}
 
 	l.Server.ResetCalls()
-	if same, err := l.svc.SetTargets(context.Background(), again, ca, ids2(a, bad)); err != nil || !slices.Equal(same.Targets, again.Targets) {
+	if same, err := l.svc.SetTargets(context.Background(), again, ca, instanceIDs(a, bad)); err != nil || !slices.Equal(same.Targets, again.Targets) {
 		t.Errorf("an unchanged list: %+v, %v", same, err)
 	}
 	if calls := l.Server.Calls(); len(calls) != 0 {
@@ -181,7 +180,7 @@ func TestExtendReportsHostsThatKeptTheOldExpiry(t *testing.T) {
 	a := newAnsweringNode(l, nil)
 	gone := newAnsweringNode(l, map[string][]int{"extend": {hostscript.ExitNotFound}})
 	ca := newCA(t)
-	g := grant(t, l.svc, request(ca, ids2(a, gone)...))
+	g := grant(t, l.svc, request(ca, instanceIDs(a, gone)...))
 	next, err := l.svc.Extend(context.Background(), g, ca, 2*time.Hour)
 	if err == nil || next == nil || !strings.Contains(err.Error(), gone.info.InstanceID) {
 		t.Fatalf("Extend: %v; want the new grant and an error naming %s", err, gone.info.InstanceID)
@@ -198,9 +197,9 @@ func TestCheckReportsUnreachable(t *testing.T) {
 	l := startLab(t, 0, 0)
 	a := newAnsweringNode(l, nil)
 	b := newAnsweringNode(l, map[string][]int{"check": {hostscript.ExitFailed}})
-	g := grant(t, l.svc, request(newCA(t), ids2(a, b)...))
+	g := grant(t, l.svc, request(newCA(t), instanceIDs(a, b)...))
 	h, err := l.svc.Check(context.Background(), g)
-	if err != nil || h.Expired || len(h.Missing) != 0 || !slices.Equal(h.Unreachable, ids2(b)) {
+	if err != nil || h.Expired || len(h.Missing) != 0 || !slices.Equal(h.Unreachable, instanceIDs(b)) {
 		t.Errorf("Check: %+v, %v; want %s unreachable", h, err, b.info.InstanceID)
 	}
 }
@@ -214,7 +213,7 @@ func TestUndoOutlivesTheCallersDeadline(t *testing.T) {
 	slow.slow = map[string]time.Duration{"provision": time.Minute}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	g, err := l.svc.Grant(ctx, request(newCA(t), ids2(fast, slow)...))
+	g, err := l.svc.Grant(ctx, request(newCA(t), instanceIDs(fast, slow)...))
 	if err == nil || g != nil || !strings.Contains(err.Error(), slow.info.InstanceID) {
 		t.Fatalf("Grant past its deadline: %+v, %v; want an error naming %s and nothing left", g, err, slow.info.InstanceID)
 	}
