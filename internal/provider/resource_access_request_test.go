@@ -6,6 +6,9 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -271,6 +274,10 @@ func TestAccAccessRequest(t *testing.T) {
 						return errors.Join(generated.checkLogin(h1, false), generated.checkRefused(h2),
 							given.checkLogin(h1, true), given.checkLogin(h2, true))
 					},
+					func(s *terraform.State) error {
+						a, _ := attributes(s, generatedAddr)
+						return runSSHCommand(t, a, id1)
+					},
 				),
 			},
 			{
@@ -389,6 +396,25 @@ func TestAccAccessRequest(t *testing.T) {
 					return errors.Join(generated.checkLogin(h2, false), given.checkLogin(h1, true), given.checkLogin(h2, true))
 				},
 			},
+			{
+				// The user vanishes from a host behind Terraform's back:
+				// the plan replaces the request, it does not fail.
+				PreConfig: func() {
+					ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+					defer cancel()
+					res, err := h1.Run(ctx, node.Script{Document: "AWS-RunShellScript", Source: "pkill -KILL -u '" + given.user + "'; userdel -r '" + given.user + "'"})
+					if err != nil || res.ExitCode != 0 {
+						t.Fatalf("removing %s from %s: %v (exit %d: %s)", given.user, id1, err, res.ExitCode, res.Stderr)
+					}
+				},
+				Config:             step(func(*requestConfig) {}),
+				PlanOnly:           true,
+				ExpectNonEmptyPlan: true,
+				ConfigPlanChecks: resource.ConfigPlanChecks{PostApplyPostRefresh: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction(givenAddr, plancheck.ResourceActionReplace),
+					plancheck.ExpectResourceAction(generatedAddr, plancheck.ResourceActionNoop),
+				}},
+			},
 		},
 		CheckDestroy: func(*terraform.State) error {
 			return both(func(h *sandbox.Host) error {
@@ -396,6 +422,38 @@ func TestAccAccessRequest(t *testing.T) {
 			})
 		},
 	})
+}
+
+// runSSHCommand runs the ssh_commands entry for target with OpenSSH, the
+// key and certificate saved under the names it expects, and checks that it
+// logs in as the request's user.
+func runSSHCommand(t *testing.T, a map[string]string, target string) error {
+	dir := t.TempDir()
+	id := a["id"]
+	if err := os.WriteFile(filepath.Join(dir, id+".key"), []byte(a["private_key"]), 0o600); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, id+"-cert.pub"), []byte(a["certificate"]+"\n"), 0o600); err != nil {
+		return err
+	}
+	command := strings.Fields(a["ssh_commands."+target])
+	if len(command) == 0 || command[0] != "ssh" {
+		return fmt.Errorf("ssh_commands[%s] = %q is not an ssh command", target, a["ssh_commands."+target])
+	}
+	// Only what keeps a test run from reading or writing the machine's own
+	// SSH configuration is added.
+	args := append([]string{"-F", "/dev/null", "-o", "BatchMode=yes", "-o", "IdentityAgent=none",
+		"-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=10"}, command[1:]...)
+	cmd := exec.Command("ssh", append(args, "id", "-un")...)
+	cmd.Dir = dir
+	out, err := cmd.Output()
+	if err != nil {
+		return fmt.Errorf("%s: %w", strings.Join(cmd.Args, " "), err)
+	}
+	if got := strings.TrimSpace(string(out)); got != a["username"] {
+		return fmt.Errorf("OpenSSH logged in as %q, want %q", got, a["username"])
+	}
+	return nil
 }
 
 func sameUsers(got []string, want ...string) bool {
@@ -422,4 +480,61 @@ func TestInactiveReason(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestAccAccessRequestRefusals checks that a bad request fails at plan
+// time, naming the attribute, and that import says why it cannot work.
+func TestAccAccessRequestRefusals(t *testing.T) {
+	l := startAccLab(t, 0)
+	const signer = "kms:arn:aws:kms:us-east-1:123456789012:key/00000000-0000-0000-0000-000000000000"
+	request := func(attrs string) string {
+		return l.config(`
+resource "passport_access_request" "bad" {
+` + attrs + `
+}`)
+	}
+	valid := map[string]string{
+		"reason":                `"a valid reason for access"`,
+		"targets":               `["i-0123456789abcdef0"]`,
+		"certificate_authority": fmt.Sprintf("%q", signer),
+	}
+	with := func(name, value string) string {
+		var b strings.Builder
+		for _, k := range []string{"reason", "targets", "certificate_authority", "duration", "public_key"} {
+			v := valid[k]
+			if k == name {
+				v = value
+			}
+			if v != "" {
+				fmt.Fprintf(&b, "  %s = %s\n", k, v)
+			}
+		}
+		return request(b.String())
+	}
+	var steps []resource.TestStep
+	for _, tc := range []struct{ attr, value, want string }{
+		{"reason", `"too short"`, `reason is 9 characters long`},
+		{"reason", `"line one\nline two is here"`, `control character U\+000A`},
+		{"targets", `[]`, `targets set must contain at least 1`},
+		{"targets", `["i-0123456789abcdef0", "web-1"]`, `must be an instance id`},
+		{"duration", `"13h"`, `longer than the 12h hard cap`},
+		{"duration", `"30s"`, `too short`},
+		{"duration", `"a day"`, `not a duration`},
+		{"public_key", `"ssh-rsa AAAA; rm -rf /"`, `Invalid public key`},
+		{"certificate_authority", `"ca-0123456789abcdef0123456789abcdef"`, `must be the signer attribute`},
+	} {
+		steps = append(steps, resource.TestStep{
+			Config:      with(tc.attr, tc.value),
+			PlanOnly:    true,
+			ExpectError: regexp.MustCompile(`(?s)` + tc.attr + `.*` + tc.want + `|` + tc.want + `.*` + tc.attr),
+		})
+	}
+	steps = append(steps, resource.TestStep{
+		Config:        with("", ""),
+		ResourceName:  "passport_access_request.bad",
+		ImportState:   true,
+		ImportStateId: "ar-0123456789abcdef",
+		ExpectError:   regexp.MustCompile(`Cannot import an access request`),
+	})
+	resource.Test(t, resource.TestCase{ProtoV6ProviderFactories: l.factories(), Steps: steps})
 }
