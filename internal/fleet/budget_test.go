@@ -4,6 +4,11 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+
+	"github.com/passport-access/terraform-provider-passport/internal/lab/node"
 )
 
 // minCalls is the fewest SSM calls a run on n online hosts can make: one
@@ -42,6 +47,46 @@ func TestCallBudget1000(t *testing.T) {
 		t.Errorf("%d SSM calls for %d hosts, over the budget of %d (1.2 × %d): %v", got, n, limit, minCalls(n), calls)
 	} else {
 		t.Logf("%d SSM calls for %d hosts (minimum %d): %v", got, n, minCalls(n), calls)
+	}
+}
+
+// TestPollAmidForeignCommands sends other commands in the same account
+// while a run waits: once they make the shared listing longer than asking
+// for each of the run's commands by id, fleet must ask by id.
+func TestPollAmidForeignCommands(t *testing.T) {
+	l := startLab(t, 100, 0)
+	for _, m := range l.nodes {
+		m.SetDelay(300 * time.Millisecond)
+	}
+	other := testIDs(101)[100]
+	l.add(other, node.Info{InstanceID: other})
+	polls := 0
+	opts := fastOptions
+	opts.Sleep = func(ctx context.Context, d time.Duration) error {
+		if polls == 0 {
+			for range 150 {
+				if _, err := l.client.SendCommand(ctx, &ssm.SendCommandInput{DocumentName: aws.String(ShellScript), InstanceIds: []string{other},
+					Parameters: map[string][]string{"commands": {"true"}}}); err != nil {
+					return err
+				}
+			}
+			l.srv.ResetCalls()
+		}
+		polls++
+		return sleep(ctx, d)
+	}
+	results := run(t, New(l.client, opts), context.Background(), Job{Targets: l.ids[:100], Script: "true"})
+	for _, res := range results {
+		if res.Outcome != Success {
+			t.Fatal(res.Reason)
+		}
+	}
+	// The first poll reads the 152 newest commands in 4 pages; each later
+	// one asks for the run's 2 commands.
+	got, limit := l.srv.Calls()["AmazonSSM.ListCommands"], 4+2*(polls-1)
+	t.Logf("%d polls, %d ListCommands calls", polls, got)
+	if polls < 2 || got > limit {
+		t.Errorf("%d ListCommands calls over %d polls, want at most %d", got, polls, limit)
 	}
 }
 

@@ -141,7 +141,7 @@ func TestMoto(t *testing.T) {
 
 		// moto reports every command finished at once and ignores the
 		// InvokedAfter filter: poll must still pick exactly its own.
-		done, err := r.poll(ctx, cmds)
+		done, _, err := r.poll(ctx, cmds, false)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -183,12 +183,14 @@ func (r *Runner) sendBatch(ctx context.Context, job Job, hosts []string, t *tall
 func (r *Runner) await(ctx context.Context, job Job, pending []*command, t *tally) {
 	wait := r.opts.FirstPoll
 	var cause error
+	byID := false
 	for len(pending) > 0 {
 		if r.opts.Sleep(ctx, wait) != nil {
 			break
 		}
 		wait = min(wait*3/2, r.opts.MaxPoll)
-		done, err := r.poll(ctx, pending)
+		done, calls, err := r.poll(ctx, pending, byID)
+		byID = byID || calls > len(pending)
 		if err != nil {
 			cause = err
 			break
@@ -214,28 +216,49 @@ func (r *Runner) await(ctx context.Context, job Job, pending []*command, t *tall
 	}
 }
 
-// poll returns the pending commands that SSM reports finished. One
-// ListCommands page covers 50 commands, so a whole run usually costs one
-// call per poll; a single command is asked for by id.
-func (r *Runner) poll(ctx context.Context, pending []*command) ([]*command, error) {
-	waiting := make(map[string]*command, len(pending))
-	for _, c := range pending {
-		waiting[c.id] = c
+// poll returns the pending commands that SSM reports finished, and how
+// many calls it made. One ListCommands page covers 50 commands, so a run
+// usually costs one call per poll. Other commands sent in the account since
+// the run began share that listing; once they make it longer than one call
+// per pending command, the caller sets byID and each is asked for by id.
+func (r *Runner) poll(ctx context.Context, pending []*command, byID bool) ([]*command, int, error) {
+	if byID || len(pending) == 1 {
+		done := make([][]*command, len(pending))
+		calls := make([]int, len(pending))
+		errs := make([]error, len(pending))
+		r.parallel(len(pending), func(i int) {
+			done[i], calls[i], errs[i] = r.list(ctx, &ssm.ListCommandsInput{CommandId: aws.String(pending[i].id)}, pending[i:i+1])
+		})
+		total := 0
+		for _, n := range calls {
+			total += n
+		}
+		return slices.Concat(done...), total, errors.Join(errs...)
 	}
 	in := &ssm.ListCommandsInput{MaxResults: aws.Int32(maxBatch)}
-	if len(pending) == 1 {
-		in.CommandId = aws.String(pending[0].id)
-	} else if since, ok := earliest(pending); ok {
+	if since, ok := earliest(pending); ok {
 		in.Filters = []types.CommandFilter{{
 			Key:   types.CommandFilterKeyInvokedAfter,
 			Value: aws.String(since.UTC().Format(time.RFC3339)),
 		}}
 	}
+	return r.list(ctx, in, pending)
+}
+
+// list reads a ListCommands listing until it has seen every pending
+// command, and returns those finished and the number of pages read.
+func (r *Runner) list(ctx context.Context, in *ssm.ListCommandsInput, pending []*command) ([]*command, int, error) {
+	waiting := make(map[string]*command, len(pending))
+	for _, c := range pending {
+		waiting[c.id] = c
+	}
 	var done []*command
+	calls := 0
 	pages := ssm.NewListCommandsPaginator(r.ssm, in)
 	for pages.HasMorePages() && len(waiting) > 0 {
 		var out *ssm.ListCommandsOutput
 		err := r.call(ctx, true, func(ctx context.Context) (err error) {
+			calls++
 			out, err = pages.NextPage(ctx)
 			return err
 		})
@@ -243,10 +266,10 @@ func (r *Runner) poll(ctx context.Context, pending []*command) ([]*command, erro
 		if errors.As(err, &unseen) && in.CommandId != nil {
 			// SSM is eventually consistent: a command it has just
 			// accepted can be unknown to a read for a moment.
-			return nil, nil
+			return nil, calls, nil
 		}
 		if err != nil {
-			return nil, err
+			return nil, calls, err
 		}
 		for _, c := range out.Commands {
 			p, ours := waiting[aws.ToString(c.CommandId)]
@@ -259,7 +282,7 @@ func (r *Runner) poll(ctx context.Context, pending []*command) ([]*command, erro
 			}
 		}
 	}
-	return done, nil
+	return done, calls, nil
 }
 
 // earliest is the InvokedAfter bound that covers every pending command. It
