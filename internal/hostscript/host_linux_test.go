@@ -642,3 +642,44 @@ func TestConcurrentProvisions(t *testing.T) {
 		h.mustLogin(t, name, creds[i].signer)
 	}
 }
+
+// TestSystemdTimer: where systemd is init, the sweep is scheduled with a
+// timer instead of cron. Sandbox hosts have no systemd, so systemctl is a
+// recorder here; the unit files it would load are checked by systemd's own
+// systemd-analyze verify.
+func TestSystemdTimer(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("systemd-analyze"); err != nil {
+		t.Skip("systemd-analyze is not installed (package systemd)")
+	}
+	h := bootHost(t, "systemd")
+	h.sh(t, `set -e
+mkdir -p /run/systemd/system
+cat > /usr/local/sbin/systemctl <<'EOF2'
+#!/bin/sh
+echo "$*" >> /run/systemctl.calls
+[ "$1" = is-active ] && exit 3
+exit 0
+EOF2
+chmod 755 /usr/local/sbin/systemctl`)
+	authority := newCA(t)
+	cred := authority.issue(t, "pp-timer")
+	r := h.provision(t, grantFor(authority, "pp-timer", cred, false, time.Now().Add(time.Hour)))
+	if r.Fields["sweeper"] != "systemd" || r.Fields["reloaded"] != "sighup" {
+		t.Errorf("provision under systemd reported %v; want sweeper=systemd and a SIGHUP when ssh.service is not active", r.Fields)
+	}
+	calls := h.sh(t, "cat /run/systemctl.calls")
+	for _, want := range []string{"daemon-reload", "enable --now passport-sweep.timer"} {
+		if !strings.Contains(calls, want) {
+			t.Errorf("systemctl was not asked to %s; calls:\n%s", want, calls)
+		}
+	}
+	if h.exists(t, "/etc/cron.d/passport-sweep") {
+		t.Error("a cron entry was installed beside the timer")
+	}
+	out := h.run(t, "systemd-analyze verify /etc/systemd/system/passport-sweep.timer /etc/systemd/system/passport-sweep.service 2>&1")
+	if out.ExitCode != 0 {
+		t.Errorf("systemd-analyze verify: exit %d\n%s", out.ExitCode, out.Stdout)
+	}
+	h.mustLogin(t, "pp-timer", cred.signer)
+}

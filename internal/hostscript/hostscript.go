@@ -12,6 +12,24 @@
 // Each program prints one final line, "passport-result key=value ...", which
 // ParseResult reads; failures also name the failing step on stderr and exit
 // with one of the Exit codes below.
+//
+// On a host, Passport touches only its own files:
+//
+//	/etc/passport/principals/<user>        the user's one principal: its name
+//	/etc/passport/ca/<user>.pub            the CA that signed the user's certificate
+//	/etc/passport/trusted-user-ca-keys     union of those CAs (sshd's TrustedUserCAKeys)
+//	/etc/passport/revoked.krl              revoked certificate serials (sshd's RevokedKeys)
+//	/etc/ssh/sshd_config.d/10-passport.conf  "Match Group passport" block, or the same
+//	                                       block between markers at the end of
+//	                                       sshd_config where it has no Include
+//	/etc/sudoers.d/passport-<user>         only when sudo is granted
+//	/var/lib/passport/grants/<user>        request, requester, expiry, serial
+//	/usr/local/lib/passport/sweep          the sweep, run every minute by
+//	                                       /etc/cron.d/passport-sweep or a systemd timer
+//
+// and the users themselves, members of the group "passport", which is what
+// sshd's Match and every removal check for. An account outside that group is
+// never changed, whatever its name.
 package hostscript
 
 import (
