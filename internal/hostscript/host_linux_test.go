@@ -683,3 +683,24 @@ chmod 755 /usr/local/sbin/systemctl`)
 	}
 	h.mustLogin(t, "pp-timer", cred.signer)
 }
+
+func TestInventory(t *testing.T) {
+	t.Parallel()
+	h := bootHost(t, "inventory")
+	authority := newCA(t)
+	h.plainUser(t, "admin")
+	live := time.Now().Add(time.Hour).Truncate(time.Second)
+	h.provision(t, grantFor(authority, "pp-live", authority.issue(t, "pp-live"), false, live))
+	h.provision(t, grantFor(authority, "pp-gone", authority.issue(t, "pp-gone"), false, live))
+	// What a crash or a hand at the keyboard can leave behind.
+	h.sh(t, "userdel -r pp-gone && useradd -G passport pp-bare")
+	r := h.mustProgram(t, Inventory())
+	want := []HostUser{
+		{Username: "pp-bare", HasUser: true},
+		{Username: "pp-gone", ExpiresAt: live, HasRecord: true},
+		{Username: "pp-live", ExpiresAt: live, HasUser: true, HasRecord: true},
+	}
+	if fmt.Sprint(r.Inventory) != fmt.Sprint(want) || r.Truncated || r.Fields["count"] != "3" {
+		t.Errorf("inventory = %+v (%v)\nwant %+v", r.Inventory, r.Fields, want)
+	}
+}

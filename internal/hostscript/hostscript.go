@@ -77,6 +77,8 @@ var (
 	revokeSource string
 	//go:embed programs/sweep.sh
 	sweepSource string
+	//go:embed programs/inventory.sh
+	inventorySource string
 )
 
 // Grant is what provision needs to create one short-lived user.
@@ -171,6 +173,13 @@ func Revoke(r Revocation) (string, error) {
 // schedules it every minute; Passport can also run it on demand.
 func Sweep() string {
 	return program("sweep", "", sweepSource)
+}
+
+// Inventory returns the program that lists the Passport users on a host with
+// what their grant records say (Result.Inventory). It changes nothing; the
+// reconciler uses it to find users no live grant accounts for.
+func Inventory() string {
+	return program("inventory", "", inventorySource)
 }
 
 // encode turns fields into the data block: "key=value" lines behind a format

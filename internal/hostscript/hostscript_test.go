@@ -40,7 +40,7 @@ func generated(t testing.TB) map[string]string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return map[string]string{"provision": prov, "extend": ext, "revoke": rev, "sweep": Sweep()}
+	return map[string]string{"provision": prov, "extend": ext, "revoke": rev, "sweep": Sweep(), "inventory": Inventory()}
 }
 
 func TestGolden(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Result is what a host program reported in its final line.
@@ -23,8 +24,22 @@ type Result struct {
 	Changed []string
 	// Removed lists the users a sweep removed (at most the first 40).
 	Removed []string
+	// Inventory lists the Passport users an inventory found; Truncated is
+	// set when the host had more than fit in the result line (Fields
+	// "count" has the total).
+	Inventory []HostUser
+	Truncated bool
 	// Fields holds every key=value of the line, including the above.
 	Fields map[string]string
+}
+
+// HostUser is one Passport user on a host, as an inventory reports it.
+type HostUser struct {
+	Username string
+	// ExpiresAt is the grant record's expiry; zero when there is no record.
+	ExpiresAt time.Time
+	HasUser   bool // the OS account exists and is in Passport's group
+	HasRecord bool // the host holds a grant record for it
 }
 
 // exitMeanings say what each exit code means and what to do about it.
@@ -107,7 +122,42 @@ func ParseResult(stdout string) (Result, error) {
 	}
 	r.Changed = list(r.Fields["changed"])
 	r.Removed = list(r.Fields["users"])
+	r.Truncated = r.Fields["truncated"] == "yes"
+	for _, entry := range list(r.Fields["accounts"]) {
+		a, err := parseHostUser(entry)
+		if err != nil {
+			return Result{}, err
+		}
+		r.Inventory = append(r.Inventory, a)
+	}
 	return r, nil
+}
+
+// parseHostUser reads one inventory entry, name:expiry:state.
+func parseHostUser(entry string) (HostUser, error) {
+	parts := strings.Split(entry, ":")
+	if len(parts) != 3 || validUsername(parts[0]) != nil {
+		return HostUser{}, fmt.Errorf("hostscript: malformed inventory entry %q", entry)
+	}
+	a := HostUser{Username: parts[0]}
+	switch parts[2] {
+	case "live":
+		a.HasUser, a.HasRecord = true, true
+	case "norecord":
+		a.HasUser = true
+	case "nouser":
+		a.HasRecord = true
+	default:
+		return HostUser{}, fmt.Errorf("hostscript: inventory entry %q has an unknown state", entry)
+	}
+	if parts[1] != "none" {
+		sec, err := strconv.ParseInt(parts[1], 10, 64)
+		if err != nil || sec <= 0 {
+			return HostUser{}, fmt.Errorf("hostscript: inventory entry %q has a malformed expiry", entry)
+		}
+		a.ExpiresAt = time.Unix(sec, 0)
+	}
+	return a, nil
 }
 
 // list splits a comma-separated result value; "none" is the empty list.

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"os/exec"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
@@ -177,6 +178,18 @@ func TestParseResult(t *testing.T) {
 			stdout: "passport-result action=sweep status=ok removed=2 users=pp-a,pp-b kept=1 failed=0\n",
 			want:   Result{Action: "sweep", OK: true, Removed: []string{"pp-a", "pp-b"}},
 		},
+		{
+			name:   "inventory",
+			stdout: "passport-result action=inventory status=ok count=3 accounts=pp-a:1893553445:live,pp-b:none:norecord,pp-c:1700000000:nouser truncated=no\n",
+			want: Result{Action: "inventory", OK: true, Inventory: []HostUser{
+				{Username: "pp-a", ExpiresAt: time.Unix(1893553445, 0), HasUser: true, HasRecord: true},
+				{Username: "pp-b", HasUser: true},
+				{Username: "pp-c", ExpiresAt: time.Unix(1700000000, 0), HasRecord: true},
+			}},
+		},
+		{name: "inventory entry with a bad name", stdout: "passport-result action=inventory status=ok accounts=ROOT:1:live", wantErr: true},
+		{name: "inventory entry with a bad state", stdout: "passport-result action=inventory status=ok accounts=pp-a:1:maybe", wantErr: true},
+		{name: "inventory entry with a bad expiry", stdout: "passport-result action=inventory status=ok accounts=pp-a:x:live", wantErr: true},
 		{name: "empty", stdout: "", wantErr: true},
 		{name: "truncated before the line", stdout: "passport-res", wantErr: true},
 		{name: "no status", stdout: "passport-result action=sweep", wantErr: true},
@@ -228,7 +241,8 @@ func TestResultErr(t *testing.T) {
 
 func equalResult(a, b Result) bool {
 	return a.Action == b.Action && a.OK == b.OK && a.Code == b.Code && a.Step == b.Step && a.User == b.User &&
-		strings.Join(a.Changed, ",") == strings.Join(b.Changed, ",") && strings.Join(a.Removed, ",") == strings.Join(b.Removed, ",")
+		strings.Join(a.Changed, ",") == strings.Join(b.Changed, ",") && strings.Join(a.Removed, ",") == strings.Join(b.Removed, ",") &&
+		reflect.DeepEqual(a.Inventory, b.Inventory)
 }
 
 func FuzzParseResult(f *testing.F) {

@@ -17,6 +17,12 @@ check_serial "$serial"
 [ "$serial" != 0 ] || die "$EX_DATA" "field serial is not valid"
 check_field sudo "$sudo" "$RE_BOOL"
 need_tools ssh-keygen sshd useradd usermod userdel groupadd id cmp sort comm awk readlink
+if [ "$sudo" = 1 ]; then
+	# Checked before anything changes: a user without the sudo it was
+	# promised is a half-done grant.
+	need_tools visudo sudo
+	[ -d "$SUDOERS_DIR" ] || die "$EX_HOST" "this host has no $SUDOERS_DIR"
+fi
 check_ca_key "$(field ca_type)" "$(field ca_key)" "$work/ca.pub"
 lock_host
 
@@ -99,8 +105,6 @@ rebuild_trusted_cas
 step=sudoers
 sudoers=$SUDOERS_DIR/passport-$user
 if [ "$sudo" = 1 ]; then
-	need_tools visudo sudo
-	[ -d "$SUDOERS_DIR" ] || die "$EX_HOST" "this host has no $SUDOERS_DIR"
 	tmp=$(tmp_in "$SUDOERS_DIR")
 	# NOPASSWD because the account has no password; !requiretty because
 	# `sudo -n cmd` over a non-interactive ssh must work on hosts (older
