@@ -372,16 +372,9 @@ func (r *accessRequestResource) Read(ctx context.Context, req resource.ReadReque
 	if resp.Diagnostics.HasError() || !state.Active.ValueBool() {
 		return
 	}
-	timeout, diags := state.Timeouts.Read(ctx, defaultReadTimeout)
-	resp.Diagnostics.Append(diags...)
-	if resp.Diagnostics.HasError() {
-		return
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	ctx, cancel, grant := begin(ctx, state, state.Timeouts.Read, defaultReadTimeout, &resp.Diagnostics)
 	defer cancel()
-	grant, err := grantFromState(ctx, state)
-	if err != nil {
-		resp.Diagnostics.AddError("Cannot read access request "+state.ID.ValueString()+" from the state", err.Error())
+	if grant == nil {
 		return
 	}
 	health, err := r.access.Check(ctx, grant)
@@ -417,16 +410,9 @@ func (r *accessRequestResource) Update(ctx context.Context, req resource.UpdateR
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	timeout, diags := plan.Timeouts.Update(ctx, defaultUpdateTimeout)
-	resp.Diagnostics.Append(diags...)
-	if resp.Diagnostics.HasError() {
-		return
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	ctx, cancel, grant := begin(ctx, state, plan.Timeouts.Update, defaultUpdateTimeout, &resp.Diagnostics)
 	defer cancel()
-	grant, err := grantFromState(ctx, state)
-	if err != nil {
-		resp.Diagnostics.AddError("Cannot read access request "+state.ID.ValueString()+" from the state", err.Error())
+	if grant == nil {
 		return
 	}
 	var targets []string
@@ -493,16 +479,9 @@ func (r *accessRequestResource) Delete(ctx context.Context, req resource.DeleteR
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	timeout, diags := state.Timeouts.Delete(ctx, defaultDeleteTimeout)
-	resp.Diagnostics.Append(diags...)
-	if resp.Diagnostics.HasError() {
-		return
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	ctx, cancel, grant := begin(ctx, state, state.Timeouts.Delete, defaultDeleteTimeout, &resp.Diagnostics)
 	defer cancel()
-	grant, err := grantFromState(ctx, state)
-	if err != nil {
-		resp.Diagnostics.AddError("Cannot read access request "+state.ID.ValueString()+" from the state", err.Error())
+	if grant == nil {
 		return
 	}
 	// A user Read found missing may still be on the host in part: revoke
@@ -524,6 +503,25 @@ func (r *accessRequestResource) ImportState(_ context.Context, req resource.Impo
 	resp.Diagnostics.AddError("Cannot import an access request",
 		fmt.Sprintf("Access request %q cannot be imported: Passport keeps no record of requests outside the Terraform state yet, so its certificate and window cannot be recovered. "+
 			"Make a new request instead; the old user is removed from each host when its window ends.", req.ID))
+}
+
+// begin starts an operation on an existing request: ctx bounded by the
+// timeouts block, and the grant rebuilt from the state. The grant is nil
+// when diags got an error; cancel is never nil.
+func begin(ctx context.Context, state accessRequestModel, timeout func(context.Context, time.Duration) (time.Duration, diag.Diagnostics),
+	fallback time.Duration, diags *diag.Diagnostics) (context.Context, context.CancelFunc, *access.Grant) {
+	d, tdiags := timeout(ctx, fallback)
+	diags.Append(tdiags...)
+	if diags.HasError() {
+		return ctx, func() {}, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, d)
+	grant, err := grantFromState(ctx, state)
+	if err != nil {
+		diags.AddError("Cannot read access request "+state.ID.ValueString()+" from the state", err.Error())
+		return ctx, cancel, nil
+	}
+	return ctx, cancel, grant
 }
 
 // setGrant writes what the access core returned into m's computed

@@ -191,29 +191,29 @@ resource "passport_certificate_authority" "bad" {
 	})
 }
 
-// checkPublicParts checks that public_key is an authorized_keys line of the
-// algorithm's type and that fingerprint_sha256 is its fingerprint. It
-// returns the parsed key.
-func checkPublicParts(a map[string]string, address string, alg sshca.Algorithm) (ssh.PublicKey, error) {
+// checkPublicParts checks that the CA at address has a public_key that is
+// an authorized_keys line of the algorithm's type, and a fingerprint_sha256
+// that is its fingerprint. It returns the CA's attributes and parsed key.
+func checkPublicParts(s *terraform.State, address string, alg sshca.Algorithm) (map[string]string, ssh.PublicKey, error) {
+	a, err := attributes(s, address)
+	if err != nil {
+		return nil, nil, err
+	}
 	pub, _, _, rest, err := ssh.ParseAuthorizedKey([]byte(a["public_key"]))
 	if err != nil || len(rest) != 0 {
-		return nil, fmt.Errorf("%s: public_key %q is not one authorized_keys line: %v", address, a["public_key"], err)
+		return nil, nil, fmt.Errorf("%s: public_key %q is not one authorized_keys line: %v", address, a["public_key"], err)
 	}
 	if pub.Type() != sshKeyTypes[alg] {
-		return nil, fmt.Errorf("%s: public_key is %s, want %s", address, pub.Type(), sshKeyTypes[alg])
+		return nil, nil, fmt.Errorf("%s: public_key is %s, want %s", address, pub.Type(), sshKeyTypes[alg])
 	}
 	if got, want := a["fingerprint_sha256"], ssh.FingerprintSHA256(pub); got != want {
-		return nil, fmt.Errorf("%s: fingerprint_sha256 = %q, the public key's is %q", address, got, want)
+		return nil, nil, fmt.Errorf("%s: fingerprint_sha256 = %q, the public key's is %q", address, got, want)
 	}
-	return pub, nil
+	return a, pub, nil
 }
 
 func checkStateCA(s *terraform.State, address string, alg sshca.Algorithm) error {
-	a, err := attributes(s, address)
-	if err != nil {
-		return err
-	}
-	pub, err := checkPublicParts(a, address, alg)
+	a, pub, err := checkPublicParts(s, address, alg)
 	if err != nil {
 		return err
 	}
@@ -234,11 +234,7 @@ func checkStateCA(s *terraform.State, address string, alg sshca.Algorithm) error
 }
 
 func checkKMSCA(s *terraform.State, client *kms.Client, address string, alg sshca.Algorithm) error {
-	a, err := attributes(s, address)
-	if err != nil {
-		return err
-	}
-	pub, err := checkPublicParts(a, address, alg)
+	a, pub, err := checkPublicParts(s, address, alg)
 	if err != nil {
 		return err
 	}
