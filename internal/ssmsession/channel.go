@@ -348,6 +348,31 @@ func (c *channel) retransmit() {
 	}
 }
 
+// keepAlive pings the current link every interval until the channel
+// closes.
+func (c *channel) keepAlive(interval time.Duration) {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-c.done:
+			return
+		case <-tick.C:
+		}
+		l, ok := c.current().(pinger)
+		if !ok {
+			continue
+		}
+		if err := l.WriteControl(websocket.PingMessage, []byte("keepalive"), time.Now().Add(10*time.Second)); err != nil {
+			c.dropLink(l.(link), fmt.Errorf("keep-alive ping: %w", err))
+		}
+	}
+}
+
+type pinger interface {
+	WriteControl(messageType int, data []byte, deadline time.Time) error
+}
+
 // readLoop reads frames from l until it fails. A frame that fails to decode
 // (cut, padded, bad digest) is dropped unacknowledged, so an honest sender
 // sends it again; a link that keeps sending such frames is dropped.

@@ -35,6 +35,11 @@ type Dialer struct {
 	// NetDialContext dials the websocket's TCP connection; net.Dialer when
 	// nil. Tests use it to cut connections.
 	NetDialContext func(ctx context.Context, network, addr string) (net.Conn, error)
+	// KeepAlive is how often a websocket ping goes out, so that proxies and
+	// the service do not close an idle tunnel (an SSH session waiting for
+	// its user); 5 minutes, as the plugin pings, when zero. A ping that
+	// cannot be sent drops the websocket, which resumes the session.
+	KeepAlive time.Duration
 }
 
 // Session is the client's end of an open session.
@@ -73,6 +78,9 @@ func (d *Dialer) Dial(ctx context.Context, streamURL, token string) (*Session, e
 	if s.d.HandshakeTimeout == 0 {
 		s.d.HandshakeTimeout = 30 * time.Second
 	}
+	if s.d.KeepAlive == 0 {
+		s.d.KeepAlive = 5 * time.Minute
+	}
 	ws, err := s.open(ctx, streamURL, token)
 	if err != nil {
 		return nil, err
@@ -81,6 +89,7 @@ func (d *Dialer) Dial(ctx context.Context, streamURL, token string) (*Session, e
 	s.ch = newChannel(InputStreamData, OutputStreamData, nil)
 	s.ch.onLinkDown = s.linkDown
 	s.ch.attach(ws)
+	go s.ch.keepAlive(s.d.KeepAlive)
 	stop := context.AfterFunc(ctx, func() { s.ch.close(ctx.Err()) })
 	err = s.handshake()
 	stop()

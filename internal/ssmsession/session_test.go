@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -31,6 +32,7 @@ type testAgent struct {
 	agent  *Agent
 	tokens map[string]bool
 	runErr chan error
+	pings  atomic.Int32
 	// cut, when set, wraps each accepted link (to drop or alter frames).
 	wrap func(link) link
 }
@@ -70,6 +72,10 @@ func newTestAgent(t testing.TB, st SessionType, dial func(ctx context.Context, h
 			return
 		}
 		ws.SetReadLimit(HeaderSize + MaxPayload)
+		ws.SetPingHandler(func(data string) error {
+			ta.pings.Add(1)
+			return ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
+		})
 		var l link = ws
 		if wrap != nil {
 			l = wrap(ws)
@@ -255,4 +261,52 @@ func roundTrip(s *Session, n int) error {
 		return errors.New("digest mismatch")
 	}
 	return nil
+}
+
+// TestPortUnreachable: the agent cannot reach the port; the connection
+// closes at once, the client counts a ConnectToPortError, and the session
+// still serves the next connection.
+func TestPortUnreachable(t *testing.T) {
+	port := listenTCP(t, digestServer)
+	var calls atomic.Int32
+	ta := newTestAgent(t, portForwarding(port), func(ctx context.Context, host string, p int) (net.Conn, error) {
+		if calls.Add(1) == 1 {
+			return nil, errors.New("connection refused")
+		}
+		return loopDial(port)(ctx, host, p)
+	})
+	s := dial(t, ta, nil)
+	c, err := s.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := c.Read(make([]byte, 1)); err == nil {
+		t.Fatalf("read %d bytes from a connection the agent could not make", n)
+	}
+	c.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for s.PortErrors() != 1 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := s.PortErrors(); got != 1 {
+		t.Fatalf("PortErrors = %d, want 1", got)
+	}
+	if err := roundTrip(s, 1000); err != nil {
+		t.Fatalf("the next connection: %v", err)
+	}
+}
+
+// TestKeepAlive: an idle session pings the other end.
+func TestKeepAlive(t *testing.T) {
+	port := listenTCP(t, echo)
+	ta := newTestAgent(t, sshSession(port), loopDial(port))
+	dial(t, ta, &Dialer{KeepAlive: 20 * time.Millisecond})
+	deadline := time.Now().Add(5 * time.Second)
+	for ta.pings.Load() < 3 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := ta.pings.Load(); got < 3 {
+		t.Fatalf("%d pings in 5 s with a 20 ms keep-alive", got)
+	}
 }
