@@ -9,20 +9,24 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 	"github.com/hashicorp/terraform-plugin-testing/plancheck"
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 	"golang.org/x/crypto/ssh"
 
+	"github.com/passport-access/terraform-provider-passport/internal/access"
 	"github.com/passport-access/terraform-provider-passport/internal/lab/node"
 	"github.com/passport-access/terraform-provider-passport/internal/lab/sandbox"
+	"github.com/passport-access/terraform-provider-passport/internal/sshca"
 )
 
 const (
@@ -537,4 +541,85 @@ resource "passport_access_request" "bad" {
 		ExpectError:   regexp.MustCompile(`Cannot import an access request`),
 	})
 	resource.Test(t, resource.TestCase{ProtoV6ProviderFactories: l.factories(), Steps: steps})
+}
+
+// TestGrantStateRoundTrip checks that what setGrant writes into the state
+// is enough for grantFromState to give the access core back the same
+// grant, since revoke and extend work from nothing else.
+func TestGrantStateRoundTrip(t *testing.T) {
+	ca, err := sshca.Generate(sshca.Ed25519)
+	if err != nil {
+		t.Fatal(err)
+	}
+	userKey, err := sshca.Generate(sshca.Ed25519)
+	if err != nil {
+		t.Fatal(err)
+	}
+	issued := time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
+	cert, err := ca.Sign(context.Background(), sshca.CertRequest{
+		PublicKey: userKey.PublicKey(), Username: "pp-abcdefghij", KeyID: sshca.KeyID("ar-0123456789abcdef", "arn:aws:iam::123456789012:user/alice"),
+		ValidAfter: issued, ValidBefore: issued.Add(time.Hour),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := func(k ssh.PublicKey) string { return strings.TrimSuffix(string(ssh.MarshalAuthorizedKey(k)), "\n") }
+	want := &access.Grant{
+		ID: "ar-0123456789abcdef", Username: "pp-abcdefghij", Requester: "arn:aws:iam::123456789012:user/alice",
+		Reason: "a reason for the round trip", Sudo: true,
+		Targets: []access.Target{
+			{InstanceID: "i-0123456789abcdef0", Status: access.Active, Address: "10.0.0.5"},
+			{InstanceID: "i-0123456789abcdef1", Status: access.Failed, Address: "10.0.0.6"},
+		},
+		IssuedAt: issued, ExpiresAt: issued.Add(time.Hour),
+		PublicKey: line(userKey.PublicKey()), PrivateKey: "-----BEGIN OPENSSH PRIVATE KEY-----\n...\n",
+		Certificate: line(cert), Serial: cert.Serial, CAPublicKey: line(ca.PublicKey()),
+	}
+	r := &accessRequestResource{data: &providerData{now: func() time.Time { return issued.Add(time.Minute) }}}
+	m := accessRequestModel{Reason: types.StringValue(want.Reason), Sudo: types.BoolValue(true)}
+	var diags diag.Diagnostics
+	r.setGrant(context.Background(), &m, want, &diags)
+	if diags.HasError() {
+		t.Fatal(diags)
+	}
+	if !m.Active.ValueBool() {
+		t.Error("a grant with an active target inside its window is not active")
+	}
+	if got := m.SSHCommands.Elements(); len(got) != 1 {
+		t.Errorf("ssh_commands has %d entries, want one for the active target only", len(got))
+	}
+	got, err := grantFromState(context.Background(), m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("round trip changed the grant:\n got %+v\nwant %+v", got, want)
+	}
+}
+
+func TestParseDuration(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want time.Duration
+		err  string
+	}{
+		{"1h", time.Hour, ""},
+		{"90m", 90 * time.Minute, ""},
+		{"12h", 12 * time.Hour, ""},
+		{"1m", time.Minute, ""},
+		{"12h0m1s", 0, "hard cap"},
+		{"59s", 0, "too short"},
+		{"-1h", 0, "too short"},
+		{"", 0, "not a duration"},
+		{"1d", 0, "not a duration"},
+		{"1h; reboot", 0, "not a duration"},
+	} {
+		got, err := parseDuration(tc.in)
+		switch {
+		case tc.err == "" && (err != nil || got != tc.want):
+			t.Errorf("parseDuration(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
+		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+			t.Errorf("parseDuration(%q) error = %v, want one saying %q", tc.in, err, tc.err)
+		}
+	}
 }
