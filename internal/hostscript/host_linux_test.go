@@ -511,6 +511,9 @@ func TestHostWithoutInclude(t *testing.T) {
 	h.sh(t, `set -e
 sed -i '/^Include /d' /etc/ssh/sshd_config
 ! grep -qi '^include' /etc/ssh/sshd_config
+# A last line without its newline must not swallow Passport's block.
+printf '%s' "$(cat /etc/ssh/sshd_config)" > /etc/ssh/sshd_config.new
+mv /etc/ssh/sshd_config.new /etc/ssh/sshd_config
 kill -HUP "$(cat /run/sshd.pid)"`)
 	admin := h.plainUser(t, "admin")
 	authority := newCA(t)
@@ -526,8 +529,11 @@ kill -HUP "$(cat /run/sshd.pid)"`)
 	if again.Fields["reloaded"] != "no" {
 		t.Errorf("second provision reloaded sshd: %v", again.Fields)
 	}
-	if n := h.sh(t, "grep -c '^# BEGIN Passport' /etc/ssh/sshd_config"); n != "1" {
+	if n := h.sh(t, "grep -c 'Match Group passport' /etc/ssh/sshd_config"); n != "1" {
 		t.Errorf("sshd_config holds %s Passport blocks, want 1", n)
+	}
+	if h.run(t, "grep -Eqx 'Subsystem[[:space:]]+sftp[[:space:]]+/usr/lib/openssh/sftp-server' /etc/ssh/sshd_config").ExitCode != 0 {
+		t.Errorf("the last line of sshd_config was changed:\n%s", h.sh(t, "tail -n 15 /etc/ssh/sshd_config"))
 	}
 }
 

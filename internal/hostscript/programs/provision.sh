@@ -201,7 +201,9 @@ write_inline_block() {
 	tmp=$(tmp_in "${SSHD_CONFIG%/*}")
 	cp -p -- "$SSHD_CONFIG" "$tmp" || die "$EX_FAILED" "cannot copy $SSHD_CONFIG"
 	{
-		sed "/^$inline_begin\$/,/^$inline_end\$/d" "$SSHD_CONFIG"
+		# awk ends the last line with a newline if the file did not, or the
+		# block's first line would be glued to it.
+		sed "/^$inline_begin\$/,/^$inline_end\$/d" "$SSHD_CONFIG" | awk '{ print }'
 		printf '%s\n' "$inline_begin"
 		sshd_block
 		printf '%s\n%s\n' 'Match all' "$inline_end"
