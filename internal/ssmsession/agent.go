@@ -55,11 +55,9 @@ type Agent struct {
 	cfg AgentConfig
 	ch  *channel
 
-	mu          sync.Mutex
-	lost        *time.Timer
-	terminated  bool
-	clientVer   string
-	attachCount int
+	mu        sync.Mutex
+	lost      *time.Timer
+	clientVer string
 }
 
 // NewAgent returns an agent for cfg, not yet attached to a websocket.
@@ -92,7 +90,6 @@ func (a *Agent) attach(l link) {
 		a.lost.Stop()
 		a.lost = nil
 	}
-	a.attachCount++
 	a.mu.Unlock()
 	a.ch.attach(l)
 }

@@ -540,37 +540,42 @@ func (c *channel) recv() (Message, error) {
 		}
 		c.ready.Wait()
 	}
+	return c.pop(), nil
+}
+
+// recvTimeout is recv with a time limit, for the handshake.
+func (c *channel) recvTimeout(d time.Duration) (Message, error) {
+	expired := false
+	t := time.AfterFunc(d, func() {
+		c.rmu.Lock()
+		expired = true
+		c.ready.Broadcast()
+		c.rmu.Unlock()
+	})
+	defer t.Stop()
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	for len(c.queue) == 0 {
+		if err := c.err(); err != nil {
+			return Message{}, err
+		}
+		if expired {
+			return Message{}, errHandshakeTimeout
+		}
+		c.ready.Wait()
+	}
+	return c.pop(), nil
+}
+
+// pop takes the first queued message and lets buffered ones follow it;
+// rmu is held and the queue is not empty.
+func (c *channel) pop() Message {
 	m := c.queue[0]
 	c.queue[0] = Message{}
 	c.queue = c.queue[1:]
 	c.queued -= len(m.Payload)
 	c.drain()
-	return m, nil
-}
-
-// recvTimeout is recv with a deadline, for the handshake.
-func (c *channel) recvTimeout(d time.Duration) (Message, error) {
-	t := time.AfterFunc(d, func() {
-		c.rmu.Lock()
-		c.ready.Broadcast()
-		c.rmu.Unlock()
-	})
-	defer t.Stop()
-	deadline := time.Now().Add(d)
-	c.rmu.Lock()
-	for len(c.queue) == 0 {
-		if err := c.err(); err != nil {
-			c.rmu.Unlock()
-			return Message{}, err
-		}
-		if time.Now().After(deadline) {
-			c.rmu.Unlock()
-			return Message{}, errHandshakeTimeout
-		}
-		c.ready.Wait()
-	}
-	c.rmu.Unlock()
-	return c.recv()
+	return m
 }
 
 var errHandshakeTimeout = errors.New("ssmsession: the handshake timed out")

@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	ssmsdk "github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/aws/aws-sdk-go-v2/service/ssm/types"
+	"github.com/gorilla/websocket"
 	"golang.org/x/crypto/ssh"
 
 	"github.com/passport-access/terraform-provider-passport/internal/lab"
@@ -349,4 +350,44 @@ func TestPortForwardingToRemoteHost(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+// TestDataChannelRefusesGarbage: the endpoint answers a first message that
+// is not the OpenDataChannel JSON, or is too large, with a policy-violation
+// close, and the session can still be opened with its token afterwards.
+func TestDataChannelRefusesGarbage(t *testing.T) {
+	tl := startLab(t, 1)
+	out := tl.start(t, tl.Hosts[0].Info().InstanceID, "AWS-StartSSHSession", nil)
+	url := aws.ToString(out.StreamUrl)
+	for _, tt := range []struct {
+		name string
+		typ  int
+		msg  []byte
+	}{
+		{"binary first message", websocket.BinaryMessage, []byte{0, 1, 2, 3}},
+		{"not JSON", websocket.TextMessage, []byte("hello")},
+		{"oversized", websocket.TextMessage, []byte(`{"TokenValue":"` + strings.Repeat("A", 1<<20) + `"}`)},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ws, _, err := websocket.DefaultDialer.Dial(url, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ws.Close()
+			ws.WriteMessage(tt.typ, tt.msg)
+			ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+			_, _, err = ws.ReadMessage()
+			var ce *websocket.CloseError
+			if !errors.As(err, &ce) || (ce.Code != websocket.ClosePolicyViolation && ce.Code != websocket.CloseMessageTooBig) {
+				t.Fatalf("got %v, want a policy-violation or too-big close", err)
+			}
+		})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	s, err := ssmsession.Dial(ctx, url, aws.ToString(out.TokenValue))
+	if err != nil {
+		t.Fatalf("the session after the garbage: %v", err)
+	}
+	s.Close()
 }
