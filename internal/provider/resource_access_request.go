@@ -225,8 +225,10 @@ func (r *accessRequestResource) Configure(_ context.Context, req resource.Config
 	r.access = svc
 }
 
-// ValidateConfig refuses, at plan time, what the access core would refuse
-// at apply time, naming the attribute.
+// ValidateConfig refuses at plan time, naming the attribute, the mistakes
+// that can be seen without AWS. The access core checks every request again
+// at apply time, with its own, stricter rules (e.g. invisible characters in
+// a reason), so these checks only save a failed apply.
 func (r *accessRequestResource) ValidateConfig(ctx context.Context, req resource.ValidateConfigRequest, resp *resource.ValidateConfigResponse) {
 	var m accessRequestModel
 	resp.Diagnostics.Append(req.Config.Get(ctx, &m)...)

@@ -534,6 +534,11 @@ resource "passport_access_request" "bad" {
 		})
 	}
 	steps = append(steps, resource.TestStep{
+		Config: strings.Replace(with("", ""), "endpoints {", "username_prefix = \"Root$(id)\"\n  endpoints {", 1),
+		// The prefix is checked when the provider is configured, before
+		// any plan of a request.
+		ExpectError: regexp.MustCompile(`(?s)username_prefix "Root\$\(id\)" is invalid`),
+	}, resource.TestStep{
 		Config:        with("", ""),
 		ResourceName:  "passport_access_request.bad",
 		ImportState:   true,
