@@ -5,7 +5,9 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -179,15 +181,43 @@ func (e *BrokenChainError) Error() string {
 // Verify reads the whole trail and returns nil when every event is intact
 // and in place, or a *BrokenChainError naming the first that is not.
 //
-// Removing events from the end leaves a shorter chain that is still valid;
-// compare the last seq and hash with a copy kept elsewhere (an export) to
-// detect that.
+// Removing events from the end leaves a shorter chain that is still valid:
+// keep Head's seq and hash somewhere the ledger's writers cannot change
+// (a SIEM, a log) and compare, to detect that too.
 func (l *Ledger) Verify(ctx context.Context) error {
 	var c chainCheck
-	if err := l.b.events(ctx, Filter{}, c.next); err != nil {
-		return err
+	return l.b.events(ctx, Filter{}, c.next)
+}
+
+// Head returns the last event of the trail, or the zero Event (Seq 0) when
+// it is empty.
+func (l *Ledger) Head(ctx context.Context) (Event, error) {
+	return l.b.lastEvent(ctx)
+}
+
+// VerifyExport checks a whole trail exported by Export with no filter, as
+// it was received (by a SIEM, say), and returns the last event it holds.
+// It returns a *BrokenChainError naming the first event that does not
+// hold, or an error naming the line that is not an event.
+func VerifyExport(r io.Reader) (Event, error) {
+	var c chainCheck
+	var last Event
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	for line := 1; ; line++ {
+		var e Event
+		err := dec.Decode(&e)
+		if err == io.EOF {
+			return last, nil
+		}
+		if err != nil {
+			return last, fmt.Errorf("ledger: audit export, line %d: not an audit event: %w", line, err)
+		}
+		if err := c.next(e); err != nil {
+			return last, err
+		}
+		last = e
 	}
-	return nil
 }
 
 // chainCheck walks the trail in seq order.

@@ -369,17 +369,9 @@ const appendAttempts = 100
 
 func (d *dynamoBackend) appendEvent(ctx context.Context, e Event) (Event, error) {
 	for attempt := 1; ; attempt++ {
-		out, err := d.c.Query(ctx, &dynamodb.QueryInput{
-			TableName: &d.table, ConsistentRead: aws.Bool(true), ScanIndexForward: aws.Bool(false), Limit: aws.Int32(1),
-			KeyConditionExpression:    aws.String("pk = :audit"),
-			ExpressionAttributeValues: map[string]types.AttributeValue{":audit": str(auditPK)},
-		})
+		last, err := d.lastEvent(ctx)
 		if err != nil {
-			return Event{}, d.fail("reading the audit trail's last event", err)
-		}
-		var last Event
-		if len(out.Items) > 0 {
-			last = item(out.Items[0]).event()
+			return Event{}, err
 		}
 		e.seal(last.Seq, last.Hash)
 		_, err = d.c.PutItem(ctx, &dynamodb.PutItemInput{
@@ -402,6 +394,21 @@ func (d *dynamoBackend) appendEvent(ctx context.Context, e Event) (Event, error)
 		case <-time.After(time.Duration(rand.Int64N(int64(attempt)*int64(time.Millisecond) + 1))):
 		}
 	}
+}
+
+func (d *dynamoBackend) lastEvent(ctx context.Context) (Event, error) {
+	out, err := d.c.Query(ctx, &dynamodb.QueryInput{
+		TableName: &d.table, ConsistentRead: aws.Bool(true), ScanIndexForward: aws.Bool(false), Limit: aws.Int32(1),
+		KeyConditionExpression:    aws.String("pk = :audit"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":audit": str(auditPK)},
+	})
+	if err != nil {
+		return Event{}, d.fail("reading the audit trail's last event", err)
+	}
+	if len(out.Items) == 0 {
+		return Event{}, nil
+	}
+	return item(out.Items[0]).event(), nil
 }
 
 func (d *dynamoBackend) events(ctx context.Context, _ Filter, fn func(Event) error) error {

@@ -199,9 +199,11 @@ type backend interface {
 	// l.Holder, and adds 1 to the version. For a release (l.Holder empty),
 	// holder must be the current holder.
 	setLease(ctx context.Context, id string, l Lease, holder string, now time.Time) (Grant, error)
-	// appendEvent stores e after the current last event, sealing it with
-	// seal, atomically with respect to other appenders.
+	// appendEvent seals e as the event after the current last one and
+	// stores it, atomically with respect to other appenders.
 	appendEvent(ctx context.Context, e Event) (Event, error)
+	// lastEvent returns the end of the trail, or the zero Event.
+	lastEvent(ctx context.Context) (Event, error)
 	// events calls fn for every event in seq order that f may match (the
 	// backend may pre-filter; Ledger applies f again).
 	events(ctx context.Context, f Filter, fn func(Event) error) error

@@ -1,14 +1,13 @@
 package ledger
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -326,21 +325,27 @@ func TestAudit(t *testing.T) {
 			t.Fatal(err)
 		}
 		// A SIEM receiving the export can check the chain on its own.
-		var check chainCheck
-		lines := bufio.NewScanner(&buf)
-		n := 0
-		for lines.Scan() {
-			var e Event
-			if err := json.Unmarshal(lines.Bytes(), &e); err != nil {
-				t.Fatalf("export line %d: %v: %s", n+1, err, lines.Text())
-			}
-			if err := check.next(e); err != nil {
-				t.Fatalf("exported chain: %v", err)
-			}
-			n++
+		exported := buf.String()
+		last, err := VerifyExport(strings.NewReader(exported))
+		if err != nil {
+			t.Fatalf("VerifyExport of the export: %v", err)
 		}
-		if n != len(all) {
-			t.Errorf("exported %d events, want %d", n, len(all))
+		if n := strings.Count(exported, "\n"); n != len(all) {
+			t.Errorf("exported %d lines, want %d", n, len(all))
+		}
+		head, err := l.Head(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(head, all[len(all)-1]) || !reflect.DeepEqual(last, head) {
+			t.Errorf("Head %+v and the export's last event %+v, want %+v", head, last, all[len(all)-1])
+		}
+		// An export missing a line in the middle fails where it was cut.
+		lines := strings.SplitAfter(exported, "\n")
+		cut := strings.Join(slices.Delete(slices.Clone(lines), 2, 3), "")
+		var broken *BrokenChainError
+		if _, err := VerifyExport(strings.NewReader(cut)); !errors.As(err, &broken) || broken.Seq != 3 {
+			t.Errorf("VerifyExport of an export missing event 3: %v", err)
 		}
 		if err := l.Verify(ctx); err != nil {
 			t.Errorf("Verify of an untouched trail: %v", err)

@@ -250,15 +250,11 @@ func (s *sqliteBackend) appendEvent(ctx context.Context, e Event) (Event, error)
 		return Event{}, fmt.Errorf("ledger: appending %s event: %w", e.Action, err)
 	}
 	defer tx.Rollback()
-	var (
-		seq  int64
-		hash string
-	)
-	err = tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1`).Scan(&seq, &hash)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return Event{}, fmt.Errorf("ledger: reading the audit trail's last event: %w", err)
+	last, err := lastEvent(ctx, tx)
+	if err != nil {
+		return Event{}, err
 	}
-	e.seal(seq, hash)
+	e.seal(last.Seq, last.Hash)
 	_, err = tx.ExecContext(ctx, `INSERT INTO audit (`+eventColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		e.Seq, nanos(e.Time), e.Actor, string(e.Action), e.GrantID, e.Target, e.Subject, e.Detail, e.PrevHash, e.Hash)
 	if err != nil {
@@ -268,6 +264,22 @@ func (s *sqliteBackend) appendEvent(ctx context.Context, e Event) (Event, error)
 		return Event{}, fmt.Errorf("ledger: appending %s: %w", e.String(), err)
 	}
 	return e, nil
+}
+
+func (s *sqliteBackend) lastEvent(ctx context.Context) (Event, error) { return lastEvent(ctx, s.db) }
+
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// lastEvent returns the event at the end of the trail, or the zero Event.
+func lastEvent(ctx context.Context, q querier) (Event, error) {
+	var last Event
+	err := scanEvents(ctx, q, `SELECT `+eventColumns+` FROM audit ORDER BY seq DESC LIMIT 1`, nil, func(e Event) error {
+		last = e
+		return nil
+	})
+	return last, err
 }
 
 func (s *sqliteBackend) events(ctx context.Context, f Filter, fn func(Event) error) error {
@@ -292,7 +304,11 @@ func (s *sqliteBackend) events(ctx context.Context, f Filter, fn func(Event) err
 	if len(where) > 0 {
 		q += ` WHERE ` + strings.Join(where, " AND ")
 	}
-	rows, err := s.db.QueryContext(ctx, q+` ORDER BY seq`, args...)
+	return scanEvents(ctx, s.db, q+` ORDER BY seq`, args, fn)
+}
+
+func scanEvents(ctx context.Context, q querier, query string, args []any, fn func(Event) error) error {
+	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return fmt.Errorf("ledger: reading the audit trail: %w", err)
 	}
