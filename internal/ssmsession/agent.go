@@ -296,3 +296,15 @@ func splice(a, b io.ReadWriteCloser) {
 	a.Close()
 	b.Close()
 }
+
+// Serve serves one session on ws until it ends: NewAgent, Attach and Run
+// for an agent with no way to take a resumed websocket, so that a dropped
+// one ends the session at once unless cfg.Reattach says otherwise.
+func Serve(ctx context.Context, ws *websocket.Conn, cfg AgentConfig) error {
+	if cfg.Reattach == 0 {
+		cfg.Reattach = time.Nanosecond
+	}
+	a := NewAgent(cfg)
+	a.Attach(ws)
+	return a.Run(ctx)
+}

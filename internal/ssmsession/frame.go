@@ -1,8 +1,3 @@
-// Package ssmsession speaks the Session Manager data channel: the binary
-// message frames, acknowledgements, in-order delivery, retransmission, the
-// handshake and smux multiplexing that the session-manager-plugin (client)
-// and the SSM agent exchange over a websocket. Both ends live here: Dial is
-// the client Passport's CLI uses, Agent is the side the lab serves.
 package ssmsession
 
 import (
