@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -165,15 +166,45 @@ func skewedSleep(skew *atomic.Int64, step time.Duration) func(context.Context, t
 // DeliveryTimedOut, yet the script ran, so it must not read as never sent.
 func TestRunCommandExpired(t *testing.T) {
 	var skew atomic.Int64
-	l := startLabClock(t, 1, 0, func() time.Time { return time.Now().Add(time.Duration(skew.Load())) })
-	l.nodes[l.ids[0]].SetDelay(time.Minute)
+	l := startLabClock(t, 0, 0, func() time.Time { return time.Now().Add(time.Duration(skew.Load())) })
+	id := testIDs(1)[0]
+	host := &gated{Model: node.NewModel(node.Info{InstanceID: id}), started: make(chan struct{}), open: make(chan struct{})}
+	l.svc.AddNode(host)
 	opts := fastOptions
-	opts.Sleep = skewedSleep(&skew, 2*time.Minute)
-	job := Job{Targets: l.ids, Script: "sleep 60", ExecutionTimeout: time.Minute, DeliveryTimeout: 30 * time.Second}
+	opts.Sleep = func(ctx context.Context, d time.Duration) error {
+		// Once the script has started, every poll finds SSM's clock two
+		// minutes on: past the command's 30s+1m expiry.
+		select {
+		case <-host.started:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		skew.Add(int64(2 * time.Minute))
+		return sleep(ctx, d)
+	}
+	job := Job{Targets: []string{id}, Script: "sleep 60", ExecutionTimeout: time.Minute, DeliveryTimeout: 30 * time.Second}
 	results := run(t, New(l.client, opts), context.Background(), job)
-	want := l.ids[0] + ": the script started but SSM gave up on it when the command expired (delivery timeout 30s plus execution timeout 1m0s); the host may be half-done"
+	want := id + ": the script started but SSM gave up on it when the command expired (delivery timeout 30s plus execution timeout 1m0s); the host may be half-done"
 	if got := results[0]; got.Outcome != TimedOut || got.Reason != want {
 		t.Errorf("got %s %q, want %s %q", got.Outcome, got.Reason, TimedOut, want)
+	}
+}
+
+// gated is a node whose scripts start, say so on started (once), and end
+// when open is closed or SSM cancels them.
+type gated struct {
+	*node.Model
+	once          sync.Once
+	started, open chan struct{}
+}
+
+func (g *gated) Run(ctx context.Context, s node.Script) (node.Result, error) {
+	g.once.Do(func() { close(g.started) })
+	select {
+	case <-g.open:
+		return node.Result{}, nil
+	case <-ctx.Done():
+		return node.Result{}, ctx.Err()
 	}
 }
 

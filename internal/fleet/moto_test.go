@@ -58,6 +58,9 @@ func startMoto(t *testing.T) string {
 // DescribeInstanceInformation, ListCommandInvocations or CancelCommand, and
 // runs no scripts. The whole of Run is tested against the lab.
 func TestMoto(t *testing.T) {
+	if testing.Short() {
+		t.Skip("moto_server takes seconds to start; skipped with -short")
+	}
 	endpoint := startMoto(t)
 	c := sdkClient(endpoint, "AKIDMOTO", "moto-secret", 0)
 	r := New(c, Options{ThrottleBackoff: 10 * time.Millisecond, MaxPoll: 50 * time.Millisecond})
