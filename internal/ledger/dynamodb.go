@@ -411,6 +411,9 @@ func (d *dynamoBackend) lastEvent(ctx context.Context) (Event, error) {
 	return item(out.Items[0]).event(), nil
 }
 
+// events reads the whole trail in order and leaves filtering to Ledger: a
+// FilterExpression would save bandwidth but not read capacity, which
+// DynamoDB charges before filtering.
 func (d *dynamoBackend) events(ctx context.Context, _ Filter, fn func(Event) error) error {
 	pages := dynamodb.NewQueryPaginator(d.c, &dynamodb.QueryInput{
 		TableName: &d.table, ConsistentRead: aws.Bool(true),

@@ -286,6 +286,12 @@ func (l *Ledger) ListDue(ctx context.Context, now time.Time) ([]Grant, error) {
 // Acquire leases the grant to holder for d and returns it at its new
 // version. It succeeds when the lease is free, has run out, or is already
 // holder's (which extends it); otherwise it returns a *LeaseHeldError.
+//
+// The lease's end is written from this ledger's clock and compared with
+// the next acquirer's, so the clocks of reconcilers sharing a table must
+// agree to well within d (NTP does). Pick d longer than one revocation
+// takes, and write the grant before it runs out: the version bump of a
+// later Acquire makes a late writer's Update fail with ErrConflict.
 func (l *Ledger) Acquire(ctx context.Context, id, holder string, d time.Duration) (Grant, error) {
 	if holder == "" || d <= 0 {
 		return Grant{}, fmt.Errorf("ledger: lease on %s needs a holder and a positive duration", id)
