@@ -74,7 +74,7 @@ func BenchmarkDuePass(b *testing.B) {
 				pass()
 			}
 			perPass := b.Elapsed() / time.Duration(b.N)
-			b.ReportMetric(float64((listing / time.Duration(b.N)).Microseconds())/1000, "ms/list-due")
+			b.ReportMetric(float64((listing/time.Duration(b.N)).Microseconds())/1000, "ms/list-due")
 			b.ReportMetric(float64(perPass.Microseconds())/1000, "ms/pass")
 			b.ReportMetric(float64(perPass.Microseconds())/due, "µs/due-grant")
 			b.ReportMetric(float64(scan)/float64(perPass), "x-faster-than-scan")
