@@ -457,14 +457,17 @@ func TestRevokeRemovesEverything(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := session.Start("sleep 1000"); err != nil {
+	// Its first command leaves a root process behind through sudo, detached
+	// from everything the user runs: it belongs to the user's session all
+	// the same and must end with it.
+	if err := session.Start("sudo -n sh -c 'setsid sleep 1001 </dev/null >/dev/null 2>&1 &'; sleep 1000"); err != nil {
 		t.Fatal(err)
 	}
 	ended := make(chan error, 1)
 	go func() { ended <- session.Wait() }()
-	for deadline := time.Now().Add(10 * time.Second); h.run(t, "pgrep -u "+uid+" -x sleep").ExitCode != 0; {
+	for deadline := time.Now().Add(10 * time.Second); h.run(t, "pgrep -u "+uid+" -x sleep && pgrep -u 0 -f 'sleep 1001'").ExitCode != 0; {
 		if time.Now().After(deadline) {
-			t.Fatal("the user's sleep never started")
+			t.Fatal("the user's sleeps never started")
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -483,6 +486,9 @@ func TestRevokeRemovesEverything(t *testing.T) {
 	}
 	if out := h.run(t, "pgrep -u "+uid); out.ExitCode == 0 {
 		t.Errorf("processes of uid %s survive: %s", uid, out.Stdout)
+	}
+	if out := h.run(t, "pgrep -af 'sleep 1001'"); out.ExitCode == 0 {
+		t.Errorf("the root process the user started with sudo survives: %s", out.Stdout)
 	}
 	for _, path := range []string{"/home/pp-gone", PrincipalsDir + "/pp-gone", SudoersPrefix + "pp-gone", GrantsDir + "/pp-gone"} {
 		if h.exists(t, path) {

@@ -251,24 +251,53 @@ pause() {
 	sleep 0.2 2>/dev/null || sleep 1
 }
 
+# session_pids UID prints the processes started from UID's login sessions:
+# the audit loginuid that sshd's PAM stack sets survives sudo, so a root
+# shell the user opened with sudo is found too. Reading races with exiting
+# processes, hence the silenced errors.
+session_pids() {
+	{
+		for f in /proc/[0-9]*/loginuid; do
+			# loginuid has no final newline, so read reports EOF while
+			# it fills owner; only the value counts.
+			owner=
+			read -r owner <"$f"
+			[ "$owner" = "$1" ] || continue
+			f=${f#/proc/}
+			[ "${f%/loginuid}" = "$$" ] || printf '%s\n' "${f%/loginuid}"
+		done
+	} 2>/dev/null
+}
+
+# signal_user SIGNAL UID sends SIGNAL to everything UID runs or started.
+signal_user() {
+	pkill "-$1" -U "$2" 2>/dev/null
+	pkill "-$1" -u "$2" 2>/dev/null
+	pids=$(session_pids "$2")
+	# shellcheck disable=SC2086 # one argument per pid
+	[ -z "$pids" ] || kill "-$1" $pids 2>/dev/null
+}
+
+user_running() {
+	pgrep -U "$1" >/dev/null 2>&1 || pgrep -u "$1" >/dev/null 2>&1 || [ -n "$(session_pids "$1")" ]
+}
+
 # end_processes UID: TERM everything the user runs, give it a moment to exit
 # cleanly, then KILL whatever is left (repeatedly: a process may fork while
 # we look). Returns non-zero if something survives.
 end_processes() {
-	pkill -TERM -U "$1" 2>/dev/null
-	pkill -TERM -u "$1" 2>/dev/null
+	signal_user TERM "$1"
 	n=0
 	while [ "$n" -lt 10 ]; do
-		pgrep -U "$1" >/dev/null 2>&1 || pgrep -u "$1" >/dev/null 2>&1 || return 0
+		user_running "$1" || return 0
 		pause
 		n=$((n + 1))
 	done
 	n=0
 	while [ "$n" -lt 20 ]; do
-		pkill -KILL -U "$1" 2>/dev/null
-		pkill -KILL -u "$1" 2>/dev/null
+		signal_user KILL "$1"
 		pause
-		pgrep -U "$1" >/dev/null 2>&1 || pgrep -u "$1" >/dev/null 2>&1 || return 0
+		user_running "$1" || return 0
 		n=$((n + 1))
 	done
 	return 1
