@@ -40,6 +40,10 @@ type DynamoDBOptions struct {
 // one pass later, and Acquire (a consistent conditional write) is what
 // decides who acts on it.
 //
+// Permissions: dynamodb:GetItem, PutItem, UpdateItem and Query on the
+// table and its indexes; DescribeTable and CreateTable too with
+// CreateTable.
+//
 // The trail lives in one partition: the chain is serial by nature, and a
 // partition takes about a thousand writes a second, far above Passport's
 // event rate. An append reads the last event and puts the next seq with
@@ -61,6 +65,9 @@ const (
 func openDynamoDB(ctx context.Context, table string, o DynamoDBOptions) (*dynamoBackend, error) {
 	c := o.Client
 	if c == nil {
+		if o.Config.Region == "" {
+			return nil, fmt.Errorf("ledger: dynamodb://%s needs an AWS region (set the provider's region or AWS_REGION)", table)
+		}
 		c = dynamodb.NewFromConfig(o.Config)
 	}
 	d := &dynamoBackend{c: c, table: table}

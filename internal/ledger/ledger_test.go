@@ -542,3 +542,43 @@ func mustExec(t *testing.T, b *sqliteBackend, q string, args ...any) {
 		t.Fatalf("%s changed %d rows, want 1", q, n)
 	}
 }
+
+func TestDynamoDBOpen(t *testing.T) {
+	for _, s := range []*server{&moto, &dynalite} {
+		t.Run(s.name, func(t *testing.T) {
+			endpoint, err := s.endpoint()
+			if err != nil {
+				t.Skip(err)
+			}
+			ctx := context.Background()
+			table := fmt.Sprintf("passport-open-%d", tableSeq.Add(1))
+			open := func(create bool) *Ledger {
+				t.Helper()
+				l, err := Open(ctx, "dynamodb://"+table, Options{DynamoDB: DynamoDBOptions{Client: dynamoClient(endpoint), CreateTable: create}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return l
+			}
+
+			_, err = open(false).Get(ctx, "g-1")
+			if err == nil || !strings.Contains(err.Error(), "do not exist") || !strings.Contains(err.Error(), table) {
+				t.Errorf("Get on a missing table: %v, want an error naming the table and saying it does not exist", err)
+			}
+			first := open(true)
+			t.Cleanup(func() {
+				_, _ = first.b.(*dynamoBackend).c.DeleteTable(ctx, &dynamodb.DeleteTableInput{TableName: &table})
+			})
+			if _, err := first.Create(ctx, testGrant("g-1", time.Now(), time.Hour, Active)); err != nil {
+				t.Fatal(err)
+			}
+			// A second reconciler starting with CreateTable finds the table.
+			if _, err := open(true).Get(ctx, "g-1"); err != nil {
+				t.Errorf("a second Open with CreateTable: %v", err)
+			}
+		})
+	}
+	if _, err := Open(context.Background(), "dynamodb://passport-ledger", Options{}); err == nil || !strings.Contains(err.Error(), "region") {
+		t.Errorf("Open without a client or region: %v, want an error asking for a region", err)
+	}
+}
