@@ -22,7 +22,9 @@ type hostRun struct {
 	// code is the program's exit code when it ran to its end, else -1.
 	code int
 	// sent is false when the host was never handed the script.
-	sent   bool
+	sent bool
+	// gone is set when SSM no longer knows the instance at all.
+	gone   bool
 	result hostscript.Result
 	// why says in plain words, naming the host, what went wrong.
 	why string
@@ -74,7 +76,10 @@ func readRun(action, username string, r fleet.Result) hostRun {
 		h.why = fmt.Sprintf("%s: %s", r.InstanceID, r.Outcome)
 	}
 	switch r.Outcome {
-	case fleet.Offline, fleet.UnknownInstance, fleet.Undeliverable, fleet.DeliveryTimedOut:
+	case fleet.UnknownInstance:
+		h.gone = true
+		return h
+	case fleet.Offline, fleet.Undeliverable, fleet.DeliveryTimedOut:
 		return h
 	}
 	h.sent = true

@@ -48,13 +48,25 @@ func (s *Service) revokeOn(ctx context.Context, g *Grant, targets []string) erro
 	for _, h := range runs {
 		t := g.target(h.id)
 		switch {
+		case !h.ok && h.gone:
+			// A terminated or deregistered instance can never answer, and
+			// a destroy that waited for it would fail forever. What it may
+			// still hold dies at the window's end: the certificate expires
+			// and the host's own sweep removes the user.
+			t.Status, t.Detail = Revoked, fmt.Sprintf("SSM no longer manages %s (terminated or deregistered): nothing could be sent; the certificate expires and the host's own sweep removes the user at %s",
+				h.id, g.ExpiresAt.UTC().Format(time.RFC3339))
 		case !h.ok:
 			t.Status, t.Detail = Active, "not revoked: "+h.why
 		case t.Status != Failed:
 			t.Status, t.Detail = Revoked, ""
 		}
 	}
-	failed := failures(runs)
+	var failed []hostRun
+	for _, h := range failures(runs) {
+		if !h.gone {
+			failed = append(failed, h)
+		}
+	}
 	if len(failed) == 0 {
 		return nil
 	}
