@@ -37,7 +37,8 @@ func (t *tally) add(rs ...Result) {
 	}
 }
 
-// each returns one result per host, all alike but for the instance id.
+// each returns one result per host, all alike but for the instance id,
+// which also heads each Reason.
 func each(hosts []string, r Result) []Result {
 	out := make([]Result, len(hosts))
 	for i, h := range hosts {
