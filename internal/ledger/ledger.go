@@ -112,7 +112,7 @@ type Lease struct {
 	Until  time.Time
 }
 
-// heldBy reports whether the lease is held by someone at now.
+// held reports whether someone holds the lease at now.
 func (l Lease) held(now time.Time) bool {
 	return l.Holder != "" && now.Before(l.Until)
 }
@@ -195,9 +195,10 @@ type backend interface {
 	grantsInState(ctx context.Context, s State) ([]Grant, error)
 	// dueGrants returns the grants whose DueAt is at or before now.
 	dueGrants(ctx context.Context, now time.Time) ([]Grant, error)
-	// setLease writes l if the stored lease is free at now or held by
-	// l.Holder, and adds 1 to the version. For a release (l.Holder empty),
-	// holder must be the current holder.
+	// setLease writes l and adds 1 to the version, if holder may: to
+	// acquire (l.Holder == holder) the stored lease must be free at now,
+	// run out, or holder's already; to release (l zero) it must be
+	// holder's.
 	setLease(ctx context.Context, id string, l Lease, holder string, now time.Time) (Grant, error)
 	// appendEvent seals e as the event after the current last one and
 	// stores it, atomically with respect to other appenders.

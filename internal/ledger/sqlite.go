@@ -91,11 +91,31 @@ func openSQLite(ctx context.Context, path string) (*sqliteBackend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ledger: opening %s: %w", abs, err)
 	}
-	if _, err := db.ExecContext(ctx, sqliteSchema); err != nil {
+	if err := prepareSchema(ctx, db); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("ledger: preparing %s: %w", abs, err)
 	}
 	return &sqliteBackend{db: db}, nil
+}
+
+// schemaVersion is stored as the file's user_version, so that a later
+// Passport can migrate the file and an older one refuses a newer file
+// instead of misreading it.
+const schemaVersion = 1
+
+func prepareSchema(ctx context.Context, db *sql.DB) error {
+	var v int
+	if err := db.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&v); err != nil {
+		return err
+	}
+	if v > schemaVersion {
+		return fmt.Errorf("the file has ledger schema %d, this Passport knows up to %d: upgrade Passport", v, schemaVersion)
+	}
+	if _, err := db.ExecContext(ctx, sqliteSchema); err != nil {
+		return err
+	}
+	_, err := db.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, schemaVersion))
+	return err
 }
 
 func (s *sqliteBackend) close() error { return s.db.Close() }

@@ -140,3 +140,19 @@ func TestOpenRefuses(t *testing.T) {
 		})
 	}
 }
+
+func TestSQLiteRefusesANewerSchema(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ledger.db")
+	l, err := Open(context.Background(), "sqlite://"+path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.b.(*sqliteBackend).db.Exec(fmt.Sprintf(`PRAGMA user_version = %d`, schemaVersion+1)); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	_, err = Open(context.Background(), "sqlite://"+path, Options{})
+	if err == nil || !strings.Contains(err.Error(), "upgrade Passport") {
+		t.Errorf("Open of a file from a newer Passport: %v, want a refusal asking to upgrade", err)
+	}
+}
