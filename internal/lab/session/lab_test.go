@@ -391,3 +391,79 @@ func TestDataChannelRefusesGarbage(t *testing.T) {
 	}
 	s.Close()
 }
+
+// TestResumeThroughResumeSession cuts the websocket under a transfer: the
+// client calls the real ResumeSession API, presents the new token on a new
+// websocket, and the data arrives whole.
+func TestResumeThroughResumeSession(t *testing.T) {
+	tl := startLab(t, 1)
+	ln, err := net.Listen("tcp", "127.0.0.3:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	const size = 32 << 20
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		h := sha256.New()
+		io.CopyN(h, c, size)
+		c.Write(h.Sum(nil))
+	}()
+	out := tl.start(t, tl.Hosts[0].Info().InstanceID, "AWS-StartPortForwardingSessionToRemoteHost",
+		map[string][]string{"host": {"127.0.0.3"}, "portNumber": {strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)}})
+	d := tl.dialer(aws.ToString(out.SessionId))
+	var mu sync.Mutex
+	var wsConns []net.Conn
+	d.NetDialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		var nd net.Dialer
+		c, err := nd.DialContext(ctx, network, addr)
+		mu.Lock()
+		wsConns = append(wsConns, c)
+		mu.Unlock()
+		return c, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	s, err := d.Dial(ctx, aws.ToString(out.StreamUrl), aws.ToString(out.TokenValue))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Terminate()
+	c, err := s.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	h := sha256.New()
+	block := make([]byte, 64<<10)
+	for sent := 0; sent < size; sent += len(block) {
+		rand.Read(block)
+		h.Write(block)
+		if _, err := c.Write(block); err != nil {
+			t.Fatal(err)
+		}
+		if sent == size/2 {
+			mu.Lock()
+			wsConns[0].Close()
+			mu.Unlock()
+		}
+	}
+	got := make([]byte, sha256.Size)
+	c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if _, err := io.ReadFull(c, got); err != nil {
+		t.Fatalf("reading the digest after the cut: %v", err)
+	}
+	if string(got) != string(h.Sum(nil)) {
+		t.Fatal("the data that arrived differs from what was sent")
+	}
+	if s.Resumes() != 1 {
+		t.Fatalf("the session resumed %d times, want 1", s.Resumes())
+	}
+	if calls := tl.Server.Calls()["AmazonSSM.ResumeSession"]; calls != 1 {
+		t.Fatalf("ResumeSession was called %d times, want 1", calls)
+	}
+}
