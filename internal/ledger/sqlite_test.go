@@ -62,40 +62,19 @@ func writeUntilKilled(path string) {
 	}
 }
 
+// Two processes write to one file at once and are killed with SIGKILL
+// mid-write, three times over on the same file: every grant a writer had
+// reported committed is there, and the two never forked the chain.
 func TestSQLiteSurvivesSIGKILL(t *testing.T) {
-	// Every round kills a writer on the same file, so later rounds also
-	// start from a file whose last writer died.
 	path := filepath.Join(t.TempDir(), "ledger.db")
 	for round := range 3 {
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), childEnv+"="+path)
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
 		// Kill at a different point of the write loop each round.
 		kill := 40 + 37*round
-		var committed []string
-		lines := bufio.NewScanner(out)
-		for lines.Scan() {
-			committed = append(committed, lines.Text())
-			if len(committed) == kill {
-				_ = cmd.Process.Signal(syscall.SIGKILL)
-				break
-			}
+		results := make(chan []string, 2)
+		for range 2 {
+			go func() { results <- writeThenKill(t, path, kill) }()
 		}
-		for lines.Scan() {
-			committed = append(committed, lines.Text())
-		}
-		_ = cmd.Wait()
-		if len(committed) < kill {
-			t.Fatalf("round %d: the writer stopped after %d grants: %s", round, len(committed), stderr.String())
-		}
+		committed := append(<-results, <-results...)
 
 		l, err := Open(context.Background(), "sqlite://"+path, Options{})
 		if err != nil {
@@ -112,6 +91,37 @@ func TestSQLiteSurvivesSIGKILL(t *testing.T) {
 		l.Close()
 		t.Logf("round %d: %d grants reported committed before SIGKILL, all present", round, len(committed))
 	}
+}
+
+// writeThenKill runs a writer child on path, kills it with SIGKILL once it
+// has reported kill grants, and returns every id it reported.
+func writeThenKill(t *testing.T, path string, kill int) []string {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), childEnv+"="+path)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Error(err)
+		return nil
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Error(err)
+		return nil
+	}
+	var committed []string
+	lines := bufio.NewScanner(out)
+	for lines.Scan() {
+		committed = append(committed, lines.Text())
+		if len(committed) == kill {
+			_ = cmd.Process.Signal(syscall.SIGKILL)
+		}
+	}
+	_ = cmd.Wait()
+	if len(committed) < kill {
+		t.Errorf("a writer stopped by itself after %d grants: %s", len(committed), stderr.String())
+	}
+	return committed
 }
 
 func TestOpenRefuses(t *testing.T) {
