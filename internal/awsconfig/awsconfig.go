@@ -75,20 +75,20 @@ func Load(ctx context.Context, s Settings) (*Clients, error) {
 	return &Clients{
 		Config:    cfg,
 		Endpoints: e,
-		SSM:       ssm.NewFromConfig(cfg, func(o *ssm.Options) { o.BaseEndpoint = endpoint(e.SSM) }),
-		KMS:       kms.NewFromConfig(cfg, func(o *kms.Options) { o.BaseEndpoint = endpoint(e.KMS) }),
-		STS:       sts.NewFromConfig(cfg, func(o *sts.Options) { o.BaseEndpoint = endpoint(e.STS) }),
-		DynamoDB:  dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) { o.BaseEndpoint = endpoint(e.DynamoDB) }),
+		SSM:       ssm.NewFromConfig(cfg, func(o *ssm.Options) { override(&o.BaseEndpoint, e.SSM) }),
+		KMS:       kms.NewFromConfig(cfg, func(o *kms.Options) { override(&o.BaseEndpoint, e.KMS) }),
+		STS:       sts.NewFromConfig(cfg, func(o *sts.Options) { override(&o.BaseEndpoint, e.STS) }),
+		DynamoDB:  dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) { override(&o.BaseEndpoint, e.DynamoDB) }),
 	}, nil
 }
 
-// endpoint returns nil for an empty override so that the client keeps the
-// BaseEndpoint the SDK resolved from the environment.
-func endpoint(u string) *string {
-	if u == "" {
-		return nil
+// override sets a client's BaseEndpoint only when the endpoints block names
+// one. The SDK has already resolved AWS_ENDPOINT_URL_<SERVICE> into it when
+// the option functions run, so assigning an empty value would erase that.
+func override(base **string, u string) {
+	if u != "" {
+		*base = aws.String(u)
 	}
-	return aws.String(u)
 }
 
 func (e Endpoints) validate() error {

@@ -1,0 +1,124 @@
+#!/bin/sh
+# The Passport demo, on the local lab, offline: three sandbox Linux hosts
+# behind a local AWS; `terraform apply` grants time-boxed SSH access with a
+# KMS-signed certificate, the certificate logs in with OpenSSH, and
+# `terraform destroy` takes it all away again. Run as root on Debian 12.
+set -eu
+cd "$(dirname "$0")/.."
+root=$(pwd)
+./scripts/install.sh
+PATH="$PATH:$(go env GOPATH)/bin"
+
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+say "Building the provider and the passport CLI"
+make -s build
+demo=$(mktemp -d /tmp/passport-demo.XXXXXX)
+lab="$demo/lab"
+
+cleanup() {
+	if [ -n "${lab_pid:-}" ] && kill -0 "$lab_pid" 2>/dev/null; then
+		kill -INT "$lab_pid"
+		wait "$lab_pid" || true
+	fi
+	"$root/bin/passport" lab down --dir "$lab" >/dev/null 2>&1 || true
+	rm -rf "$demo"
+}
+trap cleanup EXIT INT TERM
+
+say "Starting the lab: passport lab up --hosts 3"
+"$root/bin/passport" lab up --hosts 3 --dir "$lab" >"$demo/lab.out" 2>"$demo/lab.err" &
+lab_pid=$!
+i=0
+until [ -f "$lab/env.sh" ]; do
+	i=$((i + 1))
+	if [ $i -gt 600 ] || ! kill -0 "$lab_pid" 2>/dev/null; then
+		cat "$demo/lab.err" >&2
+		echo "demo: the lab did not start" >&2
+		exit 1
+	fi
+	sleep 0.1
+done
+sleep 0.2
+cat "$demo/lab.out"
+# shellcheck disable=SC1091 # written by the lab at run time
+. "$lab/env.sh"
+
+say "The lab's servers, through the real AWS CLI: aws ssm describe-instance-information"
+# Debian's AWS CLI predates AWS_ENDPOINT_URL_SSM, so it gets the flag.
+/usr/bin/aws --endpoint-url "$AWS_ENDPOINT_URL_SSM" ssm describe-instance-information \
+	--query 'InstanceInformationList[].[InstanceId,ComputerName,IPAddress,PingStatus,PlatformType]' --output table
+
+# The provider from bin/, without a registry: dev_overrides skips
+# `terraform init`, which would need one.
+cat >"$demo/terraformrc" <<RC
+provider_installation {
+  dev_overrides {
+    "passport-access/passport" = "$root/bin"
+  }
+  direct {}
+}
+RC
+export TF_CLI_CONFIG_FILE="$demo/terraformrc" CHECKPOINT_DISABLE=1 TF_IN_AUTOMATION=1
+cp examples/demo/main.tf "$demo/"
+tf() { terraform -chdir="$demo" "$@"; }
+# tf_show runs a terraform command and shows its output without the
+# dev_overrides banner (all of it, or with "brief" only the progress
+# lines); it stops the demo when terraform fails.
+tf_show() {
+	brief=$1
+	shift
+	if tf "$@" -no-color >"$demo/tf.log" 2>&1; then
+		status=0
+	else
+		status=$?
+	fi
+	sed '/Provider development overrides are in effect/,/^releases\.$/d' "$demo/tf.log" >"$demo/tf.out"
+	if [ "$brief" = brief ] && [ "$status" = 0 ]; then
+		grep -E '^[a-z_.]+: |complete!' "$demo/tf.out"
+	else
+		cat "$demo/tf.out"
+	fi
+	if [ "$status" != 0 ]; then
+		echo "demo: terraform $1 failed" >&2
+		exit "$status"
+	fi
+}
+
+say "terraform apply: a KMS-backed CA and one hour of sudo access to every staging server"
+tf_show full apply -auto-approve
+user=$(tf output -raw username)
+id=$(tf output -raw id)
+tf output -raw private_key >"$demo/$id.key"
+tf output -raw certificate >"$demo/$id-cert.pub"
+chmod 600 "$demo/$id.key"
+echo "username: $user, expires at $(tf output -raw expires_at)"
+ssh-keygen -L -f "$demo/$id-cert.pub" | sed -n '2,12p'
+
+addresses=$(tf output -json addresses | tr -d '{}"' | tr ',' '\n' | cut -d: -f2)
+ssh_opts="-i $demo/$id.key -o CertificateFile=$demo/$id-cert.pub -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o BatchMode=yes"
+
+say "Logging in with OpenSSH and the issued certificate"
+for a in $addresses; do
+	# shellcheck disable=SC2086 # ssh_opts is a list of options
+	ssh $ssh_opts "$user@$a" 'echo "$(whoami)@$(hostname): $(sudo -n id -un) via sudo"'
+done
+
+say "terraform destroy: the user, its home and its processes leave every server"
+tf_show brief destroy -auto-approve
+
+say "The same certificate is refused now"
+for a in $addresses; do
+	# shellcheck disable=SC2086
+	if ssh $ssh_opts "$user@$a" true 2>"$demo/ssh.err"; then
+		echo "demo: $user could still log in to $a after destroy" >&2
+		exit 1
+	fi
+	echo "$a: $(tr -d '\r' <"$demo/ssh.err" | tail -n 1)"
+done
+
+say "Stopping the lab: every host, namespace and process it started goes"
+kill -INT "$lab_pid"
+wait "$lab_pid" || true
+lab_pid=
+echo "Done."
