@@ -408,6 +408,32 @@ func TestProvisionRefusesSomeoneElsesUser(t *testing.T) {
 	}
 }
 
+// TestForeignPassportGroup: a group named passport that Passport did not
+// create is someone else's; its members must not be switched to
+// certificate-only logins.
+func TestForeignPassportGroup(t *testing.T) {
+	t.Parallel()
+	h := bootHost(t, "group")
+	admin := h.plainUser(t, "admin")
+	h.sh(t, "groupadd passport && usermod -aG passport admin")
+	authority := newCA(t)
+	script, _ := Provision(grantFor(authority, "pp-x", authority.issue(t, "pp-x"), false, time.Now().Add(time.Hour)))
+	if r, _ := h.program(t, script); r.Code != ExitConflict {
+		t.Fatalf("provision beside a foreign passport group: %+v, want exit %d", r, ExitConflict)
+	}
+	script, _ = Revoke(Revocation{Username: "admin"})
+	if r, _ := h.program(t, script); r.Code != ExitConflict {
+		t.Fatalf("revoke of a member of a foreign passport group: %+v, want exit %d", r, ExitConflict)
+	}
+	if r := h.mustProgram(t, Inventory()); len(r.Inventory) != 0 {
+		t.Errorf("inventory counts a foreign group's members as Passport users: %+v", r.Inventory)
+	}
+	h.mustLogin(t, "admin", admin)
+	if h.exists(t, SSHDDropIn) || h.run(t, "id pp-x").ExitCode == 0 {
+		t.Error("provision changed the host anyway")
+	}
+}
+
 func TestExtendMovesExpiry(t *testing.T) {
 	t.Parallel()
 	h := bootHost(t, "extend")

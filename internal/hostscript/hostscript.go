@@ -29,7 +29,9 @@
 //
 // and the users themselves, members of the group "passport", which is what
 // sshd's Match and every removal check for. An account outside that group is
-// never changed, whatever its name.
+// never changed, whatever its name; a "passport" group that Passport did not
+// create (no /etc/passport/group-created) makes provision refuse, and its
+// members are never treated as Passport users.
 package hostscript
 
 import (

@@ -7,7 +7,8 @@ make_work
 
 step=inventory
 {
-	getent group "$PP_GROUP" | cut -d: -f4 | tr ',' '\n'
+	# A group of that name that Passport did not create has no Passport users.
+	[ -f "$PP_GROUP_MARK" ] && getent group "$PP_GROUP" | cut -d: -f4 | tr ',' '\n'
 	if [ -d "$PP_GRANTS" ]; then
 		for record in "$PP_GRANTS"/*; do
 			[ -f "$record" ] && printf '%s\n' "${record##*/}"

@@ -33,6 +33,9 @@ PP_GRANTS=/var/lib/passport/grants
 PP_LIB=/usr/local/lib/passport
 PP_SWEEP=$PP_LIB/sweep
 PP_GROUP=passport
+# Written when Passport creates its group: a group of that name without it
+# belongs to someone else, and its members must not become Passport users.
+PP_GROUP_MARK=$PP_ETC/group-created
 PP_HOME=/home
 PP_LOCK=/run/passport.lock
 SSHD_CONFIG=/etc/ssh/sshd_config
@@ -200,6 +203,7 @@ user_exists() {
 # is_passport_user: only members of Passport's group are ever touched, so a
 # name that collides with a real account (root, admin) is refused, not removed.
 is_passport_user() {
+	[ -f "$PP_GROUP_MARK" ] || return 1
 	uid=$(id -u "$1" 2>/dev/null) || return 1
 	[ "$uid" -ne 0 ] || return 1
 	id -nG "$1" 2>/dev/null | tr ' ' '\n' | grep -qx "$PP_GROUP"

@@ -32,6 +32,9 @@ step=preflight
 sshd -t >"$work/sshd-t.err" 2>&1 || die "$EX_SSHD" "sshd -t fails before Passport changed anything: $(head -c 300 "$work/sshd-t.err")"
 
 step='user-check'
+if getent group "$PP_GROUP" >/dev/null 2>&1 && [ ! -f "$PP_GROUP_MARK" ]; then
+	die "$EX_CONFLICT" "a group named $PP_GROUP exists that Passport did not create; its members would be held to certificate logins"
+fi
 if user_exists "$user"; then
 	is_passport_user "$user" || die "$EX_CONFLICT" "user $user already exists and is not a Passport user"
 fi
@@ -67,6 +70,9 @@ put_file "$tmp" "$PP_GRANTS/$user" 0600 grant-record || true
 step=group
 if ! getent group "$PP_GROUP" >/dev/null 2>&1; then
 	groupadd -r "$PP_GROUP" || die "$EX_FAILED" "groupadd $PP_GROUP failed"
+	printf 'Passport created group %s; sshd holds its members to certificate logins.\n' "$PP_GROUP" >"$PP_GROUP_MARK" ||
+		die "$EX_FAILED" "cannot write $PP_GROUP_MARK"
+	chmod 0644 "$PP_GROUP_MARK"
 	note_change group
 fi
 
