@@ -1,6 +1,6 @@
 // Package lab assembles Passport's local AWS: one loopback endpoint that
-// speaks the real AWS wire protocols (Systems Manager, KMS and STS now;
-// the Session Manager data channel as it lands), sandbox Linux hosts with real
+// speaks the real AWS wire protocols (Systems Manager with Session Manager,
+// the ssmmessages data channel, KMS and STS), sandbox Linux hosts with real
 // sshd, and model nodes for scale. Tests start a lab in-process with Start;
 // `passport lab up` starts one for people and `passport lab down` cleans up
 // after one that was killed.
@@ -25,6 +25,7 @@ import (
 	"github.com/passport-access/terraform-provider-passport/internal/lab/kms"
 	"github.com/passport-access/terraform-provider-passport/internal/lab/node"
 	"github.com/passport-access/terraform-provider-passport/internal/lab/sandbox"
+	"github.com/passport-access/terraform-provider-passport/internal/lab/session"
 	"github.com/passport-access/terraform-provider-passport/internal/lab/ssm"
 	"github.com/passport-access/terraform-provider-passport/internal/lab/sts"
 )
@@ -42,6 +43,10 @@ type Options struct {
 	Hosts int
 	// ModelNodes is the number of model nodes (no OS; for scale).
 	ModelNodes int
+	// Now is the clock Session Manager tokens expire by, so tests can
+	// move it; time.Now when nil. Signatures are always checked against
+	// the real time, as AWS does.
+	Now func() time.Time
 }
 
 // Lab is a running lab.
@@ -52,12 +57,13 @@ type Lab struct {
 	AccessKeyID     string
 	SecretAccessKey string
 
-	Server *awsjson.Server
-	SSM    *ssm.Service
-	KMS    *kms.Service
-	STS    *sts.Service
-	Hosts  []*sandbox.Host
-	Models []*node.Model
+	Server   *awsjson.Server
+	SSM      *ssm.Service
+	Sessions *session.Service
+	KMS      *kms.Service
+	STS      *sts.Service
+	Hosts    []*sandbox.Host
+	Models   []*node.Model
 
 	listener  net.Listener
 	http      *http.Server
@@ -111,7 +117,19 @@ func Start(ctx context.Context, opts Options) (l *Lab, err error) {
 	}()
 	l.Server = awsjson.NewServer(awsjson.Config{Region: l.Region, Credentials: map[string]string{l.AccessKeyID: l.SecretAccessKey}})
 	l.SSM = ssm.New(ssm.Config{Region: l.Region, AccountID: AccountID})
-	l.Server.Register(l.SSM.API())
+	l.Sessions = session.New(session.Config{
+		Lookup:   l.sessionTarget,
+		Endpoint: func() string { return l.Endpoint },
+		Now:      opts.Now,
+	})
+	// Session Manager's calls belong to the AmazonSSM service on AWS; the
+	// data channel (ssmmessages) shares the lab's one endpoint.
+	api := l.SSM.API()
+	for name, op := range l.Sessions.Operations() {
+		api.Operations[name] = op
+	}
+	l.Server.Register(api)
+	l.Server.Handle("/v1/data-channel/", l.Sessions)
 	l.KMS = kms.New(kms.Config{Region: l.Region, AccountID: AccountID})
 	l.Server.Register(l.KMS.API())
 	l.STS = sts.New(l.Server)
@@ -188,6 +206,17 @@ func (l *Lab) bootHosts(ctx context.Context, n int) error {
 	return errors.Join(failed...)
 }
 
+// sessionTarget finds a node a Session Manager session can reach: sandbox
+// hosts can; model nodes have no ports to forward to.
+func (l *Lab) sessionTarget(id string) (session.Target, bool) {
+	n, ok := l.SSM.Node(id)
+	if !ok {
+		return nil, false
+	}
+	t, ok := n.(session.Target)
+	return t, ok
+}
+
 // demoTags gives hosts the tags the examples and policies refer to:
 // alternating staging and production environments.
 func demoTags(name string, i int) map[string]string {
@@ -219,6 +248,9 @@ func (l *Lab) Close() error {
 		var errs []error
 		if l.http != nil {
 			errs = append(errs, l.http.Close())
+		}
+		if l.Sessions != nil {
+			l.Sessions.Close()
 		}
 		if l.SSM != nil {
 			l.SSM.Close()

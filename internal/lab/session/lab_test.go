@@ -68,31 +68,13 @@ func startLab(t *testing.T, hosts int) *testLab {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	l, err := lab.Start(ctx, lab.Options{Dir: dir, Hosts: hosts})
+	c := &clock{}
+	l, err := lab.Start(ctx, lab.Options{Dir: dir, Hosts: hosts, Now: c.now})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Close() })
-	tl := &testLab{Lab: l, clock: &clock{}}
-	tl.sessions = session.New(session.Config{
-		Lookup: func(id string) (session.Target, bool) {
-			for _, h := range l.Hosts {
-				if h.Info().InstanceID == id {
-					return h, true
-				}
-			}
-			return nil, false
-		},
-		Endpoint: func() string { return l.Endpoint },
-		Now:      tl.clock.now,
-	})
-	t.Cleanup(tl.sessions.Close)
-	api := l.SSM.API()
-	for name, op := range tl.sessions.Operations() {
-		api.Operations[name] = op
-	}
-	l.Server.Register(api)
-	l.Server.Handle("/v1/data-channel/", tl.sessions)
+	tl := &testLab{Lab: l, clock: c, sessions: l.Sessions}
 	tl.ssm = ssmsdk.New(ssmsdk.Options{
 		Region:       l.Region,
 		BaseEndpoint: aws.String(l.Endpoint),
