@@ -537,17 +537,23 @@ func TestRevokeRemovesEverything(t *testing.T) {
 	})
 }
 
+// TestHostWithoutInclude is an older kind of host: sshd_config reads no
+// drop-ins, and sshd runs without PAM, so it checks the shadow entry itself
+// and would refuse a '!'-locked account even with a valid certificate.
 func TestHostWithoutInclude(t *testing.T) {
 	t.Parallel()
 	h := bootHost(t, "noinclude")
 	h.sh(t, `set -e
-sed -i '/^Include /d' /etc/ssh/sshd_config
+sed -i '/^Include /d; s/^UsePAM yes/UsePAM no/' /etc/ssh/sshd_config
 ! grep -qi '^include' /etc/ssh/sshd_config
+grep -qx 'UsePAM no' /etc/ssh/sshd_config
 # A last line without its newline must not swallow Passport's block.
 printf '%s' "$(cat /etc/ssh/sshd_config)" > /etc/ssh/sshd_config.new
 mv /etc/ssh/sshd_config.new /etc/ssh/sshd_config
 kill -HUP "$(cat /run/sshd.pid)"`)
 	admin := h.plainUser(t, "admin")
+	// Such a host's own users cannot have a '!' password either.
+	h.sh(t, "usermod -p '*' admin")
 	authority := newCA(t)
 	cred := authority.issue(t, "pp-old")
 	r := h.provision(t, grantFor(authority, "pp-old", cred, false, time.Now().Add(time.Hour)))
