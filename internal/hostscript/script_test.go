@@ -118,6 +118,22 @@ func TestLibraryMatchesGo(t *testing.T) {
 	}
 }
 
+// TestLayoutMatchesGo: the paths Go exports are the ones the programs use.
+func TestLayoutMatchesGo(t *testing.T) {
+	cmd := exec.Command("/bin/sh", "-s")
+	cmd.Stdin = strings.NewReader(libSource + `done_result=1
+printf '%s\n' "$PP_GRANTS" "$PP_PRINCIPALS" "$PP_KRL" "$PP_SWEEP" "$SSHD_DROPIN" "$SUDOERS_DIR/passport-" "$PP_GROUP"
+`)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := strings.Join([]string{GrantsDir, PrincipalsDir, RevokedKeys, SweepPath, SSHDDropIn, SudoersPrefix, PassportGroup}, "\n") + "\n"
+	if string(out) != want {
+		t.Errorf("lib.sh's layout:\n%s\nGo's constants:\n%s", out, want)
+	}
+}
+
 func TestShellcheck(t *testing.T) {
 	if _, err := exec.LookPath("shellcheck"); err != nil {
 		t.Skip("shellcheck is not installed (apt-get install shellcheck)")

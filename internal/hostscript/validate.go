@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -97,11 +98,7 @@ func caKeyFields(key string) (keyType, blob string, err error) {
 		return bad("must be the CA's public key, not a certificate")
 	}
 	keyType = pub.Type()
-	allowed := false
-	for _, t := range caKeyTypes {
-		allowed = allowed || t == keyType
-	}
-	if !allowed {
+	if !slices.Contains(caKeyTypes, keyType) {
 		return bad("has key type " + keyType + "; use ed25519, ecdsa-p256/384/521 or rsa")
 	}
 	if ck, ok := pub.(ssh.CryptoPublicKey); ok {
