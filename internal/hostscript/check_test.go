@@ -4,7 +4,6 @@ import (
 	"encoding/base64"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -21,19 +20,7 @@ func checkScript(t *testing.T, user, request string) string {
 
 func TestCheckGolden(t *testing.T) {
 	got := checkScript(t, "pp-golden01", "req-0123456789abcdef")
-	path := filepath.Join("testdata", "check.golden")
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("check differs from %s; if the change is intended, run go test -update and review the diff", path)
-	}
+	assertGolden(t, "check", got)
 	if data := decodeData(t, got); data != "format=1\naction=check\nuser=pp-golden01\nrequest=req-0123456789abcdef\n" {
 		t.Errorf("check data block = %q", data)
 	}

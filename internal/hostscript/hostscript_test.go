@@ -45,20 +45,25 @@ func generated(t testing.TB) map[string]string {
 
 func TestGolden(t *testing.T) {
 	for name, got := range generated(t) {
-		t.Run(name, func(t *testing.T) {
-			path := filepath.Join("testdata", name+".golden")
-			if *update {
-				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run go test -update to create it)", err)
-			}
-			if got != string(want) {
-				t.Errorf("%s differs from %s; if the change is intended, run go test -update and review the diff", name, path)
-			}
-		})
+		t.Run(name, func(t *testing.T) { assertGolden(t, name, got) })
+	}
+}
+
+// assertGolden compares got with testdata/<name>.golden, or rewrites the
+// file under -update.
+func assertGolden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name+".golden")
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("%s differs from %s; if the change is intended, run go test -update and review the diff", name, path)
 	}
 }
