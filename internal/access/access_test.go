@@ -272,10 +272,12 @@ func TestSetTargetsAddsAndRemoves(t *testing.T) {
 	if err != nil {
 		t.Fatalf("adding %s: %v", id1, err)
 	}
-	if len(both.Targets) != 2 || both.Targets[1].InstanceID != id1 || both.Targets[1].Status != Active || both.Serial != g.Serial {
-		t.Fatalf("targets after adding: %+v", both.Targets)
+	if len(both.Targets) != 2 || both.Targets[1].InstanceID != id1 || both.Targets[1].Status != Active || both.Serial == g.Serial {
+		t.Fatalf("targets after adding: %+v, serial %d (was %d): want a fresh certificate", both.Targets, both.Serial, g.Serial)
 	}
-	mustLogIn(t, h1, g.Username, c.signer)
+	c2 := credentialOf(t, both, nil)
+	mustLogIn(t, h1, g.Username, c2.signer)
+	mustLogIn(t, h0, g.Username, c.signer) // the first certificate still opens the first host
 
 	unknown := "i-0123456789abcdef0"
 	if _, err := l.svc.SetTargets(context.Background(), both, ca, []string{id0, id1, unknown}); err == nil || !strings.Contains(err.Error(), unknown) {
@@ -293,7 +295,15 @@ func TestSetTargetsAddsAndRemoves(t *testing.T) {
 		t.Errorf("%s still has the user after it was removed from the targets", id0)
 	}
 	mustBeRefused(t, h0, g.Username, c.signer, "login on a removed target")
-	mustLogIn(t, h1, g.Username, c.signer)
+	mustLogIn(t, h1, g.Username, c2.signer)
+
+	// Back on the host it left: that host revoked the earlier serials, so
+	// it needs the certificate issued now.
+	again, err := l.svc.SetTargets(context.Background(), only1, ca, []string{id1, id0})
+	if err != nil {
+		t.Fatalf("adding %s back: %v", id0, err)
+	}
+	mustLogIn(t, h0, g.Username, credentialOf(t, again, nil).signer)
 }
 
 func TestCheckFindsExpiredAndVanished(t *testing.T) {

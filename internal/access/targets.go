@@ -54,6 +54,17 @@ func (s *Service) SetTargets(ctx context.Context, g *Grant, ca *sshca.CA, target
 		if err != nil {
 			return nil, err
 		}
+		// A host this request left earlier holds the certificate's serial in
+		// its revoked keys, and so does one whose provision failed and was
+		// undone: added hosts get a fresh certificate for the same key and
+		// window. The previous one still opens the hosts it opened.
+		key, _, err := sshca.ParseUserPublicKey(g.PublicKey)
+		if err != nil {
+			return nil, fmt.Errorf("grant %s: %w", g.ID, err)
+		}
+		if err := s.sign(ctx, ca, next, key); err != nil {
+			return nil, err
+		}
 		next.Targets = slices.DeleteFunc(next.Targets, func(t Target) bool { return slices.Contains(added, t.InstanceID) })
 		for _, id := range added {
 			next.Targets = append(next.Targets, Target{InstanceID: id, Status: Active, Address: inv[id].IPAddress})
