@@ -78,7 +78,10 @@ type channel struct {
 
 	linkMu  sync.Mutex
 	link    link
-	writeMu sync.Mutex // one writer at a time on a websocket
+	writeMu sync.Mutex // one writer at a time on a websocket; release with unlockWrite
+
+	ackMu sync.Mutex
+	acks  [][]byte // acknowledgements waiting for writeMu
 
 	mu       sync.Mutex
 	space    *sync.Cond // window space, or closed
@@ -152,7 +155,7 @@ func (c *channel) attach(l link) {
 			break
 		}
 	}
-	c.writeMu.Unlock()
+	c.unlockWrite()
 	go c.readLoop(l)
 }
 
@@ -188,6 +191,61 @@ func (c *channel) dropLink(l link, err error) {
 	}
 }
 
+// unlockWrite releases writeMu and sends the acknowledgements that queued
+// up meanwhile.
+func (c *channel) unlockWrite() {
+	c.writeMu.Unlock()
+	c.flushAcks()
+}
+
+// maxQueuedAcks bounds acknowledgements waiting to be written; beyond it
+// they are dropped and the sender's retransmission brings them back.
+const maxQueuedAcks = 4 * window
+
+// queueAck sends an acknowledgement without ever waiting for writeMu. The
+// reader must not wait behind a data write stuck on a full socket: if both
+// ends' readers did, neither would drain the other's socket and the session
+// would hang. Whoever holds writeMu sends the queued acknowledgements when
+// it lets go.
+func (c *channel) queueAck(frame []byte) {
+	c.ackMu.Lock()
+	if len(c.acks) < maxQueuedAcks {
+		c.acks = append(c.acks, frame)
+	}
+	c.ackMu.Unlock()
+	c.flushAcks()
+}
+
+func (c *channel) flushAcks() {
+	for {
+		c.ackMu.Lock()
+		pending := len(c.acks) > 0
+		c.ackMu.Unlock()
+		if !pending || !c.writeMu.TryLock() {
+			return
+		}
+		c.ackMu.Lock()
+		acks := c.acks
+		c.acks = nil
+		c.ackMu.Unlock()
+		l := c.current()
+		var err error
+		for _, a := range acks {
+			if l == nil {
+				break
+			}
+			if err = l.WriteMessage(websocket.BinaryMessage, a); err != nil {
+				break
+			}
+		}
+		c.writeMu.Unlock()
+		if err != nil {
+			c.dropLink(l, err)
+			return
+		}
+	}
+}
+
 func (c *channel) writeFrame(frame []byte) {
 	l := c.current()
 	if l == nil {
@@ -195,7 +253,7 @@ func (c *channel) writeFrame(frame []byte) {
 	}
 	c.writeMu.Lock()
 	err := l.WriteMessage(websocket.BinaryMessage, frame)
-	c.writeMu.Unlock()
+	c.unlockWrite()
 	if err != nil {
 		c.dropLink(l, err)
 	}
@@ -237,7 +295,7 @@ func (c *channel) sendOne(pt PayloadType, payload []byte) error {
 	if c.closeErr != nil {
 		err := c.closeErr
 		c.mu.Unlock()
-		c.writeMu.Unlock()
+		c.unlockWrite()
 		return err
 	}
 	seq := c.nextSeq
@@ -250,7 +308,7 @@ func (c *channel) sendOne(pt PayloadType, payload []byte) error {
 	frame, err := m.Encode(make([]byte, 0, HeaderSize+len(payload)))
 	if err != nil {
 		c.mu.Unlock()
-		c.writeMu.Unlock()
+		c.unlockWrite()
 		return err
 	}
 	c.unacked[seq] = &outgoing{frame: frame, sent: c.now()}
@@ -259,7 +317,7 @@ func (c *channel) sendOne(pt PayloadType, payload []byte) error {
 	if l != nil {
 		err = l.WriteMessage(websocket.BinaryMessage, frame)
 	}
-	c.writeMu.Unlock()
+	c.unlockWrite()
 	if l != nil && err != nil {
 		c.dropLink(l, err)
 	}
@@ -526,7 +584,7 @@ func (c *channel) ack(m Message) {
 	a := Message{Type: Acknowledge, CreatedDate: c.now(), Flags: FlagSYN | FlagFIN, ID: NewMessageID(), Payload: content}
 	frame, err := a.Encode(make([]byte, 0, HeaderSize+len(content)))
 	if err == nil {
-		c.writeFrame(frame)
+		c.queueAck(frame)
 	}
 }
 
