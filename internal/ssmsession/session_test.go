@@ -310,3 +310,56 @@ func TestKeepAlive(t *testing.T) {
 		t.Fatalf("%d pings in 5 s with a 20 ms keep-alive", got)
 	}
 }
+
+// TestAgentGivesUpWithoutClient: after its websocket drops, the agent
+// waits Reattach for a resumed client, then ends the session.
+func TestAgentGivesUpWithoutClient(t *testing.T) {
+	port := listenTCP(t, echo)
+	ta := newTestAgent(t, portForwarding(port), loopDial(port))
+	ta.cfg.Reattach = 50 * time.Millisecond
+	s := dial(t, ta, nil)
+	s.ch.current().Close()
+	select {
+	case err := <-ta.runErr:
+		if err == nil || !strings.Contains(err.Error(), "no client came back") {
+			t.Fatalf("agent ended with %v, want it to say no client came back", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the agent kept a session without a client")
+	}
+	select {
+	case <-s.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the client without Resume did not end when its websocket dropped")
+	}
+}
+
+// TestTerminateEndsMultiplexedSession: the TerminateSession flag ends the
+// agent's side of a port-forwarding session and its connections.
+func TestTerminateEndsMultiplexedSession(t *testing.T) {
+	port := listenTCP(t, echo)
+	ta := newTestAgent(t, portForwarding(port), loopDial(port))
+	s := dial(t, ta, nil)
+	c, err := s.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Write([]byte("ping"))
+	if _, err := io.ReadFull(c, make([]byte, 4)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Terminate(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-ta.runErr:
+		if err != nil {
+			t.Fatalf("agent ended with %v after TerminateSession", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("agent did not end after TerminateSession")
+	}
+	if _, err := s.Open(); err == nil {
+		t.Fatal("Open succeeded on a terminated session")
+	}
+}
