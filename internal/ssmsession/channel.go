@@ -133,6 +133,9 @@ func (c *channel) attach(l link) {
 	if old != nil {
 		old.Close()
 	}
+	c.rmu.Lock()
+	c.badFrames = 0 // counted per link
+	c.rmu.Unlock()
 	select {
 	case <-c.done:
 		l.Close()
