@@ -9,6 +9,8 @@ check_serial "$serial"
 need_tools ssh-keygen userdel usermod id pkill pgrep find sort
 if [ "$serial" != 0 ]; then
 	check_ca_key "$(field ca_type)" "$(field ca_key)" "$work/ca.pub"
+else
+	[ -z "$(field ca_type)$(field ca_key)" ] || die "$EX_DATA" "fields ca_type and ca_key must be empty without a serial"
 fi
 lock_host
 
