@@ -9,6 +9,7 @@ import (
 	"crypto/rsa"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"strings"
@@ -331,4 +332,61 @@ func TestHostRefusesHostileData(t *testing.T) {
 		}()
 		program("provision", "x'; reboot; '", provisionSource)
 	})
+}
+
+// TestOtherProgramsRefuseHostileData: extend and revoke decode with the same
+// library, but each checks its own fields; a few blocks per program.
+func TestOtherProgramsRefuseHostileData(t *testing.T) {
+	if _, err := exec.LookPath("ssh-keygen"); err != nil {
+		t.Skip("ssh-keygen is not installed (openssh-client)")
+	}
+	_, blob, err := caKeyFields(fixedCA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	programs := map[string]struct {
+		body    string
+		control string
+		hostile []string
+	}{
+		"extend": {
+			body:    extendSource,
+			control: "format=1\naction=extend\nuser=pp-a\nexpires=2000000000\n",
+			hostile: []string{
+				"format=1\naction=extend\nuser=pp-$(id)\nexpires=2000000000\n",
+				"format=1\naction=extend\nuser=pp-a\nexpires=2000000000;reboot\n",
+				"format=1\naction=extend\nuser=root\nuser=pp-a\nexpires=2000000000\n",
+				"format=1\naction=revoke\nuser=pp-a\nexpires=2000000000\n",
+			},
+		},
+		"revoke": {
+			body:    revokeSource,
+			control: "format=1\naction=revoke\nuser=pp-a\nserial=5\nca_type=ssh-ed25519\nca_key=" + blob + "\n",
+			hostile: []string{
+				"format=1\naction=revoke\nuser=../../root\nserial=5\nca_type=ssh-ed25519\nca_key=" + blob + "\n",
+				"format=1\naction=revoke\nuser=pp-a\nserial=5\nca_type=ssh-ed25519\nca_key=AAAAAAAAAAAAAAAAAAAAAAAA\n",
+				"format=1\naction=revoke\nuser=pp-a\nserial=0\nca_type=ssh-ed25519\nca_key=" + blob + "\n",
+				"format=1\naction=revoke\nuser=pp-a\nserial=-1\nca_type=\nca_key=\n",
+			},
+		},
+	}
+	for name, p := range programs {
+		build := func(data string) string {
+			return program(name, base64.StdEncoding.EncodeToString([]byte(data)), p.body)
+		}
+		t.Run(name+"/control", func(t *testing.T) {
+			code, stdout, stderr := runUnprivileged(t, build(p.control))
+			if res, _ := ParseResult(stdout); code == ExitData || res.Step == "decode" {
+				t.Fatalf("the valid block was refused: exit %d\n%s", code, stderr)
+			}
+		})
+		for i, data := range p.hostile {
+			t.Run(fmt.Sprintf("%s/%d", name, i), func(t *testing.T) {
+				code, stdout, stderr := runUnprivileged(t, build(data))
+				if res, _ := ParseResult(stdout); code != ExitData || res.Step != "decode" {
+					t.Fatalf("%q: exit %d, %q; want exit %d in step decode\n%s", data, code, stdout, ExitData, stderr)
+				}
+			})
+		}
+	}
 }
