@@ -1,0 +1,198 @@
+package policy
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	cedar "github.com/cedar-policy/cedar-go"
+	"github.com/cedar-policy/cedar-go/types"
+)
+
+// Request is one access request as policy sees it.
+type Request struct {
+	// Subject is who asks: the SAML subject, or the AWS caller ARN where
+	// no SAML session is configured.
+	Subject string
+	// Groups are the subject's groups from the identity store; none is fine.
+	Groups  []string
+	Targets []Instance
+	// Duration is the whole window, from the grant's start.
+	Duration time.Duration
+	Reason   string
+	Sudo     bool
+}
+
+// Instance is one target.
+type Instance struct {
+	ID       string
+	Platform string // "Linux" or "Windows"
+	Tags     map[string]string
+}
+
+// Decision is the answer for every target of a Request, in its order.
+type Decision struct {
+	Targets []TargetDecision
+}
+
+// TargetDecision is the answer for one target.
+type TargetDecision struct {
+	ID      string
+	Allowed bool
+	// Why says, for a denial, which policy forbade it (by @id and line) or
+	// that no policy permits it; for a permit, which policies did.
+	Why string
+}
+
+// Allowed reports whether every target is allowed.
+func (d Decision) Allowed() bool {
+	return len(d.Targets) > 0 && !slices.ContainsFunc(d.Targets, func(t TargetDecision) bool { return !t.Allowed })
+}
+
+// Denied lists the targets that are not allowed.
+func (d Decision) Denied() []TargetDecision {
+	var out []TargetDecision
+	for _, t := range d.Targets {
+		if !t.Allowed {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// Err is nil when every target is allowed, and otherwise a *DeniedError
+// naming each denied target and why.
+func (d Decision) Err() error {
+	if d.Allowed() {
+		return nil
+	}
+	return &DeniedError{Targets: d.Denied()}
+}
+
+// DeniedError is a request policy refused.
+type DeniedError struct {
+	Targets []TargetDecision
+}
+
+func (e *DeniedError) Error() string {
+	var b strings.Builder
+	if len(e.Targets) == 0 {
+		return "access denied by policy: the request has no targets"
+	}
+	fmt.Fprintf(&b, "access denied by policy for %d target", len(e.Targets))
+	if len(e.Targets) > 1 {
+		b.WriteByte('s')
+	}
+	b.WriteString("; nothing was changed on any host:")
+	for _, t := range e.Targets {
+		fmt.Fprintf(&b, "\n  %s: %s", t.ID, t.Why)
+	}
+	return b.String()
+}
+
+var actionUID = types.NewEntityUID(typeAction, actionAccess)
+
+// Authorize decides every target of req. A Policy with no statements denies
+// each target and says where policy was looked for.
+//
+// A forbid policy that fails to evaluate (say, a comparison on a tag the
+// instance lacks, in a policy the schema could not check) denies the target
+// too: Cedar itself would skip it, but a guard that silently stops guarding
+// is worse than a refusal the administrator can see and fix.
+func (p *Policy) Authorize(req Request) Decision {
+	d := Decision{Targets: make([]TargetDecision, 0, len(req.Targets))}
+	if len(p.statements) == 0 {
+		why := "no policy is configured: " + p.missing + "; ask an administrator to publish one"
+		for _, t := range req.Targets {
+			d.Targets = append(d.Targets, TargetDecision{ID: t.ID, Why: why})
+		}
+		return d
+	}
+	entities, principal := principalEntities(req.Subject, req.Groups)
+	ctx := types.NewRecord(types.RecordMap{
+		"duration":     types.Long(req.Duration / time.Second),
+		"reason":       types.String(req.Reason),
+		"sudo":         types.Boolean(req.Sudo),
+		"target_count": types.Long(len(req.Targets)),
+	})
+	for _, t := range req.Targets {
+		resource := instanceEntity(t)
+		entities[resource.UID] = resource
+		dec, diag := cedar.Authorize(p.set, entities, cedar.Request{
+			Principal: principal,
+			Action:    actionUID,
+			Resource:  resource.UID,
+			Context:   ctx,
+		})
+		delete(entities, resource.UID)
+		d.Targets = append(d.Targets, p.explain(t.ID, dec, diag, req))
+	}
+	return d
+}
+
+func (p *Policy) explain(id string, dec cedar.Decision, diag cedar.Diagnostic, req Request) TargetDecision {
+	for _, e := range diag.Errors {
+		if p.set[e.PolicyID].Effect() == cedar.Forbid {
+			s := p.statement(e.PolicyID)
+			return TargetDecision{ID: id, Why: fmt.Sprintf("%s (line %d) in %s could not be evaluated (%s), so it is taken as forbidding: ask an administrator to fix it", quoteName(s.name), s.line, p.source, oneLine(e.Message))}
+		}
+	}
+	names := make([]string, 0, len(diag.Reasons))
+	for _, r := range diag.Reasons {
+		s := p.statement(r.PolicyID)
+		names = append(names, fmt.Sprintf("%s (line %d)", quoteName(s.name), s.line))
+	}
+	slices.Sort(names)
+	if dec == cedar.Allow {
+		return TargetDecision{ID: id, Allowed: true, Why: "permitted by " + strings.Join(names, ", ")}
+	}
+	if len(names) > 0 {
+		return TargetDecision{ID: id, Why: "forbidden by " + strings.Join(names, ", ") + " in " + p.source}
+	}
+	sudo := ""
+	if req.Sudo {
+		sudo = " with sudo"
+	}
+	return TargetDecision{ID: id, Why: fmt.Sprintf("no policy in %s permits %q%s to access it for %s%s", p.source, req.Subject, groupsPhrase(req.Groups), req.Duration, sudo)}
+}
+
+// groupsPhrase quotes each group: they come from outside, and a quoted
+// string cannot break an error message into forged lines.
+func groupsPhrase(groups []string) string {
+	if len(groups) == 0 {
+		return " (in no groups)"
+	}
+	q := make([]string, len(groups))
+	for i, g := range groups {
+		q[i] = fmt.Sprintf("%q", g)
+	}
+	return " (groups " + strings.Join(q, ", ") + ")"
+}
+
+// principalEntities returns the entities every target shares: the user and
+// its groups.
+func principalEntities(subject string, groups []string) (types.EntityMap, types.EntityUID) {
+	user := types.NewEntityUID(typeUser, types.String(subject))
+	em := make(types.EntityMap, len(groups)+2)
+	parents := make([]types.EntityUID, 0, len(groups))
+	for _, g := range groups {
+		uid := types.NewEntityUID(typeGroup, types.String(g))
+		parents = append(parents, uid)
+		em[uid] = types.Entity{UID: uid}
+	}
+	em[user] = types.Entity{UID: user, Parents: types.NewEntityUIDSet(parents...)}
+	return em, user
+}
+
+func instanceEntity(t Instance) types.Entity {
+	tags := make(types.RecordMap, len(t.Tags))
+	for k, v := range t.Tags {
+		tags[types.String(k)] = types.String(v)
+	}
+	return types.Entity{
+		UID:        types.NewEntityUID(typeInstance, types.String(t.ID)),
+		Attributes: types.NewRecord(types.RecordMap{"platform": types.String(t.Platform)}),
+		Tags:       types.NewRecord(tags),
+	}
+}
