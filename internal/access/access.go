@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/passport-access/terraform-provider-passport/internal/fleet"
+	"github.com/passport-access/terraform-provider-passport/internal/ledger"
 	"github.com/passport-access/terraform-provider-passport/internal/sshca"
 )
 
@@ -60,6 +61,14 @@ type Config struct {
 	// after a name conflict). The undo runs even after the caller's context
 	// has ended, within its own Timeout.
 	Timeout time.Duration
+	// Ledger records every grant before any host is touched, each host's
+	// outcome after, and an audit event per step. Nil records nothing
+	// (tests of the hosts alone); the provider and the reconciler always
+	// give one.
+	Ledger *ledger.Ledger
+	// Actor is who the audit trail says acted: the person running
+	// Terraform, or "reconciler/<host>". Empty means the grant's requester.
+	Actor string
 }
 
 // Service grants and revokes access. It is safe for concurrent use.
@@ -68,6 +77,8 @@ type Service struct {
 	now     func() time.Time
 	prefix  string
 	timeout time.Duration
+	ledger  *ledger.Ledger
+	actor   string
 }
 
 var rePrefix = regexp.MustCompile(`^[a-z][a-z0-9-]{0,9}$`)
@@ -77,7 +88,7 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Fleet == nil {
 		return nil, errors.New("access: Config.Fleet is nil: give a fleet.Runner")
 	}
-	s := &Service{fleet: cfg.Fleet, now: cfg.Now, prefix: cfg.UsernamePrefix, timeout: cfg.Timeout}
+	s := &Service{fleet: cfg.Fleet, now: cfg.Now, prefix: cfg.UsernamePrefix, timeout: cfg.Timeout, ledger: cfg.Ledger, actor: cfg.Actor}
 	if s.now == nil {
 		s.now = time.Now
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/passport-access/terraform-provider-passport/internal/hostscript"
+	"github.com/passport-access/terraform-provider-passport/internal/ledger"
 	"github.com/passport-access/terraform-provider-passport/internal/sshca"
 )
 
@@ -49,7 +50,7 @@ func (s *Service) Extend(ctx context.Context, g *Grant, ca *sshca.CA, duration t
 	}
 	active := ids(next.Targets, Active)
 	if len(active) == 0 {
-		return next, nil
+		return next, s.recordExtension(ctx, g, next, nil)
 	}
 	script, err := hostscript.Extend(next.Username, end)
 	if err != nil {
@@ -67,11 +68,25 @@ func (s *Service) Extend(ctx context.Context, g *Grant, ca *sshca.CA, duration t
 			t.Detail = "the user has vanished from this host: replace the request"
 		}
 	}
+	recErr := s.recordExtension(ctx, g, next, failed)
 	if len(failed) == 0 {
-		return next, nil
+		return next, recErr
 	}
-	return next, fmt.Errorf("the window of %s now ends at %s, but %s still hold the old expiry %s: run the change again once they answer:%s",
-		g.ID, end.UTC().Format(time.RFC3339), plural(len(failed), "target"), g.ExpiresAt.UTC().Format(time.RFC3339), listing(failed))
+	return next, errors.Join(recErr, fmt.Errorf("the window of %s now ends at %s, but %s still hold the old expiry %s: run the change again once they answer:%s",
+		g.ID, end.UTC().Format(time.RFC3339), plural(len(failed), "target"), g.ExpiresAt.UTC().Format(time.RFC3339), listing(failed)))
+}
+
+// recordExtension writes next's window and certificate to the ledger, so
+// the reconciler ends the grant at the new expiry, and one audit event.
+// Hosts that kept the old expiry are named in the event: after a longer
+// window their own sweep ends the user early; after a shorter one the
+// reconciler ends it at the recorded expiry.
+func (s *Service) recordExtension(ctx context.Context, g, next *Grant, failed []hostRun) error {
+	detail := fmt.Sprintf("window moved from %s to %s", g.ExpiresAt.UTC().Format(time.RFC3339), next.ExpiresAt.UTC().Format(time.RFC3339))
+	for _, h := range failed {
+		detail += "; not moved on " + h.id
+	}
+	return errors.Join(s.saveAfter(ctx, next, ledger.Active), s.event(ctx, next, ledger.ActionExtended, "", detail))
 }
 
 // clone copies g deeply enough that changing the copy's targets leaves g

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/passport-access/terraform-provider-passport/internal/hostscript"
+	"github.com/passport-access/terraform-provider-passport/internal/ledger"
 	"github.com/passport-access/terraform-provider-passport/internal/sshca"
 )
 
@@ -58,24 +59,93 @@ func (s *Service) Grant(ctx context.Context, req Request) (*Grant, error) {
 		if err := s.sign(ctx, req.CA, g, key.public); err != nil {
 			return nil, err
 		}
+		// On record before any host is touched: an apply killed from here
+		// on leaves a record naming the user and the hosts it may be on.
+		if err := s.save(ctx, g, ledger.Provisioning, req.Targets, ledger.Provisioning); err != nil {
+			return nil, fmt.Errorf("no host was touched: %w", err)
+		}
+		if attempt == 1 {
+			if err := s.event(ctx, g, ledger.ActionRequested, "", requestedDetail(g)); err != nil {
+				return nil, s.abandon(ctx, g, fmt.Errorf("no host was touched: %w", err))
+			}
+		}
 		runs, err := s.provision(ctx, g, req.Targets)
 		if err != nil {
-			return nil, err
+			return nil, s.abandon(ctx, g, err)
 		}
 		failed := failures(runs)
 		if len(failed) == 0 {
 			for i := range g.Targets {
 				g.Targets[i].Status, g.Targets[i].Detail = Active, ""
 			}
+			if err := errors.Join(s.saveAfter(ctx, g, ledger.Active), s.hostEvents(ctx, g, runs, ledger.ActionProvisioned, ledger.ActionProvisionFailed)); err != nil {
+				return s.unrecorded(ctx, g, err)
+			}
 			return g, nil
 		}
 		left, undoErr := s.undo(ctx, g, runs)
+		recErr := errors.Join(s.hostEvents(ctx, g, runs, ledger.ActionProvisioned, ledger.ActionProvisionFailed), s.undoneEvents(ctx, g, runs))
 		conflictsOnly := !slices.ContainsFunc(failed, func(h hostRun) bool { return h.code != hostscript.ExitConflict })
 		if attempt == 1 && conflictsOnly && undoErr == nil {
 			continue
 		}
-		return left, grantFailed(g, len(runs), failed, undoErr)
+		// A request that was never granted is failed, even where a host
+		// was provisioned and undone; only a host that kept the user keeps
+		// it open, revoking, for the reconciler.
+		state := ledger.Failed
+		if left != nil {
+			state = ledger.Revoking
+		}
+		recErr = errors.Join(recErr, s.saveAfter(ctx, g, state))
+		return left, errors.Join(grantFailed(g, len(runs), failed, undoErr), recErr)
 	}
+}
+
+// requestedDetail is the requested event's detail: what was asked for,
+// never a key or certificate.
+func requestedDetail(g *Grant) string {
+	d := fmt.Sprintf("user %s until %s on %d targets, reason: %s", g.Username, g.ExpiresAt.UTC().Format(time.RFC3339), len(g.Targets), g.Reason)
+	if g.Sudo {
+		d += " (sudo)"
+	}
+	return d
+}
+
+// abandon records a grant that never reached a host as failed and returns
+// err, with the ledger's own failure added if recording failed too.
+func (s *Service) abandon(ctx context.Context, g *Grant, err error) error {
+	for i := range g.Targets {
+		g.Targets[i].Status, g.Targets[i].Detail = Failed, "not provisioned: "+err.Error()
+	}
+	return errors.Join(err, s.saveAfter(ctx, g, ledger.Failed), s.event(ctx, g, ledger.ActionProvisionFailed, "", err.Error()))
+}
+
+// unrecorded undoes a grant whose success could not be written down:
+// access the ledger does not know of would be revoked by no reconciler and
+// explained by no audit trail, so it is not given.
+func (s *Service) unrecorded(ctx context.Context, g *Grant, recErr error) (*Grant, error) {
+	err := fmt.Errorf("access request %s was provisioned but could not be recorded, so user %s is being removed again: %w", g.ID, g.Username, recErr)
+	if revErr := s.revokeOn(context.WithoutCancel(ctx), g, ids(g.Targets, Active)); revErr != nil {
+		return g, errors.Join(err, revErr)
+	}
+	return nil, errors.Join(err, s.saveAfter(ctx, g, s.settled(g)))
+}
+
+// undoneEvents records the hosts where provisioning succeeded and was
+// removed again because others failed.
+func (s *Service) undoneEvents(ctx context.Context, g *Grant, runs []hostRun) error {
+	var errs []error
+	for _, h := range runs {
+		if !h.ok {
+			continue
+		}
+		if t := g.target(h.id); t.Status == Active {
+			errs = append(errs, s.event(ctx, g, ledger.ActionRevokeFailed, h.id, "undo after a failed request: "+t.Detail))
+		} else {
+			errs = append(errs, s.event(ctx, g, ledger.ActionRevoked, h.id, "undone: the request failed on other targets"))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func (s *Service) checkRequest(req Request) (time.Duration, error) {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/passport-access/terraform-provider-passport/internal/hostscript"
+	"github.com/passport-access/terraform-provider-passport/internal/ledger"
 )
 
 // Revoke removes g's user from every Active target: its processes end, the
@@ -18,15 +19,31 @@ import (
 // Revoke updates g's targets in place. A target that could not be revoked
 // stays Active, with a Detail saying why, and the error names it; calling
 // Revoke again retries only those.
+//
+// With a ledger, the grant is recorded as revoking before any host is
+// touched, and after as revoked (expired once its window has ended), or
+// still revoking where a host did not answer, with one audit event per
+// host. A ledger that cannot be written does not stop the revoke: removing
+// access comes first, and the error says what is missing from the record.
 func (s *Service) Revoke(ctx context.Context, g *Grant) error {
 	if g == nil {
 		return errors.New("access: Revoke of a nil grant")
 	}
 	pending := ids(g.Targets, Active)
 	if len(pending) == 0 {
-		return nil
+		// Nothing is left on a host; a record a killed run left open
+		// (every target failed, say) is closed.
+		return s.saveAfter(ctx, g, s.settled(g))
 	}
-	return s.revokeOn(ctx, g, pending)
+	before := s.save(ctx, g, ledger.Revoking, pending, ledger.Revoking)
+	err := s.revokeOn(ctx, g, pending)
+	events := s.targetEvents(ctx, g, pending, ledger.ActionRevoked, ledger.ActionRevokeFailed)
+	state := s.settled(g)
+	after := s.saveAfter(ctx, g, state)
+	if state == ledger.Expired {
+		events = errors.Join(events, s.event(ctx, g, ledger.ActionExpired, "", "window ended "+g.ExpiresAt.UTC().Format(time.RFC3339)))
+	}
+	return errors.Join(err, before, after, events)
 }
 
 // revokeOn runs the revoke program on targets of g. A target that is

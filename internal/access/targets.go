@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/passport-access/terraform-provider-passport/internal/ledger"
 	"github.com/passport-access/terraform-provider-passport/internal/sshca"
 )
 
@@ -69,14 +70,22 @@ func (s *Service) SetTargets(ctx context.Context, g *Grant, ca *sshca.CA, target
 		for _, id := range added {
 			next.Targets = append(next.Targets, Target{InstanceID: id, Status: Active, Address: inv[id].IPAddress})
 		}
+		if err := s.save(ctx, next, ledger.Active, added, ledger.Provisioning); err != nil {
+			return nil, fmt.Errorf("no host was touched: %w", err)
+		}
 		if err := s.add(ctx, next, added); err != nil {
 			errs = append(errs, err)
 		}
+		errs = append(errs, s.targetEvents(ctx, next, added, ledger.ActionProvisioned, ledger.ActionProvisionFailed))
 	}
 	if len(removed) > 0 {
+		// As in Revoke, a ledger that cannot be written does not keep a
+		// removed host's access alive.
+		errs = append(errs, s.save(ctx, next, ledger.Active, removed, ledger.Revoking))
 		if err := s.revokeOn(ctx, next, removed); err != nil {
 			errs = append(errs, err)
 		}
+		errs = append(errs, s.targetEvents(ctx, next, removed, ledger.ActionRevoked, ledger.ActionRevokeFailed))
 	}
 	// The new order is the caller's; targets that are gone and clean are
 	// dropped, those that may still hold the user follow.
@@ -90,7 +99,26 @@ func (s *Service) SetTargets(ctx context.Context, g *Grant, ca *sshca.CA, target
 		return !slices.Contains(targets, t.InstanceID) && t.Status != Active
 	})
 	slices.SortStableFunc(next.Targets, func(a, b Target) int { return order(a.InstanceID) - order(b.InstanceID) })
+	errs = append(errs, s.saveAfter(ctx, next, ledger.Active))
 	return next, errors.Join(errs...)
+}
+
+// targetEvents appends one event per target of changed: ok where it
+// reached the status the change wanted, failed (with its Detail) where not.
+func (s *Service) targetEvents(ctx context.Context, g *Grant, changed []string, ok, failed ledger.Action) error {
+	want := Active
+	if ok == ledger.ActionRevoked {
+		want = Revoked
+	}
+	var errs []error
+	for _, id := range changed {
+		if t := g.target(id); t.Status == want {
+			errs = append(errs, s.event(ctx, g, ok, id, ""))
+		} else {
+			errs = append(errs, s.event(ctx, g, failed, id, t.Detail))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // add provisions g's user on added targets and undoes the ones that fail.

@@ -1,0 +1,208 @@
+package access
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/passport-access/terraform-provider-passport/internal/ledger"
+)
+
+// This file keeps the ledger in step with the hosts. The rule is the one
+// DESIGN.md §6 states: the record of what may be on a host is written
+// before the host is touched (provisioning, revoking), and what happened is
+// written after, with one audit event per host. Without a Ledger in Config
+// nothing is recorded.
+
+// ledgerWriteTimeout bounds the writes made after the hosts have acted:
+// they run even when the caller's context has ended, since a host change
+// that is not on record is what the ledger exists to prevent.
+const ledgerWriteTimeout = 30 * time.Second
+
+// maxRecordRetries bounds read-and-write-again after a conflict: another
+// writer (a reconciler taking its lease) moved the version in between.
+const maxRecordRetries = 5
+
+// FromRecord rebuilds the Grant that Revoke needs from the ledger's record
+// of it. A target the record holds as provisioning, active or revoking may
+// have the user, so it comes back Active; failed stays Failed; revoked and
+// expired come back Revoked. There is no private key in a record.
+func FromRecord(r ledger.Grant) *Grant {
+	g := &Grant{
+		ID:          r.ID,
+		Username:    r.Username,
+		Requester:   r.Requester,
+		Reason:      r.Reason,
+		Sudo:        r.Sudo,
+		IssuedAt:    r.IssuedAt,
+		ExpiresAt:   r.ExpiresAt,
+		PublicKey:   r.PublicKey,
+		Certificate: r.Certificate,
+		Serial:      r.Serial,
+		CAPublicKey: r.CAPublicKey,
+	}
+	for _, t := range r.Targets {
+		status := Active
+		switch t.State {
+		case ledger.Failed:
+			status = Failed
+		case ledger.Revoked, ledger.Expired:
+			status = Revoked
+		}
+		g.Targets = append(g.Targets, Target{InstanceID: t.InstanceID, Status: status, Address: t.Address, Detail: t.Detail})
+	}
+	return g
+}
+
+// record is g as the ledger stores it in state st. Targets in pending are
+// written as pend (the hosts being changed now); the others from their
+// status. Targets that earlier records hold and g no longer has (removed
+// by SetTargets, which drops only clean ones) stay on record as revoked.
+func (s *Service) record(g *Grant, st ledger.State, pending []string, pend ledger.State, earlier []ledger.Target) ledger.Grant {
+	r := ledger.Grant{
+		ID:          g.ID,
+		Requester:   g.Requester,
+		Reason:      g.Reason,
+		Username:    g.Username,
+		Sudo:        g.Sudo,
+		Serial:      g.Serial,
+		CAPublicKey: g.CAPublicKey,
+		PublicKey:   g.PublicKey,
+		Certificate: g.Certificate,
+		IssuedAt:    g.IssuedAt,
+		ExpiresAt:   g.ExpiresAt,
+		State:       st,
+	}
+	closed := s.closedState(g)
+	for _, t := range g.Targets {
+		lt := ledger.Target{InstanceID: t.InstanceID, Address: t.Address, Detail: t.Detail}
+		switch {
+		case slices.Contains(pending, t.InstanceID):
+			lt.State, lt.Detail = pend, ""
+		case t.Status == Active && st == ledger.Revoking:
+			lt.State = ledger.Revoking // a revoke that did not reach it
+		case t.Status == Active:
+			lt.State = ledger.Active
+		case t.Status == Revoked:
+			lt.State = closed
+		default:
+			lt.State = ledger.Failed
+		}
+		r.Targets = append(r.Targets, lt)
+	}
+	for _, t := range earlier {
+		if !slices.ContainsFunc(g.Targets, func(n Target) bool { return n.InstanceID == t.InstanceID }) {
+			if !t.State.Closed() {
+				t.State = closed
+			}
+			r.Targets = append(r.Targets, t)
+		}
+	}
+	return r
+}
+
+// closedState is how a revoked grant is recorded: expired when its window
+// has ended (whoever revoked it), revoked when it was ended early.
+func (s *Service) closedState(g *Grant) ledger.State {
+	if s.now().Before(g.ExpiresAt) {
+		return ledger.Revoked
+	}
+	return ledger.Expired
+}
+
+// settled is the state of a grant after a revoke or a failed provision:
+// revoking while some target may still hold the user, else closed (failed
+// when no target was ever provisioned).
+func (s *Service) settled(g *Grant) ledger.State {
+	if slices.ContainsFunc(g.Targets, func(t Target) bool { return t.Status == Active }) {
+		return ledger.Revoking
+	}
+	if !slices.ContainsFunc(g.Targets, func(t Target) bool { return t.Status == Revoked }) {
+		return ledger.Failed
+	}
+	return s.closedState(g)
+}
+
+// save writes g's record (see record), creating it the first time. A
+// conflict with another writer is resolved by reading again: the hosts'
+// outcome that g carries is the newer truth.
+func (s *Service) save(ctx context.Context, g *Grant, st ledger.State, pending []string, pend ledger.State) error {
+	if s.ledger == nil {
+		return nil
+	}
+	for attempt := 1; ; attempt++ {
+		cur, err := s.ledger.Get(ctx, g.ID)
+		switch {
+		case errors.Is(err, ledger.ErrNotFound):
+			_, err = s.ledger.Create(ctx, s.record(g, st, pending, pend, nil))
+		case err == nil:
+			next := s.record(g, st, pending, pend, cur.Targets)
+			next.Version, next.Lease = cur.Version, cur.Lease
+			_, err = s.ledger.Update(ctx, next)
+		}
+		retry := errors.Is(err, ledger.ErrConflict) || errors.Is(err, ledger.ErrExists)
+		if err == nil || !retry || attempt == maxRecordRetries {
+			if err != nil {
+				return fmt.Errorf("recording request %s as %s in the ledger: %w", g.ID, st, err)
+			}
+			return nil
+		}
+	}
+}
+
+// saveAfter is save for the record of what the hosts did: it runs even
+// when ctx has ended.
+func (s *Service) saveAfter(ctx context.Context, g *Grant, st ledger.State) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ledgerWriteTimeout)
+	defer cancel()
+	return s.save(ctx, g, st, nil, "")
+}
+
+// event appends one audit event about g.
+func (s *Service) event(ctx context.Context, g *Grant, action ledger.Action, target, detail string) error {
+	if s.ledger == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ledgerWriteTimeout)
+	defer cancel()
+	_, err := s.ledger.Append(ctx, ledger.Event{
+		Actor:   s.actorFor(g),
+		Action:  action,
+		GrantID: g.ID,
+		Target:  target,
+		Subject: g.Requester,
+		Detail:  detail,
+	})
+	if err != nil {
+		return fmt.Errorf("recording %s of request %s in the audit trail: %w", action, g.ID, err)
+	}
+	return nil
+}
+
+// hostEvents appends one event per host run: ok for those that succeeded,
+// failed (with the host's reason) for the others.
+func (s *Service) hostEvents(ctx context.Context, g *Grant, runs []hostRun, ok, failed ledger.Action) error {
+	var errs []error
+	for _, h := range runs {
+		if h.ok {
+			errs = append(errs, s.event(ctx, g, ok, h.id, ""))
+		} else {
+			errs = append(errs, s.event(ctx, g, failed, h.id, h.why))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// actorFor is who the audit trail says acted: Config.Actor (the person
+// running Terraform, or "reconciler/<host>"), else the requester.
+func (s *Service) actorFor(g *Grant) string {
+	if s.actor != "" {
+		return s.actor
+	}
+	if g.Requester != "" {
+		return g.Requester
+	}
+	return "passport"
+}

@@ -1,0 +1,141 @@
+package access
+
+import (
+	"context"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/passport-access/terraform-provider-passport/internal/hostscript"
+	"github.com/passport-access/terraform-provider-passport/internal/ledger"
+)
+
+// These tests check what the ledger holds after each operation: the record
+// a reconciler would act on, and the audit trail a person would read.
+
+func withLedger(t *testing.T, l *testLab, actor string) (*Service, *ledger.Ledger) {
+	t.Helper()
+	led, err := ledger.Open(context.Background(), "sqlite://"+filepath.Join(t.TempDir(), "ledger.db"), ledger.Options{Now: l.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { led.Close() })
+	svc := l.service(t, "")
+	svc.ledger, svc.actor = led, actor
+	return svc, led
+}
+
+// trail lists a grant's events as "action target".
+func trail(t *testing.T, led *ledger.Ledger, id string) []string {
+	t.Helper()
+	events, err := led.Events(context.Background(), ledger.Filter{GrantID: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range events {
+		out = append(out, strings.TrimSpace(string(e.Action)+" "+e.Target))
+	}
+	return out
+}
+
+func targetStates(r ledger.Grant) []ledger.State {
+	var out []ledger.State
+	for _, t := range r.Targets {
+		out = append(out, t.State)
+	}
+	return out
+}
+
+func TestLedgerFollowsGrantAndRevoke(t *testing.T) {
+	l := startLab(t, 0, 0)
+	a, b := newAnsweringNode(l, nil), newAnsweringNode(l, nil)
+	svc, led := withLedger(t, l, "")
+	ctx := context.Background()
+	g := grant(t, svc, request(newCA(t), instanceIDs(a, b)...))
+
+	r, err := led.Get(ctx, g.ID)
+	if err != nil {
+		t.Fatalf("the granted request is not in the ledger: %v", err)
+	}
+	if r.State != ledger.Active || !slices.Equal(targetStates(r), []ledger.State{ledger.Active, ledger.Active}) {
+		t.Errorf("record after grant: %s %v, want active on both targets", r.State, targetStates(r))
+	}
+	rebuilt := FromRecord(r)
+	if rebuilt.Username != g.Username || rebuilt.Serial != g.Serial || rebuilt.CAPublicKey != g.CAPublicKey || len(rebuilt.Targets) != 2 {
+		t.Errorf("the record does not carry what revoke needs: %+v", rebuilt)
+	}
+	if strings.Contains(r.Certificate+r.PublicKey+r.Reason, "PRIVATE KEY") || g.PrivateKey == "" {
+		t.Error("a private key reached the ledger (or none was generated to check against)")
+	}
+
+	// The reconciler revokes from the record alone, after the window.
+	l.clock.Add(2 * time.Hour)
+	reconciler := l.service(t, "")
+	reconciler.ledger, reconciler.actor = led, "reconciler/test"
+	if err := reconciler.Revoke(ctx, rebuilt); err != nil {
+		t.Fatal(err)
+	}
+	r, _ = led.Get(ctx, g.ID)
+	if r.State != ledger.Expired || !slices.Equal(targetStates(r), []ledger.State{ledger.Expired, ledger.Expired}) {
+		t.Errorf("record after the reconciler's revoke: %s %v, want expired everywhere", r.State, targetStates(r))
+	}
+	ia, ib := a.info.InstanceID, b.info.InstanceID
+	want := []string{"requested", "provisioned " + ia, "provisioned " + ib, "revoked " + ia, "revoked " + ib, "expired"}
+	if got := trail(t, led, g.ID); !slices.Equal(got, want) {
+		t.Errorf("audit trail %q, want %q", got, want)
+	}
+	events, _ := led.Events(ctx, ledger.Filter{GrantID: g.ID})
+	if events[0].Actor != g.Requester || events[len(events)-1].Actor != "reconciler/test" {
+		t.Errorf("actors %q and %q: the request is the requester's, the expiry the reconciler's", events[0].Actor, events[len(events)-1].Actor)
+	}
+	if err := led.Verify(ctx); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestLedgerRecordsFailuresAndOfflineRevokes(t *testing.T) {
+	l := startLab(t, 0, 0)
+	ok := newAnsweringNode(l, nil)
+	bad := newAnsweringNode(l, map[string][]int{"provision": {hostscript.ExitHost}})
+	svc, led := withLedger(t, l, "")
+	ctx := context.Background()
+
+	g, err := svc.Grant(ctx, request(newCA(t), instanceIDs(ok, bad)...))
+	if err == nil || g != nil {
+		t.Fatalf("Grant: %v, %v; want a refusal", g, err)
+	}
+	failed, _ := led.List(ctx, ledger.Failed)
+	if len(failed) != 1 {
+		t.Fatalf("%d failed records, want the refused request", len(failed))
+	}
+	r := failed[0]
+	if !slices.Equal(targetStates(r), []ledger.State{ledger.Revoked, ledger.Failed}) {
+		t.Errorf("targets %v: want the undone host closed and the failed one failed", targetStates(r))
+	}
+	io, ib := ok.info.InstanceID, bad.info.InstanceID
+	want := []string{"requested", "provisioned " + io, "provision-failed " + ib, "revoked " + io}
+	if got := trail(t, led, r.ID); !slices.Equal(got, want) {
+		t.Errorf("audit trail %q, want %q", got, want)
+	}
+
+	// A revoke a host does not take leaves the grant revoking, retried later.
+	good := grant(t, svc, request(newCA(t), io))
+	ok.mu.Lock()
+	ok.fail = map[string][]int{"revoke": {hostscript.ExitFailed}}
+	ok.mu.Unlock()
+	if err := svc.Revoke(ctx, good); err == nil {
+		t.Fatal("Revoke reported success although the host failed")
+	}
+	if r, _ := led.Get(ctx, good.ID); r.State != ledger.Revoking || r.Targets[0].State != ledger.Revoking {
+		t.Errorf("record after a failed revoke: %s %v, want revoking", r.State, targetStates(r))
+	}
+	if err := svc.Revoke(ctx, good); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := led.Get(ctx, good.ID); r.State != ledger.Revoked {
+		t.Errorf("record after the retried revoke: %s, want revoked", r.State)
+	}
+}
