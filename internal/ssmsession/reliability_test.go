@@ -241,3 +241,58 @@ func TestAgentSurvivesHostileClient(t *testing.T) {
 		t.Fatalf("echo after the hostile client: %q, %v", got, err)
 	}
 }
+
+// reorderLink delivers every seventh frame after the one that follows it.
+type reorderLink struct {
+	link
+	n       int
+	swapped atomic.Int32
+	held    []byte
+	next    []byte
+}
+
+func (l *reorderLink) ReadMessage() (int, []byte, error) {
+	if l.next != nil {
+		f := l.next
+		l.next = nil
+		return websocket.BinaryMessage, f, nil
+	}
+	for {
+		typ, b, err := l.link.ReadMessage()
+		if err != nil || typ != websocket.BinaryMessage {
+			return typ, b, err
+		}
+		l.n++
+		if l.held == nil && l.n%7 == 0 {
+			l.held = b
+			continue
+		}
+		if l.held != nil {
+			l.next, l.held = l.held, nil
+			l.swapped.Add(1)
+		}
+		return typ, b, nil
+	}
+}
+
+// TestOutOfOrderFramesAreDelivered: frames that arrive out of order are
+// held and delivered in sequence.
+func TestOutOfOrderFramesAreDelivered(t *testing.T) {
+	port := listenTCP(t, digestServer)
+	ta := newTestAgent(t, portForwarding(port), loopDial(port))
+	var rl *reorderLink
+	ta.wrap = func(l link) link {
+		rl = &reorderLink{link: l}
+		return rl
+	}
+	s := dial(t, ta, nil)
+	c, err := s.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	sendAndCheck(t, c, 8<<20, nil)
+	if swapped := rl.swapped.Load(); swapped < 50 {
+		t.Fatalf("only %d frames were reordered; the test did not exercise the buffer", swapped)
+	}
+}
