@@ -351,6 +351,11 @@ func TestProvisionLogsIn(t *testing.T) {
 		if mode := h.sh(t, "stat -c %a "+SudoersPrefix+"pp-root"); mode != "440" {
 			t.Errorf("sudoers drop-in has mode %s, want 440", mode)
 		}
+		// Provisioning the same grant without sudo converges: sudo goes.
+		h.provision(t, grantFor(authority, "pp-root", root, false, time.Now().Add(time.Hour)))
+		if out, err := h.login("pp-root", root.signer, "sudo -n true"); err == nil {
+			t.Errorf("sudo still works after the grant dropped it: %s", out)
+		}
 	})
 	t.Run("other users log in exactly as before", func(t *testing.T) {
 		h.mustLogin(t, "admin", admin)
