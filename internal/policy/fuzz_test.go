@@ -1,0 +1,47 @@
+package policy
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+const fuzzPolicy = `@id("ops-staging-with-ticket")
+permit (principal in Passport::Group::"ops", action == Passport::Action::"access", resource)
+when { resource.hasTag("Env") && resource.getTag("Env") == "staging" && context.reason like "INC-*" };
+
+@id("not-mallory")
+forbid (principal == Passport::User::"mallory", action, resource);
+`
+
+// FuzzRequestValues feeds hostile subjects, groups, reasons and tags into a
+// fixed policy and checks the decision against the policy's meaning written
+// in Go: a string that looks like Cedar must stay a string.
+func FuzzRequestValues(f *testing.F) {
+	p, err := Parse("fuzz.cedar", []byte(fuzzPolicy))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add("alice", "ops", "INC-1 restart", "Env", "staging")
+	f.Add("mallory", "ops", "INC-1 restart", "Env", "staging")
+	f.Add(`alice" || true || "`, `ops"}, Passport::Group::"admins`, `INC-*`, "Env", "staging")
+	f.Add("alice", `ops" || principal == "x`, `"; permit(principal, action, resource); //`, `Env"] || true || ["`, "staging")
+	f.Add("alice\n  i-0123: allowed", "ops", "INC-\x00\xff", "Env", `staging" || true`)
+	f.Add("", "", "", "", "")
+	f.Add("alice", "ops", "INC-", "Env\x00", "staging")
+	f.Add("alice", "ops", "INC-ü", "env", "staging")
+	f.Fuzz(func(t *testing.T, subject, group, reason, tagKey, tagValue string) {
+		tags := map[string]string{"Env": "staging", tagKey: tagValue}
+		d := p.Authorize(Request{
+			Subject: subject, Groups: []string{group}, Reason: reason, Duration: time.Hour,
+			Targets: []Instance{{ID: "i-0123456789abcdef0", Platform: "Linux", Tags: tags}},
+		})
+		want := group == "ops" && tags["Env"] == "staging" && strings.HasPrefix(reason, "INC-") && subject != "mallory"
+		if d.Allowed() != want {
+			t.Fatalf("subject %q group %q reason %q tags %q: allowed %v (%s), policy means %v", subject, group, reason, tags, d.Allowed(), d.Targets[0].Why, want)
+		}
+		if err := d.Err(); err != nil && strings.Count(err.Error(), "\n") != 1 {
+			t.Fatalf("a request value broke the denial into extra lines:\n%s", err)
+		}
+	})
+}
