@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"sync"
 	"testing"
@@ -17,11 +18,12 @@ import (
 // data, is the pass a ledger without the due index would make: list every
 // active grant and pick the due ones. The emulators hold 10,000 grants
 // instead of 100,000 so that loading them takes seconds, not many minutes;
-// the pass reads the due index only, so its cost does not follow n.
+// the pass reads the due index only, so its cost does not follow n
+// (-ledger.emulator-grants=100000 shows it).
 //
 //	go test -run '^$' -bench DuePass -benchtime 20x ./internal/ledger/
 func BenchmarkDuePass(b *testing.B) {
-	sizes := map[string]int{"sqlite": 100_000, "moto": 10_000, "dynalite": 10_000}
+	sizes := map[string]int{"sqlite": 100_000, "moto": *emulatorGrants, "dynalite": *emulatorGrants}
 	const due = 1_000
 	for _, bc := range backendCases() {
 		b.Run(fmt.Sprintf("%s/grants=%d/due=%d", bc.name, sizes[bc.name], due), func(b *testing.B) {
@@ -81,6 +83,8 @@ func BenchmarkDuePass(b *testing.B) {
 		})
 	}
 }
+
+var emulatorGrants = flag.Int("ledger.emulator-grants", 10_000, "grants BenchmarkDuePass loads into the DynamoDB emulators")
 
 // loadGrants writes n grants straight to the backend (a Create per grant
 // would make loading, not the pass, the benchmark): due of them active

@@ -279,7 +279,9 @@ func (l *Ledger) List(ctx context.Context, s State) ([]Grant, error) {
 // provisioning grants whose window has ended, and grants stuck in
 // provisioning or revoking for StuckAfter. It reads an index of open grants
 // only, so its cost follows the number due, not the number stored.
-// Leased grants are included; Acquire tells whether one is free.
+// Leased grants are included; Acquire tells whether one is free, and
+// returns the grant as stored then, which the caller should check is still
+// open: another reconciler may have closed it since the list was read.
 func (l *Ledger) ListDue(ctx context.Context, now time.Time) ([]Grant, error) {
 	return l.b.dueGrants(ctx, now)
 }
