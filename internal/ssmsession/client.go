@@ -69,7 +69,8 @@ func Dial(ctx context.Context, streamURL, token string) (*Session, error) {
 }
 
 // Dial opens the session's websocket at streamURL, presents token, and
-// completes the agent's handshake.
+// completes the agent's handshake. ctx bounds only that; the session lasts
+// until Close or Terminate, or until the agent ends it.
 func (d *Dialer) Dial(ctx context.Context, streamURL, token string) (*Session, error) {
 	s := &Session{d: *d}
 	if s.d.ClientID == "" {
