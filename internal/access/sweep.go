@@ -1,0 +1,96 @@
+package access
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/passport-access/terraform-provider-passport/internal/hostscript"
+	"github.com/passport-access/terraform-provider-passport/internal/ledger"
+)
+
+// Stray is a Passport user on a host that no open grant accounts for: left
+// by a run that was never recorded, or made behind Passport's back.
+type Stray struct {
+	InstanceID string
+	Username   string
+}
+
+// Inventory is what the hosts of one sweep said.
+type Inventory struct {
+	// Users maps each host that answered to the Passport users it has
+	// (members of Passport's group, or holders of a grant record).
+	Users map[string][]hostscript.HostUser
+	// Unreachable lists the hosts that could not be asked, each with why.
+	Unreachable []string
+	// Truncated lists hosts with more users than one answer holds; the
+	// users past the first are found on later sweeps, once those are gone.
+	Truncated []string
+}
+
+// HostUsers runs the read-only inventory program on targets. It changes
+// nothing; the error is for when no host could be asked at all.
+func (s *Service) HostUsers(ctx context.Context, targets []string) (Inventory, error) {
+	inv := Inventory{Users: make(map[string][]hostscript.HostUser)}
+	if len(targets) == 0 {
+		return inv, nil
+	}
+	runs, err := s.run(ctx, "inventory", "sweep", "", hostscript.Inventory(), targets)
+	if err != nil {
+		return inv, err
+	}
+	for _, h := range runs {
+		if !h.ok {
+			inv.Unreachable = append(inv.Unreachable, h.why)
+			continue
+		}
+		inv.Users[h.id] = h.result.Inventory
+		if h.result.Truncated {
+			inv.Truncated = append(inv.Truncated, h.id)
+		}
+	}
+	return inv, nil
+}
+
+// RemoveStrays removes each stray user with the revoke program, the same
+// one Revoke runs, and records a swept event per host (or a revoke-failed
+// one). No certificate serial is known for a stray, so none enters the
+// host's revoked keys: the user it would open is what goes. It returns the
+// strays removed, and an error naming each user and host that remain.
+func (s *Service) RemoveStrays(ctx context.Context, strays []Stray) ([]Stray, error) {
+	byUser := make(map[string][]string)
+	var users []string
+	for _, st := range strays {
+		if !slices.Contains(users, st.Username) {
+			users = append(users, st.Username)
+		}
+		byUser[st.Username] = append(byUser[st.Username], st.InstanceID)
+	}
+	var errs []error
+	var removed []Stray
+	for _, user := range users {
+		script, err := hostscript.Revoke(hostscript.Revocation{Username: user})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("stray user %q: %w", user, err))
+			continue
+		}
+		runs, err := s.run(ctx, "revoke", "sweep", user, script, byUser[user])
+		if err != nil {
+			errs = append(errs, fmt.Errorf("stray user %s was not removed: %w", user, err))
+			continue
+		}
+		stray := &Grant{Requester: user}
+		for _, h := range runs {
+			action, detail := ledger.ActionSwept, "no open grant accounts for Passport user "+user+" on this host"
+			if !h.ok {
+				action, detail = ledger.ActionRevokeFailed, "stray user "+user+" not removed: "+h.why
+				errs = append(errs, errors.New(detail))
+			} else {
+				removed = append(removed, Stray{InstanceID: h.id, Username: user})
+			}
+			errs = append(errs, s.event(ctx, stray, action, h.id, detail))
+		}
+	}
+	return removed, errors.Join(errs...)
+}

@@ -1,0 +1,144 @@
+package reconcile
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/passport-access/terraform-provider-passport/internal/ledger"
+)
+
+// Metrics are the reconciler's Prometheus metrics. A nil *Metrics records
+// nothing.
+type Metrics struct {
+	grants      *prometheus.GaugeVec
+	revocations *prometheus.CounterVec
+	failures    *prometheus.CounterVec
+	passes      prometheus.Histogram
+	overdue     prometheus.Gauge
+	lastSuccess prometheus.Gauge
+
+	mu       sync.Mutex
+	lastPass time.Time // wall clock of the last successful pass
+}
+
+// NewMetrics registers the metrics with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		grants: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "passport_grants",
+			Help: "Open grants in the ledger by state (provisioning, active, revoking), as of the last pass.",
+		}, []string{"state"}),
+		revocations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "passport_reconcile_revocations_total",
+			Help: "Grants this reconciler closed, and stray users it removed, by reason.",
+		}, []string{"reason"}),
+		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "passport_reconcile_failures_total",
+			Help: "Steps of a pass that failed, by kind (revoke, ledger, lease, list, sweep, policy).",
+		}, []string{"kind"}),
+		passes: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "passport_reconcile_pass_duration_seconds",
+			Help:    "How long one reconcile pass took.",
+			Buckets: prometheus.ExponentialBuckets(0.05, 2, 12),
+		}),
+		overdue: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "passport_oldest_overdue_grant_seconds",
+			Help: "How long the most overdue grant has been due after the last pass; 0 when none is.",
+		}),
+		lastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "passport_reconcile_last_success_timestamp_seconds",
+			Help: "When the last pass without errors ended (Unix time).",
+		}),
+	}
+	reg.MustRegister(m.grants, m.revocations, m.failures, m.passes, m.overdue, m.lastSuccess)
+	return m
+}
+
+func (m *Metrics) failure(kind string) {
+	if m != nil {
+		m.failures.WithLabelValues(kind).Inc()
+	}
+}
+
+func (m *Metrics) revoked(reason string) {
+	if m != nil {
+		m.revocations.WithLabelValues(reason).Inc()
+	}
+}
+
+func (m *Metrics) strays(n int) {
+	if m != nil && n > 0 {
+		m.revocations.WithLabelValues("stray").Add(float64(n))
+	}
+}
+
+func (m *Metrics) success(now time.Time) {
+	if m == nil {
+		return
+	}
+	m.lastSuccess.Set(float64(now.Unix()))
+	m.mu.Lock()
+	m.lastPass = time.Now()
+	m.mu.Unlock()
+}
+
+// observe records a pass's duration and reads the ledger's open grants:
+// what is left due after the pass is what is overdue.
+func (m *Metrics) observe(ctx context.Context, l *ledger.Ledger, now time.Time, took time.Duration) {
+	if m == nil {
+		return
+	}
+	m.passes.Observe(took.Seconds())
+	for _, s := range open {
+		if gs, err := l.List(ctx, s); err == nil {
+			m.grants.WithLabelValues(string(s)).Set(float64(len(gs)))
+		}
+	}
+	due, err := l.ListDue(ctx, now)
+	if err != nil {
+		return
+	}
+	var oldest time.Duration
+	for _, g := range due {
+		oldest = max(oldest, now.Sub(g.DueAt))
+	}
+	m.overdue.Set(oldest.Seconds())
+}
+
+// Handler serves /metrics from gatherer and /healthz: 200 while a pass has
+// succeeded within stale (or the process started less than stale ago),
+// 503 after, so a supervisor restarts a reconciler that stopped working.
+func (m *Metrics) Handler(gatherer prometheus.Gatherer, stale time.Duration) http.Handler {
+	started := time.Now()
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		m.mu.Lock()
+		last := m.lastPass
+		m.mu.Unlock()
+		ref := last
+		if ref.IsZero() {
+			ref = started
+		}
+		healthy := time.Since(ref) < stale
+		w.Header().Set("Content-Type", "application/json")
+		if !healthy {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		var lastOK *time.Time
+		if !last.IsZero() {
+			lastOK = &last
+		}
+		json.NewEncoder(w).Encode(struct {
+			Healthy            bool       `json:"healthy"`
+			LastSuccessfulPass *time.Time `json:"last_successful_pass"`
+		}{healthy, lastOK})
+	})
+	return mux
+}

@@ -1,0 +1,293 @@
+// Package reconcile ends what Terraform left running: each pass revokes the
+// grants whose window has ended, finishes those an interrupted apply or
+// destroy left provisioning or revoking, retries hosts that did not answer
+// before, and removes Passport users that no open grant accounts for.
+//
+// Every revocation goes through access.Revoke, the code path terraform
+// destroy takes; only the audit events' actor differs. Several reconcilers
+// may share one ledger: each takes a lease on a grant before acting on it,
+// so a grant is revoked by one of them, and a reconciler that dies mid-pass
+// leaves its grants to the next one once its leases run out.
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/passport-access/terraform-provider-passport/internal/access"
+	"github.com/passport-access/terraform-provider-passport/internal/ledger"
+)
+
+// Defaults for Config fields left zero.
+const (
+	// DefaultLease outlasts one revoke fan-out (access.DefaultTimeout) with
+	// room for the ledger writes around it.
+	DefaultLease       = 10 * time.Minute
+	DefaultConcurrency = 4
+)
+
+// Authorizer re-checks a live grant against the current policy. The
+// reconciler calls it, when configured, for every active grant on each
+// pass, and revokes those it no longer permits, with an audit event giving
+// the reason.
+type Authorizer interface {
+	// Permits reports whether policy still allows g; when it does not,
+	// reason says why, for the audit trail. An error means policy could
+	// not be read, and the grant is left alone.
+	Permits(ctx context.Context, g ledger.Grant) (ok bool, reason string, err error)
+}
+
+// HostLister names the hosts a sweep looks at: the managed Linux nodes
+// Passport may have touched.
+type HostLister func(ctx context.Context) ([]string, error)
+
+// Config wires a Reconciler.
+type Config struct {
+	Ledger *ledger.Ledger
+	// Access revokes. Give it the same Ledger, and an Actor naming this
+	// reconciler ("reconciler/<hostname>"), which the audit trail shows.
+	Access *access.Service
+	// Holder names this reconciler on leases; unique among those sharing
+	// the ledger. Default: Access's actor is not visible here, so it is
+	// required.
+	Holder string
+	// Lease is how long this reconciler holds a grant while revoking it.
+	// Default DefaultLease.
+	Lease time.Duration
+	// Concurrency is how many grants are revoked at once. Each is one
+	// fan-out to its hosts. Default DefaultConcurrency.
+	Concurrency int
+	// Hosts lists the hosts to sweep for stray users; nil sweeps none.
+	Hosts HostLister
+	// Authorizer re-checks active grants; nil skips the check (no policy
+	// configured).
+	Authorizer Authorizer
+	// Now is the clock; time.Now when nil. Give the Ledger and Access the
+	// same one.
+	Now     func() time.Time
+	Log     *slog.Logger
+	Metrics *Metrics
+}
+
+// Reconciler runs passes. It is safe for concurrent use, but passes of one
+// Reconciler do not overlap.
+type Reconciler struct {
+	cfg  Config
+	pass sync.Mutex
+}
+
+// New checks cfg and returns a Reconciler.
+func New(cfg Config) (*Reconciler, error) {
+	switch {
+	case cfg.Ledger == nil:
+		return nil, errors.New("reconcile: Config.Ledger is nil: give the ledger to reconcile")
+	case cfg.Access == nil:
+		return nil, errors.New("reconcile: Config.Access is nil: give an access.Service with the same ledger")
+	case cfg.Holder == "":
+		return nil, errors.New("reconcile: Config.Holder is empty: name this reconciler, uniquely among those sharing the ledger")
+	}
+	if cfg.Lease <= 0 {
+		cfg.Lease = DefaultLease
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = DefaultConcurrency
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Reconciler{cfg: cfg}, nil
+}
+
+// Report is what one pass did.
+type Report struct {
+	Due     int // grants the ledger listed as due
+	Revoked int // grants this pass closed
+	Pending int // grants left revoking: a host did not answer
+	Skipped int // grants another reconciler held, or that changed since listed
+	Failed  int // grants this pass could not act on (ledger errors)
+	Denied  int // active grants revoked because policy no longer permits them
+	Strays  int // stray users removed
+}
+
+// Pass runs one reconcile pass. The error joins what went wrong; the pass
+// goes on past a failing grant or host, so one bad host never holds up the
+// rest.
+func (r *Reconciler) Pass(ctx context.Context) (Report, error) {
+	r.pass.Lock()
+	defer r.pass.Unlock()
+	start := time.Now()
+	var rep Report
+	due, err := r.cfg.Ledger.ListDue(ctx, r.cfg.Now())
+	if err != nil {
+		r.cfg.Metrics.failure("list")
+		return rep, fmt.Errorf("reading due grants from the ledger: %w", err)
+	}
+	rep.Due = len(due)
+	ids := make(map[string]string, len(due))
+	for _, g := range due {
+		ids[g.ID] = ""
+	}
+	errs := r.revokeAll(ctx, ids, &rep)
+	if r.cfg.Authorizer != nil {
+		errs = append(errs, r.recheck(ctx, &rep))
+	}
+	if r.cfg.Hosts != nil {
+		errs = append(errs, r.sweep(ctx, &rep))
+	}
+	r.cfg.Metrics.observe(ctx, r.cfg.Ledger, r.cfg.Now(), time.Since(start))
+	err = errors.Join(errs...)
+	level := slog.LevelInfo
+	if err != nil {
+		level = slog.LevelWarn
+	}
+	r.cfg.Log.Log(ctx, level, "reconcile pass", "due", rep.Due, "revoked", rep.Revoked, "pending", rep.Pending,
+		"skipped", rep.Skipped, "failed", rep.Failed, "denied", rep.Denied, "strays", rep.Strays,
+		"duration_ms", time.Since(start).Milliseconds(), "error", errString(err))
+	if err == nil {
+		r.cfg.Metrics.success(r.cfg.Now())
+	}
+	return rep, err
+}
+
+// Run passes every interval until ctx ends. A failing pass is logged and
+// the next one tries again.
+func (r *Reconciler) Run(ctx context.Context, interval time.Duration) error {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		// Errors are in the log and the metrics; the daemon keeps going.
+		_, _ = r.Pass(ctx)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// dueReason says, for the log and the metrics, why a due grant is revoked.
+func (r *Reconciler) dueReason(g ledger.Grant) string {
+	switch {
+	case !r.cfg.Now().Before(g.ExpiresAt):
+		return "expired"
+	case g.State == ledger.Provisioning:
+		return "stuck-provisioning"
+	case g.State == ledger.Revoking:
+		return "stuck-revoking"
+	}
+	return "due"
+}
+
+// revokeAll revokes grants, Concurrency at a time. grants maps each id to
+// the policy's reason for a denial, or "" for a grant that is due.
+func (r *Reconciler) revokeAll(ctx context.Context, grants map[string]string, rep *Report) []error {
+	var (
+		mu   sync.Mutex
+		errs []error
+		wg   sync.WaitGroup
+		sem  = make(chan struct{}, r.cfg.Concurrency)
+	)
+	for id, denial := range grants {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			outcome, err := r.revoke(ctx, id, denial)
+			mu.Lock()
+			defer mu.Unlock()
+			switch outcome {
+			case revoked:
+				rep.Revoked++
+				if denial != "" {
+					rep.Denied++
+				}
+			case pending:
+				rep.Pending++
+			case skipped:
+				rep.Skipped++
+			case failed:
+				rep.Failed++
+			}
+			if err != nil {
+				errs = append(errs, err)
+			}
+		}()
+	}
+	wg.Wait()
+	return errs
+}
+
+type outcome int
+
+const (
+	revoked outcome = iota
+	pending
+	skipped
+	failed
+)
+
+// revoke takes the lease on one grant, revokes it if it still needs it,
+// and gives the lease back. denial is empty for a grant that is due, or the
+// policy's reason for revoking an active one.
+func (r *Reconciler) revoke(ctx context.Context, id, denial string) (outcome, error) {
+	g, err := r.cfg.Ledger.Acquire(ctx, id, r.cfg.Holder, r.cfg.Lease)
+	if errors.Is(err, ledger.ErrLeaseHeld) {
+		return skipped, nil
+	}
+	if err != nil {
+		r.cfg.Metrics.failure("lease")
+		return failed, fmt.Errorf("taking the lease on grant %s: %w", id, err)
+	}
+	defer func() {
+		// A lease that cannot be given back runs out by itself.
+		if _, err := r.cfg.Ledger.Release(context.WithoutCancel(ctx), id, r.cfg.Holder); err != nil {
+			r.cfg.Log.Warn("releasing lease", "grant", id, "error", err.Error())
+		}
+	}()
+	// The list was read before the lease was taken: another reconciler
+	// may have closed the grant since, or someone extended it.
+	if g.State.Closed() || (denial == "" && g.DueAt.After(r.cfg.Now())) {
+		return skipped, nil
+	}
+	why := r.dueReason(g)
+	if denial != "" {
+		why = "policy"
+		if _, err := r.cfg.Ledger.Append(ctx, ledger.Event{Actor: r.cfg.Holder, Action: ledger.ActionDenied, GrantID: g.ID, Subject: g.Requester,
+			Detail: "policy no longer permits this grant: " + denial}); err != nil {
+			// Access stays until the reason is on record.
+			r.cfg.Metrics.failure("ledger")
+			return failed, fmt.Errorf("recording the policy denial of grant %s: %w", id, err)
+		}
+	}
+	log := r.cfg.Log.With("grant", g.ID, "user", g.Username, "state", string(g.State), "reason", why)
+	ag := access.FromRecord(g)
+	err = r.cfg.Access.Revoke(ctx, ag)
+	after, getErr := r.cfg.Ledger.Get(ctx, id)
+	switch {
+	case getErr == nil && after.State.Closed():
+		log.Info("revoked", "closed_as", string(after.State))
+		r.cfg.Metrics.revoked(why)
+		return revoked, err
+	case err != nil:
+		log.Warn("revoke incomplete; retried on a later pass", "error", err.Error())
+		r.cfg.Metrics.failure("revoke")
+		return pending, fmt.Errorf("grant %s (%s): %w", id, why, err)
+	default:
+		r.cfg.Metrics.failure("ledger")
+		return failed, errors.Join(fmt.Errorf("grant %s (%s) was revoked on its hosts but its record was not closed", id, why), getErr)
+	}
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
