@@ -38,5 +38,11 @@ tunnel to connect. When the window ends the user is removed.`,
 		SilenceErrors: true,
 	}
 	root.AddCommand(newLabCommand())
+	root.AddCommand(newRequestCommand())
+	root.AddCommand(newSSHCommand())
+	root.AddCommand(newProxyCommand())
+	root.AddCommand(newTunnelCommand())
+	root.AddCommand(newRDPCommand())
+	root.AddCommand(newSSHConfigCommand())
 	return root
 }

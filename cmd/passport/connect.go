@@ -1,0 +1,99 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/passport-access/terraform-provider-passport/internal/awsconfig"
+	"github.com/passport-access/terraform-provider-passport/internal/connect"
+)
+
+// connectFlags are what every connect command needs: where AWS is and
+// where the person's requests are kept.
+type connectFlags struct {
+	region, profile string
+}
+
+func (f *connectFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.region, "region", "", "AWS region (default: AWS_REGION or the profile's)")
+	cmd.Flags().StringVar(&f.profile, "profile", "", "AWS profile (default: AWS_PROFILE)")
+}
+
+// args are the flags again, for a passport process started by OpenSSH.
+func (f *connectFlags) args() []string {
+	var a []string
+	if f.region != "" {
+		a = append(a, "--region", f.region)
+	}
+	if f.profile != "" {
+		a = append(a, "--profile", f.profile)
+	}
+	return a
+}
+
+func (f *connectFlags) ssm(ctx context.Context) (connect.SessionAPI, error) {
+	c, err := awsconfig.Load(ctx, awsconfig.Settings{Region: f.region, Profile: f.profile})
+	if err != nil {
+		return nil, err
+	}
+	return c.SSM, nil
+}
+
+// configDir is Passport's directory in the person's config directory:
+// PASSPORT_CONFIG_DIR, or passport under the OS's user config directory
+// (~/.config/passport on Linux).
+func configDir() (string, error) {
+	if d := os.Getenv("PASSPORT_CONFIG_DIR"); d != "" {
+		return filepath.Abs(d)
+	}
+	d, err := os.UserConfigDir()
+	if err != nil {
+		return "", fmt.Errorf("finding your config directory: %w; set PASSPORT_CONFIG_DIR", err)
+	}
+	return filepath.Join(d, "passport"), nil
+}
+
+func requestStore() (connect.Store, error) {
+	d, err := configDir()
+	if err != nil {
+		return connect.Store{}, err
+	}
+	return connect.Store{Dir: filepath.Join(d, "requests")}, nil
+}
+
+// openSSH is how this passport binary points OpenSSH at requests.
+func (f *connectFlags) openSSH(store connect.Store, identity string) (connect.OpenSSH, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return connect.OpenSSH{}, fmt.Errorf("finding the passport binary for ProxyCommand: %w", err)
+	}
+	if identity != "" {
+		if identity, err = filepath.Abs(identity); err != nil {
+			return connect.OpenSSH{}, err
+		}
+	}
+	return connect.OpenSSH{
+		Store:        store,
+		Proxy:        append([]string{self, "proxy"}, f.args()...),
+		IdentityFile: identity,
+	}, nil
+}
+
+// findTarget returns the live request for target, or why there is none.
+func findTarget(store connect.Store, target string) (connect.Request, connect.Target, error) {
+	return store.Find(target, time.Now())
+}
+
+func parsePort(s string) (int, error) {
+	p, err := strconv.Atoi(s)
+	if err != nil || p < 1 || p > 65535 {
+		return 0, fmt.Errorf("port %q is not a TCP port (1-65535)", s)
+	}
+	return p, nil
+}
