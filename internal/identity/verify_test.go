@@ -72,13 +72,13 @@ func TestVerifyReuseUntilSessionEnds(t *testing.T) {
 // badCase builds a response Verify must refuse.
 type badCase struct {
 	name string
-	raw  func(t *testing.T, p *testIdP) []byte
+	raw  func(t testing.TB, p *testIdP) []byte
 	opts func(o *Options)
 	want string
 }
 
-func withSpec(change func(s *spec)) func(t *testing.T, p *testIdP) []byte {
-	return func(t *testing.T, p *testIdP) []byte {
+func withSpec(change func(s *spec)) func(t testing.TB, p *testIdP) []byte {
+	return func(t testing.TB, p *testIdP) []byte {
 		s := goodSpec()
 		change(&s)
 		return p.response(t, s)
@@ -87,8 +87,8 @@ func withSpec(change func(s *spec)) func(t *testing.T, p *testIdP) []byte {
 
 // tampered starts from a good response (assertion signed unless response
 // says otherwise) and lets change edit the parsed document.
-func tampered(signResponse bool, change func(t *testing.T, p *testIdP, root *etree.Element)) func(t *testing.T, p *testIdP) []byte {
-	return func(t *testing.T, p *testIdP) []byte {
+func tampered(signResponse bool, change func(t testing.TB, p *testIdP, root *etree.Element)) func(t testing.TB, p *testIdP) []byte {
+	return func(t testing.TB, p *testIdP) []byte {
 		s := goodSpec()
 		s.signResponse = signResponse
 		s.signAssertion = !signResponse
@@ -99,7 +99,7 @@ func tampered(signResponse bool, change func(t *testing.T, p *testIdP, root *etr
 }
 
 // evil is an unsigned assertion that says what an attacker would like.
-func evil(t *testing.T, p *testIdP, id string) *etree.Element {
+func evil(t testing.TB, p *testIdP, id string) *etree.Element {
 	s := goodSpec()
 	s.subject, s.groups, s.signAssertion = "mallory@example.test", []string{"admins"}, false
 	el := p.assertion(t, s)
@@ -110,8 +110,8 @@ func evil(t *testing.T, p *testIdP, id string) *etree.Element {
 func assertionOf(root *etree.Element) *etree.Element { return child(root, nsAssertion, "Assertion") }
 
 func badCases() []badCase {
-	textEdit := func(old, new string) func(t *testing.T, p *testIdP) []byte {
-		return func(t *testing.T, p *testIdP) []byte {
+	textEdit := func(old, new string) func(t testing.TB, p *testIdP) []byte {
+		return func(t testing.TB, p *testIdP) []byte {
 			raw := p.response(t, goodSpec())
 			if !bytes.Contains(raw, []byte(old)) {
 				t.Fatalf("response has no %q", old)
@@ -121,7 +121,7 @@ func badCases() []badCase {
 	}
 	return []badCase{
 		{name: "unsigned", raw: withSpec(func(s *spec) { s.signAssertion = false }), want: "not signed"},
-		{name: "signed by another key", raw: func(t *testing.T, _ *testIdP) []byte {
+		{name: "signed by another key", raw: func(t testing.TB, _ *testIdP) []byte {
 			return newTestIdP(t, "other").response(t, goodSpec())
 		}, want: "does not verify"},
 		{name: "expired delivery window", raw: withSpec(func(s *spec) {}), opts: func(o *Options) {
@@ -146,50 +146,50 @@ func badCases() []badCase {
 		{name: "failed status", raw: textEdit(`urn:oasis:names:tc:SAML:2.0:status:Success`, `urn:oasis:names:tc:SAML:2.0:status:Requester`), want: "did not sign you in"},
 		{name: "comment inside the NameID", raw: textEdit(`alice@example.test`, `alice@example.test<!---->.evil.test`), want: "comment"},
 		{name: "comment splitting the NameID", raw: textEdit(`alice@example.test`, `alice<!-- -->@example.test`), want: "comment"},
-		{name: "DTD", raw: func(t *testing.T, p *testIdP) []byte {
+		{name: "DTD", raw: func(t testing.TB, p *testIdP) []byte {
 			return append([]byte(`<!DOCTYPE r [<!ENTITY a "aaaa">]>`), p.response(t, goodSpec())...)
 		}, want: "DTD"},
 		{name: "processing instruction", raw: textEdit(`<saml:Issuer`, `<?evil x?><saml:Issuer`), want: "processing instruction"},
-		{name: "malformed", raw: func(*testing.T, *testIdP) []byte { return []byte(`<samlp:Response><a></b></samlp:Response>`) }, want: "not well-formed"},
-		{name: "empty", raw: func(*testing.T, *testIdP) []byte { return nil }, want: "no root"},
-		{name: "not XML", raw: func(*testing.T, *testIdP) []byte { return []byte("PHNhbWxwOlJlc3BvbnNl") }, want: "no root"},
-		{name: "truncated", raw: func(t *testing.T, p *testIdP) []byte {
+		{name: "malformed", raw: func(testing.TB, *testIdP) []byte { return []byte(`<samlp:Response><a></b></samlp:Response>`) }, want: "not well-formed"},
+		{name: "empty", raw: func(testing.TB, *testIdP) []byte { return nil }, want: "no root"},
+		{name: "not XML", raw: func(testing.TB, *testIdP) []byte { return []byte("PHNhbWxwOlJlc3BvbnNl") }, want: "no root"},
+		{name: "truncated", raw: func(t testing.TB, p *testIdP) []byte {
 			raw := p.response(t, goodSpec())
 			return raw[:len(raw)/2]
 		}, want: "not well-formed"},
-		{name: "oversized", raw: func(t *testing.T, p *testIdP) []byte {
+		{name: "oversized", raw: func(t testing.TB, p *testIdP) []byte {
 			raw := p.response(t, goodSpec())
 			pad := bytes.Repeat([]byte(" "), MaxResponseSize)
 			return append(raw, pad...)
 		}, want: "more than"},
-		{name: "deeply nested", raw: func(*testing.T, *testIdP) []byte {
+		{name: "deeply nested", raw: func(testing.TB, *testIdP) []byte {
 			return []byte(strings.Repeat("<a>", 100) + strings.Repeat("</a>", 100))
 		}, want: "deeper"},
-		{name: "not a Response", raw: func(t *testing.T, p *testIdP) []byte {
+		{name: "not a Response", raw: func(t testing.TB, p *testIdP) []byte {
 			return serialize(t, p.assertion(t, goodSpec()))
 		}, want: "not a SAML Response"},
-		{name: "encrypted assertion", raw: tampered(false, func(t *testing.T, p *testIdP, root *etree.Element) {
+		{name: "encrypted assertion", raw: tampered(false, func(t testing.TB, p *testIdP, root *etree.Element) {
 			root.RemoveChild(assertionOf(root))
 			e := root.CreateElement("saml:EncryptedAssertion")
 			e.CreateAttr("xmlns:saml", nsAssertion)
 		}), want: "encrypted"},
 
 		// Two assertions, one signed.
-		{name: "wrap: unsigned assertion before the signed one", raw: tampered(false, func(t *testing.T, p *testIdP, root *etree.Element) {
+		{name: "wrap: unsigned assertion before the signed one", raw: tampered(false, func(t testing.TB, p *testIdP, root *etree.Element) {
 			root.InsertChildAt(assertionOf(root).Index(), evil(t, p, "id-evil"))
 		}), want: "2 assertions"},
-		{name: "wrap: unsigned assertion after the signed one", raw: tampered(false, func(t *testing.T, p *testIdP, root *etree.Element) {
+		{name: "wrap: unsigned assertion after the signed one", raw: tampered(false, func(t testing.TB, p *testIdP, root *etree.Element) {
 			root.AddChild(evil(t, p, "id-evil"))
 		}), want: "2 assertions"},
 		// Signature wrapping permutations.
-		{name: "wrap: signed assertion hidden in Extensions, evil one in its place", raw: tampered(false, func(t *testing.T, p *testIdP, root *etree.Element) {
+		{name: "wrap: signed assertion hidden in Extensions, evil one in its place", raw: tampered(false, func(t testing.TB, p *testIdP, root *etree.Element) {
 			a := assertionOf(root)
 			root.RemoveChild(a)
 			ext := root.CreateElement("samlp:Extensions")
 			ext.AddChild(a)
 			root.AddChild(evil(t, p, "id-evil"))
 		}), want: "2 assertions"},
-		{name: "wrap: signed assertion inside the evil one's Signature Object, same ID", raw: tampered(false, func(t *testing.T, p *testIdP, root *etree.Element) {
+		{name: "wrap: signed assertion inside the evil one's Signature Object, same ID", raw: tampered(false, func(t testing.TB, p *testIdP, root *etree.Element) {
 			a := assertionOf(root)
 			root.RemoveChild(a)
 			e := evil(t, p, "id-assertion-1")
@@ -199,38 +199,38 @@ func badCases() []badCase {
 			e.InsertChildAt(1, sig)
 			root.AddChild(e)
 		}), want: "share the ID"},
-		{name: "wrap: signature copied onto the evil assertion", raw: tampered(false, func(t *testing.T, p *testIdP, root *etree.Element) {
+		{name: "wrap: signature copied onto the evil assertion", raw: tampered(false, func(t testing.TB, p *testIdP, root *etree.Element) {
 			a := assertionOf(root)
 			root.RemoveChild(a)
 			e := evil(t, p, "id-evil")
 			e.InsertChildAt(1, a.SelectElement("Signature").Copy())
 			root.AddChild(e)
 		}), want: "covers \"#id-assertion-1\""},
-		{name: "wrap: signature copied onto the evil assertion with the same ID", raw: tampered(false, func(t *testing.T, p *testIdP, root *etree.Element) {
+		{name: "wrap: signature copied onto the evil assertion with the same ID", raw: tampered(false, func(t testing.TB, p *testIdP, root *etree.Element) {
 			a := assertionOf(root)
 			root.RemoveChild(a)
 			e := evil(t, p, "id-assertion-1")
 			e.InsertChildAt(1, a.SelectElement("Signature").Copy())
 			root.AddChild(e)
 		}), want: "does not verify"},
-		{name: "wrap: subject changed under a valid-looking signature", raw: tampered(false, func(t *testing.T, p *testIdP, root *etree.Element) {
+		{name: "wrap: subject changed under a valid-looking signature", raw: tampered(false, func(t testing.TB, p *testIdP, root *etree.Element) {
 			assertionOf(root).FindElement(".//NameID").SetText("mallory@example.test")
 		}), want: "does not verify"},
-		{name: "wrap: signed assertion nested in the evil one's Advice", raw: tampered(false, func(t *testing.T, p *testIdP, root *etree.Element) {
+		{name: "wrap: signed assertion nested in the evil one's Advice", raw: tampered(false, func(t testing.TB, p *testIdP, root *etree.Element) {
 			a := assertionOf(root)
 			root.RemoveChild(a)
 			e := evil(t, p, "id-evil")
 			e.CreateElement("saml:Advice").AddChild(a)
 			root.AddChild(e)
 		}), want: "2 assertions"},
-		{name: "wrap: signed assertion nested in the evil one's Subject", raw: tampered(false, func(t *testing.T, p *testIdP, root *etree.Element) {
+		{name: "wrap: signed assertion nested in the evil one's Subject", raw: tampered(false, func(t testing.TB, p *testIdP, root *etree.Element) {
 			a := assertionOf(root)
 			root.RemoveChild(a)
 			e := evil(t, p, "id-evil")
 			e.SelectElement("Subject").AddChild(a)
 			root.AddChild(e)
 		}), want: "2 assertions"},
-		{name: "wrap: signed response hidden in an evil response's Extensions", raw: tampered(true, func(t *testing.T, p *testIdP, root *etree.Element) {
+		{name: "wrap: signed response hidden in an evil response's Extensions", raw: tampered(true, func(t testing.TB, p *testIdP, root *etree.Element) {
 			orig := root.Copy()
 			root.RemoveChild(assertionOf(root))
 			root.AddChild(evil(t, p, "id-evil"))
@@ -240,29 +240,29 @@ func badCases() []badCase {
 			ext.AddChild(orig)
 			root.InsertChildAt(1, ext)
 		}), want: "2 assertions"},
-		{name: "wrap: assertion replaced under the response's signature", raw: tampered(true, func(t *testing.T, p *testIdP, root *etree.Element) {
+		{name: "wrap: assertion replaced under the response's signature", raw: tampered(true, func(t testing.TB, p *testIdP, root *etree.Element) {
 			root.RemoveChild(assertionOf(root))
 			root.AddChild(evil(t, p, "id-assertion-1"))
 		}), want: "does not verify"},
-		{name: "wrap: response signature moved onto the assertion", raw: tampered(true, func(t *testing.T, p *testIdP, root *etree.Element) {
+		{name: "wrap: response signature moved onto the assertion", raw: tampered(true, func(t testing.TB, p *testIdP, root *etree.Element) {
 			sig := root.SelectElement("Signature")
 			root.RemoveChild(sig)
 			assertionOf(root).InsertChildAt(1, sig)
 		}), want: "covers \"#id-response-1\""},
-		{name: "wrap: extra signature in the Subject", raw: tampered(false, func(t *testing.T, p *testIdP, root *etree.Element) {
+		{name: "wrap: extra signature in the Subject", raw: tampered(false, func(t testing.TB, p *testIdP, root *etree.Element) {
 			a := assertionOf(root)
 			a.SelectElement("Subject").AddChild(a.SelectElement("Signature").Copy())
 		}), want: "signs neither"},
-		{name: "wrap: two signatures on the assertion", raw: tampered(false, func(t *testing.T, p *testIdP, root *etree.Element) {
+		{name: "wrap: two signatures on the assertion", raw: tampered(false, func(t testing.TB, p *testIdP, root *etree.Element) {
 			a := assertionOf(root)
 			a.InsertChildAt(1, a.SelectElement("Signature").Copy())
 		}), want: "2 signatures"},
-		{name: "signature reference covers another element", raw: tampered(false, func(t *testing.T, p *testIdP, root *etree.Element) {
+		{name: "signature reference covers another element", raw: tampered(false, func(t testing.TB, p *testIdP, root *etree.Element) {
 			// A signature whose one reference is the whole document ("").
 			a := assertionOf(root)
 			a.FindElement(".//Reference").CreateAttr("URI", "")
 		}), want: "covers \"\""},
-		{name: "signature with two references", raw: tampered(false, func(t *testing.T, p *testIdP, root *etree.Element) {
+		{name: "signature with two references", raw: tampered(false, func(t testing.TB, p *testIdP, root *etree.Element) {
 			ref := assertionOf(root).FindElement(".//Reference")
 			ref.Parent().AddChild(ref.Copy())
 		}), want: "2 references"},
