@@ -38,6 +38,9 @@ type host struct {
 
 func bootHost(t *testing.T, name string) *host {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("sandbox host tests take minutes on a busy machine; run without -short")
+	}
 	if err := sandbox.Available(); err != nil {
 		t.Skip(err)
 	}
