@@ -178,7 +178,7 @@ func TestSSORefusesBadRequests(t *testing.T) {
 	bomb := append(authnRequest("passport", "http://127.0.0.1:1/saml/acs"), bytes.Repeat([]byte(" "), 8<<20)...)
 	for _, tc := range []struct {
 		name, samlRequest, want string
-		status              int
+		status                  int
 	}{
 		{"deflate bomb", deflated(t, bomb), "inflates to more than", http.StatusBadRequest},
 		{"oversized", strings.Repeat("A", maxEncodedRequest+4), "larger than", http.StatusBadRequest},
