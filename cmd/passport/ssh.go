@@ -60,7 +60,7 @@ is done, on Ctrl-C, or on SIGHUP.`,
 			if port == 22 {
 				doc = connect.SSHDocument
 			}
-			s, err := connect.Start(ctx, api, target, port, doc)
+			s, err := connect.Connector{API: api}.Start(ctx, target, port, doc)
 			if err != nil {
 				return err
 			}

@@ -26,7 +26,7 @@ func tunnel(ctx context.Context, cmd *cobra.Command, f *connectFlags, target str
 		return fmt.Errorf("listening on 127.0.0.1:%d: %w (choose another --local-port)", localPort, err)
 	}
 	defer ln.Close()
-	s, err := connect.Start(ctx, api, target, remotePort, connect.PortForwardDocument)
+	s, err := connect.Connector{API: api}.Start(ctx, target, remotePort, connect.PortForwardDocument)
 	if err != nil {
 		return err
 	}

@@ -40,11 +40,21 @@ const (
 	PortForwardDocument = "AWS-StartPortForwardingSession"
 )
 
+// Connector starts sessions.
+type Connector struct {
+	API SessionAPI
+	// Dialer is the data channel's settings (keep-alives, how the
+	// websocket's TCP connection is dialed); its Resume is always the
+	// session's own ResumeSession call.
+	Dialer ssmsession.Dialer
+}
+
 // Start opens a session to port on target: doc is SSHDocument (one
 // connection, the way ProxyCommand uses it) or PortForwardDocument (many
 // connections over one session, on current agents). The session resumes
 // through ResumeSession when its websocket drops; End terminates it.
-func Start(ctx context.Context, api SessionAPI, target string, port int, doc string) (*Session, error) {
+func (c Connector) Start(ctx context.Context, target string, port int, doc string) (*Session, error) {
+	api := c.API
 	if port < 1 || port > 65535 {
 		return nil, fmt.Errorf("port %d is not a TCP port (1-65535)", port)
 	}
@@ -58,7 +68,8 @@ func Start(ctx context.Context, api SessionAPI, target string, port int, doc str
 		return nil, startError(target, err)
 	}
 	s := &Session{ID: aws.ToString(out.SessionId), Target: target, Port: port, api: api}
-	d := ssmsession.Dialer{Resume: s.resume}
+	d := c.Dialer
+	d.Resume = s.resume
 	s.Session, err = d.Dial(ctx, aws.ToString(out.StreamUrl), aws.ToString(out.TokenValue))
 	if err != nil {
 		s.terminate()
