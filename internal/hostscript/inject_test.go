@@ -382,6 +382,7 @@ func TestOtherProgramsRefuseHostileData(t *testing.T) {
 		})
 		for i, data := range p.hostile {
 			t.Run(fmt.Sprintf("%s/%d", name, i), func(t *testing.T) {
+				t.Parallel()
 				code, stdout, stderr := runUnprivileged(t, build(data))
 				if res, _ := ParseResult(stdout); code != ExitData || res.Step != "decode" {
 					t.Fatalf("%q: exit %d, %q; want exit %d in step decode\n%s", data, code, stdout, ExitData, stderr)

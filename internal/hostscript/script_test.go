@@ -146,6 +146,7 @@ func TestShellcheck(t *testing.T) {
 	scripts["provision-no-sudo"] = rsa
 	for name, script := range scripts {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			cmd := exec.Command("shellcheck", "-s", "sh", "-")
 			cmd.Stdin = strings.NewReader(script)
 			if out, err := cmd.CombinedOutput(); err != nil {
