@@ -40,6 +40,8 @@ type rig struct {
 	ssm    *ssmsdk.Client
 	clock  *clock
 	ledger *ledger.Ledger
+	// ledgerPath is the ledger's sqlite file, for more connections to it.
+	ledgerPath string
 	// person acts for the requester, as the provider does.
 	person *access.Service
 }
@@ -76,7 +78,8 @@ func newRig(t *testing.T, hosts int) *rig {
 			Credentials:  credentials.NewStaticCredentialsProvider(l.AccessKeyID, l.SecretAccessKey, ""),
 		}),
 	}
-	r.ledger = r.openLedger(t, filepath.Join(t.TempDir(), "ledger.db"))
+	r.ledgerPath = filepath.Join(t.TempDir(), "ledger.db")
+	r.ledger = r.openLedger(t, r.ledgerPath)
 	r.person = r.service(t, r.ledger, "")
 	return r
 }
