@@ -186,6 +186,9 @@ func TestConnectThroughSessionManager(t *testing.T) {
 				t.Errorf("passport ssh %s -- id -un printed %q, want %q", target, got, cl.grant.Username)
 			}
 		}
+		// Each ssh's proxy ends its session with TerminateSession when
+		// OpenSSH is done with it (OpenSSH does not wait for that).
+		cl.waitTerminated(t, 2)
 		// Debian's ssh_config hashes host names, so ask ssh-keygen.
 		known := filepath.Join(cl.configDir, "requests", "known_hosts")
 		if out, err := exec.Command("ssh-keygen", "-F", id, "-f", known).CombinedOutput(); err != nil {
@@ -252,6 +255,21 @@ func TestConnectThroughSessionManager(t *testing.T) {
 				t.Error(err)
 			}
 		}
+		before := cl.Server.Calls()["AmazonSSM.TerminateSession"]
+		interrupt(t, cmd, stderr)
+		if n := cl.Server.Calls()["AmazonSSM.TerminateSession"]; n != before+1 {
+			t.Errorf("Ctrl-C made %d TerminateSession calls, want 1", n-before)
+		}
+	})
+
+	t.Run("rdp prints how to log in and says there is no password yet", func(t *testing.T) {
+		cmd, stdout, stderr := passport(t, "rdp", name)
+		waitFor(t, stdout, stderr, regexp.MustCompile(`(Press Ctrl-C)`))
+		for _, want := range []string{"Host:     127.0.0.1", "User:     " + cl.grant.Username, "Password: none: access request " + cl.grant.ID + " holds no Windows password"} {
+			if !strings.Contains(stdout.String(), want) {
+				t.Errorf("passport rdp printed\n%s\nwithout %q", stdout, want)
+			}
+		}
 		interrupt(t, cmd, stderr)
 	})
 
@@ -292,6 +310,18 @@ func TestConnectThroughSessionManager(t *testing.T) {
 			})
 		}
 	})
+}
+
+// waitTerminated waits until the lab has seen n TerminateSession calls.
+func (cl *connectLab) waitTerminated(t *testing.T, n int) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for cl.Server.Calls()["AmazonSSM.TerminateSession"] < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d TerminateSession calls, want %d: a session was left open", cl.Server.Calls()["AmazonSSM.TerminateSession"], n)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // echoServer listens on a port of address and echoes every connection

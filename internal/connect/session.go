@@ -131,8 +131,8 @@ func startError(target string, err error) error {
 		switch api.ErrorCode() {
 		case "AccessDeniedException", "AccessDenied":
 			return fmt.Errorf("starting a session to %s was denied (AccessDenied): your AWS identity needs ssm:StartSession on the instance and on the %s documents; ask your AWS administrator", target, "AWS-StartSSHSession and AWS-StartPortForwardingSession")
-		case "ExpiredTokenException", "UnrecognizedClientException", "InvalidClientTokenId":
-			return fmt.Errorf("starting a session to %s: your AWS credentials are expired or invalid (%s); sign in again", target, api.ErrorCode())
+		case "ExpiredTokenException", "UnrecognizedClientException", "InvalidClientTokenId", "InvalidSignatureException", "SignatureDoesNotMatch":
+			return fmt.Errorf("starting a session to %s: AWS refused your credentials (%s): they are expired, or the key is wrong; sign in again or check AWS_PROFILE", target, api.ErrorCode())
 		}
 		return fmt.Errorf("starting a session to %s: %s: %s", target, api.ErrorCode(), api.ErrorMessage())
 	}
