@@ -38,11 +38,16 @@ tunnel to connect. When the window ends the user is removed.`,
 		SilenceErrors: true,
 	}
 	root.AddCommand(newLabCommand())
+	root.AddCommand(newReconcileCommand())
+	root.AddCommand(newAuditCommand())
 	root.AddCommand(newRequestCommand())
 	root.AddCommand(newSSHCommand())
 	root.AddCommand(newProxyCommand())
 	root.AddCommand(newTunnelCommand())
 	root.AddCommand(newRDPCommand())
 	root.AddCommand(newSSHConfigCommand())
+	root.AddCommand(newLoginCommand())
+	root.AddCommand(newWhoamiCommand())
+	root.AddCommand(newLogoutCommand())
 	return root
 }

@@ -1,0 +1,203 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/passport-access/terraform-provider-passport/internal/identity"
+)
+
+// samlFlags are the settings login and whoami share. Each has an
+// environment variable so a team can set them once in a shell profile.
+type samlFlags struct {
+	metadata        string
+	spEntityID      string
+	groupsAttribute string
+	session         string
+}
+
+func (f *samlFlags) register(cmd *cobra.Command, withSAML bool) {
+	if withSAML {
+		cmd.Flags().StringVar(&f.metadata, "metadata", os.Getenv("PASSPORT_SAML_METADATA"), "IdP metadata, a file or an http(s) URL (env PASSPORT_SAML_METADATA)")
+		cmd.Flags().StringVar(&f.spEntityID, "sp-entity-id", envOr("PASSPORT_SAML_SP_ENTITY_ID", "passport"), "Passport's entity ID at the IdP (env PASSPORT_SAML_SP_ENTITY_ID)")
+		cmd.Flags().StringVar(&f.groupsAttribute, "groups-attribute", envOr("PASSPORT_SAML_GROUPS_ATTRIBUTE", identity.DefaultGroupsAttribute), "SAML attribute listing your groups (env PASSPORT_SAML_GROUPS_ATTRIBUTE)")
+	}
+	cmd.Flags().StringVar(&f.session, "session", os.Getenv("PASSPORT_SESSION"), "session file (env PASSPORT_SESSION; default passport/session.json in your config directory)")
+}
+
+func (f *samlFlags) sessionPath() (string, error) {
+	if f.session != "" {
+		return f.session, nil
+	}
+	return identity.DefaultSessionPath()
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+func newLoginCommand() *cobra.Command {
+	var f samlFlags
+	var noBrowser bool
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "login",
+		Short: "Sign in with your identity provider (SAML) and keep the session",
+		Long: `Login signs you in with your organisation's identity provider over SAML 2.0:
+it opens your browser at the IdP, receives the signed response on a random
+127.0.0.1 port, verifies it against the IdP metadata and keeps it in your
+config directory (readable by you alone) until the IdP's session ends.
+The Passport provider verifies that session again on every run.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if f.metadata == "" {
+				return errors.New("--metadata is required: the IdP metadata file or URL (or set PASSPORT_SAML_METADATA)")
+			}
+			path, err := f.sessionPath()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+			defer cancel()
+			md, err := identity.LoadMetadata(ctx, f.metadata)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			s, err := identity.Login(ctx, identity.LoginConfig{
+				Metadata: md, MetadataSource: f.metadata,
+				SPEntityID: f.spEntityID, GroupsAttribute: f.groupsAttribute,
+				Open: func(url string) error { return openBrowser(out, cmd.ErrOrStderr(), url, noBrowser) },
+			})
+			if errors.Is(err, context.DeadlineExceeded) {
+				return fmt.Errorf("no sign-in within %s; run passport login again", timeout)
+			}
+			if err != nil {
+				return err
+			}
+			if err := identity.SaveSession(path, s); err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "Signed in as %s%s until %s.\n", s.Subject, groupsSuffix(s.Groups), s.Expires.Local().Format(time.RFC1123))
+			return nil
+		},
+	}
+	f.register(cmd, true)
+	cmd.Flags().BoolVar(&noBrowser, "no-browser", false, "print the sign-in URL instead of opening a browser")
+	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "how long to wait for the sign-in")
+	return cmd
+}
+
+// openBrowser starts the desktop's browser, or prints the URL when asked
+// to or when there is none. The URL goes to out alone: it carries nothing
+// secret, but scripts read it from there.
+func openBrowser(out, errOut io.Writer, url string, noBrowser bool) error {
+	opener := "xdg-open"
+	if runtime.GOOS == "darwin" {
+		opener = "open"
+	}
+	if !noBrowser {
+		if bin, err := exec.LookPath(opener); err == nil {
+			c := exec.Command(bin, url)
+			if err := c.Start(); err == nil {
+				go c.Wait()
+				fmt.Fprintln(errOut, "Opened your browser to sign in; waiting for the identity provider.")
+				return nil
+			}
+		}
+		fmt.Fprintf(errOut, "Cannot open a browser (%s); open the URL below yourself.\n", opener)
+	}
+	fmt.Fprintf(out, "Open this URL in your browser to sign in:\n\n%s\n\n", url)
+	return nil
+}
+
+func groupsSuffix(groups []string) string {
+	if len(groups) == 0 {
+		return " (no groups)"
+	}
+	return " (groups: " + strings.Join(groups, ", ") + ")"
+}
+
+func newWhoamiCommand() *cobra.Command {
+	var f samlFlags
+	cmd := &cobra.Command{
+		Use:   "whoami",
+		Short: "Show who your SAML session says you are",
+		Long: `Whoami prints the subject, groups and expiry of your session. With
+--metadata (or PASSPORT_SAML_METADATA) it verifies the stored response
+again first, exactly as the provider does.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			path, err := f.sessionPath()
+			if err != nil {
+				return err
+			}
+			s, err := identity.LoadSession(path)
+			if err != nil {
+				return err
+			}
+			subject, groups, expires := s.Subject, s.Groups, s.Expires
+			if f.metadata != "" {
+				md, err := identity.LoadMetadata(cmd.Context(), f.metadata)
+				if err != nil {
+					return err
+				}
+				c, err := s.Verify(identity.Options{Metadata: md, SPEntityID: f.spEntityID, GroupsAttribute: f.groupsAttribute})
+				if err != nil {
+					return err
+				}
+				subject, groups, expires = c.Subject, c.Groups, c.Expires
+			}
+			if !time.Now().Before(expires) {
+				return fmt.Errorf("the session for %s expired at %s; run passport login", subject, expires.Local().Format(time.RFC1123))
+			}
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "subject: %s\n", subject)
+			fmt.Fprintf(w, "groups:  %s\n", strings.Join(groups, ", "))
+			fmt.Fprintf(w, "expires: %s (in %s)\n", expires.Local().Format(time.RFC1123), time.Until(expires).Round(time.Minute))
+			return nil
+		},
+	}
+	f.register(cmd, true)
+	return cmd
+}
+
+func newLogoutCommand() *cobra.Command {
+	var f samlFlags
+	cmd := &cobra.Command{
+		Use:   "logout",
+		Short: "Forget your SAML session",
+		Long: `Logout removes the session passport login stored. It does not end your
+session at the identity provider, nor access already granted.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			path, err := f.sessionPath()
+			if err != nil {
+				return err
+			}
+			if _, err := identity.LoadSession(path); errors.Is(err, identity.ErrNoSession) {
+				fmt.Fprintln(cmd.OutOrStdout(), "Not signed in.")
+				return nil
+			}
+			if err := identity.RemoveSession(path); err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "Signed out.")
+			return nil
+		},
+	}
+	f.register(cmd, false)
+	return cmd
+}

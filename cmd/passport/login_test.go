@@ -1,0 +1,248 @@
+package main
+
+import (
+	"bufio"
+	"encoding/base64"
+	"html"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/passport-access/terraform-provider-passport/internal/identity"
+	"github.com/passport-access/terraform-provider-passport/internal/lab/idp"
+)
+
+func startLabIdP(t *testing.T) *idp.IdP {
+	t.Helper()
+	mux := http.NewServeMux()
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	p, err := idp.New(idp.Config{URL: srv.URL + "/saml", Log: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux.Handle("/saml/", p.Handler())
+	return p
+}
+
+// A browser signs a person in at the IdP from the URL passport login
+// printed, and returns the text of the page the ACS answered with.
+type browser func(t *testing.T, signInURL, user, password string) string
+
+// httpBrowser submits the forms the way a browser would, without one.
+func httpBrowser(tamper func(xml []byte) []byte) browser {
+	return func(t *testing.T, signInURL, user, password string) string {
+		t.Helper()
+		page := fetch(t, http.MethodGet, signInURL, nil)
+		form, _ := url.Parse(signInURL)
+		form.Path, form.RawQuery = formField(t, page, "action"), ""
+		page = fetch(t, http.MethodPost, form.String(), url.Values{"token": {formValue(t, page, "token")}, "username": {user}, "password": {password}})
+		response := formValue(t, page, "SAMLResponse")
+		if tamper != nil {
+			raw, _ := base64.StdEncoding.DecodeString(response)
+			response = base64.StdEncoding.EncodeToString(tamper(raw))
+		}
+		return fetch(t, http.MethodPost, formField(t, page, "action"), url.Values{"SAMLResponse": {response}, "RelayState": {formValue(t, page, "RelayState")}})
+	}
+}
+
+func fetch(t *testing.T, method, u string, form url.Values) string {
+	t.Helper()
+	req, _ := http.NewRequest(method, u, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+func formValue(t *testing.T, page, name string) string {
+	t.Helper()
+	return formField(t, page, `name="`+name+`" value`)
+}
+
+func formField(t *testing.T, page, attr string) string {
+	t.Helper()
+	m := regexp.MustCompile(regexp.QuoteMeta(attr) + `="([^"]*)"`).FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("page has no %s:\n%s", attr, page)
+	}
+	return html.UnescapeString(m[1])
+}
+
+// chromiumBrowser drives Debian's headless Chromium with playwright-core.
+func chromiumBrowser(t *testing.T) browser {
+	t.Helper()
+	const chromium = "/usr/bin/chromium"
+	if _, err := os.Stat(chromium); err != nil {
+		t.Skip("no Chromium at " + chromium + " (apt-get install -y chromium)")
+	}
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Skip("no node on PATH (apt-get install -y nodejs)")
+	}
+	module := os.Getenv("PLAYWRIGHT_CORE")
+	if module == "" {
+		out, err := exec.Command(node, "-p", "require.resolve('playwright-core')").Output()
+		if err != nil {
+			t.Skip("playwright-core not found: npm install --prefix DIR playwright-core and set PLAYWRIGHT_CORE=DIR/node_modules/playwright-core")
+		}
+		module = filepath.Dir(strings.TrimSpace(string(out)))
+	}
+	return func(t *testing.T, signInURL, user, password string) string {
+		t.Helper()
+		cmd := exec.Command(node, "-e", signInScript, module, chromium, t.TempDir(), signInURL, user, password)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("chromium sign-in: %v\n%s", err, out)
+		}
+		return string(out)
+	}
+}
+
+// signInScript fills the lab IdP's form like a person and prints the text
+// the ACS answered with once the browser has posted the response to it.
+const signInScript = `
+const [module, executablePath, profile, url, user, password] = process.argv.slice(1);
+const { chromium } = require(module);
+(async () => {
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath, headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  try {
+    const page = await context.newPage();
+    await page.goto(url);
+    await page.fill('#username', user);
+    await page.fill('#password', password);
+    await page.click('#submit');
+    await page.waitForSelector('#result', { timeout: 20000 });
+    console.log(await page.textContent('#result'));
+  } finally {
+    await context.close();
+  }
+})().catch((e) => { console.error(e); process.exit(1); });
+`
+
+// login runs passport login --no-browser, hands the printed URL to b and
+// returns login's output, the ACS page and login's error.
+func login(t *testing.T, b browser, session, metadata, user, password string) (string, string, error) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "login", "--no-browser", "--metadata", metadata, "--session", session, "--timeout", "1m")
+	cmd.Env = append(os.Environ(), "PASSPORT_RUN_MAIN=1")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	var out strings.Builder
+	var page string
+	lines := bufio.NewScanner(stdout)
+	for lines.Scan() {
+		out.WriteString(lines.Text() + "\n")
+		if strings.HasPrefix(lines.Text(), "http") && page == "" {
+			page = b(t, lines.Text(), user, password)
+		}
+	}
+	err = cmd.Wait()
+	return out.String() + stderr.String(), page, err
+}
+
+func TestLoginWhoamiLogout(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		browser func(t *testing.T) browser
+	}{
+		{"http", func(*testing.T) browser { return httpBrowser(nil) }},
+		{"chromium", chromiumBrowser},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := tc.browser(t)
+			p := startLabIdP(t)
+			session := filepath.Join(t.TempDir(), "config", "passport", "session.json")
+
+			out, page, err := login(t, b, session, p.MetadataURL(), "carol", "carol-lab")
+			if err != nil {
+				t.Fatalf("login: %v\n%s", err, out)
+			}
+			if !strings.Contains(out, "Signed in as carol (groups: admins, ops) until") {
+				t.Errorf("login said:\n%s", out)
+			}
+			if !strings.Contains(page, "Signed in as carol (admins, ops)") {
+				t.Errorf("the browser was shown %q", page)
+			}
+			if fi, err := os.Stat(session); err != nil || fi.Mode().Perm() != 0o600 {
+				t.Fatalf("session file: %v %v", fi, err)
+			}
+
+			for _, args := range [][]string{{}, {"--metadata", p.MetadataURL()}} {
+				who, _, err := passportRun(t, append([]string{"whoami", "--session", session}, args...)...)
+				if err != nil || !regexp.MustCompile(`subject: carol\ngroups:  admins, ops\nexpires: .* \(in 8h0m0s\)`).MatchString(who) {
+					t.Errorf("whoami %v: %v\n%s", args, err, who)
+				}
+			}
+
+			if out, _, err := passportRun(t, "logout", "--session", session); err != nil || out != "Signed out.\n" {
+				t.Errorf("logout: %v %q", err, out)
+			}
+			if _, errOut, err := passportRun(t, "whoami", "--session", session); err == nil || !strings.Contains(errOut, "run passport login") {
+				t.Errorf("whoami after logout: %v %q", err, errOut)
+			}
+		})
+	}
+}
+
+// A response changed on its way to the ACS is refused, and no session is
+// written.
+func TestLoginRefusesTamperedResponse(t *testing.T) {
+	p := startLabIdP(t)
+	session := filepath.Join(t.TempDir(), "session.json")
+	promote := httpBrowser(func(raw []byte) []byte {
+		return []byte(strings.Replace(string(raw), ">dev<", ">admins<", 1))
+	})
+	out, page, err := login(t, promote, session, p.MetadataURL(), "bob", "bob-lab")
+	if err == nil || !strings.Contains(out, "SAML response refused") {
+		t.Fatalf("login: %v\n%s", err, out)
+	}
+	if !strings.Contains(page, "Sign-in refused") {
+		t.Errorf("the browser was shown %q", page)
+	}
+	if _, err := os.Stat(session); !os.IsNotExist(err) {
+		t.Fatalf("a session was written: %v", err)
+	}
+}
+
+func TestWhoamiExpiredSession(t *testing.T) {
+	session := filepath.Join(t.TempDir(), "session.json")
+	if err := identity.SaveSession(session, identity.Session{Subject: "alice", Expires: time.Now().Add(-time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	_, errOut, err := passportRun(t, "whoami", "--session", session)
+	if err == nil || !strings.Contains(errOut, "the session for alice expired at") || !strings.Contains(errOut, "run passport login") {
+		t.Fatalf("whoami: %v %q", err, errOut)
+	}
+}
+
+func TestLoginNeedsMetadata(t *testing.T) {
+	_, errOut, err := passportRun(t, "login", "--no-browser", "--metadata", "")
+	if err == nil || !strings.Contains(errOut, "--metadata is required") {
+		t.Fatalf("login: %v %q", err, errOut)
+	}
+}
