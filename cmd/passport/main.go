@@ -38,6 +38,8 @@ tunnel to connect. When the window ends the user is removed.`,
 		SilenceErrors: true,
 	}
 	root.AddCommand(newLabCommand())
+	root.AddCommand(newReconcileCommand())
+	root.AddCommand(newAuditCommand())
 	root.AddCommand(newRequestCommand())
 	root.AddCommand(newSSHCommand())
 	root.AddCommand(newProxyCommand())

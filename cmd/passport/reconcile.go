@@ -1,0 +1,185 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/cobra"
+
+	"github.com/passport-access/terraform-provider-passport/internal/access"
+	"github.com/passport-access/terraform-provider-passport/internal/awsconfig"
+	"github.com/passport-access/terraform-provider-passport/internal/fleet"
+	"github.com/passport-access/terraform-provider-passport/internal/ledger"
+	"github.com/passport-access/terraform-provider-passport/internal/reconcile"
+	"github.com/passport-access/terraform-provider-passport/internal/targets"
+)
+
+// ledgerFlags are how a command reaches the ledger and AWS, the way the
+// provider's region, profile, endpoints and ledger settings do.
+type ledgerFlags struct {
+	ledger    string
+	region    string
+	profile   string
+	endpoints awsconfig.Endpoints
+}
+
+func (f *ledgerFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.ledger, "ledger", os.Getenv("PASSPORT_LEDGER"), "the ledger: sqlite:///path/to/ledger.db or dynamodb://table (env PASSPORT_LEDGER)")
+	cmd.Flags().StringVar(&f.region, "region", "", "AWS region (default: AWS_REGION or the profile's)")
+	cmd.Flags().StringVar(&f.profile, "profile", "", "AWS profile (default: AWS_PROFILE)")
+	cmd.Flags().StringVar(&f.endpoints.SSM, "endpoint-ssm", "", "Systems Manager endpoint URL (default: AWS_ENDPOINT_URL_SSM, then AWS)")
+	cmd.Flags().StringVar(&f.endpoints.DynamoDB, "endpoint-dynamodb", "", "DynamoDB endpoint URL (default: AWS_ENDPOINT_URL_DYNAMODB, then AWS)")
+}
+
+// open opens the ledger. needsAWS says whether the command needs AWS
+// clients anyway: the reconciler does (it runs commands on hosts); audit
+// only for a DynamoDB ledger.
+func (f *ledgerFlags) open(ctx context.Context, now func() time.Time, needsAWS bool) (*ledger.Ledger, *awsconfig.Clients, error) {
+	if f.ledger == "" {
+		return nil, nil, errors.New("--ledger is required: give sqlite:///path/to/ledger.db or dynamodb://table, or set PASSPORT_LEDGER")
+	}
+	var clients *awsconfig.Clients
+	if needsAWS || strings.HasPrefix(f.ledger, "dynamodb://") {
+		c, err := awsconfig.Load(ctx, awsconfig.Settings{Region: f.region, Profile: f.profile, Endpoints: f.endpoints})
+		if err != nil {
+			return nil, nil, err
+		}
+		clients = c
+	}
+	o := ledger.Options{Now: now}
+	if clients != nil {
+		o.DynamoDB.Client = clients.DynamoDB
+	}
+	l, err := ledger.Open(ctx, f.ledger, o)
+	if err != nil {
+		return nil, nil, err
+	}
+	return l, clients, nil
+}
+
+func newReconcileCommand() *cobra.Command {
+	var (
+		f        ledgerFlags
+		once     bool
+		interval time.Duration
+		listen   string
+		name     string
+		lease    time.Duration
+		sweep    bool
+		tags     []string
+	)
+	cmd := &cobra.Command{
+		Use:   "reconcile",
+		Short: "End access whose window has passed and clean up what Terraform left behind",
+		Long: `The reconciler enforces the ledger on the hosts. Each pass revokes grants
+whose window has ended, finishes grants an interrupted apply or destroy left
+provisioning or revoking, retries hosts that did not answer before, and
+removes Passport users on the hosts that no open grant accounts for. It
+revokes exactly as terraform destroy does; the audit trail names it.
+
+Run it as a daemon (--interval), or once per run (--once) from cron or a
+scheduled task. Several reconcilers may share a DynamoDB ledger: each
+grant is leased to one of them while it is revoked.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !once && interval <= 0 {
+				return fmt.Errorf("--interval %s: give a positive interval, or --once", interval)
+			}
+			tagFilter, err := parseTags(tags)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			log := slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), nil))
+			l, clients, err := f.open(ctx, time.Now, true)
+			if err != nil {
+				return err
+			}
+			defer l.Close()
+			if name == "" {
+				name = defaultReconcilerName()
+			}
+			svc, err := access.New(access.Config{Fleet: fleet.New(clients.SSM, fleet.Options{}), Ledger: l, Actor: name})
+			if err != nil {
+				return err
+			}
+			reg := prometheus.NewRegistry()
+			reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+			metrics := reconcile.NewMetrics(reg)
+			cfg := reconcile.Config{Ledger: l, Access: svc, Holder: name, Lease: lease, Log: log, Metrics: metrics}
+			if sweep {
+				cfg.Hosts = func(ctx context.Context) ([]string, error) {
+					found, err := targets.Find(ctx, clients.SSM, targets.Filter{Platform: "Linux", PingStatus: "Online", Tags: tagFilter})
+					ids := make([]string, len(found))
+					for i, in := range found {
+						ids[i] = in.InstanceID
+					}
+					return ids, err
+				}
+			}
+			rec, err := reconcile.New(cfg)
+			if err != nil {
+				return err
+			}
+			if once {
+				rep, err := rec.Pass(ctx)
+				fmt.Fprintf(cmd.OutOrStdout(), "due %d, revoked %d, pending %d, skipped %d, failed %d, denied %d, strays removed %d\n",
+					rep.Due, rep.Revoked, rep.Pending, rep.Skipped, rep.Failed, rep.Denied, rep.Strays)
+				return err
+			}
+			if listen != "" {
+				ln, err := net.Listen("tcp", listen)
+				if err != nil {
+					return fmt.Errorf("--listen %s: %w", listen, err)
+				}
+				srv := &http.Server{Handler: metrics.Handler(reg, 3*interval+lease), ReadHeaderTimeout: 10 * time.Second}
+				go srv.Serve(ln)
+				defer srv.Close()
+				log.Info("serving /metrics and /healthz", "addr", ln.Addr().String())
+			}
+			log.Info("reconciler started", "name", name, "interval", interval.String(), "sweep", sweep)
+			return rec.Run(ctx, interval)
+		},
+	}
+	f.register(cmd)
+	cmd.Flags().BoolVar(&once, "once", false, "run one pass and exit (non-zero when something could not be done)")
+	cmd.Flags().DurationVar(&interval, "interval", time.Minute, "time between passes in daemon mode")
+	cmd.Flags().StringVar(&listen, "listen", "", "address to serve /metrics and /healthz on, e.g. 127.0.0.1:9810 (daemon mode)")
+	cmd.Flags().StringVar(&name, "name", "", "this reconciler's name on leases and in the audit trail (default reconciler/<hostname>-<pid>)")
+	cmd.Flags().DurationVar(&lease, "lease", reconcile.DefaultLease, "how long a grant is held while it is revoked; longer than one revoke takes")
+	cmd.Flags().BoolVar(&sweep, "sweep", true, "look for Passport users no open grant accounts for on online Linux nodes, and remove them")
+	cmd.Flags().StringArrayVar(&tags, "sweep-tag", nil, "sweep only nodes with this tag, key=value (repeatable)")
+	return cmd
+}
+
+func defaultReconcilerName() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "unknown"
+	}
+	return fmt.Sprintf("reconciler/%s-%d", host, os.Getpid())
+}
+
+func parseTags(tags []string) (map[string]string, error) {
+	if len(tags) == 0 {
+		return nil, nil
+	}
+	m := make(map[string]string, len(tags))
+	for _, t := range tags {
+		k, v, ok := strings.Cut(t, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("--sweep-tag %q: write key=value", t)
+		}
+		m[k] = v
+	}
+	return m, nil
+}
