@@ -1,0 +1,223 @@
+package ledger
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// State is where a grant, or one of its targets, is in its life.
+type State string
+
+const (
+	// Provisioning: written before any host is touched; the user may exist
+	// on some targets.
+	Provisioning State = "provisioning"
+	// Active: the user exists on the target(s) and may log in.
+	Active State = "active"
+	// Revoking: removal has started and has not been confirmed everywhere.
+	Revoking State = "revoking"
+	// Revoked: removed before or at the end of the window, on request.
+	Revoked State = "revoked"
+	// Expired: removed because the window ended.
+	Expired State = "expired"
+	// Failed: never provisioned, and nothing is left on the host.
+	Failed State = "failed"
+)
+
+var states = []State{Provisioning, Active, Revoking, Revoked, Expired, Failed}
+
+// Closed reports whether s is final: nothing of the grant is left on a host
+// and no one needs to act on it again.
+func (s State) Closed() bool {
+	return s == Revoked || s == Expired || s == Failed
+}
+
+func (s State) valid() bool {
+	for _, v := range states {
+		if s == v {
+			return true
+		}
+	}
+	return false
+}
+
+// Grant is the ledger's record of one access request. It holds no secret:
+// a generated private key never reaches the ledger.
+type Grant struct {
+	ID        string
+	Requester string // the SAML subject the grant was issued to
+	Reason    string
+	Username  string // the short-lived user on every target
+	Sudo      bool
+	Targets   []Target
+
+	// What revocation needs: the certificate's serial, to put it on the
+	// revoked-keys list of the CA that signed it.
+	Serial      uint64
+	CAPublicKey string // authorized_keys form
+	PublicKey   string // the requester's key, authorized_keys form
+	Certificate string
+
+	IssuedAt  time.Time
+	ExpiresAt time.Time
+	State     State
+
+	// Version is the grant's revision: Update succeeds only when it still
+	// matches the stored one. Create starts at 1; every write adds 1.
+	Version int64
+	Lease   Lease
+
+	// Written by the ledger.
+	CreatedAt time.Time
+	UpdatedAt time.Time
+	// DueAt is when a reconciler should next act on the grant: the end of
+	// the window for an active grant, StuckAfter after the last write for
+	// one left provisioning or revoking. Zero once the grant is closed.
+	DueAt time.Time
+}
+
+// Target is one host of a grant.
+type Target struct {
+	InstanceID string `json:"instance_id"`
+	State      State  `json:"state"`
+	Address    string `json:"address,omitempty"`
+	Detail     string `json:"detail,omitempty"` // why it failed, or what is left
+}
+
+// Lease says who is working on a grant until when. A lease that has run
+// out is free for anyone to take.
+type Lease struct {
+	Holder string
+	Until  time.Time
+}
+
+// held reports whether someone holds the lease at now.
+func (l Lease) held(now time.Time) bool {
+	return l.Holder != "" && now.Before(l.Until)
+}
+
+var (
+	// ErrNotFound: no grant with that id.
+	ErrNotFound = errors.New("no such grant")
+	// ErrExists: Create found a grant with that id already.
+	ErrExists = errors.New("a grant with this id already exists")
+	// ErrConflict: the grant changed since it was read. Read it again and
+	// decide again.
+	ErrConflict = errors.New("grant changed since it was read")
+	// ErrLeaseHeld: someone else holds the grant's lease.
+	ErrLeaseHeld = errors.New("grant is leased by another holder")
+)
+
+// ConflictError is returned by Update when the stored version is no longer
+// the one the caller read. It matches ErrConflict with errors.Is.
+type ConflictError struct {
+	GrantID string
+	Version int64 // the version the caller wrote from
+}
+
+func (e *ConflictError) Error() string {
+	return fmt.Sprintf("grant %s was changed by another writer since version %d was read; read it again and retry", e.GrantID, e.Version)
+}
+
+func (e *ConflictError) Is(target error) bool { return target == ErrConflict }
+
+// LeaseHeldError is returned by Acquire and Release when another holder has
+// the lease. It matches ErrLeaseHeld with errors.Is.
+type LeaseHeldError struct {
+	GrantID string
+	Holder  string
+	Until   time.Time
+}
+
+func (e *LeaseHeldError) Error() string {
+	if e.Holder == "" {
+		return fmt.Sprintf("grant %s is not leased by the caller", e.GrantID)
+	}
+	return fmt.Sprintf("grant %s is leased by %s until %s", e.GrantID, e.Holder, e.Until.UTC().Format(time.RFC3339))
+}
+
+func (e *LeaseHeldError) Is(target error) bool { return target == ErrLeaseHeld }
+
+func notFound(id string) error { return fmt.Errorf("grant %s: %w", id, ErrNotFound) }
+
+func (g *Grant) validate() error {
+	var problems []string
+	if g.ID == "" {
+		problems = append(problems, "id is empty")
+	}
+	if !g.State.valid() {
+		problems = append(problems, fmt.Sprintf("state %q is not one of %s", g.State, stateList()))
+	}
+	if g.ExpiresAt.IsZero() || g.IssuedAt.IsZero() {
+		problems = append(problems, "issued_at and expires_at must both be set")
+	} else if !g.ExpiresAt.After(g.IssuedAt) {
+		problems = append(problems, "expires_at must be after issued_at")
+	}
+	for _, t := range g.Targets {
+		if t.InstanceID == "" {
+			problems = append(problems, "a target has no instance id")
+		}
+		if !t.State.valid() {
+			problems = append(problems, fmt.Sprintf("target %s: state %q is not one of %s", t.InstanceID, t.State, stateList()))
+		}
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("ledger: grant %q cannot be stored: %s", g.ID, strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// normalize keeps times in UTC at the precision both backends store
+// (nanoseconds since the epoch), so a grant reads back equal to what was
+// written.
+func (g *Grant) normalize() {
+	for _, t := range []*time.Time{&g.IssuedAt, &g.ExpiresAt, &g.CreatedAt, &g.UpdatedAt, &g.DueAt, &g.Lease.Until} {
+		*t = fromNanos(nanos(*t))
+	}
+}
+
+func stateList() string {
+	s := make([]string, len(states))
+	for i, v := range states {
+		s[i] = string(v)
+	}
+	return strings.Join(s, ", ")
+}
+
+// nanos and fromNanos are the stored form of a time: 0 stands for the zero
+// time.
+func nanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func fromNanos(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
+
+func encodeTargets(ts []Target) (string, error) {
+	if ts == nil {
+		ts = []Target{}
+	}
+	b, err := json.Marshal(ts)
+	return string(b), err
+}
+
+func decodeTargets(id, s string) ([]Target, error) {
+	var ts []Target
+	if err := json.Unmarshal([]byte(s), &ts); err != nil {
+		return nil, fmt.Errorf("ledger: grant %s has unreadable targets: %w", id, err)
+	}
+	if len(ts) == 0 {
+		return nil, nil
+	}
+	return ts, nil
+}
