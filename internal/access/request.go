@@ -79,11 +79,23 @@ func checkDuration(d time.Duration) (time.Duration, error) {
 	case d == 0:
 		return DefaultDuration, nil
 	case d < time.Minute:
-		return 0, fmt.Errorf("duration %s is too short: give at least 1m", d)
+		return 0, fmt.Errorf("duration %s is too short: give at least 1m", human(d))
 	case d > MaxDuration:
-		return 0, fmt.Errorf("duration %s is longer than the %s hard cap: ask for less", d, MaxDuration)
+		return 0, fmt.Errorf("duration %s is longer than the %s hard cap: ask for less", human(d), human(MaxDuration))
 	}
 	return d, nil
+}
+
+// human writes a duration as people write it: 12h, 1h30m, 45s.
+func human(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 func checkRequester(r string) error {

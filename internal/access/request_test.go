@@ -181,3 +181,14 @@ func FuzzCheckReason(f *testing.F) {
 		}
 	})
 }
+
+func TestHumanDurations(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		12 * time.Hour: "12h", 90 * time.Minute: "1h30m", 30 * time.Second: "30s", 0: "0s",
+		time.Hour + 30*time.Second: "1h0m30s", 45 * time.Minute: "45m",
+	} {
+		if got := human(d); got != want {
+			t.Errorf("human(%v) = %q, want %q", d, got, want)
+		}
+	}
+}

@@ -226,9 +226,8 @@ func (r *accessRequestResource) Configure(_ context.Context, req resource.Config
 }
 
 // ValidateConfig refuses at plan time, naming the attribute, the mistakes
-// that can be seen without AWS. The access core checks every request again
-// at apply time, with its own, stricter rules (e.g. invisible characters in
-// a reason), so these checks only save a failed apply.
+// that can be seen without AWS, with the access core's own rules, which
+// check every request again at apply time.
 func (r *accessRequestResource) ValidateConfig(ctx context.Context, req resource.ValidateConfigRequest, resp *resource.ValidateConfigResponse) {
 	var m accessRequestModel
 	resp.Diagnostics.Append(req.Config.Get(ctx, &m)...)
@@ -236,7 +235,7 @@ func (r *accessRequestResource) ValidateConfig(ctx context.Context, req resource
 		return
 	}
 	if known(m.Reason) {
-		if err := checkReason(m.Reason.ValueString()); err != nil {
+		if err := access.CheckReason(m.Reason.ValueString()); err != nil {
 			resp.Diagnostics.AddAttributeError(path.Root("reason"), "Invalid reason", err.Error())
 		}
 	}
@@ -638,13 +637,10 @@ func parseDuration(s string) (time.Duration, error) {
 	if err != nil {
 		return 0, fmt.Errorf("duration %q is not a duration: write it like 45m, 2h or 1h30m", s)
 	}
-	switch {
-	case d < time.Minute:
-		return 0, fmt.Errorf("duration %s is too short: give at least 1m", s)
-	case d > access.MaxDuration:
-		return 0, fmt.Errorf("duration %s is longer than the %s hard cap: ask for less", s, formatDuration(access.MaxDuration))
+	if d == 0 {
+		return 0, fmt.Errorf("duration %q is zero: give at least 1m", s)
 	}
-	return d, nil
+	return d, access.CheckDuration(d)
 }
 
 // formatDuration writes whole hours as "12h" rather than "12h0m0s".
@@ -653,17 +649,4 @@ func formatDuration(d time.Duration) string {
 		return fmt.Sprintf("%dh", d/time.Hour)
 	}
 	return d.String()
-}
-
-// checkReason refuses a reason that cannot go on one audit line.
-func checkReason(reason string) error {
-	for _, r := range reason {
-		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
-			return fmt.Errorf("reason contains the control character %U: write it on one line of plain text", r)
-		}
-	}
-	if n := len([]rune(strings.TrimSpace(reason))); n < 10 {
-		return fmt.Errorf("reason is %d characters long without surrounding spaces: say why you need access in at least 10", n)
-	}
-	return nil
 }

@@ -518,7 +518,10 @@ resource "passport_access_request" "bad" {
 	var steps []resource.TestStep
 	for _, tc := range []struct{ attr, value, want string }{
 		{"reason", `"too short"`, `reason is 9 characters long`},
-		{"reason", `"line one\nline two is here"`, `control character U\+000A`},
+		{"reason", `"line one\nline two is here"`, `non-printable character U\+000A`},
+		// A right-to-left override makes a reason read otherwise than it
+		// is stored: the core's rule, applied at plan time.
+		{"reason", `"INC-1234 \u202eesrever ni"`, `non-printable character U\+202E`},
 		{"targets", `[]`, `targets set must contain at least 1`},
 		{"targets", `["i-0123456789abcdef0", "web-1"]`, `must be an instance id`},
 		{"duration", `"13h"`, `longer than the 12h hard cap`},
