@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/base64"
 	"html"
 	"io"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/passport-access/terraform-provider-passport/internal/identity"
+	"github.com/passport-access/terraform-provider-passport/internal/lab"
 	"github.com/passport-access/terraform-provider-passport/internal/lab/idp"
 )
 
@@ -244,5 +246,28 @@ func TestLoginNeedsMetadata(t *testing.T) {
 	_, errOut, err := passportRun(t, "login", "--no-browser", "--metadata", "")
 	if err == nil || !strings.Contains(errOut, "--metadata is required") {
 		t.Fatalf("login: %v %q", err, errOut)
+	}
+}
+
+// The lab serves its IdP on the lab endpoint and points passport login at
+// it through the environment it prints.
+func TestLoginAtTheLab(t *testing.T) {
+	l, err := lab.Start(context.Background(), lab.Options{Dir: filepath.Join(t.TempDir(), "lab")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	var metadata string
+	for _, kv := range l.Env() {
+		if v, ok := strings.CutPrefix(kv, "PASSPORT_SAML_METADATA="); ok {
+			metadata = v
+		}
+	}
+	if metadata != l.Endpoint+"/saml/metadata" {
+		t.Fatalf("lab environment points at metadata %q", metadata)
+	}
+	session := filepath.Join(t.TempDir(), "session.json")
+	if out, _, err := login(t, httpBrowser(nil), session, metadata, "alice", "alice-lab"); err != nil || !strings.Contains(out, "Signed in as alice (groups: ops)") {
+		t.Fatalf("login: %v\n%s", err, out)
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/passport-access/terraform-provider-passport/internal/lab/awsjson"
+	"github.com/passport-access/terraform-provider-passport/internal/lab/idp"
 	"github.com/passport-access/terraform-provider-passport/internal/lab/kms"
 	"github.com/passport-access/terraform-provider-passport/internal/lab/node"
 	"github.com/passport-access/terraform-provider-passport/internal/lab/sandbox"
@@ -43,6 +44,9 @@ type Options struct {
 	Hosts int
 	// ModelNodes is the number of model nodes (no OS; for scale).
 	ModelNodes int
+	// People are who may sign in at the lab's SAML IdP;
+	// idp.DemoUsers() when empty.
+	People []idp.User
 	// Now is the clock Session Manager tokens expire by, so tests can
 	// move it; time.Now when nil. Signatures are always checked against
 	// the real time, as AWS does.
@@ -62,6 +66,7 @@ type Lab struct {
 	Sessions *session.Service
 	KMS      *kms.Service
 	STS      *sts.Service
+	IdP      *idp.IdP
 	Hosts    []*sandbox.Host
 	Models   []*node.Model
 
@@ -141,6 +146,11 @@ func Start(ctx context.Context, opts Options) (l *Lab, err error) {
 		return nil, fmt.Errorf("lab: cannot listen on %s: %w", opts.Listen, err)
 	}
 	l.Endpoint = "http://" + l.listener.Addr().String()
+	// The IdP's entity ID and URLs carry the endpoint's port, known only now.
+	if l.IdP, err = idp.New(idp.Config{URL: l.Endpoint + "/saml", Users: opts.People}); err != nil {
+		return nil, err
+	}
+	l.Server.Handle("/saml/", l.IdP.Handler())
 	l.http = &http.Server{Handler: l.Server, ReadHeaderTimeout: 10 * time.Second}
 	go l.http.Serve(l.listener)
 
@@ -238,6 +248,7 @@ func (l *Lab) Env() []string {
 		"AWS_REGION=" + l.Region,
 		"AWS_ACCESS_KEY_ID=" + l.AccessKeyID,
 		"AWS_SECRET_ACCESS_KEY=" + l.SecretAccessKey,
+		"PASSPORT_SAML_METADATA=" + l.IdP.MetadataURL(),
 	}
 }
 
