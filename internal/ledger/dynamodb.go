@@ -276,21 +276,30 @@ func (d *dynamoBackend) putGrant(ctx context.Context, g *Grant, prev int64) erro
 	if err != nil {
 		return err
 	}
-	_, err = d.c.PutItem(ctx, &dynamodb.PutItemInput{
+	in := &dynamodb.PutItemInput{
 		TableName: &d.table, Item: it,
 		ConditionExpression:       aws.String("version = :prev"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{":prev": num(prev)},
-	})
+	}
+	if !g.State.Closed() {
+		in.ConditionExpression = aws.String("version = :prev AND #state IN (:provisioning, :active, :revoking)")
+		in.ExpressionAttributeNames = map[string]string{"#state": "state"}
+		for _, s := range []State{Provisioning, Active, Revoking} {
+			in.ExpressionAttributeValues[":"+string(s)] = str(string(s))
+		}
+	}
+	_, err = d.c.PutItem(ctx, in)
 	if err == nil {
 		return nil
 	}
 	if !isConditionFailed(err) {
 		return d.fail("updating grant "+g.ID, err)
 	}
-	if _, err := d.grant(ctx, g.ID); err != nil {
+	cur, err := d.grant(ctx, g.ID)
+	if err != nil {
 		return err
 	}
-	return &ConflictError{GrantID: g.ID, Version: prev}
+	return updateRefused(cur, prev)
 }
 
 func (d *dynamoBackend) queryGrants(ctx context.Context, what string, in *dynamodb.QueryInput) ([]Grant, error) {

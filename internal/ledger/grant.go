@@ -109,7 +109,19 @@ var (
 	ErrConflict = errors.New("grant changed since it was read")
 	// ErrLeaseHeld: someone else holds the grant's lease.
 	ErrLeaseHeld = errors.New("grant is leased by another holder")
+	// ErrClosed: the grant is revoked, expired or failed, and a closed
+	// grant is never reopened: its user is gone and its name is not
+	// reused. Access again is a new grant.
+	ErrClosed = errors.New("grant is closed")
 )
+
+// updateRefused explains a refused Update from the grant as stored now.
+func updateRefused(cur Grant, prev int64) error {
+	if cur.Version == prev && cur.State.Closed() {
+		return fmt.Errorf("grant %s is %s and cannot become open again; request access anew: %w", cur.ID, cur.State, ErrClosed)
+	}
+	return &ConflictError{GrantID: cur.ID, Version: prev}
+}
 
 // ConflictError is returned by Update when the stored version is no longer
 // the one the caller read. It matches ErrConflict with errors.Is.

@@ -112,7 +112,8 @@ func (l *Ledger) Get(ctx context.Context, id string) (Grant, error) {
 // Update writes g if the stored grant is still at g.Version, and returns
 // it at the next version. If someone wrote in between (another writer, or a
 // reconciler taking the lease) it returns a *ConflictError and writes
-// nothing.
+// nothing. A closed grant may be updated (its targets' details, say) but
+// not reopened: that fails with ErrClosed.
 func (l *Ledger) Update(ctx context.Context, g Grant) (Grant, error) {
 	if err := g.validate(); err != nil {
 		return Grant{}, err

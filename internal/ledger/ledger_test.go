@@ -174,14 +174,24 @@ func TestListDue(t *testing.T) {
 			}
 		}
 
-		// Closing a grant takes it off the due list for good.
+		// Closing a grant takes it off the due list for good: it may not
+		// be reopened, only annotated.
 		g, err := l.Get(ctx, "ends-soon")
 		if err != nil {
 			t.Fatal(err)
 		}
 		g.State = Expired
-		if _, err := l.Update(ctx, g); err != nil {
+		if g, err = l.Update(ctx, g); err != nil {
 			t.Fatal(err)
+		}
+		reopened := g
+		reopened.State = Active
+		if _, err := l.Update(ctx, reopened); !errors.Is(err, ErrClosed) {
+			t.Errorf("reopening an expired grant: %v, want ErrClosed", err)
+		}
+		g.Targets[1].Detail = "host came back; user removed"
+		if _, err := l.Update(ctx, g); err != nil {
+			t.Errorf("annotating an expired grant: %v", err)
 		}
 		due, err := l.ListDue(ctx, start.Add(24*time.Hour))
 		if err != nil {

@@ -188,18 +188,23 @@ func (s *sqliteBackend) putGrant(ctx context.Context, g *Grant, prev int64) erro
 	if err != nil {
 		return err
 	}
+	cond := `id = ? AND version = ?`
+	if !g.State.Closed() {
+		cond += ` AND state IN ('provisioning', 'active', 'revoking')`
+	}
 	res, err := s.db.ExecContext(ctx, `UPDATE grants SET (`+grantColumns+`)
-		= (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) WHERE id = ? AND version = ?`, append(args, g.ID, prev)...)
+		= (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) WHERE `+cond, append(args, g.ID, prev)...)
 	if err != nil {
 		return fmt.Errorf("ledger: updating grant %s: %w", g.ID, err)
 	}
 	if n, _ := res.RowsAffected(); n == 1 {
 		return nil
 	}
-	if _, err := s.grant(ctx, g.ID); err != nil {
+	cur, err := s.grant(ctx, g.ID)
+	if err != nil {
 		return err
 	}
-	return &ConflictError{GrantID: g.ID, Version: prev}
+	return updateRefused(cur, prev)
 }
 
 func (s *sqliteBackend) queryGrants(ctx context.Context, what, query string, args ...any) ([]Grant, error) {
