@@ -1,0 +1,181 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/passport-access/terraform-provider-passport/internal/lab"
+	"github.com/passport-access/terraform-provider-passport/internal/ledger"
+)
+
+// reconcileLab starts a lab with one model node, points this process's
+// environment (and so the passport child's) at it, and writes a grant on
+// that node whose window ended a minute ago. The node answers every
+// program as a successful revoke of the grant's user.
+func reconcileLab(t *testing.T) (ledgerURL string, l *ledger.Ledger) {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "rcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	lb, err := lab.Start(ctx, lab.Options{Dir: dir, ModelNodes: 1})
+	if err != nil {
+		os.RemoveAll(dir)
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lb.Close(); os.RemoveAll(dir) })
+	for _, kv := range lb.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	t.Setenv("AWS_PROFILE", "")
+	node := lb.Models[0]
+	node.SetAnswer(0, "passport-result action=revoke status=ok user=pp-cliexpired\n", "")
+
+	ledgerURL = "sqlite://" + filepath.Join(t.TempDir(), "ledger.db")
+	l, err = ledger.Open(ctx, ledgerURL, ledger.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	now := time.Now()
+	if _, err := l.Create(ctx, ledger.Grant{
+		ID: "ar-00000000000000c1", Requester: "alice@example.com", Reason: "window already over", Username: "pp-cliexpired",
+		Targets:  []ledger.Target{{InstanceID: node.Info().InstanceID, State: ledger.Active}},
+		IssuedAt: now.Add(-time.Hour), ExpiresAt: now.Add(-time.Minute), State: ledger.Active,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return ledgerURL, l
+}
+
+func TestReconcileOnce(t *testing.T) {
+	ledgerURL, l := reconcileLab(t)
+	stdout, stderr, err := passportRun(t, "reconcile", "--once", "--sweep=false", "--ledger", ledgerURL, "--name", "reconciler/cron")
+	if err != nil {
+		t.Fatalf("reconcile --once: %v\n%s", err, stderr)
+	}
+	if !strings.Contains(stdout, "due 1, revoked 1,") {
+		t.Errorf("reconcile --once printed %q, want one grant revoked", stdout)
+	}
+	// The log is JSON lines, one object each.
+	for _, line := range strings.Split(strings.TrimSpace(stderr), "\n") {
+		var v map[string]any
+		if err := json.Unmarshal([]byte(line), &v); err != nil {
+			t.Errorf("log line is not JSON: %q", line)
+		}
+	}
+	g, err := l.Get(context.Background(), "ar-00000000000000c1")
+	if err != nil || g.State != ledger.Expired {
+		t.Fatalf("grant after the pass: %s, %v; want expired", g.State, err)
+	}
+	events, _ := l.Events(context.Background(), ledger.Filter{Person: "reconciler/cron"})
+	if len(events) == 0 {
+		t.Error("the audit trail does not name the reconciler")
+	}
+
+	if _, stderr, err := passportRun(t, "reconcile", "--once"); err == nil || !strings.Contains(stderr, "--ledger") {
+		t.Errorf("reconcile without a ledger: %v %q, want an error naming --ledger", err, stderr)
+	}
+}
+
+func TestReconcileDaemonServesMetricsAndHealth(t *testing.T) {
+	ledgerURL, l := reconcileLab(t)
+	cmd := exec.Command(os.Args[0], "reconcile", "--interval", "200ms", "--sweep=false", "--listen", "127.0.0.1:0", "--ledger", ledgerURL)
+	cmd.Env = append(os.Environ(), "PASSPORT_RUN_MAIN=1")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	})
+	log := bufio.NewScanner(stderr)
+	addr := logAddr(t, log)
+
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		g, err := l.Get(context.Background(), "ar-00000000000000c1")
+		if err == nil && g.State == ledger.Expired {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the daemon did not expire the grant: %s, %v", g.State, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	drained := make(chan struct{})
+	go func() { io.Copy(io.Discard, stderr); close(drained) }() // keep the child's log from blocking it
+
+	health := get(t, "http://"+addr+"/healthz")
+	if !strings.Contains(health, `"healthy":true`) {
+		t.Errorf("/healthz: %s", health)
+	}
+	metrics := get(t, "http://"+addr+"/metrics")
+	for _, want := range []string{
+		`passport_reconcile_revocations_total{reason="expired"} 1`,
+		`passport_grants{state="active"} 0`,
+		"passport_reconcile_pass_duration_seconds_count",
+		"passport_oldest_overdue_grant_seconds 0",
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+
+	cmd.Process.Signal(syscall.SIGTERM)
+	<-drained
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("the daemon did not exit cleanly on SIGTERM: %v", err)
+	}
+}
+
+func get(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return string(b)
+}
+
+// logAddr reads the JSON log until the line that names the metrics address.
+func logAddr(t *testing.T, log *bufio.Scanner) string {
+	t.Helper()
+	for log.Scan() {
+		var v struct {
+			Addr string `json:"addr"`
+		}
+		if json.Unmarshal(log.Bytes(), &v) == nil && v.Addr != "" {
+			return v.Addr
+		}
+	}
+	t.Fatal("the reconciler never logged its metrics address")
+	return ""
+}
