@@ -23,6 +23,13 @@ if [ -n "$need_apt" ]; then
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $need_apt >/dev/null
 fi
 
+# dynalite: a DynamoDB-compatible server the ledger's tests run against,
+# beside moto_server when that is installed.
+if ! command -v dynalite >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
+	echo "install: npm install -g dynalite"
+	npm install -g --silent --no-fund --no-audit dynalite@4.0.0 >/dev/null
+fi
+
 echo "install: Go modules"
 go mod download
 
