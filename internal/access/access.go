@@ -69,6 +69,12 @@ type Config struct {
 	// Actor is who the audit trail says acted: the person running
 	// Terraform, or "reconciler/<host>". Empty means the grant's requester.
 	Actor string
+	// Authorizer, when set, is asked before anything touches a host or the
+	// ledger: by Grant about every target, by Extend about the active
+	// targets with the new window, by SetTargets about added targets. Its
+	// refusal is returned and changes nothing. Nil allows everything
+	// (tests of the hosts alone); the provider always gives one.
+	Authorizer Authorizer
 }
 
 // Service grants and revokes access. It is safe for concurrent use.
@@ -79,6 +85,7 @@ type Service struct {
 	timeout time.Duration
 	ledger  *ledger.Ledger
 	actor   string
+	authz   Authorizer
 }
 
 var rePrefix = regexp.MustCompile(`^[a-z][a-z0-9-]{0,9}$`)
@@ -88,7 +95,7 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Fleet == nil {
 		return nil, errors.New("access: Config.Fleet is nil: give a fleet.Runner")
 	}
-	s := &Service{fleet: cfg.Fleet, now: cfg.Now, prefix: cfg.UsernamePrefix, timeout: cfg.Timeout, ledger: cfg.Ledger, actor: cfg.Actor}
+	s := &Service{fleet: cfg.Fleet, now: cfg.Now, prefix: cfg.UsernamePrefix, timeout: cfg.Timeout, ledger: cfg.Ledger, actor: cfg.Actor, authz: cfg.Authorizer}
 	if s.now == nil {
 		s.now = time.Now
 	}

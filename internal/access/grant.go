@@ -37,6 +37,9 @@ func (s *Service) Grant(ctx context.Context, req Request) (*Grant, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := s.authorize(ctx, req.Requester, req.Reason, req.Sudo, d, req.Targets, platformIn(inv)); err != nil {
+		return nil, err
+	}
 	// Whole seconds, UTC: the window is then exactly what the certificate,
 	// the hosts' records and a caller's saved state can hold.
 	now := s.now().UTC().Truncate(time.Second)

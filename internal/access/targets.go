@@ -55,6 +55,9 @@ func (s *Service) SetTargets(ctx context.Context, g *Grant, ca *sshca.CA, target
 		if err != nil {
 			return nil, err
 		}
+		if err := s.authorize(ctx, g.Requester, g.Reason, g.Sudo, g.ExpiresAt.Sub(g.IssuedAt), added, platformIn(inv)); err != nil {
+			return nil, err
+		}
 		// A host this request left earlier holds the certificate's serial in
 		// its revoked keys, and so does one whose provision failed and was
 		// undone: added hosts get a fresh certificate for the same key and

@@ -1,0 +1,46 @@
+package access
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/passport-access/terraform-provider-passport/internal/fleet"
+	"github.com/passport-access/terraform-provider-passport/internal/policy"
+)
+
+// Authorizer decides whether policy lets a request reach its targets.
+// *policy.Gate is one: it adds the session's groups and the targets' tags.
+// A refusal is an error naming each refused target and why.
+type Authorizer interface {
+	Authorize(ctx context.Context, req policy.Request) error
+}
+
+// authorize asks s's Authorizer about targets of a request by requester for
+// a window of length d. With no targets nothing would reach a host, so
+// there is nothing to ask.
+func (s *Service) authorize(ctx context.Context, requester, reason string, sudo bool, d time.Duration, targets []string, platform func(id string) string) error {
+	if s.authz == nil || len(targets) == 0 {
+		return nil
+	}
+	req := policy.Request{Subject: requester, Duration: d, Reason: reason, Sudo: sudo}
+	for _, id := range targets {
+		req.Targets = append(req.Targets, policy.Instance{ID: id, Platform: platform(id)})
+	}
+	err := s.authz.Authorize(ctx, req)
+	var denied *policy.DeniedError
+	if err == nil || errors.As(err, &denied) {
+		return err
+	}
+	return fmt.Errorf("the request could not be checked against policy, so no host was touched: %w", err)
+}
+
+// platformIn reads targets' platforms from an inventory.
+func platformIn(inv map[string]fleet.Target) func(string) string {
+	return func(id string) string { return inv[id].PlatformType }
+}
+
+// linuxOnly is the platform of a grant's targets: Grant admits Linux nodes
+// alone.
+func linuxOnly(string) string { return "Linux" }
