@@ -4,12 +4,19 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
 	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"golang.org/x/crypto/ssh"
 
 	"github.com/passport-access/terraform-provider-passport/internal/lab/node"
@@ -77,7 +84,36 @@ func (c *countingNode) count(user string) int {
 // grant is revoked exactly once on every host, the dead one's after its
 // leases run out.
 func TestTwoReconcilersRevokeEachGrantOnce(t *testing.T) {
-	r := newRig(t, 0)
+	t.Run("sqlite", func(t *testing.T) {
+		r := newRig(t, 0)
+		twoReconcilers(t, r, r.ledger, r.openLedger(t, r.ledgerPath), r.openLedger(t, r.ledgerPath))
+	})
+	t.Run("dynalite", func(t *testing.T) {
+		r := newRig(t, 0)
+		endpoint := startDynalite(t)
+		table := "passport-reconcile-test"
+		open := func(create bool) *ledger.Ledger {
+			c := dynamodb.New(dynamodb.Options{
+				Region:       "us-east-1",
+				BaseEndpoint: aws.String(endpoint),
+				Credentials:  credentials.NewStaticCredentialsProvider("AKIDRECONCILETEST", "reconcile-test-secret", ""),
+			})
+			l, err := ledger.Open(context.Background(), "dynamodb://"+table, ledger.Options{Now: r.clock.Now, StuckAfter: stuckAfter,
+				DynamoDB: ledger.DynamoDBOptions{Client: c, CreateTable: create}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { l.Close() })
+			return l
+		}
+		seed := open(true)
+		twoReconcilers(t, r, seed, open(false), open(false))
+	})
+}
+
+// twoReconcilers writes due grants through seed, leases some to a
+// reconciler that then dies, and runs reconcilers on a and b at once.
+func twoReconcilers(t *testing.T, r *rig, seed, la, lb *ledger.Ledger) {
 	ctx := context.Background()
 	nodes := []*countingNode{newCountingNode(r, 1), newCountingNode(r, 2)}
 	ca := newCA(t)
@@ -93,7 +129,7 @@ func TestTwoReconcilersRevokeEachGrantOnce(t *testing.T) {
 		for _, n := range nodes {
 			g.Targets = append(g.Targets, ledger.Target{InstanceID: n.info.InstanceID, State: ledger.Active})
 		}
-		if _, err := r.ledger.Create(ctx, g); err != nil {
+		if _, err := seed.Create(ctx, g); err != nil {
 			t.Fatal(err)
 		}
 		users = append(users, g.Username)
@@ -103,14 +139,13 @@ func TestTwoReconcilersRevokeEachGrantOnce(t *testing.T) {
 	// The dead reconciler leased the first grants, then was killed before
 	// it sent anything.
 	for i := range held {
-		if _, err := r.ledger.Acquire(ctx, fmt.Sprintf("ar-%016x", i+1), "reconciler/killed", 5*time.Minute); err != nil {
+		if _, err := seed.Acquire(ctx, fmt.Sprintf("ar-%016x", i+1), "reconciler/killed", 5*time.Minute); err != nil {
 			t.Fatal(err)
 		}
 	}
 
-	file := r.ledgerPath
-	a := r.reconciler(t, r.openLedger(t, file), "reconciler/a", nil)
-	b := r.reconciler(t, r.openLedger(t, file), "reconciler/b", nil)
+	a := r.reconciler(t, la, "reconciler/a", nil)
+	b := r.reconciler(t, lb, "reconciler/b", nil)
 	var wg sync.WaitGroup
 	reports := make([]Report, 2)
 	for i, rec := range []*Reconciler{a, b} {
@@ -147,8 +182,43 @@ func TestTwoReconcilersRevokeEachGrantOnce(t *testing.T) {
 		}
 	}
 	for _, id := range []string{"ar-0000000000000001", fmt.Sprintf("ar-%016x", grants)} {
-		if g := r.record(t, id); g.State != ledger.Expired {
-			t.Errorf("%s is %s, want expired", id, g.State)
+		if g, err := seed.Get(ctx, id); err != nil || g.State != ledger.Expired {
+			t.Errorf("%s is %s (%v), want expired", id, g.State, err)
+		}
+	}
+}
+
+// startDynalite starts a DynamoDB-compatible server whose conditional
+// writes are atomic (moto's are not), or skips.
+func startDynalite(t *testing.T) string {
+	t.Helper()
+	path := os.Getenv("PASSPORT_DYNALITE")
+	if path == "" {
+		var err error
+		if path, err = exec.LookPath("dynalite"); err != nil {
+			t.Skip("dynalite is not installed (npm install -g dynalite@4.0.0, or set PASSPORT_DYNALITE)")
+		}
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	cmd := exec.Command(path, "--host", "127.0.0.1", "--port", strconv.Itoa(port), "--createTableMs", "0", "--deleteTableMs", "0", "--updateTableMs", "0")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	url := fmt.Sprintf("http://127.0.0.1:%d", port)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil {
+			c.Close()
+			return url
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("dynalite did not listen on %s within 30s", url)
 		}
 	}
 }
