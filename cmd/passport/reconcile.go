@@ -74,6 +74,7 @@ func newReconcileCommand() *cobra.Command {
 		listen   string
 		name     string
 		lease    time.Duration
+		parallel int
 		sweep    bool
 		tags     []string
 	)
@@ -115,7 +116,7 @@ grant is leased to one of them while it is revoked.`,
 			reg := prometheus.NewRegistry()
 			reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 			metrics := reconcile.NewMetrics(reg)
-			cfg := reconcile.Config{Ledger: l, Access: svc, Holder: name, Lease: lease, Log: log, Metrics: metrics}
+			cfg := reconcile.Config{Ledger: l, Access: svc, Holder: name, Lease: lease, Concurrency: parallel, Log: log, Metrics: metrics}
 			if sweep {
 				cfg.Hosts = func(ctx context.Context) ([]string, error) {
 					found, err := targets.Find(ctx, clients.SSM, targets.Filter{Platform: "Linux", PingStatus: "Online", Tags: tagFilter})
@@ -156,6 +157,7 @@ grant is leased to one of them while it is revoked.`,
 	cmd.Flags().StringVar(&listen, "listen", "", "address to serve /metrics and /healthz on, e.g. 127.0.0.1:9810 (daemon mode)")
 	cmd.Flags().StringVar(&name, "name", "", "this reconciler's name on leases and in the audit trail (default reconciler/<hostname>-<pid>)")
 	cmd.Flags().DurationVar(&lease, "lease", reconcile.DefaultLease, "how long a grant is held while it is revoked; longer than one revoke takes")
+	cmd.Flags().IntVar(&parallel, "concurrency", reconcile.DefaultConcurrency, "grants revoked at once, each one Run Command to its hosts")
 	cmd.Flags().BoolVar(&sweep, "sweep", true, "look for Passport users no open grant accounts for on online Linux nodes, and remove them")
 	cmd.Flags().StringArrayVar(&tags, "sweep-tag", nil, "sweep only nodes with this tag, key=value (repeatable)")
 	return cmd

@@ -21,10 +21,10 @@ type Metrics struct {
 	failures    *prometheus.CounterVec
 	passes      prometheus.Histogram
 	overdue     prometheus.Gauge
-	lastSuccess prometheus.Gauge
+	lastPass    prometheus.Gauge
 
 	mu       sync.Mutex
-	lastPass time.Time // wall clock of the last successful pass
+	lastDone time.Time // wall clock at the end of the last complete pass
 }
 
 // NewMetrics registers the metrics with reg.
@@ -51,12 +51,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "passport_oldest_overdue_grant_seconds",
 			Help: "How long the most overdue grant has been due after the last pass; 0 when none is.",
 		}),
-		lastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "passport_reconcile_last_success_timestamp_seconds",
-			Help: "When the last pass without errors ended (Unix time).",
+		lastPass: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "passport_reconcile_last_pass_timestamp_seconds",
+			Help: "When the last pass that could read the ledger ended (Unix time); its failures are in passport_reconcile_failures_total.",
 		}),
 	}
-	reg.MustRegister(m.grants, m.revocations, m.failures, m.passes, m.overdue, m.lastSuccess)
+	reg.MustRegister(m.grants, m.revocations, m.failures, m.passes, m.overdue, m.lastPass)
 	return m
 }
 
@@ -78,13 +78,13 @@ func (m *Metrics) strays(n int) {
 	}
 }
 
-func (m *Metrics) success(now time.Time) {
+func (m *Metrics) completed(now time.Time) {
 	if m == nil {
 		return
 	}
-	m.lastSuccess.Set(float64(now.Unix()))
+	m.lastPass.Set(float64(now.Unix()))
 	m.mu.Lock()
-	m.lastPass = time.Now()
+	m.lastDone = time.Now()
 	m.mu.Unlock()
 }
 
@@ -112,15 +112,16 @@ func (m *Metrics) observe(ctx context.Context, l *ledger.Ledger, now time.Time, 
 }
 
 // Handler serves /metrics from gatherer and /healthz: 200 while a pass has
-// succeeded within stale (or the process started less than stale ago),
-// 503 after, so a supervisor restarts a reconciler that stopped working.
+// run to its end within stale (or the process started less than stale
+// ago), 503 after, so a supervisor restarts a reconciler that is stuck or
+// cannot read its ledger.
 func (m *Metrics) Handler(gatherer prometheus.Gatherer, stale time.Duration) http.Handler {
 	started := time.Now()
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		m.mu.Lock()
-		last := m.lastPass
+		last := m.lastDone
 		m.mu.Unlock()
 		ref := last
 		if ref.IsZero() {
@@ -136,8 +137,8 @@ func (m *Metrics) Handler(gatherer prometheus.Gatherer, stale time.Duration) htt
 			lastOK = &last
 		}
 		json.NewEncoder(w).Encode(struct {
-			Healthy            bool       `json:"healthy"`
-			LastSuccessfulPass *time.Time `json:"last_successful_pass"`
+			Healthy  bool       `json:"healthy"`
+			LastPass *time.Time `json:"last_pass"`
 		}{healthy, lastOK})
 	})
 	return mux

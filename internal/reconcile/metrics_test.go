@@ -2,7 +2,10 @@ package reconcile
 
 import (
 	"maps"
+	"net/http"
+	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -41,4 +44,28 @@ func wantMetric(t *testing.T, reg *prometheus.Registry, name string, labels map[
 		}
 	}
 	t.Errorf("%s%v is not exported", name, labels)
+}
+
+func TestHealthzFollowsCompletedPasses(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := NewMetrics(reg)
+	status := func(h http.Handler) int {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", "/healthz", nil))
+		return rec.Code
+	}
+	stale := m.Handler(reg, time.Nanosecond)
+	time.Sleep(time.Millisecond)
+	if got := status(stale); got != http.StatusServiceUnavailable {
+		t.Errorf("/healthz with no pass since start, past the limit: %d, want 503", got)
+	}
+	fresh := m.Handler(reg, time.Hour)
+	m.completed(time.Now())
+	if got := status(fresh); got != http.StatusOK {
+		t.Errorf("/healthz right after a pass: %d, want 200", got)
+	}
+	time.Sleep(time.Millisecond)
+	if got := status(stale); got != http.StatusServiceUnavailable {
+		t.Errorf("/healthz once the last pass is older than the limit: %d, want 503", got)
+	}
 }

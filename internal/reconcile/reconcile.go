@@ -150,9 +150,10 @@ func (r *Reconciler) Pass(ctx context.Context) (Report, error) {
 	r.cfg.Log.Log(ctx, level, "reconcile pass", "due", rep.Due, "revoked", rep.Revoked, "pending", rep.Pending,
 		"skipped", rep.Skipped, "failed", rep.Failed, "denied", rep.Denied, "strays", rep.Strays,
 		"duration_ms", time.Since(start).Milliseconds(), "error", errString(err))
-	if err == nil {
-		r.cfg.Metrics.success(r.cfg.Now())
-	}
+	// The pass ran to its end: a host that does not answer is a failure
+	// to count, not a reason to call the reconciler unhealthy (a restart
+	// would not bring the host back).
+	r.cfg.Metrics.completed(r.cfg.Now())
 	return rep, err
 }
 
