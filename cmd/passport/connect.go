@@ -85,9 +85,15 @@ func (f *connectFlags) openSSH(store connect.Store, identity string) (connect.Op
 	}, nil
 }
 
-// findTarget returns the live request for target, or why there is none.
-func findTarget(store connect.Store, target string) (connect.Request, connect.Target, error) {
-	return store.Find(target, time.Now())
+// heldTarget returns the store and the live request you hold for target,
+// or why there is none.
+func heldTarget(target string) (connect.Store, connect.Request, connect.Target, error) {
+	store, err := requestStore()
+	if err != nil {
+		return store, connect.Request{}, connect.Target{}, err
+	}
+	req, t, err := store.Find(target, time.Now())
+	return store, req, t, err
 }
 
 func parsePort(s string) (int, error) {

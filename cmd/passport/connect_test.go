@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -16,6 +17,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -259,6 +261,36 @@ func TestConnectThroughSessionManager(t *testing.T) {
 		interrupt(t, cmd, stderr)
 		if n := cl.Server.Calls()["AmazonSSM.TerminateSession"]; n != before+1 {
 			t.Errorf("Ctrl-C made %d TerminateSession calls, want 1", n-before)
+		}
+	})
+
+	t.Run("proxy joins stdin and stdout to a port and ends on SIGHUP", func(t *testing.T) {
+		port := echoServer(t, host.Info().IPAddress)
+		before := cl.Server.Calls()["AmazonSSM.TerminateSession"]
+		cmd := exec.Command(os.Args[0], "proxy", name, port)
+		cmd.Env = append(os.Environ(), "PASSPORT_RUN_MAIN=1")
+		cmd.Stdin = strings.NewReader("through the proxy\n")
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer cmd.Process.Kill()
+		line, err := bufio.NewReader(out).ReadString('\n')
+		if err != nil || line != "through the proxy\n" {
+			t.Fatalf("the echo through passport proxy: %q %v", line, err)
+		}
+		// OpenSSH ends its ProxyCommand with SIGHUP.
+		cmd.Process.Signal(syscall.SIGHUP)
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("passport proxy after SIGHUP: %v\n%s", err, stderr.String())
+		}
+		if n := cl.Server.Calls()["AmazonSSM.TerminateSession"]; n != before+1 {
+			t.Errorf("SIGHUP made %d TerminateSession calls, want 1", n-before)
 		}
 	})
 

@@ -85,11 +85,7 @@ func instanceID(arg string) (string, error) {
 	if connect.IsInstanceID(arg) {
 		return arg, nil
 	}
-	store, err := requestStore()
-	if err != nil {
-		return "", err
-	}
-	_, t, err := findTarget(store, arg)
+	_, _, t, err := heldTarget(arg)
 	if err != nil {
 		return "", err
 	}
@@ -117,11 +113,7 @@ Everything after the target goes to ssh: options, or a remote command.
 		Example: "  passport ssh -i ~/.ssh/id_ed25519 i-0123456789abcdef0 uptime",
 		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			store, err := requestStore()
-			if err != nil {
-				return err
-			}
-			req, target, err := findTarget(store, args[0])
+			store, req, target, err := heldTarget(args[0])
 			if err != nil {
 				return err
 			}

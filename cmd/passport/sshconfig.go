@@ -58,8 +58,12 @@ again after each new request: entries stop working when a request expires.
 				_, err = fmt.Fprint(cmd.OutOrStdout(), text)
 				return err
 			}
-			// OpenSSH refuses a config that others may write.
-			return os.WriteFile(output, []byte(text), 0o600)
+			// OpenSSH refuses a config that others may write; an older
+			// file keeps its mode through WriteFile, hence the Chmod.
+			if err := os.WriteFile(output, []byte(text), 0o600); err != nil {
+				return err
+			}
+			return os.Chmod(output, 0o600)
 		},
 	}
 	cmd.Flags().StringVarP(&identity, "identity", "i", "", "your private key, for requests issued for your own public key")

@@ -105,11 +105,7 @@ runs until Ctrl-C, which terminates the session.
 ` + requestsHelp,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			store, err := requestStore()
-			if err != nil {
-				return err
-			}
-			req, target, err := findTarget(store, args[0])
+			_, req, target, err := heldTarget(args[0])
 			if err != nil {
 				return err
 			}
