@@ -25,6 +25,7 @@ import (
 	"github.com/passport-access/terraform-provider-passport/internal/lab/awsjson"
 	"github.com/passport-access/terraform-provider-passport/internal/lab/ec2"
 	"github.com/passport-access/terraform-provider-passport/internal/lab/node"
+	"github.com/passport-access/terraform-provider-passport/internal/lab/sandbox"
 	"github.com/passport-access/terraform-provider-passport/internal/policy"
 	"github.com/passport-access/terraform-provider-passport/internal/sshca"
 )
@@ -42,12 +43,27 @@ type policyLab struct {
 	ec2 *ec2sdk.Client
 }
 
-func startPolicyLab(t *testing.T) *policyLab {
+// startPolicyLab starts the lab, with sandbox hosts when asked (skipping
+// where they cannot boot).
+func startPolicyLab(t *testing.T, hosts int) *policyLab {
 	t.Helper()
-	dir := t.TempDir()
+	if hosts > 0 {
+		if err := sandbox.Available(); err != nil {
+			t.Skip(err)
+		}
+		if testing.Short() {
+			t.Skip("-short: sandbox hosts take seconds to boot")
+		}
+	}
+	// Short: host agent sockets live under it (107-byte limit).
+	dir, err := os.MkdirTemp("", "pol")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	l, err := lab.Start(ctx, lab.Options{Dir: dir})
+	l, err := lab.Start(ctx, lab.Options{Dir: dir, Hosts: hosts})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +157,7 @@ func noRunCommand(t *testing.T, l *policyLab) {
 }
 
 func TestDeniedGrantTouchesNoHost(t *testing.T) {
-	l := startPolicyLab(t)
+	l := startPolicyLab(t, 0)
 	ops := l.service(t, "ops")
 	ca := newCA(t)
 	tests := []struct {
@@ -180,7 +196,7 @@ func TestDeniedGrantTouchesNoHost(t *testing.T) {
 // The same request passes the gate once policy allows it: the denials
 // above are the policy's, not a broken path to the hosts.
 func TestAllowedGrantReachesTheHosts(t *testing.T) {
-	l := startPolicyLab(t)
+	l := startPolicyLab(t, 0)
 	oncall := l.service(t, "oncall")
 	l.Server.ResetCalls()
 	_, err := oncall.Grant(context.Background(), access.Request{
@@ -205,7 +221,7 @@ func TestAllowedGrantReachesTheHosts(t *testing.T) {
 }
 
 func TestDeniedExtendAndAddedTargetTouchNoHost(t *testing.T) {
-	l := startPolicyLab(t)
+	l := startPolicyLab(t, 0)
 	ops := l.service(t, "ops")
 	ca := newCA(t)
 	now := time.Now().UTC().Truncate(time.Second)
@@ -229,7 +245,7 @@ func TestDeniedExtendAndAddedTargetTouchNoHost(t *testing.T) {
 }
 
 func TestMissingParameterDeniesNamingIt(t *testing.T) {
-	l := startPolicyLab(t)
+	l := startPolicyLab(t, 0)
 	p, err := policy.Load(context.Background(), "ssm:///passport/absent", l.ssm)
 	if err != nil {
 		t.Fatal(err)
@@ -241,7 +257,7 @@ func TestMissingParameterDeniesNamingIt(t *testing.T) {
 }
 
 func TestEC2TagsReadsTheLabsTags(t *testing.T) {
-	l := startPolicyLab(t)
+	l := startPolicyLab(t, 0)
 	tags, err := policy.EC2Tags{Client: l.ec2}.Tags(context.Background(), []string{stagingID, productionID, "i-0c000000000000003"})
 	if err != nil {
 		t.Fatal(err)
@@ -249,4 +265,51 @@ func TestEC2TagsReadsTheLabsTags(t *testing.T) {
 	if got := fmt.Sprint(tags); got != "map[i-0a000000000000001:map[Env:staging Name:web-1] i-0b000000000000002:map[Env:production Name:web-2]]" {
 		t.Errorf("tags: %s", got)
 	}
+}
+
+// On real hosts: a denied request leaves users, sshd's configuration and
+// sudoers exactly as they were on every target, the allowed one included.
+func TestDeniedGrantLeavesSandboxHostsAsTheyWere(t *testing.T) {
+	l := startPolicyLab(t, 2)
+	var ids []string
+	before := map[string]string{}
+	for _, h := range l.Hosts {
+		id := h.Info().InstanceID
+		ids = append(ids, id)
+		before[id] = hostState(t, h)
+	}
+	if env := l.Hosts[1].Info().Tags["Env"]; env != "production" {
+		t.Fatalf("the lab's second host is %q, not production", env)
+	}
+	l.Server.ResetCalls()
+	_, err := l.service(t, "ops").Grant(context.Background(), access.Request{
+		Targets: ids, Reason: "INC-9 look at the logs", CA: newCA(t), PublicKey: publicKey(t), Requester: "alice@example.com",
+	})
+	var denied *policy.DeniedError
+	if !errors.As(err, &denied) || len(denied.Targets) != 1 || denied.Targets[0].ID != ids[1] {
+		t.Fatalf("ops asking for staging and production: %v", err)
+	}
+	noRunCommand(t, l)
+	for _, h := range l.Hosts {
+		id := h.Info().InstanceID
+		if after := hostState(t, h); after != before[id] {
+			t.Errorf("%s changed after a denied request:\nbefore:\n%s\nafter:\n%s", id, before[id], after)
+		}
+	}
+}
+
+// hostState is what a grant would change on a host.
+func hostState(t *testing.T, h *sandbox.Host) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	res, err := h.Run(ctx, node.Script{
+		Document: fleet.ShellScript,
+		Source:   "cat /etc/passwd /etc/group; ls -la /etc/ssh/sshd_config.d /etc/sudoers.d /home 2>&1; ls -R /etc/passport /var/lib/passport 2>&1",
+		Timeout:  time.Minute,
+	})
+	if err != nil {
+		t.Fatalf("reading %s: %v", h.Info().InstanceID, err)
+	}
+	return string(res.Stdout)
 }

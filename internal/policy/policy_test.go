@@ -236,3 +236,30 @@ func TestSchemaIsShippedAndValid(t *testing.T) {
 		t.Fatal("schema missing")
 	}
 }
+
+// The policy guide quotes this denial word for word.
+func TestGuideDenialText(t *testing.T) {
+	doc, err := os.ReadFile("testdata/example.cedar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := Parse(DefaultSource, doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prod := hosts[production]
+	prod.ID = "i-0b000000000000002"
+	err = p.Authorize(Request{Subject: "alice", Groups: []string{"ops"}, Duration: time.Hour, Reason: "INC-7 restart the web tier", Targets: []Instance{hosts[staging], prod}}).Err()
+	want := `access denied by policy for 1 target; nothing was changed on any host:
+  i-0b000000000000002: forbidden by policy "production-only-oncall" (line 30) in ssm:///passport/policy`
+	if err == nil || err.Error() != want {
+		t.Errorf("denial\n%v\nwant\n%s", err, want)
+	}
+	guide, err := os.ReadFile("../../templates/guides/policy.md.tmpl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(guide), want) {
+		t.Error("the policy guide no longer quotes the denial this policy gives")
+	}
+}
