@@ -112,11 +112,22 @@ func Args(opts []Option) []string {
 	return args
 }
 
-// SSHConfig renders an ssh_config with one Host block per target of the
-// live requests: the alias is the instance id, and the computer name where
-// it names one target only. A target in several live requests is reached
-// through the one that lasts longest. now is only for the header.
+// SSHConfig renders an ssh_config for the live requests: a header saying
+// when it was written (now), then Hosts.
 func (o OpenSSH) SSHConfig(live []Request, now time.Time) (string, error) {
+	hosts, err := o.Hosts(live)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("# Written by passport ssh-config at %s for the live access requests.\n", now.UTC().Format(time.RFC3339)) +
+		"# Each entry stops working when its request expires; run passport ssh-config again after a new request.\n" + hosts, nil
+}
+
+// Hosts renders one ssh_config Host block per target of the live
+// requests: the alias is the instance id, and the computer name where it
+// names one target only. A target in several live requests is reached
+// through the one that lasts longest.
+func (o OpenSSH) Hosts(live []Request) (string, error) {
 	type entry struct {
 		req    Request
 		target Target
@@ -139,8 +150,6 @@ func (o OpenSSH) SSHConfig(live []Request, now time.Time) (string, error) {
 		}
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "# Written by passport ssh-config at %s for the live access requests.\n", now.UTC().Format(time.RFC3339))
-	b.WriteString("# Each entry stops working when its request expires; run passport ssh-config again after a new request.\n")
 	for _, id := range order {
 		e := latest[id]
 		opts, err := o.Options(e.req)
