@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/passport-access/terraform-provider-passport/internal/lab"
+	"github.com/passport-access/terraform-provider-passport/internal/lab/node"
 	"github.com/passport-access/terraform-provider-passport/internal/ledger"
 )
 
@@ -23,6 +24,11 @@ import (
 // that node whose window ended a minute ago. The node answers every
 // program as a successful revoke of the grant's user.
 func reconcileLab(t *testing.T) (ledgerURL string, l *ledger.Ledger) {
+	ledgerURL, l, _ = reconcileLabNode(t)
+	return ledgerURL, l
+}
+
+func reconcileLabNode(t *testing.T) (ledgerURL string, l *ledger.Ledger, n *node.Model) {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "rcl")
 	if err != nil {
@@ -58,7 +64,7 @@ func reconcileLab(t *testing.T) (ledgerURL string, l *ledger.Ledger) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	return ledgerURL, l
+	return ledgerURL, l, node
 }
 
 func TestReconcileOnce(t *testing.T) {
@@ -178,4 +184,48 @@ func logAddr(t *testing.T, log *bufio.Scanner) string {
 	}
 	t.Fatal("the reconciler never logged its metrics address")
 	return ""
+}
+
+// A reconciler killed with SIGKILL while it revokes leaves its lease
+// behind; the next one waits for the lease to run out and finishes the
+// grant.
+func TestReconcilerKilledMidPassLeavesWorkToTheNext(t *testing.T) {
+	ledgerURL, l, n := reconcileLabNode(t)
+	n.SetDelay(3 * time.Second)
+	ctx := context.Background()
+	killed, _, _ := passport(t, "reconcile", "--once", "--sweep=false", "--lease", "4s", "--ledger", ledgerURL, "--name", "reconciler/killed")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		g, err := l.Get(ctx, "ar-00000000000000c1")
+		if err == nil && g.Lease.Holder == "reconciler/killed" && g.State == ledger.Revoking {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the first reconciler never started revoking: %+v, %v", g, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	killed.Process.Kill()
+	killed.Wait()
+
+	stdout, stderr, err := passportRun(t, "reconcile", "--once", "--sweep=false", "--ledger", ledgerURL, "--name", "reconciler/next")
+	if err != nil || !strings.Contains(stdout, "skipped 1") {
+		t.Fatalf("a pass while the dead reconciler's lease runs: %q, %v\n%s", stdout, err, stderr)
+	}
+	time.Sleep(4 * time.Second)
+	stdout, stderr, err = passportRun(t, "reconcile", "--once", "--sweep=false", "--ledger", ledgerURL, "--name", "reconciler/next")
+	if err != nil || !strings.Contains(stdout, "revoked 1") {
+		t.Fatalf("a pass after the lease ran out: %q, %v\n%s", stdout, err, stderr)
+	}
+	g, _ := l.Get(ctx, "ar-00000000000000c1")
+	if g.State != ledger.Expired {
+		t.Errorf("grant is %s, want expired", g.State)
+	}
+	events, _ := l.Events(ctx, ledger.Filter{GrantID: g.ID, Person: "reconciler/next"})
+	if len(events) == 0 || events[len(events)-1].Action != ledger.ActionExpired {
+		t.Errorf("the next reconciler's events: %+v, want it to close the grant", events)
+	}
+	if err := l.Verify(ctx); err != nil {
+		t.Errorf("the trail after a kill: %v", err)
+	}
 }

@@ -124,15 +124,15 @@ func (r *Reconciler) Pass(ctx context.Context) (Report, error) {
 	defer r.pass.Unlock()
 	start := time.Now()
 	var rep Report
-	due, err := r.cfg.Ledger.ListDue(ctx, r.cfg.Now())
+	due, err := r.due(ctx, r.cfg.Now())
 	if err != nil {
 		r.cfg.Metrics.failure("list")
-		return rep, fmt.Errorf("reading due grants from the ledger: %w", err)
+		return rep, err
 	}
 	rep.Due = len(due)
 	ids := make(map[string]string, len(due))
-	for _, g := range due {
-		ids[g.ID] = ""
+	for _, id := range due {
+		ids[id] = ""
 	}
 	errs := r.revokeAll(ctx, ids, &rep)
 	if r.cfg.Authorizer != nil {
@@ -171,6 +171,39 @@ func (r *Reconciler) Run(ctx context.Context, interval time.Duration) error {
 		case <-t.C:
 		}
 	}
+}
+
+// due lists the grants to act on at now: those the ledger says are due,
+// and revoking grants whose window has ended. The ledger makes a revoking
+// grant due only StuckAfter after its last write, which is right for a
+// destroy in progress; but once the window is over, a revoke left by a
+// reconciler that died must be finished as soon as its lease runs out.
+func (r *Reconciler) due(ctx context.Context, now time.Time) ([]string, error) {
+	due, err := r.cfg.Ledger.ListDue(ctx, now)
+	if err != nil {
+		return nil, fmt.Errorf("reading due grants from the ledger: %w", err)
+	}
+	revoking, err := r.cfg.Ledger.List(ctx, ledger.Revoking)
+	if err != nil {
+		return nil, fmt.Errorf("reading revoking grants from the ledger: %w", err)
+	}
+	var ids []string
+	seen := make(map[string]bool)
+	for _, g := range append(due, revoking...) {
+		if !seen[g.ID] && isDue(g, now) {
+			seen[g.ID] = true
+			ids = append(ids, g.ID)
+		}
+	}
+	return ids, nil
+}
+
+// isDue reports whether g needs a reconciler at now (see due).
+func isDue(g ledger.Grant, now time.Time) bool {
+	if g.State.Closed() {
+		return false
+	}
+	return !g.DueAt.IsZero() && !g.DueAt.After(now) || !now.Before(g.ExpiresAt)
 }
 
 // dueReason says, for the log and the metrics, why a due grant is revoked.
@@ -254,7 +287,7 @@ func (r *Reconciler) revoke(ctx context.Context, id, denial string) (outcome, er
 	}()
 	// The list was read before the lease was taken: another reconciler
 	// may have closed the grant since, or someone extended it.
-	if g.State.Closed() || (denial == "" && g.DueAt.After(r.cfg.Now())) {
+	if g.State.Closed() || (denial == "" && !isDue(g, r.cfg.Now())) {
 		return skipped, nil
 	}
 	why := r.dueReason(g)
