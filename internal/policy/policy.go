@@ -106,6 +106,11 @@ func Load(ctx context.Context, source string, params ParameterGetter) (*Policy, 
 			return nil, fmt.Errorf("reading policy: %w", err)
 		}
 		defer f.Close()
+		// A policy anyone may rewrite is the requester's policy, not the
+		// administrator's.
+		if info, err := f.Stat(); err == nil && info.Mode().Perm()&0o022 != 0 {
+			return nil, fmt.Errorf("policy file %s is writable by group or others (mode %04o): make it writable by its owner alone (chmod go-w)", u.Path, info.Mode().Perm())
+		}
 		doc, err := io.ReadAll(io.LimitReader(f, maxPolicyBytes+1))
 		if err != nil {
 			return nil, fmt.Errorf("reading policy file %s: %w", u.Path, err)

@@ -263,3 +263,19 @@ func TestGuideDenialText(t *testing.T) {
 		t.Error("the policy guide no longer quotes the denial this policy gives")
 	}
 }
+
+func TestPolicyFileWritableByOthersIsRefused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "policy.cedar")
+	if err := os.WriteFile(path, []byte(`permit (principal, action, resource);`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := Load(context.Background(), "file://"+path, nil); err != nil || p.Len() != 1 {
+		t.Fatalf("an owner-only file: %v", err)
+	}
+	if err := os.Chmod(path, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(context.Background(), "file://"+path, nil); err == nil || !strings.Contains(err.Error(), "chmod go-w") {
+		t.Fatalf("a world-writable policy file: %v", err)
+	}
+}

@@ -95,7 +95,9 @@ func (g *Gate) Authorize(ctx context.Context, req Request) error {
 			untagged = append(untagged, t.ID)
 		}
 	}
-	if g.Tags != nil && len(untagged) > 0 {
+	// Without policy every target is denied anyway, and the denial should
+	// say so rather than fail on a tag lookup.
+	if g.Tags != nil && len(untagged) > 0 && g.Policy.Len() > 0 {
 		tags, err := g.Tags.Tags(ctx, untagged)
 		if err != nil {
 			return err
