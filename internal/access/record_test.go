@@ -139,3 +139,43 @@ func TestLedgerRecordsFailuresAndOfflineRevokes(t *testing.T) {
 		t.Errorf("record after the retried revoke: %s, want revoked", r.State)
 	}
 }
+
+func TestLedgerFollowsExtendAndSetTargets(t *testing.T) {
+	l := startLab(t, 0, 0)
+	a, b := newAnsweringNode(l, nil), newAnsweringNode(l, nil)
+	svc, led := withLedger(t, l, "bob@example.com")
+	ctx := context.Background()
+	ca := newCA(t)
+	g := grant(t, svc, request(ca, a.info.InstanceID))
+
+	longer, err := svc.Extend(ctx, g, ca, 3*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _ := led.Get(ctx, g.ID)
+	if !r.ExpiresAt.Equal(longer.ExpiresAt) || !r.DueAt.Equal(longer.ExpiresAt) || r.Serial != longer.Serial {
+		t.Errorf("record after Extend: expires %v, due %v, serial %d; want the new window %v and serial %d", r.ExpiresAt, r.DueAt, r.Serial, longer.ExpiresAt, longer.Serial)
+	}
+
+	ia, ib := a.info.InstanceID, b.info.InstanceID
+	moved, err := svc.SetTargets(ctx, longer, ca, []string{ib})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _ = led.Get(ctx, g.ID)
+	states := map[string]ledger.State{}
+	for _, tg := range r.Targets {
+		states[tg.InstanceID] = tg.State
+	}
+	if r.State != ledger.Active || states[ib] != ledger.Active || states[ia] != ledger.Revoked || r.Serial != moved.Serial {
+		t.Errorf("record after moving to %s: %s %v serial %d; want active there, %s revoked, serial %d", ib, r.State, states, r.Serial, ia, moved.Serial)
+	}
+	want := []string{"requested", "provisioned " + ia, "extended", "provisioned " + ib, "revoked " + ia}
+	if got := trail(t, led, g.ID); !slices.Equal(got, want) {
+		t.Errorf("audit trail %q, want %q", got, want)
+	}
+	events, _ := led.Events(ctx, ledger.Filter{GrantID: g.ID, Person: "bob@example.com"})
+	if len(events) != len(want) {
+		t.Errorf("%d of %d events name the configured actor", len(events), len(want))
+	}
+}
