@@ -45,3 +45,30 @@ func FuzzRequestValues(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParse feeds arbitrary documents to Parse: it must refuse or accept
+// without panicking, and an accepted policy must decide without panicking.
+func FuzzParse(f *testing.F) {
+	for _, seed := range []string{
+		fuzzPolicy,
+		`permit (principal, action, resource);`,
+		`forbid (principal, action, resource) when { context.duration * 9223372036854775807 > 0 };`,
+		`@id("x") permit (principal in Passport::Group::"ops", action, resource) when { resource.hasTag("a:b") && resource.getTag("a:b") like "*x*" };`,
+		"permit (principal, action, resource)\nwhen { context.reason like \"INC-",
+		`@id("") @id("") permit(principal,action,resource);`,
+		"\x00\xff/*",
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, doc string) {
+		p, err := Parse("fuzz.cedar", []byte(doc))
+		if err != nil {
+			if !strings.Contains(err.Error(), "fuzz.cedar") {
+				t.Fatalf("error does not name the source: %v", err)
+			}
+			return
+		}
+		p.Authorize(Request{Subject: "a", Groups: []string{"ops"}, Duration: time.Hour, Reason: "INC-1",
+			Targets: []Instance{{ID: "i-0123456789abcdef0", Platform: "Linux", Tags: map[string]string{"Env": "staging", "a:b": "xx"}}}})
+	})
+}

@@ -313,3 +313,26 @@ func hostState(t *testing.T, h *sandbox.Host) string {
 	}
 	return string(res.Stdout)
 }
+
+// Policy kept as a SecureString is read decrypted; one that does not parse
+// is an error naming the parameter and the line.
+func TestParameterStoreVariants(t *testing.T) {
+	l := startPolicyLab(t, 0)
+	ctx := context.Background()
+	put := func(name, value string, typ ssmtypes.ParameterType) {
+		t.Helper()
+		if _, err := l.ssm.PutParameter(ctx, &ssmsdk.PutParameterInput{Name: aws.String(name), Value: aws.String(value), Type: typ, Overwrite: aws.Bool(true)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("/passport/secure", `@id("all") permit (principal, action, resource);`, ssmtypes.ParameterTypeSecureString)
+	p, err := policy.Load(ctx, "ssm:///passport/secure", l.ssm)
+	if err != nil || p.Len() != 1 {
+		t.Fatalf("SecureString policy: %v", err)
+	}
+	put("/passport/broken", "@id(\"a\")\npermit (principal, action, resource)\nwhen { context.sudo == };", ssmtypes.ParameterTypeString)
+	_, err = policy.Load(ctx, "ssm:///passport/broken", l.ssm)
+	if err == nil || !strings.Contains(err.Error(), "ssm:///passport/broken does not parse") || !strings.Contains(err.Error(), "line 3") {
+		t.Fatalf("unparsable policy: %v", err)
+	}
+}
