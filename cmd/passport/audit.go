@@ -8,6 +8,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	"github.com/spf13/cobra"
 
@@ -244,7 +245,9 @@ func oneLine(s string, n int) string {
 			b.WriteString("…")
 			break
 		}
-		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || (r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069) {
+		// Not printable covers control characters, line separators and
+		// invisible formatting (bidi overrides) alike.
+		if !unicode.IsPrint(r) {
 			r = '?'
 		}
 		b.WriteRune(r)

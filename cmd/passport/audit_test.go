@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	_ "modernc.org/sqlite"
 
@@ -152,4 +154,27 @@ func TestAuditListFiltersAndExport(t *testing.T) {
 	if _, stderr, err := passportRun(t, "audit", "show", "--ledger", ledgerURL, "99"); err == nil || !strings.Contains(stderr, "no event 99") {
 		t.Errorf("show of a missing event: %v %q", err, stderr)
 	}
+}
+
+// An event's detail comes from requesters and hosts: whatever it holds,
+// list and show print one line with no control or bidi formatting
+// characters.
+func FuzzOneLine(f *testing.F) {
+	for _, s := range []string{"", "plain", "a\nb\rc", "\x1b[2J\x1b]0;title\a", "\u202eevil\u202c", "\u2066x\u2069", "\xff\xfe", "\u0085next line", "a\u2028b", "\u200fx"} {
+		f.Add(s, 20)
+	}
+	f.Fuzz(func(t *testing.T, s string, n int) {
+		if n < 1 || n > 1000 {
+			return
+		}
+		out := oneLine(s, n)
+		for _, r := range out {
+			if !unicode.IsPrint(r) {
+				t.Fatalf("oneLine(%q) = %q keeps %U", s, out, r)
+			}
+		}
+		if len(out) > n+len("…")+utf8.UTFMax {
+			t.Fatalf("oneLine(%q, %d) is %d bytes", s, n, len(out))
+		}
+	})
 }

@@ -51,9 +51,9 @@ type Config struct {
 	// Access revokes. Give it the same Ledger, and an Actor naming this
 	// reconciler ("reconciler/<hostname>"), which the audit trail shows.
 	Access *access.Service
-	// Holder names this reconciler on leases; unique among those sharing
-	// the ledger. Default: Access's actor is not visible here, so it is
-	// required.
+	// Holder names this reconciler on leases and on the audit events it
+	// writes itself (policy denials): unique among those sharing the
+	// ledger, and best the same as Access's Actor. Required.
 	Holder string
 	// Lease is how long this reconciler holds a grant while revoking it.
 	// Default DefaultLease.
