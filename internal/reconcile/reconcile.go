@@ -8,6 +8,14 @@
 // may share one ledger: each takes a lease on a grant before acting on it,
 // so a grant is revoked by one of them, and a reconciler that dies mid-pass
 // leaves its grants to the next one once its leases run out.
+//
+// When a host does not answer, the grant stays revoking and its record
+// says which targets are left. Once the window has ended, every pass tries
+// those targets again until they answer; before that (a destroy or a
+// policy denial that did not finish) the ledger makes the grant due
+// StuckAfter after its last write, so a destroy still running is not
+// raced. Revoking a host twice is harmless: a clean host counts as
+// revoked.
 package reconcile
 
 import (
