@@ -154,7 +154,19 @@ func (p *Policy) explain(id string, dec cedar.Decision, diag cedar.Diagnostic, r
 	if req.Sudo {
 		sudo = " with sudo"
 	}
-	return TargetDecision{ID: id, Why: fmt.Sprintf("no policy in %s permits %q%s to access it for %s%s", p.source, req.Subject, groupsPhrase(req.Groups), req.Duration, sudo)}
+	return TargetDecision{ID: id, Why: fmt.Sprintf("no policy in %s permits %q%s to access it for %s%s", p.source, req.Subject, groupsPhrase(req.Groups), window(req.Duration), sudo)}
+}
+
+// window writes a duration as people do: 4h, 90m, 2h30m.
+func window(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 // groupsPhrase quotes each group: they come from outside, and a quoted
