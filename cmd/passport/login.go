@@ -113,7 +113,7 @@ func openBrowser(out, errOut io.Writer, url string, noBrowser bool) error {
 			c := exec.Command(bin, url)
 			if err := c.Start(); err == nil {
 				go c.Wait()
-				fmt.Fprintln(errOut, "Opened your browser to sign in; waiting for the identity provider.")
+				fmt.Fprintf(errOut, "Opened your browser to sign in; waiting for the identity provider.\nIf no browser appeared, open this URL:\n\n%s\n\n", url)
 				return nil
 			}
 		}

@@ -10,6 +10,7 @@
 //
 // The rules Verify applies:
 //
+//   - The IdP metadata has not passed its validUntil.
 //   - The document is at most MaxResponseSize bytes of well-formed XML with
 //     no DTD, comments or processing instructions. Real IdPs never send
 //     them, and comments are the lever of the NameID truncation attacks.

@@ -72,6 +72,9 @@ func verify(raw []byte, opts Options) (Claims, error) {
 		now = opts.Now()
 	}
 	skew := orDefault(opts.AllowedSkew, DefaultAllowedSkew)
+	if until := opts.Metadata.ValidUntil; !until.IsZero() && now.After(until) {
+		return Claims{}, fmt.Errorf("the IdP metadata %q expired at %s; fetch it again", opts.Metadata.EntityID, until.Format(time.RFC3339))
+	}
 	certs, err := SigningCertificates(opts.Metadata)
 	if err != nil {
 		return Claims{}, err

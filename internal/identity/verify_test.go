@@ -131,6 +131,11 @@ func badCases() []badCase {
 			o.RequestID = ""
 			o.Now = func() time.Time { return testNow.Add(9 * time.Hour) }
 		}, want: "session ended"},
+		{name: "expired metadata", raw: withSpec(func(s *spec) {}), opts: func(o *Options) {
+			md := *o.Metadata
+			md.ValidUntil = testNow.Add(-time.Hour)
+			o.Metadata = &md
+		}, want: "metadata \"https://idp.example.test/metadata\" expired"},
 		{name: "not yet valid", raw: withSpec(func(s *spec) {
 			s.notBefore, s.notOnOrAfter = testNow.Add(time.Hour), testNow.Add(2*time.Hour)
 		}), want: "not valid until"},
