@@ -16,6 +16,7 @@ import (
 
 	"github.com/passport-access/terraform-provider-passport/internal/awsconfig"
 	"github.com/passport-access/terraform-provider-passport/internal/fleet"
+	"github.com/passport-access/terraform-provider-passport/internal/identity"
 )
 
 // Address is the provider's registry address.
@@ -43,6 +44,7 @@ type providerModel struct {
 	Profile        types.String    `tfsdk:"profile"`
 	UsernamePrefix types.String    `tfsdk:"username_prefix"`
 	Endpoints      *endpointsModel `tfsdk:"endpoints"`
+	SAML           *samlModel      `tfsdk:"saml"`
 }
 
 type endpointsModel struct {
@@ -59,6 +61,8 @@ type providerData struct {
 	now            func() time.Time
 	fleet          fleet.Options
 	usernamePrefix string
+	// identity finds and verifies the person behind the run.
+	identity identity.Source
 }
 
 func (p *passportProvider) Metadata(_ context.Context, _ provider.MetadataRequest, resp *provider.MetadataResponse) {
@@ -100,6 +104,7 @@ func (p *passportProvider) Schema(_ context.Context, _ provider.SchemaRequest, r
 					"dynamodb":    endpoint("DynamoDB", "AWS_ENDPOINT_URL_DYNAMODB"),
 				},
 			},
+			"saml": samlBlock(),
 		},
 	}
 }
@@ -135,7 +140,7 @@ func (p *passportProvider) Configure(ctx context.Context, req provider.Configure
 		resp.Diagnostics.AddError("Cannot configure AWS clients", err.Error())
 		return
 	}
-	data := &providerData{aws: clients, now: p.now, fleet: p.fleet, usernamePrefix: cfg.UsernamePrefix.ValueString()}
+	data := &providerData{aws: clients, now: p.now, fleet: p.fleet, usernamePrefix: cfg.UsernamePrefix.ValueString(), identity: identitySource(cfg.SAML, p.now)}
 	resp.DataSourceData = data
 	resp.ResourceData = data
 	resp.EphemeralResourceData = data
