@@ -156,5 +156,6 @@ func (p *passportProvider) Resources(context.Context) []func() resource.Resource
 func (p *passportProvider) DataSources(context.Context) []func() datasource.DataSource {
 	return []func() datasource.DataSource{
 		newTargetsDataSource,
+		newIdentityDataSource,
 	}
 }
