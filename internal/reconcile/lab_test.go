@@ -378,11 +378,16 @@ func TestOfflineHostIsRevokedWhenItReturns(t *testing.T) {
 	if err := down.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	rec := r.reconciler(t, r.ledger, "reconciler/a", nil)
-	r.clock.Add(time.Hour + time.Second)
+	reg := prometheus.NewRegistry()
+	rec := r.reconciler(t, r.ledger, "reconciler/a", reg)
+	r.clock.Add(time.Hour + 30*time.Second)
 	if rep := pass(t, rec); rep.Pending != 1 {
 		t.Fatalf("pass with a host down: %+v, want the grant pending", rep)
 	}
+	if got := metric(t, reg, "passport_oldest_overdue_grant_seconds", nil); got < 30 {
+		t.Errorf("oldest overdue grant with a host down: %vs, want at least 30s", got)
+	}
+	wantMetric(t, reg, "passport_grants", map[string]string{"state": "revoking"}, 1)
 	got := r.record(t, g.ID)
 	if got.State != ledger.Revoking || got.Targets[0].State != ledger.Expired || got.Targets[1].State != ledger.Revoking {
 		t.Fatalf("record with a host down: %s %+v; want revoking, the answering host expired", got.State, got.Targets)
@@ -399,7 +404,8 @@ func TestOfflineHostIsRevokedWhenItReturns(t *testing.T) {
 	if !hasUser(t, down, g.Username) {
 		t.Fatal("setup: the host lost the user while it was down")
 	}
-	r.clock.Add(stuckAfter + time.Second)
+	// The very next pass, not StuckAfter later: the window is over.
+	r.clock.Add(time.Minute)
 	if rep := pass(t, rec); rep.Revoked != 1 {
 		t.Fatalf("pass after the host returned: %+v, want the grant revoked", rep)
 	}
@@ -409,6 +415,7 @@ func TestOfflineHostIsRevokedWhenItReturns(t *testing.T) {
 	if got := r.record(t, g.ID); got.State != ledger.Expired {
 		t.Errorf("record: %s, want expired", got.State)
 	}
+	wantMetric(t, reg, "passport_oldest_overdue_grant_seconds", nil, 0)
 }
 
 func TestSweepRemovesStrayUsersOnly(t *testing.T) {

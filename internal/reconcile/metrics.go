@@ -88,25 +88,18 @@ func (m *Metrics) completed(now time.Time) {
 	m.mu.Unlock()
 }
 
-// observe records a pass's duration and reads the ledger's open grants:
-// what is left due after the pass is what is overdue.
-func (m *Metrics) observe(ctx context.Context, l *ledger.Ledger, now time.Time, took time.Duration) {
-	if m == nil {
-		return
-	}
+// observe records a pass's duration, the open grants by state, and how
+// long the most overdue of the grants still due after the pass has waited.
+func (m *Metrics) observe(ctx context.Context, l *ledger.Ledger, now time.Time, took time.Duration, left []ledger.Grant) {
 	m.passes.Observe(took.Seconds())
 	for _, s := range open {
 		if gs, err := l.List(ctx, s); err == nil {
 			m.grants.WithLabelValues(string(s)).Set(float64(len(gs)))
 		}
 	}
-	due, err := l.ListDue(ctx, now)
-	if err != nil {
-		return
-	}
 	var oldest time.Duration
-	for _, g := range due {
-		oldest = max(oldest, now.Sub(g.DueAt))
+	for _, g := range left {
+		oldest = max(oldest, now.Sub(dueSince(g)))
 	}
 	m.overdue.Set(oldest.Seconds())
 }

@@ -14,6 +14,14 @@ import (
 // to be want.
 func wantMetric(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string, want float64) {
 	t.Helper()
+	if got := metric(t, reg, name, labels); got != want {
+		t.Errorf("%s%v = %v, want %v", name, labels, got, want)
+	}
+}
+
+// metric gathers reg and returns the sample of name with exactly labels.
+func metric(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
+	t.Helper()
 	families, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -30,20 +38,16 @@ func wantMetric(t *testing.T, reg *prometheus.Registry, name string, labels map[
 			if !maps.Equal(got, labels) && !(len(got) == 0 && labels == nil) {
 				continue
 			}
-			var v float64
 			switch {
 			case m.GetCounter() != nil:
-				v = m.GetCounter().GetValue()
+				return m.GetCounter().GetValue()
 			case m.GetGauge() != nil:
-				v = m.GetGauge().GetValue()
+				return m.GetGauge().GetValue()
 			}
-			if v != want {
-				t.Errorf("%s%v = %v, want %v", name, labels, v, want)
-			}
-			return
 		}
 	}
-	t.Errorf("%s%v is not exported", name, labels)
+	t.Fatalf("%s%v is not exported", name, labels)
+	return 0
 }
 
 func TestHealthzFollowsCompletedPasses(t *testing.T) {

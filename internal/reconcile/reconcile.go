@@ -139,8 +139,8 @@ func (r *Reconciler) Pass(ctx context.Context) (Report, error) {
 	}
 	rep.Due = len(due)
 	ids := make(map[string]string, len(due))
-	for _, id := range due {
-		ids[id] = ""
+	for _, g := range due {
+		ids[g.ID] = ""
 	}
 	errs := r.revokeAll(ctx, ids, &rep)
 	if r.cfg.Authorizer != nil {
@@ -149,7 +149,14 @@ func (r *Reconciler) Pass(ctx context.Context) (Report, error) {
 	if r.cfg.Hosts != nil {
 		errs = append(errs, r.sweep(ctx, &rep))
 	}
-	r.cfg.Metrics.observe(ctx, r.cfg.Ledger, r.cfg.Now(), time.Since(start))
+	if r.cfg.Metrics != nil {
+		now := r.cfg.Now()
+		left, err := r.due(ctx, now)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		r.cfg.Metrics.observe(ctx, r.cfg.Ledger, now, time.Since(start), left)
+	}
 	err = errors.Join(errs...)
 	level := slog.LevelInfo
 	if err != nil {
@@ -186,7 +193,7 @@ func (r *Reconciler) Run(ctx context.Context, interval time.Duration) error {
 // grant due only StuckAfter after its last write, which is right for a
 // destroy in progress; but once the window is over, a revoke left by a
 // reconciler that died must be finished as soon as its lease runs out.
-func (r *Reconciler) due(ctx context.Context, now time.Time) ([]string, error) {
+func (r *Reconciler) due(ctx context.Context, now time.Time) ([]ledger.Grant, error) {
 	due, err := r.cfg.Ledger.ListDue(ctx, now)
 	if err != nil {
 		return nil, fmt.Errorf("reading due grants from the ledger: %w", err)
@@ -195,15 +202,23 @@ func (r *Reconciler) due(ctx context.Context, now time.Time) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading revoking grants from the ledger: %w", err)
 	}
-	var ids []string
+	var out []ledger.Grant
 	seen := make(map[string]bool)
 	for _, g := range append(due, revoking...) {
 		if !seen[g.ID] && isDue(g, now) {
 			seen[g.ID] = true
-			ids = append(ids, g.ID)
+			out = append(out, g)
 		}
 	}
-	return ids, nil
+	return out, nil
+}
+
+// dueSince is when g became due (see due).
+func dueSince(g ledger.Grant) time.Time {
+	if !g.DueAt.IsZero() && g.DueAt.Before(g.ExpiresAt) {
+		return g.DueAt
+	}
+	return g.ExpiresAt
 }
 
 // isDue reports whether g needs a reconciler at now (see due).
