@@ -242,6 +242,18 @@ func TestDeniedExtendAndAddedTargetTouchNoHost(t *testing.T) {
 		t.Errorf("adding production: %v", err)
 	}
 	noRunCommand(t, l)
+
+	// Shortening takes access away, so policy is not asked: even a grant
+	// policy would no longer allow may end sooner.
+	g.Reason = "no ticket any more"
+	_, err = ops.Extend(context.Background(), g, ca, 30*time.Minute)
+	var denied *policy.DeniedError
+	if errors.As(err, &denied) {
+		t.Errorf("shortening was refused by policy: %v", err)
+	}
+	if l.Server.Calls()["AmazonSSM.SendCommand"] == 0 {
+		t.Errorf("shortening sent nothing to the host: %v (calls %v)", err, l.Server.Calls())
+	}
 }
 
 func TestMissingParameterDeniesNamingIt(t *testing.T) {
