@@ -71,7 +71,7 @@ type Config struct {
 	Actor string
 	// Authorizer, when set, is asked before anything touches a host or the
 	// ledger: by Grant about every target, by Extend about the active
-	// targets with the new window, by SetTargets about added targets. Its
+	// targets when the window grows, by SetTargets about added targets. Its
 	// refusal is returned and changes nothing. Nil allows everything
 	// (tests of the hosts alone); the provider always gives one.
 	Authorizer Authorizer
