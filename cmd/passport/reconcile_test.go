@@ -193,11 +193,13 @@ func TestReconcilerKilledMidPassLeavesWorkToTheNext(t *testing.T) {
 	ledgerURL, l, n := reconcileLabNode(t)
 	n.SetDelay(3 * time.Second)
 	ctx := context.Background()
-	killed, _, _ := passport(t, "reconcile", "--once", "--sweep=false", "--lease", "4s", "--ledger", ledgerURL, "--name", "reconciler/killed")
+	killed, _, _ := passport(t, "reconcile", "--once", "--sweep=false", "--lease", "8s", "--ledger", ledgerURL, "--name", "reconciler/killed")
 	deadline := time.Now().Add(30 * time.Second)
+	var leased ledger.Grant
 	for {
 		g, err := l.Get(ctx, "ar-00000000000000c1")
 		if err == nil && g.Lease.Holder == "reconciler/killed" && g.State == ledger.Revoking {
+			leased = g
 			break
 		}
 		if time.Now().After(deadline) {
@@ -209,10 +211,13 @@ func TestReconcilerKilledMidPassLeavesWorkToTheNext(t *testing.T) {
 	killed.Wait()
 
 	stdout, stderr, err := passportRun(t, "reconcile", "--once", "--sweep=false", "--ledger", ledgerURL, "--name", "reconciler/next")
-	if err != nil || !strings.Contains(stdout, "skipped 1") {
+	switch {
+	case time.Now().After(leased.Lease.Until):
+		t.Log("the machine was too slow to run a pass inside the dead reconciler's lease; only the takeover is checked")
+	case err != nil || !strings.Contains(stdout, "skipped 1"):
 		t.Fatalf("a pass while the dead reconciler's lease runs: %q, %v\n%s", stdout, err, stderr)
 	}
-	time.Sleep(4 * time.Second)
+	time.Sleep(time.Until(leased.Lease.Until))
 	stdout, stderr, err = passportRun(t, "reconcile", "--once", "--sweep=false", "--ledger", ledgerURL, "--name", "reconciler/next")
 	if err != nil || !strings.Contains(stdout, "revoked 1") {
 		t.Fatalf("a pass after the lease ran out: %q, %v\n%s", stdout, err, stderr)
