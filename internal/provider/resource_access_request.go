@@ -30,6 +30,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/passport-access/terraform-provider-passport/internal/access"
+	"github.com/passport-access/terraform-provider-passport/internal/connect"
 	"github.com/passport-access/terraform-provider-passport/internal/fleet"
 	"github.com/passport-access/terraform-provider-passport/internal/sshca"
 )
@@ -87,6 +88,8 @@ type accessRequestModel struct {
 	TargetStatus    types.Map    `tfsdk:"target_status"`
 	TargetAddresses types.Map    `tfsdk:"target_addresses"`
 	SSHCommands     types.Map    `tfsdk:"ssh_commands"`
+	TunnelCommands  types.Map    `tfsdk:"passport_commands"`
+	SSHConfig       types.String `tfsdk:"ssh_config"`
 	Active          types.Bool   `tfsdk:"active"`
 }
 
@@ -195,6 +198,17 @@ func (r *accessRequestResource) Schema(ctx context.Context, _ resource.SchemaReq
 				Description: "Per active instance id: a command that logs in, `ssh -i <id>.key -o CertificateFile=<id>-cert.pub <username>@<address>`, " +
 					"for the private key saved as `<id>.key` and the certificate as `<id>-cert.pub` (id being this request's id). " +
 					"The address is private: run it from inside the network, or through a Session Manager tunnel (`passport ssh`).",
+			},
+			"passport_commands": schema.MapAttribute{
+				ElementType: types.StringType,
+				Computed:    true,
+				Description: "Per active instance id: `passport ssh <instance-id>`, which logs in through a Session Manager tunnel, with no route to the server needed. " +
+					"Run `passport request import` after apply first: it stores this request's certificate (and generated key) for the CLI.",
+			},
+			"ssh_config": schema.StringAttribute{
+				Computed: true,
+				Description: "An ssh_config snippet with a Host entry per active target, connecting through `passport proxy`, so that `ssh -F`, scp, rsync and Ansible work " +
+					"once `passport request import` has stored the request's certificate (and generated key) under `~/.config/passport/requests`.",
 			},
 			"active": schema.BoolAttribute{
 				Computed: true,
@@ -550,7 +564,35 @@ func (r *accessRequestResource) setGrant(ctx context.Context, m *accessRequestMo
 		}
 	}
 	m.TargetStatus, m.TargetAddresses, m.SSHCommands = stringMap(status), stringMap(addresses), stringMap(commands)
+	m.TunnelCommands, m.SSHConfig = tunnelHints(g, diags)
 	m.Active = types.BoolValue(anyActive && r.now().Before(g.ExpiresAt))
+}
+
+// tunnelHints are the ways in through Session Manager, for the CLI's
+// request store (`passport request import`): one `passport ssh` command per
+// active target and an ssh_config snippet. The snippet is the CLI's own
+// rendering, without its timestamped header, so the state does not change
+// on every read.
+func tunnelHints(g *access.Grant, diags *diag.Diagnostics) (types.Map, types.String) {
+	commands := map[string]string{}
+	req := connect.Request{ID: g.ID, Username: g.Username, ExpiresAt: g.ExpiresAt, HasKey: g.PrivateKey != ""}
+	for _, t := range g.Targets {
+		if t.Status == access.Active {
+			commands[t.InstanceID] = "passport ssh " + t.InstanceID
+			req.Targets = append(req.Targets, connect.Target{InstanceID: t.InstanceID, Address: t.Address})
+		}
+	}
+	if len(req.Targets) == 0 {
+		return stringMap(commands), types.StringValue("")
+	}
+	config, err := connect.OpenSSH{
+		Store: connect.Store{Dir: "~/.config/passport/requests"},
+		Proxy: []string{"passport", "proxy"},
+	}.Hosts([]connect.Request{req})
+	if err != nil {
+		diags.AddWarning("No ssh_config snippet for access request "+g.ID, err.Error())
+	}
+	return stringMap(commands), types.StringValue(strings.TrimPrefix(config, "\n"))
 }
 
 // sshCommand is the login command for one target, with the key files

@@ -267,6 +267,15 @@ func TestAccAccessRequest(t *testing.T) {
 						if got := a["ssh_commands."+id1]; got != want {
 							return fmt.Errorf("ssh_commands[%s] = %q, want %q", id1, got, want)
 						}
+						if got, want := a["passport_commands."+id1], "passport ssh "+id1; got != want {
+							return fmt.Errorf("passport_commands[%s] = %q, want %q", id1, got, want)
+						}
+						for _, want := range []string{"Host " + id1, "User " + a["username"], "ProxyCommand passport proxy %h %p",
+							"IdentityFile ~/.config/passport/requests/" + a["id"] + "/key", "CertificateFile ~/.config/passport/requests/" + a["id"] + "/key-cert.pub"} {
+							if !strings.Contains(a["ssh_config"], want) {
+								return fmt.Errorf("ssh_config lacks %q:\n%s", want, a["ssh_config"])
+							}
+						}
 						issued, _ := time.Parse(time.RFC3339, a["issued_at"])
 						expires, _ := time.Parse(time.RFC3339, a["expires_at"])
 						if expires.Sub(issued) != time.Hour {
