@@ -46,7 +46,7 @@ type rig struct {
 	person *access.Service
 }
 
-func newRig(t *testing.T, hosts int) *rig {
+func newRig(t testing.TB, hosts int) *rig {
 	t.Helper()
 	if hosts > 0 {
 		if err := sandbox.Available(); err != nil {
@@ -84,7 +84,7 @@ func newRig(t *testing.T, hosts int) *rig {
 	return r
 }
 
-func (r *rig) openLedger(t *testing.T, path string) *ledger.Ledger {
+func (r *rig) openLedger(t testing.TB, path string) *ledger.Ledger {
 	t.Helper()
 	led, err := ledger.Open(context.Background(), "sqlite://"+path, ledger.Options{Now: r.clock.Now, StuckAfter: stuckAfter})
 	if err != nil {
@@ -94,7 +94,7 @@ func (r *rig) openLedger(t *testing.T, path string) *ledger.Ledger {
 	return led
 }
 
-func (r *rig) service(t *testing.T, led *ledger.Ledger, actor string) *access.Service {
+func (r *rig) service(t testing.TB, led *ledger.Ledger, actor string) *access.Service {
 	t.Helper()
 	svc, err := access.New(access.Config{
 		Fleet:   fleet.New(r.ssm, fleet.Options{FirstPoll: 50 * time.Millisecond, MaxPoll: 250 * time.Millisecond, ThrottleBackoff: 10 * time.Millisecond}),
@@ -233,7 +233,7 @@ func newKey(t *testing.T) (ssh.PublicKey, ed25519.PrivateKey) {
 	return sshPub, priv
 }
 
-func newCA(t *testing.T) *sshca.CA {
+func newCA(t testing.TB) *sshca.CA {
 	t.Helper()
 	ca, err := sshca.Generate(sshca.Ed25519)
 	if err != nil {
