@@ -17,6 +17,7 @@ import (
 	"github.com/passport-access/terraform-provider-passport/internal/awsconfig"
 	"github.com/passport-access/terraform-provider-passport/internal/fleet"
 	"github.com/passport-access/terraform-provider-passport/internal/identity"
+	"github.com/passport-access/terraform-provider-passport/internal/ledger"
 )
 
 // Address is the provider's registry address.
@@ -43,6 +44,7 @@ type providerModel struct {
 	Region         types.String    `tfsdk:"region"`
 	Profile        types.String    `tfsdk:"profile"`
 	UsernamePrefix types.String    `tfsdk:"username_prefix"`
+	Ledger         types.String    `tfsdk:"ledger"`
 	Endpoints      *endpointsModel `tfsdk:"endpoints"`
 	SAML           *samlModel      `tfsdk:"saml"`
 }
@@ -61,6 +63,9 @@ type providerData struct {
 	now            func() time.Time
 	fleet          fleet.Options
 	usernamePrefix string
+	// ledger records every grant before any host is touched, and the
+	// audit trail.
+	ledger *ledger.Ledger
 	// identity finds and verifies the person behind the run.
 	identity identity.Source
 }
@@ -87,6 +92,11 @@ func (p *passportProvider) Schema(_ context.Context, _ provider.SchemaRequest, r
 			"profile": schema.StringAttribute{
 				Optional:    true,
 				Description: "Named profile from the shared AWS config and credentials files. Defaults to AWS_PROFILE or the default chain.",
+			},
+			"ledger": schema.StringAttribute{
+				Optional: true,
+				Description: "Where grants and the audit trail are recorded, before any host is touched: `sqlite:///path/to/ledger.db` for one machine, " +
+					"or `dynamodb://table` for a team and its reconcilers. Defaults to PASSPORT_LEDGER, else `~/.local/state/passport/ledger.db`.",
 			},
 			"username_prefix": schema.StringAttribute{
 				Optional:    true,
@@ -140,7 +150,16 @@ func (p *passportProvider) Configure(ctx context.Context, req provider.Configure
 		resp.Diagnostics.AddError("Cannot configure AWS clients", err.Error())
 		return
 	}
-	data := &providerData{aws: clients, now: p.now, fleet: p.fleet, usernamePrefix: cfg.UsernamePrefix.ValueString(), identity: identitySource(cfg.SAML, p.now)}
+	if cfg.Ledger.IsUnknown() {
+		resp.Diagnostics.AddAttributeError(path.Root("ledger"), "Provider configuration is unknown", "ledger must be known at plan time.")
+		return
+	}
+	book, err := openLedger(ctx, cfg.Ledger.ValueString(), clients)
+	if err != nil {
+		resp.Diagnostics.AddAttributeError(path.Root("ledger"), "Cannot open the ledger", err.Error())
+		return
+	}
+	data := &providerData{aws: clients, now: p.now, fleet: p.fleet, usernamePrefix: cfg.UsernamePrefix.ValueString(), ledger: book, identity: identitySource(cfg.SAML, p.now)}
 	resp.DataSourceData = data
 	resp.ResourceData = data
 	resp.EphemeralResourceData = data

@@ -75,6 +75,8 @@ func startAccLab(t *testing.T, hosts int) *accLab {
 	}
 	t.Setenv("TF_CLI_CONFIG_FILE", rc)
 	t.Setenv("TF_ACC_TEMP_DIR", t.TempDir())
+	// Each test keeps its own ledger, not the user's default one.
+	t.Setenv("PASSPORT_LEDGER", "sqlite://"+filepath.Join(t.TempDir(), "ledger.db"))
 	t.Setenv("CHECKPOINT_DISABLE", "1")
 
 	// A short directory: host agent sockets live under it, and unix socket

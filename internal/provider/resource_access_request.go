@@ -231,6 +231,7 @@ func (r *accessRequestResource) Configure(_ context.Context, req resource.Config
 		Fleet:          fleet.New(r.data.aws.SSM, r.data.fleet),
 		Now:            r.data.now,
 		UsernamePrefix: r.data.usernamePrefix,
+		Ledger:         r.data.ledger,
 	})
 	if err != nil {
 		resp.Diagnostics.AddError("Invalid provider configuration", err.Error())

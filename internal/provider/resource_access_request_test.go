@@ -26,6 +26,7 @@ import (
 	"github.com/passport-access/terraform-provider-passport/internal/access"
 	"github.com/passport-access/terraform-provider-passport/internal/lab/node"
 	"github.com/passport-access/terraform-provider-passport/internal/lab/sandbox"
+	"github.com/passport-access/terraform-provider-passport/internal/ledger"
 	"github.com/passport-access/terraform-provider-passport/internal/sshca"
 )
 
@@ -226,6 +227,7 @@ func TestAccAccessRequest(t *testing.T) {
 
 	// What each step saw, for the steps after it.
 	var generated, given, oldGiven loginCredentials
+	var ledgerID string
 	capture := func(s *terraform.State) error {
 		a, err := attributes(s, generatedAddr)
 		if err != nil {
@@ -290,6 +292,11 @@ func TestAccAccessRequest(t *testing.T) {
 					func(s *terraform.State) error {
 						a, _ := attributes(s, generatedAddr)
 						return runSSHCommand(t, a, id1)
+					},
+					func(s *terraform.State) error {
+						a, _ := attributes(s, generatedAddr)
+						ledgerID = a["id"]
+						return checkLedger(t, ledgerID, ledger.Active, ledger.ActionRequested, ledger.ActionProvisioned)
 					},
 				),
 			},
@@ -430,11 +437,44 @@ func TestAccAccessRequest(t *testing.T) {
 			},
 		},
 		CheckDestroy: func(*terraform.State) error {
-			return both(func(h *sandbox.Host) error {
+			return errors.Join(both(func(h *sandbox.Host) error {
 				return errors.Join(generated.checkRefused(h), given.checkRefused(h))
-			})
+			}), checkLedger(t, ledgerID, ledger.Revoked, ledger.ActionRevoked))
 		},
 	})
+}
+
+// checkLedger checks what the provider recorded in the test's ledger
+// (PASSPORT_LEDGER): the grant's state, that the audit trail has the
+// actions for it, and that the trail's chain verifies.
+func checkLedger(t *testing.T, id string, state ledger.State, actions ...ledger.Action) error {
+	ctx := context.Background()
+	book, err := ledger.Open(ctx, os.Getenv("PASSPORT_LEDGER"), ledger.Options{})
+	if err != nil {
+		return err
+	}
+	defer book.Close()
+	g, err := book.Get(ctx, id)
+	if err != nil {
+		return fmt.Errorf("the ledger has no grant %s: %w", id, err)
+	}
+	if g.State != state {
+		return fmt.Errorf("ledger: grant %s is %s, want %s", id, g.State, state)
+	}
+	events, err := book.Events(ctx, ledger.Filter{GrantID: id})
+	if err != nil {
+		return err
+	}
+	seen := map[ledger.Action]bool{}
+	for _, e := range events {
+		seen[e.Action] = true
+	}
+	for _, a := range actions {
+		if !seen[a] {
+			return fmt.Errorf("ledger: grant %s has no %q event among %d", id, a, len(events))
+		}
+	}
+	return book.Verify(ctx)
 }
 
 // runSSHCommand runs the ssh_commands entry for target with OpenSSH, the
