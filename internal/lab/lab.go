@@ -9,6 +9,7 @@ package lab
 import (
 	"context"
 	"crypto/rand"
+	_ "embed"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -22,6 +23,7 @@ import (
 	"time"
 
 	"github.com/passport-access/terraform-provider-passport/internal/lab/awsjson"
+	"github.com/passport-access/terraform-provider-passport/internal/lab/ec2"
 	"github.com/passport-access/terraform-provider-passport/internal/lab/idp"
 	"github.com/passport-access/terraform-provider-passport/internal/lab/kms"
 	"github.com/passport-access/terraform-provider-passport/internal/lab/node"
@@ -47,6 +49,9 @@ type Options struct {
 	// People are who may sign in at the lab's SAML IdP;
 	// idp.DemoUsers() when empty.
 	People []idp.User
+	// Policy is the Cedar policy put in Parameter Store at /passport/policy;
+	// the lab's own (policy.cedar) when empty.
+	Policy string
 	// Now is the clock Session Manager tokens expire by, so tests can
 	// move it; time.Now when nil. Signatures are always checked against
 	// the real time, as AWS does.
@@ -66,6 +71,7 @@ type Lab struct {
 	Sessions *session.Service
 	KMS      *kms.Service
 	STS      *sts.Service
+	EC2      *ec2.Service
 	IdP      *idp.IdP
 	Hosts    []*sandbox.Host
 	Models   []*node.Model
@@ -75,6 +81,13 @@ type Lab struct {
 	closeOnce sync.Once
 	closeErr  error
 }
+
+// PolicyParameter is where the lab keeps its Cedar policy, Passport's
+// default policy source.
+const PolicyParameter = "/passport/policy"
+
+//go:embed policy.cedar
+var labPolicy string
 
 // AccountID is the account every lab resource belongs to, and OperatorARN
 // the identity behind the credentials a lab prints.
@@ -139,7 +152,10 @@ func Start(ctx context.Context, opts Options) (l *Lab, err error) {
 	l.Server.Register(l.KMS.API())
 	l.STS = sts.New(l.Server)
 	l.STS.SetIdentity(l.AccessKeyID, sts.Identity{Arn: OperatorARN, UserID: "AIDA" + l.AccessKeyID[4:], Account: AccountID})
-	l.Server.Handle("POST /{$}", l.STS)
+	// EC2 (DescribeTags, for policy) and STS both take form posts to "/";
+	// the signature's scope tells them apart.
+	l.EC2 = ec2.New(l.Server, l.tags)
+	l.Server.Handle("POST /{$}", ec2.Route(l.EC2, l.STS))
 
 	l.listener, err = net.Listen("tcp", opts.Listen)
 	if err != nil {
@@ -166,6 +182,12 @@ func Start(ctx context.Context, opts Options) (l *Lab, err error) {
 		})
 		l.Models = append(l.Models, m)
 		l.SSM.AddNode(m)
+	}
+	if opts.Policy == "" {
+		opts.Policy = labPolicy
+	}
+	if err := l.SSM.SetParameter(PolicyParameter, opts.Policy); err != nil {
+		return nil, fmt.Errorf("lab: storing the policy: %w", err)
 	}
 	if err := l.bootHosts(ctx, opts.Hosts); err != nil {
 		return nil, err
@@ -216,6 +238,15 @@ func (l *Lab) bootHosts(ctx context.Context, n int) error {
 	return errors.Join(failed...)
 }
 
+// tags are a node's instance tags, as EC2 DescribeTags reports them.
+func (l *Lab) tags(id string) (map[string]string, bool) {
+	n, ok := l.SSM.Node(id)
+	if !ok {
+		return nil, false
+	}
+	return n.Info().Tags, true
+}
+
 // sessionTarget finds a node a Session Manager session can reach: sandbox
 // hosts can; model nodes have no ports to forward to.
 func (l *Lab) sessionTarget(id string) (session.Target, bool) {
@@ -245,6 +276,7 @@ func (l *Lab) Env() []string {
 		"AWS_ENDPOINT_URL_KMS=" + l.Endpoint,
 		"AWS_ENDPOINT_URL_STS=" + l.Endpoint,
 		"AWS_ENDPOINT_URL_SSMMESSAGES=" + l.Endpoint,
+		"AWS_ENDPOINT_URL_EC2=" + l.Endpoint,
 		"AWS_REGION=" + l.Region,
 		"AWS_ACCESS_KEY_ID=" + l.AccessKeyID,
 		"AWS_SECRET_ACCESS_KEY=" + l.SecretAccessKey,

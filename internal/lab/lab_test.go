@@ -8,6 +8,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"syscall"
@@ -16,12 +17,14 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	ec2sdk "github.com/aws/aws-sdk-go-v2/service/ec2"
 	ssmsdk "github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/aws/aws-sdk-go-v2/service/ssm/types"
 	"github.com/aws/smithy-go"
 	"golang.org/x/crypto/ssh"
 
 	"github.com/passport-access/terraform-provider-passport/internal/lab/sandbox"
+	"github.com/passport-access/terraform-provider-passport/internal/policy"
 )
 
 func startLab(t *testing.T, opts Options) *Lab {
@@ -258,5 +261,51 @@ func TestDownAfterKilledHostsLeavesNothing(t *testing.T) {
 	}
 	if dirExists(dir) {
 		t.Errorf("Down left %s behind", dir)
+	}
+}
+
+// TestLabPolicy: the policy a lab puts in Parameter Store is valid Cedar
+// for Passport's schema, reaches the lab's people as its comments say, and
+// the hosts' tags are there for it through EC2 DescribeTags.
+func TestLabPolicy(t *testing.T) {
+	l := startLab(t, Options{ModelNodes: 2})
+	ctx := context.Background()
+	got, err := ssmClient(l, l.SecretAccessKey).GetParameter(ctx, &ssmsdk.GetParameterInput{Name: aws.String(PolicyParameter), WithDecryption: aws.Bool(true)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := policy.Parse("ssm://"+PolicyParameter, []byte(aws.ToString(got.Parameter.Value)))
+	if err != nil {
+		t.Fatalf("the lab's policy: %v", err)
+	}
+	tags, err := policy.EC2Tags{Client: ec2sdk.New(ec2sdk.Options{
+		Region:       l.Region,
+		BaseEndpoint: aws.String(l.Endpoint),
+		Credentials:  credentials.NewStaticCredentialsProvider(l.AccessKeyID, l.SecretAccessKey, ""),
+	})}.Tags(ctx, []string{l.Models[0].Info().InstanceID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	node := l.Models[0].Info()
+	if !reflect.DeepEqual(tags[node.InstanceID], node.Tags) {
+		t.Fatalf("DescribeTags gave %v, want %v", tags[node.InstanceID], node.Tags)
+	}
+	staging := policy.Instance{ID: node.InstanceID, Platform: "Linux", Tags: map[string]string{"Env": "staging"}}
+	production := policy.Instance{ID: node.InstanceID, Platform: "Linux", Tags: map[string]string{"Env": "production"}}
+	for _, tc := range []struct {
+		name  string
+		req   policy.Request
+		allow bool
+	}{
+		{"the operator, anywhere", policy.Request{Subject: OperatorARN, Targets: []policy.Instance{production}, Duration: 12 * time.Hour, Reason: "lab work on anything", Sudo: true}, true},
+		{"ops on staging with a ticket", policy.Request{Subject: "alice", Groups: []string{"ops"}, Targets: []policy.Instance{staging}, Duration: time.Hour, Reason: "INC-1 disk full"}, true},
+		{"ops on staging without a ticket", policy.Request{Subject: "alice", Groups: []string{"ops"}, Targets: []policy.Instance{staging}, Duration: time.Hour, Reason: "just looking around"}, false},
+		{"ops on production", policy.Request{Subject: "alice", Groups: []string{"ops"}, Targets: []policy.Instance{production}, Duration: time.Hour, Reason: "INC-1 disk full"}, false},
+		{"developers with sudo", policy.Request{Subject: "bob", Groups: []string{"developers"}, Targets: []policy.Instance{staging}, Duration: time.Hour, Reason: "CHG-7 deploy", Sudo: true}, false},
+		{"someone else", policy.Request{Subject: "mallory", Targets: []policy.Instance{staging}, Duration: time.Hour, Reason: "INC-1 disk full"}, false},
+	} {
+		if err := p.Authorize(tc.req).Err(); (err == nil) != tc.allow {
+			t.Errorf("%s: %v; want allowed=%v", tc.name, err, tc.allow)
+		}
 	}
 }
