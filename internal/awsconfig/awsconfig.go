@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
@@ -27,6 +28,7 @@ type Endpoints struct {
 	STS         string
 	SSMMessages string
 	DynamoDB    string
+	EC2         string
 }
 
 // Settings is what a provider block or CLI flags say about AWS. Empty
@@ -45,6 +47,7 @@ type Clients struct {
 	KMS       *kms.Client
 	STS       *sts.Client
 	DynamoDB  *dynamodb.Client
+	EC2       *ec2.Client
 }
 
 // Load resolves the configuration and builds the clients. It makes no AWS
@@ -79,6 +82,7 @@ func Load(ctx context.Context, s Settings) (*Clients, error) {
 		KMS:       kms.NewFromConfig(cfg, func(o *kms.Options) { override(&o.BaseEndpoint, e.KMS) }),
 		STS:       sts.NewFromConfig(cfg, func(o *sts.Options) { override(&o.BaseEndpoint, e.STS) }),
 		DynamoDB:  dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) { override(&o.BaseEndpoint, e.DynamoDB) }),
+		EC2:       ec2.NewFromConfig(cfg, func(o *ec2.Options) { override(&o.BaseEndpoint, e.EC2) }),
 	}, nil
 }
 
@@ -93,7 +97,7 @@ func override(base **string, u string) {
 
 func (e Endpoints) validate() error {
 	for _, f := range []struct{ name, value string }{
-		{"ssm", e.SSM}, {"kms", e.KMS}, {"sts", e.STS}, {"ssmmessages", e.SSMMessages}, {"dynamodb", e.DynamoDB},
+		{"ssm", e.SSM}, {"kms", e.KMS}, {"sts", e.STS}, {"ssmmessages", e.SSMMessages}, {"dynamodb", e.DynamoDB}, {"ec2", e.EC2},
 	} {
 		if f.value == "" {
 			continue

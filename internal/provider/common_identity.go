@@ -22,7 +22,9 @@ type samlModel struct {
 
 func samlBlock() schema.SingleNestedBlock {
 	return schema.SingleNestedBlock{
-		Description: "Who is asking: the SAML session `passport login` stored (verified again on every run), or a response given directly.",
+		Description: "Who is asking: the SAML session `passport login` stored (verified again on every run), or a response given directly. " +
+			"With this block, access requests name the signed-in person as their requester and policy sees the person's groups; an expired session fails with \"run passport login\". " +
+			"Without it, the requester is the ARN of the AWS credentials in use, with no groups.",
 		Attributes: map[string]schema.Attribute{
 			"idp_metadata": schema.StringAttribute{
 				Optional:    true,

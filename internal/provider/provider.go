@@ -5,6 +5,7 @@ package provider
 
 import (
 	"context"
+	"os"
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
@@ -18,6 +19,7 @@ import (
 	"github.com/passport-access/terraform-provider-passport/internal/fleet"
 	"github.com/passport-access/terraform-provider-passport/internal/identity"
 	"github.com/passport-access/terraform-provider-passport/internal/ledger"
+	"github.com/passport-access/terraform-provider-passport/internal/policy"
 )
 
 // Address is the provider's registry address.
@@ -45,6 +47,7 @@ type providerModel struct {
 	Profile        types.String    `tfsdk:"profile"`
 	UsernamePrefix types.String    `tfsdk:"username_prefix"`
 	Ledger         types.String    `tfsdk:"ledger"`
+	PolicySource   types.String    `tfsdk:"policy_source"`
 	Endpoints      *endpointsModel `tfsdk:"endpoints"`
 	SAML           *samlModel      `tfsdk:"saml"`
 }
@@ -55,6 +58,7 @@ type endpointsModel struct {
 	STS         types.String `tfsdk:"sts"`
 	SSMMessages types.String `tfsdk:"ssmmessages"`
 	DynamoDB    types.String `tfsdk:"dynamodb"`
+	EC2         types.String `tfsdk:"ec2"`
 }
 
 // providerData is what Configure hands to every resource and data source.
@@ -66,6 +70,11 @@ type providerData struct {
 	// ledger records every grant before any host is touched, and the
 	// audit trail.
 	ledger *ledger.Ledger
+	// policySource is where the administrators' Cedar policy is read.
+	policySource string
+	// samlRequired is set when the configuration has a saml block: the
+	// requester is then the person signed in, never the AWS credentials.
+	samlRequired bool
 	// identity finds and verifies the person behind the run.
 	identity identity.Source
 }
@@ -98,6 +107,12 @@ func (p *passportProvider) Schema(_ context.Context, _ provider.SchemaRequest, r
 				Description: "Where grants and the audit trail are recorded, before any host is touched: `sqlite:///path/to/ledger.db` for one machine, " +
 					"or `dynamodb://table` for a team and its reconcilers. Defaults to PASSPORT_LEDGER, else `~/.local/state/passport/ledger.db`.",
 			},
+			"policy_source": schema.StringAttribute{
+				Optional: true,
+				Description: "Where the administrators' Cedar policy is read, before every grant, extension and added target: `ssm:///<parameter name>` " +
+					"or `file:///<absolute path>`. Defaults to PASSPORT_POLICY, else `" + policy.DefaultSource + "`. No policy means every request is denied. " +
+					"The policy is the administrators', never the requester's: keep the parameter writable by them alone.",
+			},
 			"username_prefix": schema.StringAttribute{
 				Optional:    true,
 				Description: "Start of every short-lived user's name, so operators recognise Passport users on a host: 1 to 10 characters of a-z, 0-9 and `-`, starting with a letter. Default `pp-`.",
@@ -112,6 +127,7 @@ func (p *passportProvider) Schema(_ context.Context, _ provider.SchemaRequest, r
 					"sts":         endpoint("STS", "AWS_ENDPOINT_URL_STS"),
 					"ssmmessages": endpoint("Session Manager message gateway", "AWS_ENDPOINT_URL_SSMMESSAGES"),
 					"dynamodb":    endpoint("DynamoDB", "AWS_ENDPOINT_URL_DYNAMODB"),
+					"ec2":         endpoint("EC2 (instance tags, for policy)", "AWS_ENDPOINT_URL_EC2"),
 				},
 			},
 			"saml": samlBlock(),
@@ -143,6 +159,7 @@ func (p *passportProvider) Configure(ctx context.Context, req provider.Configure
 			STS:         e.STS.ValueString(),
 			SSMMessages: e.SSMMessages.ValueString(),
 			DynamoDB:    e.DynamoDB.ValueString(),
+			EC2:         e.EC2.ValueString(),
 		}
 	}
 	clients, err := awsconfig.Load(ctx, settings)
@@ -159,7 +176,14 @@ func (p *passportProvider) Configure(ctx context.Context, req provider.Configure
 		resp.Diagnostics.AddAttributeError(path.Root("ledger"), "Cannot open the ledger", err.Error())
 		return
 	}
-	data := &providerData{aws: clients, now: p.now, fleet: p.fleet, usernamePrefix: cfg.UsernamePrefix.ValueString(), ledger: book, identity: identitySource(cfg.SAML, p.now)}
+	source := cfg.PolicySource.ValueString()
+	if source == "" {
+		source = os.Getenv("PASSPORT_POLICY")
+	}
+	if source == "" {
+		source = policy.DefaultSource
+	}
+	data := &providerData{aws: clients, now: p.now, fleet: p.fleet, usernamePrefix: cfg.UsernamePrefix.ValueString(), ledger: book, policySource: source, samlRequired: cfg.SAML != nil, identity: identitySource(cfg.SAML, p.now)}
 	resp.DataSourceData = data
 	resp.ResourceData = data
 	resp.EphemeralResourceData = data

@@ -126,6 +126,7 @@ provider "passport" {
     ssm = %[1]q
     kms = %[1]q
     sts = %[1]q
+    ec2 = %[1]q
   }
 }
 `, a.Endpoint) + body

@@ -10,8 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/hashicorp/terraform-plugin-framework-timeouts/resource/timeouts"
 	"github.com/hashicorp/terraform-plugin-framework-validators/setvalidator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
@@ -65,6 +63,7 @@ func newAccessRequestResource() resource.Resource { return &accessRequestResourc
 type accessRequestResource struct {
 	data   *providerData
 	access *access.Service
+	gate   *requestGate
 }
 
 type accessRequestModel struct {
@@ -227,7 +226,9 @@ func (r *accessRequestResource) Configure(_ context.Context, req resource.Config
 	if r.data == nil {
 		return
 	}
+	r.gate = &requestGate{data: r.data}
 	svc, err := access.New(access.Config{
+		Authorizer:     r.gate,
 		Fleet:          fleet.New(r.data.aws.SSM, r.data.fleet),
 		Now:            r.data.now,
 		UsernamePrefix: r.data.usernamePrefix,
@@ -352,7 +353,7 @@ func (r *accessRequestResource) Create(ctx context.Context, req resource.CreateR
 		resp.Diagnostics.AddAttributeError(path.Root("certificate_authority"), "Cannot use the certificate authority", err.Error())
 		return
 	}
-	if request.Requester, err = r.requester(ctx); err != nil {
+	if request.Requester, _, err = r.gate.who(ctx); err != nil {
 		resp.Diagnostics.AddError("Cannot tell who is asking", err.Error())
 		return
 	}
@@ -370,16 +371,6 @@ func (r *accessRequestResource) Create(ctx context.Context, req resource.CreateR
 	if err != nil {
 		resp.Diagnostics.AddError("Access was not granted", err.Error())
 	}
-}
-
-// requester is the ARN of the AWS credentials in use, which name the
-// person until SAML identities land.
-func (r *accessRequestResource) requester(ctx context.Context) (string, error) {
-	out, err := r.data.aws.STS.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
-	if err != nil {
-		return "", fmt.Errorf("STS GetCallerIdentity failed, so the request cannot name its requester: %w", err)
-	}
-	return aws.ToString(out.Arn), nil
 }
 
 func (r *accessRequestResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
