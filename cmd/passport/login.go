@@ -166,7 +166,8 @@ again first, exactly as the provider does.`,
 			w := cmd.OutOrStdout()
 			fmt.Fprintf(w, "subject: %s\n", subject)
 			fmt.Fprintf(w, "groups:  %s\n", strings.Join(groups, ", "))
-			fmt.Fprintf(w, "expires: %s (in %s)\n", expires.Local().Format(time.RFC1123), time.Until(expires).Round(time.Minute))
+			left := strings.TrimSuffix(time.Until(expires).Round(time.Minute).String(), "0s")
+			fmt.Fprintf(w, "expires: %s (in %s)\n", expires.Local().Format(time.RFC1123), left)
 			return nil
 		},
 	}

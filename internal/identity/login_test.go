@@ -209,3 +209,45 @@ func TestACSRefusesReplayAndStrangers(t *testing.T) {
 		t.Errorf("garbled result: %v", r.err)
 	}
 }
+
+// Every response the bad-input suite builds is refused by the ACS too,
+// with the verifier's reason on the page and in the login's result.
+func TestACSRefusesEveryBadResponse(t *testing.T) {
+	p := newTestIdP(t, "idp")
+	md := p.metadata()
+	for _, tc := range badCases() {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := testOptions(md)
+			if tc.opts != nil {
+				tc.opts(&opts)
+			}
+			if opts.RequestID == "" {
+				t.Skip("a reuse-time rule; the ACS always checks as at login")
+			}
+			want := tc.want
+			if tc.name == "empty" {
+				want = "no SAMLResponse" // the form itself is empty
+			}
+			a := &acs{relayState: "state", opts: opts, done: make(chan loginResult, 1)}
+			form := url.Values{"SAMLResponse": {base64.StdEncoding.EncodeToString(tc.raw(t, p))}, "RelayState": {"state"}}
+			r := httptest.NewRequest(http.MethodPost, testACS, strings.NewReader(form.Encode()))
+			r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			w := httptest.NewRecorder()
+			a.ServeHTTP(w, r)
+			if w.Code == http.StatusRequestEntityTooLarge {
+				return // refused before it was read, as it should be
+			}
+			select {
+			case res := <-a.done:
+				if res.err == nil || !strings.Contains(res.err.Error(), want) {
+					t.Fatalf("result %+v; want an error saying %q", res, want)
+				}
+			default:
+				t.Fatalf("the ACS answered %d without a result", w.Code)
+			}
+			if w.Code != http.StatusForbidden {
+				t.Errorf("the browser got %d, want 403", w.Code)
+			}
+		})
+	}
+}

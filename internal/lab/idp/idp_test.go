@@ -139,7 +139,7 @@ func TestWrongPasswordShowsFormAgain(t *testing.T) {
 	}
 }
 
-func deflated(t *testing.T, raw []byte) string {
+func deflated(t testing.TB, raw []byte) string {
 	t.Helper()
 	var buf bytes.Buffer
 	w, _ := flate.NewWriter(&buf, flate.BestCompression)
