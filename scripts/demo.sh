@@ -100,9 +100,16 @@ ssh_opts="-i $demo/$id.key -o CertificateFile=$demo/$id-cert.pub -o StrictHostKe
 
 say "Logging in with OpenSSH and the issued certificate"
 for a in $addresses; do
-	# shellcheck disable=SC2086 # ssh_opts is a list of options
+	# shellcheck disable=SC2086,SC2016 # ssh_opts is a list of options; $() runs on the server
 	ssh $ssh_opts "$user@$a" 'echo "$(whoami)@$(hostname): $(sudo -n id -un) via sudo"'
 done
+
+say "The same, through a Session Manager tunnel: passport request import, then passport ssh"
+export PASSPORT_CONFIG_DIR="$demo/config"
+"$root/bin/passport" request import --dir "$demo"
+first=$(tf output -json addresses | tr -d '{}"' | tr ',' '\n' | head -n 1 | cut -d: -f1)
+# shellcheck disable=SC2016 # expanded on the server, not here
+"$root/bin/passport" ssh "$first" -- 'echo "$(whoami)@$(hostname), through the tunnel"'
 
 say "terraform destroy: the user, its home and its processes leave every server"
 tf_show brief destroy -auto-approve
