@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/base64"
-	"html"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -40,47 +39,45 @@ func startLabIdP(t *testing.T) *idp.IdP {
 type browser func(t *testing.T, signInURL, user, password string) string
 
 // httpBrowser submits the forms the way a browser would, without one.
+// With tamper, the response is changed on its way to the ACS, as a hostile
+// proxy or browser extension could.
 func httpBrowser(tamper func(xml []byte) []byte) browser {
 	return func(t *testing.T, signInURL, user, password string) string {
 		t.Helper()
-		page := fetch(t, http.MethodGet, signInURL, nil)
-		form, _ := url.Parse(signInURL)
-		form.Path, form.RawQuery = formField(t, page, "action"), ""
-		page = fetch(t, http.MethodPost, form.String(), url.Values{"token": {formValue(t, page, "token")}, "username": {user}, "password": {password}})
-		response := formValue(t, page, "SAMLResponse")
+		client := http.DefaultClient
 		if tamper != nil {
-			raw, _ := base64.StdEncoding.DecodeString(response)
-			response = base64.StdEncoding.EncodeToString(tamper(raw))
+			client = &http.Client{Transport: tamperingTransport(tamper)}
 		}
-		return fetch(t, http.MethodPost, formField(t, page, "action"), url.Values{"SAMLResponse": {response}, "RelayState": {formValue(t, page, "RelayState")}})
+		page, err := idp.SignIn(client, signInURL, user, password)
+		if err != nil && page == "" {
+			t.Fatal(err)
+		}
+		return page
 	}
 }
 
-func fetch(t *testing.T, method, u string, form url.Values) string {
-	t.Helper()
-	req, _ := http.NewRequest(method, u, strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return string(b)
-}
+type tamperingTransport func(xml []byte) []byte
 
-func formValue(t *testing.T, page, name string) string {
-	t.Helper()
-	return formField(t, page, `name="`+name+`" value`)
-}
-
-func formField(t *testing.T, page, attr string) string {
-	t.Helper()
-	m := regexp.MustCompile(regexp.QuoteMeta(attr) + `="([^"]*)"`).FindStringSubmatch(page)
-	if m == nil {
-		t.Fatalf("page has no %s:\n%s", attr, page)
+func (change tamperingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/saml/acs") {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			return nil, err
+		}
+		form, err := url.ParseQuery(string(body))
+		if err != nil {
+			return nil, err
+		}
+		raw, err := base64.StdEncoding.DecodeString(form.Get("SAMLResponse"))
+		if err != nil {
+			return nil, err
+		}
+		form.Set("SAMLResponse", base64.StdEncoding.EncodeToString(change(raw)))
+		encoded := form.Encode()
+		r = r.Clone(r.Context())
+		r.Body, r.ContentLength = io.NopCloser(strings.NewReader(encoded)), int64(len(encoded))
 	}
-	return html.UnescapeString(m[1])
+	return http.DefaultTransport.RoundTrip(r)
 }
 
 // chromiumBrowser drives Debian's headless Chromium with playwright-core.
