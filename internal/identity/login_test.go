@@ -217,10 +217,7 @@ func TestACSRefusesEveryBadResponse(t *testing.T) {
 	md := p.metadata()
 	for _, tc := range badCases() {
 		t.Run(tc.name, func(t *testing.T) {
-			opts := testOptions(md)
-			if tc.opts != nil {
-				tc.opts(&opts)
-			}
+			opts := tc.options(md)
 			if opts.RequestID == "" {
 				t.Skip("a reuse-time rule; the ACS always checks as at login")
 			}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/beevik/etree"
+	"github.com/crewjam/saml"
 )
 
 func TestVerifyAcceptsSignedResponses(t *testing.T) {
@@ -274,15 +275,21 @@ func badCases() []badCase {
 	}
 }
 
+// options are the verifier's options for the case.
+func (tc badCase) options(md *saml.EntityDescriptor) Options {
+	opts := testOptions(md)
+	if tc.opts != nil {
+		tc.opts(&opts)
+	}
+	return opts
+}
+
 func TestVerifyRefusesBadResponses(t *testing.T) {
 	p := newTestIdP(t, "idp")
 	md := p.metadata()
 	for _, tc := range badCases() {
 		t.Run(tc.name, func(t *testing.T) {
-			opts := testOptions(md)
-			if tc.opts != nil {
-				tc.opts(&opts)
-			}
+			opts := tc.options(md)
 			c, err := Verify(tc.raw(t, p), opts)
 			if err == nil {
 				t.Fatalf("accepted: %+v", c)
