@@ -301,7 +301,9 @@ func TestLabPolicy(t *testing.T) {
 		{"ops on staging with a ticket", policy.Request{Subject: "alice", Groups: []string{"ops"}, Targets: []policy.Instance{staging}, Duration: time.Hour, Reason: "INC-1 disk full"}, true},
 		{"ops on staging without a ticket", policy.Request{Subject: "alice", Groups: []string{"ops"}, Targets: []policy.Instance{staging}, Duration: time.Hour, Reason: "just looking around"}, false},
 		{"ops on production", policy.Request{Subject: "alice", Groups: []string{"ops"}, Targets: []policy.Instance{production}, Duration: time.Hour, Reason: "INC-1 disk full"}, false},
-		{"developers with sudo", policy.Request{Subject: "bob", Groups: []string{"developers"}, Targets: []policy.Instance{staging}, Duration: time.Hour, Reason: "CHG-7 deploy", Sudo: true}, false},
+		{"dev on staging without sudo", policy.Request{Subject: "bob", Groups: []string{"dev"}, Targets: []policy.Instance{staging}, Duration: time.Hour, Reason: "CHG-7 deploy"}, true},
+		{"admins on production", policy.Request{Subject: "carol", Groups: []string{"admins", "ops"}, Targets: []policy.Instance{production}, Duration: 8 * time.Hour, Reason: "INC-9 outage", Sudo: true}, true},
+		{"developers with sudo", policy.Request{Subject: "bob", Groups: []string{"dev"}, Targets: []policy.Instance{staging}, Duration: time.Hour, Reason: "CHG-7 deploy", Sudo: true}, false},
 		{"someone else", policy.Request{Subject: "mallory", Targets: []policy.Instance{staging}, Duration: time.Hour, Reason: "INC-1 disk full"}, false},
 	} {
 		if err := p.Authorize(tc.req).Err(); (err == nil) != tc.allow {
