@@ -12,6 +12,10 @@ command -v shellcheck >/dev/null 2>&1 || need_apt="$need_apt shellcheck"
 command -v sudo >/dev/null 2>&1 || need_apt="$need_apt sudo"
 command -v rsync >/dev/null 2>&1 || need_apt="$need_apt rsync"
 command -v unshare >/dev/null 2>&1 || need_apt="$need_apt util-linux"
+# A real browser for the SAML sign-in test, driven by playwright-core.
+[ -x /usr/bin/chromium ] || need_apt="$need_apt chromium"
+command -v node >/dev/null 2>&1 || need_apt="$need_apt nodejs"
+command -v npm >/dev/null 2>&1 || need_apt="$need_apt npm"
 if [ -n "$need_apt" ]; then
 	if [ "$(id -u)" != 0 ]; then
 		echo "install: missing Debian packages:$need_apt; run this script as root to install them" >&2
@@ -28,6 +32,12 @@ fi
 if ! command -v dynalite >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
 	echo "install: npm install -g dynalite"
 	npm install -g --silent --no-fund --no-audit dynalite@4.0.0 >/dev/null
+fi
+
+# playwright-core drives Debian's Chromium; it never downloads a browser.
+if [ ! -d .tools/node/node_modules/playwright-core ]; then
+	echo "install: npm install playwright-core into .tools/node"
+	npm install --silent --no-fund --no-audit --prefix .tools/node playwright-core@1.65.1 >/dev/null
 fi
 
 echo "install: Go modules"

@@ -18,6 +18,8 @@ export TF_CLI_CONFIG_FILE="$work/terraformrc"
 export TF_ACC=1
 export TF_ACC_TEMP_DIR="$work"
 export CHECKPOINT_DISABLE=1
+PLAYWRIGHT_CORE="$(pwd)/.tools/node/node_modules/playwright-core"
+export PLAYWRIGHT_CORE
 
 echo "test: static checks"
 unformatted=$(gofmt -l .)
