@@ -96,7 +96,8 @@ func startPolicyLab(t *testing.T, hosts int) *policyLab {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = pl.ssm.PutParameter(ctx, &ssmsdk.PutParameterInput{Name: aws.String("/passport/policy"), Value: aws.String(string(doc)), Type: ssmtypes.ParameterTypeString})
+	// Every lab starts with its own policy there; the tests use the guide's.
+	_, err = pl.ssm.PutParameter(ctx, &ssmsdk.PutParameterInput{Name: aws.String("/passport/policy"), Value: aws.String(string(doc)), Type: ssmtypes.ParameterTypeString, Overwrite: aws.Bool(true)})
 	if err != nil {
 		t.Fatal(err)
 	}
