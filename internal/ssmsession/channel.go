@@ -524,9 +524,8 @@ func (c *channel) handle(m Message) {
 }
 
 // receive queues an in-order message for reading, or buffers one that
-// arrived early. A message is acknowledged only once it is held: one that
-// finds the queue full is dropped and comes again, which keeps acknowledging
-// (and so the sender's window) moving while the reader is slow.
+// arrived early or finds the queue full. A message is acknowledged only once
+// it is held; one beyond the buffer's capacity is dropped and comes again.
 func (c *channel) receive(m Message) {
 	c.rmu.Lock()
 	switch {
@@ -536,14 +535,15 @@ func (c *channel) receive(m Message) {
 		c.rmu.Unlock()
 		c.ack(m)
 		return
-	case m.Sequence == c.expected:
-		if c.queued > 0 && c.queued+len(m.Payload) > queueBytes {
-			c.rmu.Unlock()
-			return
-		}
+	case m.Sequence == c.expected && (c.queued == 0 || c.queued+len(m.Payload) <= queueBytes):
 		c.push(m)
 		c.drain()
 	default:
+		// Early, or in order while the reader is behind: hold it with the
+		// early ones and acknowledge it, and drain brings it in as the
+		// reader makes room. Dropping an in-order message instead would
+		// stall the sender for a whole retransmission timeout each time
+		// the reader falls behind.
 		if len(c.ooo) >= oooCapacity || m.Sequence-c.expected > oooCapacity {
 			c.rmu.Unlock()
 			return // beyond any window an honest sender keeps: refused
