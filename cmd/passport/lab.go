@@ -80,6 +80,13 @@ func printLab(w io.Writer, l *lab.Lab) {
 			fmt.Fprintf(w, "%-20s %-8s %-18s %s\n", h.InstanceID, h.Hostname, h.SSH, lab.SortedTags(h.Tags))
 		}
 	}
+	if l.IdP != nil {
+		fmt.Fprintf(w, "\nSAML sign-in (passport login) at the lab IdP, metadata %s:\n", l.IdP.MetadataURL())
+		for _, u := range l.IdP.Users() {
+			fmt.Fprintf(w, "  %-8s password %-12s groups %s\n", u.Name, u.Password, strings.Join(u.Groups, ","))
+		}
+		fmt.Fprintln(w, "The lab's Cedar policy is in Parameter Store at "+lab.PolicyParameter+".")
+	}
 	fmt.Fprintln(w, "\nPress Ctrl-C to stop the lab; it removes every host it started.")
 }
 
