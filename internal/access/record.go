@@ -142,6 +142,12 @@ func (s *Service) save(ctx context.Context, g *Grant, st ledger.State, pending [
 			next.Version, next.Lease = cur.Version, cur.Lease
 			_, err = s.ledger.Update(ctx, next)
 		}
+		// A grant someone else already closed (the reconciler, at the end
+		// of its window) needs no revoking record: the revoke goes on for
+		// whatever a host may still hold, and the audit trail records it.
+		if errors.Is(err, ledger.ErrClosed) && (st == ledger.Revoking || st.Closed()) {
+			return nil
+		}
 		retry := errors.Is(err, ledger.ErrConflict) || errors.Is(err, ledger.ErrExists)
 		if err == nil || !retry || attempt == maxRecordRetries {
 			if err != nil {
