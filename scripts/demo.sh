@@ -124,6 +124,10 @@ for a in $addresses; do
 	echo "$a: $(tr -d '\r' <"$demo/ssh.err" | tail -n 1)"
 done
 
+say "The audit trail of the request, hash-chained: passport audit list, then verify"
+"$root/bin/passport" audit list --request "$id"
+"$root/bin/passport" audit verify
+
 say "Stopping the lab: every host, namespace and process it started goes"
 kill -INT "$lab_pid"
 wait "$lab_pid" || true

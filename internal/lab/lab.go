@@ -281,6 +281,9 @@ func (l *Lab) Env() []string {
 		"AWS_ACCESS_KEY_ID=" + l.AccessKeyID,
 		"AWS_SECRET_ACCESS_KEY=" + l.SecretAccessKey,
 		"PASSPORT_SAML_METADATA=" + l.IdP.MetadataURL(),
+		// The lab keeps its own ledger, so the provider, the reconciler and
+		// the audit commands share it and the user's default stays clean.
+		"PASSPORT_LEDGER=sqlite://" + filepath.Join(l.Dir, "ledger.db"),
 	}
 }
 
