@@ -294,10 +294,10 @@ func TestConnectThroughSessionManager(t *testing.T) {
 		}
 	})
 
-	t.Run("rdp prints how to log in and says there is no password yet", func(t *testing.T) {
+	t.Run("rdp to a Linux target prints how to log in and says it has no password", func(t *testing.T) {
 		cmd, stdout, stderr := passport(t, "rdp", name)
 		waitFor(t, stdout, stderr, regexp.MustCompile(`(Press Ctrl-C)`))
-		for _, want := range []string{"Host:     127.0.0.1", "User:     " + cl.grant.Username, "Password: none: access request " + cl.grant.ID + " holds no Windows password"} {
+		for _, want := range []string{"Host:     127.0.0.1", "User:     " + cl.grant.Username, "Password: none: " + cl.grant.Targets[0].InstanceID + " is a Linux target of access request " + cl.grant.ID} {
 			if !strings.Contains(stdout.String(), want) {
 				t.Errorf("passport rdp printed\n%s\nwithout %q", stdout, want)
 			}

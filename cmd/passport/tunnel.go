@@ -99,24 +99,35 @@ func newRDPCommand() *cobra.Command {
 		Use:   "rdp <target> [--local-port L]",
 		Short: "Forward Remote Desktop (3389) to a local port and print how to log in",
 		Long: `rdp forwards port 3389 of the target to 127.0.0.1 through Session Manager
-and prints the host, port and user to give your Remote Desktop client. It
-runs until Ctrl-C, which terminates the session.
+and prints the host, port, user and the generated password to give your
+Remote Desktop client. The password is the target's own, valid until the
+request expires. It runs until Ctrl-C, which terminates the session.
 
 ` + requestsHelp,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			_, req, target, err := heldTarget(args[0])
+			store, req, target, err := heldTarget(args[0])
 			if err != nil {
 				return err
+			}
+			var password string
+			if target.Windows {
+				// Read before the tunnel opens: a damaged store should stop
+				// the command, not leave a tunnel with no way to log in.
+				if password, err = store.Password(req.ID, target.InstanceID); err != nil {
+					return err
+				}
 			}
 			return tunnel(cmd.Context(), cmd, &f, target.InstanceID, 3389, localPort, func(a net.Addr, s *connect.Session) {
 				host, port, _ := net.SplitHostPort(a.String())
 				w := cmd.OutOrStdout()
 				fmt.Fprintf(w, "Remote Desktop to %s through session %s\n", target.InstanceID, s.ID)
 				fmt.Fprintf(w, "  Host:     %s\n  Port:     %s\n  User:     %s\n", host, port, req.Username)
-				// Windows targets, and with them generated passwords, are not
-				// provisioned yet: say so rather than print an empty field.
-				fmt.Fprintf(w, "  Password: none: access request %s holds no Windows password (Passport provisions Linux targets only so far)\n", req.ID)
+				if target.Windows {
+					fmt.Fprintf(w, "  Password: %s\n", password)
+				} else {
+					fmt.Fprintf(w, "  Password: none: %s is a Linux target of access request %s; connect with passport ssh\n", target.InstanceID, req.ID)
+				}
 				fmt.Fprintf(w, "  Expires:  %s\nPress Ctrl-C to stop.\n", req.ExpiresAt.UTC().Format("2006-01-02 15:04:05 MST"))
 			})
 		},

@@ -126,7 +126,8 @@ func (o OpenSSH) SSHConfig(live []Request, now time.Time) (string, error) {
 // Hosts renders one ssh_config Host block per target of the live
 // requests: the alias is the instance id, and the computer name where it
 // names one target only. A target in several live requests is reached
-// through the one that lasts longest.
+// through the one that lasts longest. Windows targets are left out: they
+// take Remote Desktop with a password (passport rdp), not SSH.
 func (o OpenSSH) Hosts(live []Request) (string, error) {
 	type entry struct {
 		req    Request
@@ -137,6 +138,9 @@ func (o OpenSSH) Hosts(live []Request) (string, error) {
 	names := map[string]int{}
 	for _, r := range live {
 		for _, t := range r.Targets {
+			if t.Windows {
+				continue
+			}
 			prev, seen := latest[t.InstanceID]
 			if !seen {
 				order = append(order, t.InstanceID)

@@ -41,6 +41,9 @@ type Target struct {
 	Name string `json:"name,omitempty"`
 	// Address is the host's private IP address.
 	Address string `json:"address,omitempty"`
+	// Windows is set for a Windows target: it is reached with a password
+	// over Remote Desktop, not with SSH, and ssh_config leaves it out.
+	Windows bool `json:"windows,omitempty"`
 }
 
 // Credential is the secret half of a request, as imported.
@@ -50,11 +53,15 @@ type Credential struct {
 	PrivateKey string
 	// Certificate is the SSH certificate in authorized_keys form.
 	Certificate string
+	// Passwords are the generated passwords of the Windows targets, by
+	// instance id.
+	Passwords map[string]string
 }
 
 // Store keeps requests in a directory, one directory per request:
-// request.json, the certificate as key-cert.pub and, when Passport
-// generated the key pair, the private key as key (mode 0600). OpenSSH
+// request.json, the certificate as key-cert.pub, when Passport generated
+// the key pair the private key as key (mode 0600), and when the request has
+// Windows targets their passwords as passwords.json (mode 0600). OpenSSH
 // finds key-cert.pub beside key by itself.
 type Store struct {
 	Dir string
@@ -64,6 +71,7 @@ const (
 	requestFile = "request.json"
 	keyFile     = "key"
 	certFile    = "key-cert.pub"
+	passFile    = "passwords.json"
 )
 
 var (
@@ -122,11 +130,63 @@ func (s Store) Save(r Request, c Credential) error {
 	if err := writeFile(filepath.Join(dir, certFile), []byte(strings.TrimSpace(c.Certificate)+"\n"), 0o644); err != nil {
 		return err
 	}
+	if err := s.savePasswords(r, c.Passwords); err != nil {
+		return err
+	}
 	b, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
 		return err
 	}
 	return writeFile(filepath.Join(dir, requestFile), append(b, '\n'), 0o600)
+}
+
+// savePasswords writes the Windows targets' passwords owner-only, or
+// removes an older file when the request has none. A password for an
+// instance that is not one of r's Windows targets is refused: it would be
+// printed for the wrong host.
+func (s Store) savePasswords(r Request, passwords map[string]string) error {
+	name := filepath.Join(s.requestDir(r.ID), passFile)
+	if len(passwords) == 0 {
+		if err := os.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		return nil
+	}
+	for id, pw := range passwords {
+		i := slices.IndexFunc(r.Targets, func(t Target) bool { return t.InstanceID == id })
+		if i < 0 || !r.Targets[i].Windows {
+			return fmt.Errorf("access request %s has a password for %q, which is not one of its active Windows targets", r.ID, clip(id))
+		}
+		if pw == "" || strings.ContainsAny(pw, "\x00\r\n") {
+			return fmt.Errorf("access request %s: the password for %s is empty or not one line", r.ID, id)
+		}
+	}
+	b, err := json.Marshal(passwords)
+	if err != nil {
+		return err
+	}
+	return writeFile(name, b, 0o600)
+}
+
+// Password returns the generated password of Windows target instance of
+// request id.
+func (s Store) Password(id, instance string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(s.requestDir(id), passFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("access request %s holds no Windows password: %s is not one of its Windows targets", id, clip(instance))
+	}
+	if err != nil {
+		return "", err
+	}
+	var passwords map[string]string
+	if err := json.Unmarshal(b, &passwords); err != nil {
+		return "", fmt.Errorf("%s is damaged: import the request again", filepath.Join(s.requestDir(id), passFile))
+	}
+	pw, ok := passwords[instance]
+	if !ok {
+		return "", fmt.Errorf("access request %s holds no password for %s: it is not one of its Windows targets", id, clip(instance))
+	}
+	return pw, nil
 }
 
 // writeFile creates the file with mode from the start (never a wider mode

@@ -43,6 +43,7 @@ type tfAccessRequest struct {
 	ExpiresAt       string            `json:"expires_at"`
 	Certificate     string            `json:"certificate"`
 	PrivateKey      *string           `json:"private_key"`
+	Passwords       map[string]string `json:"passwords"`
 	TargetStatus    map[string]string `json:"target_status"`
 	TargetAddresses map[string]string `json:"target_addresses"`
 }
@@ -113,14 +114,20 @@ func importResource(res tfResource) (Imported, bool, error) {
 	req := Request{ID: v.ID, Username: v.Username, ExpiresAt: expires}
 	for id, status := range v.TargetStatus {
 		if status == "active" {
-			req.Targets = append(req.Targets, Target{InstanceID: id, Address: v.TargetAddresses[id]})
+			_, windows := v.Passwords[id]
+			req.Targets = append(req.Targets, Target{InstanceID: id, Address: v.TargetAddresses[id], Windows: windows})
 		}
 	}
 	slices.SortFunc(req.Targets, func(a, b Target) int { return cmp.Compare(a.InstanceID, b.InstanceID) })
 	if err := req.check(); err != nil {
 		return Imported{}, false, fmt.Errorf("%s: %w", clip(res.Address), err)
 	}
-	cred := Credential{Certificate: v.Certificate}
+	cred := Credential{Certificate: v.Certificate, Passwords: make(map[string]string)}
+	for _, t := range req.Targets {
+		if t.Windows {
+			cred.Passwords[t.InstanceID] = v.Passwords[t.InstanceID]
+		}
+	}
 	if v.PrivateKey != nil {
 		cred.PrivateKey = *v.PrivateKey
 	}
