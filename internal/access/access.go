@@ -153,7 +153,10 @@ const (
 // Target is one host of a grant.
 type Target struct {
 	InstanceID string
-	Status     TargetStatus
+	// Platform is the node's platform as SSM reports it: Linux or Windows.
+	// Empty means Linux (grants recorded before Windows targets existed).
+	Platform string
+	Status   TargetStatus
 	// Address is the host's IP address as SSM reports it.
 	Address string
 	// Detail says in plain words what happened when Status is not Active.
@@ -178,6 +181,10 @@ type Grant struct {
 	// PrivateKey is the OpenSSH PEM private key, only when Passport generated
 	// the key pair. It is a secret.
 	PrivateKey string
+	// Passwords are the generated passwords of the Windows targets this
+	// process provisioned, by instance id. They are secrets: the ledger
+	// never holds them, and a grant rebuilt from a record has none.
+	Passwords map[string]string
 	// Certificate is the certificate in authorized_keys form.
 	Certificate string
 	// Serial is the certificate's serial, which revoke adds to each host's KRL.
