@@ -1,0 +1,80 @@
+package provider
+
+import (
+	"context"
+	"slices"
+
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+
+	"github.com/passport-access/terraform-provider-passport/internal/access"
+	"github.com/passport-access/terraform-provider-passport/internal/sshca"
+)
+
+// requestInputs are what a person writes to ask for access, in the managed
+// passport_access_request and in its ephemeral twin alike, so both check
+// and build a request the same way.
+type requestInputs struct {
+	Reason               types.String
+	Targets              types.Set
+	CertificateAuthority types.String
+	Duration             types.String
+	PublicKey            types.String
+	Sudo                 types.Bool
+}
+
+// validate refuses, naming the attribute, the mistakes that can be seen
+// without AWS, with the access core's own rules, which check every request
+// again at apply time. Unknown values wait for apply.
+func (in requestInputs) validate(diags *diag.Diagnostics) {
+	if known(in.Reason) {
+		if err := access.CheckReason(in.Reason.ValueString()); err != nil {
+			diags.AddAttributeError(path.Root("reason"), "Invalid reason", err.Error())
+		}
+	}
+	if known(in.Duration) {
+		if _, err := parseDuration(in.Duration.ValueString()); err != nil {
+			diags.AddAttributeError(path.Root("duration"), "Invalid duration", err.Error())
+		}
+	}
+	if known(in.PublicKey) {
+		if _, _, err := sshca.ParseUserPublicKey(in.PublicKey.ValueString()); err != nil {
+			diags.AddAttributeError(path.Root("public_key"), "Invalid public key", err.Error())
+		}
+	}
+	if known(in.CertificateAuthority) {
+		if err := checkSignerRef(in.CertificateAuthority.ValueString()); err != nil {
+			diags.AddAttributeError(path.Root("certificate_authority"), "Invalid certificate authority",
+				"certificate_authority must be the signer attribute of a passport_certificate_authority: "+err.Error())
+		}
+	}
+}
+
+// request builds the access core's request: the inputs, the signer opened
+// through KMS when it lives there, and who is asking with their groups. It
+// returns false when diags got an error.
+func (in requestInputs) request(ctx context.Context, data *providerData, gate *requestGate, diags *diag.Diagnostics) (access.Request, bool) {
+	req := access.Request{Reason: in.Reason.ValueString(), PublicKey: in.PublicKey.ValueString(), Sudo: in.Sudo.ValueBool()}
+	diags.Append(in.Targets.ElementsAs(ctx, &req.Targets, false)...)
+	if diags.HasError() {
+		return req, false
+	}
+	slices.Sort(req.Targets)
+	var err error
+	if known(in.Duration) {
+		if req.Duration, err = parseDuration(in.Duration.ValueString()); err != nil {
+			diags.AddAttributeError(path.Root("duration"), "Invalid duration", err.Error())
+			return req, false
+		}
+	}
+	if req.CA, err = openSigner(ctx, data.aws.KMS, in.CertificateAuthority.ValueString()); err != nil {
+		diags.AddAttributeError(path.Root("certificate_authority"), "Cannot use the certificate authority", err.Error())
+		return req, false
+	}
+	if req.Requester, _, err = gate.who(ctx); err != nil {
+		diags.AddError("Cannot tell who is asking", err.Error())
+		return req, false
+	}
+	return req, true
+}
