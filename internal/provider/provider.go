@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
+	"github.com/hashicorp/terraform-plugin-framework/ephemeral"
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/provider"
 	"github.com/hashicorp/terraform-plugin-framework/provider/schema"
@@ -25,7 +26,10 @@ import (
 // Address is the provider's registry address.
 const Address = "registry.terraform.io/passport-access/passport"
 
-var _ provider.Provider = (*passportProvider)(nil)
+var (
+	_ provider.Provider                       = (*passportProvider)(nil)
+	_ provider.ProviderWithEphemeralResources = (*passportProvider)(nil)
+)
 
 // New returns a constructor for the provider, as providerserver.Serve and
 // terraform-plugin-testing expect it.
@@ -200,5 +204,13 @@ func (p *passportProvider) DataSources(context.Context) []func() datasource.Data
 	return []func() datasource.DataSource{
 		newTargetsDataSource,
 		newIdentityDataSource,
+	}
+}
+
+// EphemeralResources are for credentials that must never reach the state
+// (Terraform 1.10 and later).
+func (p *passportProvider) EphemeralResources(context.Context) []func() ephemeral.EphemeralResource {
+	return []func() ephemeral.EphemeralResource{
+		newEphemeralAccessRequest,
 	}
 }
