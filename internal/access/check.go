@@ -29,7 +29,7 @@ func (s *Service) Check(ctx context.Context, g *Grant) (Health, error) {
 	if err != nil {
 		return Health{}, fmt.Errorf("building the check program for %s: %w", g.ID, err)
 	}
-	runs, err := s.run(ctx, "check", g.ID, g.Username, script, active)
+	runs, err := s.run(ctx, "check", g.ID, g.Username, programs{linux: script}, active, g.platformOf)
 	if err != nil {
 		return Health{}, err
 	}

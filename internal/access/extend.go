@@ -63,7 +63,7 @@ func (s *Service) Extend(ctx context.Context, g *Grant, ca *sshca.CA, duration t
 	if err != nil {
 		return nil, fmt.Errorf("building the extend program for %s: %w", g.ID, err)
 	}
-	runs, err := s.run(ctx, "extend", g.ID, g.Username, script, active)
+	runs, err := s.run(ctx, "extend", g.ID, g.Username, programs{linux: script}, active, next.platformOf)
 	if err != nil {
 		return nil, err
 	}

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/passport-access/terraform-provider-passport/internal/hostscript"
-	"github.com/passport-access/terraform-provider-passport/internal/lab/node"
 )
 
 // These tests put answering nodes beside each other to make hosts fail in
@@ -237,11 +236,12 @@ func TestGrantNamesEveryUnfitTarget(t *testing.T) {
 	l := startLab(t, 0, 2)
 	fine, offline := l.Models[0].Info().InstanceID, l.Models[1].Info().InstanceID
 	l.Models[1].SetOnline(false)
-	windows := newAnsweringNode(l, nil)
-	windows.info.PlatformType = node.Windows
-	l.SSM.AddNode(windows)
+	// Passport grants on Linux and Windows; a Mac is neither.
+	mac := newAnsweringNode(l, nil)
+	mac.info.PlatformType = "MacOS"
+	l.SSM.AddNode(mac)
 	unknown := "i-0123456789abcdef0"
-	targets := []string{fine, offline, windows.info.InstanceID, unknown}
+	targets := []string{fine, offline, mac.info.InstanceID, unknown}
 	for name, tc := range map[string]struct {
 		targets, bad []string
 	}{
@@ -263,7 +263,7 @@ func TestGrantNamesEveryUnfitTarget(t *testing.T) {
 			if strings.Contains(err.Error(), fine) {
 				t.Errorf("error names %s, which is fine", fine)
 			}
-			if n := l.Server.Calls()["AmazonSSM.SendCommand"]; n != 0 || len(windows.actions()) != 0 {
+			if n := l.Server.Calls()["AmazonSSM.SendCommand"]; n != 0 || len(mac.actions()) != 0 {
 				t.Errorf("%d commands were sent; nothing may be", n)
 			}
 		})

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/passport-access/terraform-provider-passport/internal/fleet"
@@ -45,26 +47,95 @@ func (h hostRun) untouched() bool {
 	return false
 }
 
-// run sends one host program to targets in one fan-out bounded by the
-// service's timeout, and reads what each host did. The error is for when
-// no host could be tried at all.
-func (s *Service) run(ctx context.Context, action, grantID, username, script string, targets []string) ([]hostRun, error) {
+// Platforms Passport grants access on, as SSM reports them.
+const (
+	Linux   = "Linux"
+	Windows = "Windows"
+)
+
+// programs is one operation's host program for each platform: POSIX sh
+// through AWS-RunShellScript, PowerShell through AWS-RunPowerShellScript.
+// windows is empty when no Windows target takes part.
+type programs struct {
+	linux, windows string
+}
+
+// isWindows reports whether platform is Windows; anything else, and the
+// empty platform of records made before Windows targets, is Linux.
+func isWindows(platform string) bool { return platform == Windows }
+
+// run sends each of targets the program of its platform (platform tells
+// which), in one fan-out per platform, side by side, bounded by the
+// service's timeout, and reads what each host did, in targets' order. The
+// error is for when no host could be tried at all.
+func (s *Service) run(ctx context.Context, action, grantID, username string, p programs, targets []string, platform func(string) string) ([]hostRun, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	results, err := s.fleet.Run(ctx, fleet.Job{
-		Targets:          targets,
-		Script:           script,
-		Comment:          "Passport " + action + " " + grantID,
-		ExecutionTimeout: executionTimeout,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("%s of %s could not start: %w", action, grantID, err)
+	var linux, windows []string
+	for _, id := range targets {
+		if isWindows(platform(id)) {
+			windows = append(windows, id)
+		} else {
+			linux = append(linux, id)
+		}
 	}
-	runs := make([]hostRun, len(results))
-	for i, r := range results {
-		runs[i] = readRun(action, username, r)
+	if len(windows) > 0 && p.windows == "" {
+		return nil, fmt.Errorf("%s of %s: no Windows program for %s; this is a bug in Passport", action, grantID, strings.Join(windows, ", "))
+	}
+	jobs := []fleet.Job{
+		{Targets: linux, Document: fleet.ShellScript, Script: p.linux},
+		{Targets: windows, Document: fleet.PowerShellScript, Script: p.windows},
+	}
+	results := make([][]fleet.Result, len(jobs))
+	errs := make([]error, len(jobs))
+	var wg sync.WaitGroup
+	for i, job := range jobs {
+		if len(job.Targets) == 0 {
+			continue
+		}
+		job.Comment = "Passport " + action + " " + grantID
+		job.ExecutionTimeout = executionTimeout
+		wg.Go(func() { results[i], errs[i] = s.fleet.Run(ctx, job) })
+	}
+	wg.Wait()
+	byID := make(map[string]hostRun, len(targets))
+	for i, rs := range results {
+		if errs[i] != nil {
+			// One platform's fan-out failing to start must not hide what
+			// the other did: its hosts are reported as never sent.
+			for _, id := range jobs[i].Targets {
+				byID[id] = hostRun{id: id, code: -1, why: fmt.Sprintf("%s: %s could not start: %v", id, action, errs[i])}
+			}
+			continue
+		}
+		for _, r := range rs {
+			byID[r.InstanceID] = readRun(action, username, r)
+		}
+	}
+	started := false
+	for i, job := range jobs {
+		started = started || len(job.Targets) > 0 && errs[i] == nil
+	}
+	if !started {
+		return nil, fmt.Errorf("%s of %s could not start: %w", action, grantID, errors.Join(errs...))
+	}
+	runs := make([]hostRun, len(targets))
+	for i, id := range targets {
+		runs[i] = byID[id]
 	}
 	return runs, nil
+}
+
+// onlyLinux is the platform of hosts known to be Linux, and of records
+// made before Windows targets existed.
+func onlyLinux(string) string { return Linux }
+
+// platformOf reads a grant's targets' platforms.
+func (g *Grant) platformOf(id string) string { return g.target(id).Platform }
+
+// hasWindows reports whether any of targets is a Windows node.
+func hasWindows(targets []string, platform func(string) string) bool {
+	return slices.ContainsFunc(targets, func(id string) bool { return isWindows(platform(id)) })
 }
 
 // readRun turns a fleet result into a hostRun. A program that exits 0 but
@@ -126,7 +197,7 @@ func listing(runs []hostRun) string {
 }
 
 // inventory asks SSM about targets and refuses, before any host is touched,
-// when one is unknown, offline or not Linux, naming each.
+// when one is unknown, offline or neither Linux nor Windows, naming each.
 func (s *Service) inventory(ctx context.Context, targets []string) (map[string]fleet.Target, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
@@ -140,8 +211,8 @@ func (s *Service) inventory(ctx context.Context, targets []string) (map[string]f
 		switch {
 		case t.Unreachable() != "":
 			bad = append(bad, t.Unreachable())
-		case t.PlatformType != "Linux":
-			bad = append(bad, fmt.Sprintf("%s: is a %s node; Passport grants SSH access to Linux nodes only: remove it from targets", id, t.PlatformType))
+		case t.PlatformType != Linux && t.PlatformType != Windows:
+			bad = append(bad, fmt.Sprintf("%s: is a %s node; Passport grants access to Linux and Windows nodes only: remove it from targets", id, t.PlatformType))
 		}
 	}
 	if len(bad) > 0 {

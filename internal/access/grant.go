@@ -203,7 +203,7 @@ func (s *Service) provision(ctx context.Context, g *Grant, targets []string) ([]
 	if err != nil {
 		return nil, fmt.Errorf("building the provision program for %s: %w", g.ID, err)
 	}
-	return s.run(ctx, "provision", g.ID, g.Username, script, targets)
+	return s.run(ctx, "provision", g.ID, g.Username, programs{linux: script}, targets, g.platformOf)
 }
 
 // undo revokes g on every host of runs that may have been touched, and

@@ -58,7 +58,7 @@ func (s *Service) revokeOn(ctx context.Context, g *Grant, targets []string) erro
 	if err != nil {
 		return fmt.Errorf("building the revoke program for %s: %w", g.ID, err)
 	}
-	runs, err := s.run(ctx, "revoke", g.ID, g.Username, script, targets)
+	runs, err := s.run(ctx, "revoke", g.ID, g.Username, programs{linux: script}, targets, g.platformOf)
 	if err != nil {
 		return fmt.Errorf("user %s was not revoked anywhere: %w", g.Username, err)
 	}

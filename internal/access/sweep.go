@@ -36,7 +36,7 @@ func (s *Service) HostUsers(ctx context.Context, targets []string) (Inventory, e
 	if len(targets) == 0 {
 		return inv, nil
 	}
-	runs, err := s.run(ctx, "inventory", "sweep", "", hostscript.Inventory(), targets)
+	runs, err := s.run(ctx, "inventory", "sweep", "", programs{linux: hostscript.Inventory()}, targets, onlyLinux)
 	if err != nil {
 		return inv, err
 	}
@@ -75,7 +75,7 @@ func (s *Service) RemoveStrays(ctx context.Context, strays []Stray) ([]Stray, er
 			errs = append(errs, fmt.Errorf("stray user %q: %w", user, err))
 			continue
 		}
-		runs, err := s.run(ctx, "revoke", "sweep", user, script, byUser[user])
+		runs, err := s.run(ctx, "revoke", "sweep", user, programs{linux: script}, byUser[user], onlyLinux)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("stray user %s was not removed: %w", user, err))
 			continue
