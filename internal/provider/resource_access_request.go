@@ -1,6 +1,7 @@
 package provider
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -86,10 +87,16 @@ type accessRequestModel struct {
 	Serial          types.String `tfsdk:"serial"`
 	TargetStatus    types.Map    `tfsdk:"target_status"`
 	TargetAddresses types.Map    `tfsdk:"target_addresses"`
+	TargetPlatforms types.Map    `tfsdk:"target_platforms"`
+	Passwords       types.Map    `tfsdk:"passwords"`
 	SSHCommands     types.Map    `tfsdk:"ssh_commands"`
 	TunnelCommands  types.Map    `tfsdk:"passport_commands"`
 	SSHConfig       types.String `tfsdk:"ssh_config"`
 	Active          types.Bool   `tfsdk:"active"`
+}
+
+func (m accessRequestModel) inputs() requestInputs {
+	return requestInputs{Reason: m.Reason, Targets: m.Targets, CertificateAuthority: m.CertificateAuthority, Duration: m.Duration, PublicKey: m.PublicKey, Sudo: m.Sudo}
 }
 
 func (r *accessRequestResource) Metadata(_ context.Context, req resource.MetadataRequest, resp *resource.MetadataResponse) {
@@ -100,8 +107,8 @@ func (r *accessRequestResource) Schema(ctx context.Context, _ resource.SchemaReq
 	keep := []planmodifier.String{stringplanmodifier.UseStateForUnknown()}
 	replace := []planmodifier.String{stringplanmodifier.RequiresReplace()}
 	resp.Schema = schema.Schema{
-		Description: "Time-boxed access to Linux servers: a short-lived user on every target and an SSH certificate that lets exactly that user log in " +
-			"until the window ends. Destroying the resource removes the user, its home and its processes from every target and revokes the certificate. " +
+		Description: "Time-boxed access to Linux and Windows servers: a short-lived user on every target, with an SSH certificate that lets exactly that user log in to the Linux ones " +
+			"and a generated password per Windows one, until the window ends. Destroying the resource removes the user, its home and its processes from every target, revokes the certificate, and the passwords die with the users. " +
 			"When the window has ended, or the user has vanished from a target, the next plan replaces the request and says why.",
 		Attributes: map[string]schema.Attribute{
 			// Required.
@@ -144,7 +151,7 @@ func (r *accessRequestResource) Schema(ctx context.Context, _ resource.SchemaReq
 				Optional:      true,
 				Computed:      true,
 				Default:       booldefault.StaticBool(false),
-				Description:   "Grant passwordless sudo on every target. Default false. Changing it replaces the request.",
+				Description:   "Grant passwordless sudo on every Linux target and membership of Administrators on every Windows target. Default false. Changing it replaces the request.",
 				PlanModifiers: []planmodifier.Bool{boolplanmodifier.RequiresReplace()},
 			},
 			// Computed, fixed for the request's life.
@@ -191,22 +198,35 @@ func (r *accessRequestResource) Schema(ctx context.Context, _ resource.SchemaReq
 				Computed:    true,
 				Description: "Per instance id: the server's IP address as Systems Manager reports it.",
 			},
+			"target_platforms": schema.MapAttribute{
+				ElementType: types.StringType,
+				Computed:    true,
+				Description: "Per instance id: `Linux` or `Windows`, as Systems Manager reports it. Linux targets take the certificate over SSH, Windows targets a password over Remote Desktop.",
+			},
+			"passwords": schema.MapAttribute{
+				ElementType: types.StringType,
+				Computed:    true,
+				Sensitive:   true,
+				Description: "Per active Windows target: the generated password of the user on that server, its own (at least 24 characters, Windows complexity rules, no characters that trouble RDP clients). " +
+					"It is generated on the server and travels to Passport encrypted, so it appears in no Run Command history; it stops working when the window ends. " +
+					"It lives in the state like `private_key`; the ephemeral passport_access_request keeps it out of the state altogether.",
+			},
 			"ssh_commands": schema.MapAttribute{
 				ElementType: types.StringType,
 				Computed:    true,
-				Description: "Per active instance id: a command that logs in, `ssh -i <id>.key -o CertificateFile=<id>-cert.pub <username>@<address>`, " +
+				Description: "Per active Linux instance id: a command that logs in, `ssh -i <id>.key -o CertificateFile=<id>-cert.pub <username>@<address>`, " +
 					"for the private key saved as `<id>.key` and the certificate as `<id>-cert.pub` (id being this request's id). " +
 					"The address is private: run it from inside the network, or through a Session Manager tunnel (`passport ssh`).",
 			},
 			"passport_commands": schema.MapAttribute{
 				ElementType: types.StringType,
 				Computed:    true,
-				Description: "Per active instance id: `passport ssh <instance-id>`, which logs in through a Session Manager tunnel, with no route to the server needed. " +
+				Description: "Per active instance id: `passport ssh <instance-id>` for Linux, `passport rdp <instance-id>` for Windows, which connect through a Session Manager tunnel, with no route to the server needed. " +
 					"Run `passport request import` after apply first: it stores this request's certificate (and generated key) for the CLI.",
 			},
 			"ssh_config": schema.StringAttribute{
 				Computed: true,
-				Description: "An ssh_config snippet with a Host entry per active target, connecting through `passport proxy`, so that `ssh -F`, scp, rsync and Ansible work " +
+				Description: "An ssh_config snippet with a Host entry per active Linux target, connecting through `passport proxy`, so that `ssh -F`, scp, rsync and Ansible work " +
 					"once `passport request import` has stored the request's certificate (and generated key) under `~/.config/passport/requests`.",
 			},
 			"active": schema.BoolAttribute{
@@ -250,27 +270,7 @@ func (r *accessRequestResource) ValidateConfig(ctx context.Context, req resource
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	if known(m.Reason) {
-		if err := access.CheckReason(m.Reason.ValueString()); err != nil {
-			resp.Diagnostics.AddAttributeError(path.Root("reason"), "Invalid reason", err.Error())
-		}
-	}
-	if known(m.Duration) {
-		if _, err := parseDuration(m.Duration.ValueString()); err != nil {
-			resp.Diagnostics.AddAttributeError(path.Root("duration"), "Invalid duration", err.Error())
-		}
-	}
-	if known(m.PublicKey) {
-		if _, _, err := sshca.ParseUserPublicKey(m.PublicKey.ValueString()); err != nil {
-			resp.Diagnostics.AddAttributeError(path.Root("public_key"), "Invalid public key", err.Error())
-		}
-	}
-	if known(m.CertificateAuthority) {
-		if err := checkSignerRef(m.CertificateAuthority.ValueString()); err != nil {
-			resp.Diagnostics.AddAttributeError(path.Root("certificate_authority"), "Invalid certificate authority",
-				"certificate_authority must be the signer attribute of a passport_certificate_authority: "+err.Error())
-		}
-	}
+	m.inputs().validate(&resp.Diagnostics)
 }
 
 func known(v types.String) bool { return !v.IsNull() && !v.IsUnknown() }
@@ -338,26 +338,10 @@ func (r *accessRequestResource) Create(ctx context.Context, req resource.CreateR
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
-	request := access.Request{Reason: plan.Reason.ValueString(), PublicKey: plan.PublicKey.ValueString(), Sudo: plan.Sudo.ValueBool()}
-	resp.Diagnostics.Append(plan.Targets.ElementsAs(ctx, &request.Targets, false)...)
-	if resp.Diagnostics.HasError() {
+	request, ok := plan.inputs().request(ctx, r.data, r.gate, &resp.Diagnostics)
+	if !ok {
 		return
 	}
-	slices.Sort(request.Targets)
-	var err error
-	if request.Duration, err = parseDuration(plan.Duration.ValueString()); err != nil {
-		resp.Diagnostics.AddAttributeError(path.Root("duration"), "Invalid duration", err.Error())
-		return
-	}
-	if request.CA, err = openSigner(ctx, r.data.aws.KMS, plan.CertificateAuthority.ValueString()); err != nil {
-		resp.Diagnostics.AddAttributeError(path.Root("certificate_authority"), "Cannot use the certificate authority", err.Error())
-		return
-	}
-	if request.Requester, _, err = r.gate.who(ctx); err != nil {
-		resp.Diagnostics.AddError("Cannot tell who is asking", err.Error())
-		return
-	}
-
 	grant, err := r.access.Grant(ctx, request)
 	if grant != nil {
 		// Even a failed grant can leave a user on a host that could not be
@@ -448,6 +432,8 @@ func (r *accessRequestResource) Update(ctx context.Context, req resource.UpdateR
 	// next plan tries them again.
 	next := plan
 	next.Duration, next.Targets = state.Duration, state.Targets
+	// Targets this update does not provision keep the passwords they have.
+	next.Passwords = state.Passwords
 	fail := func(summary string, err error) {
 		r.setGrant(ctx, &next, grant, &resp.Diagnostics)
 		resp.Diagnostics.Append(resp.State.Set(ctx, &next)...)
@@ -545,17 +531,38 @@ func (r *accessRequestResource) setGrant(ctx context.Context, m *accessRequestMo
 	if g.PrivateKey != "" {
 		m.PrivateKey = types.StringValue(g.PrivateKey)
 	}
-	status, addresses, commands := map[string]string{}, map[string]string{}, map[string]string{}
+	status, addresses, platforms, commands := map[string]string{}, map[string]string{}, map[string]string{}, map[string]string{}
+	// Passwords come from this run when it provisioned a Windows target,
+	// and from the state for the ones it did not touch.
+	passwords := map[string]string{}
+	if !m.Passwords.IsUnknown() && !m.Passwords.IsNull() {
+		diags.Append(m.Passwords.ElementsAs(ctx, &passwords, false)...)
+	}
 	anyActive := false
 	for _, t := range g.Targets {
 		status[t.InstanceID] = string(t.Status)
 		addresses[t.InstanceID] = t.Address
+		platforms[t.InstanceID] = cmp.Or(t.Platform, access.Linux)
+		if pw, ok := g.Passwords[t.InstanceID]; ok {
+			passwords[t.InstanceID] = pw
+		}
+		if t.Status != access.Active || t.Platform != access.Windows {
+			delete(passwords, t.InstanceID)
+		}
 		if t.Status == access.Active {
 			anyActive = true
-			commands[t.InstanceID] = sshCommand(g.ID, g.Username, t.Address)
+			if t.Platform != access.Windows {
+				commands[t.InstanceID] = sshCommand(g.ID, g.Username, t.Address)
+			}
 		}
 	}
-	m.TargetStatus, m.TargetAddresses, m.SSHCommands = stringMap(status), stringMap(addresses), stringMap(commands)
+	for id := range passwords {
+		if _, ok := status[id]; !ok {
+			delete(passwords, id)
+		}
+	}
+	m.TargetStatus, m.TargetAddresses, m.TargetPlatforms, m.SSHCommands = stringMap(status), stringMap(addresses), stringMap(platforms), stringMap(commands)
+	m.Passwords = stringMap(passwords)
 	m.TunnelCommands, m.SSHConfig = tunnelHints(g, diags)
 	m.Active = types.BoolValue(anyActive && r.now().Before(g.ExpiresAt))
 }
@@ -569,7 +576,11 @@ func tunnelHints(g *access.Grant, diags *diag.Diagnostics) (types.Map, types.Str
 	commands := map[string]string{}
 	req := connect.Request{ID: g.ID, Username: g.Username, ExpiresAt: g.ExpiresAt, HasKey: g.PrivateKey != ""}
 	for _, t := range g.Targets {
-		if t.Status == access.Active {
+		switch {
+		case t.Status != access.Active:
+		case t.Platform == access.Windows:
+			commands[t.InstanceID] = "passport rdp " + t.InstanceID
+		default:
 			commands[t.InstanceID] = "passport ssh " + t.InstanceID
 			req.Targets = append(req.Targets, connect.Target{InstanceID: t.InstanceID, Address: t.Address})
 		}
@@ -627,12 +638,15 @@ func grantFromState(ctx context.Context, m accessRequestModel) (*access.Grant, e
 		Serial:      cert.Serial,
 		CAPublicKey: strings.TrimSuffix(string(ssh.MarshalAuthorizedKey(cert.SignatureKey)), "\n"),
 	}
-	status, addresses := map[string]string{}, map[string]string{}
+	status, addresses, platforms := map[string]string{}, map[string]string{}, map[string]string{}
 	var diags diag.Diagnostics
 	diags.Append(m.TargetStatus.ElementsAs(ctx, &status, false)...)
 	diags.Append(m.TargetAddresses.ElementsAs(ctx, &addresses, false)...)
+	// A state written before Windows targets has no target_platforms: all
+	// of its targets are Linux.
+	diags.Append(m.TargetPlatforms.ElementsAs(ctx, &platforms, false)...)
 	if diags.HasError() {
-		return nil, errors.New("target_status or target_addresses is not a map of strings")
+		return nil, errors.New("target_status, target_addresses or target_platforms is not a map of strings")
 	}
 	ids := make([]string, 0, len(status))
 	for id := range status {
@@ -640,7 +654,7 @@ func grantFromState(ctx context.Context, m accessRequestModel) (*access.Grant, e
 	}
 	slices.Sort(ids)
 	for _, id := range ids {
-		g.Targets = append(g.Targets, access.Target{InstanceID: id, Status: access.TargetStatus(status[id]), Address: addresses[id]})
+		g.Targets = append(g.Targets, access.Target{InstanceID: id, Platform: cmp.Or(platforms[id], access.Linux), Status: access.TargetStatus(status[id]), Address: addresses[id]})
 	}
 	return g, nil
 }
