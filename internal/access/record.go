@@ -1,6 +1,7 @@
 package access
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -51,7 +52,7 @@ func FromRecord(r ledger.Grant) *Grant {
 		case ledger.Revoked, ledger.Expired:
 			status = Revoked
 		}
-		g.Targets = append(g.Targets, Target{InstanceID: t.InstanceID, Status: status, Address: t.Address, Detail: t.Detail})
+		g.Targets = append(g.Targets, Target{InstanceID: t.InstanceID, Platform: cmp.Or(t.Platform, Linux), Status: status, Address: t.Address, Detail: t.Detail})
 	}
 	return g
 }
@@ -77,7 +78,7 @@ func (s *Service) record(g *Grant, st ledger.State, pending []string, pend ledge
 	}
 	closed := s.closedState(g)
 	for _, t := range g.Targets {
-		lt := ledger.Target{InstanceID: t.InstanceID, Address: t.Address, Detail: t.Detail}
+		lt := ledger.Target{InstanceID: t.InstanceID, Platform: t.Platform, Address: t.Address, Detail: t.Detail}
 		switch {
 		case slices.Contains(pending, t.InstanceID):
 			lt.State, lt.Detail = pend, ""

@@ -82,9 +82,12 @@ type Grant struct {
 // Target is one host of a grant.
 type Target struct {
 	InstanceID string `json:"instance_id"`
-	State      State  `json:"state"`
-	Address    string `json:"address,omitempty"`
-	Detail     string `json:"detail,omitempty"` // why it failed, or what is left
+	// Platform is Linux or Windows: which program revokes the user there.
+	// Empty in records made before Windows targets, which were all Linux.
+	Platform string `json:"platform,omitempty"`
+	State    State  `json:"state"`
+	Address  string `json:"address,omitempty"`
+	Detail   string `json:"detail,omitempty"` // why it failed, or what is left
 }
 
 // Lease says who is working on a grant until when. A lease that has run
