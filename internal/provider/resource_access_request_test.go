@@ -625,9 +625,12 @@ func TestGrantStateRoundTrip(t *testing.T) {
 		ID: "ar-0123456789abcdef", Username: "pp-abcdefghij", Requester: "arn:aws:iam::123456789012:user/alice",
 		Reason: "a reason for the round trip", Sudo: true,
 		Targets: []access.Target{
-			{InstanceID: "i-0123456789abcdef0", Status: access.Active, Address: "10.0.0.5"},
-			{InstanceID: "i-0123456789abcdef1", Status: access.Failed, Address: "10.0.0.6"},
+			{InstanceID: "i-0123456789abcdef0", Platform: access.Linux, Status: access.Active, Address: "10.0.0.5"},
+			{InstanceID: "i-0123456789abcdef1", Platform: access.Linux, Status: access.Failed, Address: "10.0.0.6"},
+			{InstanceID: "i-0123456789abcdef2", Platform: access.Windows, Status: access.Active, Address: "10.0.0.7"},
+			{InstanceID: "i-0123456789abcdef3", Platform: access.Windows, Status: access.Failed, Address: "10.0.0.8"},
 		},
+		Passwords: map[string]string{"i-0123456789abcdef2": "Kq7-Rm4!pT9x+Wb3_Hn8#Lc2Jd6e", "i-0123456789abcdef3": "undone-Ab3!"},
 		IssuedAt: issued, ExpiresAt: issued.Add(time.Hour),
 		PublicKey: line(userKey.PublicKey()), PrivateKey: "-----BEGIN OPENSSH PRIVATE KEY-----\n...\n",
 		Certificate: line(cert), Serial: cert.Serial, CAPublicKey: line(ca.PublicKey()),
@@ -643,12 +646,20 @@ func TestGrantStateRoundTrip(t *testing.T) {
 		t.Error("a grant with an active target inside its window is not active")
 	}
 	if got := m.SSHCommands.Elements(); len(got) != 1 {
-		t.Errorf("ssh_commands has %d entries, want one for the active target only", len(got))
+		t.Errorf("ssh_commands has %d entries, want one for the active Linux target only", len(got))
+	}
+	if got := m.TunnelCommands.Elements()["i-0123456789abcdef2"]; got == nil || got.String() != `"passport rdp i-0123456789abcdef2"` {
+		t.Errorf("passport_commands for the Windows target is %v, want passport rdp", got)
+	}
+	if got := m.Passwords.Elements(); len(got) != 1 || got["i-0123456789abcdef2"] == nil {
+		t.Errorf("passwords holds %v, want the active Windows target's only", got)
 	}
 	got, err := grantFromState(context.Background(), m)
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Revoke needs no password: the state's copy is not read back.
+	want.Passwords = nil
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("round trip changed the grant:\n got %+v\nwant %+v", got, want)
 	}
