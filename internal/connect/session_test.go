@@ -154,4 +154,9 @@ func TestStartSaysWhyItCannot(t *testing.T) {
 	if _, err := c.Start(ctx, h.Info().InstanceID, 0, SSHDocument); err == nil || err.Error() != "port 0 is not a TCP port (1-65535)" {
 		t.Errorf("port 0: %v", err)
 	}
+	// An identity without ssm:StartSession is told what it lacks.
+	l.Server.Deny(l.AccessKeyID, "ssm:StartSession")
+	if _, err := c.Start(ctx, h.Info().InstanceID, 22, SSHDocument); err == nil || !strings.Contains(err.Error(), "was denied (AccessDenied): your AWS identity needs ssm:StartSession") {
+		t.Errorf("denied identity: %v", err)
+	}
 }

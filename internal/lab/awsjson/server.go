@@ -70,6 +70,7 @@ type Server struct {
 	throttleEvery int
 	seen          int // calls counted towards throttling
 	calls         map[string]int
+	denied        map[string]map[string]bool // access key -> lower-case IAM action
 }
 
 // NewServer returns a server with no services.
@@ -246,6 +247,10 @@ func (s *Server) call(r *http.Request) (Service, any, error) {
 	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/x-amz-json-1.") {
 		return svc, nil, frontEndError(http.StatusBadRequest, "SerializationException",
 			"Content-Type must be application/x-amz-json-1.1, not %q.", clip(ct))
+	}
+	if err := s.deniedError(CallerAccessKey(r.Context()), svc.SigningName+":"+name); err != nil {
+		s.count(svc.TargetPrefix + "." + name)
+		return svc, nil, err
 	}
 	if s.count(svc.TargetPrefix + "." + name) {
 		return svc, nil, &Error{Code: "ThrottlingException", Message: "Rate exceeded", HTTPStatus: http.StatusBadRequest}

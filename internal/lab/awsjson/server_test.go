@@ -434,3 +434,25 @@ func TestDecodeMatchesMemberNamesExactly(t *testing.T) {
 		t.Fatalf("mis-cased members were taken: %+v", in)
 	}
 }
+
+func TestDeniedActionIsRefusedAsAWSDoes(t *testing.T) {
+	called := 0
+	l := newLab(t, map[string]Operation{
+		"StartSession": func(context.Context, json.RawMessage) (any, error) { called++; return nil, nil },
+		"ListCommands": func(context.Context, json.RawMessage) (any, error) { called++; return nil, nil },
+	})
+	l.server.Deny(testKey, "ssm:StartSession")
+	c := l.client(t, testSecret)
+	_, err := c.StartSession(context.Background(), &ssm.StartSessionInput{Target: aws.String("i-0123456789abcdef0")})
+	var denied *types.AccessDeniedException
+	if !errors.As(err, &denied) || !strings.Contains(denied.ErrorMessage(), "is not authorized to perform: ssm:StartSession") {
+		t.Fatalf("StartSession by a denied identity: %v, want AccessDeniedException naming ssm:StartSession", err)
+	}
+	if called != 0 {
+		t.Fatal("the denied operation ran")
+	}
+	// Only that action is denied, and only for that key.
+	if _, err := c.ListCommands(context.Background(), &ssm.ListCommandsInput{}); err != nil || called != 1 {
+		t.Fatalf("ListCommands, which is not denied: %v", err)
+	}
+}
