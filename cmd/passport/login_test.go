@@ -18,6 +18,7 @@ import (
 
 	"github.com/passport-access/terraform-provider-passport/internal/identity"
 	"github.com/passport-access/terraform-provider-passport/internal/lab"
+	labbrowser "github.com/passport-access/terraform-provider-passport/internal/lab/browser"
 	"github.com/passport-access/terraform-provider-passport/internal/lab/idp"
 )
 
@@ -80,60 +81,22 @@ func (change tamperingTransport) RoundTrip(r *http.Request) (*http.Response, err
 	return http.DefaultTransport.RoundTrip(r)
 }
 
-// chromiumBrowser drives Debian's headless Chromium with playwright-core.
+// chromiumBrowser signs in with Debian's headless Chromium.
 func chromiumBrowser(t *testing.T) browser {
 	t.Helper()
-	const chromium = "/usr/bin/chromium"
-	if _, err := os.Stat(chromium); err != nil {
-		t.Skip("no Chromium at " + chromium + " (apt-get install -y chromium)")
-	}
-	node, err := exec.LookPath("node")
+	b, err := labbrowser.Find()
 	if err != nil {
-		t.Skip("no node on PATH (apt-get install -y nodejs)")
-	}
-	module := os.Getenv("PLAYWRIGHT_CORE")
-	if module == "" {
-		out, err := exec.Command(node, "-p", "require.resolve('playwright-core')").Output()
-		if err != nil {
-			t.Skip("playwright-core not found: npm install --prefix DIR playwright-core and set PLAYWRIGHT_CORE=DIR/node_modules/playwright-core")
-		}
-		module = filepath.Dir(strings.TrimSpace(string(out)))
+		t.Skip(err)
 	}
 	return func(t *testing.T, signInURL, user, password string) string {
 		t.Helper()
-		cmd := exec.Command(node, "-e", signInScript, module, chromium, t.TempDir(), signInURL, user, password)
-		out, err := cmd.CombinedOutput()
+		page, err := b.SignIn(context.Background(), signInURL, user, password)
 		if err != nil {
-			t.Fatalf("chromium sign-in: %v\n%s", err, out)
+			t.Fatal(err)
 		}
-		return string(out)
+		return page
 	}
 }
-
-// signInScript fills the lab IdP's form like a person and prints the text
-// the ACS answered with once the browser has posted the response to it.
-const signInScript = `
-const [module, executablePath, profile, url, user, password] = process.argv.slice(1);
-const { chromium } = require(module);
-(async () => {
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath, headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
-  try {
-    const page = await context.newPage();
-    await page.goto(url);
-    await page.fill('#username', user);
-    await page.fill('#password', password);
-    await page.click('#submit');
-    await page.waitForSelector('#result', { timeout: 20000 });
-    console.log(await page.textContent('#result'));
-  } finally {
-    await context.close();
-  }
-})().catch((e) => { console.error(e); process.exit(1); });
-`
 
 // login runs passport login --no-browser, hands the printed URL to b and
 // returns login's output, the ACS page and login's error.

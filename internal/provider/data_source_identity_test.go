@@ -11,26 +11,43 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 
 	"github.com/passport-access/terraform-provider-passport/internal/identity"
-	"github.com/passport-access/terraform-provider-passport/internal/lab/idp"
+	"github.com/passport-access/terraform-provider-passport/internal/lab/browser"
 )
 
-// labLogin signs a lab person in as passport login would and returns the
-// session file.
+// labLogin signs a lab person in as passport login does, typing their name
+// and password into the lab IdP's page in headless Chromium, and returns
+// the session file the provider then reads.
 func labLogin(t *testing.T, a *accLab, user, password string) string {
 	t.Helper()
+	b, err := browser.Find()
+	if err != nil {
+		t.Skip(err)
+	}
 	md, err := identity.LoadMetadata(context.Background(), a.IdP.MetadataURL())
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := identity.Login(context.Background(), identity.LoginConfig{
+	// The flow of passport login, with a real browser at the IdP's page.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	browsed := make(chan error, 1)
+	s, err := identity.Login(ctx, identity.LoginConfig{
 		Metadata: md, SPEntityID: identity.DefaultSPEntityID,
 		Open: func(url string) error {
-			_, err := idp.SignIn(nil, url, user, password)
-			return err
+			go func() {
+				_, err := b.SignIn(ctx, url, user, password)
+				browsed <- err
+			}()
+			return nil
 		},
 	})
 	if err != nil {
-		t.Fatal(err)
+		select {
+		case berr := <-browsed:
+			t.Fatalf("sign-in as %s: %v (the browser: %v)", user, err, berr)
+		default:
+			t.Fatalf("sign-in as %s: %v", user, err)
+		}
 	}
 	path := filepath.Join(t.TempDir(), "session.json")
 	if err := identity.SaveSession(path, s); err != nil {
