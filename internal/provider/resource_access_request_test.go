@@ -631,7 +631,7 @@ func TestGrantStateRoundTrip(t *testing.T) {
 			{InstanceID: "i-0123456789abcdef3", Platform: access.Windows, Status: access.Failed, Address: "10.0.0.8"},
 		},
 		Passwords: map[string]string{"i-0123456789abcdef2": "Kq7-Rm4!pT9x+Wb3_Hn8#Lc2Jd6e", "i-0123456789abcdef3": "undone-Ab3!"},
-		IssuedAt: issued, ExpiresAt: issued.Add(time.Hour),
+		IssuedAt:  issued, ExpiresAt: issued.Add(time.Hour),
 		PublicKey: line(userKey.PublicKey()), PrivateKey: "-----BEGIN OPENSSH PRIVATE KEY-----\n...\n",
 		Certificate: line(cert), Serial: cert.Serial, CAPublicKey: line(ca.PublicKey()),
 	}
