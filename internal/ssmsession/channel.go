@@ -62,6 +62,15 @@ func (e *ClosedError) Error() string {
 	return fmt.Sprintf("ssmsession: session %s was closed by the other end: %s", e.SessionID, e.Output)
 }
 
+// held is a message received ahead of the reader: early, or in order while
+// the queue is full. acked says whether its acknowledgement went out: past
+// oooCapacity held messages, acknowledgements wait until the reader makes
+// room, so the sender's window, not this buffer, is what stops it.
+type held struct {
+	m     Message
+	acked bool
+}
+
 type outgoing struct {
 	frame   []byte
 	sent    time.Time
@@ -98,7 +107,7 @@ type channel struct {
 	expected  int64
 	queue     []Message // in order, acknowledged, not yet read
 	queued    int       // payload bytes in queue
-	ooo       map[int64]Message
+	ooo       map[int64]held
 	badFrames int
 
 	done     chan struct{}
@@ -113,7 +122,7 @@ func newChannel(sendType, recvType string, now func() time.Time) *channel {
 	c := &channel{
 		sendType: sendType, recvType: recvType, now: now,
 		unacked: make(map[int64]*outgoing),
-		ooo:     make(map[int64]Message),
+		ooo:     make(map[int64]held),
 		rto:     initialRTO,
 		done:    make(chan struct{}),
 	}
@@ -205,20 +214,11 @@ func (c *channel) unlockWrite() {
 // they are dropped and the sender's retransmission brings them back.
 const maxQueuedAcks = 4 * window
 
-// queueAck sends an acknowledgement without ever waiting for writeMu. The
-// reader must not wait behind a data write stuck on a full socket: if both
-// ends' readers did, neither would drain the other's socket and the session
-// would hang. Whoever holds writeMu sends the queued acknowledgements when
-// it lets go.
-func (c *channel) queueAck(frame []byte) {
-	c.ackMu.Lock()
-	if len(c.acks) < maxQueuedAcks {
-		c.acks = append(c.acks, frame)
-	}
-	c.ackMu.Unlock()
-	c.flushAcks()
-}
-
+// flushAcks sends the queued acknowledgements, never waiting for writeMu.
+// The reader must not wait behind a data write stuck on a full socket: if
+// both ends' readers did, neither would drain the other's socket and the
+// session would hang. Whoever holds writeMu sends the queued
+// acknowledgements when it lets go (unlockWrite).
 func (c *channel) flushAcks() {
 	for {
 		c.ackMu.Lock()
@@ -523,9 +523,12 @@ func (c *channel) handle(m Message) {
 	// relies on retransmission.
 }
 
-// receive queues an in-order message for reading, or buffers one that
-// arrived early or finds the queue full. A message is acknowledged only once
-// it is held; one beyond the buffer's capacity is dropped and comes again.
+// receive queues an in-order message for reading, or holds one that
+// arrived early or finds the queue full. Every message held is kept: while
+// the buffer is below oooCapacity it is acknowledged at once, beyond that
+// its acknowledgement waits until the reader takes it in. The sender then
+// runs out of window and waits, instead of losing messages and stalling a
+// whole retransmission timeout to send them again.
 func (c *channel) receive(m Message) {
 	c.rmu.Lock()
 	switch {
@@ -539,22 +542,29 @@ func (c *channel) receive(m Message) {
 		c.push(m)
 		c.drain()
 	default:
-		// Early, or in order while the reader is behind: hold it with the
-		// early ones and acknowledge it, and drain brings it in as the
-		// reader makes room. Dropping an in-order message instead would
-		// stall the sender for a whole retransmission timeout each time
-		// the reader falls behind.
-		if len(c.ooo) >= oooCapacity || m.Sequence-c.expected > oooCapacity {
+		h, dup := c.ooo[m.Sequence]
+		switch {
+		case dup && !h.acked:
+			// Still waiting for the reader: its acknowledgement comes then.
+			c.rmu.Unlock()
+			return
+		case dup:
+		case m.Sequence-c.expected > oooCapacity+window:
 			c.rmu.Unlock()
 			return // beyond any window an honest sender keeps: refused
-		}
-		if _, dup := c.ooo[m.Sequence]; !dup {
+		default:
 			m.Payload = append([]byte(nil), m.Payload...)
-			c.ooo[m.Sequence] = m
+			h = held{m: m, acked: len(c.ooo) < oooCapacity}
+			c.ooo[m.Sequence] = h
+			if !h.acked {
+				c.rmu.Unlock()
+				return
+			}
 		}
 	}
 	c.rmu.Unlock()
 	c.ack(m)
+	c.flushAcks()
 }
 
 // push appends m (the expected message) to the queue; rmu is held.
@@ -566,42 +576,62 @@ func (c *channel) push(m Message) {
 	c.ready.Signal()
 }
 
-// drain moves buffered messages that are now in order into the queue while
-// it has room; rmu is held.
+// drain moves held messages that are now in order into the queue while it
+// has room, queueing the acknowledgements they still owe; rmu is held, and
+// the caller flushes the acknowledgements once it is released.
 func (c *channel) drain() {
 	for {
-		m, ok := c.ooo[c.expected]
-		if !ok || (c.queued > 0 && c.queued+len(m.Payload) > queueBytes) {
+		h, ok := c.ooo[c.expected]
+		if !ok || (c.queued > 0 && c.queued+len(h.m.Payload) > queueBytes) {
 			return
 		}
 		delete(c.ooo, c.expected)
-		c.queue = append(c.queue, m)
-		c.queued += len(m.Payload)
+		if !h.acked {
+			c.enqueueAck(h.m)
+		}
+		c.queue = append(c.queue, h.m)
+		c.queued += len(h.m.Payload)
 		c.expected++
 		c.ready.Signal()
 	}
 }
 
+// ack sends m's acknowledgement.
 func (c *channel) ack(m Message) {
+	c.enqueueAck(m)
+	c.flushAcks()
+}
+
+// enqueueAck queues m's acknowledgement without writing it; it may be
+// called with rmu held.
+func (c *channel) enqueueAck(m Message) {
 	content, _ := json.Marshal(ackContent{MessageType: m.Type, MessageID: m.ID.String(), SequenceNumber: m.Sequence, IsSequentialMessage: true})
 	a := Message{Type: Acknowledge, CreatedDate: c.now(), Flags: FlagSYN | FlagFIN, ID: NewMessageID(), Payload: content}
 	frame, err := a.Encode(make([]byte, 0, HeaderSize+len(content)))
-	if err == nil {
-		c.queueAck(frame)
+	if err != nil {
+		return
 	}
+	c.ackMu.Lock()
+	if len(c.acks) < maxQueuedAcks {
+		c.acks = append(c.acks, frame)
+	}
+	c.ackMu.Unlock()
 }
 
 // recv returns the next message in sequence, waiting for it.
 func (c *channel) recv() (Message, error) {
 	c.rmu.Lock()
-	defer c.rmu.Unlock()
 	for len(c.queue) == 0 {
 		if err := c.err(); err != nil {
+			c.rmu.Unlock()
 			return Message{}, err
 		}
 		c.ready.Wait()
 	}
-	return c.pop(), nil
+	m := c.pop()
+	c.rmu.Unlock()
+	c.flushAcks()
+	return m, nil
 }
 
 // recvTimeout is recv with a time limit, for the handshake.
@@ -615,17 +645,21 @@ func (c *channel) recvTimeout(d time.Duration) (Message, error) {
 	})
 	defer t.Stop()
 	c.rmu.Lock()
-	defer c.rmu.Unlock()
 	for len(c.queue) == 0 {
 		if err := c.err(); err != nil {
+			c.rmu.Unlock()
 			return Message{}, err
 		}
 		if expired {
+			c.rmu.Unlock()
 			return Message{}, errHandshakeTimeout
 		}
 		c.ready.Wait()
 	}
-	return c.pop(), nil
+	m := c.pop()
+	c.rmu.Unlock()
+	c.flushAcks()
+	return m, nil
 }
 
 // pop takes the first queued message and lets buffered ones follow it;
