@@ -61,6 +61,7 @@ func newLabUpCommand() *cobra.Command {
 	}
 	cmd.Flags().IntVar(&opts.Hosts, "hosts", 3, "sandbox Linux hosts to boot (real sshd; needs root)")
 	cmd.Flags().IntVar(&opts.ModelNodes, "model-nodes", 0, "model nodes to add (no OS behind them; for scale tests)")
+	cmd.Flags().IntVar(&opts.WindowsHosts, "windows", 0, "lab Windows hosts to add (models: they run only Passport's shipped PowerShell and check passwords on port 3389 with a lab protocol, not RDP)")
 	cmd.Flags().StringVar(&opts.Dir, "dir", defaultLabDir(), "directory for the lab's state (env PASSPORT_LAB_DIR)")
 	cmd.Flags().StringVar(&opts.Listen, "listen", "127.0.0.1:0", "address of the AWS endpoint")
 	cmd.Flags().StringVar(&opts.Region, "region", "us-east-1", "region clients must sign for")
@@ -78,6 +79,12 @@ func printLab(w io.Writer, l *lab.Lab) {
 		fmt.Fprintf(w, "\n%-20s %-8s %-18s %s\n", "INSTANCE", "NAME", "SSH", "TAGS")
 		for _, h := range l.State().Hosts {
 			fmt.Fprintf(w, "%-20s %-8s %-18s %s\n", h.InstanceID, h.Hostname, h.SSH, lab.SortedTags(h.Tags))
+		}
+	}
+	if len(l.Windows) > 0 {
+		fmt.Fprintf(w, "\n%-20s %-8s %-22s %s\n", "WINDOWS", "NAME", "LOGON CHECK (not RDP)", "TAGS")
+		for _, h := range l.State().Windows {
+			fmt.Fprintf(w, "%-20s %-8s %-22s %s\n", h.InstanceID, h.Hostname, h.RDP, lab.SortedTags(h.Tags))
 		}
 	}
 	if l.IdP != nil {

@@ -31,6 +31,7 @@ import (
 	"github.com/passport-access/terraform-provider-passport/internal/lab/session"
 	"github.com/passport-access/terraform-provider-passport/internal/lab/ssm"
 	"github.com/passport-access/terraform-provider-passport/internal/lab/sts"
+	"github.com/passport-access/terraform-provider-passport/internal/lab/winhost"
 )
 
 // Options says what to start.
@@ -46,14 +47,18 @@ type Options struct {
 	Hosts int
 	// ModelNodes is the number of model nodes (no OS; for scale).
 	ModelNodes int
+	// WindowsHosts is the number of lab Windows hosts: models that run
+	// only Passport's shipped PowerShell programs and answer a password
+	// check on port 3389 (package winhost). No root needed.
+	WindowsHosts int
 	// People are who may sign in at the lab's SAML IdP;
 	// idp.DemoUsers() when empty.
 	People []idp.User
 	// Policy is the Cedar policy put in Parameter Store at /passport/policy;
 	// the lab's own (policy.cedar) when empty.
 	Policy string
-	// Now is the clock Session Manager tokens expire by, so tests can
-	// move it; time.Now when nil. Signatures are always checked against
+	// Now is the clock Session Manager tokens expire by, and Windows
+	// hosts' accounts, so tests can move it; time.Now when nil. Signatures are always checked against
 	// the real time, as AWS does.
 	Now func() time.Time
 }
@@ -75,6 +80,7 @@ type Lab struct {
 	IdP      *idp.IdP
 	Hosts    []*sandbox.Host
 	Models   []*node.Model
+	Windows  []*winhost.Host
 
 	listener  net.Listener
 	http      *http.Server
@@ -102,8 +108,11 @@ func Start(ctx context.Context, opts Options) (l *Lab, err error) {
 	if opts.Dir == "" {
 		return nil, errors.New("lab: Dir is required")
 	}
-	if opts.Hosts < 0 || opts.ModelNodes < 0 {
-		return nil, fmt.Errorf("lab: host counts must not be negative (hosts %d, model nodes %d)", opts.Hosts, opts.ModelNodes)
+	if opts.Hosts < 0 || opts.ModelNodes < 0 || opts.WindowsHosts < 0 {
+		return nil, fmt.Errorf("lab: host counts must not be negative (hosts %d, model nodes %d, Windows hosts %d)", opts.Hosts, opts.ModelNodes, opts.WindowsHosts)
+	}
+	if opts.WindowsHosts > maxWindowsHosts {
+		return nil, fmt.Errorf("lab: %d Windows hosts is more than this lab supports (%d)", opts.WindowsHosts, maxWindowsHosts)
 	}
 	if opts.Hosts > 200 {
 		return nil, fmt.Errorf("lab: %d sandbox hosts is more than this lab supports (200); use model nodes for scale", opts.Hosts)
@@ -189,7 +198,11 @@ func Start(ctx context.Context, opts Options) (l *Lab, err error) {
 	if err := l.SSM.SetParameter(PolicyParameter, opts.Policy); err != nil {
 		return nil, fmt.Errorf("lab: storing the policy: %w", err)
 	}
-	if err := l.bootHosts(ctx, opts.Hosts); err != nil {
+	hostNet := loopbackNet()
+	if err := l.bootHosts(ctx, hostNet, opts.Hosts); err != nil {
+		return nil, err
+	}
+	if err := l.startWindows(hostNet, opts.WindowsHosts, opts.Now); err != nil {
 		return nil, err
 	}
 	if err := l.writeState(); err != nil {
@@ -198,13 +211,13 @@ func Start(ctx context.Context, opts Options) (l *Lab, err error) {
 	return l, nil
 }
 
-// bootHosts boots n sandbox hosts on one random 127.x.y.0/24, in parallel:
-// each takes about a second, most of it waiting on sshd.
-func (l *Lab) bootHosts(ctx context.Context, n int) error {
+// bootHosts boots n sandbox hosts on 127.x.y.1 and up (net is the
+// random 127.x.y), in parallel: each takes about a second, most of it
+// waiting on sshd.
+func (l *Lab) bootHosts(ctx context.Context, net string, n int) error {
 	if n == 0 {
 		return nil
 	}
-	net := loopbackNet()
 	l.Hosts = make([]*sandbox.Host, n)
 	errs := make([]error, n)
 	var wg sync.WaitGroup
@@ -238,6 +251,33 @@ func (l *Lab) bootHosts(ctx context.Context, n int) error {
 	return errors.Join(failed...)
 }
 
+// maxWindowsHosts keeps Windows hosts on 127.x.y.201 to .250, above the
+// sandbox hosts' addresses.
+const maxWindowsHosts = 50
+
+// startWindows starts n lab Windows hosts on net's .201 and up and
+// registers them with SSM; sessions reach them through DialPort.
+func (l *Lab) startWindows(net string, n int, now func() time.Time) error {
+	for i := range n {
+		id := instanceID()
+		name := fmt.Sprintf("win-%d", i+1)
+		h, err := winhost.New(winhost.Config{
+			InstanceID:   id,
+			ComputerName: name,
+			Address:      fmt.Sprintf("%s.%d", net, 201+i),
+			AgentVersion: sandbox.AgentVersion,
+			Tags:         demoTags(name, i),
+			Now:          now,
+		})
+		if err != nil {
+			return err
+		}
+		l.Windows = append(l.Windows, h)
+		l.SSM.AddNode(h)
+	}
+	return nil
+}
+
 // tags are a node's instance tags, as EC2 DescribeTags reports them.
 func (l *Lab) tags(id string) (map[string]string, bool) {
 	n, ok := l.SSM.Node(id)
@@ -248,7 +288,7 @@ func (l *Lab) tags(id string) (map[string]string, bool) {
 }
 
 // sessionTarget finds a node a Session Manager session can reach: sandbox
-// hosts can; model nodes have no ports to forward to.
+// and Windows hosts can; model nodes have no ports to forward to.
 func (l *Lab) sessionTarget(id string) (session.Target, bool) {
 	n, ok := l.SSM.Node(id)
 	if !ok {
@@ -305,6 +345,9 @@ func (l *Lab) Close() error {
 			if h != nil {
 				errs = append(errs, h.Close())
 			}
+		}
+		for _, h := range l.Windows {
+			errs = append(errs, h.Close())
 		}
 		errs = append(errs, os.RemoveAll(l.Dir))
 		l.closeErr = errors.Join(errs...)

@@ -28,6 +28,17 @@ type State struct {
 	SecretAccessKey string      `json:"secret_access_key"`
 	Hosts           []HostState `json:"hosts"`
 	ModelNodes      int         `json:"model_nodes"`
+
+	Windows []WindowsState `json:"windows,omitempty"`
+}
+
+// WindowsState records one lab Windows host. It has no process of its
+// own: it lives and dies with the lab process.
+type WindowsState struct {
+	InstanceID string            `json:"instance_id"`
+	Hostname   string            `json:"hostname"`
+	RDP        string            `json:"rdp"` // address:3389 of the lab's logon check, which is not RDP
+	Tags       map[string]string `json:"tags"`
 }
 
 // HostState records one sandbox host.
@@ -54,6 +65,10 @@ func (l *Lab) State() State {
 			InstanceID: info.InstanceID, Hostname: info.ComputerName,
 			SSH: h.SSHAddr(), PID: h.PID(), Tags: info.Tags,
 		})
+	}
+	for _, h := range l.Windows {
+		info := h.Info()
+		s.Windows = append(s.Windows, WindowsState{InstanceID: info.InstanceID, Hostname: info.ComputerName, RDP: h.RDPAddr(), Tags: info.Tags})
 	}
 	return s
 }

@@ -1,5 +1,3 @@
-//go:build winhost
-
 // Package winhost is the lab's stand-in for a Windows Server target. Windows
 // cannot run in the lab, so a Host is a model: a managed node that reports
 // the Windows platform, keeps a table of local users as the shipped
