@@ -8,7 +8,6 @@ import (
 	"crypto/rsa"
 	"errors"
 	"fmt"
-	"math/big"
 	"strings"
 	"sync"
 	"testing"
@@ -17,50 +16,6 @@ import (
 	"github.com/passport-access/terraform-provider-passport/internal/hostscript"
 	"github.com/passport-access/terraform-provider-passport/internal/lab/node"
 )
-
-// clock is a host clock tests move by hand.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-var testStart = time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
-
-// newHost starts a host on a random 127.x.y.z, so parallel test binaries
-// do not fight over port 3389.
-func newHost(t *testing.T, cfg Config) (*Host, *clock) {
-	t.Helper()
-	c := &clock{t: testStart}
-	cfg.InstanceID, cfg.ComputerName = "i-0123456789abcdef0", "win-test"
-	if cfg.Now == nil {
-		cfg.Now = c.now
-	}
-	var err error
-	for range 5 {
-		var h *Host
-		x, _ := rand.Int(rand.Reader, big.NewInt(200))
-		y, _ := rand.Int(rand.Reader, big.NewInt(256))
-		cfg.Address = fmt.Sprintf("127.%d.%d.201", x.Int64()+20, y.Int64())
-		if h, err = New(cfg); err == nil {
-			t.Cleanup(func() { h.Close() })
-			return h, c
-		}
-	}
-	t.Fatal(err)
-	return nil, nil
-}
 
 var (
 	sealOnce sync.Once
