@@ -53,6 +53,7 @@ const (
 	ExitSSHD     = 6 // sshd's configuration is invalid; Passport's change was undone
 	ExitSudoers  = 7 // visudo rejected the sudoers drop-in; it was not installed
 	ExitLock     = 8 // another Passport program held the host lock too long
+	ExitPassword = 9 // Windows: the host's password policy refused the generated password
 )
 
 // Files the programs create on a host, for callers and tests that inspect it.

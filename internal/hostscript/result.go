@@ -52,6 +52,7 @@ var exitMeanings = map[int]string{
 	ExitSSHD:     "sshd's configuration on the host is invalid or overrides Passport's; Passport's change was undone, fix sshd_config and retry",
 	ExitSudoers:  "visudo rejected the sudoers drop-in, which was not installed; check /etc/sudoers on the host",
 	ExitLock:     "another Passport program held the host lock for two minutes; retry",
+	ExitPassword: "the host's password policy refused the generated password; the host's stderr says why (minimum length, a custom password filter); relax the policy for local accounts or retry",
 }
 
 // Error is a host program's reported failure.
