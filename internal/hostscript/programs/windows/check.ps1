@@ -14,9 +14,10 @@ function Invoke-PassportAction {
 	$r = Get-PassportRecord $name
 	if ($null -ne $r) {
 		$record = 'other'
-		if ([string]$r.request -ceq $f['request'] -and (Test-PassportValue ([string]$r.expires) $ReEpoch)) {
+		$e = Get-PassportRecordValue $r 'expires'
+		if ((Get-PassportRecordValue $r 'request') -ceq $f['request'] -and (Test-PassportValue $e $ReEpoch)) {
 			$record = 'this'
-			$expires = [string]$r.expires
+			$expires = $e
 		}
 	}
 	Write-PassportResult 'ok' @(('user=' + $name), ('account=' + $account), ('record=' + $record), ('expires=' + $expires))

@@ -22,7 +22,8 @@ function Invoke-PassportAction {
 		if ($state -eq 'user') { $state = 'norecord' }
 		$exp = 'none'
 		$r = Get-PassportRecord $n
-		if ($null -ne $r -and (Test-PassportValue ([string]$r.expires) $ReEpoch)) { $exp = [string]$r.expires }
+		$e = Get-PassportRecordValue $r 'expires'
+		if (Test-PassportValue $e $ReEpoch) { $exp = $e }
 		$entries += ($n + ':' + $exp + ':' + $state)
 	}
 	$count = $entries.Count

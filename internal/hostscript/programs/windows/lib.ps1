@@ -31,6 +31,10 @@ $PassportGrants = 'HKLM:\SOFTWARE\Passport\Grants'
 $PassportDir = 'C:\ProgramData\Passport'
 $PassportSweepPath = 'C:\ProgramData\Passport\sweep.ps1'
 $PassportTask = 'Passport Sweep'
+# Built-in groups by well-known SID: their names are localized.
+$SidAdministrators = 'S-1-5-32-544'
+$SidRemoteDesktopUsers = 'S-1-5-32-555'
+$SidSystem = 'S-1-5-18'
 $PassportAlphabet = 'ABCDEFGHJKLMNPQRSTUVWXabcdefghijkmnpqrstuvwx23456789!#*+-./?@_~'
 
 $script:Step = 'start'
@@ -113,6 +117,15 @@ function Test-PassportGroupOwned {
 	return ($null -ne $mark) -and ($mark.GroupCreated -eq 1)
 }
 
+# Get-PassportRecordValue returns one value of a grant record as a string,
+# or '' when the record or the value is missing (StrictMode would throw).
+function Get-PassportRecordValue($Record, [string]$Value) {
+	if ($null -eq $Record) { return '' }
+	$prop = $Record.PSObject.Properties[$Value]
+	if ($null -eq $prop) { return '' }
+	return [string]$prop.Value
+}
+
 # Get-PassportRecord returns the grant record's values, or $null.
 function Get-PassportRecord([string]$Name) {
 	$path = $PassportGrants + '\' + $Name
@@ -141,8 +154,9 @@ function Remove-PassportUser($User, [string]$Name) {
 	if ($null -ne $User) {
 		$sid = $User.SID.Value
 		$script:Step = 'groups'
-		foreach ($g in @('Administrators', 'Remote Desktop Users', $PassportGroup)) {
-			$sidGroup = Get-LocalGroup | Where-Object { $_.Name -eq $g } | Select-Object -First 1
+		$groups = @((Get-LocalGroup -SID $SidAdministrators), (Get-LocalGroup -SID $SidRemoteDesktopUsers))
+		$groups += @(Get-LocalGroup | Where-Object { $_.Name -eq $PassportGroup })
+		foreach ($sidGroup in $groups) {
 			if ($null -eq $sidGroup) { continue }
 			$m = @(Get-LocalGroupMember -Group $sidGroup | Where-Object { $_.SID -eq $User.SID })
 			if ($m.Count -gt 0) { Remove-LocalGroupMember -Group $sidGroup -Member $User }

@@ -57,7 +57,8 @@ function Install-PassportSweep {
 	# Only SYSTEM and Administrators may change what the task runs.
 	$acl = New-Object System.Security.AccessControl.DirectorySecurity
 	$acl.SetAccessRuleProtection($true, $false)
-	foreach ($who in @('SYSTEM', 'Administrators')) {
+	foreach ($sid in @($SidSystem, $SidAdministrators)) {
+		$who = New-Object System.Security.Principal.SecurityIdentifier($sid)
 		$rule = New-Object System.Security.AccessControl.FileSystemAccessRule($who, 'FullControl', 'ContainerInherit,ObjectInherit', 'None', 'Allow')
 		$acl.AddAccessRule($rule)
 	}
@@ -92,7 +93,7 @@ function Invoke-PassportAction {
 	$record = Get-PassportRecord $name
 	if ($null -ne $user) {
 		if (-not (Test-PassportMember $user)) { Stop-Passport $ExConflict 'the user exists and is not a Passport user; left alone' }
-		if ($null -eq $record -or $record.request -cne $f['request']) { Stop-Passport $ExConflict 'the user belongs to another Passport grant; left alone' }
+		if ((Get-PassportRecordValue $record 'request') -cne $f['request']) { Stop-Passport $ExConflict 'the user belongs to another Passport grant; left alone' }
 	}
 
 	$script:Step = 'password'
@@ -116,14 +117,19 @@ function Invoke-PassportAction {
 	}
 
 	$script:Step = 'groups'
-	$want = @($PassportGroup, 'Remote Desktop Users')
-	if ($f['admin'] -eq '1') { $want += 'Administrators' }
-	foreach ($g in @($PassportGroup, 'Remote Desktop Users', 'Administrators')) {
-		$m = @(Get-LocalGroupMember -Name $g | Where-Object { $_.SID -eq $user.SID })
-		if ($want -contains $g) {
-			if ($m.Count -eq 0) { Add-LocalGroupMember -Name $g -Member $user; $changed += ($g.Replace(' ', '-').ToLowerInvariant()) }
-		} elseif ($m.Count -gt 0) {
-			Remove-LocalGroupMember -Name $g -Member $user; $changed += 'administrators'
+	$groups = @(
+		@{ Group = (Get-LocalGroup -Name $PassportGroup); Want = $true; Tag = 'passport-group' },
+		@{ Group = (Get-LocalGroup -SID $SidRemoteDesktopUsers); Want = $true; Tag = 'remote-desktop' },
+		@{ Group = (Get-LocalGroup -SID $SidAdministrators); Want = ($f['admin'] -eq '1'); Tag = 'administrators' }
+	)
+	foreach ($g in $groups) {
+		$m = @(Get-LocalGroupMember -Group $g.Group | Where-Object { $_.SID -eq $user.SID })
+		if ($g.Want -and $m.Count -eq 0) {
+			Add-LocalGroupMember -Group $g.Group -Member $user
+			$changed += $g.Tag
+		} elseif (-not $g.Want -and $m.Count -gt 0) {
+			Remove-LocalGroupMember -Group $g.Group -Member $user
+			$changed += $g.Tag
 		}
 	}
 

@@ -10,7 +10,8 @@ function Invoke-PassportAction {
 			$name = $k.PSChildName
 			if (-not (Test-PassportValue $name $ReUser)) { continue }
 			$r = Get-PassportRecord $name
-			if (-not (Test-PassportValue ([string]$r.expires) $ReEpoch) -or [long]$r.expires -gt $now) { $kept++; continue }
+			$e = Get-PassportRecordValue $r 'expires'
+			if (-not (Test-PassportValue $e $ReEpoch) -or [long]$e -gt $now) { $kept++; continue }
 			try {
 				$user = Get-PassportUser $name
 				if ($null -ne $user -and -not (Test-PassportMember $user)) { $failed++; continue }
