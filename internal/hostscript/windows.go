@@ -1,5 +1,3 @@
-package hostscript
-
 // Windows programs (AWS-RunPowerShellScript, Windows PowerShell 5.1).
 //
 // They follow the Linux design: static PowerShell embedded here, request
@@ -29,6 +27,7 @@ package hostscript
 // Passwords are generated on the host from winpass.Alphabet and come back
 // only RSA-OAEP(SHA-256)-encrypted to the grant's SealKey; OpenPassword
 // decrypts them.
+package hostscript
 
 import (
 	"crypto/rsa"

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -147,40 +148,64 @@ func psSources() map[string]string {
 
 // TestWindowsStaticRules keeps the PowerShell free of constructs that could
 // evaluate data as code.
-func TestWindowsStaticRules(t *testing.T) {
-	forbidden := []struct {
-		re   *regexp.Regexp
-		what string
-	}{
-		{regexp.MustCompile(`(?i)invoke-expression|\biex\b`), "Invoke-Expression"},
-		{regexp.MustCompile(`(?i)scriptblock\]::create|newscriptblock`), "script block from text"},
-		{regexp.MustCompile(`(?i)add-type`), "Add-Type"},
-		{regexp.MustCompile(`(?i)invoke-command|start-process|invoke-item|cmd(\.exe)?\s`), "another command runner"},
-		{regexp.MustCompile(`&\s*[\$(]`), "& with a variable or expression"},
-		{regexp.MustCompile(`(^|[\s;(|])\.\s+[\$(]`), "dot-sourcing a variable"},
-		{regexp.MustCompile("`"), "backtick escapes"},
-		{regexp.MustCompile(`"`), "double-quoted (expanding) strings"},
-		{regexp.MustCompile(`@"`), "expanding here-strings"},
-		{regexp.MustCompile(`(?i)\$ExecutionContext|\.InvokeCommand`), "ExecutionContext"},
-	}
-	// provision.ps1 builds the task's argument with one double-quoted path
-	// inside a single-quoted string; allow exactly that.
+var psForbidden = []struct {
+	re   *regexp.Regexp
+	what string
+}{
+	{regexp.MustCompile(`(?i)invoke-expression|\biex\b`), "Invoke-Expression"},
+	{regexp.MustCompile(`(?i)scriptblock\]::create|newscriptblock`), "script block from text"},
+	{regexp.MustCompile(`(?i)add-type`), "Add-Type"},
+	{regexp.MustCompile(`(?i)invoke-command|start-process|invoke-item|cmd(\.exe)?\s`), "another command runner"},
+	{regexp.MustCompile(`&\s*[\$(]`), "& with a variable or expression"},
+	{regexp.MustCompile(`(^|[\s;(|])\.\s+[\$(]`), "dot-sourcing a variable"},
+	{regexp.MustCompile("`"), "backtick escapes"},
+	{regexp.MustCompile(`"`), "double-quoted (expanding) strings"},
+	{regexp.MustCompile(`@"`), "expanding here-strings"},
+	{regexp.MustCompile(`(?i)\$ExecutionContext|\.InvokeCommand`), "ExecutionContext"},
+}
+
+// psViolations lists the forbidden constructs in one PowerShell source.
+// provision.ps1 builds the task's argument with one double-quoted path
+// inside a single-quoted string; exactly that is allowed.
+func psViolations(name, src string) []string {
 	allowed := `'-NoProfile -NonInteractive -ExecutionPolicy Bypass -File "' + $PassportSweepPath + '"'`
+	var out []string
+	for i, line := range strings.Split(strings.ReplaceAll(src, allowed, ""), "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "#") {
+			continue
+		}
+		for _, f := range psForbidden {
+			if f.re.MatchString(line) {
+				out = append(out, fmt.Sprintf("%s:%d uses %s: %s", name, i+1, f.what, line))
+			}
+		}
+		if strings.Contains(line, "$PassportData") && name != "lib.ps1" {
+			out = append(out, fmt.Sprintf("%s:%d reads $PassportData; only Read-PassportData may", name, i+1))
+		}
+	}
+	return out
+}
+
+// TestPSViolationsCatches proves the static rules can fail.
+func TestPSViolationsCatches(t *testing.T) {
+	for _, bad := range []string{
+		"Invoke-Expression $x", "iex $x", "[scriptblock]::Create($x)", "Add-Type -TypeDefinition $x",
+		"& $cmd", "& ($a + $b)", ". $file", "$x = \"a$b\"", "Write-Host `$x", "cmd.exe /c $x",
+		"Start-Process $x", "$ExecutionContext.InvokeCommand.ExpandString($x)", "Get-Item $PassportData",
+	} {
+		if len(psViolations("body.ps1", bad+"\n")) == 0 {
+			t.Errorf("%q is not flagged", bad)
+		}
+	}
+	if v := psViolations("body.ps1", "# iex in a comment\n& quser.exe\n"); len(v) != 0 {
+		t.Errorf("clean source flagged: %v", v)
+	}
+}
+
+func TestWindowsStaticRules(t *testing.T) {
 	for name, src := range psSources() {
-		check := strings.ReplaceAll(src, allowed, "")
-		for i, line := range strings.Split(check, "\n") {
-			code := line
-			if strings.HasPrefix(strings.TrimSpace(code), "#") {
-				continue
-			}
-			for _, f := range forbidden {
-				if f.re.MatchString(code) {
-					t.Errorf("%s:%d uses %s: %s", name, i+1, f.what, line)
-				}
-			}
-			if strings.Contains(code, "$PassportData") && name != "lib.ps1" {
-				t.Errorf("%s:%d reads $PassportData; only Read-PassportData may", name, i+1)
-			}
+		for _, v := range psViolations(name, src) {
+			t.Error(v)
 		}
 	}
 	// In lib.ps1, $PassportData appears only inside Read-PassportData.
