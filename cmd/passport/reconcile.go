@@ -119,10 +119,12 @@ grant is leased to one of them while it is revoked.`,
 			cfg := reconcile.Config{Ledger: l, Access: svc, Holder: name, Lease: lease, Concurrency: parallel, Log: log, Metrics: metrics}
 			if sweep {
 				cfg.Hosts = func(ctx context.Context) ([]string, error) {
-					found, err := targets.Find(ctx, clients.SSM, targets.Filter{Platform: "Linux", PingStatus: "Online", Tags: tagFilter})
-					ids := make([]string, len(found))
-					for i, in := range found {
-						ids[i] = in.InstanceID
+					found, err := targets.Find(ctx, clients.SSM, targets.Filter{PingStatus: "Online", Tags: tagFilter})
+					var ids []string
+					for _, in := range found {
+						if in.PlatformType == access.Linux || in.PlatformType == access.Windows {
+							ids = append(ids, in.InstanceID)
+						}
 					}
 					return ids, err
 				}
@@ -158,7 +160,7 @@ grant is leased to one of them while it is revoked.`,
 	cmd.Flags().StringVar(&name, "name", "", "this reconciler's name on leases and in the audit trail (default reconciler/<hostname>-<pid>)")
 	cmd.Flags().DurationVar(&lease, "lease", reconcile.DefaultLease, "how long a grant is held while it is revoked; longer than one revoke takes")
 	cmd.Flags().IntVar(&parallel, "concurrency", reconcile.DefaultConcurrency, "grants revoked at once, each one Run Command to its hosts")
-	cmd.Flags().BoolVar(&sweep, "sweep", true, "look for Passport users no open grant accounts for on online Linux nodes, and remove them")
+	cmd.Flags().BoolVar(&sweep, "sweep", true, "look for Passport users no open grant accounts for on online Linux and Windows nodes, and remove them")
 	cmd.Flags().StringArrayVar(&tags, "sweep-tag", nil, "sweep only nodes with this tag, key=value (repeatable)")
 	return cmd
 }

@@ -40,7 +40,3 @@ func (s *Service) authorize(ctx context.Context, requester, reason string, sudo 
 func platformIn(inv map[string]fleet.Target) func(string) string {
 	return func(id string) string { return inv[id].PlatformType }
 }
-
-// linuxOnly is the platform of a grant's targets: Grant admits Linux nodes
-// alone.
-func linuxOnly(string) string { return "Linux" }

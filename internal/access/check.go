@@ -25,11 +25,11 @@ func (s *Service) Check(ctx context.Context, g *Grant) (Health, error) {
 	if len(active) == 0 {
 		return Health{}, nil
 	}
-	script, err := hostscript.Check(g.Username, g.ID)
+	p, err := checkPrograms(g, active)
 	if err != nil {
 		return Health{}, fmt.Errorf("building the check program for %s: %w", g.ID, err)
 	}
-	runs, err := s.run(ctx, "check", g.ID, g.Username, programs{linux: script}, active, g.platformOf)
+	runs, err := s.run(ctx, "check", g.ID, g.Username, p, active, g.platformOf)
 	if err != nil {
 		return Health{}, err
 	}

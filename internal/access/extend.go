@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -14,7 +15,7 @@ import (
 
 // Extend makes the window IssuedAt + duration, later or earlier than
 // before: it signs a new certificate for the same key and moves the expiry
-// on every Active target. A window that would already have ended is
+// on every Active target (AccountExpires on Windows ones). A window that would already have ended is
 // refused; revoke the request instead.
 //
 // The old certificate is not revoked: it names the same user, and the user
@@ -42,7 +43,7 @@ func (s *Service) Extend(ctx context.Context, g *Grant, ca *sshca.CA, duration t
 	// Shortening only takes access away, which policy never needs to allow;
 	// asking would let a since-tightened policy keep a longer window alive.
 	if end.After(g.ExpiresAt) {
-		if err := s.authorize(ctx, g.Requester, g.Reason, g.Sudo, d, ids(g.Targets, Active), linuxOnly); err != nil {
+		if err := s.authorize(ctx, g.Requester, g.Reason, g.Sudo, d, ids(g.Targets, Active), g.platformOf); err != nil {
 			return nil, err
 		}
 	}
@@ -59,11 +60,11 @@ func (s *Service) Extend(ctx context.Context, g *Grant, ca *sshca.CA, duration t
 	if len(active) == 0 {
 		return next, s.recordExtension(ctx, g, next, nil)
 	}
-	script, err := hostscript.Extend(next.Username, end)
+	p, err := extendPrograms(next, active)
 	if err != nil {
 		return nil, fmt.Errorf("building the extend program for %s: %w", g.ID, err)
 	}
-	runs, err := s.run(ctx, "extend", g.ID, g.Username, programs{linux: script}, active, next.platformOf)
+	runs, err := s.run(ctx, "extend", g.ID, g.Username, p, active, next.platformOf)
 	if err != nil {
 		return nil, err
 	}
@@ -101,5 +102,6 @@ func (s *Service) recordExtension(ctx context.Context, g, next *Grant, failed []
 func (g *Grant) clone() *Grant {
 	c := *g
 	c.Targets = slices.Clone(g.Targets)
+	c.Passwords = maps.Clone(g.Passwords)
 	return &c
 }

@@ -126,12 +126,14 @@ func (s *Service) run(ctx context.Context, action, grantID, username string, p p
 	return runs, nil
 }
 
-// onlyLinux is the platform of hosts known to be Linux, and of records
-// made before Windows targets existed.
-func onlyLinux(string) string { return Linux }
-
-// platformOf reads a grant's targets' platforms.
-func (g *Grant) platformOf(id string) string { return g.target(id).Platform }
+// platformOf reads a grant's targets' platforms; a target recorded
+// before Windows targets existed is Linux.
+func (g *Grant) platformOf(id string) string {
+	if p := g.target(id).Platform; p != "" {
+		return p
+	}
+	return Linux
+}
 
 // hasWindows reports whether any of targets is a Windows node.
 func hasWindows(targets []string, platform func(string) string) bool {
@@ -199,9 +201,7 @@ func listing(runs []hostRun) string {
 // inventory asks SSM about targets and refuses, before any host is touched,
 // when one is unknown, offline or neither Linux nor Windows, naming each.
 func (s *Service) inventory(ctx context.Context, targets []string) (map[string]fleet.Target, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
-	inv, err := s.fleet.Inventory(ctx, targets)
+	inv, err := s.fleetInventory(ctx, targets)
 	if err != nil {
 		return nil, err
 	}
@@ -219,6 +219,14 @@ func (s *Service) inventory(ctx context.Context, targets []string) (map[string]f
 		return nil, errors.New("no host was touched: " + plural(len(bad), "target") + " cannot take access now:\n  - " + strings.Join(bad, "\n  - "))
 	}
 	return inv, nil
+}
+
+// fleetInventory asks SSM what it knows of targets, bounded by the
+// service's timeout.
+func (s *Service) fleetInventory(ctx context.Context, targets []string) (map[string]fleet.Target, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	return s.fleet.Inventory(ctx, targets)
 }
 
 func plural(n int, noun string) string {

@@ -15,10 +15,11 @@ import (
 	"github.com/passport-access/terraform-provider-passport/internal/sshca"
 )
 
-// Grant validates req, checks that every target is an online Linux node
-// (refusing before any host is touched, naming each one that is not), signs
-// a certificate for a fresh user, and provisions that user on every target
-// in one fan-out.
+// Grant validates req, checks that every target is an online Linux or
+// Windows node (refusing before any host is touched, naming each one that
+// is not), signs a certificate for a fresh user, and provisions that user
+// on every target in one fan-out per platform. Each Windows host makes the
+// user's password itself; the Grant carries them in Passwords.
 //
 // When a target fails, Grant removes the user again from every target that
 // may have been touched and returns an error listing each failure. The
@@ -55,7 +56,7 @@ func (s *Service) Grant(ctx context.Context, req Request) (*Grant, error) {
 		CAPublicKey: authorizedKey(req.CA.PublicKey()),
 	}
 	for _, id := range req.Targets {
-		g.Targets = append(g.Targets, Target{InstanceID: id, Address: inv[id].IPAddress})
+		g.Targets = append(g.Targets, Target{InstanceID: id, Platform: inv[id].PlatformType, Address: inv[id].IPAddress})
 	}
 	for attempt := 1; ; attempt++ {
 		g.Username = s.newUsername()
@@ -189,21 +190,21 @@ func (s *Service) sign(ctx context.Context, ca *sshca.CA, g *Grant, key ssh.Publ
 	return nil
 }
 
-// provision creates g's user on targets in one fan-out.
+// provision creates g's user on targets in one fan-out, and opens the
+// passwords the Windows hosts among them made.
 func (s *Service) provision(ctx context.Context, g *Grant, targets []string) ([]hostRun, error) {
-	script, err := hostscript.Provision(hostscript.Grant{
-		Username:    g.Username,
-		RequestID:   g.ID,
-		Requester:   hostRequester(g.Requester),
-		CAPublicKey: g.CAPublicKey,
-		ExpiresAt:   g.ExpiresAt,
-		Sudo:        g.Sudo,
-		Serial:      g.Serial,
-	})
+	p, key, err := provisionPrograms(g, targets)
 	if err != nil {
 		return nil, fmt.Errorf("building the provision program for %s: %w", g.ID, err)
 	}
-	return s.run(ctx, "provision", g.ID, g.Username, programs{linux: script}, targets, g.platformOf)
+	runs, err := s.run(ctx, "provision", g.ID, g.Username, p, targets, g.platformOf)
+	if err != nil {
+		return nil, err
+	}
+	if key != nil {
+		openPasswords(g, key, runs)
+	}
+	return runs, nil
 }
 
 // undo revokes g on every host of runs that may have been touched, and

@@ -48,7 +48,14 @@ type testLab struct {
 // here) and model nodes.
 func startLab(t testing.TB, hosts, models int) *testLab {
 	t.Helper()
-	if hosts > 0 {
+	return startLabWith(t, lab.Options{Hosts: hosts, ModelNodes: models}, &clock{t: time.Now()})
+}
+
+// startLabWith starts a lab with opts, in a directory of its own, and a
+// Service whose clock is clk.
+func startLabWith(t testing.TB, opts lab.Options, clk *clock) *testLab {
+	t.Helper()
+	if opts.Hosts > 0 {
 		if err := sandbox.Available(); err != nil {
 			t.Skip(err)
 		}
@@ -61,9 +68,10 @@ func startLab(t testing.TB, hosts, models int) *testLab {
 	if err != nil {
 		t.Fatal(err)
 	}
+	opts.Dir = dir
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	l, err := lab.Start(ctx, lab.Options{Dir: dir, Hosts: hosts, ModelNodes: models})
+	l, err := lab.Start(ctx, opts)
 	if err != nil {
 		os.RemoveAll(dir)
 		t.Fatal(err)
@@ -74,7 +82,7 @@ func startLab(t testing.TB, hosts, models int) *testLab {
 		BaseEndpoint: aws.String(l.Endpoint),
 		Credentials:  credentials.NewStaticCredentialsProvider(l.AccessKeyID, l.SecretAccessKey, ""),
 	})
-	tl := &testLab{Lab: l, ssm: c, clock: &clock{t: time.Now()}}
+	tl := &testLab{Lab: l, ssm: c, clock: clk}
 	tl.svc = tl.service(t, "")
 	return tl
 }

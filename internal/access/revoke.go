@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/passport-access/terraform-provider-passport/internal/hostscript"
 	"github.com/passport-access/terraform-provider-passport/internal/ledger"
 )
 
@@ -50,15 +49,11 @@ func (s *Service) Revoke(ctx context.Context, g *Grant) error {
 // revoked becomes Revoked, or stays Failed when it was marked so (a failed
 // provision, now certainly clean); one that is not becomes Active.
 func (s *Service) revokeOn(ctx context.Context, g *Grant, targets []string) error {
-	script, err := hostscript.Revoke(hostscript.Revocation{
-		Username:    g.Username,
-		Serial:      g.Serial,
-		CAPublicKey: g.CAPublicKey,
-	})
+	p, err := revokePrograms(g, targets)
 	if err != nil {
 		return fmt.Errorf("building the revoke program for %s: %w", g.ID, err)
 	}
-	runs, err := s.run(ctx, "revoke", g.ID, g.Username, programs{linux: script}, targets, g.platformOf)
+	runs, err := s.run(ctx, "revoke", g.ID, g.Username, p, targets, g.platformOf)
 	if err != nil {
 		return fmt.Errorf("user %s was not revoked anywhere: %w", g.Username, err)
 	}
@@ -78,6 +73,7 @@ func (s *Service) revokeOn(ctx context.Context, g *Grant, targets []string) erro
 			t.Status, t.Detail = Revoked, ""
 		}
 	}
+	g.dropPasswords()
 	var failed []hostRun
 	for _, h := range failures(runs) {
 		if !h.gone {

@@ -15,6 +15,9 @@ import (
 type Stray struct {
 	InstanceID string
 	Username   string
+	// Platform is the host's, as Inventory.Platforms reports it; empty is
+	// Linux.
+	Platform string
 }
 
 // Inventory is what the hosts of one sweep said.
@@ -27,16 +30,38 @@ type Inventory struct {
 	// Truncated lists hosts with more users than one answer holds; the
 	// users past the first are found on later sweeps, once those are gone.
 	Truncated []string
+	// Platforms maps each host asked to its platform, Linux or Windows.
+	Platforms map[string]string
 }
 
-// HostUsers runs the read-only inventory program on targets. It changes
-// nothing; the error is for when no host could be asked at all.
+// HostUsers runs the read-only inventory program of each host's platform
+// on targets; nodes of other platforms are skipped, as they cannot hold a
+// Passport user. It changes nothing; the error is for when no host could be
+// asked at all.
 func (s *Service) HostUsers(ctx context.Context, targets []string) (Inventory, error) {
-	inv := Inventory{Users: make(map[string][]hostscript.HostUser)}
+	inv := Inventory{Users: make(map[string][]hostscript.HostUser), Platforms: make(map[string]string)}
 	if len(targets) == 0 {
 		return inv, nil
 	}
-	runs, err := s.run(ctx, "inventory", "sweep", "", programs{linux: hostscript.Inventory()}, targets, onlyLinux)
+	nodes, err := s.fleetInventory(ctx, targets)
+	if err != nil {
+		return inv, err
+	}
+	var asked []string
+	for _, id := range targets {
+		switch n := nodes[id]; {
+		case n.Unreachable() != "":
+			inv.Unreachable = append(inv.Unreachable, n.Unreachable())
+		case n.PlatformType == Linux || n.PlatformType == Windows:
+			inv.Platforms[id] = n.PlatformType
+			asked = append(asked, id)
+		}
+	}
+	if len(asked) == 0 {
+		return inv, nil
+	}
+	p := programs{linux: hostscript.Inventory(), windows: hostscript.InventoryWindows()}
+	runs, err := s.run(ctx, "inventory", "sweep", "", p, asked, func(id string) string { return inv.Platforms[id] })
 	if err != nil {
 		return inv, err
 	}
@@ -60,8 +85,10 @@ func (s *Service) HostUsers(ctx context.Context, targets []string) (Inventory, e
 // strays removed, and an error naming each user and host that remain.
 func (s *Service) RemoveStrays(ctx context.Context, strays []Stray) ([]Stray, error) {
 	byUser := make(map[string][]string)
+	platforms := make(map[string]string)
 	var users []string
 	for _, st := range strays {
+		platforms[st.InstanceID] = st.Platform
 		if !slices.Contains(users, st.Username) {
 			users = append(users, st.Username)
 		}
@@ -70,24 +97,29 @@ func (s *Service) RemoveStrays(ctx context.Context, strays []Stray) ([]Stray, er
 	var errs []error
 	var removed []Stray
 	for _, user := range users {
-		script, err := hostscript.Revoke(hostscript.Revocation{Username: user})
+		// A stray has no grant, so no certificate serial is known: the
+		// program removes the user it would open.
+		stray := &Grant{Username: user, Requester: user, Targets: make([]Target, len(byUser[user]))}
+		for i, id := range byUser[user] {
+			stray.Targets[i] = Target{InstanceID: id, Platform: platforms[id]}
+		}
+		p, err := revokePrograms(stray, byUser[user])
 		if err != nil {
 			errs = append(errs, fmt.Errorf("stray user %q: %w", user, err))
 			continue
 		}
-		runs, err := s.run(ctx, "revoke", "sweep", user, programs{linux: script}, byUser[user], onlyLinux)
+		runs, err := s.run(ctx, "revoke", "sweep", user, p, byUser[user], stray.platformOf)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("stray user %s was not removed: %w", user, err))
 			continue
 		}
-		stray := &Grant{Requester: user}
 		for _, h := range runs {
 			action, detail := ledger.ActionSwept, "no open grant accounts for Passport user "+user+" on this host"
 			if !h.ok {
 				action, detail = ledger.ActionRevokeFailed, "stray user "+user+" not removed: "+h.why
 				errs = append(errs, errors.New(detail))
 			} else {
-				removed = append(removed, Stray{InstanceID: h.id, Username: user})
+				removed = append(removed, Stray{InstanceID: h.id, Username: user, Platform: platforms[h.id]})
 			}
 			errs = append(errs, s.event(ctx, stray, action, h.id, detail))
 		}

@@ -71,7 +71,7 @@ func (s *Service) SetTargets(ctx context.Context, g *Grant, ca *sshca.CA, target
 		}
 		next.Targets = slices.DeleteFunc(next.Targets, func(t Target) bool { return slices.Contains(added, t.InstanceID) })
 		for _, id := range added {
-			next.Targets = append(next.Targets, Target{InstanceID: id, Status: Active, Address: inv[id].IPAddress})
+			next.Targets = append(next.Targets, Target{InstanceID: id, Platform: inv[id].PlatformType, Status: Active, Address: inv[id].IPAddress})
 		}
 		if err := s.save(ctx, next, ledger.Active, added, ledger.Provisioning); err != nil {
 			return nil, fmt.Errorf("no host was touched: %w", err)
@@ -102,6 +102,7 @@ func (s *Service) SetTargets(ctx context.Context, g *Grant, ca *sshca.CA, target
 		return !slices.Contains(targets, t.InstanceID) && t.Status != Active
 	})
 	slices.SortStableFunc(next.Targets, func(a, b Target) int { return order(a.InstanceID) - order(b.InstanceID) })
+	next.dropPasswords()
 	errs = append(errs, s.saveAfter(ctx, next, ledger.Active))
 	return next, errors.Join(errs...)
 }

@@ -1,5 +1,3 @@
-//go:build winhost
-
 package lab
 
 import (
@@ -110,7 +108,7 @@ func TestWindowsPasswordThroughSSMAndTunnel(t *testing.T) {
 		t.Errorf("AWS-RunShellScript to a Windows host: %v, want UnsupportedPlatformType", err)
 	}
 
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	key, err := rsa.GenerateKey(rand.Reader, 3072)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,7 +190,7 @@ func TestWindowsRefusesOtherScriptsThroughSSM(t *testing.T) {
 	l := startLab(t, Options{WindowsHosts: 1})
 	h := l.Windows[0]
 	c := ssmClient(l, l.SecretAccessKey)
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	key, err := rsa.GenerateKey(rand.Reader, 3072)
 	if err != nil {
 		t.Fatal(err)
 	}

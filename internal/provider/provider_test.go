@@ -55,13 +55,21 @@ type accLab struct {
 // wanted, unless sandbox hosts can boot here (root, sshd, overlayfs).
 func startAccLab(t *testing.T, hosts int) *accLab {
 	t.Helper()
+	return startAccLabWith(t, lab.Options{Hosts: hosts})
+}
+
+// startAccLabWith is startAccLab for a lab described by opts; the lab's
+// directory and clock are set here. The lab reads the provider's clock, so
+// Windows accounts and Session Manager tokens expire by the test's time.
+func startAccLabWith(t *testing.T, opts lab.Options) *accLab {
+	t.Helper()
 	if os.Getenv("TF_ACC") == "" {
 		t.Skip("acceptance test: set TF_ACC=1 to run it (make testacc)")
 	}
 	if _, err := exec.LookPath("terraform"); err != nil && os.Getenv("TF_ACC_TERRAFORM_PATH") == "" {
 		t.Skip("acceptance test: no terraform CLI on PATH and TF_ACC_TERRAFORM_PATH is unset (scripts/install.sh builds one)")
 	}
-	if hosts > 0 {
+	if opts.Hosts > 0 {
 		if err := sandbox.Available(); err != nil {
 			t.Skip(err)
 		}
@@ -87,7 +95,9 @@ func startAccLab(t *testing.T, hosts int) *accLab {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	l, err := lab.Start(ctx, lab.Options{Dir: dir, Hosts: hosts})
+	clock := &testClock{}
+	opts.Dir, opts.Now = dir, clock.Now
+	l, err := lab.Start(ctx, opts)
 	if err != nil {
 		os.RemoveAll(dir)
 		t.Fatal(err)
@@ -101,7 +111,7 @@ func startAccLab(t *testing.T, hosts int) *accLab {
 		k, v, _ := strings.Cut(kv, "=")
 		t.Setenv(k, v)
 	}
-	return &accLab{Lab: l, clock: &testClock{}}
+	return &accLab{Lab: l, clock: clock}
 }
 
 // factories serves the provider in-process, reading the lab's clock.

@@ -48,7 +48,13 @@ type rig struct {
 
 func newRig(t testing.TB, hosts int) *rig {
 	t.Helper()
-	if hosts > 0 {
+	return newRigWith(t, lab.Options{Hosts: hosts})
+}
+
+// newRigWith starts a lab with opts (its clock and directory set here).
+func newRigWith(t testing.TB, opts lab.Options) *rig {
+	t.Helper()
+	if opts.Hosts > 0 {
 		if err := sandbox.Available(); err != nil {
 			t.Skip(err)
 		}
@@ -63,7 +69,9 @@ func newRig(t testing.TB, hosts int) *rig {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	l, err := lab.Start(ctx, lab.Options{Dir: dir, Hosts: hosts})
+	clk := &clock{t: time.Now().UTC()}
+	opts.Dir, opts.Now = dir, clk.Now
+	l, err := lab.Start(ctx, opts)
 	if err != nil {
 		os.RemoveAll(dir)
 		t.Fatal(err)
@@ -71,7 +79,7 @@ func newRig(t testing.TB, hosts int) *rig {
 	t.Cleanup(func() { l.Close(); os.RemoveAll(dir) })
 	r := &rig{
 		lab:   l,
-		clock: &clock{t: time.Now().UTC()},
+		clock: clk,
 		ssm: ssmsdk.New(ssmsdk.Options{
 			Region:       l.Region,
 			BaseEndpoint: aws.String(l.Endpoint),
@@ -110,7 +118,7 @@ func (r *rig) service(t testing.TB, led *ledger.Ledger, actor string) *access.Se
 }
 
 // reconciler returns a Reconciler named name on led that sweeps the lab's
-// sandbox hosts.
+// sandbox and Windows hosts.
 func (r *rig) reconciler(t *testing.T, led *ledger.Ledger, name string, reg prometheus.Registerer) *Reconciler {
 	t.Helper()
 	var m *Metrics
@@ -135,6 +143,9 @@ func (r *rig) reconciler(t *testing.T, led *ledger.Ledger, name string, reg prom
 func (r *rig) hostIDs() []string {
 	var ids []string
 	for _, h := range r.lab.Hosts {
+		ids = append(ids, h.Info().InstanceID)
+	}
+	for _, h := range r.lab.Windows {
 		ids = append(ids, h.Info().InstanceID)
 	}
 	return ids

@@ -49,8 +49,8 @@ type Authorizer interface {
 	Permits(ctx context.Context, g ledger.Grant) (ok bool, reason string, err error)
 }
 
-// HostLister names the hosts a sweep looks at: the managed Linux nodes
-// Passport may have touched.
+// HostLister names the hosts a sweep looks at: the managed Linux and
+// Windows nodes Passport may have touched.
 type HostLister func(ctx context.Context) ([]string, error)
 
 // Config wires a Reconciler.

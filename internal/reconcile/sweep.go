@@ -81,7 +81,7 @@ func (r *Reconciler) sweep(ctx context.Context, rep *Report) error {
 	for host, users := range inv.Users {
 		for _, u := range users {
 			if !explained[[2]string{host, u.Username}] {
-				strays = append(strays, access.Stray{InstanceID: host, Username: u.Username})
+				strays = append(strays, access.Stray{InstanceID: host, Username: u.Username, Platform: inv.Platforms[host]})
 			}
 		}
 	}

@@ -1,5 +1,3 @@
-//go:build winhost
-
 package winhost
 
 import (

@@ -1,5 +1,3 @@
-//go:build winhost
-
 package winhost
 
 import (
@@ -28,7 +26,7 @@ func testSealKey(t *testing.T) *rsa.PrivateKey {
 	t.Helper()
 	sealOnce.Do(func() {
 		var err error
-		if sealKey, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
+		if sealKey, err = rsa.GenerateKey(rand.Reader, 3072); err != nil {
 			panic(err)
 		}
 	})
