@@ -1,8 +1,10 @@
 #!/bin/sh
 # The Passport demo, on the local lab, offline: three sandbox Linux hosts
-# behind a local AWS; `terraform apply` grants time-boxed SSH access with a
-# KMS-signed certificate, the certificate logs in with OpenSSH, and
-# `terraform destroy` takes it all away again. Run as root on Debian 12.
+# and a lab Windows host behind a local AWS; `terraform apply` grants
+# time-boxed access (a KMS-signed SSH certificate on Linux, a password the
+# server made on Windows), both are used through OpenSSH and Session
+# Manager tunnels, and `terraform destroy` takes it all away again. Run as
+# root on Debian 12.
 set -eu
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -17,6 +19,10 @@ demo=$(mktemp -d /tmp/passport-demo.XXXXXX)
 lab="$demo/lab"
 
 cleanup() {
+	if [ -n "${rdp_pid:-}" ] && kill -0 "$rdp_pid" 2>/dev/null; then
+		kill -INT "$rdp_pid"
+		wait "$rdp_pid" || true
+	fi
 	if [ -n "${lab_pid:-}" ] && kill -0 "$lab_pid" 2>/dev/null; then
 		kill -INT "$lab_pid"
 		wait "$lab_pid" || true
@@ -26,8 +32,8 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-say "Starting the lab: passport lab up --hosts 3"
-"$root/bin/passport" lab up --hosts 3 --dir "$lab" >"$demo/lab.out" 2>"$demo/lab.err" &
+say "Starting the lab: passport lab up --hosts 3 --windows 1"
+"$root/bin/passport" lab up --hosts 3 --windows 1 --dir "$lab" >"$demo/lab.out" 2>"$demo/lab.err" &
 lab_pid=$!
 i=0
 until [ -f "$lab/env.sh" ]; do
@@ -85,7 +91,7 @@ tf_show() {
 	fi
 }
 
-say "terraform apply: a KMS-backed CA and one hour of sudo access to every staging server"
+say "terraform apply: a KMS-backed CA and one hour of sudo access to every staging server, Linux and Windows"
 tf_show full apply -auto-approve
 user=$(tf output -raw username)
 id=$(tf output -raw id)
@@ -95,7 +101,7 @@ chmod 600 "$demo/$id.key"
 echo "username: $user, expires at $(tf output -raw expires_at)"
 ssh-keygen -L -f "$demo/$id-cert.pub" | sed -n '2,12p'
 
-addresses=$(tf output -json addresses | tr -d '{}"' | tr ',' '\n' | cut -d: -f2)
+addresses=$(tf output -json linux_addresses | tr -d '{}"' | tr ',' '\n' | cut -d: -f2)
 ssh_opts="-i $demo/$id.key -o CertificateFile=$demo/$id-cert.pub -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o BatchMode=yes"
 
 say "Logging in with OpenSSH and the issued certificate"
@@ -107,9 +113,31 @@ done
 say "The same, through a Session Manager tunnel: passport request import, then passport ssh"
 export PASSPORT_CONFIG_DIR="$demo/config"
 "$root/bin/passport" request import --dir "$demo"
-first=$(tf output -json addresses | tr -d '{}"' | tr ',' '\n' | head -n 1 | cut -d: -f1)
+first=$(tf output -json linux_addresses | tr -d '{}"' | tr ',' '\n' | head -n 1 | cut -d: -f1)
 # shellcheck disable=SC2016 # expanded on the server, not here
 "$root/bin/passport" ssh "$first" -- 'echo "$(whoami)@$(hostname), through the tunnel"'
+
+say "Remote Desktop to the Windows server: passport rdp forwards its port 3389 through Session Manager"
+windows=$(tf output -json windows_targets | tr -d '[]"' | cut -d, -f1)
+"$root/bin/passport" rdp "$windows" >"$demo/rdp.out" 2>"$demo/rdp.err" &
+rdp_pid=$!
+i=0
+until grep -q 'Press Ctrl-C' "$demo/rdp.out"; do
+	i=$((i + 1))
+	if [ $i -gt 300 ] || ! kill -0 "$rdp_pid" 2>/dev/null; then
+		cat "$demo/rdp.err" >&2
+		echo "demo: passport rdp did not open its tunnel" >&2
+		exit 1
+	fi
+	sleep 0.1
+done
+# The password is the server's own; the demo shows its length, not it.
+password=$(sed -n 's/^  Password: //p' "$demo/rdp.out")
+sed "s/^  Password: .*/  Password: (${#password} characters, hidden here)/" "$demo/rdp.out"
+rdp_addr=$(sed -n 's/^  Host: *//p' "$demo/rdp.out"):$(sed -n 's/^  Port: *//p' "$demo/rdp.out")
+echo "A Remote Desktop client would log on there; the lab's Windows host answers a"
+echo "password check instead of RDP (passport lab logon-check):"
+printf '%s\n' "$password" | "$root/bin/passport" lab logon-check "$rdp_addr" "$user"
 
 say "terraform destroy: the user, its home and its processes leave every server"
 tf_show brief destroy -auto-approve
@@ -123,6 +151,15 @@ for a in $addresses; do
 	fi
 	echo "$a: $(tr -d '\r' <"$demo/ssh.err" | tail -n 1)"
 done
+echo "and the Windows password, through the same tunnel:"
+if printf '%s\n' "$password" | "$root/bin/passport" lab logon-check "$rdp_addr" "$user" 2>"$demo/logon.err"; then
+	echo "demo: $user could still log on to $windows after destroy" >&2
+	exit 1
+fi
+cat "$demo/logon.err"
+kill -INT "$rdp_pid"
+wait "$rdp_pid" || true
+rdp_pid=
 
 say "The audit trail of the request, hash-chained: passport audit list, then verify"
 "$root/bin/passport" audit list --request "$id"

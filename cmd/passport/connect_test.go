@@ -49,15 +49,24 @@ type connectLab struct {
 // test's passport processes use.
 func startConnectLab(t *testing.T, hosts int) *connectLab {
 	t.Helper()
-	if err := sandbox.Available(); err != nil {
-		t.Skip(err)
-	}
-	if testing.Short() {
-		t.Skip("-short: sandbox host tests take tens of seconds")
-	}
-	for _, tool := range []string{"ssh", "scp", "rsync"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s is not installed: the connect tests run OpenSSH's client", tool)
+	return startConnectLabWith(t, lab.Options{Hosts: hosts})
+}
+
+// startConnectLabWith is startConnectLab for the sandbox and Windows hosts
+// opts asks for; the grant covers all of them.
+func startConnectLabWith(t *testing.T, opts lab.Options) *connectLab {
+	t.Helper()
+	if opts.Hosts > 0 {
+		if err := sandbox.Available(); err != nil {
+			t.Skip(err)
+		}
+		if testing.Short() {
+			t.Skip("-short: sandbox host tests take tens of seconds")
+		}
+		for _, tool := range []string{"ssh", "scp", "rsync"} {
+			if _, err := exec.LookPath(tool); err != nil {
+				t.Skipf("%s is not installed: the connect tests run OpenSSH's client", tool)
+			}
 		}
 	}
 	// Short: host agent sockets live under it (107-byte limit).
@@ -67,7 +76,8 @@ func startConnectLab(t *testing.T, hosts int) *connectLab {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	l, err := lab.Start(ctx, lab.Options{Dir: dir, Hosts: hosts})
+	opts.Dir = dir
+	l, err := lab.Start(ctx, opts)
 	if err != nil {
 		os.RemoveAll(dir)
 		t.Fatal(err)
@@ -97,6 +107,9 @@ func startConnectLab(t *testing.T, hosts int) *connectLab {
 	for _, h := range l.Hosts {
 		ids = append(ids, h.Info().InstanceID)
 	}
+	for _, h := range l.Windows {
+		ids = append(ids, h.Info().InstanceID)
+	}
 	cl.grant, err = svc.Grant(ctx, access.Request{
 		Reason:    "check the connect commands end to end",
 		Targets:   ids,
@@ -117,9 +130,9 @@ func terraformShow(t *testing.T, grants ...*access.Grant) []byte {
 	t.Helper()
 	var resources []any
 	for i, g := range grants {
-		status, addrs := map[string]string{}, map[string]string{}
+		status, addrs, platforms := map[string]string{}, map[string]string{}, map[string]string{}
 		for _, tg := range g.Targets {
-			status[tg.InstanceID], addrs[tg.InstanceID] = string(tg.Status), tg.Address
+			status[tg.InstanceID], addrs[tg.InstanceID], platforms[tg.InstanceID] = string(tg.Status), tg.Address, tg.Platform
 		}
 		var key any
 		if g.PrivateKey != "" {
@@ -132,6 +145,7 @@ func terraformShow(t *testing.T, grants ...*access.Grant) []byte {
 				"id": g.ID, "username": g.Username, "expires_at": g.ExpiresAt.UTC().Format(time.RFC3339),
 				"certificate": g.Certificate, "private_key": key,
 				"target_status": status, "target_addresses": addrs,
+				"target_platforms": platforms, "passwords": g.Passwords,
 			},
 		})
 	}

@@ -1,15 +1,20 @@
 package main
 
 import (
+	"bufio"
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/passport-access/terraform-provider-passport/internal/lab"
+	"github.com/passport-access/terraform-provider-passport/internal/lab/winhost"
 )
 
 func newLabCommand() *cobra.Command {
@@ -20,13 +25,17 @@ func newLabCommand() *cobra.Command {
 (Systems Manager, with SigV4 checking) to sandbox Linux hosts: each its own
 namespaces, users and files, with a real OpenSSH sshd on its own loopback
 address. The real AWS SDKs, the AWS CLI and the Passport provider use it
-unchanged; only the endpoint differs. Sandbox hosts need root.`,
+unchanged; only the endpoint differs. Sandbox hosts need root.
+
+Lab Windows hosts (--windows) are models: they run only Passport's shipped
+PowerShell programs, by applying the programs' data to their own accounts,
+and answer a lab password check on port 3389 instead of RDP (logon-check).`,
 		// Without Args and RunE, cobra would print help and succeed for a
 		// misspelt subcommand.
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
-	cmd.AddCommand(newLabUpCommand(), newLabDownCommand())
+	cmd.AddCommand(newLabUpCommand(), newLabDownCommand(), newLabLogonCheckCommand())
 	return cmd
 }
 
@@ -69,7 +78,7 @@ func newLabUpCommand() *cobra.Command {
 }
 
 func printLab(w io.Writer, l *lab.Lab) {
-	fmt.Fprintf(w, "Passport lab is up: %d hosts, %d model nodes. State in %s\n\n", len(l.Hosts), len(l.Models), l.Dir)
+	fmt.Fprintf(w, "Passport lab is up: %d hosts, %d Windows hosts, %d model nodes. State in %s\n\n", len(l.Hosts), len(l.Windows), len(l.Models), l.Dir)
 	fmt.Fprintf(w, "# Use it from another shell with: . %s\n", filepath.Join(l.Dir, "env.sh"))
 	for _, kv := range l.Env() {
 		k, v, _ := strings.Cut(kv, "=")
@@ -112,5 +121,37 @@ func newLabDownCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&dir, "dir", defaultLabDir(), "the lab's state directory (env PASSPORT_LAB_DIR)")
+	return cmd
+}
+
+func newLabLogonCheckCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "logon-check <host:port> <user>",
+		Short: "Check a Windows password at a lab Windows host's port 3389 (the password on stdin)",
+		Long: `logon-check stands in for a Remote Desktop client against the lab's Windows
+hosts, which answer a lab password check on port 3389, not RDP. Give it the
+local end of passport rdp's tunnel (or a host's own address) and the user;
+it reads the password from the first line of stdin, so that it never shows
+in the process list, and says whether the host let the user on.`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			addr, user := args[0], args[1]
+			line, err := bufio.NewReader(io.LimitReader(cmd.InOrStdin(), 4096)).ReadString('\n')
+			if err != nil && !errors.Is(err, io.EOF) {
+				return fmt.Errorf("reading the password from stdin: %w", err)
+			}
+			password := strings.TrimRight(line, "\r\n")
+			if password == "" {
+				return errors.New("no password on stdin: pipe the password in, for example from passport rdp's output")
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
+			defer cancel()
+			if err := winhost.Logon(ctx, addr, user, password); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: logon of %s accepted\n", addr, user)
+			return nil
+		},
+	}
 	return cmd
 }

@@ -1,4 +1,5 @@
-# The Passport demo: time-boxed SSH access to the lab's staging servers.
+# The Passport demo: time-boxed access to the lab's staging servers, two
+# Linux (SSH certificate) and one Windows (a password the server made).
 # scripts/demo.sh runs it against `passport lab up`; the provider finds the
 # lab through the AWS_ENDPOINT_URL_* variables the lab prints.
 
@@ -48,8 +49,19 @@ output "expires_at" {
   value = passport_access_request.incident.expires_at
 }
 
-output "addresses" {
-  value = passport_access_request.incident.target_addresses
+# The Linux targets, for ssh; the Windows ones are reached with passport rdp.
+output "linux_addresses" {
+  value = {
+    for id, address in passport_access_request.incident.target_addresses :
+    id => address if passport_access_request.incident.target_platforms[id] == "Linux"
+  }
+}
+
+output "windows_targets" {
+  value = [
+    for id, platform in passport_access_request.incident.target_platforms :
+    id if platform == "Windows"
+  ]
 }
 
 output "certificate" {

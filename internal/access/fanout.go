@@ -26,8 +26,11 @@ type hostRun struct {
 	// sent is false when the host was never handed the script.
 	sent bool
 	// gone is set when SSM no longer knows the instance at all.
-	gone   bool
-	result hostscript.Result
+	gone bool
+	// windows is set for a Windows host, whose programs refuse with
+	// ExitHost (a domain controller) before their first change.
+	windows bool
+	result  hostscript.Result
 	// why says in plain words, naming the host, what went wrong.
 	why string
 }
@@ -43,6 +46,11 @@ func (h hostRun) untouched() bool {
 	switch h.code {
 	case hostscript.ExitData, hostscript.ExitConflict, hostscript.ExitLock:
 		return true
+	case hostscript.ExitHost, hostscript.ExitPassword:
+		// On Windows both come before any change: the role check is the
+		// programs' first step, and the password is set as the user is
+		// made. On Linux ExitHost may follow changes, which undo removes.
+		return h.windows
 	}
 	return false
 }
@@ -109,7 +117,9 @@ func (s *Service) run(ctx context.Context, action, grantID, username string, p p
 			continue
 		}
 		for _, r := range rs {
-			byID[r.InstanceID] = readRun(action, username, r)
+			h := readRun(action, username, r)
+			h.windows = jobs[i].Document == fleet.PowerShellScript
+			byID[r.InstanceID] = h
 		}
 	}
 	started := false

@@ -3,6 +3,8 @@ package access
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math/rand/v2"
 	"net"
 	"slices"
 	"strconv"
@@ -186,5 +188,57 @@ func TestWindowsPasswordsStayOutOfErrors(t *testing.T) {
 	}
 	if err := l.svc.Revoke(context.Background(), g); err != nil {
 		t.Fatalf("revoke once the host is back: %v", err)
+	}
+}
+
+// addWindowsHost adds a lab Windows host configured beyond what lab.Options
+// offers, on an address of its own.
+func addWindowsHost(t *testing.T, l *testLab, name string, cfg winhost.Config) *winhost.Host {
+	t.Helper()
+	cfg.InstanceID = fmt.Sprintf("i-%017x", rand.Uint64()>>4)
+	cfg.ComputerName = name
+	cfg.Address = fmt.Sprintf("127.%d.%d.%d", 100+rand.IntN(100), rand.IntN(250), 1+rand.IntN(250))
+	cfg.AgentVersion = "3.3.0.0"
+	cfg.Now = l.clock.Now
+	h, err := winhost.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	l.SSM.AddNode(h)
+	return h
+}
+
+func TestWindowsHostsThatCannotTakeAUser(t *testing.T) {
+	l := startMixedLab(t, 0, 1)
+	good := l.Windows[0]
+	dc := addWindowsHost(t, l, "dc-1", winhost.Config{DomainController: true})
+	strict := addWindowsHost(t, l, "strict-1", winhost.Config{MinPasswordLength: 64})
+
+	for _, c := range []struct {
+		host *winhost.Host
+		want string
+	}{
+		{dc, "domain controller: no local users"},
+		{strict, "password policy refused the generated password"},
+	} {
+		id := c.host.Info().InstanceID
+		g, err := l.svc.Grant(context.Background(), request(newCA(t), good.Info().InstanceID, id))
+		if err == nil || g != nil {
+			t.Fatalf("grant with %s: %v, want it refused and nothing kept", c.host.Info().ComputerName, err)
+		}
+		if !strings.Contains(err.Error(), id) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("the error does not name %s and say %q:\n%v", id, c.want, err)
+		}
+		if !strings.Contains(err.Error(), "removed again") {
+			t.Errorf("the error does not say the user was removed from the host that took it:\n%v", err)
+		}
+		for _, h := range []*winhost.Host{good, c.host} {
+			for _, a := range h.Users() {
+				if a.Passport() {
+					t.Errorf("%s keeps Passport user %s after the refused grant", h.Info().ComputerName, a.Name)
+				}
+			}
+		}
 	}
 }

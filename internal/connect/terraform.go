@@ -46,6 +46,9 @@ type tfAccessRequest struct {
 	Passwords       map[string]string `json:"passwords"`
 	TargetStatus    map[string]string `json:"target_status"`
 	TargetAddresses map[string]string `json:"target_addresses"`
+	// TargetPlatforms is absent from states written before Windows
+	// targets; a password then marks a Windows target.
+	TargetPlatforms map[string]string `json:"target_platforms"`
 }
 
 // maxStateSize bounds what is read from a state: a request is a few KiB,
@@ -115,6 +118,7 @@ func importResource(res tfResource) (Imported, bool, error) {
 	for id, status := range v.TargetStatus {
 		if status == "active" {
 			_, windows := v.Passwords[id]
+			windows = windows || v.TargetPlatforms[id] == "Windows"
 			req.Targets = append(req.Targets, Target{InstanceID: id, Address: v.TargetAddresses[id], Windows: windows})
 		}
 	}

@@ -490,11 +490,12 @@ func (r *accessRequestResource) Delete(ctx context.Context, req resource.DeleteR
 	}
 }
 
-// ImportState refuses: until the ledger records grants, nothing outside the
-// state knows a request's certificate and window.
+// ImportState refuses: the ledger records the grant but, by design, none of
+// its secrets; a generated private key and the Windows passwords exist only
+// in the state, so an imported request could not be used.
 func (r *accessRequestResource) ImportState(_ context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
 	resp.Diagnostics.AddError("Cannot import an access request",
-		fmt.Sprintf("Access request %q cannot be imported: Passport keeps no record of requests outside the Terraform state yet, so its certificate and window cannot be recovered. "+
+		fmt.Sprintf("Access request %q cannot be imported: its generated private key and Windows passwords exist only in the Terraform state that created it, and Passport's ledger keeps no secrets. "+
 			"Make a new request instead; the old user is removed from each host when its window ends.", req.ID))
 }
 

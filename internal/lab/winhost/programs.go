@@ -56,18 +56,22 @@ func (h *Host) Run(ctx context.Context, s node.Script) (node.Result, error) {
 	p := &program{action: action, fields: fields}
 	var kv []string
 	var f *failure
-	switch action {
-	case "provision":
+	changes := action == "provision" || action == "extend" || action == "revoke"
+	switch {
+	case changes && h.cfg.DomainController:
+		// The programs check the host's role before anything else.
+		f = fail(hostscript.ExitHost, "host", "domain controller: no local users; Passport grants Windows access on member servers and workstations only")
+	case action == "provision":
 		kv, f = h.provision(p)
-	case "extend":
+	case action == "extend":
 		kv, f = h.extend(p)
-	case "revoke":
+	case action == "revoke":
 		kv, f = h.revoke(p)
-	case "check":
+	case action == "check":
 		kv, f = h.check(p)
-	case "inventory":
+	case action == "inventory":
 		kv, f = h.inventory(p)
-	case "sweep":
+	case action == "sweep":
 		kv, f = h.sweep(p)
 	default:
 		f = fail(hostscript.ExitData, "data", "unknown action %q", clip(action))
@@ -219,6 +223,9 @@ func (h *Host) provision(p *program) ([]string, *failure) {
 	}
 	if err := winpass.Check(password, user); err != nil {
 		return nil, fail(hostscript.ExitFailed, "password", "the generated password does not meet the password policy: %v", err)
+	}
+	if len(password) < h.cfg.MinPasswordLength {
+		return nil, fail(hostscript.ExitPassword, "password", "the host password policy refused the generated password (%d characters, all four classes); check Minimum password length and custom password filters", len(password))
 	}
 	sealed, err := rsa.EncryptOAEP(sha256.New(), rand.Reader, seal, []byte(password), nil)
 	if err != nil {

@@ -56,6 +56,14 @@ type Config struct {
 	// MaxLogons bounds the logon connections served at once; the rest are
 	// answered "DENIED busy". 64 when zero.
 	MaxLogons int
+	// DomainController makes the host a domain controller, which has no
+	// local users: provision, extend and revoke refuse as the shipped
+	// programs do there (ExitHost), before changing anything.
+	DomainController bool
+	// MinPasswordLength is the host's "Minimum password length" policy; a
+	// generated password shorter than it is refused (ExitPassword), as
+	// New-LocalUser's InvalidPasswordException is. Zero: Windows' default.
+	MinPasswordLength int
 }
 
 // Host is a lab Windows host. It satisfies node.Node and the session
