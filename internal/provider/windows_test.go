@@ -17,7 +17,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/hashicorp/terraform-plugin-testing/echoprovider"
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/plancheck"
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
+	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 	"github.com/hashicorp/terraform-plugin-testing/tfversion"
 
 	"github.com/passport-access/terraform-provider-passport/internal/connect"
@@ -179,6 +181,11 @@ resource "passport_access_request" "mixed" {
 					}
 				},
 				Config: config,
+				// The plan shows the passwords only as sensitive.
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction(addr, plancheck.ResourceActionNoop),
+					plancheck.ExpectSensitiveValue(addr, tfjsonpath.New("passwords")),
+				}},
 				Check: func(*terraform.State) error {
 					return logonThroughTunnel(l, winID, creds.user, password)
 				},
