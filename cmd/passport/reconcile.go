@@ -19,6 +19,7 @@ import (
 	"github.com/passport-access/terraform-provider-passport/internal/awsconfig"
 	"github.com/passport-access/terraform-provider-passport/internal/fleet"
 	"github.com/passport-access/terraform-provider-passport/internal/ledger"
+	"github.com/passport-access/terraform-provider-passport/internal/policy"
 	"github.com/passport-access/terraform-provider-passport/internal/reconcile"
 	"github.com/passport-access/terraform-provider-passport/internal/targets"
 )
@@ -68,24 +69,27 @@ func (f *ledgerFlags) open(ctx context.Context, now func() time.Time, needsAWS b
 
 func newReconcileCommand() *cobra.Command {
 	var (
-		f        ledgerFlags
-		once     bool
-		interval time.Duration
-		listen   string
-		name     string
-		lease    time.Duration
-		parallel int
-		sweep    bool
-		tags     []string
+		f         ledgerFlags
+		once      bool
+		interval  time.Duration
+		listen    string
+		name      string
+		lease     time.Duration
+		parallel  int
+		sweep     bool
+		tags      []string
+		policySrc string
 	)
 	cmd := &cobra.Command{
 		Use:   "reconcile",
 		Short: "End access whose window has passed and clean up what Terraform left behind",
 		Long: `The reconciler enforces the ledger on the hosts. Each pass revokes grants
 whose window has ended, finishes grants an interrupted apply or destroy left
-provisioning or revoking, retries hosts that did not answer before, and
-removes Passport users on the hosts that no open grant accounts for. It
-revokes exactly as terraform destroy does; the audit trail names it.
+provisioning or revoking, retries hosts that did not answer before, asks
+the administrators' policy (--policy) again about every live grant and
+revokes those it no longer permits, and removes Passport users on the hosts
+that no open grant accounts for. It revokes exactly as terraform destroy
+does; the audit trail names it and says why.
 
 Run it as a daemon (--interval), or once per run (--once) from cron or a
 scheduled task. Several reconcilers may share a DynamoDB ledger: each
@@ -117,6 +121,15 @@ grant is leased to one of them while it is revoked.`,
 			reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 			metrics := reconcile.NewMetrics(reg)
 			cfg := reconcile.Config{Ledger: l, Access: svc, Holder: name, Lease: lease, Concurrency: parallel, Log: log, Metrics: metrics}
+			if policySrc != "none" {
+				if _, err := policy.Load(ctx, policySrc, clients.SSM); err != nil {
+					return fmt.Errorf("--policy %s: %w", policySrc, err)
+				}
+				cfg.Authorizer = &reconcile.PolicyCheck{
+					Load: func(ctx context.Context) (*policy.Policy, error) { return policy.Load(ctx, policySrc, clients.SSM) },
+					Tags: policy.EC2Tags{Client: clients.EC2},
+				}
+			}
 			if sweep {
 				cfg.Hosts = func(ctx context.Context) ([]string, error) {
 					found, err := targets.Find(ctx, clients.SSM, targets.Filter{PingStatus: "Online", Tags: tagFilter})
@@ -162,6 +175,8 @@ grant is leased to one of them while it is revoked.`,
 	cmd.Flags().IntVar(&parallel, "concurrency", reconcile.DefaultConcurrency, "grants revoked at once, each one Run Command to its hosts")
 	cmd.Flags().BoolVar(&sweep, "sweep", true, "look for Passport users no open grant accounts for on online Linux and Windows nodes, and remove them")
 	cmd.Flags().StringArrayVar(&tags, "sweep-tag", nil, "sweep only nodes with this tag, key=value (repeatable)")
+	cmd.Flags().StringVar(&policySrc, "policy", "ssm:///passport/policy", "the administrators' Cedar policy that live grants are checked against again (ssm:///<parameter> or file:///<path>), or none; "+
+		"a policy that cannot be read, or is missing, revokes nothing")
 	return cmd
 }
 

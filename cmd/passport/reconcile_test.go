@@ -249,3 +249,64 @@ func TestReconcilerKilledMidPassLeavesWorkToTheNext(t *testing.T) {
 		t.Errorf("the trail after a kill: %v", err)
 	}
 }
+
+// TestReconcileRechecksPolicy: --policy names the administrators' policy;
+// a live grant it no longer permits is revoked, saying why; --policy none
+// leaves live grants to their windows.
+func TestReconcileRechecksPolicy(t *testing.T) {
+	ledgerURL, l, node := reconcileLabNode(t)
+	ctx := context.Background()
+	now := time.Now()
+	if _, err := l.Create(ctx, ledger.Grant{
+		ID: "ar-00000000000000c2", Requester: "carol@example.com", Groups: []string{"ops"}, Reason: "CHG-7 live", Username: "pp-clidenied",
+		Targets:  []ledger.Target{{InstanceID: node.Info().InstanceID, State: ledger.Active}},
+		IssuedAt: now.Add(-time.Minute), ExpiresAt: now.Add(time.Hour), State: ledger.Active,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "policy.cedar")
+	writePolicy := func(doc string) {
+		if err := os.WriteFile(file, []byte(doc), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reconcile := func(policy string) string {
+		t.Helper()
+		stdout, stderr, err := passportRun(t, "reconcile", "--once", "--sweep=false", "--ledger", ledgerURL, "--policy", policy)
+		if err != nil {
+			t.Fatalf("reconcile --policy %s: %v\n%s", policy, err, stderr)
+		}
+		return stdout
+	}
+	state := func() ledger.State {
+		g, err := l.Get(ctx, "ar-00000000000000c2")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return g.State
+	}
+
+	writePolicy(`permit (principal in Passport::Group::"ops", action == Passport::Action::"access", resource);`)
+	if out := reconcile("file://" + file); !strings.Contains(out, "denied 0") || state() != ledger.Active {
+		t.Fatalf("a pass while policy permits ops: %q, grant %s", out, state())
+	}
+	writePolicy(`permit (principal in Passport::Group::"admins", action == Passport::Action::"access", resource);`)
+	if out := reconcile("none"); !strings.Contains(out, "denied 0") || state() != ledger.Active {
+		t.Fatalf("--policy none: %q, grant %s; want it left alone", out, state())
+	}
+	node.SetAnswer(0, "passport-result action=revoke status=ok user=pp-clidenied\n", "")
+	if out := reconcile("file://" + file); !strings.Contains(out, "denied 1, ") || state() != ledger.Revoked {
+		t.Fatalf("a pass after policy dropped ops: %q, grant %s; want it denied and revoked", out, state())
+	}
+	events, _ := l.Events(ctx, ledger.Filter{GrantID: "ar-00000000000000c2"})
+	if len(events) == 0 || events[0].Action != ledger.ActionDenied || !strings.Contains(events[0].Detail, "no longer permits") {
+		t.Errorf("audit trail: %+v; want a denied event saying why", events)
+	}
+
+	if err := os.Chmod(file, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	if _, stderr, err := passportRun(t, "reconcile", "--once", "--sweep=false", "--ledger", ledgerURL, "--policy", "file://"+file); err == nil || !strings.Contains(stderr, "writable by group or others") {
+		t.Errorf("a policy anyone may rewrite: %v %q, want a refusal", err, stderr)
+	}
+}

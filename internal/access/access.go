@@ -129,10 +129,14 @@ type Request struct {
 	PublicKey string
 	// Sudo grants passwordless sudo on every target.
 	Sudo bool
-	// Requester is who asks (an AWS principal ARN until SAML lands). It goes
-	// into the certificate's key id, which sshd logs, and the host's grant
-	// record.
+	// Requester is who asks: the SAML subject, or the AWS principal ARN
+	// without SAML. It goes into the certificate's key id, which sshd logs,
+	// and the host's grant record.
 	Requester string
+	// Groups are the requester's groups in the identity store, as policy
+	// saw them; the ledger keeps them so that a reconciler can ask policy
+	// again about the same person.
+	Groups []string
 }
 
 // TargetStatus is where one target of a grant stands.
@@ -170,9 +174,11 @@ type Grant struct {
 	// Username is the short-lived user, the same on every target.
 	Username  string
 	Requester string
-	Reason    string
-	Sudo      bool
-	Targets   []Target
+	// Groups are the requester's groups when the grant was made.
+	Groups  []string
+	Reason  string
+	Sudo    bool
+	Targets []Target
 	// IssuedAt and ExpiresAt are the window. The certificate is back-dated
 	// by sshca.ClockSkew before IssuedAt.
 	IssuedAt, ExpiresAt time.Time

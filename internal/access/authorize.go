@@ -17,14 +17,15 @@ type Authorizer interface {
 	Authorize(ctx context.Context, req policy.Request) error
 }
 
-// authorize asks s's Authorizer about targets of a request by requester for
-// a window of length d. With no targets nothing would reach a host, so
-// there is nothing to ask.
-func (s *Service) authorize(ctx context.Context, requester, reason string, sudo bool, d time.Duration, targets []string, platform func(id string) string) error {
+// authorize asks s's Authorizer about targets of a request by requester (in
+// groups; none lets the Authorizer use the session's) for a window of
+// length d. With no targets nothing would reach a host, so there is nothing
+// to ask.
+func (s *Service) authorize(ctx context.Context, requester string, groups []string, reason string, sudo bool, d time.Duration, targets []string, platform func(id string) string) error {
 	if s.authz == nil || len(targets) == 0 {
 		return nil
 	}
-	req := policy.Request{Subject: requester, Duration: d, Reason: reason, Sudo: sudo}
+	req := policy.Request{Subject: requester, Groups: groups, Duration: d, Reason: reason, Sudo: sudo}
 	for _, id := range targets {
 		req.Targets = append(req.Targets, policy.Instance{ID: id, Platform: platform(id)})
 	}

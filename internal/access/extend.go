@@ -43,7 +43,7 @@ func (s *Service) Extend(ctx context.Context, g *Grant, ca *sshca.CA, duration t
 	// Shortening only takes access away, which policy never needs to allow;
 	// asking would let a since-tightened policy keep a longer window alive.
 	if end.After(g.ExpiresAt) {
-		if err := s.authorize(ctx, g.Requester, g.Reason, g.Sudo, d, ids(g.Targets, Active), g.platformOf); err != nil {
+		if err := s.authorize(ctx, g.Requester, g.Groups, g.Reason, g.Sudo, d, ids(g.Targets, Active), g.platformOf); err != nil {
 			return nil, err
 		}
 	}

@@ -38,7 +38,7 @@ func (s *Service) Grant(ctx context.Context, req Request) (*Grant, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := s.authorize(ctx, req.Requester, req.Reason, req.Sudo, d, req.Targets, platformIn(inv)); err != nil {
+	if err := s.authorize(ctx, req.Requester, req.Groups, req.Reason, req.Sudo, d, req.Targets, platformIn(inv)); err != nil {
 		return nil, err
 	}
 	// Whole seconds, UTC: the window is then exactly what the certificate,
@@ -47,6 +47,7 @@ func (s *Service) Grant(ctx context.Context, req Request) (*Grant, error) {
 	g := &Grant{
 		ID:          newGrantID(),
 		Requester:   req.Requester,
+		Groups:      slices.Clone(req.Groups),
 		Reason:      req.Reason,
 		Sudo:        req.Sudo,
 		IssuedAt:    now,
@@ -109,6 +110,9 @@ func (s *Service) Grant(ctx context.Context, req Request) (*Grant, error) {
 // never a key or certificate.
 func requestedDetail(g *Grant) string {
 	d := fmt.Sprintf("user %s until %s on %d targets, reason: %s", g.Username, g.ExpiresAt.UTC().Format(time.RFC3339), len(g.Targets), g.Reason)
+	if len(g.Groups) > 0 {
+		d += "; groups: " + strings.Join(g.Groups, ", ")
+	}
 	if g.Sudo {
 		d += " (sudo)"
 	}
@@ -164,6 +168,9 @@ func (s *Service) checkRequest(req Request) (time.Duration, error) {
 		return 0, err
 	}
 	if err := checkCA(req.CA, nil); err != nil {
+		return 0, err
+	}
+	if err := checkGroups(req.Groups); err != nil {
 		return 0, err
 	}
 	return d, checkRequester(req.Requester)

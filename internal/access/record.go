@@ -35,6 +35,7 @@ func FromRecord(r ledger.Grant) *Grant {
 		ID:          r.ID,
 		Username:    r.Username,
 		Requester:   r.Requester,
+		Groups:      r.Groups,
 		Reason:      r.Reason,
 		Sudo:        r.Sudo,
 		IssuedAt:    r.IssuedAt,
@@ -65,6 +66,7 @@ func (s *Service) record(g *Grant, st ledger.State, pending []string, pend ledge
 	r := ledger.Grant{
 		ID:          g.ID,
 		Requester:   g.Requester,
+		Groups:      g.Groups,
 		Reason:      g.Reason,
 		Username:    g.Username,
 		Sudo:        g.Sudo,
@@ -141,6 +143,11 @@ func (s *Service) save(ctx context.Context, g *Grant, st ledger.State, pending [
 		case err == nil:
 			next := s.record(g, st, pending, pend, cur.Targets)
 			next.Version, next.Lease = cur.Version, cur.Lease
+			if len(next.Groups) == 0 {
+				// A grant rebuilt from Terraform's state does not carry
+				// the groups it was made with; the record keeps them.
+				next.Groups = cur.Groups
+			}
 			_, err = s.ledger.Update(ctx, next)
 		}
 		// A grant someone else already closed (the reconciler, at the end

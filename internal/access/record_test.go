@@ -54,7 +54,9 @@ func TestLedgerFollowsGrantAndRevoke(t *testing.T) {
 	a, b := newAnsweringNode(l, nil), newAnsweringNode(l, nil)
 	svc, led := withLedger(t, l, "")
 	ctx := context.Background()
-	g := grant(t, svc, request(newCA(t), instanceIDs(a, b)...))
+	req := request(newCA(t), instanceIDs(a, b)...)
+	req.Groups = []string{"ops", "oncall"}
+	g := grant(t, svc, req)
 
 	r, err := led.Get(ctx, g.ID)
 	if err != nil {
@@ -63,7 +65,12 @@ func TestLedgerFollowsGrantAndRevoke(t *testing.T) {
 	if r.State != ledger.Active || !slices.Equal(targetStates(r), []ledger.State{ledger.Active, ledger.Active}) {
 		t.Errorf("record after grant: %s %v, want active on both targets", r.State, targetStates(r))
 	}
+	if !slices.Equal(r.Groups, req.Groups) {
+		t.Errorf("the record's groups %v, want the requester's %v", r.Groups, req.Groups)
+	}
 	rebuilt := FromRecord(r)
+	// Terraform's state holds no groups: a revoke from it keeps the record's.
+	rebuilt.Groups = nil
 	if rebuilt.Username != g.Username || rebuilt.Serial != g.Serial || rebuilt.CAPublicKey != g.CAPublicKey || len(rebuilt.Targets) != 2 {
 		t.Errorf("the record does not carry what revoke needs: %+v", rebuilt)
 	}
@@ -81,6 +88,9 @@ func TestLedgerFollowsGrantAndRevoke(t *testing.T) {
 	r, _ = led.Get(ctx, g.ID)
 	if r.State != ledger.Expired || !slices.Equal(targetStates(r), []ledger.State{ledger.Expired, ledger.Expired}) {
 		t.Errorf("record after the reconciler's revoke: %s %v, want expired everywhere", r.State, targetStates(r))
+	}
+	if !slices.Equal(r.Groups, req.Groups) {
+		t.Errorf("after the revoke the record's groups are %v, want %v kept", r.Groups, req.Groups)
 	}
 	ia, ib := a.info.InstanceID, b.info.InstanceID
 	want := []string{"requested", "provisioned " + ia, "provisioned " + ib, "revoked " + ia, "revoked " + ib, "expired"}

@@ -113,6 +113,24 @@ func checkRequester(r string) error {
 	return nil
 }
 
+// Bounds on a requester's groups, the same the ledger keeps.
+const (
+	maxGroups    = 256
+	maxGroupName = 256
+)
+
+func checkGroups(groups []string) error {
+	if len(groups) > maxGroups {
+		return fmt.Errorf("groups: the requester is in %d groups; Passport records at most %d: narrow the identity store's groups attribute", len(groups), maxGroups)
+	}
+	for i, g := range groups {
+		if g == "" || len(g) > maxGroupName || strings.ContainsFunc(g, unicode.IsControl) {
+			return fmt.Errorf("groups[%d] %.40q must be 1 to %d bytes without control characters", i, g, maxGroupName)
+		}
+	}
+	return nil
+}
+
 // hostRequester is the requester as a host's grant record can hold it. The
 // host accepts a narrow alphabet (no '/', which every ARN has), so anything
 // else becomes '_'; the certificate's key id keeps the full name.

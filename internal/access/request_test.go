@@ -62,6 +62,10 @@ func TestBadRequestsAreRefusedNamingTheField(t *testing.T) {
 		{"requester with newline", func(r *Request) { r.Requester = "alice\nbob" }, "requester"},
 		{"requester with space", func(r *Request) { r.Requester = "alice $(id)" }, "requester"},
 		{"requester too long", func(r *Request) { r.Requester = strings.Repeat("a", 300) }, "requester"},
+		{"group empty", func(r *Request) { r.Groups = []string{"ops", ""} }, "groups[1]"},
+		{"group with newline", func(r *Request) { r.Groups = []string{"ops\nadmins"} }, "groups[0]"},
+		{"group too long", func(r *Request) { r.Groups = []string{strings.Repeat("g", 257)} }, "groups[0]"},
+		{"too many groups", func(r *Request) { r.Groups = make([]string, 257) }, "groups"},
 	}
 	l.Server.ResetCalls()
 	for _, tt := range tests {

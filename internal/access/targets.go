@@ -55,7 +55,7 @@ func (s *Service) SetTargets(ctx context.Context, g *Grant, ca *sshca.CA, target
 		if err != nil {
 			return nil, err
 		}
-		if err := s.authorize(ctx, g.Requester, g.Reason, g.Sudo, g.ExpiresAt.Sub(g.IssuedAt), added, platformIn(inv)); err != nil {
+		if err := s.authorize(ctx, g.Requester, g.Groups, g.Reason, g.Sudo, g.ExpiresAt.Sub(g.IssuedAt), added, platformIn(inv)); err != nil {
 			return nil, err
 		}
 		// A host this request left earlier holds the certificate's serial in

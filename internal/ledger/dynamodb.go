@@ -211,7 +211,7 @@ func grantItem(g *Grant) (item, error) {
 	it := item(grantKey(g.ID))
 	for k, v := range map[string]string{"id": g.ID, "requester": g.Requester, "reason": g.Reason, "username": g.Username,
 		"targets": targets, "ca_public_key": g.CAPublicKey, "public_key": g.PublicKey, "certificate": g.Certificate,
-		"state": string(g.State), "lease_holder": g.Lease.Holder} {
+		"state": string(g.State), "lease_holder": g.Lease.Holder, "groups": encodeGroups(g.Groups)} {
 		it.setS(k, v)
 	}
 	// The serial is a uint64; stored as its int64 bit pattern like sqlite.
@@ -238,6 +238,9 @@ func (it item) grant() (Grant, error) {
 		g.Sudo = v.Value
 	}
 	var err error
+	if g.Groups, err = decodeGroups(g.ID, it.s("groups")); err != nil {
+		return Grant{}, err
+	}
 	g.Targets, err = decodeTargets(g.ID, it.s("targets"))
 	return g, err
 }

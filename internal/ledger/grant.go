@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // State is where a grant, or one of its targets, is in its life.
@@ -49,10 +50,14 @@ func (s State) valid() bool {
 type Grant struct {
 	ID        string
 	Requester string // the SAML subject the grant was issued to
-	Reason    string
-	Username  string // the short-lived user on every target
-	Sudo      bool
-	Targets   []Target
+	// Groups are the requester's groups in the identity store when the
+	// grant was made: what policy decided on, and what a reconciler
+	// re-checks the grant with when policy changes.
+	Groups   []string
+	Reason   string
+	Username string // the short-lived user on every target
+	Sudo     bool
+	Targets  []Target
 
 	// What revocation needs: the certificate's serial, to put it on the
 	// revoked-keys list of the CA that signed it.
@@ -158,6 +163,13 @@ func (e *LeaseHeldError) Is(target error) bool { return target == ErrLeaseHeld }
 
 func notFound(id string) error { return fmt.Errorf("grant %s: %w", id, ErrNotFound) }
 
+// Bounds on the groups a grant records: generous for any identity store,
+// small enough that one grant stays one small record.
+const (
+	maxGroups    = 256
+	maxGroupName = 256
+)
+
 func (g *Grant) validate() error {
 	var problems []string
 	if g.ID == "" {
@@ -170,6 +182,15 @@ func (g *Grant) validate() error {
 		problems = append(problems, "issued_at and expires_at must both be set")
 	} else if !g.ExpiresAt.After(g.IssuedAt) {
 		problems = append(problems, "expires_at must be after issued_at")
+	}
+	if len(g.Groups) > maxGroups {
+		problems = append(problems, fmt.Sprintf("%d groups is more than %d", len(g.Groups), maxGroups))
+	}
+	for _, name := range g.Groups {
+		if name == "" || len(name) > maxGroupName || strings.ContainsFunc(name, unicode.IsControl) {
+			problems = append(problems, fmt.Sprintf("group %.40q must be 1 to %d bytes without control characters", name, maxGroupName))
+			break
+		}
 	}
 	for _, t := range g.Targets {
 		if t.InstanceID == "" {
@@ -224,6 +245,30 @@ func encodeTargets(ts []Target) (string, error) {
 	}
 	b, err := json.Marshal(ts)
 	return string(b), err
+}
+
+func encodeGroups(gs []string) string {
+	if gs == nil {
+		gs = []string{}
+	}
+	b, _ := json.Marshal(gs) // a []string always marshals
+	return string(b)
+}
+
+// decodeGroups reads what encodeGroups wrote; a record from before groups
+// were kept has none.
+func decodeGroups(id, s string) ([]string, error) {
+	var gs []string
+	if s == "" {
+		return nil, nil
+	}
+	if err := json.Unmarshal([]byte(s), &gs); err != nil {
+		return nil, fmt.Errorf("ledger: grant %s has unreadable groups: %w", id, err)
+	}
+	if len(gs) == 0 {
+		return nil, nil
+	}
+	return gs, nil
 }
 
 func decodeTargets(id, s string) ([]Target, error) {

@@ -39,7 +39,7 @@ func forEachAtomicBackend(t *testing.T, o Options, test func(t *testing.T, l *Le
 
 func testGrant(id string, issued time.Time, d time.Duration, s State) Grant {
 	return Grant{
-		ID: id, Requester: "alice@example.com", Reason: "INC-1234 disk full", Username: "pp-" + id, Sudo: true,
+		ID: id, Requester: "alice@example.com", Groups: []string{"ops", "on call: EMEA"}, Reason: "INC-1234 disk full", Username: "pp-" + id, Sudo: true,
 		Targets: []Target{
 			{InstanceID: "i-0123456789abcdef0", State: s, Address: "10.0.1.5"},
 			{InstanceID: "i-0fedcba9876543210", State: s, Detail: "host did not answer"},

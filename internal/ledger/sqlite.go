@@ -40,7 +40,8 @@ CREATE TABLE IF NOT EXISTS grants (
 	lease_until   INTEGER NOT NULL,
 	created_at    INTEGER NOT NULL,
 	updated_at    INTEGER NOT NULL,
-	due_at        INTEGER
+	due_at        INTEGER,
+	requester_groups TEXT NOT NULL DEFAULT '[]'
 );
 -- Only open grants have a due_at, so the reconciler's pass reads an index
 -- the size of the open grants, not of the history.
@@ -63,7 +64,7 @@ CREATE INDEX IF NOT EXISTS audit_grant ON audit (grant_id);
 `
 
 const grantColumns = `id, requester, reason, username, sudo, targets, serial, ca_public_key, public_key, certificate,
-	issued_at, expires_at, state, version, lease_holder, lease_until, created_at, updated_at, due_at`
+	issued_at, expires_at, state, version, lease_holder, lease_until, created_at, updated_at, due_at, requester_groups`
 
 func openSQLite(ctx context.Context, path string) (*sqliteBackend, error) {
 	abs, err := filepath.Abs(path)
@@ -100,8 +101,8 @@ func openSQLite(ctx context.Context, path string) (*sqliteBackend, error) {
 
 // schemaVersion is stored as the file's user_version, so that a later
 // Passport can migrate the file and an older one refuses a newer file
-// instead of misreading it.
-const schemaVersion = 1
+// instead of misreading it. 2 added requester_groups.
+const schemaVersion = 2
 
 func prepareSchema(ctx context.Context, db *sql.DB) error {
 	var v int
@@ -114,8 +115,35 @@ func prepareSchema(ctx context.Context, db *sql.DB) error {
 	if _, err := db.ExecContext(ctx, sqliteSchema); err != nil {
 		return err
 	}
+	// A version 1 file has its grants table without requester_groups:
+	// CREATE TABLE IF NOT EXISTS left it as it was. Several processes may
+	// open the file at once, so the column is added only where missing,
+	// inside one write transaction.
+	if v < 2 {
+		if err := addGroupsColumn(ctx, db); err != nil {
+			return fmt.Errorf("upgrading the ledger to schema 2: %w", err)
+		}
+	}
 	_, err := db.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, schemaVersion))
 	return err
+}
+
+func addGroupsColumn(ctx context.Context, db *sql.DB) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info('grants') WHERE name = 'requester_groups'`).Scan(&n); err != nil {
+		return err
+	}
+	if n == 0 {
+		if _, err := tx.ExecContext(ctx, `ALTER TABLE grants ADD COLUMN requester_groups TEXT NOT NULL DEFAULT '[]'`); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
 }
 
 func (s *sqliteBackend) close() error { return s.db.Close() }
@@ -132,7 +160,7 @@ func grantArgs(g *Grant) ([]any, error) {
 	// The serial is a uint64; sqlite stores int64. The cast round-trips.
 	return []any{g.ID, g.Requester, g.Reason, g.Username, g.Sudo, targets, int64(g.Serial), g.CAPublicKey, g.PublicKey, g.Certificate,
 		nanos(g.IssuedAt), nanos(g.ExpiresAt), string(g.State), g.Version, g.Lease.Holder, nanos(g.Lease.Until),
-		nanos(g.CreatedAt), nanos(g.UpdatedAt), due}, nil
+		nanos(g.CreatedAt), nanos(g.UpdatedAt), due, encodeGroups(g.Groups)}, nil
 }
 
 type scanner interface{ Scan(dest ...any) error }
@@ -140,18 +168,21 @@ type scanner interface{ Scan(dest ...any) error }
 func scanGrant(r scanner) (Grant, error) {
 	var (
 		g                                                Grant
-		targets, state                                   string
+		targets, state, groups                           string
 		serial, issued, expires, until, created, updated int64
 		due                                              sql.NullInt64
 	)
 	err := r.Scan(&g.ID, &g.Requester, &g.Reason, &g.Username, &g.Sudo, &targets, &serial, &g.CAPublicKey, &g.PublicKey, &g.Certificate,
-		&issued, &expires, &state, &g.Version, &g.Lease.Holder, &until, &created, &updated, &due)
+		&issued, &expires, &state, &g.Version, &g.Lease.Holder, &until, &created, &updated, &due, &groups)
 	if err != nil {
 		return Grant{}, err
 	}
 	g.Serial, g.State = uint64(serial), State(state)
 	g.IssuedAt, g.ExpiresAt, g.Lease.Until = fromNanos(issued), fromNanos(expires), fromNanos(until)
 	g.CreatedAt, g.UpdatedAt, g.DueAt = fromNanos(created), fromNanos(updated), fromNanos(due.Int64)
+	if g.Groups, err = decodeGroups(g.ID, groups); err != nil {
+		return Grant{}, err
+	}
 	g.Targets, err = decodeTargets(g.ID, targets)
 	return g, err
 }
@@ -162,7 +193,7 @@ func (s *sqliteBackend) createGrant(ctx context.Context, g *Grant) error {
 		return err
 	}
 	res, err := s.db.ExecContext(ctx, `INSERT INTO grants (`+grantColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`, args...)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`, args...)
 	if err != nil {
 		return fmt.Errorf("ledger: storing grant %s: %w", g.ID, err)
 	}
@@ -193,7 +224,7 @@ func (s *sqliteBackend) putGrant(ctx context.Context, g *Grant, prev int64) erro
 		cond += ` AND state IN ('provisioning', 'active', 'revoking')`
 	}
 	res, err := s.db.ExecContext(ctx, `UPDATE grants SET (`+grantColumns+`)
-		= (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) WHERE `+cond, append(args, g.ID, prev)...)
+		= (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) WHERE `+cond, append(args, g.ID, prev)...)
 	if err != nil {
 		return fmt.Errorf("ledger: updating grant %s: %w", g.ID, err)
 	}

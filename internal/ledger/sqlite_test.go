@@ -3,10 +3,12 @@ package ledger
 import (
 	"bufio"
 	"context"
+	"database/sql"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -164,5 +166,54 @@ func TestSQLiteRefusesANewerSchema(t *testing.T) {
 	_, err = Open(context.Background(), "sqlite://"+path, Options{})
 	if err == nil || !strings.Contains(err.Error(), "upgrade Passport") {
 		t.Errorf("Open of a file from a newer Passport: %v, want a refusal asking to upgrade", err)
+	}
+}
+
+// TestSQLiteUpgradesASchema1File: a ledger written before grants kept the
+// requester's groups opens, keeps every grant, and records groups after.
+func TestSQLiteUpgradesASchema1File(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ledger.db")
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Schema 1's grants table, as Passport wrote it then.
+	for _, stmt := range []string{`CREATE TABLE grants (
+	id TEXT PRIMARY KEY, requester TEXT NOT NULL, reason TEXT NOT NULL, username TEXT NOT NULL, sudo INTEGER NOT NULL,
+	targets TEXT NOT NULL, serial INTEGER NOT NULL, ca_public_key TEXT NOT NULL, public_key TEXT NOT NULL, certificate TEXT NOT NULL,
+	issued_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, state TEXT NOT NULL, version INTEGER NOT NULL,
+	lease_holder TEXT NOT NULL, lease_until INTEGER NOT NULL, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, due_at INTEGER)`,
+		`INSERT INTO grants VALUES ('ar-old', 'alice@example.com', 'INC-1 before groups', 'pp-old', 0,
+	'[{"instance_id":"i-0123456789abcdef0","state":"active"}]', 7, 'ssh-ed25519 AAAACA', '', '',
+	1700000000000000000, 1700003600000000000, 'active', 3, '', 0, 1700000000000000000, 1700000000000000000, 1700003600000000000)`,
+		`PRAGMA user_version = 1`,
+	} {
+		if _, err := db.Exec(stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	db.Close()
+
+	ctx := context.Background()
+	l, err := Open(ctx, "sqlite://"+path, Options{})
+	if err != nil {
+		t.Fatalf("opening a schema 1 file: %v", err)
+	}
+	defer l.Close()
+	old, err := l.Get(ctx, "ar-old")
+	if err != nil || old.Username != "pp-old" || old.Groups != nil || len(old.Targets) != 1 {
+		t.Fatalf("the grant written before the upgrade: %+v, %v", old, err)
+	}
+	in := testGrant("ar-new", time.Now(), time.Hour, Active)
+	if _, err := l.Create(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	got, err := l.Get(ctx, "ar-new")
+	if err != nil || !slices.Equal(got.Groups, in.Groups) {
+		t.Fatalf("groups after the upgrade: %v, %v; want %v", got.Groups, err, in.Groups)
+	}
+	var v int
+	if err := l.b.(*sqliteBackend).db.QueryRow(`PRAGMA user_version`).Scan(&v); err != nil || v != schemaVersion {
+		t.Errorf("user_version %d, %v; want %d", v, err, schemaVersion)
 	}
 }

@@ -165,6 +165,10 @@ func Parse(source string, doc []byte) (*Policy, error) {
 // Source says where the policy was read from.
 func (p *Policy) Source() string { return p.source }
 
+// Missing says why there is no policy at all (the parameter or file does
+// not exist, or holds no policies); empty when there is one.
+func (p *Policy) Missing() string { return p.missing }
+
 // Len is the number of policies in the set; 0 denies everything.
 func (p *Policy) Len() int { return len(p.statements) }
 

@@ -72,7 +72,7 @@ func (in requestInputs) request(ctx context.Context, data *providerData, gate *r
 		diags.AddAttributeError(path.Root("certificate_authority"), "Cannot use the certificate authority", err.Error())
 		return req, false
 	}
-	if req.Requester, _, err = gate.who(ctx); err != nil {
+	if req.Requester, req.Groups, err = gate.who(ctx); err != nil {
 		diags.AddError("Cannot tell who is asking", err.Error())
 		return req, false
 	}

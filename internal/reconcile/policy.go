@@ -1,0 +1,105 @@
+package reconcile
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/passport-access/terraform-provider-passport/internal/ledger"
+	"github.com/passport-access/terraform-provider-passport/internal/policy"
+)
+
+// DefaultPolicyMaxAge is how long PolicyCheck reuses a policy it read: a
+// pass over many live grants reads it once, and a change reaches the next
+// pass.
+const DefaultPolicyMaxAge = 15 * time.Second
+
+// PolicyCheck is the Authorizer that asks the administrators' Cedar policy
+// again about a live grant, as the provider asked when the grant was made:
+// the same requester and groups (as the ledger recorded them), reason, sudo
+// and whole window, on each target that may still hold the user, with the
+// targets' current tags.
+//
+// A policy that cannot be read, or whose source has vanished, revokes
+// nothing: a deleted parameter is far more often an accident than a wish
+// to end everyone's access. To end all access, publish a policy that
+// forbids it.
+type PolicyCheck struct {
+	// Load reads the current policy, as policy.Load does from the
+	// administrators' source.
+	Load func(ctx context.Context) (*policy.Policy, error)
+	// Tags looks up the targets' tags; nil means they have none.
+	Tags policy.TagSource
+	// Now is the clock MaxAge runs on; time.Now when nil.
+	Now func() time.Time
+	// MaxAge is how long a read policy is reused; DefaultPolicyMaxAge when
+	// zero.
+	MaxAge time.Duration
+
+	mu     sync.Mutex
+	cached *policy.Policy
+	readAt time.Time
+}
+
+var _ Authorizer = (*PolicyCheck)(nil)
+
+// Permits implements Authorizer.
+func (c *PolicyCheck) Permits(ctx context.Context, g ledger.Grant) (bool, string, error) {
+	p, err := c.policy(ctx)
+	if err != nil {
+		return false, "", err
+	}
+	req := policy.Request{
+		Subject:  g.Requester,
+		Groups:   g.Groups,
+		Duration: g.ExpiresAt.Sub(g.IssuedAt),
+		Reason:   g.Reason,
+		Sudo:     g.Sudo,
+	}
+	for _, t := range g.Targets {
+		if !t.State.Closed() {
+			req.Targets = append(req.Targets, policy.Instance{ID: t.InstanceID, Platform: cmp.Or(t.Platform, "Linux")})
+		}
+	}
+	if len(req.Targets) == 0 {
+		return true, "", nil
+	}
+	err = (&policy.Gate{Policy: p, Tags: c.Tags}).Authorize(ctx, req)
+	var denied *policy.DeniedError
+	switch {
+	case err == nil:
+		return true, "", nil
+	case errors.As(err, &denied):
+		why := make([]string, len(denied.Targets))
+		for i, t := range denied.Targets {
+			why[i] = t.ID + ": " + t.Why
+		}
+		return false, "policy no longer permits it: " + strings.Join(why, "; "), nil
+	}
+	return false, "", fmt.Errorf("checking grant %s against policy: %w", g.ID, err)
+}
+
+func (c *PolicyCheck) policy(ctx context.Context) (*policy.Policy, error) {
+	now := time.Now
+	if c.Now != nil {
+		now = c.Now
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cached != nil && now().Sub(c.readAt) < cmp.Or(c.MaxAge, DefaultPolicyMaxAge) {
+		return c.cached, nil
+	}
+	p, err := c.Load(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reading the policy: %w", err)
+	}
+	if why := p.Missing(); why != "" {
+		return nil, fmt.Errorf("there is no policy to check live grants against (%s); none is revoked for it until one is published", why)
+	}
+	c.cached, c.readAt = p, now()
+	return p, nil
+}
