@@ -184,7 +184,7 @@ func (s *Service) sign(ctx context.Context, ca *sshca.CA, g *Grant, key ssh.Publ
 	cert, err := ca.Sign(ctx, sshca.CertRequest{
 		PublicKey:   key,
 		Username:    g.Username,
-		KeyID:       sshca.KeyID(g.ID, g.Requester),
+		KeyID:       sshca.KeyID(g.ID, g.Requester, g.Groups...),
 		ValidAfter:  g.IssuedAt,
 		ValidBefore: g.ExpiresAt,
 		PermitPTY:   true,

@@ -21,6 +21,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/booldefault"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/boolplanmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/listplanmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringdefault"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringplanmodifier"
@@ -80,6 +81,7 @@ type accessRequestModel struct {
 	ID              types.String `tfsdk:"id"`
 	Username        types.String `tfsdk:"username"`
 	Requester       types.String `tfsdk:"requester"`
+	RequesterGroups types.List   `tfsdk:"requester_groups"`
 	IssuedAt        types.String `tfsdk:"issued_at"`
 	ExpiresAt       types.String `tfsdk:"expires_at"`
 	Certificate     types.String `tfsdk:"certificate"`
@@ -165,7 +167,14 @@ func (r *accessRequestResource) Schema(ctx context.Context, _ resource.SchemaReq
 			},
 			"requester": schema.StringAttribute{
 				Computed: true, PlanModifiers: keep,
-				Description: "Who asked: the ARN of the AWS credentials Terraform ran with (STS GetCallerIdentity). It is in the certificate's key id and each host's grant record.",
+				Description: "Who asked: the signed-in person's SAML subject when the provider has a `saml` block, else the ARN of the AWS credentials Terraform ran with (STS GetCallerIdentity). " +
+					"It is in the certificate's key id, each host's grant record, the ledger and the audit trail.",
+			},
+			"requester_groups": schema.ListAttribute{
+				ElementType: types.StringType,
+				Computed:    true, PlanModifiers: []planmodifier.List{listplanmodifier.UseStateForUnknown()},
+				Description: "The signed-in person's groups from the identity store when the request was made, as policy saw them (null without SAML). " +
+					"They are in the certificate's key id and the ledger, where the reconciler re-checks the grant against policy with them.",
 			},
 			"issued_at": schema.StringAttribute{
 				Computed: true, PlanModifiers: keep,
@@ -524,6 +533,14 @@ func (r *accessRequestResource) setGrant(ctx context.Context, m *accessRequestMo
 	m.ID = types.StringValue(g.ID)
 	m.Username = types.StringValue(g.Username)
 	m.Requester = types.StringValue(g.Requester)
+	// Null, not empty, without groups: a state from before groups were kept
+	// plans null, and apply must return what was planned.
+	m.RequesterGroups = types.ListNull(types.StringType)
+	if len(g.Groups) > 0 {
+		var d diag.Diagnostics
+		m.RequesterGroups, d = types.ListValueFrom(ctx, types.StringType, g.Groups)
+		diags.Append(d...)
+	}
 	m.IssuedAt = types.StringValue(g.IssuedAt.UTC().Format(time.RFC3339))
 	m.ExpiresAt = types.StringValue(g.ExpiresAt.UTC().Format(time.RFC3339))
 	m.Certificate = types.StringValue(g.Certificate)
@@ -641,13 +658,16 @@ func grantFromState(ctx context.Context, m accessRequestModel) (*access.Grant, e
 	}
 	status, addresses, platforms := map[string]string{}, map[string]string{}, map[string]string{}
 	var diags diag.Diagnostics
+	if !m.RequesterGroups.IsNull() && !m.RequesterGroups.IsUnknown() {
+		diags.Append(m.RequesterGroups.ElementsAs(ctx, &g.Groups, false)...)
+	}
 	diags.Append(m.TargetStatus.ElementsAs(ctx, &status, false)...)
 	diags.Append(m.TargetAddresses.ElementsAs(ctx, &addresses, false)...)
 	// A state written before Windows targets has no target_platforms: all
 	// of its targets are Linux.
 	diags.Append(m.TargetPlatforms.ElementsAs(ctx, &platforms, false)...)
 	if diags.HasError() {
-		return nil, errors.New("target_status, target_addresses or target_platforms is not a map of strings")
+		return nil, errors.New("requester_groups is not a list of strings, or target_status, target_addresses or target_platforms is not a map of strings")
 	}
 	ids := make([]string, 0, len(status))
 	for id := range status {

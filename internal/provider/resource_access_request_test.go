@@ -623,7 +623,7 @@ func TestGrantStateRoundTrip(t *testing.T) {
 	line := func(k ssh.PublicKey) string { return strings.TrimSuffix(string(ssh.MarshalAuthorizedKey(k)), "\n") }
 	want := &access.Grant{
 		ID: "ar-0123456789abcdef", Username: "pp-abcdefghij", Requester: "arn:aws:iam::123456789012:user/alice",
-		Reason: "a reason for the round trip", Sudo: true,
+		Groups: []string{"ops", "oncall"}, Reason: "a reason for the round trip", Sudo: true,
 		Targets: []access.Target{
 			{InstanceID: "i-0123456789abcdef0", Platform: access.Linux, Status: access.Active, Address: "10.0.0.5"},
 			{InstanceID: "i-0123456789abcdef1", Platform: access.Linux, Status: access.Failed, Address: "10.0.0.6"},

@@ -1,12 +1,20 @@
 package provider
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"os"
 	"regexp"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/passport-access/terraform-provider-passport/internal/ledger"
 )
 
 // TestAccSignedInPersonGetsWhatPolicyAllows: with a saml block, the
@@ -51,6 +59,8 @@ resource "passport_access_request" "r" {
 				Config: config("INC-7: disk alert", "2h", staging),
 				Check: resource.ComposeAggregateTestCheckFunc(
 					resource.TestCheckResourceAttr("passport_access_request.r", "requester", "alice"),
+					resource.TestCheckResourceAttr("passport_access_request.r", "requester_groups.#", "1"),
+					resource.TestCheckResourceAttr("passport_access_request.r", "requester_groups.0", "ops"),
 					resource.TestCheckResourceAttr("passport_access_request.r", "target_status."+staging, "active"),
 					func(s *terraform.State) error {
 						a, err := attributes(s, "passport_access_request.r")
@@ -61,10 +71,48 @@ resource "passport_access_request" "r" {
 						if err != nil {
 							return err
 						}
-						return creds.checkLogin(l.Hosts[0], false)
+						return errors.Join(creds.checkLogin(l.Hosts[0], false), recordedAs(t, a, "alice", "ops"))
 					},
 				),
 			},
+			{
+				// A longer window, still within what ops may have: the new
+				// certificate names the same person and groups.
+				Config: config("INC-7: disk alert", "3h", staging),
+				Check: func(s *terraform.State) error {
+					a, err := attributes(s, "passport_access_request.r")
+					if err != nil {
+						return err
+					}
+					return recordedAs(t, a, "alice", "ops")
+				},
+			},
 		},
 	})
+}
+
+// recordedAs checks that the request's certificate key id and its ledger
+// record name subject and groups.
+func recordedAs(t *testing.T, a map[string]string, subject string, groups ...string) error {
+	pub, _, _, _, err := ssh.ParseAuthorizedKey([]byte(a["certificate"]))
+	if err != nil {
+		return err
+	}
+	keyID := pub.(*ssh.Certificate).KeyId
+	if want := "subject=" + subject + " groups=" + strings.Join(groups, ","); !strings.HasSuffix(keyID, want) {
+		return fmt.Errorf("certificate key id %q does not end %q", keyID, want)
+	}
+	book, err := ledger.Open(context.Background(), os.Getenv("PASSPORT_LEDGER"), ledger.Options{})
+	if err != nil {
+		return err
+	}
+	defer book.Close()
+	g, err := book.Get(context.Background(), a["id"])
+	if err != nil {
+		return err
+	}
+	if g.Requester != subject || !slices.Equal(g.Groups, groups) {
+		return fmt.Errorf("the ledger records %s in %v, want %s in %v", g.Requester, g.Groups, subject, groups)
+	}
+	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -188,20 +189,44 @@ func checkKeyID(id string) error {
 	return nil
 }
 
-// KeyID builds a certificate key id naming the request and the requester,
-// e.g. `passport request=req-123 subject=alice@example.com`. sshd writes it
-// into its log on every login, so anything outside printable ASCII (newlines
-// that would forge log lines, terminal escapes) becomes '_', spaces inside a
-// field become '_' so fields stay separable, and each field is cut short.
-func KeyID(requestID, subject string) string {
-	field := func(s string) string {
-		s = strings.ReplaceAll(printable(s, 100, '_'), " ", "_")
+// KeyID builds a certificate key id naming the request, the requester and
+// the requester's groups, e.g. `passport request=req-123
+// subject=alice@example.com groups=ops,oncall`. sshd writes it into its log
+// on every login, so anything outside printable ASCII (newlines that would
+// forge log lines, terminal escapes) becomes '_', spaces inside a field
+// (and commas inside a group) become '_' so fields stay separable, and each
+// field is cut short. Groups that do not fit the key id's 256 bytes are
+// left out and counted: "groups=ops,dev,+3".
+func KeyID(requestID, subject string, groups ...string) string {
+	field := func(s string, n int) string {
+		s = strings.ReplaceAll(printable(s, n, '_'), " ", "_")
 		if s == "" {
 			return "-"
 		}
 		return s
 	}
-	return "passport request=" + field(requestID) + " subject=" + field(subject)
+	id := "passport request=" + field(requestID, 64) + " subject=" + field(subject, 100)
+	if len(groups) == 0 {
+		return id
+	}
+	id += " groups="
+	for i, g := range groups {
+		g = strings.ReplaceAll(field(g, 64), ",", "_")
+		sep := ","
+		if i == 0 {
+			sep = ""
+		}
+		// Room for this group and for counting those after it.
+		rest := ""
+		if left := len(groups) - i - 1; left > 0 {
+			rest = ",+" + strconv.Itoa(left)
+		}
+		if len(id)+len(sep)+len(g)+len(rest) > maxKeyIDLen {
+			return id + sep + "+" + strconv.Itoa(len(groups)-i)
+		}
+		id += sep + g
+	}
+	return id
 }
 
 // randomSerial draws a serial from crypto/rand, so serials are unguessable

@@ -296,6 +296,33 @@ func TestKeyID(t *testing.T) {
 	if len(long) > maxKeyIDLen {
 		t.Errorf("KeyID of long fields is %d bytes", len(long))
 	}
+
+	for _, tt := range []struct {
+		groups []string
+		want   string
+	}{
+		{[]string{"ops", "oncall"}, " groups=ops,oncall"},
+		{[]string{"ops,admins", "on call\n"}, " groups=ops_admins,on_call_"},
+	} {
+		got := KeyID("r", "alice", tt.groups...)
+		if want := "passport request=r subject=alice" + tt.want; got != want {
+			t.Errorf("KeyID with groups %q = %q, want %q", tt.groups, got, want)
+		}
+	}
+	many := make([]string, 100)
+	for i := range many {
+		many[i] = fmt.Sprintf("group-%02d", i)
+	}
+	for _, subject := range []string{"alice", strings.Repeat("s", 1000)} {
+		got := KeyID(strings.Repeat("r", 1000), subject, many...)
+		if len(got) > maxKeyIDLen || checkKeyID(got) != nil {
+			t.Errorf("KeyID with 100 groups is %d bytes (%v): %q", len(got), checkKeyID(got), got)
+		}
+		kept := strings.Count(got[strings.Index(got, "groups=")+7:], "group-")
+		if !strings.HasSuffix(got, fmt.Sprintf(",+%d", 100-kept)) && !(kept == 0 && strings.HasSuffix(got, "=+100")) {
+			t.Errorf("KeyID with 100 groups does not count the %d left out: %q", 100-kept, got)
+		}
+	}
 }
 
 // TestOpenSSHReadsCertificate has OpenSSH's ssh-keygen parse each
