@@ -100,6 +100,9 @@ resource "passport_access_request" "r" {
 	if strings.Contains(output.String(), "Apply complete") {
 		t.Fatalf("the apply finished before it was killed:\n%s", output.String())
 	}
+	if out, err := exec.Command("pgrep", "-f", filepath.Join(dir, "bin")).Output(); err == nil {
+		t.Fatalf("the provider outlived the kill: pids %s", out)
+	}
 
 	book, err := ledger.Open(context.Background(), os.Getenv("PASSPORT_LEDGER"), ledger.Options{})
 	if err != nil {
