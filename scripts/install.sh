@@ -12,6 +12,7 @@ command -v shellcheck >/dev/null 2>&1 || need_apt="$need_apt shellcheck"
 command -v sudo >/dev/null 2>&1 || need_apt="$need_apt sudo"
 command -v rsync >/dev/null 2>&1 || need_apt="$need_apt rsync"
 command -v unshare >/dev/null 2>&1 || need_apt="$need_apt util-linux"
+command -v pkill >/dev/null 2>&1 || need_apt="$need_apt procps"
 # A real browser for the SAML sign-in test, driven by playwright-core.
 [ -x /usr/bin/chromium ] || need_apt="$need_apt chromium"
 command -v node >/dev/null 2>&1 || need_apt="$need_apt nodejs"
