@@ -230,7 +230,7 @@ func (a *Agent) serveBasic(dial func() (net.Conn, error)) error {
 
 // serveMux accepts the client's smux streams and connects each to the port.
 func (a *Agent) serveMux(dial func() (net.Conn, error)) error {
-	cfg := smux.DefaultConfig()
+	cfg := muxConfig()
 	cfg.KeepAliveDisabled = compareVersions(a.clientVer, keepAliveOffClientVersion) > 0
 	terminated := make(chan struct{})
 	var once sync.Once

@@ -605,7 +605,7 @@ func (c *channel) ack(m Message) {
 // enqueueAck queues m's acknowledgement without writing it; it may be
 // called with rmu held.
 func (c *channel) enqueueAck(m Message) {
-	content, _ := json.Marshal(ackContent{MessageType: m.Type, MessageID: m.ID.String(), SequenceNumber: m.Sequence, IsSequentialMessage: true})
+	content := ackContent{MessageType: m.Type, MessageID: m.ID.String(), SequenceNumber: m.Sequence, IsSequentialMessage: true}.appendJSON(nil)
 	a := Message{Type: Acknowledge, CreatedDate: c.now(), Flags: FlagSYN | FlagFIN, ID: NewMessageID(), Payload: content}
 	frame, err := a.Encode(make([]byte, 0, HeaderSize+len(content)))
 	if err != nil {

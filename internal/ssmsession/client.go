@@ -99,7 +99,7 @@ func (d *Dialer) Dial(ctx context.Context, streamURL, token string) (*Session, e
 		return nil, err
 	}
 	if s.Multiplexed() {
-		cfg := smux.DefaultConfig()
+		cfg := muxConfig()
 		cfg.KeepAliveDisabled = compareVersions(s.agentVersion, keepAliveOffAgentVersion) > 0
 		st := &stream{ch: s.ch, onFlag: s.flag}
 		if s.mux, err = smux.Client(st, cfg); err != nil {

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -143,8 +144,11 @@ func (m *Message) Encode(dst []byte) ([]byte, error) {
 	if created.IsZero() {
 		created = time.Now()
 	}
+	// Every byte of the frame is written below, so it is grown, not
+	// zeroed: a data message's payload would otherwise be cleared and
+	// copied once more.
 	start := len(dst)
-	dst = append(dst, make([]byte, HeaderSize+len(m.Payload))...)
+	dst = slices.Grow(dst, HeaderSize+len(m.Payload))[:start+HeaderSize+len(m.Payload)]
 	b := dst[start:]
 	be := binary.BigEndian
 	be.PutUint32(b, headerLength)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"testing"
 	"time"
@@ -136,6 +137,23 @@ func FuzzDecode(f *testing.F) {
 		if m2.Type != m.Type || m2.Sequence != m.Sequence || m2.ID != m.ID || m2.Flags != m.Flags ||
 			m2.PayloadType != m.PayloadType || !bytes.Equal(m2.Payload, m.Payload) || !m2.CreatedDate.Equal(m.CreatedDate) {
 			t.Fatalf("round trip changed the message: %+v vs %+v", m, m2)
+		}
+	})
+}
+
+// FuzzAckJSON: the hand-written acknowledgement JSON is json.Marshal's,
+// byte for byte, whatever the type and id hold.
+func FuzzAckJSON(f *testing.F) {
+	f.Add("output_stream_data", "6e2a9e7c-5f0b-4c55-9d5e-0d7f1bd9a1c4", int64(7), true)
+	f.Add("a\"b\\c<d>&\x00\u2028é", "", int64(-1), false)
+	f.Fuzz(func(t *testing.T, typ, id string, seq int64, sequential bool) {
+		a := ackContent{MessageType: typ, MessageID: id, SequenceNumber: seq, IsSequentialMessage: sequential}
+		want, err := json.Marshal(a)
+		if err != nil {
+			t.Skip()
+		}
+		if got := a.appendJSON(nil); string(got) != string(want) {
+			t.Fatalf("appendJSON = %s\njson.Marshal = %s", got, want)
 		}
 	})
 }

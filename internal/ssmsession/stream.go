@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/xtaci/smux"
 )
 
 // stream is the byte stream a port session carries in Output messages: the
@@ -87,4 +89,18 @@ func compareVersions(a, b string) int {
 		}
 	}
 	return 0
+}
+
+// smuxHeaderSize is the length of an smux frame header (version, command,
+// length, stream id).
+const smuxHeaderSize = 8
+
+// muxConfig is smux's default with frames that fill exactly one stream
+// message: smux writes each frame, header and data, in one Write, and a
+// 32 KiB frame would travel as two full messages and an 8-byte third.
+// The frame size is the sender's choice; any peer reads any size.
+func muxConfig() *smux.Config {
+	cfg := smux.DefaultConfig()
+	cfg.MaxFrameSize = chunkSize - smuxHeaderSize
+	return cfg
 }
