@@ -13,6 +13,24 @@ PATH="$PATH:$(go env GOPATH)/bin"
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
+# wait_for PID ERRFILE WHAT TEST...: waits up to 60 s for the command TEST
+# to succeed while the background process PID lives; otherwise shows its
+# stderr and stops the demo saying WHAT did not happen.
+wait_for() {
+	pid=$1 errfile=$2 what=$3
+	shift 3
+	i=0
+	until "$@"; do
+		i=$((i + 1))
+		if [ $i -gt 600 ] || ! kill -0 "$pid" 2>/dev/null; then
+			cat "$errfile" >&2
+			echo "demo: $what" >&2
+			exit 1
+		fi
+		sleep 0.1
+	done
+}
+
 say "Building the provider and the passport CLI"
 make -s build
 demo=$(mktemp -d /tmp/passport-demo.XXXXXX)
@@ -35,16 +53,7 @@ trap cleanup EXIT INT TERM
 say "Starting the lab: passport lab up --hosts 3 --windows 1"
 "$root/bin/passport" lab up --hosts 3 --windows 1 --dir "$lab" >"$demo/lab.out" 2>"$demo/lab.err" &
 lab_pid=$!
-i=0
-until [ -f "$lab/env.sh" ]; do
-	i=$((i + 1))
-	if [ $i -gt 600 ] || ! kill -0 "$lab_pid" 2>/dev/null; then
-		cat "$demo/lab.err" >&2
-		echo "demo: the lab did not start" >&2
-		exit 1
-	fi
-	sleep 0.1
-done
+wait_for "$lab_pid" "$demo/lab.err" "the lab did not start" test -f "$lab/env.sh"
 sleep 0.2
 cat "$demo/lab.out"
 # shellcheck disable=SC1091 # written by the lab at run time
@@ -121,16 +130,7 @@ say "Remote Desktop to the Windows server: passport rdp forwards its port 3389 t
 windows=$(tf output -json windows_targets | tr -d '[]"' | cut -d, -f1)
 "$root/bin/passport" rdp "$windows" >"$demo/rdp.out" 2>"$demo/rdp.err" &
 rdp_pid=$!
-i=0
-until grep -q 'Press Ctrl-C' "$demo/rdp.out"; do
-	i=$((i + 1))
-	if [ $i -gt 300 ] || ! kill -0 "$rdp_pid" 2>/dev/null; then
-		cat "$demo/rdp.err" >&2
-		echo "demo: passport rdp did not open its tunnel" >&2
-		exit 1
-	fi
-	sleep 0.1
-done
+wait_for "$rdp_pid" "$demo/rdp.err" "passport rdp did not open its tunnel" grep -q 'Press Ctrl-C' "$demo/rdp.out"
 # The password is the server's own; the demo shows its length, not it.
 password=$(sed -n 's/^  Password: //p' "$demo/rdp.out")
 sed "s/^  Password: .*/  Password: (${#password} characters, hidden here)/" "$demo/rdp.out"

@@ -76,41 +76,36 @@ func openPasswords(g *Grant, key *rsa.PrivateKey, runs []hostRun) {
 
 // revokePrograms builds the revoke program of each platform among targets.
 func revokePrograms(g *Grant, targets []string) (programs, error) {
+	return forPlatforms(g, targets, func() (string, error) {
+		return hostscript.Revoke(hostscript.Revocation{Username: g.Username, Serial: g.Serial, CAPublicKey: g.CAPublicKey})
+	}, func() (string, error) { return hostscript.RevokeWindows(g.Username) })
+}
+
+// forPlatforms builds an operation's Linux program, and its Windows one
+// when any of targets is a Windows node.
+func forPlatforms(g *Grant, targets []string, linux, windows func() (string, error)) (programs, error) {
 	var p programs
 	var err error
-	p.linux, err = hostscript.Revoke(hostscript.Revocation{
-		Username:    g.Username,
-		Serial:      g.Serial,
-		CAPublicKey: g.CAPublicKey,
-	})
-	if err != nil || !hasWindows(targets, g.platformOf) {
+	if p.linux, err = linux(); err != nil || !hasWindows(targets, g.platformOf) {
 		return p, err
 	}
-	p.windows, err = hostscript.RevokeWindows(g.Username)
+	p.windows, err = windows()
 	return p, err
 }
 
 // extendPrograms builds the extend program of each platform among targets.
 func extendPrograms(g *Grant, targets []string) (programs, error) {
-	var p programs
-	var err error
-	if p.linux, err = hostscript.Extend(g.Username, g.ExpiresAt); err != nil || !hasWindows(targets, g.platformOf) {
-		return p, err
-	}
-	p.windows, err = hostscript.ExtendWindows(g.Username, g.ExpiresAt)
-	return p, err
+	return forPlatforms(g, targets,
+		func() (string, error) { return hostscript.Extend(g.Username, g.ExpiresAt) },
+		func() (string, error) { return hostscript.ExtendWindows(g.Username, g.ExpiresAt) })
 }
 
 // checkPrograms builds the read-only check program of each platform among
 // targets; both report in the form hostscript.ParsePresence reads.
 func checkPrograms(g *Grant, targets []string) (programs, error) {
-	var p programs
-	var err error
-	if p.linux, err = hostscript.Check(g.Username, g.ID); err != nil || !hasWindows(targets, g.platformOf) {
-		return p, err
-	}
-	p.windows, err = hostscript.CheckWindows(g.Username, g.ID)
-	return p, err
+	return forPlatforms(g, targets,
+		func() (string, error) { return hostscript.Check(g.Username, g.ID) },
+		func() (string, error) { return hostscript.CheckWindows(g.Username, g.ID) })
 }
 
 // dropPasswords forgets the passwords of targets that no longer hold the
