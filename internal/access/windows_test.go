@@ -104,6 +104,19 @@ func TestMixedGrantLinuxAndWindows(t *testing.T) {
 	}
 	mustBeDenied(t, l.Windows[0], g.Username, b, "the password of another host")
 
+	t.Run("another request on the same hosts gets passwords of its own", func(t *testing.T) {
+		other := grant(t, l.svc, request(ca, windows...))
+		for id, pw := range other.Passwords {
+			if pw == a || pw == b {
+				t.Errorf("%s: the second request's password repeats the first's", id)
+			}
+		}
+		mustBeDenied(t, l.Windows[0], g.Username, other.Passwords[windows[0]], "another request's password for this request's user")
+		if err := l.svc.Revoke(context.Background(), other); err != nil {
+			t.Fatal(err)
+		}
+	})
+
 	t.Run("check finds every target", func(t *testing.T) {
 		h, err := l.svc.Check(context.Background(), g)
 		if err != nil || len(h.Missing)+len(h.Unreachable) > 0 || h.Expired {
