@@ -509,9 +509,8 @@ func (c *channel) handle(m Message) {
 	case c.recvType:
 		c.receive(m)
 	case Acknowledge:
-		var ack ackContent
-		if json.Unmarshal(m.Payload, &ack) == nil && ack.MessageType == c.sendType {
-			c.acked(ack.SequenceNumber)
+		if seq, ok := ackedSequence(m.Payload, c.sendType); ok {
+			c.acked(seq)
 		}
 	case ChannelClosed:
 		var cc channelClosed
@@ -553,7 +552,7 @@ func (c *channel) receive(m Message) {
 			c.rmu.Unlock()
 			return // beyond any window an honest sender keeps: refused
 		default:
-			m.Payload = append([]byte(nil), m.Payload...)
+			m.Payload = keepPayload(m.Payload)
 			h = held{m: m, acked: len(c.ooo) < oooCapacity}
 			c.ooo[m.Sequence] = h
 			if !h.acked {
@@ -567,9 +566,34 @@ func (c *channel) receive(m Message) {
 	c.flushAcks()
 }
 
+// payloads recycles the buffers received payloads are kept in: readLoop
+// reads every frame into one reused buffer, so each payload kept is a copy,
+// and at tunnel speeds allocating (and zeroing) one per message costs a
+// tenth of the CPU. stream.Read gives a buffer back once it has handed out
+// every byte of it; payloads read any other way are left to the collector.
+var payloads = sync.Pool{New: func() any { b := make([]byte, 0, chunkSize); return &b }}
+
+// keepPayload copies p into a buffer of its own, from the pool when p fits.
+func keepPayload(p []byte) []byte {
+	if len(p) > chunkSize {
+		return append([]byte(nil), p...)
+	}
+	b := payloads.Get().(*[]byte)
+	return append((*b)[:0], p...)
+}
+
+// releasePayload gives a payload's buffer back for reuse; its bytes must no
+// longer be referenced anywhere.
+func releasePayload(p []byte) {
+	if cap(p) == chunkSize {
+		p = p[:0]
+		payloads.Put(&p)
+	}
+}
+
 // push appends m (the expected message) to the queue; rmu is held.
 func (c *channel) push(m Message) {
-	m.Payload = append([]byte(nil), m.Payload...)
+	m.Payload = keepPayload(m.Payload)
 	c.queue = append(c.queue, m)
 	c.queued += len(m.Payload)
 	c.expected++
@@ -605,7 +629,8 @@ func (c *channel) ack(m Message) {
 // enqueueAck queues m's acknowledgement without writing it; it may be
 // called with rmu held.
 func (c *channel) enqueueAck(m Message) {
-	content := ackContent{MessageType: m.Type, MessageID: m.ID.String(), SequenceNumber: m.Sequence, IsSequentialMessage: true}.appendJSON(nil)
+	var buf [160]byte
+	content := ackContent{MessageType: m.Type, MessageID: m.ID.String(), SequenceNumber: m.Sequence, IsSequentialMessage: true}.appendJSON(buf[:0])
 	a := Message{Type: Acknowledge, CreatedDate: c.now(), Flags: FlagSYN | FlagFIN, ID: NewMessageID(), Payload: content}
 	frame, err := a.Encode(make([]byte, 0, HeaderSize+len(content)))
 	if err != nil {

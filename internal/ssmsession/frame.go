@@ -1,11 +1,11 @@
 package ssmsession
 
 import (
+	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -102,9 +102,21 @@ func NewMessageID() MessageID {
 
 // String returns the hyphenated form, as acknowledgements quote it.
 func (id MessageID) String() string {
-	h := hex.EncodeToString(id[:])
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+	return string(id.appendText(make([]byte, 0, 36)))
 }
+
+// appendText appends the canonical text form of id, 8-4-4-4-12 hex digits.
+func (id MessageID) appendText(b []byte) []byte {
+	for i, c := range id {
+		if i == 4 || i == 6 || i == 8 || i == 10 {
+			b = append(b, '-')
+		}
+		b = append(b, hexDigits[c>>4], hexDigits[c&0xf])
+	}
+	return b
+}
+
+const hexDigits = "0123456789abcdef"
 
 // Message is one data-channel frame.
 type Message struct {
@@ -234,12 +246,22 @@ func Decode(b []byte) (Message, error) {
 // messageType reads the padded type field: the plugin pads with spaces, other
 // writers with NULs; anything else inside it is refused.
 func messageType(field []byte) (string, error) {
-	s := strings.TrimRight(string(field), " \x00")
+	name := bytes.TrimRight(field, " \x00")
+	// The names the protocol uses come back as the constants, without a
+	// string allocated for every frame.
+	for _, known := range knownTypes {
+		if string(name) == known {
+			return known, nil
+		}
+	}
+	s := string(name)
 	if s == "" || !printable(s) {
 		return "", fmt.Errorf("%w: message type field %q is not a printable name", ErrBadHeader, clip(s))
 	}
 	return s, nil
 }
+
+var knownTypes = []string{InputStreamData, OutputStreamData, Acknowledge, ChannelClosed, StartPublication, PausePublication}
 
 func printable(s string) bool {
 	for i := 0; i < len(s); i++ {

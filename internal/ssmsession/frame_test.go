@@ -157,3 +157,19 @@ func FuzzAckJSON(f *testing.F) {
 		}
 	})
 }
+
+// FuzzAckedSequence: reading an acknowledgement directly gives exactly
+// what json.Unmarshal gives, for any payload.
+func FuzzAckedSequence(f *testing.F) {
+	f.Add([]byte(`{"AcknowledgedMessageType":"output_stream_data","AcknowledgedMessageId":"6e2a9e7c-5f0b-4c55-9d5e-0d7f1bd9a1c4","AcknowledgedMessageSequenceNumber":12,"IsSequentialMessage":true}`), "output_stream_data")
+	f.Add([]byte(`{"AcknowledgedMessageType":"x","AcknowledgedMessageId":"","AcknowledgedMessageSequenceNumber":-0,"IsSequentialMessage":false}`), "x")
+	f.Add([]byte(`{"AcknowledgedMessageSequenceNumber":1e2,"AcknowledgedMessageType":"a\u0062"}`), "ab")
+	f.Fuzz(func(t *testing.T, payload []byte, want string) {
+		seq, ok := ackedSequence(payload, want)
+		var ack ackContent
+		wantOK := json.Unmarshal(payload, &ack) == nil && ack.MessageType == want
+		if ok != wantOK || (ok && seq != ack.SequenceNumber) {
+			t.Fatalf("ackedSequence(%q, %q) = %d, %v; json.Unmarshal says %d, %v", payload, want, seq, ok, ack.SequenceNumber, wantOK)
+		}
+	})
+}

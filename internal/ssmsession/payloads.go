@@ -1,6 +1,7 @@
 package ssmsession
 
 import (
+	"bytes"
 	"encoding/json"
 	"strconv"
 	"time"
@@ -54,6 +55,78 @@ func appendJSONString(b []byte, s string) []byte {
 	b = append(b, '"')
 	b = append(b, s...)
 	return append(b, '"')
+}
+
+// ackedSequence reads an acknowledgement's payload and returns the sequence
+// number it acknowledges when it is for a message of type want. The
+// payload json.Marshal writes (this end's, and the reference agent's, whose
+// fields come in the same order) is read directly; any other spelling goes
+// through encoding/json, so the answer is always json.Unmarshal's.
+// FuzzAckedSequence holds the two to the same answer.
+func ackedSequence(payload []byte, want string) (int64, bool) {
+	if seq, typ, ok := parseCanonicalAck(payload); ok {
+		return seq, typ == want
+	}
+	var ack ackContent
+	if json.Unmarshal(payload, &ack) != nil || ack.MessageType != want {
+		return 0, false
+	}
+	return ack.SequenceNumber, true
+}
+
+// parseCanonicalAck reads exactly what ackContent.appendJSON writes for
+// plain strings; ok is false for anything else.
+func parseCanonicalAck(b []byte) (seq int64, typ string, ok bool) {
+	rest, ok := bytes.CutPrefix(b, []byte(`{"AcknowledgedMessageType":"`))
+	if !ok {
+		return 0, "", false
+	}
+	typBytes, rest, ok := plainString(rest)
+	if !ok {
+		return 0, "", false
+	}
+	if rest, ok = bytes.CutPrefix(rest, []byte(`,"AcknowledgedMessageId":"`)); !ok {
+		return 0, "", false
+	}
+	if _, rest, ok = plainString(rest); !ok {
+		return 0, "", false
+	}
+	if rest, ok = bytes.CutPrefix(rest, []byte(`,"AcknowledgedMessageSequenceNumber":`)); !ok {
+		return 0, "", false
+	}
+	num, rest, ok := bytes.Cut(rest, []byte(`,"IsSequentialMessage":`))
+	if !ok || (string(rest) != "true}" && string(rest) != "false}") {
+		return 0, "", false
+	}
+	// Digits only, as json.Marshal writes an int64: no sign on zero, no
+	// leading zeros, no exponent; anything else takes the slow path.
+	if len(num) == 0 || len(num) > 20 || (num[0] == '0' && len(num) > 1) || (num[0] == '-' && (len(num) == 1 || num[1] == '0')) {
+		return 0, "", false
+	}
+	seq, err := strconv.ParseInt(string(num), 10, 64)
+	if err != nil {
+		return 0, "", false
+	}
+	for _, known := range knownTypes {
+		if string(typBytes) == known {
+			return seq, known, true
+		}
+	}
+	return seq, string(typBytes), true
+}
+
+// plainString reads a JSON string body up to its closing quote when it
+// holds only printable ASCII without escapes.
+func plainString(b []byte) (s, rest []byte, ok bool) {
+	for i, c := range b {
+		switch {
+		case c == '"':
+			return b[:i], b[i+1:], true
+		case c < 0x20 || c >= 0x7f || c == '\\':
+			return nil, nil, false
+		}
+	}
+	return nil, nil, false
 }
 
 // channelClosed is a channel_closed message's payload.

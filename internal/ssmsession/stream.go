@@ -19,6 +19,9 @@ type stream struct {
 
 	mu  sync.Mutex // one reader at a time
 	buf []byte
+	// whole is the payload buf is the unread rest of, released to the
+	// payload pool once read to its end.
+	whole []byte
 }
 
 func (s *stream) Read(p []byte) (int, error) {
@@ -31,7 +34,7 @@ func (s *stream) Read(p []byte) (int, error) {
 		}
 		switch m.PayloadType {
 		case Output:
-			s.buf = m.Payload
+			s.buf, s.whole = m.Payload, m.Payload
 		case Flag:
 			if f, err := parseFlag(m.Payload); err == nil && s.onFlag != nil {
 				s.onFlag(f)
@@ -40,6 +43,10 @@ func (s *stream) Read(p []byte) (int, error) {
 	}
 	n := copy(p, s.buf)
 	s.buf = s.buf[n:]
+	if len(s.buf) == 0 {
+		releasePayload(s.whole)
+		s.whole = nil
+	}
 	return n, nil
 }
 
