@@ -161,7 +161,7 @@ func TestExtendMovesTheWindow(t *testing.T) {
 		t.Fatalf("host records expiry %d, grant %d", got, g.ExpiresAt.Unix())
 	}
 
-	l.clock.Add(40 * time.Minute)
+	l.clock.Advance(40 * time.Minute)
 	longer, err := l.svc.Extend(context.Background(), g, ca, 3*time.Hour)
 	if err != nil {
 		t.Fatalf("Extend: %v", err)
@@ -321,7 +321,7 @@ func TestCheckFindsExpiredAndVanished(t *testing.T) {
 		t.Errorf("after userdel on %s: %+v, %v", l.Hosts[1].Info().InstanceID, health, err)
 	}
 
-	l.clock.Add(time.Hour)
+	l.clock.Advance(time.Hour)
 	l.Server.ResetCalls()
 	health, err = l.svc.Check(context.Background(), g)
 	if err != nil || !health.Expired {

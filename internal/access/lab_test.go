@@ -24,6 +24,7 @@ import (
 	ssmsdk "github.com/aws/aws-sdk-go-v2/service/ssm"
 	"golang.org/x/crypto/ssh"
 
+	"github.com/passport-access/terraform-provider-passport/internal/clock"
 	"github.com/passport-access/terraform-provider-passport/internal/fleet"
 	"github.com/passport-access/terraform-provider-passport/internal/lab"
 	"github.com/passport-access/terraform-provider-passport/internal/lab/node"
@@ -40,7 +41,7 @@ import (
 type testLab struct {
 	*lab.Lab
 	ssm   *ssmsdk.Client
-	clock *clock
+	clock *clock.Fake
 	svc   *Service
 }
 
@@ -48,12 +49,12 @@ type testLab struct {
 // here) and model nodes.
 func startLab(t testing.TB, hosts, models int) *testLab {
 	t.Helper()
-	return startLabWith(t, lab.Options{Hosts: hosts, ModelNodes: models}, &clock{t: time.Now()})
+	return startLabWith(t, lab.Options{Hosts: hosts, ModelNodes: models}, clock.NewFake(time.Now()))
 }
 
 // startLabWith starts a lab with opts, in a directory of its own, and a
 // Service whose clock is clk.
-func startLabWith(t testing.TB, opts lab.Options, clk *clock) *testLab {
+func startLabWith(t testing.TB, opts lab.Options, clk *clock.Fake) *testLab {
 	t.Helper()
 	if opts.Hosts > 0 {
 		if err := sandbox.Available(); err != nil {
@@ -108,25 +109,6 @@ func (l *testLab) hostIDs() []string {
 		ids = append(ids, h.Info().InstanceID)
 	}
 	return ids
-}
-
-// clock is a fake clock: Passport's idea of now, moved by tests. sshd on
-// the hosts keeps the real time.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
 }
 
 func newCA(t testing.TB) *sshca.CA {

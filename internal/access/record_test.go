@@ -79,7 +79,7 @@ func TestLedgerFollowsGrantAndRevoke(t *testing.T) {
 	}
 
 	// The reconciler revokes from the record alone, after the window.
-	l.clock.Add(2 * time.Hour)
+	l.clock.Advance(2 * time.Hour)
 	reconciler := l.service(t, "")
 	reconciler.ledger, reconciler.actor = led, "reconciler/test"
 	if err := reconciler.Revoke(ctx, rebuilt); err != nil {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/passport-access/terraform-provider-passport/internal/clock"
 	"github.com/passport-access/terraform-provider-passport/internal/lab"
 	"github.com/passport-access/terraform-provider-passport/internal/lab/winhost"
 	"github.com/passport-access/terraform-provider-passport/internal/winpass"
@@ -26,7 +27,7 @@ import (
 // the tests' clock, so a Windows account expires when the clock says so.
 func startMixedLab(t *testing.T, hosts, windows int) *testLab {
 	t.Helper()
-	clk := &clock{t: time.Now()}
+	clk := clock.NewFake(time.Now())
 	return startLabWith(t, lab.Options{Hosts: hosts, WindowsHosts: windows, Now: clk.Now}, clk)
 }
 
@@ -169,7 +170,7 @@ func TestWindowsAccountExpiresWithTheWindow(t *testing.T) {
 		t.Errorf("sudo granted, but %s is not in Administrators: %+v", g.Username, acct)
 	}
 	mustLogOn(t, h, g.Username, pw)
-	l.clock.Add(11 * time.Minute)
+	l.clock.Advance(11 * time.Minute)
 	mustBeDenied(t, h, g.Username, pw, "after the window")
 }
 

@@ -28,8 +28,8 @@ func BenchmarkDuePass(b *testing.B) {
 	for _, bc := range backendCases() {
 		b.Run(fmt.Sprintf("%s/grants=%d/due=%d", bc.name, sizes[bc.name], due), func(b *testing.B) {
 			c := newClock()
-			l := bc.open(b, Options{Now: c.now})
-			now := c.now()
+			l := bc.open(b, Options{Now: c.Now})
+			now := c.Now()
 			loadGrants(b, l, sizes[bc.name], due, now)
 			ctx := context.Background()
 
@@ -114,7 +114,7 @@ func loadGrants(b *testing.B, l *Ledger, n, due int, now time.Time) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		stmt, err := tx.PrepareContext(ctx, `INSERT INTO grants (`+grantColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+		stmt, err := tx.PrepareContext(ctx, `INSERT INTO grants (`+grantColumns+`) VALUES (`+grantPlaceholders+`)`)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -15,6 +15,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/passport-access/terraform-provider-passport/internal/clock"
 )
 
 // forEachBackend runs test against a fresh ledger on every backend.
@@ -52,14 +54,14 @@ func testGrant(id string, issued time.Time, d time.Duration, s State) Grant {
 
 func TestGrants(t *testing.T) {
 	c := newClock()
-	forEachBackend(t, Options{Now: c.now}, func(t *testing.T, l *Ledger) {
+	forEachBackend(t, Options{Now: c.Now}, func(t *testing.T, l *Ledger) {
 		ctx := context.Background()
-		in := testGrant("g-1", c.now(), time.Hour, Provisioning)
+		in := testGrant("g-1", c.Now(), time.Hour, Provisioning)
 		created, err := l.Create(ctx, in)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if created.Version != 1 || !created.CreatedAt.Equal(c.now()) || !created.DueAt.Equal(c.now().Add(defaultStuckAfter)) {
+		if created.Version != 1 || !created.CreatedAt.Equal(c.Now()) || !created.DueAt.Equal(c.Now().Add(defaultStuckAfter)) {
 			t.Errorf("created grant: version %d, created %v, due %v; want 1, now, now+StuckAfter", created.Version, created.CreatedAt, created.DueAt)
 		}
 		got, err := l.Get(ctx, "g-1")
@@ -83,7 +85,7 @@ func TestGrants(t *testing.T) {
 		for i := range provider.Targets {
 			provider.Targets[i].State = Active
 		}
-		c.advance(time.Minute)
+		c.Advance(time.Minute)
 		updated, err := l.Update(ctx, provider)
 		if err != nil {
 			t.Fatal(err)
@@ -100,16 +102,16 @@ func TestGrants(t *testing.T) {
 		if got, _ := l.Get(ctx, "g-1"); got.State != Active || got.Version != 2 {
 			t.Errorf("after the refused update the grant is %s at version %d, want active at 2", got.State, got.Version)
 		}
-		ghost := testGrant("g-ghost", c.now(), time.Hour, Active)
+		ghost := testGrant("g-ghost", c.Now(), time.Hour, Active)
 		ghost.Version = 1
 		if _, err := l.Update(ctx, ghost); !errors.Is(err, ErrNotFound) {
 			t.Errorf("Update of a missing grant: %v, want ErrNotFound", err)
 		}
 
-		if _, err := l.Create(ctx, testGrant("g-2", c.now(), 2*time.Hour, Active)); err != nil {
+		if _, err := l.Create(ctx, testGrant("g-2", c.Now(), 2*time.Hour, Active)); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := l.Create(ctx, testGrant("g-3", c.now(), time.Hour, Failed)); err != nil {
+		if _, err := l.Create(ctx, testGrant("g-3", c.Now(), time.Hour, Failed)); err != nil {
 			t.Fatal(err)
 		}
 		for state, want := range map[State][]string{Active: {"g-1", "g-2"}, Failed: {"g-3"}, Revoked: nil} {
@@ -136,9 +138,9 @@ func grantIDs(gs []Grant) []string {
 func TestListDue(t *testing.T) {
 	c := newClock()
 	stuck := 10 * time.Minute
-	forEachBackend(t, Options{Now: c.now, StuckAfter: stuck}, func(t *testing.T, l *Ledger) {
+	forEachBackend(t, Options{Now: c.Now, StuckAfter: stuck}, func(t *testing.T, l *Ledger) {
 		ctx := context.Background()
-		start := c.now()
+		start := c.Now()
 		create := func(id string, d time.Duration, s State) {
 			t.Helper()
 			if _, err := l.Create(ctx, testGrant(id, start, d, s)); err != nil {
@@ -151,7 +153,7 @@ func TestListDue(t *testing.T) {
 		create("interrupted-destroy", 8*time.Hour, Revoking)
 		create("already-revoked", 5*time.Minute, Revoked)
 		create("never-provisioned", 5*time.Minute, Failed)
-		c.advance(5 * time.Minute)
+		c.Advance(5 * time.Minute)
 		create("apply-in-progress", 8*time.Hour, Provisioning)
 
 		cases := []struct {
@@ -205,9 +207,9 @@ func TestListDue(t *testing.T) {
 
 func TestLeases(t *testing.T) {
 	c := newClock()
-	forEachBackend(t, Options{Now: c.now}, func(t *testing.T, l *Ledger) {
+	forEachBackend(t, Options{Now: c.Now}, func(t *testing.T, l *Ledger) {
 		ctx := context.Background()
-		if _, err := l.Create(ctx, testGrant("g-1", c.now(), time.Hour, Active)); err != nil {
+		if _, err := l.Create(ctx, testGrant("g-1", c.Now(), time.Hour, Active)); err != nil {
 			t.Fatal(err)
 		}
 		a, b := "reconciler/a", "reconciler/b"
@@ -215,7 +217,7 @@ func TestLeases(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if g.Lease.Holder != a || !g.Lease.Until.Equal(c.now().Add(time.Minute)) || g.Version != 2 {
+		if g.Lease.Holder != a || !g.Lease.Until.Equal(c.Now().Add(time.Minute)) || g.Version != 2 {
 			t.Errorf("A's lease: %+v at version %d", g.Lease, g.Version)
 		}
 
@@ -228,17 +230,17 @@ func TestLeases(t *testing.T) {
 			t.Errorf("B released A's lease: %v", err)
 		}
 
-		c.advance(30 * time.Second)
+		c.Advance(30 * time.Second)
 		if g, err = l.Acquire(ctx, "g-1", a, time.Minute); err != nil {
 			t.Fatalf("A could not extend its own lease: %v", err)
 		}
-		c.advance(59 * time.Second)
+		c.Advance(59 * time.Second)
 		if _, err := l.Acquire(ctx, "g-1", b, time.Minute); !errors.Is(err, ErrLeaseHeld) {
 			t.Fatalf("B took the lease before A's extension ran out: %v", err)
 		}
 
 		// A dies; its lease runs out and B picks up the work.
-		c.advance(2 * time.Second)
+		c.Advance(2 * time.Second)
 		gb, err := l.Acquire(ctx, "g-1", b, time.Minute)
 		if err != nil {
 			t.Fatalf("B could not take a lease that ran out: %v", err)
@@ -275,7 +277,7 @@ func TestLeases(t *testing.T) {
 }
 
 // auditScript appends a small realistic trail: two grants, two people.
-func auditScript(t testing.TB, l *Ledger, c *clock) []Event {
+func auditScript(t testing.TB, l *Ledger, c *clock.Fake) []Event {
 	t.Helper()
 	script := []Event{
 		{Actor: "alice@example.com", Action: ActionRequested, GrantID: "g-1", Subject: "alice@example.com", Detail: "INC-1234"},
@@ -289,7 +291,7 @@ func auditScript(t testing.TB, l *Ledger, c *clock) []Event {
 	}
 	var out []Event
 	for _, e := range script {
-		c.advance(time.Minute)
+		c.Advance(time.Minute)
 		got, err := l.Append(context.Background(), e)
 		if err != nil {
 			t.Fatal(err)
@@ -301,9 +303,9 @@ func auditScript(t testing.TB, l *Ledger, c *clock) []Event {
 
 func TestAudit(t *testing.T) {
 	c := newClock()
-	forEachBackend(t, Options{Now: c.now}, func(t *testing.T, l *Ledger) {
+	forEachBackend(t, Options{Now: c.Now}, func(t *testing.T, l *Ledger) {
 		ctx := context.Background()
-		start := c.now()
+		start := c.Now()
 		all := auditScript(t, l, c)
 		for i, e := range all {
 			if e.Seq != int64(i+1) || e.Hash == "" || (i > 0 && e.PrevHash != all[i-1].Hash) {
@@ -392,7 +394,7 @@ func TestVerifyDetectsTampering(t *testing.T) {
 			for _, tc := range cases {
 				t.Run(tc.name, func(t *testing.T) {
 					c := newClock()
-					l := bc.open(t, Options{Now: c.now})
+					l := bc.open(t, Options{Now: c.Now})
 					auditScript(t, l, c)
 					tc.tamper(t, l)
 					err := l.Verify(context.Background())
@@ -415,14 +417,14 @@ func TestVerifyDetectsTampering(t *testing.T) {
 func TestRacingReconcilersTakeEachGrantOnce(t *testing.T) {
 	const reconcilers, grants = 4, 12
 	c := newClock()
-	forEachAtomicBackend(t, Options{Now: c.now}, func(t *testing.T, l *Ledger) {
+	forEachAtomicBackend(t, Options{Now: c.Now}, func(t *testing.T, l *Ledger) {
 		ctx := context.Background()
 		for i := range grants {
-			if _, err := l.Create(ctx, testGrant(fmt.Sprintf("g-%02d", i), c.now().Add(-2*time.Hour), time.Hour, Active)); err != nil {
+			if _, err := l.Create(ctx, testGrant(fmt.Sprintf("g-%02d", i), c.Now().Add(-2*time.Hour), time.Hour, Active)); err != nil {
 				t.Fatal(err)
 			}
 		}
-		due, err := l.ListDue(ctx, c.now())
+		due, err := l.ListDue(ctx, c.Now())
 		if err != nil || len(due) != grants {
 			t.Fatalf("ListDue: %d grants, %v; want %d", len(due), err, grants)
 		}

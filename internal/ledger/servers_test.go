@@ -17,6 +17,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"github.com/passport-access/terraform-provider-passport/internal/clock"
 )
 
 // A backend the shared suite runs against. open returns a fresh, empty
@@ -171,22 +173,5 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// clock is a settable time source for leases and due times.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)} }
-
-func (c *clock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+// newClock is the tests' clock for leases and due times.
+func newClock() *clock.Fake { return clock.NewFake(time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)) }

@@ -66,6 +66,10 @@ CREATE INDEX IF NOT EXISTS audit_grant ON audit (grant_id);
 const grantColumns = `id, requester, reason, username, sudo, targets, serial, ca_public_key, public_key, certificate,
 	issued_at, expires_at, state, version, lease_holder, lease_until, created_at, updated_at, due_at, requester_groups`
 
+// grantPlaceholders is one "?" per column of grantColumns, so that a
+// column added to one cannot leave a statement short of a value.
+var grantPlaceholders = strings.TrimSuffix(strings.Repeat("?, ", strings.Count(grantColumns, ",")+1), ", ")
+
 func openSQLite(ctx context.Context, path string) (*sqliteBackend, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
@@ -193,7 +197,7 @@ func (s *sqliteBackend) createGrant(ctx context.Context, g *Grant) error {
 		return err
 	}
 	res, err := s.db.ExecContext(ctx, `INSERT INTO grants (`+grantColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`, args...)
+		VALUES (`+grantPlaceholders+`) ON CONFLICT (id) DO NOTHING`, args...)
 	if err != nil {
 		return fmt.Errorf("ledger: storing grant %s: %w", g.ID, err)
 	}
@@ -224,7 +228,7 @@ func (s *sqliteBackend) putGrant(ctx context.Context, g *Grant, prev int64) erro
 		cond += ` AND state IN ('provisioning', 'active', 'revoking')`
 	}
 	res, err := s.db.ExecContext(ctx, `UPDATE grants SET (`+grantColumns+`)
-		= (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) WHERE `+cond, append(args, g.ID, prev)...)
+		= (`+grantPlaceholders+`) WHERE `+cond, append(args, g.ID, prev)...)
 	if err != nil {
 		return fmt.Errorf("ledger: updating grant %s: %w", g.ID, err)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
 	"github.com/passport-access/terraform-provider-passport/internal/access"
+	"github.com/passport-access/terraform-provider-passport/internal/fleet"
 	"github.com/passport-access/terraform-provider-passport/internal/sshca"
 )
 
@@ -77,4 +78,22 @@ func (in requestInputs) request(ctx context.Context, data *providerData, gate *r
 		return req, false
 	}
 	return req, true
+}
+
+// accessService is the access core both access request kinds run on, with
+// the gate that asks policy (and knows who is asking) for this run.
+func accessService(data *providerData, diags *diag.Diagnostics) (*access.Service, *requestGate) {
+	gate := &requestGate{data: data}
+	svc, err := access.New(access.Config{
+		Authorizer:     gate,
+		Fleet:          fleet.New(data.aws.SSM, data.fleet),
+		Now:            data.now,
+		UsernamePrefix: data.usernamePrefix,
+		Ledger:         data.ledger,
+	})
+	if err != nil {
+		diags.AddError("Invalid provider configuration", err.Error())
+		return nil, nil
+	}
+	return svc, gate
 }

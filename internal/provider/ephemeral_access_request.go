@@ -15,7 +15,6 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
 	"github.com/passport-access/terraform-provider-passport/internal/access"
-	"github.com/passport-access/terraform-provider-passport/internal/fleet"
 )
 
 var (
@@ -124,22 +123,9 @@ func (e *ephemeralAccessRequest) Schema(_ context.Context, _ ephemeral.SchemaReq
 
 func (e *ephemeralAccessRequest) Configure(_ context.Context, req ephemeral.ConfigureRequest, resp *ephemeral.ConfigureResponse) {
 	e.data = configuredData(req.ProviderData, &resp.Diagnostics)
-	if e.data == nil {
-		return
+	if e.data != nil {
+		e.access, e.gate = accessService(e.data, &resp.Diagnostics)
 	}
-	e.gate = &requestGate{data: e.data}
-	svc, err := access.New(access.Config{
-		Authorizer:     e.gate,
-		Fleet:          fleet.New(e.data.aws.SSM, e.data.fleet),
-		Now:            e.data.now,
-		UsernamePrefix: e.data.usernamePrefix,
-		Ledger:         e.data.ledger,
-	})
-	if err != nil {
-		resp.Diagnostics.AddError("Invalid provider configuration", err.Error())
-		return
-	}
-	e.access = svc
 }
 
 func (e *ephemeralAccessRequest) ValidateConfig(ctx context.Context, req ephemeral.ValidateConfigRequest, resp *ephemeral.ValidateConfigResponse) {

@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,36 +17,20 @@ import (
 	"github.com/hashicorp/terraform-plugin-go/tfprotov6"
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 
+	"github.com/passport-access/terraform-provider-passport/internal/clock"
 	"github.com/passport-access/terraform-provider-passport/internal/fleet"
 	"github.com/passport-access/terraform-provider-passport/internal/lab"
 	"github.com/passport-access/terraform-provider-passport/internal/lab/sandbox"
 )
 
-// testClock is the provider's clock in acceptance tests: real time plus an
-// offset a test moves forward, so that "the window has ended" needs no
-// sleep while certificates stay valid for the hosts' real sshd until then.
-type testClock struct {
-	mu     sync.Mutex
-	offset time.Duration
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return time.Now().Add(c.offset)
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.offset += d
-}
-
 // accLab is one acceptance test's world: a lab with its own AWS endpoint and
 // sandbox hosts, and the clock the provider under test reads.
 type accLab struct {
 	*lab.Lab
-	clock *testClock
+	// clock is the provider's: real time plus an offset a test moves
+	// forward, so that "the window has ended" needs no sleep while
+	// certificates stay valid for the hosts' real sshd until then.
+	clock *clock.Offset
 }
 
 // startAccLab starts a lab for one acceptance test and points Terraform and
@@ -95,8 +78,8 @@ func startAccLabWith(t *testing.T, opts lab.Options) *accLab {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	clock := &testClock{}
-	opts.Dir, opts.Now = dir, clock.Now
+	clk := &clock.Offset{}
+	opts.Dir, opts.Now = dir, clk.Now
 	l, err := lab.Start(ctx, opts)
 	if err != nil {
 		os.RemoveAll(dir)
@@ -111,7 +94,7 @@ func startAccLabWith(t *testing.T, opts lab.Options) *accLab {
 		k, v, _ := strings.Cut(kv, "=")
 		t.Setenv(k, v)
 	}
-	return &accLab{Lab: l, clock: clock}
+	return &accLab{Lab: l, clock: clk}
 }
 
 // factories serves the provider in-process, reading the lab's clock.

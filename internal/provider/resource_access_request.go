@@ -31,7 +31,6 @@ import (
 
 	"github.com/passport-access/terraform-provider-passport/internal/access"
 	"github.com/passport-access/terraform-provider-passport/internal/connect"
-	"github.com/passport-access/terraform-provider-passport/internal/fleet"
 	"github.com/passport-access/terraform-provider-passport/internal/sshca"
 )
 
@@ -252,22 +251,9 @@ func (r *accessRequestResource) Schema(ctx context.Context, _ resource.SchemaReq
 
 func (r *accessRequestResource) Configure(_ context.Context, req resource.ConfigureRequest, resp *resource.ConfigureResponse) {
 	r.data = configuredData(req.ProviderData, &resp.Diagnostics)
-	if r.data == nil {
-		return
+	if r.data != nil {
+		r.access, r.gate = accessService(r.data, &resp.Diagnostics)
 	}
-	r.gate = &requestGate{data: r.data}
-	svc, err := access.New(access.Config{
-		Authorizer:     r.gate,
-		Fleet:          fleet.New(r.data.aws.SSM, r.data.fleet),
-		Now:            r.data.now,
-		UsernamePrefix: r.data.usernamePrefix,
-		Ledger:         r.data.ledger,
-	})
-	if err != nil {
-		resp.Diagnostics.AddError("Invalid provider configuration", err.Error())
-		return
-	}
-	r.access = svc
 }
 
 // ValidateConfig refuses at plan time, naming the attribute, the mistakes

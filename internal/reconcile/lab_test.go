@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +17,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/passport-access/terraform-provider-passport/internal/access"
+	"github.com/passport-access/terraform-provider-passport/internal/clock"
 	"github.com/passport-access/terraform-provider-passport/internal/fleet"
 	"github.com/passport-access/terraform-provider-passport/internal/hostscript"
 	"github.com/passport-access/terraform-provider-passport/internal/lab"
@@ -38,7 +38,7 @@ const stuckAfter = 15 * time.Minute
 type rig struct {
 	lab    *lab.Lab
 	ssm    *ssmsdk.Client
-	clock  *clock
+	clock  *clock.Fake
 	ledger *ledger.Ledger
 	// ledgerPath is the ledger's sqlite file, for more connections to it.
 	ledgerPath string
@@ -69,7 +69,7 @@ func newRigWith(t testing.TB, opts lab.Options) *rig {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	clk := &clock{t: time.Now().UTC()}
+	clk := clock.NewFake(time.Now().UTC())
 	opts.Dir, opts.Now = dir, clk.Now
 	l, err := lab.Start(ctx, opts)
 	if err != nil {
@@ -187,23 +187,6 @@ func (r *rig) record(t *testing.T, id string) ledger.Grant {
 	return g
 }
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // onHost runs a test's own shell commands as root on a sandbox host.
 func onHost(t *testing.T, h *sandbox.Host, script string) string {
 	t.Helper()
@@ -298,7 +281,7 @@ func TestWindowEndsWithoutDestroy(t *testing.T) {
 		t.Fatalf("login after a pass inside the window: %v", err)
 	}
 
-	r.clock.Add(time.Hour + time.Second)
+	r.clock.Advance(time.Hour + time.Second)
 	if rep := pass(t, rec); rep.Revoked != 1 {
 		t.Fatalf("pass after the window: %+v, want the grant revoked", rep)
 	}
@@ -353,7 +336,7 @@ func TestKilledApplyLeavesNothing(t *testing.T) {
 	if rep := pass(t, rec); rep.Revoked != 0 || rep.Strays != 0 {
 		t.Fatalf("a pass while the apply may still run acted: %+v", rep)
 	}
-	r.clock.Add(stuckAfter + time.Second)
+	r.clock.Advance(stuckAfter + time.Second)
 	if rep := pass(t, rec); rep.Revoked != 1 {
 		t.Fatalf("pass after the apply was given up: %+v, want the grant finished", rep)
 	}
@@ -391,7 +374,7 @@ func TestOfflineHostIsRevokedWhenItReturns(t *testing.T) {
 	}
 	reg := prometheus.NewRegistry()
 	rec := r.reconciler(t, r.ledger, "reconciler/a", reg)
-	r.clock.Add(time.Hour + 30*time.Second)
+	r.clock.Advance(time.Hour + 30*time.Second)
 	if rep := pass(t, rec); rep.Pending != 1 {
 		t.Fatalf("pass with a host down: %+v, want the grant pending", rep)
 	}
@@ -416,7 +399,7 @@ func TestOfflineHostIsRevokedWhenItReturns(t *testing.T) {
 		t.Fatal("setup: the host lost the user while it was down")
 	}
 	// The very next pass, not StuckAfter later: the window is over.
-	r.clock.Add(time.Minute)
+	r.clock.Advance(time.Minute)
 	if rep := pass(t, rec); rep.Revoked != 1 {
 		t.Fatalf("pass after the host returned: %+v, want the grant revoked", rep)
 	}

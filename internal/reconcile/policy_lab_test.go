@@ -99,7 +99,7 @@ func TestTightenedPolicyRevokesOnTheNextPass(t *testing.T) {
 	}
 
 	r.putPolicy(t, adminsOnly)
-	r.clock.Add(DefaultPolicyMaxAge)
+	r.clock.Advance(DefaultPolicyMaxAge)
 	if rep := pass(t, rec); rep.Denied != 1 || rep.Revoked != 1 {
 		t.Fatalf("the pass after policy was tightened: %+v, want the grant denied and revoked", rep)
 	}

@@ -134,7 +134,7 @@ func twoReconcilers(t *testing.T, r *rig, seed, la, lb *ledger.Ledger) {
 		}
 		users = append(users, g.Username)
 	}
-	r.clock.Add(time.Hour + time.Second)
+	r.clock.Advance(time.Hour + time.Second)
 
 	// The dead reconciler leased the first grants, then was killed before
 	// it sent anything.
@@ -170,7 +170,7 @@ func twoReconcilers(t *testing.T, r *rig, seed, la, lb *ledger.Ledger) {
 	}
 
 	// The dead reconciler's leases run out; the next pass finishes its work.
-	r.clock.Add(5*time.Minute + time.Second)
+	r.clock.Advance(5*time.Minute + time.Second)
 	if rep := pass(t, b); rep.Revoked != held {
 		t.Errorf("pass after the leases ran out: %+v, want %d revoked", rep, held)
 	}

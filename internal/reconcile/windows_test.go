@@ -39,7 +39,7 @@ func TestWindowsGrantEndsWithoutDestroy(t *testing.T) {
 	rec := r.reconciler(t, r.ledger, "reconciler/a", nil)
 	// The host's own model would refuse an expired account by itself; the
 	// reconciler must remove it, which the account's absence shows.
-	r.clock.Add(time.Hour + time.Second)
+	r.clock.Advance(time.Hour + time.Second)
 	if rep := pass(t, rec); rep.Revoked != 1 {
 		t.Fatalf("pass after the window: %+v, want the mixed grant revoked", rep)
 	}

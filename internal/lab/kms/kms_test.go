@@ -23,6 +23,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
 	"github.com/aws/smithy-go"
 
+	"github.com/passport-access/terraform-provider-passport/internal/clock"
 	"github.com/passport-access/terraform-provider-passport/internal/lab/awsjson"
 )
 
@@ -33,25 +34,12 @@ const (
 	secretKey = "lab-kms-test-secret-0123456789abcdefghij"
 )
 
-// clock is a settable time source shared by the lab and the tests.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 // newLab serves a fresh KMS on loopback and returns the real SDK client
 // pointed at it. Only the KMS follows the test clock: SigV4 checks stay on
 // real time, since the SDK signs with it.
-func newLab(t *testing.T) (*kms.Client, *clock) {
+func newLab(t *testing.T) (*kms.Client, *clock.Fake) {
 	t.Helper()
-	clk := &clock{now: time.Now().UTC().Truncate(time.Second)}
+	clk := clock.NewFake(time.Now().UTC().Truncate(time.Second))
 	server := awsjson.NewServer(awsjson.Config{Region: region, Credentials: map[string]string{accessKey: secretKey}})
 	server.Register(New(Config{Region: region, AccountID: account, Now: clk.Now}).API())
 	srv := httptest.NewServer(server)

@@ -22,6 +22,7 @@ import (
 	"github.com/gorilla/websocket"
 	"golang.org/x/crypto/ssh"
 
+	"github.com/passport-access/terraform-provider-passport/internal/clock"
 	"github.com/passport-access/terraform-provider-passport/internal/lab"
 	"github.com/passport-access/terraform-provider-passport/internal/lab/node"
 	"github.com/passport-access/terraform-provider-passport/internal/lab/sandbox"
@@ -35,24 +36,7 @@ type testLab struct {
 	*lab.Lab
 	sessions *session.Service
 	ssm      *ssmsdk.Client
-	clock    *clock
-}
-
-type clock struct {
-	mu  sync.Mutex
-	off time.Duration
-}
-
-func (c *clock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return time.Now().Add(c.off)
-}
-
-func (c *clock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.off += d
-	c.mu.Unlock()
+	clock    *clock.Offset
 }
 
 func startLab(t *testing.T, hosts int) *testLab {
@@ -68,8 +52,8 @@ func startLab(t *testing.T, hosts int) *testLab {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	c := &clock{}
-	l, err := lab.Start(ctx, lab.Options{Dir: dir, Hosts: hosts, Now: c.now})
+	c := &clock.Offset{}
+	l, err := lab.Start(ctx, lab.Options{Dir: dir, Hosts: hosts, Now: c.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -265,7 +249,7 @@ func TestTokens(t *testing.T) {
 	}
 
 	out = tl.start(t, id, "AWS-StartSSHSession", nil)
-	tl.clock.advance(2 * time.Minute)
+	tl.clock.Advance(2 * time.Minute)
 	if _, err := short.Dial(ctx, aws.ToString(out.StreamUrl), aws.ToString(out.TokenValue)); err == nil {
 		t.Fatal("an expired token opened the session")
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/passport-access/terraform-provider-passport/internal/clock"
 	"github.com/passport-access/terraform-provider-passport/internal/lab/awsjson"
 	"github.com/passport-access/terraform-provider-passport/internal/lab/node"
 )
@@ -33,8 +34,8 @@ func FuzzSendCommandInput(f *testing.F) {
 	for _, s := range seeds {
 		f.Add([]byte(s))
 	}
-	clock := &fakeClock{t: time.Date(2026, 1, 24, 2, 0, 0, 0, time.UTC)}
-	svc := New(Config{Now: clock.Now, PollInterval: time.Millisecond})
+	clk := clock.NewFake(time.Date(2026, 1, 24, 2, 0, 0, 0, time.UTC))
+	svc := New(Config{Now: clk.Now, PollInterval: time.Millisecond})
 	f.Cleanup(svc.Close)
 	svc.AddNode(node.NewModel(node.Info{InstanceID: "i-0123456789abcdef0", PlatformType: node.Linux, Tags: map[string]string{"Role": "web"}}))
 	svc.AddNode(node.NewModel(node.Info{InstanceID: "i-0123456789abcdef1", PlatformType: node.Windows, Tags: map[string]string{"Role": "web"}}))

@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm/types"
 	"github.com/aws/smithy-go"
 
+	"github.com/passport-access/terraform-provider-passport/internal/clock"
 	"github.com/passport-access/terraform-provider-passport/internal/lab/awsjson"
 	"github.com/passport-access/terraform-provider-passport/internal/lab/node"
 )
@@ -27,30 +28,11 @@ const (
 	testSecret  = "ssm-lab-test-secret-0123456789abcdefghij"
 )
 
-// fakeClock is the service's clock in tests: it moves only when told, so
-// delivery timeouts are tested without waiting for them.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // lab is an SSM service behind a real awsjson server on loopback, and an
 // SDK client for it.
 type lab struct {
 	t      testing.TB
-	clock  *fakeClock
+	clock  *clock.Fake
 	svc    *Service
 	server *awsjson.Server
 	url    string
@@ -60,8 +42,8 @@ type lab struct {
 
 func newLab(t testing.TB, options ...func(*Config)) *lab {
 	t.Helper()
-	clock := &fakeClock{t: time.Date(2026, 1, 24, 2, 0, 0, 0, time.UTC)}
-	cfg := Config{Region: testRegion, AccountID: testAccount, Now: clock.Now, PollInterval: 5 * time.Millisecond}
+	clk := clock.NewFake(time.Date(2026, 1, 24, 2, 0, 0, 0, time.UTC))
+	cfg := Config{Region: testRegion, AccountID: testAccount, Now: clk.Now, PollInterval: 5 * time.Millisecond}
 	for _, o := range options {
 		o(&cfg)
 	}
@@ -74,7 +56,7 @@ func newLab(t testing.TB, options ...func(*Config)) *lab {
 		srv.Close()
 		svc.Close()
 	})
-	l := &lab{t: t, clock: clock, svc: svc, server: server, url: srv.URL}
+	l := &lab{t: t, clock: clk, svc: svc, server: server, url: srv.URL}
 	l.client = l.newClient(testSecret)
 	return l
 }

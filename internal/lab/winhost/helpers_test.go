@@ -6,41 +6,23 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/passport-access/terraform-provider-passport/internal/clock"
 	"github.com/passport-access/terraform-provider-passport/internal/lab/node"
 )
-
-// clock is a host clock tests move by hand.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 var testStart = time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
 
 // newHost starts a host on a random 127.x.y.z, so parallel test binaries
 // do not fight over port 3389.
-func newHost(t *testing.T, cfg Config) (*Host, *clock) {
+func newHost(t *testing.T, cfg Config) (*Host, *clock.Fake) {
 	t.Helper()
-	c := &clock{t: testStart}
+	c := clock.NewFake(testStart)
 	cfg.InstanceID, cfg.ComputerName = "i-0123456789abcdef0", "win-test"
 	if cfg.Now == nil {
-		cfg.Now = c.now
+		cfg.Now = c.Now
 	}
 	var err error
 	for range 5 {
@@ -73,7 +55,7 @@ func TestLocalAccountLogonAndOffline(t *testing.T) {
 	if err := Logon(ctx, h.RDPAddr(), "rdp-user", "Rdp-User-Pass2"); !errors.As(err, &d) || d.Reason != ReasonWrongPassword {
 		t.Errorf("wrong password: %v", err)
 	}
-	clk.advance(24 * time.Hour) // no AccountExpires: never expires
+	clk.Advance(24 * time.Hour) // no AccountExpires: never expires
 	if err := Logon(ctx, h.RDPAddr(), "rdp-user", "Rdp-User-Pass1"); err != nil {
 		t.Errorf("an account without AccountExpires, a day later: %v", err)
 	}

@@ -138,11 +138,11 @@ func TestProvisionedPasswordLogsOnUntilItEnds(t *testing.T) {
 	if !r.OK || r.Fields["expires"] != fmt.Sprint(testStart.Add(2*time.Hour).Unix()) {
 		t.Fatalf("extend: %+v", r)
 	}
-	clk.advance(90 * time.Minute)
+	clk.Advance(90 * time.Minute)
 	if err := Logon(ctx, h.RDPAddr(), "pp-ann", pw); err != nil {
 		t.Fatalf("logon inside the extended window: %v", err)
 	}
-	clk.advance(30 * time.Minute)
+	clk.Advance(30 * time.Minute)
 	if r := denied(t, Logon(ctx, h.RDPAddr(), "pp-ann", pw)); r != ReasonExpired {
 		t.Errorf("logon at the window's end: reason %q, want %q", r, ReasonExpired)
 	}
@@ -321,7 +321,7 @@ func TestCheckInventorySweep(t *testing.T) {
 		t.Errorf("inventory: %+v", r)
 	}
 
-	clk.advance(2 * time.Hour)
+	clk.Advance(2 * time.Hour)
 	r, _ = runProgram(t, h, hostscript.SweepWindows())
 	if !r.OK || strings.Join(r.Removed, ",") != "pp-fay" || r.Fields["kept"] != "1" {
 		t.Fatalf("sweep: %+v", r)
