@@ -34,3 +34,13 @@ echo "test: docs are what make generate produces"
 
 echo "test: go test"
 go test -count=1 -timeout 20m ./...
+
+# Benchmarks measure the speed targets (BENCHMARKS.md); one iteration of
+# each here proves they still run, since a change can break a benchmark
+# that no test exercises. The emulator-backed ledger variants take minutes
+# and are left to BENCHMARKS.md's commands.
+echo "test: every benchmark runs once"
+go test -count=1 -timeout 10m -run '^$' -benchtime 1x \
+	-bench 'Throughput|RoundTrip|Sign|Authorize|Verify|FanOut1000|Grant100|Provision|SignedCall|SendCommandFanOut|^BenchmarkPass$|DuePass/sqlite' \
+	./internal/ssmsession/ ./internal/sshca/ ./internal/policy/ ./internal/identity/ ./internal/fleet/ \
+	./internal/access/ ./internal/hostscript/ ./internal/lab/awsjson/ ./internal/lab/ssm/ ./internal/reconcile/ ./internal/ledger/
