@@ -6,6 +6,8 @@ import (
 	"io"
 	"net"
 	"sync"
+
+	"github.com/passport-access/terraform-provider-passport/internal/ssmsession"
 )
 
 // Pipe joins a remote connection to a local reader and writer (a
@@ -19,7 +21,7 @@ func Pipe(ctx context.Context, conn io.ReadWriteCloser, in io.Reader, out io.Wri
 		_, err := io.Copy(out, conn)
 		remote <- err
 	}()
-	go io.Copy(conn, in)
+	go ssmsession.Copy(conn, in)
 	select {
 	case err := <-remote:
 		return err
@@ -69,8 +71,8 @@ func Forward(ctx context.Context, ln net.Listener, open func() (io.ReadWriteClos
 // join copies both ways until either direction ends or ctx does.
 func join(ctx context.Context, a, b io.ReadWriteCloser) {
 	done := make(chan struct{}, 2)
-	go func() { io.Copy(a, b); done <- struct{}{} }()
-	go func() { io.Copy(b, a); done <- struct{}{} }()
+	go func() { ssmsession.Copy(a, b); done <- struct{}{} }()
+	go func() { ssmsession.Copy(b, a); done <- struct{}{} }()
 	select {
 	case <-done:
 	case <-ctx.Done():

@@ -283,7 +283,7 @@ func splice(a, b io.ReadWriteCloser) {
 	wg.Add(2)
 	half := func(dst, src io.ReadWriteCloser) {
 		defer wg.Done()
-		io.Copy(dst, src)
+		Copy(dst, src)
 		if cw, ok := dst.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
 			return
 		}

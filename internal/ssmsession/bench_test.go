@@ -94,6 +94,87 @@ func BenchmarkThroughput(b *testing.B) {
 	}
 }
 
+// source answers each one-byte request n with n MiB.
+func source(c net.Conn) {
+	block := make([]byte, 1<<20)
+	req := make([]byte, 1)
+	for {
+		if _, err := io.ReadFull(c, req); err != nil {
+			return
+		}
+		for range int(req[0]) {
+			if _, err := c.Write(block); err != nil {
+				return
+			}
+		}
+	}
+}
+
+// download asks c's source for mib MiB and reads them all.
+func download(b *testing.B, c net.Conn, mib int) time.Duration {
+	buf := make([]byte, 256<<10)
+	start := time.Now()
+	if _, err := c.Write([]byte{byte(mib)}); err != nil {
+		b.Fatal(err)
+	}
+	for left := mib << 20; left > 0; {
+		n, err := c.Read(buf[:min(len(buf), left)])
+		if err != nil {
+			b.Fatal(err)
+		}
+		left -= n
+	}
+	return time.Since(start)
+}
+
+// BenchmarkDownload is BenchmarkThroughput the other way: the agent sends
+// what the port writes, and the client receives and acknowledges it, as in
+// an scp from the server.
+func BenchmarkDownload(b *testing.B) {
+	for _, bc := range []struct {
+		name string
+		st   func(port int) SessionType
+	}{{"port-forwarding", portForwarding}, {"ssh-stream", sshSession}} {
+		b.Run(bc.name, func(b *testing.B) {
+			port := listenTCP(b, source)
+			raw, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer raw.Close()
+			ta := newTestAgent(b, bc.st(port), loopDial(port))
+			s := dial(b, ta, nil)
+			var tun net.Conn
+			if s.Multiplexed() {
+				tun, err = s.Open()
+			} else {
+				var rw io.ReadWriteCloser
+				rw, err = s.Stream()
+				tun = fakeConn{rw}
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer tun.Close()
+			const mib = 64
+			var rawT, tunT time.Duration
+			b.SetBytes(mib << 20)
+			b.ResetTimer()
+			for range b.N {
+				runtime.GC()
+				rawT += download(b, raw, mib)
+				runtime.GC()
+				tunT += download(b, tun, mib)
+			}
+			b.StopTimer()
+			mb := float64(b.N*mib<<20) / 1e6
+			b.ReportMetric(mb/tunT.Seconds(), "tunnel-MB/s")
+			b.ReportMetric(mb/rawT.Seconds(), "raw-MB/s")
+			b.ReportMetric(rawT.Seconds()/tunT.Seconds(), "ratio")
+		})
+	}
+}
+
 type fakeConn struct{ io.ReadWriteCloser }
 
 func (fakeConn) LocalAddr() net.Addr              { return nil }

@@ -111,3 +111,18 @@ func muxConfig() *smux.Config {
 	cfg.MaxFrameSize = chunkSize - smuxHeaderSize
 	return cfg
 }
+
+// copyBufferSize is a whole number of smux frames, each one stream
+// message, and a whole number of messages' worth less a few bytes for a
+// plain stream: a full read then leaves no message of a few bytes behind.
+// io.Copy's 32 KiB buffer would send two full messages and a third of 16
+// bytes for every read.
+const copyBufferSize = 4 * (chunkSize - smuxHeaderSize)
+
+// Copy copies src to dst, as io.Copy does, through a buffer sized for
+// session streams. Use it to feed a port's or a local connection's bytes
+// into a session; it never hands the work to src's WriteTo or dst's
+// ReadFrom, which would choose their own sizes.
+func Copy(dst io.Writer, src io.Reader) (int64, error) {
+	return io.CopyBuffer(struct{ io.Writer }{dst}, struct{ io.Reader }{src}, make([]byte, copyBufferSize))
+}
