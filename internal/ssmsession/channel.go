@@ -75,6 +75,46 @@ type outgoing struct {
 	frame   []byte
 	sent    time.Time
 	resends int
+	// writers counts writes of frame under way outside mu; acked is set
+	// once the other end has it. The frame's buffer goes back to the pool
+	// when both say it may: acknowledged, and no write still reading it.
+	writers int
+	acked   bool
+}
+
+// frames recycles the buffers outgoing stream messages are encoded into:
+// every message is kept until acknowledged, and at tunnel speeds
+// allocating one per message made the collector a tenth of the work.
+var frames = sync.Pool{New: func() any { b := make([]byte, 0, HeaderSize+chunkSize); return &b }}
+
+// retain marks o's frame as being written; mu is held.
+func (o *outgoing) retain() { o.writers++ }
+
+// release ends a write of o's frame; mu is held.
+func (o *outgoing) release() {
+	o.writers--
+	o.recycle()
+}
+
+// recycle gives o's frame back once it is acknowledged and no write reads
+// it any more; mu is held.
+func (o *outgoing) recycle() {
+	if o.acked && o.writers == 0 && o.frame != nil {
+		if cap(o.frame) == HeaderSize+chunkSize {
+			b := o.frame[:0]
+			frames.Put(&b)
+		}
+		o.frame = nil
+	}
+}
+
+// written releases the writes of out once they are done.
+func (c *channel) written(out []*outgoing) {
+	c.mu.Lock()
+	for _, o := range out {
+		o.release()
+	}
+	c.mu.Unlock()
 }
 
 // channel is the reliable, ordered message stream of one session, shared by
@@ -154,19 +194,21 @@ func (c *channel) attach(l link) {
 
 	c.writeMu.Lock()
 	c.mu.Lock()
-	var frames [][]byte
+	var resend []*outgoing
 	for seq := c.base; seq < c.nextSeq; seq++ {
 		if o := c.unacked[seq]; o != nil {
 			o.sent = c.now()
-			frames = append(frames, o.frame)
+			o.retain()
+			resend = append(resend, o)
 		}
 	}
 	c.mu.Unlock()
-	for _, f := range frames {
-		if err := l.WriteMessage(websocket.BinaryMessage, f); err != nil {
+	for _, o := range resend {
+		if err := l.WriteMessage(websocket.BinaryMessage, o.frame); err != nil {
 			break
 		}
 	}
+	c.written(resend)
 	c.unlockWrite()
 	go c.readLoop(l)
 }
@@ -308,18 +350,22 @@ func (c *channel) sendOne(pt PayloadType, payload []byte) error {
 		flags = FlagSYN // as the agent marks the start of its stream
 	}
 	m := Message{Type: c.sendType, CreatedDate: c.now(), Sequence: seq, Flags: flags, ID: NewMessageID(), PayloadType: pt, Payload: payload}
-	frame, err := m.Encode(make([]byte, 0, HeaderSize+len(payload)))
+	buf := frames.Get().(*[]byte)
+	frame, err := m.Encode((*buf)[:0])
 	if err != nil {
 		c.mu.Unlock()
 		c.unlockWrite()
 		return err
 	}
-	c.unacked[seq] = &outgoing{frame: frame, sent: c.now()}
+	o := &outgoing{frame: frame, sent: c.now()}
+	o.retain()
+	c.unacked[seq] = o
 	c.mu.Unlock()
 	l := c.current()
 	if l != nil {
 		err = l.WriteMessage(websocket.BinaryMessage, frame)
 	}
+	c.written([]*outgoing{o})
 	c.unlockWrite()
 	if l != nil && err != nil {
 		c.dropLink(l, err)
@@ -341,6 +387,8 @@ func (c *channel) acked(seq int64) {
 		c.sampleRTT(c.now().Sub(o.sent))
 	}
 	delete(c.unacked, seq)
+	o.acked = true
+	o.recycle()
 	for c.base < c.nextSeq && c.unacked[c.base] == nil {
 		c.base++
 	}
@@ -377,11 +425,11 @@ func (c *channel) retransmit() {
 		if c.current() == nil {
 			continue
 		}
-		var frames [][]byte
+		var resend []*outgoing
 		var dead bool
 		c.mu.Lock()
 		now := c.now()
-		for seq := c.base; seq < c.nextSeq && len(frames) < resendBurst; seq++ {
+		for seq := c.base; seq < c.nextSeq && len(resend) < resendBurst; seq++ {
 			o := c.unacked[seq]
 			if o == nil {
 				continue
@@ -396,16 +444,19 @@ func (c *channel) retransmit() {
 			}
 			o.resends++
 			o.sent = now
-			frames = append(frames, o.frame)
+			o.retain()
+			resend = append(resend, o)
 		}
 		c.mu.Unlock()
 		if dead {
+			c.written(resend)
 			c.close(ErrUnacknowledged)
 			return
 		}
-		for _, f := range frames {
-			c.writeFrame(f)
+		for _, o := range resend {
+			c.writeFrame(o.frame)
 		}
+		c.written(resend)
 	}
 }
 
