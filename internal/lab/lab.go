@@ -32,6 +32,7 @@ import (
 	"github.com/passport-access/terraform-provider-passport/internal/lab/ssm"
 	"github.com/passport-access/terraform-provider-passport/internal/lab/sts"
 	"github.com/passport-access/terraform-provider-passport/internal/lab/winhost"
+	"github.com/passport-access/terraform-provider-passport/internal/ssmsession"
 )
 
 // Options says what to start.
@@ -177,7 +178,8 @@ func Start(ctx context.Context, opts Options) (l *Lab, err error) {
 	}
 	l.Server.Handle("/saml/", l.IdP.Handler())
 	l.http = &http.Server{Handler: l.Server, ReadHeaderTimeout: 10 * time.Second}
-	go l.http.Serve(l.listener)
+	// Data channels batch their writes on the connections they arrive on.
+	go l.http.Serve(ssmsession.NewBatchListener(l.listener))
 
 	for i := range opts.ModelNodes {
 		m := node.NewModel(node.Info{

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -125,9 +126,14 @@ type channel struct {
 	now                func() time.Time
 	onLinkDown         func(error) // called (once per link) when a link fails
 
-	linkMu  sync.Mutex
-	link    link
-	writeMu sync.Mutex // one writer at a time on a websocket; release with unlockWrite
+	linkMu sync.Mutex
+	link   link
+	batch  *batchConn // under link, when its connection batches writes
+	// ackAtIdle is set while the link's connection calls flushAcks before
+	// each network read: the reader then queues acknowledgements instead
+	// of writing each at once.
+	ackAtIdle atomic.Bool
+	writeMu   sync.Mutex // one writer at a time on a websocket; release with unlockWrite
 
 	ackMu sync.Mutex
 	acks  [][]byte // acknowledgements waiting for writeMu
@@ -174,11 +180,22 @@ func newChannel(sendType, recvType string, now func() time.Time) *channel {
 
 // attach makes l the channel's link, sends every unacknowledged message on
 // it again, and reads from it until it fails.
-func (c *channel) attach(l link) {
+func (c *channel) attach(l link) { c.attachBatch(l, batchOf(l)) }
+
+// attachBatch is attach for a link whose network connection is b (nil when
+// its writes cannot be batched).
+func (c *channel) attachBatch(l link, b *batchConn) {
 	c.linkMu.Lock()
-	old := c.link
-	c.link = l
+	old, oldBatch := c.link, c.batch
+	c.link, c.batch = l, b
 	c.linkMu.Unlock()
+	if oldBatch != nil {
+		oldBatch.setIdle(nil)
+	}
+	if b != nil {
+		b.setIdle(c.flushAcks)
+	}
+	c.ackAtIdle.Store(b != nil)
 	if old != nil {
 		old.Close()
 	}
@@ -203,11 +220,11 @@ func (c *channel) attach(l link) {
 		}
 	}
 	c.mu.Unlock()
-	for _, o := range resend {
-		if err := l.WriteMessage(websocket.BinaryMessage, o.frame); err != nil {
-			break
-		}
+	batch := make([][]byte, len(resend))
+	for i, o := range resend {
+		batch[i] = o.frame
 	}
+	c.writeFrames(l, batch...)
 	c.written(resend)
 	c.unlockWrite()
 	go c.readLoop(l)
@@ -220,19 +237,50 @@ func (c *channel) current() link {
 	return c.link
 }
 
+// writeFrames writes frames on l, in one network write when l's connection
+// batches; writeMu is held.
+func (c *channel) writeFrames(l link, frames ...[]byte) error {
+	c.linkMu.Lock()
+	b := c.batch
+	if c.link != l {
+		b = nil
+	}
+	c.linkMu.Unlock()
+	if b != nil {
+		b.begin()
+	}
+	var err error
+	for _, f := range frames {
+		if err = l.WriteMessage(websocket.BinaryMessage, f); err != nil {
+			break
+		}
+	}
+	if b != nil {
+		if e := b.end(); err == nil {
+			err = e
+		}
+	}
+	return err
+}
+
 // dropLink forgets l if it is still the current link and reports the
 // failure once.
 func (c *channel) dropLink(l link, err error) {
 	c.linkMu.Lock()
 	cur := c.link == l
+	var b *batchConn
 	if cur {
-		c.link = nil
+		c.link, c.batch, b = nil, nil, c.batch
 	}
 	c.linkMu.Unlock()
 	l.Close()
 	if !cur {
 		return
 	}
+	if b != nil {
+		b.setIdle(nil)
+	}
+	c.ackAtIdle.Store(false)
 	select {
 	case <-c.done:
 		return
@@ -275,13 +323,8 @@ func (c *channel) flushAcks() {
 		c.ackMu.Unlock()
 		l := c.current()
 		var err error
-		for _, a := range acks {
-			if l == nil {
-				break
-			}
-			if err = l.WriteMessage(websocket.BinaryMessage, a); err != nil {
-				break
-			}
+		if l != nil {
+			err = c.writeFrames(l, acks...)
 		}
 		c.writeMu.Unlock()
 		if err != nil {
@@ -297,7 +340,7 @@ func (c *channel) writeFrame(frame []byte) {
 		return // sent again when the next link attaches
 	}
 	c.writeMu.Lock()
-	err := l.WriteMessage(websocket.BinaryMessage, frame)
+	err := c.writeFrames(l, frame)
 	c.unlockWrite()
 	if err != nil {
 		c.dropLink(l, err)
@@ -363,7 +406,7 @@ func (c *channel) sendOne(pt PayloadType, payload []byte) error {
 	c.mu.Unlock()
 	l := c.current()
 	if l != nil {
-		err = l.WriteMessage(websocket.BinaryMessage, frame)
+		err = c.writeFrames(l, frame)
 	}
 	c.written([]*outgoing{o})
 	c.unlockWrite()
@@ -614,7 +657,6 @@ func (c *channel) receive(m Message) {
 	}
 	c.rmu.Unlock()
 	c.ack(m)
-	c.flushAcks()
 }
 
 // payloads recycles the buffers received payloads are kept in: readLoop
@@ -674,7 +716,9 @@ func (c *channel) drain() {
 // ack sends m's acknowledgement.
 func (c *channel) ack(m Message) {
 	c.enqueueAck(m)
-	c.flushAcks()
+	if !c.ackAtIdle.Load() {
+		c.flushAcks()
+	}
 }
 
 // enqueueAck queues m's acknowledgement without writing it; it may be

@@ -82,14 +82,14 @@ func (d *Dialer) Dial(ctx context.Context, streamURL, token string) (*Session, e
 	if s.d.KeepAlive == 0 {
 		s.d.KeepAlive = 5 * time.Minute
 	}
-	ws, err := s.open(ctx, streamURL, token)
+	ws, batch, err := s.open(ctx, streamURL, token)
 	if err != nil {
 		return nil, err
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.ch = newChannel(InputStreamData, OutputStreamData, nil)
 	s.ch.onLinkDown = s.linkDown
-	s.ch.attach(ws)
+	s.ch.attachBatch(ws, batch)
 	go s.ch.keepAlive(s.d.KeepAlive)
 	stop := context.AfterFunc(ctx, func() { s.ch.close(ctx.Err()) })
 	err = s.handshake()
@@ -110,15 +110,30 @@ func (d *Dialer) Dial(ctx context.Context, streamURL, token string) (*Session, e
 	return s, nil
 }
 
-// open dials the websocket and sends the OpenDataChannel message.
-func (s *Session) open(ctx context.Context, streamURL, token string) (*websocket.Conn, error) {
-	wd := websocket.Dialer{HandshakeTimeout: 30 * time.Second, ReadBufferSize: 64 << 10, WriteBufferSize: 64 << 10, NetDialContext: s.d.NetDialContext, Proxy: http.ProxyFromEnvironment}
+// open dials the websocket and sends the OpenDataChannel message. It also
+// returns the TCP connection under the websocket (and under TLS, for
+// wss://), through which the channel batches its writes.
+func (s *Session) open(ctx context.Context, streamURL, token string) (*websocket.Conn, *batchConn, error) {
+	dial := s.d.NetDialContext
+	if dial == nil {
+		dial = (&net.Dialer{}).DialContext
+	}
+	var batch *batchConn
+	wd := websocket.Dialer{HandshakeTimeout: 30 * time.Second, ReadBufferSize: 64 << 10, WriteBufferSize: 64 << 10, Proxy: http.ProxyFromEnvironment,
+		NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := dial(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			batch = newBatchConn(c)
+			return batch, nil
+		}}
 	ws, resp, err := wd.DialContext(ctx, streamURL, nil)
 	if err != nil {
 		if resp != nil {
-			return nil, fmt.Errorf("ssmsession: opening the data channel: the service answered %s", resp.Status)
+			return nil, nil, fmt.Errorf("ssmsession: opening the data channel: the service answered %s", resp.Status)
 		}
-		return nil, fmt.Errorf("ssmsession: opening the data channel: %w", err)
+		return nil, nil, fmt.Errorf("ssmsession: opening the data channel: %w", err)
 	}
 	ws.SetReadLimit(HeaderSize + MaxPayload)
 	open, _ := json.Marshal(openDataChannel{
@@ -127,9 +142,9 @@ func (s *Session) open(ctx context.Context, streamURL, token string) (*websocket
 	})
 	if err := ws.WriteMessage(websocket.TextMessage, open); err != nil {
 		ws.Close()
-		return nil, fmt.Errorf("ssmsession: sending the session token: %w", err)
+		return nil, nil, fmt.Errorf("ssmsession: sending the session token: %w", err)
 	}
-	return ws, nil
+	return ws, batch, nil
 }
 
 func (s *Session) handshake() error {
@@ -219,11 +234,12 @@ func (s *Session) resume(cause error) {
 		url, token, err = s.d.Resume(s.ctx)
 		if err == nil {
 			var ws *websocket.Conn
-			if ws, err = s.open(s.ctx, url, token); err == nil {
+			var batch *batchConn
+			if ws, batch, err = s.open(s.ctx, url, token); err == nil {
 				s.mu.Lock()
 				s.resumes++
 				s.mu.Unlock()
-				s.ch.attach(ws)
+				s.ch.attachBatch(ws, batch)
 				return
 			}
 		}

@@ -42,7 +42,8 @@ func newTestAgent(t testing.TB, st SessionType, dial func(ctx context.Context, h
 	ta := &testAgent{t: t, tokens: map[string]bool{"token-1": true}, runErr: make(chan error, 1)}
 	ta.cfg = AgentConfig{SessionID: "s-1", TargetID: "i-0123456789abcdef0", Session: st, Dial: dial, HandshakeTimeout: 5 * time.Second}
 	up := websocket.Upgrader{ReadBufferSize: 64 << 10, WriteBufferSize: 64 << 10}
-	ta.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	// The lab serves data channels on batching connections; so does this.
+	ta.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ws, err := up.Upgrade(w, r, nil)
 		if err != nil {
 			return
@@ -82,6 +83,8 @@ func newTestAgent(t testing.TB, st SessionType, dial func(ctx context.Context, h
 		}
 		a.attach(l)
 	}))
+	ta.srv.Listener = NewBatchListener(ta.srv.Listener)
+	ta.srv.Start()
 	t.Cleanup(func() {
 		ta.mu.Lock()
 		if ta.agent != nil {
