@@ -21,8 +21,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	ssmsdk "github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/passport-access/terraform-provider-passport/internal/access"
@@ -90,11 +88,7 @@ func startConnectLabWith(t *testing.T, opts lab.Options) *connectLab {
 	cl := &connectLab{Lab: l, configDir: t.TempDir()}
 	t.Setenv("PASSPORT_CONFIG_DIR", cl.configDir)
 
-	client := ssmsdk.New(ssmsdk.Options{
-		Region:       l.Region,
-		BaseEndpoint: aws.String(l.Endpoint),
-		Credentials:  credentials.NewStaticCredentialsProvider(l.AccessKeyID, l.SecretAccessKey, ""),
-	})
+	client := ssmsdk.NewFromConfig(l.AWSConfig())
 	svc, err := access.New(access.Config{Fleet: fleet.New(client, fleet.Options{FirstPoll: 50 * time.Millisecond, MaxPoll: 250 * time.Millisecond})})
 	if err != nil {
 		t.Fatal(err)

@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"golang.org/x/crypto/ssh"
 
@@ -338,11 +336,7 @@ func TestCheckFindsExpiredAndVanished(t *testing.T) {
 func TestGrantWithEveryKindOfCA(t *testing.T) {
 	l := startLab(t, 1, 0)
 	h := l.Hosts[0]
-	kmsClient := kms.New(kms.Options{
-		Region:       l.Region,
-		BaseEndpoint: aws.String(l.Endpoint),
-		Credentials:  credentials.NewStaticCredentialsProvider(l.AccessKeyID, l.SecretAccessKey, ""),
-	})
+	kmsClient := kms.NewFromConfig(l.AWSConfig())
 	kmsCA, err := sshca.CreateKMS(context.Background(), kmsClient, sshca.ECDSAP256, sshca.KMSKeyOptions{Description: "access test"})
 	if err != nil {
 		t.Fatal(err)

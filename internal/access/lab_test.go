@@ -19,8 +19,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	ssmsdk "github.com/aws/aws-sdk-go-v2/service/ssm"
 	"golang.org/x/crypto/ssh"
 
@@ -78,11 +76,7 @@ func startLabWith(t testing.TB, opts lab.Options, clk *clock.Fake) *testLab {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Close() })
-	c := ssmsdk.New(ssmsdk.Options{
-		Region:       l.Region,
-		BaseEndpoint: aws.String(l.Endpoint),
-		Credentials:  credentials.NewStaticCredentialsProvider(l.AccessKeyID, l.SecretAccessKey, ""),
-	})
+	c := ssmsdk.NewFromConfig(l.AWSConfig())
 	tl := &testLab{Lab: l, ssm: c, clock: clk}
 	tl.svc = tl.service(t, "")
 	return tl

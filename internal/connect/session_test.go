@@ -44,11 +44,7 @@ func startLab(t *testing.T, hosts int) (*lab.Lab, *ssmsdk.Client) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Close() })
-	return l, ssmsdk.New(ssmsdk.Options{
-		Region:       l.Region,
-		BaseEndpoint: aws.String(l.Endpoint),
-		Credentials:  credentials.NewStaticCredentialsProvider(l.AccessKeyID, l.SecretAccessKey, ""),
-	})
+	return l, ssmsdk.NewFromConfig(l.AWSConfig())
 }
 
 // echoOn serves an echo on a port of the host's address.

@@ -278,11 +278,7 @@ func TestLabPolicy(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the lab's policy: %v", err)
 	}
-	tags, err := policy.EC2Tags{Client: ec2sdk.New(ec2sdk.Options{
-		Region:       l.Region,
-		BaseEndpoint: aws.String(l.Endpoint),
-		Credentials:  credentials.NewStaticCredentialsProvider(l.AccessKeyID, l.SecretAccessKey, ""),
-	})}.Tags(ctx, []string{l.Models[0].Info().InstanceID})
+	tags, err := policy.EC2Tags{Client: ec2sdk.NewFromConfig(l.AWSConfig())}.Tags(ctx, []string{l.Models[0].Info().InstanceID})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/hashicorp/terraform-plugin-framework/providerserver"
 	"github.com/hashicorp/terraform-plugin-go/tfprotov6"
@@ -128,11 +126,7 @@ provider "passport" {
 // kmsClient is the real SDK client on the lab's KMS, for checks made
 // behind the provider's back.
 func (a *accLab) kmsClient() *kms.Client {
-	return kms.New(kms.Options{
-		Region:       a.Region,
-		BaseEndpoint: aws.String(a.Endpoint),
-		Credentials:  credentials.NewStaticCredentialsProvider(a.AccessKeyID, a.SecretAccessKey, ""),
-	})
+	return kms.NewFromConfig(a.AWSConfig())
 }
 
 // attributes returns the state attributes of the resource at address.

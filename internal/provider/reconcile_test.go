@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 	"github.com/hashicorp/terraform-plugin-testing/plancheck"
@@ -81,11 +79,7 @@ func reconcileOnce(t *testing.T, l *accLab) {
 	}
 	defer book.Close()
 	svc, err := access.New(access.Config{
-		Fleet: fleet.New(ssm.New(ssm.Options{
-			Region:       l.Region,
-			BaseEndpoint: aws.String(l.Endpoint),
-			Credentials:  credentials.NewStaticCredentialsProvider(l.AccessKeyID, l.SecretAccessKey, ""),
-		}), fleet.Options{FirstPoll: 50 * time.Millisecond, MaxPoll: 250 * time.Millisecond}),
+		Fleet:  fleet.New(ssm.NewFromConfig(l.AWSConfig()), fleet.Options{FirstPoll: 50 * time.Millisecond, MaxPoll: 250 * time.Millisecond}),
 		Now:    l.clock.Now,
 		Ledger: book,
 		Actor:  "reconciler/test",

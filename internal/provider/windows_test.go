@@ -12,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/hashicorp/terraform-plugin-testing/echoprovider"
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
@@ -36,11 +34,7 @@ import (
 func logonThroughTunnel(l *accLab, target, user, password string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c := connect.Connector{API: ssm.New(ssm.Options{
-		Region:       l.Region,
-		BaseEndpoint: aws.String(l.Endpoint),
-		Credentials:  credentials.NewStaticCredentialsProvider(l.AccessKeyID, l.SecretAccessKey, ""),
-	})}
+	c := connect.Connector{API: ssm.NewFromConfig(l.AWSConfig())}
 	s, err := c.Start(ctx, target, winhost.RDPPort, connect.PortForwardDocument)
 	if err != nil {
 		return fmt.Errorf("tunnel to %s: %w", target, err)

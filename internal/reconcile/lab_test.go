@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	ssmsdk "github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/crypto/ssh"
@@ -80,11 +78,7 @@ func newRigWith(t testing.TB, opts lab.Options) *rig {
 	r := &rig{
 		lab:   l,
 		clock: clk,
-		ssm: ssmsdk.New(ssmsdk.Options{
-			Region:       l.Region,
-			BaseEndpoint: aws.String(l.Endpoint),
-			Credentials:  credentials.NewStaticCredentialsProvider(l.AccessKeyID, l.SecretAccessKey, ""),
-		}),
+		ssm:   ssmsdk.NewFromConfig(l.AWSConfig()),
 	}
 	r.ledgerPath = filepath.Join(t.TempDir(), "ledger.db")
 	r.ledger = r.openLedger(t, r.ledgerPath)

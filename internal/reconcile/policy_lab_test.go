@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ssmsdk "github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
@@ -53,11 +52,7 @@ func TestTightenedPolicyRevokesOnTheNextPass(t *testing.T) {
 	if h.Info().ComputerName != "web-1" {
 		t.Fatalf("the lab's first host is %s; the test relies on web-1 being tagged Env=staging", h.Info().ComputerName)
 	}
-	tags := policy.EC2Tags{Client: ec2.New(ec2.Options{
-		Region:       r.lab.Region,
-		BaseEndpoint: aws.String(r.lab.Endpoint),
-		Credentials:  credentials.NewStaticCredentialsProvider(r.lab.AccessKeyID, r.lab.SecretAccessKey, ""),
-	})}
+	tags := policy.EC2Tags{Client: ec2.NewFromConfig(r.lab.AWSConfig())}
 	load := func(ctx context.Context) (*policy.Policy, error) {
 		return policy.Load(ctx, "ssm://"+policyParameter, r.ssm)
 	}

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	ssmsdk "github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/aws/aws-sdk-go-v2/service/ssm/types"
 	"github.com/gorilla/websocket"
@@ -59,11 +58,7 @@ func startLab(t *testing.T, hosts int) *testLab {
 	}
 	t.Cleanup(func() { l.Close() })
 	tl := &testLab{Lab: l, clock: c, sessions: l.Sessions}
-	tl.ssm = ssmsdk.New(ssmsdk.Options{
-		Region:       l.Region,
-		BaseEndpoint: aws.String(l.Endpoint),
-		Credentials:  credentials.NewStaticCredentialsProvider(l.AccessKeyID, l.SecretAccessKey, ""),
-	})
+	tl.ssm = ssmsdk.NewFromConfig(l.AWSConfig())
 	return tl
 }
 
