@@ -7,7 +7,6 @@ import (
 	"errors"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,28 +14,11 @@ import (
 	ssmsdk "github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
+	"github.com/passport-access/terraform-provider-passport/internal/clock"
 	"github.com/passport-access/terraform-provider-passport/internal/connect"
 	"github.com/passport-access/terraform-provider-passport/internal/hostscript"
 	"github.com/passport-access/terraform-provider-passport/internal/lab/winhost"
 )
-
-// labClock is the lab's clock, moved by hand.
-type labClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *labClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *labClock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 // runPowerShell sends a script with AWS-RunPowerShellScript through the
 // real SDK and waits for its invocation to finish.
@@ -76,8 +58,8 @@ func runPowerShell(t *testing.T, c *ssmsdk.Client, instanceID, script string) *s
 // on at port 3389 directly and through a Session Manager port-forwarding
 // session, until the window ends or the user is revoked.
 func TestWindowsPasswordThroughSSMAndTunnel(t *testing.T) {
-	clk := &labClock{t: time.Now().Truncate(time.Second)}
-	l := startLab(t, Options{WindowsHosts: 1, Now: clk.now})
+	clk := clock.NewFake(time.Now().Truncate(time.Second))
+	l := startLab(t, Options{WindowsHosts: 1, Now: clk.Now})
 	if len(l.Windows) != 1 {
 		t.Fatalf("lab has %d Windows hosts, want 1", len(l.Windows))
 	}
@@ -112,7 +94,7 @@ func TestWindowsPasswordThroughSSMAndTunnel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	expires := clk.now().Add(time.Hour)
+	expires := clk.Now().Add(time.Hour)
 	script, err := hostscript.ProvisionWindows(hostscript.WindowsGrant{
 		Username: "pp-win", RequestID: "ar-win-1", Requester: "alice", ExpiresAt: expires, SealKey: &key.PublicKey,
 	})
@@ -166,7 +148,7 @@ func TestWindowsPasswordThroughSSMAndTunnel(t *testing.T) {
 	sess.End()
 
 	// The window ends on the lab's clock: AccountExpires locks the account.
-	clk.advance(time.Hour + time.Second)
+	clk.Advance(time.Hour + time.Second)
 	if err := winhost.Logon(ctx, h.RDPAddr(), "pp-win", password); !errors.As(err, &denied) || denied.Reason != winhost.ReasonExpired {
 		t.Errorf("logon after the window: %v, want %q", err, winhost.ReasonExpired)
 	}

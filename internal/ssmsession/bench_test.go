@@ -46,13 +46,18 @@ func throughput(b *testing.B, c net.Conn, mib int) time.Duration {
 // BenchmarkThroughput moves data through a port session (multiplexed, as
 // port forwarding is, and single-stream, as SSH is) and through raw
 // loopback TCP in the same run; "ratio" is tunnel/raw throughput.
-func BenchmarkThroughput(b *testing.B) {
+func BenchmarkThroughput(b *testing.B) { benchmarkTransfer(b, sink, throughput) }
+
+// benchmarkTransfer runs move (mib MiB one way over a connection to a port
+// served by serve) on raw loopback TCP and through each kind of port
+// session, and reports throughput both ways and their ratio.
+func benchmarkTransfer(b *testing.B, serve func(net.Conn), move func(b *testing.B, c net.Conn, mib int) time.Duration) {
 	for _, bc := range []struct {
 		name string
 		st   func(port int) SessionType
 	}{{"port-forwarding", portForwarding}, {"ssh-stream", sshSession}} {
 		b.Run(bc.name, func(b *testing.B) {
-			port := listenTCP(b, sink)
+			port := listenTCP(b, serve)
 			raw, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port))
 			if err != nil {
 				b.Fatal(err)
@@ -81,8 +86,8 @@ func BenchmarkThroughput(b *testing.B) {
 				// run would be the tunnel's garbage billed to it: collect
 				// first. The tunnel pays for its own.
 				runtime.GC()
-				rawT += throughput(b, raw, mib)
-				tunT += throughput(b, tun, mib)
+				rawT += move(b, raw, mib)
+				tunT += move(b, tun, mib)
 			}
 			b.StopTimer()
 			mb := float64(b.N*mib<<20) / 1e6
@@ -129,49 +134,7 @@ func download(b *testing.B, c net.Conn, mib int) time.Duration {
 // BenchmarkDownload is BenchmarkThroughput the other way: the agent sends
 // what the port writes, and the client receives and acknowledges it, as in
 // an scp from the server.
-func BenchmarkDownload(b *testing.B) {
-	for _, bc := range []struct {
-		name string
-		st   func(port int) SessionType
-	}{{"port-forwarding", portForwarding}, {"ssh-stream", sshSession}} {
-		b.Run(bc.name, func(b *testing.B) {
-			port := listenTCP(b, source)
-			raw, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port))
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer raw.Close()
-			ta := newTestAgent(b, bc.st(port), loopDial(port))
-			s := dial(b, ta, nil)
-			var tun net.Conn
-			if s.Multiplexed() {
-				tun, err = s.Open()
-			} else {
-				var rw io.ReadWriteCloser
-				rw, err = s.Stream()
-				tun = fakeConn{rw}
-			}
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer tun.Close()
-			const mib = 64
-			var rawT, tunT time.Duration
-			b.SetBytes(mib << 20)
-			b.ResetTimer()
-			for range b.N {
-				runtime.GC() // as in BenchmarkThroughput
-				rawT += download(b, raw, mib)
-				tunT += download(b, tun, mib)
-			}
-			b.StopTimer()
-			mb := float64(b.N*mib<<20) / 1e6
-			b.ReportMetric(mb/tunT.Seconds(), "tunnel-MB/s")
-			b.ReportMetric(mb/rawT.Seconds(), "raw-MB/s")
-			b.ReportMetric(rawT.Seconds()/tunT.Seconds(), "ratio")
-		})
-	}
-}
+func BenchmarkDownload(b *testing.B) { benchmarkTransfer(b, source, download) }
 
 type fakeConn struct{ io.ReadWriteCloser }
 
