@@ -101,7 +101,9 @@ func TestRevokeRemovesEverything(t *testing.T) {
 			t.Fatalf("starting a process on %s: %v %s", h.Info().InstanceID, err, out)
 		}
 		uids[h.Info().InstanceID] = onHost(t, h, "id -u "+g.Username)
-		if onHost(t, h, "pgrep -u "+uids[h.Info().InstanceID]+" sleep >/dev/null && echo running") != "running" {
+		// The shell forks before sleep execs: give it a moment to become
+		// a process named sleep.
+		if onHost(t, h, "for i in $(seq 50); do pgrep -u "+uids[h.Info().InstanceID]+" sleep >/dev/null && echo running && exit 0; sleep 0.1; done; echo absent") != "running" {
 			t.Fatalf("the user's process is not running on %s", h.Info().InstanceID)
 		}
 	}
