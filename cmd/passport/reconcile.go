@@ -122,13 +122,14 @@ grant is leased to one of them while it is revoked.`,
 			metrics := reconcile.NewMetrics(reg)
 			cfg := reconcile.Config{Ledger: l, Access: svc, Holder: name, Lease: lease, Concurrency: parallel, Log: log, Metrics: metrics}
 			if policySrc != "none" {
-				if _, err := policy.Load(ctx, policySrc, clients.SSM); err != nil {
-					return fmt.Errorf("--policy %s: %w", policySrc, err)
-				}
-				cfg.Authorizer = &reconcile.PolicyCheck{
+				check := &reconcile.PolicyCheck{
 					Load: func(ctx context.Context) (*policy.Policy, error) { return policy.Load(ctx, policySrc, clients.SSM) },
 					Tags: policy.EC2Tags{Client: clients.EC2},
 				}
+				if err := check.Ready(ctx); err != nil {
+					return fmt.Errorf("--policy %s: %w", policySrc, err)
+				}
+				cfg.Authorizer = check
 			}
 			if sweep {
 				cfg.Hosts = func(ctx context.Context) ([]string, error) {

@@ -15,8 +15,8 @@ import (
 
 // Extend makes the window IssuedAt + duration, later or earlier than
 // before: it signs a new certificate for the same key and moves the expiry
-// on every Active target (AccountExpires on Windows ones). A window that would already have ended is
-// refused; revoke the request instead.
+// on every Active target (AccountExpires on Windows ones). A window that
+// would already have ended is refused; revoke the request instead.
 //
 // The old certificate is not revoked: it names the same user, and the user
 // is removed at the new expiry, after which it opens nothing.

@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/passport-access/terraform-provider-passport/internal/ledger"
 	"github.com/passport-access/terraform-provider-passport/internal/sshca"
 )
 
@@ -113,19 +114,15 @@ func checkRequester(r string) error {
 	return nil
 }
 
-// Bounds on a requester's groups, the same the ledger keeps.
-const (
-	maxGroups    = 256
-	maxGroupName = 256
-)
-
+// checkGroups refuses groups the ledger could not record, naming the
+// first that breaks its rule.
 func checkGroups(groups []string) error {
-	if len(groups) > maxGroups {
-		return fmt.Errorf("groups: the requester is in %d groups; Passport records at most %d: narrow the identity store's groups attribute", len(groups), maxGroups)
+	if len(groups) > ledger.MaxGroups {
+		return fmt.Errorf("groups: the requester is in %d groups; Passport records at most %d: narrow the identity store's groups attribute", len(groups), ledger.MaxGroups)
 	}
 	for i, g := range groups {
-		if g == "" || len(g) > maxGroupName || strings.ContainsFunc(g, unicode.IsControl) {
-			return fmt.Errorf("groups[%d] %.40q must be 1 to %d bytes without control characters", i, g, maxGroupName)
+		if !ledger.ValidGroupName(g) {
+			return fmt.Errorf("groups[%d] %.40q must be 1 to %d bytes without control characters", i, g, ledger.MaxGroupName)
 		}
 	}
 	return nil

@@ -164,11 +164,18 @@ func (e *LeaseHeldError) Is(target error) bool { return target == ErrLeaseHeld }
 func notFound(id string) error { return fmt.Errorf("grant %s: %w", id, ErrNotFound) }
 
 // Bounds on the groups a grant records: generous for any identity store,
-// small enough that one grant stays one small record.
+// small enough that one grant stays one small record. The access core
+// refuses a request beyond them before anything is written.
 const (
-	maxGroups    = 256
-	maxGroupName = 256
+	MaxGroups    = 256
+	MaxGroupName = 256
 )
+
+// ValidGroupName reports whether a group name can be recorded: 1 to
+// MaxGroupName bytes without control characters.
+func ValidGroupName(name string) bool {
+	return name != "" && len(name) <= MaxGroupName && !strings.ContainsFunc(name, unicode.IsControl)
+}
 
 func (g *Grant) validate() error {
 	var problems []string
@@ -183,12 +190,12 @@ func (g *Grant) validate() error {
 	} else if !g.ExpiresAt.After(g.IssuedAt) {
 		problems = append(problems, "expires_at must be after issued_at")
 	}
-	if len(g.Groups) > maxGroups {
-		problems = append(problems, fmt.Sprintf("%d groups is more than %d", len(g.Groups), maxGroups))
+	if len(g.Groups) > MaxGroups {
+		problems = append(problems, fmt.Sprintf("%d groups is more than %d", len(g.Groups), MaxGroups))
 	}
 	for _, name := range g.Groups {
-		if name == "" || len(name) > maxGroupName || strings.ContainsFunc(name, unicode.IsControl) {
-			problems = append(problems, fmt.Sprintf("group %.40q must be 1 to %d bytes without control characters", name, maxGroupName))
+		if !ValidGroupName(name) {
+			problems = append(problems, fmt.Sprintf("group %.40q must be 1 to %d bytes without control characters", name, MaxGroupName))
 			break
 		}
 	}

@@ -82,6 +82,10 @@ func secretsAbsent(t *testing.T, logPath string, secrets ...string) error {
 	if err != nil {
 		return fmt.Errorf("terraform's log: %w", err)
 	}
+	// A log that never saw the request would prove nothing.
+	if !strings.Contains(string(logged), "passport_access_request") {
+		return fmt.Errorf("terraform's log at %s does not mention the request (%d bytes): is TF_LOG honoured?", logPath, len(logged))
+	}
 	for _, s := range secrets {
 		if strings.Contains(recorded.String(), s) {
 			return errors.New("a Windows password is in the ledger")

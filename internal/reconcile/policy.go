@@ -83,7 +83,29 @@ func (c *PolicyCheck) Permits(ctx context.Context, g ledger.Grant) (bool, string
 	return false, "", fmt.Errorf("checking grant %s against policy: %w", g.ID, err)
 }
 
+// Ready reads the policy now, so that a reconciler whose policy source
+// cannot be read stops at start with the reason, and its first pass reuses
+// what was read. A source that does not exist is not an error here: passes
+// report it, and revoke nothing, until one is published.
+func (c *PolicyCheck) Ready(ctx context.Context) error {
+	_, err := c.read(ctx)
+	return err
+}
+
+// policy is the current policy, when there is one to decide with.
 func (c *PolicyCheck) policy(ctx context.Context) (*policy.Policy, error) {
+	p, err := c.read(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if why := p.Missing(); why != "" {
+		return nil, fmt.Errorf("there is no policy to check live grants against (%s); none is revoked for it until one is published", why)
+	}
+	return p, nil
+}
+
+// read returns the policy read within MaxAge, or reads it again.
+func (c *PolicyCheck) read(ctx context.Context) (*policy.Policy, error) {
 	now := time.Now
 	if c.Now != nil {
 		now = c.Now
@@ -96,9 +118,6 @@ func (c *PolicyCheck) policy(ctx context.Context) (*policy.Policy, error) {
 	p, err := c.Load(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("reading the policy: %w", err)
-	}
-	if why := p.Missing(); why != "" {
-		return nil, fmt.Errorf("there is no policy to check live grants against (%s); none is revoked for it until one is published", why)
 	}
 	c.cached, c.readAt = p, now()
 	return p, nil
