@@ -60,8 +60,8 @@ cat "$demo/lab.out"
 . "$lab/env.sh"
 
 say "The lab's servers, through the real AWS CLI: aws ssm describe-instance-information"
-# Debian's AWS CLI predates AWS_ENDPOINT_URL_SSM, so it gets the flag.
-/usr/bin/aws --endpoint-url "$AWS_ENDPOINT_URL_SSM" ssm describe-instance-information \
+# Debian's AWS CLI (2.9) predates AWS_ENDPOINT_URL, so it gets the flag.
+/usr/bin/aws --endpoint-url "$AWS_ENDPOINT_URL" ssm describe-instance-information \
 	--query 'InstanceInformationList[].[InstanceId,ComputerName,IPAddress,PingStatus,PlatformType]' --output table
 
 # The provider from bin/, without a registry: dev_overrides skips

@@ -8,6 +8,8 @@ need_apt=""
 command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ] || need_apt="$need_apt openssh-server"
 command -v ssh >/dev/null 2>&1 || need_apt="$need_apt openssh-client"
 [ -x /usr/bin/aws ] || need_apt="$need_apt awscli"
+# boto3 for Debian's python3: the lab's env.sh is tested with it.
+/usr/bin/python3 -c 'import boto3' 2>/dev/null || need_apt="$need_apt python3-boto3"
 command -v shellcheck >/dev/null 2>&1 || need_apt="$need_apt shellcheck"
 command -v sudo >/dev/null 2>&1 || need_apt="$need_apt sudo"
 command -v rsync >/dev/null 2>&1 || need_apt="$need_apt rsync"

@@ -63,7 +63,7 @@ func TestLabUpPrintsHowToUseItAndCtrlCCleansUp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"export AWS_ENDPOINT_URL_SSM=" + s.Endpoint, "export AWS_ACCESS_KEY_ID=" + s.AccessKeyID, "export AWS_SECRET_ACCESS_KEY=", "export AWS_REGION=us-east-1", filepath.Join(dir, "env.sh"),
+	for _, want := range []string{"export AWS_ENDPOINT_URL=" + s.Endpoint, "export AWS_ENDPOINT_URL_SSM=" + s.Endpoint, "export AWS_DEFAULT_REGION=us-east-1", "export AWS_ACCESS_KEY_ID=" + s.AccessKeyID, "export AWS_SECRET_ACCESS_KEY=", "export AWS_REGION=us-east-1", filepath.Join(dir, "env.sh"),
 		"alice    password alice-lab", lab.PolicyParameter} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("lab up output lacks %q:\n%s", want, out)

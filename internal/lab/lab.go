@@ -311,15 +311,24 @@ func demoTags(name string, i int) map[string]string {
 }
 
 // Env returns the environment variables that point the AWS SDKs, the AWS
-// CLI and the Passport provider at the lab.
+// CLI and the Passport provider at the lab. AWS_ENDPOINT_URL reaches every
+// client that reads it (AWS CLI 2.13 and 1.29 on, boto3 1.28 on, the Go
+// SDK v2), so that a service the lab does not
+// serve fails here instead of reaching real AWS; the per-service variables
+// are for clients that know only those. Older clients, Debian 12's AWS CLI
+// 2.9 and python3-boto3 1.26 among them, read neither and need
+// --endpoint-url or endpoint_url (docs/guides/lab.md). Both region
+// variables are set because botocore reads only AWS_DEFAULT_REGION.
 func (l *Lab) Env() []string {
 	return []string{
+		"AWS_ENDPOINT_URL=" + l.Endpoint,
 		"AWS_ENDPOINT_URL_SSM=" + l.Endpoint,
 		"AWS_ENDPOINT_URL_KMS=" + l.Endpoint,
 		"AWS_ENDPOINT_URL_STS=" + l.Endpoint,
 		"AWS_ENDPOINT_URL_SSMMESSAGES=" + l.Endpoint,
 		"AWS_ENDPOINT_URL_EC2=" + l.Endpoint,
 		"AWS_REGION=" + l.Region,
+		"AWS_DEFAULT_REGION=" + l.Region,
 		"AWS_ACCESS_KEY_ID=" + l.AccessKeyID,
 		"AWS_SECRET_ACCESS_KEY=" + l.SecretAccessKey,
 		"PASSPORT_SAML_METADATA=" + l.IdP.MetadataURL(),

@@ -84,7 +84,9 @@ func (l *Lab) writeState() error {
 		return fmt.Errorf("lab: writing its state: %w", err)
 	}
 	var env strings.Builder
-	env.WriteString("# Point AWS SDKs, the AWS CLI and Passport at the lab: . ./env.sh\n")
+	env.WriteString("# Point AWS SDKs, the AWS CLI and Passport at the lab: . ./env.sh\n" +
+		"# An AWS CLI before 2.13 (Debian 12 has 2.9) ignores AWS_ENDPOINT_URL: give it\n" +
+		"# --endpoint-url \"$AWS_ENDPOINT_URL\"; boto3 before 1.28 needs endpoint_url=.\n")
 	for _, kv := range l.Env() {
 		k, v, _ := strings.Cut(kv, "=")
 		fmt.Fprintf(&env, "export %s='%s'\n", k, v)
