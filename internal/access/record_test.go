@@ -157,7 +157,9 @@ func TestLedgerFollowsExtendAndSetTargets(t *testing.T) {
 	ctx := context.Background()
 	ca := newCA(t)
 	g := grant(t, svc, request(ca, a.info.InstanceID))
+	made := l.clock.Now()
 
+	l.clock.Advance(10 * time.Minute)
 	longer, err := svc.Extend(ctx, g, ca, 3*time.Hour)
 	if err != nil {
 		t.Fatal(err)
@@ -165,6 +167,9 @@ func TestLedgerFollowsExtendAndSetTargets(t *testing.T) {
 	r, _ := led.Get(ctx, g.ID)
 	if !r.ExpiresAt.Equal(longer.ExpiresAt) || !r.DueAt.Equal(longer.ExpiresAt) || r.Serial != longer.Serial {
 		t.Errorf("record after Extend: expires %v, due %v, serial %d; want the new window %v and serial %d", r.ExpiresAt, r.DueAt, r.Serial, longer.ExpiresAt, longer.Serial)
+	}
+	if !r.CreatedAt.Equal(made) || !r.UpdatedAt.Equal(l.clock.Now()) {
+		t.Errorf("record after Extend: created %v, updated %v; want created when granted (%v), updated now (%v)", r.CreatedAt, r.UpdatedAt, made, l.clock.Now())
 	}
 
 	ia, ib := a.info.InstanceID, b.info.InstanceID

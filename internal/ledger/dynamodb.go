@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -274,25 +276,57 @@ func (d *dynamoBackend) grant(ctx context.Context, id string) (Grant, error) {
 	return item(out.Item).grant()
 }
 
+// grantAttributes names every attribute grantItem may write besides the
+// key; an update removes those a grant no longer has (a released lease, the
+// due time of a closed grant).
+var grantAttributes = []string{"id", "requester", "reason", "username", "targets", "ca_public_key", "public_key", "certificate",
+	"state", "lease_holder", "groups", "serial", "issued_at", "expires_at", "version", "lease_until", "created_at", "updated_at",
+	"sudo", "due_part", "due_at"}
+
+// putGrant updates the item in place rather than replacing it, so that
+// created_at, which Create wrote, stays as it is.
 func (d *dynamoBackend) putGrant(ctx context.Context, g *Grant, prev int64) error {
 	it, err := grantItem(g)
 	if err != nil {
 		return err
 	}
-	in := &dynamodb.PutItemInput{
-		TableName: &d.table, Item: it,
-		ConditionExpression:       aws.String("version = :prev"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":prev": num(prev)},
-	}
-	if !g.State.Closed() {
-		in.ConditionExpression = aws.String("version = :prev AND #state IN (:provisioning, :active, :revoking)")
-		in.ExpressionAttributeNames = map[string]string{"#state": "state"}
-		for _, s := range []State{Provisioning, Active, Revoking} {
-			in.ExpressionAttributeValues[":"+string(s)] = str(string(s))
+	names := map[string]string{}
+	values := map[string]types.AttributeValue{":prev": num(prev)}
+	var set, remove []string
+	ref := func(a string) string { return fmt.Sprintf("#a%d", slices.Index(grantAttributes, a)) }
+	for i, a := range grantAttributes {
+		if a == "created_at" {
+			continue
+		}
+		names[ref(a)] = a
+		switch v, ok := it[a]; {
+		case ok:
+			values[fmt.Sprintf(":a%d", i)] = v
+			set = append(set, fmt.Sprintf("%s = :a%d", ref(a), i))
+		default:
+			remove = append(remove, ref(a))
 		}
 	}
-	_, err = d.c.PutItem(ctx, in)
+	expr := "SET " + strings.Join(set, ", ")
+	if len(remove) > 0 {
+		expr += " REMOVE " + strings.Join(remove, ", ")
+	}
+	in := &dynamodb.UpdateItemInput{
+		TableName: &d.table, Key: grantKey(g.ID), ReturnValues: types.ReturnValueAllNew,
+		UpdateExpression:          aws.String(expr),
+		ConditionExpression:       aws.String(ref("version") + " = :prev"),
+		ExpressionAttributeNames:  names,
+		ExpressionAttributeValues: values,
+	}
+	if !g.State.Closed() {
+		in.ConditionExpression = aws.String(ref("version") + " = :prev AND " + ref("state") + " IN (:provisioning, :active, :revoking)")
+		for _, s := range []State{Provisioning, Active, Revoking} {
+			values[":"+string(s)] = str(string(s))
+		}
+	}
+	out, err := d.c.UpdateItem(ctx, in)
 	if err == nil {
+		g.CreatedAt = fromNanos(item(out.Attributes).n("created_at"))
 		return nil
 	}
 	if !isConditionFailed(err) {

@@ -51,7 +51,8 @@ type Ledger struct {
 type backend interface {
 	createGrant(ctx context.Context, g *Grant) error
 	grant(ctx context.Context, id string) (Grant, error)
-	// putGrant replaces the grant if its stored version is prev.
+	// putGrant replaces the grant if its stored version is prev, keeping
+	// the stored created_at, which it sets in g.
 	putGrant(ctx context.Context, g *Grant, prev int64) error
 	grantsInState(ctx context.Context, s State) ([]Grant, error)
 	// dueGrants returns the grants whose DueAt is at or before now.
@@ -113,7 +114,8 @@ func (l *Ledger) Get(ctx context.Context, id string) (Grant, error) {
 // it at the next version. If someone wrote in between (another writer, or a
 // reconciler taking the lease) it returns a *ConflictError and writes
 // nothing. A closed grant may be updated (its targets' details, say) but
-// not reopened: that fails with ErrClosed.
+// not reopened: that fails with ErrClosed. CreatedAt stays what Create
+// wrote, whatever g holds.
 func (l *Ledger) Update(ctx context.Context, g Grant) (Grant, error) {
 	if err := g.validate(); err != nil {
 		return Grant{}, err

@@ -135,6 +135,69 @@ func grantIDs(gs []Grant) []string {
 	return ids
 }
 
+// TestCreatedAtSurvivesUpdates: the access core writes each update from
+// a record it builds afresh, with no creation time; the ledger keeps the
+// one Create wrote.
+func TestCreatedAtSurvivesUpdates(t *testing.T) {
+	c := newClock()
+	forEachBackend(t, Options{Now: c.Now}, func(t *testing.T, l *Ledger) {
+		ctx := context.Background()
+		created, err := l.Create(ctx, testGrant("g-ext", c.Now(), time.Hour, Active))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Advance(20 * time.Minute)
+		extended := testGrant("g-ext", created.IssuedAt, 3*time.Hour, Active)
+		extended.Version = created.Version
+		got, err := l.Update(ctx, extended)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !got.CreatedAt.Equal(created.CreatedAt) {
+			t.Errorf("Update returned created_at %v, want %v", got.CreatedAt, created.CreatedAt)
+		}
+		c.Advance(time.Minute)
+		// A lease and a closing write go through other paths.
+		if _, err := l.Acquire(ctx, "g-ext", "reconciler/a", time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		closing, _ := l.Get(ctx, "g-ext")
+		closing.State, closing.CreatedAt = Revoked, time.Time{}
+		if _, err := l.Update(ctx, closing); err != nil {
+			t.Fatal(err)
+		}
+		stored, err := l.Get(ctx, "g-ext")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !stored.CreatedAt.Equal(created.CreatedAt) || !stored.ExpiresAt.Equal(extended.ExpiresAt) || stored.State != Revoked {
+			t.Errorf("after an extension and a revoke: created %v, expires %v, %s; want created %v, expires %v, revoked",
+				stored.CreatedAt, stored.ExpiresAt, stored.State, created.CreatedAt, extended.ExpiresAt)
+		}
+		if !stored.UpdatedAt.Equal(c.Now()) || !stored.DueAt.IsZero() || stored.Lease.Holder != "reconciler/a" {
+			t.Errorf("after the revoke: updated %v, due %v, lease %+v; want now, none, still held", stored.UpdatedAt, stored.DueAt, stored.Lease)
+		}
+	})
+}
+
+// TestGrantAttributesAreComplete: an update removes what grantAttributes
+// names and the grant no longer has; an attribute missing from the list
+// would be left behind stale.
+func TestGrantAttributesAreComplete(t *testing.T) {
+	g := testGrant("g-all", newClock().Now(), time.Hour, Active)
+	g.Version, g.Lease = 3, Lease{Holder: "reconciler/a", Until: g.ExpiresAt}
+	g.CreatedAt, g.UpdatedAt, g.DueAt = g.IssuedAt, g.IssuedAt, g.ExpiresAt
+	it, err := grantItem(&g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name := range it {
+		if name != "pk" && name != "sk" && !slices.Contains(grantAttributes, name) {
+			t.Errorf("grantItem writes %q, which grantAttributes does not name", name)
+		}
+	}
+}
+
 func TestListDue(t *testing.T) {
 	c := newClock()
 	stuck := 10 * time.Minute

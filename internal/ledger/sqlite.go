@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -63,12 +64,37 @@ CREATE TABLE IF NOT EXISTS audit (
 CREATE INDEX IF NOT EXISTS audit_grant ON audit (grant_id);
 `
 
-const grantColumns = `id, requester, reason, username, sudo, targets, serial, ca_public_key, public_key, certificate,
-	issued_at, expires_at, state, version, lease_holder, lease_until, created_at, updated_at, due_at, requester_groups`
+// grantColumnNames is the order of grantArgs' values.
+var grantColumnNames = []string{"id", "requester", "reason", "username", "sudo", "targets", "serial", "ca_public_key", "public_key", "certificate",
+	"issued_at", "expires_at", "state", "version", "lease_holder", "lease_until", "created_at", "updated_at", "due_at", "requester_groups"}
+
+var grantColumns = strings.Join(grantColumnNames, ", ")
 
 // grantPlaceholders is one "?" per column of grantColumns, so that a
 // column added to one cannot leave a statement short of a value.
-var grantPlaceholders = strings.TrimSuffix(strings.Repeat("?, ", strings.Count(grantColumns, ",")+1), ", ")
+var grantPlaceholders = strings.TrimSuffix(strings.Repeat("?, ", len(grantColumnNames)), ", ")
+
+// grantUpdates assigns every column but created_at, which Create writes
+// once: an update carries no creation time of its own to overwrite it with.
+var grantUpdates = func() string {
+	var set []string
+	for _, c := range grantColumnNames {
+		if c != "created_at" {
+			set = append(set, c+" = ?")
+		}
+	}
+	return strings.Join(set, ", ")
+}()
+
+// updateArgs is grantArgs without created_at, in grantUpdates' order.
+func updateArgs(g *Grant) ([]any, error) {
+	args, err := grantArgs(g)
+	if err != nil {
+		return nil, err
+	}
+	i := slices.Index(grantColumnNames, "created_at")
+	return slices.Delete(args, i, i+1), nil
+}
 
 func openSQLite(ctx context.Context, path string) (*sqliteBackend, error) {
 	abs, err := filepath.Abs(path)
@@ -219,7 +245,7 @@ func (s *sqliteBackend) grant(ctx context.Context, id string) (Grant, error) {
 }
 
 func (s *sqliteBackend) putGrant(ctx context.Context, g *Grant, prev int64) error {
-	args, err := grantArgs(g)
+	args, err := updateArgs(g)
 	if err != nil {
 		return err
 	}
@@ -227,13 +253,15 @@ func (s *sqliteBackend) putGrant(ctx context.Context, g *Grant, prev int64) erro
 	if !g.State.Closed() {
 		cond += ` AND state IN ('provisioning', 'active', 'revoking')`
 	}
-	res, err := s.db.ExecContext(ctx, `UPDATE grants SET (`+grantColumns+`)
-		= (`+grantPlaceholders+`) WHERE `+cond, append(args, g.ID, prev)...)
-	if err != nil {
-		return fmt.Errorf("ledger: updating grant %s: %w", g.ID, err)
-	}
-	if n, _ := res.RowsAffected(); n == 1 {
+	var created int64
+	err = s.db.QueryRowContext(ctx, `UPDATE grants SET `+grantUpdates+` WHERE `+cond+` RETURNING created_at`,
+		append(args, g.ID, prev)...).Scan(&created)
+	if err == nil {
+		g.CreatedAt = fromNanos(created)
 		return nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("ledger: updating grant %s: %w", g.ID, err)
 	}
 	cur, err := s.grant(ctx, g.ID)
 	if err != nil {
