@@ -79,10 +79,13 @@ func (s *Service) HostUsers(ctx context.Context, targets []string) (Inventory, e
 }
 
 // RemoveStrays removes each stray user with the revoke program, the same
-// one Revoke runs, and records a swept event per host (or a revoke-failed
-// one). No certificate serial is known for a stray, so none enters the
-// host's revoked keys: the user it would open is what goes. It returns the
-// strays removed, and an error naming each user and host that remain.
+// one Revoke runs, and records a swept event per host where the program
+// found something to remove (a revoke-failed one where it failed). A host
+// where the user was already gone records nothing: the inventory that
+// named it is older than the revoke that removed it. No certificate serial
+// is known for a stray, so none enters the host's revoked keys: the user
+// it would open is what goes. It returns the strays removed, and an error
+// naming each user and host that remain.
 func (s *Service) RemoveStrays(ctx context.Context, strays []Stray) ([]Stray, error) {
 	byUser := make(map[string][]string)
 	platforms := make(map[string]string)
@@ -114,14 +117,19 @@ func (s *Service) RemoveStrays(ctx context.Context, strays []Stray) ([]Stray, er
 			continue
 		}
 		for _, h := range runs {
-			action, detail := ledger.ActionSwept, "no open grant accounts for Passport user "+user+" on this host"
-			if !h.ok {
-				action, detail = ledger.ActionRevokeFailed, "stray user "+user+" not removed: "+h.why
-				errs = append(errs, errors.New(detail))
-			} else {
+			switch {
+			case !h.ok:
+				detail := "stray user " + user + " not removed: " + h.why
+				errs = append(errs, errors.New(detail), s.event(ctx, stray, ledger.ActionRevokeFailed, h.id, detail))
+			case h.result.Fields["removed"] != "yes":
+				// Gone before this program reached the host: whoever closed
+				// its grant after the hosts were asked (a destroy, another
+				// reconciler) revoked it, and says so in the trail. There
+				// was nothing to sweep.
+			default:
 				removed = append(removed, Stray{InstanceID: h.id, Username: user, Platform: platforms[h.id]})
+				errs = append(errs, s.event(ctx, stray, ledger.ActionSwept, h.id, "no open grant accounts for Passport user "+user+" on this host"))
 			}
-			errs = append(errs, s.event(ctx, stray, action, h.id, detail))
 		}
 	}
 	return removed, errors.Join(errs...)

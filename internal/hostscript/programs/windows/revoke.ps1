@@ -6,8 +6,8 @@ function Invoke-PassportAction {
 	$script:Step = 'check'
 	$user = Get-PassportUser $name
 	if ($null -ne $user -and -not (Test-PassportMember $user)) { Stop-Passport $ExConflict 'the user is not a Passport user; left alone' }
-	$changed = 'none'
-	if ($null -ne $user -or $null -ne (Get-PassportRecord $name)) { $changed = 'user,profile,groups,record' }
+	$present = 'no'
+	if ($null -ne $user -or $null -ne (Get-PassportRecord $name)) { $present = 'yes' }
 	Remove-PassportUser $user $name
-	Write-PassportResult 'ok' @(('user=' + $name), ('changed=' + $changed))
+	Write-PassportResult 'ok' @(('user=' + $name), ('removed=' + $present))
 }
