@@ -109,3 +109,48 @@ func TestAWSCLI(t *testing.T) {
 		t.Fatalf("unknown invocation: err %v, stderr %q; want the CLI to report InvocationDoesNotExist", err, stderr)
 	}
 }
+
+// TestAWSCLIParameters: the CLI's own pagination (it follows NextToken
+// until the listing ends) and its filter shorthand reach the same answers.
+func TestAWSCLIParameters(t *testing.T) {
+	if _, err := os.Stat(awsCLI); err != nil {
+		t.Skipf("AWS CLI v2 is not installed at %s (Debian package awscli)", awsCLI)
+	}
+	l := newLab(t)
+	var want []string
+	for i := range 12 {
+		name := fmt.Sprintf("/team/p%02d", i)
+		want = append(want, name)
+		l.putAll(name)
+	}
+	l.putAll("/elsewhere")
+
+	names := func(args ...string) []string {
+		t.Helper()
+		out, stderr, err := l.cli(t, append([]string{"ssm"}, args...)...)
+		if err != nil {
+			t.Fatalf("aws ssm %s: %v\n%s", strings.Join(args, " "), err, stderr)
+		}
+		var got struct{ Parameters []struct{ Name string } }
+		if err := json.Unmarshal([]byte(out), &got); err != nil {
+			t.Fatalf("aws ssm %s printed %q: %v", args[0], out, err)
+		}
+		var ns []string
+		for _, p := range got.Parameters {
+			ns = append(ns, p.Name)
+		}
+		return ns
+	}
+	if got := names("get-parameters-by-path", "--path", "/team", "--recursive", "--page-size", "5"); strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("get-parameters-by-path in pages of 5: %v, want %v", got, want)
+	}
+	if got := names("describe-parameters", "--page-size", "4", "--parameter-filters", "Key=Name,Option=BeginsWith,Values=/team/p1"); strings.Join(got, ",") != "/team/p10,/team/p11" {
+		t.Errorf("describe-parameters BeginsWith /team/p1: %v", got)
+	}
+	if _, stderr, err := l.cli(t, "ssm", "delete-parameter", "--name", "/elsewhere"); err != nil {
+		t.Fatalf("delete-parameter: %v\n%s", err, stderr)
+	}
+	if _, stderr, err := l.cli(t, "ssm", "delete-parameter", "--name", "/elsewhere"); err == nil || !strings.Contains(stderr, "(ParameterNotFound)") {
+		t.Fatalf("deleting twice: %v %q; want ParameterNotFound", err, stderr)
+	}
+}

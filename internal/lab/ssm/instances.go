@@ -133,7 +133,7 @@ func (s *Service) describeInstanceInformation(_ context.Context, in *describeIns
 		}
 	}
 	sort.Slice(list, func(i, j int) bool { return list[i].InstanceId < list[j].InstanceId })
-	pg, next, err := page(s.pages, "DescribeInstanceInformation", deref(in.NextToken), size, list,
+	pg, next, err := awsjson.Page(s.pages, "DescribeInstanceInformation", deref(in.NextToken), size, list,
 		func(i instanceInformation) string { return i.InstanceId })
 	if err != nil {
 		return nil, err

@@ -203,8 +203,8 @@ type listInput struct {
 }
 
 // check validates the input shared by ListCommands and
-// ListCommandInvocations, and returns the page size and the filters.
-func (in *listInput) check() (int, []filter, error) {
+// ListCommandInvocations (op), and returns the page size and the filters.
+func (in *listInput) check(op string) (int, []filter, error) {
 	var v violations
 	if in.CommandId != nil {
 		v.length(*in.CommandId, "commandId", 36, 36)
@@ -224,7 +224,7 @@ func (in *listInput) check() (int, []filter, error) {
 	if err := v.err(); err != nil {
 		return 0, nil, err
 	}
-	filters, err := parseFilters(in.Filters)
+	filters, err := parseFilters(op, in.Filters)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -240,10 +240,25 @@ func (in *listInput) check() (int, []filter, error) {
 	return size, filters, nil
 }
 
-// filter is a parsed CommandFilter.
-type filter func(c *command, inv *invocation, status string) bool
+// filter is a parsed CommandFilter. status and detail are the command's
+// (ListCommands) or the invocation's (ListCommandInvocations).
+type filter func(c *command, inv *invocation, status, detail string) bool
 
-func parseFilters(fs []commandFilter) ([]filter, error) {
+// statusFilterValues are the Status filter values the API reference lists
+// for each operation. A value matches a command or invocation whose Status
+// or StatusDetails it is: "TimedOut" is a Status covering both timeouts,
+// "DeliveryTimedOut" a detail. Values the lab never produces (AccessDenied,
+// LimitExceeded, Delayed) are accepted and match nothing. The service
+// model gives these operations no InvalidFilterValue, so a bad value is an
+// InvalidFilterKey, as the lab has always answered.
+var statusFilterValues = map[string][]string{
+	"ListCommands": {"Pending", "InProgress", "Success", "Cancelled", "Failed", "TimedOut",
+		"AccessDenied", "DeliveryTimedOut", "ExecutionTimedOut", "Incomplete", "NoInstancesInTag", "LimitExceeded"},
+	"ListCommandInvocations": {"Pending", "InProgress", "Delayed", "Success", "Cancelled", "Failed", "TimedOut",
+		"AccessDenied", "DeliveryTimedOut", "ExecutionTimedOut", "Undeliverable", "InvalidPlatform", "Terminated"},
+}
+
+func parseFilters(op string, fs []commandFilter) ([]filter, error) {
 	var out []filter
 	for _, f := range fs {
 		value := f.Value
@@ -254,39 +269,46 @@ func parseFilters(fs []commandFilter) ([]filter, error) {
 				return nil, awsjson.Errorf("InvalidFilterKey", "Filter %s needs an ISO 8601 timestamp such as 2026-01-24T00:00:00Z, not %q.", f.Key, clip(value))
 			}
 			after := f.Key == "InvokedAfter"
-			out = append(out, func(c *command, _ *invocation, _ string) bool {
+			out = append(out, func(c *command, _ *invocation, _, _ string) bool {
 				if after {
 					return !c.requested.Before(t)
 				}
 				return !c.requested.After(t)
 			})
 		case "Status":
-			valid := []string{"Pending", "InProgress", "Success", "Cancelled", "Failed", "TimedOut", "Cancelling"}
+			valid := statusFilterValues[op]
 			if !slices.Contains(valid, value) {
-				return nil, awsjson.Errorf("InvalidFilterKey", "Filter Status takes one of %s, not %q.", strings.Join(valid, ", "), clip(value))
+				return nil, awsjson.Errorf("InvalidFilterKey", "%s's Status filter takes one of %s, not %q.", op, strings.Join(valid, ", "), clip(value))
 			}
-			out = append(out, func(_ *command, _ *invocation, status string) bool { return status == value })
+			out = append(out, func(_ *command, _ *invocation, status, detail string) bool { return status == value || detail == value })
 		case "DocumentName":
-			out = append(out, func(c *command, _ *invocation, _ string) bool { return c.doc.name == value })
+			out = append(out, func(c *command, _ *invocation, _, _ string) bool { return c.doc.name == value })
 		case "ExecutionStage":
+			if op != "ListCommands" {
+				return nil, awsjson.Errorf("InvalidFilterKey", "The ExecutionStage filter can be used with ListCommands only, not with %s.", op)
+			}
 			if value != "Executing" && value != "Complete" {
 				return nil, awsjson.Errorf("InvalidFilterKey", "Filter ExecutionStage takes Executing or Complete, not %q.", clip(value))
 			}
 			complete := value == "Complete"
-			out = append(out, func(_ *command, _ *invocation, status string) bool {
+			out = append(out, func(_ *command, _ *invocation, status, _ string) bool {
 				done := status != "Pending" && status != "InProgress" && status != "Cancelling"
 				return done == complete
 			})
 		default:
-			return nil, awsjson.Errorf("InvalidFilterKey", "%q is not a command filter key; use InvokedAfter, InvokedBefore, Status, ExecutionStage or DocumentName.", clip(f.Key))
+			keys := "InvokedAfter, InvokedBefore, Status, DocumentName"
+			if op == "ListCommands" {
+				keys += " or ExecutionStage"
+			}
+			return nil, awsjson.Errorf("InvalidFilterKey", "%q is not a %s filter key; use %s.", clip(f.Key), op, keys)
 		}
 	}
 	return out, nil
 }
 
-func matchAll(fs []filter, c *command, inv *invocation, status string) bool {
+func matchAll(fs []filter, c *command, inv *invocation, status, detail string) bool {
 	for _, f := range fs {
-		if !f(c, inv, status) {
+		if !f(c, inv, status, detail) {
 			return false
 		}
 	}
@@ -319,7 +341,7 @@ type listCommandsOutput struct {
 }
 
 func (s *Service) listCommands(_ context.Context, in *listInput) (*listCommandsOutput, error) {
-	size, filters, err := in.check()
+	size, filters, err := in.check("ListCommands")
 	if err != nil {
 		return nil, err
 	}
@@ -331,15 +353,15 @@ func (s *Service) listCommands(_ context.Context, in *listInput) (*listCommandsO
 	}
 	var matched []*command
 	for _, c := range cs {
-		status, _ := c.status()
+		status, detail := c.status()
 		if in.InstanceId != nil && c.invocation(*in.InstanceId) == nil {
 			continue
 		}
-		if matchAll(filters, c, nil, status) {
+		if matchAll(filters, c, nil, status, detail) {
 			matched = append(matched, c)
 		}
 	}
-	pg, next, err := page(s.pages, "ListCommands", deref(in.NextToken), size, matched, commandKey)
+	pg, next, err := awsjson.Page(s.pages, "ListCommands", deref(in.NextToken), size, matched, commandKey)
 	if err != nil {
 		return nil, err
 	}
@@ -390,7 +412,7 @@ type listCommandInvocationsOutput struct {
 }
 
 func (s *Service) listCommandInvocations(_ context.Context, in *listInput) (*listCommandInvocationsOutput, error) {
-	size, filters, err := in.check()
+	size, filters, err := in.check("ListCommandInvocations")
 	if err != nil {
 		return nil, err
 	}
@@ -406,7 +428,7 @@ func (s *Service) listCommandInvocations(_ context.Context, in *listInput) (*lis
 			if in.InstanceId != nil && inv.instanceID != *in.InstanceId {
 				continue
 			}
-			if matchAll(filters, c, inv, invocationStatus(inv.detail)) {
+			if matchAll(filters, c, inv, invocationStatus(inv.detail), inv.detail) {
 				matched = append(matched, inv)
 			}
 		}
@@ -414,7 +436,7 @@ func (s *Service) listCommandInvocations(_ context.Context, in *listInput) (*lis
 	key := func(inv *invocation) string {
 		return commandKey(inv.cmd) + "/" + fmt.Sprintf("%06d", inv.index)
 	}
-	pg, next, err := page(s.pages, "ListCommandInvocations", deref(in.NextToken), size, matched, key)
+	pg, next, err := awsjson.Page(s.pages, "ListCommandInvocations", deref(in.NextToken), size, matched, key)
 	if err != nil {
 		return nil, err
 	}

@@ -270,6 +270,14 @@ func TestRemovedNodeIsUndeliverable(t *testing.T) {
 	}
 	// Undeliverable invocations do not keep a command from succeeding.
 	l.waitCommand(*cmd.CommandId, "Success")
+
+	// Undeliverable is a detail, and a Status filter value the API
+	// reference lists for ListCommandInvocations.
+	listed, err := l.client.ListCommandInvocations(context.Background(), &ssm.ListCommandInvocationsInput{
+		Filters: []types.CommandFilter{{Key: types.CommandFilterKeyStatus, Value: aws.String("Undeliverable")}}})
+	if err != nil || len(listed.CommandInvocations) != 1 || aws.ToString(listed.CommandInvocations[0].InstanceId) != gone {
+		t.Fatalf("ListCommandInvocations with Status Undeliverable: %v, %+v; want the invocation on %s", err, listed, gone)
+	}
 }
 
 func TestGetCommandInvocationRefusesBadInput(t *testing.T) {
@@ -366,7 +374,7 @@ func TestListingsRefuseBadInput(t *testing.T) {
 			return err
 		}, is[*types.InvalidNextToken]},
 		{"token from another operation", func() error {
-			tok := l.svc.pages.token("ListCommands", "x")
+			tok := l.svc.pages.Token("ListCommands", "x")
 			_, err := l.client.ListCommandInvocations(ctx, &ssm.ListCommandInvocationsInput{NextToken: aws.String(tok)})
 			return err
 		}, is[*types.InvalidNextToken]},
@@ -380,6 +388,18 @@ func TestListingsRefuseBadInput(t *testing.T) {
 		}, is[*types.ValidationException]},
 		{"unknown filter key", func() error {
 			_, err := l.client.ListCommands(ctx, &ssm.ListCommandsInput{Filters: []types.CommandFilter{{Key: "Owner", Value: aws.String("me")}}})
+			return err
+		}, is[*types.InvalidFilterKey]},
+		{"execution stage on invocations", func() error {
+			_, err := l.client.ListCommandInvocations(ctx, &ssm.ListCommandInvocationsInput{Filters: []types.CommandFilter{{Key: types.CommandFilterKeyExecutionStage, Value: aws.String("Complete")}}})
+			return err
+		}, is[*types.InvalidFilterKey]},
+		{"invocation status on commands", func() error {
+			_, err := l.client.ListCommands(ctx, &ssm.ListCommandsInput{Filters: []types.CommandFilter{{Key: types.CommandFilterKeyStatus, Value: aws.String("Undeliverable")}}})
+			return err
+		}, is[*types.InvalidFilterKey]},
+		{"command status on invocations", func() error {
+			_, err := l.client.ListCommandInvocations(ctx, &ssm.ListCommandInvocationsInput{Filters: []types.CommandFilter{{Key: types.CommandFilterKeyStatus, Value: aws.String("NoInstancesInTag")}}})
 			return err
 		}, is[*types.InvalidFilterKey]},
 		{"bad timestamp", func() error {
@@ -420,16 +440,28 @@ func TestListCommandsFilters(t *testing.T) {
 	l.waitCommand(*early.CommandId, "Failed")
 	l.waitCommand(*late.CommandId, "Success")
 	cut := l.clock.Now().Add(-time.Minute).Format(time.RFC3339)
+	l.clock.Advance(time.Minute)
+	nobody := l.send(&ssm.SendCommandInput{Targets: []types.Target{{Key: aws.String("tag:Role"), Values: []string{"nobody"}}}})
+	status := func(v string) *ssm.ListCommandsInput {
+		return &ssm.ListCommandsInput{Filters: []types.CommandFilter{{Key: types.CommandFilterKeyStatus, Value: aws.String(v)}}}
+	}
 
 	tests := []struct {
 		name    string
 		in      *ssm.ListCommandsInput
 		wantIDs []string
 	}{
-		{"all, newest first", &ssm.ListCommandsInput{}, []string{*late.CommandId, *early.CommandId}},
-		{"invoked after", &ssm.ListCommandsInput{Filters: []types.CommandFilter{{Key: types.CommandFilterKeyInvokedAfter, Value: aws.String(cut)}}}, []string{*late.CommandId}},
+		{"all, newest first", &ssm.ListCommandsInput{}, []string{*nobody.CommandId, *late.CommandId, *early.CommandId}},
+		{"invoked after", &ssm.ListCommandsInput{Filters: []types.CommandFilter{{Key: types.CommandFilterKeyInvokedAfter, Value: aws.String(cut)}}}, []string{*nobody.CommandId, *late.CommandId}},
 		{"invoked before", &ssm.ListCommandsInput{Filters: []types.CommandFilter{{Key: types.CommandFilterKeyInvokedBefore, Value: aws.String(cut)}}}, []string{*early.CommandId}},
-		{"status", &ssm.ListCommandsInput{Filters: []types.CommandFilter{{Key: types.CommandFilterKeyStatus, Value: aws.String("Failed")}}}, []string{*early.CommandId}},
+		{"status", status("Failed"), []string{*nobody.CommandId, *early.CommandId}},
+		// The status details ListCommands documents as filter values.
+		{"status NoInstancesInTag", status("NoInstancesInTag"), []string{*nobody.CommandId}},
+		{"status Incomplete", status("Incomplete"), nil},
+		{"status AccessDenied", status("AccessDenied"), nil},
+		{"status DeliveryTimedOut", status("DeliveryTimedOut"), nil},
+		{"status ExecutionTimedOut", status("ExecutionTimedOut"), nil},
+		{"status LimitExceeded", status("LimitExceeded"), nil},
 		{"document", &ssm.ListCommandsInput{Filters: []types.CommandFilter{{Key: types.CommandFilterKeyDocumentName, Value: aws.String("AWS-RunPowerShellScript")}}}, []string{*late.CommandId}},
 		{"execution stage", &ssm.ListCommandsInput{Filters: []types.CommandFilter{{Key: types.CommandFilterKeyExecutionStage, Value: aws.String("Executing")}}}, nil},
 		{"instance", &ssm.ListCommandsInput{InstanceId: aws.String(linux)}, []string{*early.CommandId}},

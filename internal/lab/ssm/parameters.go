@@ -43,6 +43,8 @@ type parameterVersion struct {
 	dataType     string
 	allowedRegex string
 	modified     time.Time
+	user         string            // LastModifiedUser: the ARN of whoever put this version
+	tags         map[string]string // set when the parameter is created, as PutParameter's Tags are
 }
 
 type putParameterInput struct {
@@ -63,7 +65,7 @@ type putParameterOutput struct {
 	Tier    string
 }
 
-func (s *Service) putParameter(_ context.Context, in *putParameterInput) (*putParameterOutput, error) {
+func (s *Service) putParameter(ctx context.Context, in *putParameterInput) (*putParameterOutput, error) {
 	var v violations
 	v.required(in.Name != nil, "name")
 	v.required(in.Value != nil, "value")
@@ -121,9 +123,14 @@ func (s *Service) putParameter(_ context.Context, in *putParameterInput) (*putPa
 			return nil, awsjson.Errorf("ParameterAlreadyExists", "The parameter already exists. To overwrite this value, set the overwrite option in the request to true.")
 		}
 	}
-	p := parameterVersion{name: name, version: 1, dataType: "text", tier: "Standard", modified: s.now()}
+	p := parameterVersion{name: name, version: 1, dataType: "text", tier: "Standard", modified: s.now(), user: s.caller(ctx)}
 	if prev != nil {
-		p.version, p.typ, p.description, p.keyID, p.tier, p.allowedRegex = prev.version+1, prev.typ, prev.description, prev.keyID, prev.tier, prev.allowedRegex
+		p.version, p.typ, p.description, p.keyID, p.tier, p.allowedRegex, p.tags = prev.version+1, prev.typ, prev.description, prev.keyID, prev.tier, prev.allowedRegex, prev.tags
+	} else if len(in.Tags) > 0 {
+		p.tags = make(map[string]string, len(in.Tags))
+		for _, t := range in.Tags {
+			p.tags[t.Key] = t.Value
+		}
 	}
 	if in.Type != nil {
 		p.typ = *in.Type
@@ -234,9 +241,25 @@ func (s *Service) getParameter(_ context.Context, in *getParameterInput) (*getPa
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	name, selector := strings.TrimSpace(*in.Name), ""
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, selector, err := s.resolveParameter(*in.Name)
+	if err != nil {
+		return nil, err
+	}
+	wire, err := s.parameterWire(p, selector, in.WithDecryption)
+	if err != nil {
+		return nil, err
+	}
+	return &getParameterOutput{Parameter: wire}, nil
+}
+
+// resolveParameter finds the version a GetParameter name asks for: a name
+// or ARN, with an optional :version selector. Callers hold s.mu.
+func (s *Service) resolveParameter(raw string) (parameterVersion, string, error) {
+	name, selector := strings.TrimSpace(raw), ""
 	if strings.Contains(name, " ") {
-		return nil, awsjson.Errorf("ValidationException", "Parameter name %q is not valid: it can't contain spaces.", clip(name))
+		return parameterVersion{}, "", awsjson.Errorf("ValidationException", "Parameter name %q is not valid: it can't contain spaces.", clip(name))
 	}
 	if rest, ok := strings.CutPrefix(name, fmt.Sprintf("arn:aws:ssm:%s:%s:parameter", s.region, s.account)); ok {
 		name = rest
@@ -247,35 +270,35 @@ func (s *Service) getParameter(_ context.Context, in *getParameterInput) (*getPa
 	if i := strings.LastIndex(name, ":"); i >= 0 {
 		name, selector = name[:i], name[i:]
 	}
-
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	versions := s.parameters[name]
 	if len(versions) == 0 {
-		return nil, awsjson.Errorf("ParameterNotFound", "Parameter %s not found.", clip(name))
+		return parameterVersion{}, "", awsjson.Errorf("ParameterNotFound", "Parameter %s not found.", clip(name))
 	}
 	p := versions[len(versions)-1]
-	if selector != "" {
-		n, err := strconv.Atoi(selector[1:])
-		found := false
-		for _, pv := range versions {
-			if err == nil && pv.version == n {
-				p, found = pv, true
-			}
-		}
-		if !found {
-			return nil, awsjson.Errorf("ParameterVersionNotFound", "Systems Manager could not find version %s of %s. Verify the version and try again.", clip(selector[1:]), name)
+	if selector == "" {
+		return p, "", nil
+	}
+	n, err := strconv.Atoi(selector[1:])
+	for _, pv := range versions {
+		if err == nil && pv.version == n {
+			return pv, selector, nil
 		}
 	}
+	return parameterVersion{}, "", awsjson.Errorf("ParameterVersionNotFound", "Systems Manager could not find version %s of %s. Verify the version and try again.", clip(selector[1:]), name)
+}
+
+// parameterWire renders a version as GetParameter and its kin answer it,
+// decrypting a SecureString only when asked to.
+func (s *Service) parameterWire(p parameterVersion, selector string, decrypt bool) (parameterWire, error) {
 	value := p.value
-	if p.typ == "SecureString" && in.WithDecryption {
+	if p.typ == "SecureString" && decrypt {
 		plain, err := s.unseal(p.value)
 		if err != nil {
-			return nil, err
+			return parameterWire{}, err
 		}
 		value = plain
 	}
-	return &getParameterOutput{Parameter: parameterWire{
+	return parameterWire{
 		Name:             p.name,
 		Type:             p.typ,
 		Value:            value,
@@ -284,7 +307,7 @@ func (s *Service) getParameter(_ context.Context, in *getParameterInput) (*getPa
 		LastModifiedDate: epochPtr(p.modified),
 		ARN:              s.parameterARN(p.name),
 		DataType:         p.dataType,
-	}}, nil
+	}, nil
 }
 
 func (s *Service) parameterARN(name string) string {

@@ -1,7 +1,8 @@
 // Package ssm is the lab's AWS Systems Manager: Run Command
 // (SendCommand, GetCommandInvocation, ListCommandInvocations, ListCommands,
 // CancelCommand), DescribeInstanceInformation and Parameter Store
-// (GetParameter, PutParameter), served over the JSON 1.1 protocol by
+// (Get/Put/Delete/DescribeParameters, GetParametersByPath), served over the
+// JSON 1.1 protocol by
 // package awsjson. Scripts run on the managed nodes registered with AddNode.
 //
 // Validation, error codes, status values, truncation and pagination follow
@@ -40,6 +41,9 @@ type Config struct {
 	// it creates the invocations; clients must retry through it. Zero (the
 	// default) makes invocations visible at once.
 	InvocationDelay time.Duration
+	// Caller names the principal behind a request (its IAM ARN), for
+	// LastModifiedUser; the account's root when nil.
+	Caller func(ctx context.Context) string
 }
 
 // Service is the lab's Systems Manager.
@@ -48,7 +52,8 @@ type Service struct {
 	now             func() time.Time
 	poll            time.Duration
 	invisibleFor    time.Duration
-	pages           pager
+	callerARN       func(ctx context.Context) string
+	pages           *awsjson.Pager
 	secureKey       []byte // seals SecureString values at rest
 
 	ctx    context.Context // cancelled by Close
@@ -78,6 +83,7 @@ func New(cfg Config) *Service {
 		now:          cfg.Now,
 		poll:         cfg.PollInterval,
 		invisibleFor: cfg.InvocationDelay,
+		callerARN:    cfg.Caller,
 		nodes:        make(map[string]*managedNode),
 		commands:     make(map[string]*command),
 		parameters:   make(map[string][]parameterVersion),
@@ -94,7 +100,7 @@ func New(cfg Config) *Service {
 	if s.poll <= 0 {
 		s.poll = DefaultPollInterval
 	}
-	s.pages.key = randomBytes(32)
+	s.pages = awsjson.NewPager("InvalidNextToken", "The specified token is not valid.")
 	s.secureKey = randomBytes(32)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s
@@ -114,7 +120,12 @@ func (s *Service) API() awsjson.Service {
 			"CancelCommand":               operation(s.cancelCommand),
 			"DescribeInstanceInformation": operation(s.describeInstanceInformation),
 			"GetParameter":                operation(s.getParameter),
+			"GetParameters":               operation(s.getParameters),
+			"GetParametersByPath":         operation(s.getParametersByPath),
 			"PutParameter":                operation(s.putParameter),
+			"DeleteParameter":             operation(s.deleteParameter),
+			"DeleteParameters":            operation(s.deleteParameters),
+			"DescribeParameters":          operation(s.describeParameters),
 		},
 	}
 }
@@ -186,6 +197,16 @@ func (s *Service) online(m *managedNode) bool {
 		return true
 	}
 	return false
+}
+
+// caller is the ARN of the principal that signed the request being served.
+func (s *Service) caller(ctx context.Context) string {
+	if s.callerARN != nil {
+		if arn := s.callerARN(ctx); arn != "" {
+			return arn
+		}
+	}
+	return "arn:aws:iam::" + s.account + ":root"
 }
 
 func randomBytes(n int) []byte {

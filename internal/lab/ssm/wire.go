@@ -1,16 +1,10 @@
 package ssm
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/passport-access/terraform-provider-passport/internal/lab/awsjson"
 )
 
 // epoch is a timestamp as the JSON 1.1 protocol sends it: seconds since the
@@ -71,71 +65,4 @@ func isoDuration(d time.Duration) string {
 		b.WriteString(s + "S")
 	}
 	return b.String()
-}
-
-// pager issues and checks NextToken values. A token names the operation it
-// belongs to and the sort key of the last item returned, and is signed, so
-// a forged or foreign token is refused with InvalidNextToken rather than
-// silently restarting the listing.
-type pager struct{ key []byte }
-
-type pageToken struct {
-	Op    string `json:"o"`
-	After string `json:"a"`
-}
-
-func (p pager) token(op, after string) string {
-	body, _ := json.Marshal(pageToken{Op: op, After: after})
-	mac := hmac.New(sha256.New, p.key)
-	mac.Write(body)
-	return base64.RawURLEncoding.EncodeToString(body) + "." + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
-}
-
-// after returns the sort key a token resumes from ("" for no token).
-func (p pager) after(op, token string) (string, error) {
-	if token == "" {
-		return "", nil
-	}
-	bad := awsjson.Errorf("InvalidNextToken", "The specified token is not valid.")
-	body64, mac64, ok := strings.Cut(token, ".")
-	if !ok {
-		return "", bad
-	}
-	body, err1 := base64.RawURLEncoding.DecodeString(body64)
-	sum, err2 := base64.RawURLEncoding.DecodeString(mac64)
-	if err1 != nil || err2 != nil {
-		return "", bad
-	}
-	mac := hmac.New(sha256.New, p.key)
-	mac.Write(body)
-	if !hmac.Equal(sum, mac.Sum(nil)) {
-		return "", bad
-	}
-	var t pageToken
-	if json.Unmarshal(body, &t) != nil || t.Op != op || t.After == "" {
-		return "", bad
-	}
-	return t.After, nil
-}
-
-// page returns up to max items whose keys sort after the token's key, and
-// the token for the next page ("" on the last). items must be sorted by
-// key, keys unique.
-func page[T any](p pager, op, token string, max int, items []T, key func(T) string) ([]T, string, error) {
-	after, err := p.after(op, token)
-	if err != nil {
-		return nil, "", err
-	}
-	start := 0
-	if after != "" {
-		for start < len(items) && key(items[start]) <= after {
-			start++
-		}
-	}
-	end := min(start+max, len(items))
-	next := ""
-	if end < len(items) {
-		next = p.token(op, key(items[end-1]))
-	}
-	return items[start:end], next, nil
 }
