@@ -165,6 +165,10 @@ type Target struct {
 	Address string
 	// Detail says in plain words what happened when Status is not Active.
 	Detail string
+	// Failures counts the revokes in a row that did not reach the target;
+	// the ledger keeps it, and a reconciler's retries wait longer as it
+	// grows.
+	Failures int
 }
 
 // Grant is access given: one user on each target, one certificate.

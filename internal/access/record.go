@@ -53,7 +53,7 @@ func FromRecord(r ledger.Grant) *Grant {
 		case ledger.Revoked, ledger.Expired:
 			status = Revoked
 		}
-		g.Targets = append(g.Targets, Target{InstanceID: t.InstanceID, Platform: cmp.Or(t.Platform, Linux), Status: status, Address: t.Address, Detail: t.Detail})
+		g.Targets = append(g.Targets, Target{InstanceID: t.InstanceID, Platform: cmp.Or(t.Platform, Linux), Status: status, Address: t.Address, Detail: t.Detail, Failures: t.Failures})
 	}
 	return g
 }
@@ -80,10 +80,11 @@ func (s *Service) record(g *Grant, st ledger.State, pending []string, pend ledge
 	}
 	closed := s.closedState(g)
 	for _, t := range g.Targets {
-		lt := ledger.Target{InstanceID: t.InstanceID, Platform: t.Platform, Address: t.Address, Detail: t.Detail}
+		lt := ledger.Target{InstanceID: t.InstanceID, Platform: t.Platform, Address: t.Address, Detail: t.Detail, Failures: t.Failures}
 		switch {
 		case slices.Contains(pending, t.InstanceID):
-			lt.State, lt.Detail = pend, ""
+			// Zero failures marks an attempt under way (ledger.Target).
+			lt.State, lt.Detail, lt.Failures = pend, "", 0
 		case t.Status == Active && st == ledger.Revoking:
 			lt.State = ledger.Revoking // a revoke that did not reach it
 		case t.Status == Active:
@@ -141,6 +142,7 @@ func (s *Service) save(ctx context.Context, g *Grant, st ledger.State, pending [
 		case errors.Is(err, ledger.ErrNotFound):
 			_, err = s.ledger.Create(ctx, s.record(g, st, pending, pend, nil))
 		case err == nil:
+			keepFailures(g, cur)
 			next := s.record(g, st, pending, pend, cur.Targets)
 			next.Version, next.Lease = cur.Version, cur.Lease
 			if len(next.Groups) == 0 {
@@ -162,6 +164,20 @@ func (s *Service) save(ctx context.Context, g *Grant, st ledger.State, pending [
 				return fmt.Errorf("recording request %s as %s in the ledger: %w", g.ID, st, err)
 			}
 			return nil
+		}
+	}
+}
+
+// keepFailures carries the failed revoke attempts the record counts into
+// g, which may come from Terraform's state and know none: the count goes
+// on growing whoever retries, and so does the pause before a reconciler's
+// next retry.
+func keepFailures(g *Grant, cur ledger.Grant) {
+	for i := range g.Targets {
+		for _, t := range cur.Targets {
+			if t.InstanceID == g.Targets[i].InstanceID {
+				g.Targets[i].Failures = max(g.Targets[i].Failures, t.Failures)
+			}
 		}
 	}
 }

@@ -69,8 +69,9 @@ func (s *Service) revokeOn(ctx context.Context, g *Grant, targets []string) erro
 				h.id, g.ExpiresAt.UTC().Format(time.RFC3339))
 		case !h.ok:
 			t.Status, t.Detail = Active, "not revoked: "+h.why
+			t.Failures++
 		case t.Status != Failed:
-			t.Status, t.Detail = Revoked, ""
+			t.Status, t.Detail, t.Failures = Revoked, "", 0
 		}
 	}
 	g.dropPasswords()

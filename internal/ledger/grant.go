@@ -80,7 +80,10 @@ type Grant struct {
 	UpdatedAt time.Time
 	// DueAt is when a reconciler should next act on the grant: the end of
 	// the window for an active grant, StuckAfter after the last write for
-	// one left provisioning or revoking. Zero once the grant is closed.
+	// one left provisioning or revoking. A revoke that ended without
+	// reaching every target is due again at once, then after a pause that
+	// doubles from a minute with each failure, never longer than
+	// StuckAfter. Zero once the grant is closed.
 	DueAt time.Time
 }
 
@@ -93,6 +96,39 @@ type Target struct {
 	State    State  `json:"state"`
 	Address  string `json:"address,omitempty"`
 	Detail   string `json:"detail,omitempty"` // why it failed, or what is left
+	// Failures counts the revoke attempts in a row that ended without
+	// reaching this target (it was down, say). It is zero while an attempt
+	// is under way, so a reconciler tells a revoke someone is running from
+	// one that ended and is waiting for its retry (see DueAt).
+	Failures int `json:"failures,omitempty"`
+}
+
+// RevokeFailures is how many revoke attempts in a row have ended without
+// reaching some target of g, when the last one has ended: the most
+// Failures of its revoking targets. It is zero when none failed, and while
+// a revoke of any of them is under way.
+func (g Grant) RevokeFailures() int {
+	n := 0
+	for _, t := range g.Targets {
+		if t.State != Revoking {
+			continue
+		}
+		if t.Failures == 0 {
+			return 0
+		}
+		n = max(n, t.Failures)
+	}
+	return n
+}
+
+// retryDelay is how long a grant waits for its next revoke attempt after n
+// failed ones: none after the first (the next pass retries), then one
+// minute, doubling; dueAt caps it at StuckAfter.
+func retryDelay(n int) time.Duration {
+	if n <= 1 {
+		return 0
+	}
+	return time.Minute << min(n-2, 16)
 }
 
 // Lease says who is working on a grant until when. A lease that has run

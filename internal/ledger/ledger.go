@@ -189,6 +189,11 @@ func (l *Ledger) dueAt(g *Grant) time.Time {
 		}
 		return stuck
 	case Revoking:
+		if n := g.RevokeFailures(); n > 0 {
+			if retry := g.UpdatedAt.Add(retryDelay(n)); retry.Before(stuck) {
+				return retry
+			}
+		}
 		return stuck
 	}
 	return time.Time{}

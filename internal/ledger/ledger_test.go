@@ -198,6 +198,54 @@ func TestGrantAttributesAreComplete(t *testing.T) {
 	}
 }
 
+// TestFailedRevokesAreRetriedWithBackoff: a revoke that ended without
+// reaching a target is due again at once, then after a pause that doubles
+// with each failure up to StuckAfter; a revoke under way waits StuckAfter.
+func TestFailedRevokesAreRetriedWithBackoff(t *testing.T) {
+	c := newClock()
+	stuck := 15 * time.Minute
+	forEachBackend(t, Options{Now: c.Now, StuckAfter: stuck}, func(t *testing.T, l *Ledger) {
+		ctx := context.Background()
+		g, err := l.Create(ctx, testGrant("g-retry", c.Now(), 8*time.Hour, Revoking))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct {
+			failures [2]int // of the two revoking targets
+			wait     time.Duration
+		}{
+			{[2]int{1, 1}, 0},
+			{[2]int{2, 1}, time.Minute},
+			{[2]int{3, 3}, 2 * time.Minute},
+			{[2]int{5, 1}, 8 * time.Minute},
+			{[2]int{6, 6}, stuck},
+			{[2]int{40, 1}, stuck},
+			{[2]int{4, 0}, stuck}, // the second target is being revoked now
+			{[2]int{0, 0}, stuck},
+		} {
+			c.Advance(time.Minute)
+			g.Targets[0].Failures, g.Targets[1].Failures = tc.failures[0], tc.failures[1]
+			if g, err = l.Update(ctx, g); err != nil {
+				t.Fatal(err)
+			}
+			if want := c.Now().Add(tc.wait); !g.DueAt.Equal(want) {
+				t.Errorf("failures %v: due %v after the write, want %v", tc.failures, g.DueAt.Sub(c.Now()), tc.wait)
+			}
+			due, err := l.ListDue(ctx, c.Now().Add(tc.wait))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if early, _ := l.ListDue(ctx, c.Now().Add(tc.wait-time.Second)); len(due) != 1 || len(early) != 0 {
+				t.Errorf("failures %v: listed due %d times at its time and %d a second before, want 1 and 0", tc.failures, len(due), len(early))
+			}
+		}
+		stored, _ := l.Get(ctx, "g-retry")
+		if stored.Targets[0].Failures != 0 || stored.RevokeFailures() != 0 {
+			t.Errorf("stored failures %+v", stored.Targets)
+		}
+	})
+}
+
 func TestListDue(t *testing.T) {
 	c := newClock()
 	stuck := 10 * time.Minute

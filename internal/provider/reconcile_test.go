@@ -2,7 +2,9 @@ package provider
 
 import (
 	"context"
+	"errors"
 	"os"
+	"regexp"
 	"testing"
 	"time"
 
@@ -95,4 +97,74 @@ func reconcileOnce(t *testing.T, l *accLab) {
 	if err != nil {
 		t.Fatalf("reconcile pass: %v (%+v)", err, report)
 	}
+}
+
+// TestAccDestroyAgainFinishesAFailedDestroy: a destroy that cannot reach a
+// stopped host fails naming it and keeps the request in the state; once
+// the host is back, running destroy again ends the login there.
+func TestAccDestroyAgainFinishesAFailedDestroy(t *testing.T) {
+	l := startAccLab(t, 2)
+	h1, h2 := l.Hosts[0], l.Hosts[1]
+	id1, id2 := h1.Info().InstanceID, h2.Info().InstanceID
+	config := l.config(`
+resource "passport_certificate_authority" "ca" {
+  name          = "destroy-twice"
+  key_algorithm = "ed25519"
+  key_store     = "state"
+}
+resource "passport_access_request" "r" {
+  reason                = "INC-12: destroyed while a host is down"
+  targets               = ["` + id1 + `", "` + id2 + `"]
+  certificate_authority = passport_certificate_authority.ca.signer
+}
+`)
+	var person loginCredentials
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: l.factories(),
+		Steps: []resource.TestStep{
+			{
+				Config: config,
+				Check: func(s *terraform.State) error {
+					a, err := attributes(s, "passport_access_request.r")
+					if err != nil {
+						return err
+					}
+					if person, err = credentialsOf(a, nil); err != nil {
+						return err
+					}
+					return errors.Join(person.checkLogin(h1, false), person.checkLogin(h2, false))
+				},
+			},
+			{
+				PreConfig: func() {
+					if err := h2.Stop(); err != nil {
+						t.Fatal(err)
+					}
+				},
+				Config:      config,
+				Destroy:     true,
+				ExpectError: regexp.MustCompile(regexp.QuoteMeta(id2)),
+			},
+			{
+				PreConfig: func() {
+					if err := person.checkRefused(h1); err != nil {
+						t.Errorf("after the failed destroy: %v", err)
+					}
+					ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+					defer cancel()
+					if err := h2.Start(ctx); err != nil {
+						t.Fatal(err)
+					}
+					if err := person.checkLogin(h2, false); err != nil {
+						t.Fatalf("setup: before the second destroy: %v", err)
+					}
+				},
+				Config:  config,
+				Destroy: true,
+			},
+		},
+		CheckDestroy: func(*terraform.State) error {
+			return errors.Join(person.checkRefused(h1), person.checkRefused(h2))
+		},
+	})
 }

@@ -433,3 +433,55 @@ func TestSweepRemovesStrayUsersOnly(t *testing.T) {
 		t.Errorf("audit events about the stray: %+v, want one swept event on %s", events, h.Info().InstanceID)
 	}
 }
+
+// TestFailedDestroyIsFinishedOnTheNextPass: a destroy that could not reach
+// a stopped host is not left for StuckAfter. Every pass retries it, with a
+// growing pause while the host stays down, and the first pass after the
+// host is back ends the login there.
+func TestFailedDestroyIsFinishedOnTheNextPass(t *testing.T) {
+	r := newRig(t, 2)
+	key, priv := newKey(t)
+	g := r.grant(t, newCA(t), key, r.hostIDs()...)
+	down := r.lab.Hosts[1]
+	if err := down.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	err := r.person.Revoke(context.Background(), g)
+	if err == nil || !strings.Contains(err.Error(), down.Info().InstanceID) {
+		t.Fatalf("destroy with %s stopped: %v, want an error naming it", down.Info().InstanceID, err)
+	}
+	rec := r.reconciler(t, r.ledger, "reconciler/a", nil)
+
+	// While the host stays down: a retry on the next pass, then none until
+	// the pause after the second failure has passed.
+	r.clock.Advance(time.Second)
+	if rep := pass(t, rec); rep.Due != 1 || rep.Pending != 1 {
+		t.Fatalf("first pass after the failed destroy: %+v, want the grant retried", rep)
+	}
+	if rep := pass(t, rec); rep.Due != 0 {
+		t.Fatalf("a pass right after a failed retry: %+v, want it to wait", rep)
+	}
+	if got := r.record(t, g.ID); got.RevokeFailures() != 2 || !got.DueAt.Equal(got.UpdatedAt.Add(time.Minute)) {
+		t.Errorf("record after two failed attempts: failures %d, due %v after its last write; want 2 and a minute",
+			got.RevokeFailures(), got.DueAt.Sub(got.UpdatedAt))
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := down.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := login(t, down, g, priv); err != nil {
+		t.Fatalf("setup: the destroyed user cannot log in to the returned host before the pass: %v", err)
+	}
+	r.clock.Advance(time.Minute)
+	if rep := pass(t, rec); rep.Revoked != 1 {
+		t.Fatalf("the pass after the host returned: %+v, want the grant revoked", rep)
+	}
+	if err := login(t, down, g, priv); err == nil || !strings.Contains(err.Error(), "unable to authenticate") {
+		t.Errorf("login to the returned host after the pass: %v, want a refusal", err)
+	}
+	if got := r.record(t, g.ID); got.State != ledger.Revoked {
+		t.Errorf("record: %s, want revoked (the window has not ended)", got.State)
+	}
+}

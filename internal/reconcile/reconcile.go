@@ -10,12 +10,14 @@
 // leaves its grants to the next one once its leases run out.
 //
 // When a host does not answer, the grant stays revoking and its record
-// says which targets are left. Once the window has ended, every pass tries
-// those targets again until they answer; before that (a destroy or a
-// policy denial that did not finish) the ledger makes the grant due
-// StuckAfter after its last write, so a destroy still running is not
-// raced. Revoking a host twice is harmless: a clean host counts as
-// revoked.
+// says which targets are left and how many attempts failed there. The
+// next pass tries them again, and each further failure doubles the pause
+// before the next try, from a minute up to StuckAfter (ledger.Grant.DueAt).
+// A revoke that never recorded its end (a destroy still running, or one
+// that was killed) is due StuckAfter after its last write, so a destroy
+// still running is not raced; once the window has ended, such a grant is
+// due as soon as no lease holds it. Revoking a host twice is harmless: a
+// clean host counts as revoked.
 package reconcile
 
 import (
@@ -132,7 +134,7 @@ func (r *Reconciler) Pass(ctx context.Context) (Report, error) {
 	defer r.pass.Unlock()
 	start := time.Now()
 	var rep Report
-	due, err := r.due(ctx, r.cfg.Now())
+	due, err := r.due(ctx, r.cfg.Now(), isDue)
 	if err != nil {
 		r.cfg.Metrics.failure("list")
 		return rep, err
@@ -151,7 +153,8 @@ func (r *Reconciler) Pass(ctx context.Context) (Report, error) {
 	}
 	if r.cfg.Metrics != nil {
 		now := r.cfg.Now()
-		left, err := r.due(ctx, now)
+		// A grant waiting for its retry is still overdue.
+		left, err := r.due(ctx, now, isOverdue)
 		if err != nil {
 			errs = append(errs, err)
 		}
@@ -189,11 +192,12 @@ func (r *Reconciler) Run(ctx context.Context, interval time.Duration) error {
 }
 
 // due lists the grants to act on at now: those the ledger says are due,
-// and revoking grants whose window has ended. The ledger makes a revoking
-// grant due only StuckAfter after its last write, which is right for a
-// destroy in progress; but once the window is over, a revoke left by a
-// reconciler that died must be finished as soon as its lease runs out.
-func (r *Reconciler) due(ctx context.Context, now time.Time) ([]ledger.Grant, error) {
+// and revoking grants whose window has ended. The ledger makes a revoke
+// without a recorded end due only StuckAfter after its last write, which
+// is right for a destroy in progress; but once the window is over, a
+// revoke left by a reconciler that died must be finished as soon as its
+// lease runs out. A revoke that ended with failures keeps its pause.
+func (r *Reconciler) due(ctx context.Context, now time.Time, keep func(ledger.Grant, time.Time) bool) ([]ledger.Grant, error) {
 	due, err := r.cfg.Ledger.ListDue(ctx, now)
 	if err != nil {
 		return nil, fmt.Errorf("reading due grants from the ledger: %w", err)
@@ -205,7 +209,7 @@ func (r *Reconciler) due(ctx context.Context, now time.Time) ([]ledger.Grant, er
 	var out []ledger.Grant
 	seen := make(map[string]bool)
 	for _, g := range append(due, revoking...) {
-		if !seen[g.ID] && isDue(g, now) {
+		if !seen[g.ID] && keep(g, now) {
 			seen[g.ID] = true
 			out = append(out, g)
 		}
@@ -223,6 +227,12 @@ func dueSince(g ledger.Grant) time.Time {
 
 // isDue reports whether g needs a reconciler at now (see due).
 func isDue(g ledger.Grant, now time.Time) bool {
+	return isOverdue(g, now) && (g.RevokeFailures() == 0 || !g.DueAt.After(now))
+}
+
+// isOverdue reports whether g should have been acted on by now, whether or
+// not its next retry is due yet.
+func isOverdue(g ledger.Grant, now time.Time) bool {
 	if g.State.Closed() {
 		return false
 	}
@@ -236,6 +246,8 @@ func (r *Reconciler) dueReason(g ledger.Grant) string {
 		return "expired"
 	case g.State == ledger.Provisioning:
 		return "stuck-provisioning"
+	case g.RevokeFailures() > 0:
+		return "retry"
 	case g.State == ledger.Revoking:
 		return "stuck-revoking"
 	}
