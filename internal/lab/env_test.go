@@ -14,13 +14,14 @@ import (
 	ssmsdk "github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/passport-access/terraform-provider-passport/internal/awsconfig"
+	"github.com/passport-access/terraform-provider-passport/internal/lab/awscli"
 )
 
 // Debian's own AWS CLI v2 and Python, which scripts/install.sh installs
 // (with python3-boto3). The aws and python3 first on PATH may be others
 // from pip or pyenv, so the paths are fixed.
 const (
-	debianAWSCLI = "/usr/bin/aws"
+	debianAWSCLI = awscli.Path
 	debianPython = "/usr/bin/python3"
 )
 
@@ -51,8 +52,8 @@ func modelIDs(l *Lab) []string {
 // TestEnvShWithDebiansAWSCLI: the commands the lab guide gives for the
 // AWS CLI that install.sh brings reach the lab, after only `. env.sh`.
 func TestEnvShWithDebiansAWSCLI(t *testing.T) {
-	if _, err := os.Stat(debianAWSCLI); err != nil {
-		t.Fatalf("AWS CLI v2 is not installed at %s: run scripts/install.sh (Debian package awscli)", debianAWSCLI)
+	if err := awscli.Find(); err != nil {
+		t.Fatal(err)
 	}
 	l := startLab(t, Options{ModelNodes: 2})
 

@@ -144,11 +144,12 @@ func Start(ctx context.Context, opts Options) (l *Lab, err error) {
 		}
 	}()
 	l.Server = awsjson.NewServer(awsjson.Config{Region: l.Region, Credentials: map[string]string{l.AccessKeyID: l.SecretAccessKey}})
-	l.SSM = ssm.New(ssm.Config{Region: l.Region, AccountID: AccountID})
+	l.SSM = ssm.New(ssm.Config{Region: l.Region, AccountID: AccountID, Caller: l.callerARN})
 	l.Sessions = session.New(session.Config{
 		Lookup:   l.sessionTarget,
 		Endpoint: func() string { return l.Endpoint },
 		Now:      opts.Now,
+		Owner:    l.callerARN,
 	})
 	// Session Manager's calls belong to the AmazonSSM service on AWS; the
 	// data channel (ssmmessages) shares the lab's one endpoint.
@@ -164,7 +165,7 @@ func Start(ctx context.Context, opts Options) (l *Lab, err error) {
 	l.STS.SetIdentity(l.AccessKeyID, sts.Identity{Arn: OperatorARN, UserID: "AIDA" + l.AccessKeyID[4:], Account: AccountID})
 	// EC2 (DescribeTags, for policy) and STS both take form posts to "/";
 	// the signature's scope tells them apart.
-	l.EC2 = ec2.New(l.Server, l.tags)
+	l.EC2 = ec2.New(l.Server, l.instanceTags)
 	l.Server.Handle("POST /{$}", ec2.Route(l.EC2, l.STS))
 
 	l.listener, err = net.Listen("tcp", opts.Listen)
@@ -280,13 +281,22 @@ func (l *Lab) startWindows(net string, n int, now func() time.Time) error {
 	return nil
 }
 
-// tags are a node's instance tags, as EC2 DescribeTags reports them.
-func (l *Lab) tags(id string) (map[string]string, bool) {
-	n, ok := l.SSM.Node(id)
-	if !ok {
-		return nil, false
+// instanceTags are every node's instance tags, by instance id, as EC2
+// DescribeTags reports them.
+func (l *Lab) instanceTags() map[string]map[string]string {
+	out := map[string]map[string]string{}
+	for _, n := range l.SSM.Nodes() {
+		info := n.Info()
+		out[info.InstanceID] = info.Tags
 	}
-	return n.Info().Tags, true
+	return out
+}
+
+// callerARN names the principal behind the request being served, as the
+// lab's STS knows it.
+func (l *Lab) callerARN(ctx context.Context) string {
+	id, _ := l.STS.Identity(awsjson.CallerAccessKey(ctx))
+	return id.Arn
 }
 
 // sessionTarget finds a node a Session Manager session can reach: sandbox

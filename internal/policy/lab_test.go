@@ -78,12 +78,12 @@ func startPolicyLab(t *testing.T, hosts int) *policyLab {
 	// EC2 answers on its own endpoint here; the lab proper routes it
 	// beside STS (ec2.Route).
 	ec2srv := awsjson.NewServer(awsjson.Config{Region: l.Region, Credentials: map[string]string{l.AccessKeyID: l.SecretAccessKey}})
-	ec2srv.Handle("POST /{$}", ec2.New(ec2srv, func(id string) (map[string]string, bool) {
-		n, ok := l.SSM.Node(id)
-		if !ok {
-			return nil, false
+	ec2srv.Handle("POST /{$}", ec2.New(ec2srv, func() map[string]map[string]string {
+		tags := map[string]map[string]string{}
+		for _, n := range l.SSM.Nodes() {
+			tags[n.Info().InstanceID] = n.Info().Tags
 		}
-		return n.Info().Tags, true
+		return tags
 	}))
 	ts := httptest.NewServer(ec2srv)
 	t.Cleanup(ts.Close)

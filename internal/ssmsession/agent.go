@@ -107,6 +107,10 @@ func (a *Agent) linkDown(err error) {
 // Done is closed when the session has ended.
 func (a *Agent) Done() <-chan struct{} { return a.ch.done }
 
+// Attached reports whether a client's websocket is attached now; between
+// a dropped websocket and the resumed one, it is not.
+func (a *Agent) Attached() bool { return a.ch.current() != nil }
+
 // Terminate ends the session, telling the client why.
 func (a *Agent) Terminate(reason string) {
 	a.ch.sendClosed(a.cfg.SessionID, reason)

@@ -25,9 +25,15 @@ type Error struct {
 	// namespace overrides the service's namespace for errors the front end
 	// raises (the SDK matches on the name after '#' either way).
 	namespace string
+	// cause is what the error was made from, such as the *sigv4.Error of a
+	// refused signature, for services that answer it in their own terms.
+	cause error
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+// Unwrap returns what the error was made from, if anything.
+func (e *Error) Unwrap() error { return e.cause }
 
 // Errorf returns a client error (HTTP 400) with a formatted message.
 func Errorf(code, format string, args ...any) *Error {

@@ -194,7 +194,9 @@ func (s *Server) verify(r *http.Request, body []byte, signingName string) (*http
 	if err != nil {
 		var e *sigv4.Error
 		if errors.As(err, &e) {
-			return nil, frontEndError(http.StatusBadRequest, e.Code, "%s", e.Message)
+			fe := frontEndError(http.StatusBadRequest, e.Code, "%s", e.Message)
+			fe.cause = e
+			return nil, fe
 		}
 		return nil, err
 	}

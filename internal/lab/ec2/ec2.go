@@ -1,7 +1,8 @@
 // Package ec2 is the lab's slice of Amazon EC2: DescribeTags over EC2's
 // query protocol (form-encoded requests, XML answers), so that Passport's
 // policy can read instance tags from the lab exactly as from AWS. The tags
-// are those the lab's nodes were started with.
+// are those the lab's nodes were started with; instances are the only
+// resources the lab has.
 package ec2
 
 import (
@@ -14,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/passport-access/terraform-provider-passport/internal/lab/awsjson"
+	"github.com/passport-access/terraform-provider-passport/internal/lab/sigv4"
 )
 
 // Version is the EC2 API version the SDK speaks.
@@ -23,14 +25,15 @@ const namespace = "http://ec2.amazonaws.com/doc/" + Version + "/"
 
 // Service answers EC2 calls.
 type Service struct {
-	server *awsjson.Server
-	lookup func(instanceID string) (tags map[string]string, ok bool)
+	server    *awsjson.Server
+	instances func() map[string]map[string]string
+	pages     *awsjson.Pager
 }
 
 // New returns an EC2 that checks signatures with server's credentials and
-// finds an instance's tags with lookup.
-func New(server *awsjson.Server, lookup func(instanceID string) (map[string]string, bool)) *Service {
-	return &Service{server: server, lookup: lookup}
+// reads every instance's tags (by instance id) from instances.
+func New(server *awsjson.Server, instances func() map[string]map[string]string) *Service {
+	return &Service{server: server, instances: instances, pages: awsjson.NewPager("InvalidNextToken", "The token is not valid.")}
 }
 
 // Route sends requests signed for EC2 to ec2 and everything else to
@@ -88,45 +91,26 @@ type tagItem struct {
 	Value        string `xml:"value"`
 }
 
-// describeTags answers for the instances named by a resource-id filter
-// (the lab cannot list every resource of an account), narrowed by key and
-// resource-type filters, in pages ordered by instance and key.
+// describeTags lists the tags of the account's instances that match
+// every filter (key, value, resource-id, resource-type, tag:<key>; any of
+// a filter's values), ordered by instance and key, in pages.
+//
+// AWS documents tag:<key> as "the key/value combination of the tag"; the
+// lab's reading, since DescribeTags lists tags rather than resources, is
+// that it keeps the tags whose key is <key> and whose value matches.
 func (s *Service) describeTags(form map[string][]string) (*describeTagsResponse, error) {
 	filters, err := parseFilters(form)
 	if err != nil {
 		return nil, err
 	}
-	ids := filters["resource-id"]
-	if len(ids) == 0 {
-		return nil, invalid("the lab's DescribeTags needs a resource-id filter naming the instances")
-	}
-	if len(ids) > 200 {
-		return nil, invalid("The maximum number of filter values specified on a single call is 200")
-	}
-	for name := range filters {
-		if name != "resource-id" && name != "resource-type" && name != "key" {
-			return nil, invalid(fmt.Sprintf("The filter '%.64s' is invalid", name))
+	for _, f := range filters {
+		switch {
+		case f.name == "resource-id", f.name == "resource-type", f.name == "key", f.name == "value":
+		case strings.HasPrefix(f.name, "tag:") && len(f.name) > 4:
+		default:
+			return nil, invalid(fmt.Sprintf("The filter '%.64s' is invalid", f.name))
 		}
 	}
-	if types, ok := filters["resource-type"]; ok && !slices.Contains(types, "instance") {
-		return &describeTagsResponse{}, nil
-	}
-	var all []tagItem
-	for _, id := range ids {
-		tags, ok := s.lookup(id)
-		if !ok {
-			continue
-		}
-		for k, v := range tags {
-			if keys, ok := filters["key"]; ok && !slices.Contains(keys, k) {
-				continue
-			}
-			all = append(all, tagItem{ResourceID: id, ResourceType: "instance", Key: k, Value: v})
-		}
-	}
-	slices.SortFunc(all, func(a, b tagItem) int {
-		return strings.Compare(a.ResourceID+"\x00"+a.Key, b.ResourceID+"\x00"+b.Key)
-	})
 	limit := 1000
 	if v := first(form, "MaxResults"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -135,24 +119,90 @@ func (s *Service) describeTags(form map[string][]string) (*describeTagsResponse,
 		}
 		limit = n
 	}
-	start := 0
-	if v := first(form, "NextToken"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 || n > len(all) {
-			return nil, &awsjson.Error{Code: "InvalidNextToken", Message: "The token is not valid.", HTTPStatus: http.StatusBadRequest}
+	var all []tagItem
+	for id, tags := range s.instances() {
+		for k, v := range tags {
+			item := tagItem{ResourceID: id, ResourceType: "instance", Key: k, Value: v}
+			if matchesAll(item, filters) {
+				all = append(all, item)
+			}
 		}
-		start = n
 	}
-	out := &describeTagsResponse{Tags: all[start:min(start+limit, len(all))]}
-	if start+limit < len(all) {
-		out.NextToken = strconv.Itoa(start + limit)
+	key := func(t tagItem) string { return t.ResourceID + "\x00" + t.Key }
+	slices.SortFunc(all, func(a, b tagItem) int { return strings.Compare(key(a), key(b)) })
+	pg, next, err := awsjson.Page(s.pages, "DescribeTags", first(form, "NextToken"), limit, all, key)
+	if err != nil {
+		return nil, err
 	}
-	return out, nil
+	return &describeTagsResponse{Tags: pg, NextToken: next}, nil
 }
 
-// parseFilters reads Filter.N.Name and Filter.N.Value.M.
-func parseFilters(form map[string][]string) (map[string][]string, error) {
-	filters := map[string][]string{}
+// filter is one Filter.N: a name and the values any of which may match.
+type filter struct {
+	name   string
+	values []string
+}
+
+func matchesAll(t tagItem, filters []filter) bool {
+	for _, f := range filters {
+		var field string
+		switch f.name {
+		case "resource-id":
+			field = t.ResourceID
+		case "resource-type":
+			field = t.ResourceType
+		case "key":
+			field = t.Key
+		case "value":
+			field = t.Value
+		default: // tag:<key>
+			if t.Key != strings.TrimPrefix(f.name, "tag:") {
+				return false
+			}
+			field = t.Value
+		}
+		if !slices.ContainsFunc(f.values, func(pattern string) bool { return wildcardMatch(pattern, field) }) {
+			return false
+		}
+	}
+	return true
+}
+
+// wildcardMatch matches s against an EC2 filter value, where * stands for
+// any run of characters, ? for one, and a backslash makes the next
+// character literal.
+func wildcardMatch(pattern, s string) bool {
+	p, r := []rune(pattern), []rune(s)
+	var match func(i, j int) bool
+	memo := map[[2]int]bool{}
+	match = func(i, j int) bool {
+		if v, ok := memo[[2]int{i, j}]; ok {
+			return v
+		}
+		var ok bool
+		switch {
+		case i == len(p):
+			ok = j == len(r)
+		case p[i] == '*':
+			ok = match(i+1, j) || (j < len(r) && match(i, j+1))
+		case p[i] == '?':
+			ok = j < len(r) && match(i+1, j+1)
+		case p[i] == '\\' && i+1 < len(p):
+			ok = j < len(r) && r[j] == p[i+1] && match(i+2, j+1)
+		default:
+			ok = j < len(r) && r[j] == p[i] && match(i+1, j+1)
+		}
+		memo[[2]int{i, j}] = ok
+		return ok
+	}
+	return match(0, 0)
+}
+
+// parseFilters reads Filter.N.Name and Filter.N.Value.M, at most 50
+// filters and 200 values in all, as EC2 allows.
+func parseFilters(form map[string][]string) ([]filter, error) {
+	var filters []filter
+	values := 0
 	for n := 1; ; n++ {
 		name := first(form, fmt.Sprintf("Filter.%d.Name", n))
 		if name == "" {
@@ -161,16 +211,18 @@ func parseFilters(form map[string][]string) (map[string][]string, error) {
 		if n > 50 {
 			return nil, invalid("too many filters")
 		}
+		f := filter{name: name}
 		for m := 1; ; m++ {
 			v, ok := form[fmt.Sprintf("Filter.%d.Value.%d", n, m)]
 			if !ok {
 				break
 			}
-			if m > 200 {
-				return nil, invalid("The maximum number of filter values specified on a single call is 200")
-			}
-			filters[name] = append(filters[name], v...)
+			f.values = append(f.values, v...)
 		}
+		if values += len(f.values); values > 200 {
+			return nil, invalid("The maximum number of filter values specified on a single call is 200")
+		}
+		filters = append(filters, f)
 	}
 }
 
@@ -210,11 +262,17 @@ func writeError(w http.ResponseWriter, requestID string, err error) {
 	writeXML(w, status, errorResponse{Errors: []apiErr{{Code: e.Code, Message: e.Message}}, RequestID: requestID})
 }
 
-// authError renames the JSON protocol's signature errors to EC2's codes.
+// authError renames the JSON protocol's signature errors to EC2's codes
+// and statuses: AuthFailure is 401, a signing time outside the allowed
+// skew is RequestExpired.
 func authError(err error) error {
 	var e *awsjson.Error
 	if !errors.As(err, &e) {
 		return err
+	}
+	var sig *sigv4.Error
+	if errors.As(err, &sig) && sig.Expired {
+		return &awsjson.Error{Code: "RequestExpired", Message: "Request has expired. " + e.Message, HTTPStatus: http.StatusBadRequest}
 	}
 	code, ok := map[string]string{
 		"UnrecognizedClientException":         "AuthFailure",
@@ -225,7 +283,11 @@ func authError(err error) error {
 	if !ok {
 		return err
 	}
-	return &awsjson.Error{Code: code, Message: e.Message, HTTPStatus: e.HTTPStatus}
+	status := e.HTTPStatus
+	if code == "AuthFailure" {
+		status = http.StatusUnauthorized
+	}
+	return &awsjson.Error{Code: code, Message: e.Message, HTTPStatus: status}
 }
 
 func writeXML(w http.ResponseWriter, status int, v any) {

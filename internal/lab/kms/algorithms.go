@@ -31,12 +31,28 @@ var (
 		"ECC_NIST_P384":         {generateECDSA(elliptic.P384()), []string{"ECDSA_SHA_384"}},
 		"ECC_NIST_EDWARDS25519": {generateEd25519, []string{"ED25519_SHA_512", "ED25519_PH_SHA_512"}},
 	}
-	// allKeySpecs is KMS's whole enum, so a spec KMS knows but the lab does
-	// not serve is told apart from a typo.
-	allKeySpecs = []string{
-		"RSA_2048", "RSA_3072", "RSA_4096", "ECC_NIST_P256", "ECC_NIST_P384", "ECC_NIST_P521",
-		"ECC_SECG_P256K1", "SYMMETRIC_DEFAULT", "HMAC_224", "HMAC_256", "HMAC_384", "HMAC_512",
-		"SM2", "ML_DSA_44", "ML_DSA_65", "ML_DSA_87", "ECC_NIST_EDWARDS25519",
+	// usagesBySpec is KMS's whole KeySpec enum, with the KeyUsage values each
+	// spec allows (the CreateKey reference). A pair outside it is a
+	// ValidationException on AWS; a valid pair the lab does not serve is the
+	// lab's UnsupportedOperationException, so it is told apart from a typo.
+	usagesBySpec = map[string][]string{
+		"SYMMETRIC_DEFAULT":     {"ENCRYPT_DECRYPT"},
+		"HMAC_224":              {"GENERATE_VERIFY_MAC"},
+		"HMAC_256":              {"GENERATE_VERIFY_MAC"},
+		"HMAC_384":              {"GENERATE_VERIFY_MAC"},
+		"HMAC_512":              {"GENERATE_VERIFY_MAC"},
+		"RSA_2048":              {"ENCRYPT_DECRYPT", "SIGN_VERIFY"},
+		"RSA_3072":              {"ENCRYPT_DECRYPT", "SIGN_VERIFY"},
+		"RSA_4096":              {"ENCRYPT_DECRYPT", "SIGN_VERIFY"},
+		"ECC_NIST_P256":         {"SIGN_VERIFY", "KEY_AGREEMENT"},
+		"ECC_NIST_P384":         {"SIGN_VERIFY", "KEY_AGREEMENT"},
+		"ECC_NIST_P521":         {"SIGN_VERIFY", "KEY_AGREEMENT"},
+		"ECC_SECG_P256K1":       {"SIGN_VERIFY"},
+		"ECC_NIST_EDWARDS25519": {"SIGN_VERIFY"},
+		"SM2":                   {"ENCRYPT_DECRYPT", "SIGN_VERIFY", "KEY_AGREEMENT"},
+		"ML_DSA_44":             {"SIGN_VERIFY"},
+		"ML_DSA_65":             {"SIGN_VERIFY"},
+		"ML_DSA_87":             {"SIGN_VERIFY"},
 	}
 )
 
@@ -86,13 +102,26 @@ var signingAlgorithms = map[string]signingAlgorithm{
 
 // digest turns Message into what the key signs: the hash of a RAW message,
 // or a DIGEST as given once its length fits the algorithm. Pure Ed25519
-// signs the message itself.
+// signs the message itself and takes RAW only. Ed25519ph takes DIGEST only
+// and, as KMS documents, still hashes it (FIPS 186-5 7.8.1 step 1): the
+// 64 bytes given are hashed twice, once by the caller and once here.
 func (a signingAlgorithm) digest(message []byte, messageType, name string) ([]byte, error) {
-	if a.family == familyEd25519 {
+	switch a.family {
+	case familyEd25519:
 		if messageType != "RAW" {
 			return nil, errors.New("ED25519_SHA_512 requires MessageType RAW; use ED25519_PH_SHA_512 to sign a digest")
 		}
 		return message, nil
+	case familyEd25519ph:
+		if messageType != "DIGEST" {
+			return nil, errors.New("ED25519_PH_SHA_512 requires MessageType DIGEST (a SHA-512 digest of the message); use ED25519_SHA_512 to sign the message itself")
+		}
+		if len(message) != a.hash.Size() {
+			return nil, errors.New("Digest is invalid length for algorithm " + name + ".")
+		}
+		h := a.hash.New()
+		h.Write(message)
+		return h.Sum(nil), nil
 	}
 	if messageType == "DIGEST" {
 		if len(message) != a.hash.Size() {

@@ -11,9 +11,10 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"net/http"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -36,8 +37,14 @@ type Service struct {
 	now             func() time.Time
 
 	mu      sync.Mutex
-	keys    map[string]*key   // by key id (a UUID)
-	aliases map[string]string // "alias/name" -> key id
+	keys    map[string]*key  // by key id (a UUID)
+	aliases map[string]alias // by name, "alias/name"
+	pages   *awsjson.Pager
+}
+
+type alias struct {
+	target  string // key id
+	created time.Time
 }
 
 type key struct {
@@ -47,6 +54,7 @@ type key struct {
 	tags        []tag
 	created     time.Time
 	deletion    time.Time // zero unless pending deletion
+	disabled    bool      // DisableKey, or CancelKeyDeletion, which leaves a key disabled
 	private     crypto.Signer
 }
 
@@ -58,7 +66,8 @@ type tag struct {
 // New returns an empty KMS.
 func New(cfg Config) *Service {
 	s := &Service{region: cfg.Region, account: cfg.AccountID, now: cfg.Now,
-		keys: map[string]*key{}, aliases: map[string]string{}}
+		keys: map[string]*key{}, aliases: map[string]alias{},
+		pages: awsjson.NewPager("InvalidMarkerException", "The marker is not valid for this listing.")}
 	if s.region == "" {
 		s.region = "us-east-1"
 	}
@@ -85,17 +94,16 @@ func (s *Service) API() awsjson.Service {
 			"Sign":                s.sign,
 			"Verify":              s.verify,
 			"ScheduleKeyDeletion": s.scheduleKeyDeletion,
+			"CancelKeyDeletion":   s.cancelKeyDeletion,
+			"EnableKey":           s.enableKey,
+			"DisableKey":          s.disableKey,
+			"ListKeys":            s.listKeys,
+			"ListAliases":         s.listAliases,
 		},
 	}
 }
 
-// epoch is a timestamp as the JSON protocol writes it: seconds since the
-// epoch, as a number.
-type epoch time.Time
-
-func (e epoch) MarshalJSON() ([]byte, error) {
-	return []byte(strconv.FormatFloat(float64(time.Time(e).UnixMilli())/1000, 'f', -1, 64)), nil
-}
+type epoch = awsjson.Epoch
 
 type keyMetadata struct {
 	AWSAccountId          string
@@ -118,13 +126,16 @@ type keyMetadata struct {
 func (s *Service) metadata(k *key) keyMetadata {
 	m := keyMetadata{
 		AWSAccountId: s.account, KeyId: k.id, Arn: k.arn, CreationDate: epoch(k.created),
-		Enabled: k.deletion.IsZero(), Description: k.description, KeyUsage: k.usage,
+		Enabled: k.deletion.IsZero() && !k.disabled, Description: k.description, KeyUsage: k.usage,
 		KeyState: "Enabled", Origin: "AWS_KMS", KeyManager: "CUSTOMER",
 		CustomerMasterKeySpec: k.spec, KeySpec: k.spec, SigningAlgorithms: keySpecs[k.spec].algorithms,
 	}
-	if !k.deletion.IsZero() {
+	switch {
+	case !k.deletion.IsZero():
 		d := epoch(k.deletion)
 		m.DeletionDate, m.KeyState = &d, "PendingDeletion"
+	case k.disabled:
+		m.KeyState = "Disabled"
 	}
 	return m
 }
@@ -148,8 +159,9 @@ func (s *Service) createKey(_ context.Context, input json.RawMessage) (any, erro
 	if spec == "" {
 		spec = "SYMMETRIC_DEFAULT"
 	}
-	if !slices.Contains(allKeySpecs, spec) {
-		return nil, validation("Value '%s' at 'keySpec' failed to satisfy constraint: Member must satisfy enum value set: [%s]", spec, strings.Join(allKeySpecs, ", "))
+	usages, known := usagesBySpec[spec]
+	if !known {
+		return nil, validation("Value '%s' at 'keySpec' failed to satisfy constraint: Member must satisfy enum value set: [%s]", spec, strings.Join(slices.Sorted(maps.Keys(usagesBySpec)), ", "))
 	}
 	usage := in.KeyUsage
 	if usage == "" {
@@ -157,6 +169,13 @@ func (s *Service) createKey(_ context.Context, input json.RawMessage) (any, erro
 	}
 	if !slices.Contains([]string{"SIGN_VERIFY", "ENCRYPT_DECRYPT", "GENERATE_VERIFY_MAC", "KEY_AGREEMENT"}, usage) {
 		return nil, validation("Value '%s' at 'keyUsage' failed to satisfy constraint: Member must satisfy enum value set: [SIGN_VERIFY, ENCRYPT_DECRYPT, GENERATE_VERIFY_MAC, KEY_AGREEMENT]", usage)
+	}
+	if !slices.Contains(usages, usage) {
+		hint := ""
+		if in.KeyUsage == "" {
+			hint = " (KeyUsage defaults to ENCRYPT_DECRYPT; name SIGN_VERIFY for a signing key)"
+		}
+		return nil, awsjson.Errorf("ValidationException", "KeyUsage %s is not compatible with KeySpec %s, which takes %s%s.", usage, spec, strings.Join(usages, " or "), hint)
 	}
 	ks, served := keySpecs[spec]
 	if usage != "SIGN_VERIFY" || !served {
@@ -229,7 +248,7 @@ func (s *Service) createAlias(_ context.Context, input json.RawMessage) (any, er
 	if _, taken := s.aliases[in.AliasName]; taken {
 		return nil, awsjson.Errorf("AlreadyExistsException", "An alias with the name arn:aws:kms:%s:%s:%s already exists", s.region, s.account, in.AliasName)
 	}
-	s.aliases[in.AliasName] = k.id
+	s.aliases[in.AliasName] = alias{target: k.id, created: s.now()}
 	return nil, nil
 }
 
@@ -253,20 +272,20 @@ func (s *Service) lookup(keyID string) (*key, error) {
 		id = resource
 	}
 	if strings.HasPrefix(id, "alias/") {
-		target, ok := s.aliases[id]
+		a, ok := s.aliases[id]
 		if !ok {
 			return nil, awsjson.Errorf("NotFoundException", "Alias '%s' is not found.", keyID)
 		}
-		id = target
+		id = a.target
 	} else {
 		id = strings.TrimPrefix(id, "key/")
 	}
 	k, ok := s.keys[id]
 	if ok && !k.deletion.IsZero() && !s.now().Before(k.deletion) {
 		delete(s.keys, id)
-		for a, target := range s.aliases {
-			if target == id {
-				delete(s.aliases, a)
+		for name, a := range s.aliases {
+			if a.target == id {
+				delete(s.aliases, name)
 			}
 		}
 		ok = false
@@ -333,6 +352,9 @@ func (s *Service) usableKey(keyID string) (*key, error) {
 	}
 	if !k.deletion.IsZero() {
 		return nil, awsjson.Errorf("KMSInvalidStateException", "%s is pending deletion.", k.arn)
+	}
+	if k.disabled {
+		return nil, awsjson.Errorf("DisabledException", "%s is disabled.", k.arn)
 	}
 	if k.usage != "SIGN_VERIFY" {
 		return nil, awsjson.Errorf("InvalidKeyUsageException", "%s key usage is %s which is not valid for signing.", k.arn, k.usage)
@@ -423,7 +445,7 @@ func (s *Service) sign(_ context.Context, input json.RawMessage) (any, error) {
 		return nil, err
 	}
 	if in.DryRun {
-		return nil, awsjson.Errorf("DryRunOperationException", "The request would have succeeded, but the DryRun option is set.")
+		return nil, errDryRun
 	}
 	sig, err := alg.sign(k.private, digest)
 	if err != nil {
@@ -431,6 +453,10 @@ func (s *Service) sign(_ context.Context, input json.RawMessage) (any, error) {
 	}
 	return map[string]any{"KeyId": k.arn, "Signature": sig, "SigningAlgorithm": in.SigningAlgorithm}, nil
 }
+
+// errDryRun answers a request with DryRun that would have succeeded: HTTP
+// 412, as KMS documents for testing permissions.
+var errDryRun = &awsjson.Error{Code: "DryRunOperationException", Message: "The request would have succeeded, but the DryRun option is set.", HTTPStatus: http.StatusPreconditionFailed}
 
 func (s *Service) verify(_ context.Context, input json.RawMessage) (any, error) {
 	k, alg, digest, in, err := s.prepare(input)
@@ -441,7 +467,7 @@ func (s *Service) verify(_ context.Context, input json.RawMessage) (any, error) 
 		return nil, validation("Value null at 'signature' failed to satisfy constraint: Member must not be null")
 	}
 	if in.DryRun {
-		return nil, awsjson.Errorf("DryRunOperationException", "The request would have succeeded, but the DryRun option is set.")
+		return nil, errDryRun
 	}
 	if !alg.verify(k.private.Public(), digest, in.Signature) {
 		return nil, awsjson.Errorf("KMSInvalidSignatureException", "The signature is not valid for the message and key %s.", k.arn)

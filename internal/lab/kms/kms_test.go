@@ -10,6 +10,7 @@ import (
 	"crypto/sha512"
 	"crypto/x509"
 	"errors"
+	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
@@ -131,7 +133,13 @@ func TestSignAndVerify(t *testing.T) {
 					if *out.KeyId != *md.Arn || out.SigningAlgorithm != alg {
 						t.Errorf("Sign answered key %s algorithm %s", *out.KeyId, out.SigningAlgorithm)
 					}
-					if !verifyLocally(pub, alg, message, out.Signature) {
+					signed := message
+					if alg == types.SigningAlgorithmSpecEd25519PhSha512 {
+						// KMS hashes an Ed25519ph DIGEST once more: the
+						// signature is over the digest as a message.
+						signed = msg
+					}
+					if !verifyLocally(pub, alg, signed, out.Signature) {
 						t.Errorf("%s %s: signature does not verify with the public key", alg, mt)
 					}
 					v, err := c.Verify(ctx, &kms.VerifyInput{KeyId: md.Arn, Message: msg, MessageType: mt, SigningAlgorithm: alg, Signature: out.Signature})
@@ -233,10 +241,25 @@ func TestRefusals(t *testing.T) {
 		{"pure ed25519 with digest", sign(kms.SignInput{KeyId: ed.KeyId, Message: make([]byte, 64), MessageType: types.MessageTypeDigest, SigningAlgorithm: types.SigningAlgorithmSpecEd25519Sha512}), "ValidationException"},
 		{"unknown message type", sign(kms.SignInput{KeyId: p256.KeyId, Message: []byte("m"), MessageType: "EXTERNAL_MU", SigningAlgorithm: types.SigningAlgorithmSpecEcdsaSha256}), "ValidationException"},
 		{"dry run", sign(kms.SignInput{KeyId: p256.KeyId, Message: []byte("m"), SigningAlgorithm: types.SigningAlgorithmSpecEcdsaSha256, DryRun: aws.Bool(true)}), "DryRunOperationException"},
+		{"pre-hash ed25519 with raw", sign(kms.SignInput{KeyId: ed.KeyId, Message: []byte("m"), MessageType: types.MessageTypeRaw, SigningAlgorithm: types.SigningAlgorithmSpecEd25519PhSha512}), "ValidationException"},
+		{"pre-hash ed25519 with a short digest", sign(kms.SignInput{KeyId: ed.KeyId, Message: digest[:], MessageType: types.MessageTypeDigest, SigningAlgorithm: types.SigningAlgorithmSpecEd25519PhSha512}), "ValidationException"},
 		{"public key of doomed key", func() error { _, err := c.GetPublicKey(ctx, &kms.GetPublicKeyInput{KeyId: doomed.KeyId}); return err }, "KMSInvalidStateException"},
 		{"symmetric key", func() error { _, err := c.CreateKey(ctx, &kms.CreateKeyInput{}); return err }, "UnsupportedOperationException"},
 		{"sign-verify symmetric", func() error {
 			_, err := c.CreateKey(ctx, &kms.CreateKeyInput{KeyUsage: types.KeyUsageTypeSignVerify, KeySpec: types.KeySpecSymmetricDefault})
+			return err
+		}, "ValidationException"},
+		{"ECC key without a usage", func() error {
+			// KeyUsage defaults to ENCRYPT_DECRYPT, which no ECC key takes.
+			_, err := c.CreateKey(ctx, &kms.CreateKeyInput{KeySpec: types.KeySpecEccNistP256})
+			return err
+		}, "ValidationException"},
+		{"Ed25519 for key agreement", func() error {
+			_, err := c.CreateKey(ctx, &kms.CreateKeyInput{KeySpec: types.KeySpecEccNistEdwards25519, KeyUsage: types.KeyUsageTypeKeyAgreement})
+			return err
+		}, "ValidationException"},
+		{"RSA for encryption, valid but not served", func() error {
+			_, err := c.CreateKey(ctx, &kms.CreateKeyInput{KeySpec: types.KeySpecRsa2048, KeyUsage: types.KeyUsageTypeEncryptDecrypt})
 			return err
 		}, "UnsupportedOperationException"},
 		{"unknown key spec", func() error {
@@ -262,6 +285,16 @@ func TestRefusals(t *testing.T) {
 			var apiErr smithy.APIError
 			if !errors.As(err, &apiErr) || apiErr.ErrorCode() != tt.code {
 				t.Fatalf("err = %v, want %s", err, tt.code)
+			}
+			// KMS answers a dry run that would succeed with 412, every
+			// other refusal here with 400.
+			want := http.StatusBadRequest
+			if tt.code == "DryRunOperationException" {
+				want = http.StatusPreconditionFailed
+			}
+			var resp *awshttp.ResponseError
+			if !errors.As(err, &resp) || resp.HTTPStatusCode() != want {
+				t.Errorf("HTTP status of %v: want %d", err, want)
 			}
 		})
 	}

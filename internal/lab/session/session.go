@@ -47,8 +47,12 @@ type Config struct {
 	// TokenTTL is how long a token may wait to be presented; 60 seconds
 	// when zero.
 	TokenTTL time.Duration
-	// Now is the clock tokens expire by; time.Now when nil.
+	// Now is the clock tokens expire by, and sessions' start and end dates
+	// are read from; time.Now when nil.
 	Now func() time.Time
+	// Owner names the principal that signed a request (its IAM ARN), for
+	// DescribeSessions; "" when nil.
+	Owner func(ctx context.Context) string
 }
 
 // Service holds the lab's sessions.
@@ -58,18 +62,25 @@ type Service struct {
 
 	mu       sync.Mutex
 	sessions map[string]*session
+	started  int // sessions started so far; orders DescribeSessions
+	pages    *awsjson.Pager
 }
 
 type session struct {
 	id, target string
 	doc        string
 	props      ssmsession.PortProperties
+	seq        int
+	owner      string
+	reason     string
+	start      time.Time
 
 	// guarded by Service.mu
 	token      string
 	expires    time.Time
 	agent      *ssmsession.Agent
 	terminated bool
+	end        time.Time
 }
 
 // New returns a service with no sessions.
@@ -83,18 +94,20 @@ func New(cfg Config) *Service {
 	return &Service{
 		cfg:      cfg,
 		sessions: make(map[string]*session),
+		pages:    awsjson.NewPager("InvalidNextToken", "The specified token is not valid."),
 		// The plugin sends no Origin; the token is the credential.
 		upgrader: websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }, ReadBufferSize: 64 << 10, WriteBufferSize: 64 << 10},
 	}
 }
 
-// Operations returns StartSession, ResumeSession and TerminateSession, to
-// add to the AmazonSSM service's operations.
+// Operations returns StartSession, ResumeSession, TerminateSession and
+// DescribeSessions, to add to the AmazonSSM service's operations.
 func (s *Service) Operations() map[string]awsjson.Operation {
 	return map[string]awsjson.Operation{
 		"StartSession":     operation(s.startSession),
 		"ResumeSession":    operation(s.resumeSession),
 		"TerminateSession": operation(s.terminateSession),
+		"DescribeSessions": operation(s.describeSessions),
 	}
 }
 
@@ -192,8 +205,14 @@ func (s *Service) startSession(ctx context.Context, in *startSessionInput) (*ses
 	if !ok || !t.Online() {
 		return nil, awsjson.Errorf("TargetNotConnected", "%s is not connected.", clip(*in.Target))
 	}
-	sess := &session{id: sessionID(), target: *in.Target, doc: *in.DocumentName, props: doc.props(params)}
+	sess := &session{id: sessionID(), target: *in.Target, doc: *in.DocumentName, props: doc.props(params),
+		reason: deref(in.Reason), start: s.cfg.Now()}
+	if s.cfg.Owner != nil {
+		sess.owner = s.cfg.Owner(ctx)
+	}
 	s.mu.Lock()
+	s.started++
+	sess.seq = s.started
 	s.sessions[sess.id] = sess
 	out := s.issue(sess)
 	s.mu.Unlock()
@@ -235,8 +254,7 @@ func (s *Service) terminateSession(ctx context.Context, in *sessionIDInput) (*se
 	sess, err := s.find(in.SessionId)
 	var agent *ssmsession.Agent
 	if err == nil {
-		sess.terminated = true
-		sess.token = ""
+		s.end(sess)
 		agent = sess.agent
 	}
 	s.mu.Unlock()
@@ -247,6 +265,15 @@ func (s *Service) terminateSession(ctx context.Context, in *sessionIDInput) (*se
 		agent.Terminate("Session " + sess.id + " was terminated.")
 	}
 	return &sessionOutput{SessionId: sess.id}, nil
+}
+
+// end marks sess over, keeping the first end date; s.mu is held.
+func (s *Service) end(sess *session) {
+	if !sess.terminated {
+		sess.terminated = true
+		sess.end = s.cfg.Now()
+	}
+	sess.token = ""
 }
 
 // find returns a session by id; s.mu is held.
@@ -266,7 +293,7 @@ func (s *Service) Close() {
 	s.mu.Lock()
 	var agents []*ssmsession.Agent
 	for _, sess := range s.sessions {
-		sess.terminated = true
+		s.end(sess)
 		if sess.agent != nil {
 			agents = append(agents, sess.agent)
 		}
@@ -281,6 +308,13 @@ func sessionID() string {
 	b := make([]byte, 9)
 	rand.Read(b)
 	return "lab-operator-" + hex.EncodeToString(b)[:17]
+}
+
+func deref(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
 }
 
 func clip(s string) string {
@@ -379,8 +413,7 @@ func (s *Service) startAgent(sess *session) *ssmsession.Agent {
 	go func() {
 		a.Run(context.Background())
 		s.mu.Lock()
-		sess.terminated = true
-		sess.token = ""
+		s.end(sess)
 		s.mu.Unlock()
 	}()
 	return a

@@ -30,14 +30,29 @@ const (
 )
 
 // MaxSkew is how far a request's signing time may be from the server's
-// clock, in either direction, as on AWS.
+// clock, in either direction, for most services; SkewFor gives each
+// service's own.
 const MaxSkew = 5 * time.Minute
+
+// SkewFor is how far a request's signing time may be from the server's
+// clock for a service (its signing name): 15 minutes for STS and EC2, the
+// query-protocol services that allow it, 5 for the others.
+func SkewFor(service string) time.Duration {
+	switch service {
+	case "sts", "ec2":
+		return 15 * time.Minute
+	}
+	return MaxSkew
+}
 
 // Error is a refused request. Code is one of the Code constants; Message is
 // AWS's wording where AWS has one.
 type Error struct {
 	Code    string
 	Message string
+	// Expired marks a signing time outside the allowed skew, which query
+	// services answer with a code of their own (EC2: RequestExpired).
+	Expired bool
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
@@ -152,11 +167,17 @@ func (v *Verifier) signingTime(r *http.Request, auth Authorization) (string, err
 
 	n := v.now().UTC()
 	f := func(t time.Time) string { return t.Format(timeFormat) }
-	if t.Before(n.Add(-MaxSkew)) {
-		return "", invalid("Signature expired: %s is now earlier than %s (%s - 5 min.)", stamp, f(n.Add(-MaxSkew)), f(n))
+	skew := SkewFor(v.Service)
+	minutes := int(skew / time.Minute)
+	if t.Before(n.Add(-skew)) {
+		e := invalid("Signature expired: %s is now earlier than %s (%s - %d min.)", stamp, f(n.Add(-skew)), f(n), minutes)
+		e.Expired = true
+		return "", e
 	}
-	if t.After(n.Add(MaxSkew)) {
-		return "", invalid("Signature not yet current: %s is still later than %s (%s + 5 min.)", stamp, f(n.Add(MaxSkew)), f(n))
+	if t.After(n.Add(skew)) {
+		e := invalid("Signature not yet current: %s is still later than %s (%s + %d min.)", stamp, f(n.Add(skew)), f(n), minutes)
+		e.Expired = true
+		return "", e
 	}
 	return stamp, nil
 }

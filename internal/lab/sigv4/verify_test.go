@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -314,4 +315,38 @@ func FuzzParseAuthorization(f *testing.F) {
 func sha(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:])
+}
+
+// TestSkewDependsOnTheService: STS and EC2 take a signing time up to 15
+// minutes off, the JSON services 5, and a refusal for skew says so.
+func TestSkewDependsOnTheService(t *testing.T) {
+	for _, tt := range []struct {
+		service string
+		off     time.Duration
+		ok      bool
+	}{
+		{"ssm", -4*time.Minute - 50*time.Second, true},
+		{"kms", -5*time.Minute - 10*time.Second, false},
+		{"sts", -14*time.Minute - 50*time.Second, true},
+		{"ec2", 14*time.Minute + 50*time.Second, true},
+		{"sts", -15*time.Minute - 10*time.Second, false},
+		{"ec2", 15*time.Minute + 10*time.Second, false},
+	} {
+		v := &Verifier{Region: "us-east-1", Service: tt.service, Now: func() time.Time { return now },
+			Credential: func(string) (Credential, bool) { return Credential{Secret: testSecret}, true }}
+		req := httptest.NewRequest(http.MethodPost, "http://lab.test/", strings.NewReader("Action=GetCallerIdentity"))
+		sum := sha256.Sum256([]byte("Action=GetCallerIdentity"))
+		creds := aws.Credentials{AccessKeyID: testKey, SecretAccessKey: testSecret}
+		if err := v4.NewSigner().SignHTTP(context.Background(), creds, req, hex.EncodeToString(sum[:]), tt.service, "us-east-1", now.Add(tt.off)); err != nil {
+			t.Fatal(err)
+		}
+		_, err := v.Verify(req, []byte("Action=GetCallerIdentity"))
+		var e *Error
+		switch {
+		case tt.ok && err != nil:
+			t.Errorf("%s signed %v off: %v; want it accepted", tt.service, tt.off, err)
+		case !tt.ok && (!errors.As(err, &e) || !e.Expired || !strings.Contains(e.Message, fmt.Sprintf("%d min.", int(SkewFor(tt.service)/time.Minute)))):
+			t.Errorf("%s signed %v off: %v; want it refused as expired, naming the service's skew", tt.service, tt.off, err)
+		}
+	}
 }

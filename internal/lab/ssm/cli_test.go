@@ -1,55 +1,24 @@
 package ssm
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/passport-access/terraform-provider-passport/internal/lab/awscli"
 	"github.com/passport-access/terraform-provider-passport/internal/lab/node"
 )
 
-// awsCLI is AWS CLI v2 as Debian installs it. The aws first on PATH may be
-// CLI v1 from pip, so the path is fixed.
-const awsCLI = "/usr/bin/aws"
-
-// cli runs AWS CLI v2 against the lab with credentials from the
-// environment only: empty config and credentials files, its own HOME, no
-// profile, so nothing on the machine changes what it sends.
+// cli runs Debian's AWS CLI v2 against the lab.
 func (l *lab) cli(t *testing.T, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
-	dir := t.TempDir()
-	for _, f := range []string{"config", "credentials"} {
-		if err := os.WriteFile(filepath.Join(dir, f), nil, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cmd := exec.Command(awsCLI, append([]string{"--endpoint-url", l.url, "--output", "json"}, args...)...)
-	cmd.Env = []string{
-		"PATH=" + os.Getenv("PATH"),
-		"HOME=" + dir,
-		"AWS_CONFIG_FILE=" + filepath.Join(dir, "config"),
-		"AWS_SHARED_CREDENTIALS_FILE=" + filepath.Join(dir, "credentials"),
-		"AWS_ACCESS_KEY_ID=" + testKey,
-		"AWS_SECRET_ACCESS_KEY=" + testSecret,
-		"AWS_REGION=" + testRegion,
-		"AWS_DEFAULT_REGION=" + testRegion,
-		"AWS_PAGER=",
-		"AWS_EC2_METADATA_DISABLED=true",
-	}
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	err = cmd.Run()
-	return out.String(), errOut.String(), err
+	return awscli.CLI{Endpoint: l.url, Region: testRegion, AccessKeyID: testKey, SecretAccessKey: testSecret, Dir: t.TempDir()}.Run(args...)
 }
 
 func TestAWSCLI(t *testing.T) {
-	if _, err := os.Stat(awsCLI); err != nil {
-		t.Skipf("AWS CLI v2 is not installed at %s (Debian package awscli)", awsCLI)
+	if err := awscli.Find(); err != nil {
+		t.Skip(err)
 	}
 	l := newLab(t)
 	id, host := l.add(node.Linux, map[string]string{"Name": "web-1"})
@@ -113,8 +82,8 @@ func TestAWSCLI(t *testing.T) {
 // TestAWSCLIParameters: the CLI's own pagination (it follows NextToken
 // until the listing ends) and its filter shorthand reach the same answers.
 func TestAWSCLIParameters(t *testing.T) {
-	if _, err := os.Stat(awsCLI); err != nil {
-		t.Skipf("AWS CLI v2 is not installed at %s (Debian package awscli)", awsCLI)
+	if err := awscli.Find(); err != nil {
+		t.Skip(err)
 	}
 	l := newLab(t)
 	var want []string

@@ -173,6 +173,17 @@ func (s *Service) Node(id string) (node.Node, bool) {
 	return m.node, true
 }
 
+// Nodes returns every registered node.
+func (s *Service) Nodes() []node.Node {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]node.Node, 0, len(s.nodes))
+	for _, m := range s.nodes {
+		out = append(out, m.node)
+	}
+	return out
+}
+
 // Close stops every dispatcher and cancels every running script, and
 // returns when their goroutines have ended.
 func (s *Service) Close() {

@@ -5,33 +5,14 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/passport-access/terraform-provider-passport/internal/lab/awsjson"
 )
 
-// epoch is a timestamp as the JSON 1.1 protocol sends it: seconds since the
-// Unix epoch, with milliseconds as a fraction.
-type epoch time.Time
+// epoch and epochPtr are the protocol's timestamps.
+type epoch = awsjson.Epoch
 
-func (t epoch) MarshalJSON() ([]byte, error) {
-	ms := time.Time(t).UnixMilli()
-	return []byte(strconv.FormatFloat(float64(ms)/1000, 'f', -1, 64)), nil
-}
-
-func (t *epoch) UnmarshalJSON(b []byte) error {
-	f, err := strconv.ParseFloat(string(b), 64)
-	if err != nil {
-		return fmt.Errorf("timestamp %s is not a number of seconds", b)
-	}
-	*t = epoch(time.UnixMilli(int64(f * 1000)).UTC())
-	return nil
-}
-
-func epochPtr(t time.Time) *epoch {
-	if t.IsZero() {
-		return nil
-	}
-	e := epoch(t)
-	return &e
-}
+func epochPtr(t time.Time) *epoch { return awsjson.EpochPtr(t) }
 
 // isoTime formats the string timestamps GetCommandInvocation uses
 // (ExecutionStartDateTime, ExecutionEndDateTime); empty before the plugin

@@ -41,6 +41,14 @@ func (s *Service) SetIdentity(accessKeyID string, id Identity) {
 	s.identities[accessKeyID] = id
 }
 
+// Identity returns who an access key belongs to.
+func (s *Service) Identity(accessKeyID string) (Identity, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id, ok := s.identities[accessKeyID]
+	return id, ok
+}
+
 const namespace = "https://sts.amazonaws.com/doc/2011-06-15/"
 
 // ServeHTTP implements http.Handler for POST / with a form body.
@@ -57,9 +65,7 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	switch action := r.PostForm.Get("Action"); action {
 	case "GetCallerIdentity":
-		s.mu.Lock()
-		id, ok := s.identities[awsjson.CallerAccessKey(r.Context())]
-		s.mu.Unlock()
+		id, ok := s.Identity(awsjson.CallerAccessKey(r.Context()))
 		if !ok {
 			writeError(w, requestID, &awsjson.Error{Code: "InvalidClientTokenId", Message: "The security token included in the request is invalid.", HTTPStatus: http.StatusForbidden})
 			return
