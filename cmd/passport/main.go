@@ -39,6 +39,7 @@ tunnel to connect. When the window ends the user is removed.`,
 	}
 	root.AddCommand(newLabCommand())
 	root.AddCommand(newReconcileCommand())
+	root.AddCommand(newDocumentsCommand())
 	root.AddCommand(newAuditCommand())
 	root.AddCommand(newRequestCommand())
 	root.AddCommand(newSSHCommand())

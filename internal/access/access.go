@@ -29,6 +29,7 @@ import (
 	"regexp"
 	"time"
 
+	"github.com/passport-access/terraform-provider-passport/internal/documents"
 	"github.com/passport-access/terraform-provider-passport/internal/fleet"
 	"github.com/passport-access/terraform-provider-passport/internal/ledger"
 	"github.com/passport-access/terraform-provider-passport/internal/sshca"
@@ -75,6 +76,13 @@ type Config struct {
 	// refusal is returned and changes nothing. Nil allows everything
 	// (tests of the hosts alone); the provider always gives one.
 	Authorizer Authorizer
+	// Documents, when set, sends every host program through Passport's
+	// own SSM documents, by name, version and SHA-256 (documents.Publish
+	// or documents.Lookup gives them), so the caller's role needs
+	// ssm:SendCommand on those documents only and never on
+	// AWS-RunShellScript. Nil sends the programs as scripts through
+	// AWS-RunShellScript and AWS-RunPowerShellScript (direct mode).
+	Documents *documents.Set
 }
 
 // Service grants and revokes access. It is safe for concurrent use.
@@ -86,6 +94,7 @@ type Service struct {
 	ledger  *ledger.Ledger
 	actor   string
 	authz   Authorizer
+	docs    *documents.Set
 }
 
 var rePrefix = regexp.MustCompile(`^[a-z][a-z0-9-]{0,9}$`)
@@ -95,7 +104,7 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Fleet == nil {
 		return nil, errors.New("access: Config.Fleet is nil: give a fleet.Runner")
 	}
-	s := &Service{fleet: cfg.Fleet, now: cfg.Now, prefix: cfg.UsernamePrefix, timeout: cfg.Timeout, ledger: cfg.Ledger, actor: cfg.Actor, authz: cfg.Authorizer}
+	s := &Service{fleet: cfg.Fleet, now: cfg.Now, prefix: cfg.UsernamePrefix, timeout: cfg.Timeout, ledger: cfg.Ledger, actor: cfg.Actor, authz: cfg.Authorizer, docs: cfg.Documents}
 	if s.now == nil {
 		s.now = time.Now
 	}

@@ -94,6 +94,13 @@ func (s *Service) run(ctx context.Context, action, grantID, username string, p p
 		{Targets: linux, Document: fleet.ShellScript, Script: p.linux},
 		{Targets: windows, Document: fleet.PowerShellScript, Script: p.windows},
 	}
+	for i, platform := range []string{Linux, Windows} {
+		if len(jobs[i].Targets) > 0 && s.docs != nil {
+			if err := s.throughDocument(&jobs[i], platform); err != nil {
+				return nil, fmt.Errorf("%s of %s: %w", action, grantID, err)
+			}
+		}
+	}
 	results := make([][]fleet.Result, len(jobs))
 	errs := make([]error, len(jobs))
 	var wg sync.WaitGroup
@@ -118,7 +125,7 @@ func (s *Service) run(ctx context.Context, action, grantID, username string, p p
 		}
 		for _, r := range rs {
 			h := readRun(action, username, r)
-			h.windows = jobs[i].Document == fleet.PowerShellScript
+			h.windows = i == 1
 			byID[r.InstanceID] = h
 		}
 	}
@@ -134,6 +141,18 @@ func (s *Service) run(ctx context.Context, action, grantID, username string, p p
 		runs[i] = byID[id]
 	}
 	return runs, nil
+}
+
+// throughDocument makes job send its script as a run of the Passport
+// document that holds it, by version and hash.
+func (s *Service) throughDocument(job *fleet.Job, platform string) error {
+	cmd, err := s.docs.Command(platform, job.Script)
+	if err != nil {
+		return err
+	}
+	job.Document, job.DocumentVersion, job.DocumentHash = cmd.Document, cmd.Version, cmd.Hash
+	job.Parameters, job.Script = cmd.Parameters, ""
+	return nil
 }
 
 // platformOf reads a grant's targets' platforms; a target recorded

@@ -22,7 +22,18 @@ func TestJobValidation(t *testing.T) {
 		{"trailing newline", func(j *Job) { j.Targets = []string{"i-01234567\n"} }, "Targets[0]"},
 		{"duplicate", func(j *Job) { j.Targets = []string{"i-01234567", "i-89abcdef", "i-01234567"} }, "Targets[2]"},
 		{"empty script", func(j *Job) { j.Script = "" }, "Script"},
-		{"other document", func(j *Job) { j.Document = "AWS-RunRemoteScript" }, "Document"},
+		{"document name with a space", func(j *Job) { j.Document, j.Script = "My Doc", "" }, "Document"},
+		{"own document with a script", func(j *Job) { j.Document = "Passport-Linux-Check" }, "Script"},
+		{"own document version not a number", func(j *Job) { j.Document, j.Script, j.DocumentVersion = "Passport-Linux-Check", "", "$LATEST" }, "DocumentVersion"},
+		{"own document hash in upper case", func(j *Job) {
+			j.Document, j.Script, j.DocumentHash = "Passport-Linux-Check", "", strings.Repeat("AB", 32)
+		}, "DocumentHash"},
+		{"own document hash too short", func(j *Job) { j.Document, j.Script, j.DocumentHash = "Passport-Linux-Check", "", "abc" }, "DocumentHash"},
+		{"own document with the timeout as a parameter", func(j *Job) {
+			j.Document, j.Script, j.Parameters = "Passport-Linux-Check", "", map[string][]string{TimeoutParameter: {"5"}}
+		}, "Parameters"},
+		{"script document with parameters", func(j *Job) { j.Parameters = map[string][]string{"data": {"AAAA"}} }, "Parameters"},
+		{"script document with a hash", func(j *Job) { j.DocumentHash = strings.Repeat("ab", 32) }, "DocumentVersion, DocumentHash"},
 		{"long comment", func(j *Job) { j.Comment = strings.Repeat("x", 101) }, "Comment"},
 		{"execution timeout too short", func(j *Job) { j.ExecutionTimeout = time.Millisecond }, "ExecutionTimeout"},
 		{"execution timeout too long", func(j *Job) { j.ExecutionTimeout = 49 * time.Hour }, "ExecutionTimeout"},

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"sync"
 	"time"
 
@@ -121,12 +120,9 @@ func (r *Runner) sendBatch(ctx context.Context, job Job, hosts []string, t *tall
 		return nil
 	}
 	in := &ssm.SendCommandInput{
-		DocumentName: aws.String(job.Document),
-		InstanceIds:  hosts,
-		Parameters: map[string][]string{
-			"commands":         {job.Script},
-			"executionTimeout": {strconv.FormatInt(seconds(job.ExecutionTimeout), 10)},
-		},
+		DocumentName:   aws.String(job.Document),
+		InstanceIds:    hosts,
+		Parameters:     job.parameters(),
 		TimeoutSeconds: aws.Int32(int32(seconds(job.DeliveryTimeout))),
 		MaxConcurrency: aws.String(r.opts.MaxConcurrency),
 		// Every host is attempted whatever happens on the others: the
@@ -135,6 +131,12 @@ func (r *Runner) sendBatch(ctx context.Context, job Job, hosts []string, t *tall
 	}
 	if job.Comment != "" {
 		in.Comment = aws.String(job.Comment)
+	}
+	if job.DocumentVersion != "" {
+		in.DocumentVersion = aws.String(job.DocumentVersion)
+	}
+	if job.DocumentHash != "" {
+		in.DocumentHash, in.DocumentHashType = aws.String(job.DocumentHash), types.DocumentHashTypeSha256
 	}
 	var out *ssm.SendCommandOutput
 	err := r.call(ctx, false, func(ctx context.Context) (err error) {

@@ -204,6 +204,11 @@ func program(action, data, body string) string {
 		// here keeps the single quotes below unbreakable even if it changes.
 		panic("hostscript: data block is not plain base64")
 	}
+	return assemble(action, data, body)
+}
+
+// assemble is program without the check on data, for Template's marker.
+func assemble(action, data, body string) string {
 	return "#!/bin/sh\n" +
 		"# Passport " + action + " program. Everything in it is constant except the next\n" +
 		"# line: request data, base64, which the program decodes and validates.\n" +

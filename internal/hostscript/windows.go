@@ -204,6 +204,12 @@ func winProgram(action, data string) string {
 	if strings.Trim(data, base64Alphabet) != "" {
 		panic("hostscript: data block is not plain base64")
 	}
+	return winAssemble(action, data)
+}
+
+// winAssemble is winProgram without the check on data, for Template's
+// marker.
+func winAssemble(action, data string) string {
 	body := *winBodies[action]
 	if action == "provision" {
 		sweep := SweepWindows()

@@ -34,18 +34,39 @@ type Info struct {
 
 // Script is one Run Command plugin invocation delivered to a node.
 type Script struct {
-	// Document is the SSM document name: AWS-RunShellScript or
-	// AWS-RunPowerShellScript.
+	// Document is the SSM document's name, such as AWS-RunShellScript.
 	Document string
-	// Source is the script text: the document's "commands" parameter lines
-	// joined with newlines, as the SSM agent writes them to a file.
+	// Plugin is the step's plugin, aws:runShellScript or
+	// aws:runPowerShellScript, which says how the agent runs Source. Empty
+	// means the plugin of Document when that is one of AWS's two script
+	// documents (see PluginName).
+	Plugin string
+	// Source is the script text: the step's runCommand lines, parameters
+	// substituted, each ended by a newline, as the SSM agent writes them to
+	// a file.
 	Source string
-	// WorkingDirectory is the document's "workingDirectory" parameter; empty
-	// means the agent's own per-command directory.
+	// WorkingDirectory is the step's workingDirectory; empty means the
+	// agent's own per-command directory.
 	WorkingDirectory string
-	// Timeout is the document's "executionTimeout". A script still running
-	// when it passes is killed and reported with TimedOut set.
+	// Timeout is the step's timeoutSeconds (AWS's script documents fill it
+	// from "executionTimeout"). A script still running when it passes is
+	// killed and reported with TimedOut set.
 	Timeout time.Duration
+}
+
+// PluginName returns s.Plugin, or the plugin AWS's script document
+// s.Document runs, or "" when neither says.
+func (s Script) PluginName() string {
+	if s.Plugin != "" {
+		return s.Plugin
+	}
+	switch s.Document {
+	case "AWS-RunShellScript":
+		return "aws:runShellScript"
+	case "AWS-RunPowerShellScript":
+		return "aws:runPowerShellScript"
+	}
+	return ""
 }
 
 // Result is what a node reports when a script has finished.

@@ -30,6 +30,7 @@ type sshdState struct {
 
 type runRequest struct {
 	Document         string        `json:"document"`
+	Plugin           string        `json:"plugin"`
 	Source           string        `json:"source"`
 	WorkingDirectory string        `json:"workingDirectory"`
 	Timeout          time.Duration `json:"timeout"`

@@ -29,10 +29,10 @@ type plugin struct {
 }
 
 var plugins = map[string]plugin{
-	"AWS-RunShellScript": {name: "awsrunShellScript", file: "_script.sh", interpreter: "sh"},
-	// The Linux agent runs PowerShell documents with PowerShell Core when it
+	"aws:runShellScript": {name: "awsrunShellScript", file: "_script.sh", interpreter: "sh"},
+	// The Linux agent runs PowerShell steps with PowerShell Core when it
 	// is installed, and fails like this when it is not.
-	"AWS-RunPowerShellScript": {name: "awsrunPowerShellScript", file: "_script.ps1", interpreter: "pwsh", args: []string{"-f"}},
+	"aws:runPowerShellScript": {name: "awsrunPowerShellScript", file: "_script.ps1", interpreter: "pwsh", args: []string{"-f"}},
 }
 
 // failed is a plugin failure as the agent reports it: exit code 1 and the
@@ -46,9 +46,9 @@ func failed(format string, args ...any) runResult {
 // a minimal environment, in its own process group so that a timeout or a
 // cancellation kills everything it started.
 func (a *agent) run(ctx context.Context, req runRequest) runResult {
-	p, ok := plugins[req.Document]
+	p, ok := plugins[req.Plugin]
 	if !ok {
-		return failed("document %s is not supported on this Linux instance; use AWS-RunShellScript", req.Document)
+		return failed("document %s is not supported on this Linux instance; run aws:runShellScript steps, as AWS-RunShellScript does", req.Document)
 	}
 	interpreter, err := exec.LookPath(p.interpreter)
 	if err != nil {

@@ -57,16 +57,11 @@ func terminal(detail string) bool {
 	return true
 }
 
-// document is one of the command documents the lab runs.
+// document is what a command reports of the document it ran.
 type document struct {
 	name     string // AWS-RunShellScript
-	plugin   string // aws:runShellScript, the PluginName of its only step
+	plugin   string // the name of its step, which invocations report as PluginName
 	platform string // node.Linux or node.Windows
-}
-
-var documents = map[string]document{
-	"AWS-RunShellScript":      {name: "AWS-RunShellScript", plugin: "aws:runShellScript", platform: node.Linux},
-	"AWS-RunPowerShellScript": {name: "AWS-RunPowerShellScript", plugin: "aws:runPowerShellScript", platform: node.Windows},
 }
 
 // command is one SendCommand and its invocations. All fields are guarded

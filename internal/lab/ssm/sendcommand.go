@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -12,12 +11,13 @@ import (
 	"time"
 
 	"github.com/passport-access/terraform-provider-passport/internal/lab/awsjson"
-	"github.com/passport-access/terraform-provider-passport/internal/lab/node"
 )
 
 type sendCommandInput struct {
 	DocumentName       *string
 	DocumentVersion    *string
+	DocumentHash       *string
+	DocumentHashType   *string
 	InstanceIds        []string
 	Targets            []target
 	Parameters         map[string][]string
@@ -43,15 +43,13 @@ const (
 	defaultMaxErrors        = "0"
 )
 
-// executionTimeoutPattern is the documents' allowedPattern for
-// executionTimeout: 1 to 172800 seconds.
-var executionTimeoutPattern = regexp.MustCompile(`^(([1-9][0-9]{0,4})|(1[0-6][0-9]{4})|(17[0-1][0-9]{3})|(172[0-7][0-9]{2})|(172800))$`)
-
 // sendCommand validates like AWS in two layers. First the service model's
 // constraints, all reported together as one ValidationException (which is
 // also what a malformed instance id gets: the model gives InstanceIds a
 // pattern). Then the service's own checks: the document (InvalidDocument,
-// InvalidDocumentVersion), its parameters (InvalidParameters), and the
+// InvalidDocumentVersion, and InvalidDocument for a DocumentHash that is
+// not the version's), its parameters against what the document declares
+// (InvalidParameters), its size with them (MaxDocumentSizeExceeded), and the
 // nodes: an unregistered one is InvalidInstanceId, one of the wrong
 // platform UnsupportedPlatformType. Nodes picked by Targets are not
 // checked up front: a wrong-platform node gets an InvalidPlatform
@@ -67,17 +65,22 @@ func (s *Service) sendCommand(_ context.Context, in *sendCommandInput) (*sendCom
 	if len(in.InstanceIds) > 0 && len(in.Targets) > 0 {
 		return nil, awsjson.Errorf("ValidationException", "InstanceIds and Targets cannot be used together; specify one of them.")
 	}
-	doc, err := lookupDocument(*in.DocumentName, in.DocumentVersion)
-	if err != nil {
-		return nil, err
-	}
-	script, err := doc.script(in.Parameters)
-	if err != nil {
-		return nil, err
-	}
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	entry, dv, err := s.commandDocument(*in.DocumentName, in.DocumentVersion, in.DocumentHash, in.DocumentHashType)
+	if err != nil {
+		return nil, err
+	}
+	values, err := dv.spec.values(entry.name, in.Parameters)
+	if err != nil {
+		return nil, err
+	}
+	if n := runtimeSize(dv.content, in.Parameters); n > maxDocumentSize {
+		return nil, awsjson.Errorf("MaxDocumentSizeExceeded", "Document %s with these parameters is %d bytes; Systems Manager runs at most 64 KB.", entry.name, n)
+	}
+	script := dv.spec.script(entry.name, values)
+	doc := document{name: entry.name, plugin: dv.spec.step.name, platform: dv.spec.step.platform}
 	var ids []string
 	if len(in.InstanceIds) > 0 {
 		ids, err = s.instancesFor(in.InstanceIds, doc)
@@ -165,6 +168,12 @@ func (in *sendCommandInput) validate() error {
 	if in.DocumentVersion != nil {
 		v.pattern(*in.DocumentVersion, "documentVersion", documentVersionPat)
 	}
+	if in.DocumentHash != nil {
+		v.length(*in.DocumentHash, "documentHash", 0, 256)
+	}
+	if in.DocumentHashType != nil && *in.DocumentHashType != "Sha256" && *in.DocumentHashType != "Sha1" {
+		v.add(*in.DocumentHashType, "documentHashType", "Member must satisfy enum value set: [Sha256, Sha1]")
+	}
 	v.instanceIDs(in.InstanceIds, "instanceIds")
 	if len(in.Targets) > 5 {
 		v.add(renderTargets(in.Targets), "targets", "Member must have length less than or equal to 5")
@@ -211,59 +220,6 @@ func renderTargets(ts []target) string {
 		parts[i] = fmt.Sprintf("Target(key=%s, values=[%s])", t.Key, strings.Join(t.Values, ", "))
 	}
 	return "[" + strings.Join(parts, ", ") + "]"
-}
-
-// lookupDocument accepts a document by name or by ARN, and the versions
-// the lab's built-in documents have.
-func lookupDocument(name string, version *string) (document, error) {
-	short := name
-	if strings.HasPrefix(name, "arn:") {
-		if _, after, ok := strings.Cut(name, ":document/"); ok {
-			short = after
-		}
-	}
-	doc, ok := documents[short]
-	if !ok {
-		return document{}, awsjson.Errorf("InvalidDocument", "Document %s does not exist; the lab runs AWS-RunShellScript and AWS-RunPowerShellScript.", name)
-	}
-	if version != nil && *version != "$DEFAULT" && *version != "$LATEST" && *version != "1" {
-		return document{}, awsjson.Errorf("InvalidDocumentVersion", "Document %s has no version %s.", name, *version)
-	}
-	return doc, nil
-}
-
-// script checks the document parameters as the document declares them and
-// builds what the node runs.
-func (d document) script(params map[string][]string) (node.Script, error) {
-	bad := func(format string, args ...any) error {
-		return awsjson.Errorf("InvalidParameters", "Parameters provided to document %s are invalid: %s", d.name, fmt.Sprintf(format, args...))
-	}
-	for name := range params {
-		switch name {
-		case "commands", "workingDirectory", "executionTimeout":
-		default:
-			return node.Script{}, bad("%q is not a parameter of this document (it takes commands, workingDirectory and executionTimeout).", clip(name))
-		}
-	}
-	commands, ok := params["commands"]
-	if !ok || len(commands) == 0 {
-		return node.Script{}, bad("commands is required.")
-	}
-	sc := node.Script{Document: d.name, Source: strings.Join(commands, "\n"), Timeout: defaultExecutionTimeout * time.Second}
-	if wd, ok := params["workingDirectory"]; ok {
-		if len(wd) != 1 {
-			return node.Script{}, bad("workingDirectory takes exactly one value.")
-		}
-		sc.WorkingDirectory = wd[0]
-	}
-	if et, ok := params["executionTimeout"]; ok {
-		if len(et) != 1 || !executionTimeoutPattern.MatchString(et[0]) {
-			return node.Script{}, bad("executionTimeout must be one whole number of seconds from 1 to 172800.")
-		}
-		secs, _ := strconv.Atoi(et[0])
-		sc.Timeout = time.Duration(secs) * time.Second
-	}
-	return sc, nil
 }
 
 // instancesFor checks InstanceIds: every node must be registered (online

@@ -53,7 +53,8 @@ func TestSendCommandRunsScriptAndReportsResult(t *testing.T) {
 	}
 
 	runs := host.runs()
-	want := node.Script{Document: "AWS-RunShellScript", Source: "set -e\necho hello from the host", WorkingDirectory: "/tmp", Timeout: 120 * time.Second}
+	// The agent writes the lines to the script file, each ended by a newline.
+	want := node.Script{Document: "AWS-RunShellScript", Plugin: "aws:runShellScript", Source: "set -e\necho hello from the host\n", WorkingDirectory: "/tmp", Timeout: 120 * time.Second}
 	if len(runs) != 1 || runs[0] != want {
 		t.Fatalf("node ran %+v, want %+v", runs, want)
 	}

@@ -1,9 +1,12 @@
 // Package ssm is the lab's AWS Systems Manager: Run Command
 // (SendCommand, GetCommandInvocation, ListCommandInvocations, ListCommands,
-// CancelCommand), DescribeInstanceInformation and Parameter Store
-// (Get/Put/Delete/DescribeParameters, GetParametersByPath), served over the
-// JSON 1.1 protocol by
-// package awsjson. Scripts run on the managed nodes registered with AddNode.
+// CancelCommand), Command documents (CreateDocument, UpdateDocument,
+// UpdateDocumentDefaultVersion, GetDocument, DescribeDocument,
+// ListDocuments, DeleteDocument), DescribeInstanceInformation and
+// Parameter Store (Get/Put/Delete/DescribeParameters,
+// GetParametersByPath), served over the JSON 1.1 protocol by package
+// awsjson. Documents' steps run on the managed nodes registered with
+// AddNode.
 //
 // Validation, error codes, status values, truncation and pagination follow
 // the SSM service model and API reference, so that a client that works
@@ -65,6 +68,7 @@ type Service struct {
 	commands   map[string]*command
 	seq        int // commands sent so far; orders ListCommands
 	parameters map[string][]parameterVersion
+	docs       map[string]*docEntry // by name
 }
 
 // managedNode is a registered node and what DescribeInstanceInformation
@@ -87,7 +91,9 @@ func New(cfg Config) *Service {
 		nodes:        make(map[string]*managedNode),
 		commands:     make(map[string]*command),
 		parameters:   make(map[string][]parameterVersion),
+		docs:         make(map[string]*docEntry),
 	}
+	s.seedDocuments()
 	if s.region == "" {
 		s.region = "us-east-1"
 	}
@@ -113,19 +119,26 @@ func (s *Service) API() awsjson.Service {
 		SigningName:  "ssm",
 		Namespace:    "com.amazonaws.ssm",
 		Operations: map[string]awsjson.Operation{
-			"SendCommand":                 operation(s.sendCommand),
-			"GetCommandInvocation":        operation(s.getCommandInvocation),
-			"ListCommandInvocations":      operation(s.listCommandInvocations),
-			"ListCommands":                operation(s.listCommands),
-			"CancelCommand":               operation(s.cancelCommand),
-			"DescribeInstanceInformation": operation(s.describeInstanceInformation),
-			"GetParameter":                operation(s.getParameter),
-			"GetParameters":               operation(s.getParameters),
-			"GetParametersByPath":         operation(s.getParametersByPath),
-			"PutParameter":                operation(s.putParameter),
-			"DeleteParameter":             operation(s.deleteParameter),
-			"DeleteParameters":            operation(s.deleteParameters),
-			"DescribeParameters":          operation(s.describeParameters),
+			"SendCommand":                  operation(s.sendCommand),
+			"GetCommandInvocation":         operation(s.getCommandInvocation),
+			"ListCommandInvocations":       operation(s.listCommandInvocations),
+			"ListCommands":                 operation(s.listCommands),
+			"CancelCommand":                operation(s.cancelCommand),
+			"DescribeInstanceInformation":  operation(s.describeInstanceInformation),
+			"GetParameter":                 operation(s.getParameter),
+			"GetParameters":                operation(s.getParameters),
+			"GetParametersByPath":          operation(s.getParametersByPath),
+			"PutParameter":                 operation(s.putParameter),
+			"DeleteParameter":              operation(s.deleteParameter),
+			"DeleteParameters":             operation(s.deleteParameters),
+			"DescribeParameters":           operation(s.describeParameters),
+			"CreateDocument":               operation(s.createDocument),
+			"UpdateDocument":               operation(s.updateDocument),
+			"UpdateDocumentDefaultVersion": operation(s.updateDocumentDefaultVersion),
+			"GetDocument":                  operation(s.getDocument),
+			"DescribeDocument":             operation(s.describeDocument),
+			"ListDocuments":                operation(s.listDocuments),
+			"DeleteDocument":               operation(s.deleteDocument),
 		},
 	}
 }

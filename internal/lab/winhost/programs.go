@@ -20,8 +20,12 @@ import (
 	"github.com/passport-access/terraform-provider-passport/internal/winpass"
 )
 
-// PowerShellDocument is the only Run Command document a Windows host runs.
+// PowerShellDocument is AWS's document for PowerShell scripts. A Windows
+// host runs its aws:runPowerShellScript step, and the same step of
+// Passport's own documents.
 const PowerShellDocument = "AWS-RunPowerShellScript"
+
+const powerShellPlugin = "aws:runPowerShellScript"
 
 // The patterns the shipped programs check every field against again on the
 // host, which must not trust what arrives over the network.
@@ -34,6 +38,18 @@ var (
 	reBase64URL = regexp.MustCompile(`^[A-Za-z0-9_-]+={0,2}$`)
 )
 
+// shippedText undoes the agent's own last newline: the agent ends a script
+// file with a newline after its last line, so a program sent whole (one
+// line of AWS-RunPowerShellScript's "commands", ending in a newline of its
+// own) arrives with two, and the same program published as a document
+// (lines without their newlines) arrives with one.
+func shippedText(source string) string {
+	if strings.HasSuffix(source, "\n\n") {
+		return source[:len(source)-1]
+	}
+	return source
+}
+
 // Run implements node.Node. It runs a script only when it is exactly one of
 // Passport's shipped Windows programs, by applying that program's data to
 // the host's model; anything else exits 2 and changes nothing.
@@ -44,10 +60,10 @@ func (h *Host) Run(ctx context.Context, s node.Script) (node.Result, error) {
 	if err := ctx.Err(); err != nil {
 		return node.Result{}, err
 	}
-	if s.Document != PowerShellDocument {
-		return refused(fmt.Sprintf("%s runs %s only, not %q", h, PowerShellDocument, clip(s.Document))), nil
+	if s.PluginName() != powerShellPlugin {
+		return refused(fmt.Sprintf("%s runs %s steps only, and document %q has none", h, powerShellPlugin, clip(s.Document))), nil
 	}
-	action, fields, err := hostscript.ReadWindowsProgram(s.Source)
+	action, fields, err := hostscript.ReadWindowsProgram(shippedText(s.Source))
 	if err != nil {
 		return refused(fmt.Sprintf("%s runs only Passport's shipped Windows programs, and this script is not one of them (%s); nothing was changed", h, clip(err.Error()))), nil
 	}

@@ -1,0 +1,63 @@
+package hostscript
+
+import (
+	"fmt"
+	"slices"
+)
+
+// Platforms a host program runs on, as SSM names them.
+const (
+	Linux   = "Linux"
+	Windows = "Windows"
+)
+
+// Actions are the host programs Passport ships for each platform.
+var Actions = []string{"provision", "extend", "revoke", "check", "inventory", "sweep"}
+
+// TakesData reports whether action's program reads a data block; inventory
+// and sweep run the same on every host.
+func TakesData(action string) bool {
+	return action != "inventory" && action != "sweep"
+}
+
+// linuxBodies are the Linux programs after the shared library. Provision
+// carries the sweep it installs.
+func linuxBody(action string) string {
+	switch action {
+	case "provision":
+		return sweepFunction() + provisionSource
+	case "extend":
+		return extendSource
+	case "revoke":
+		return revokeSource
+	case "check":
+		return checkSource
+	case "inventory":
+		return inventorySource
+	case "sweep":
+		return sweepSource
+	}
+	return ""
+}
+
+// Template returns the program action runs on platform with marker where
+// its data block goes, so that the program can be published elsewhere
+// (as an SSM document whose parameter fills the marker) and still be
+// byte for byte the program Passport sends directly: the program for data
+// d is Template with marker d. Programs that take no data come whole.
+// marker is not checked: whoever fills it must admit only base64.
+func Template(platform, action, marker string) (string, error) {
+	if !slices.Contains(Actions, action) {
+		return "", fmt.Errorf("hostscript: %q is not a host program; Passport ships %v", action, Actions)
+	}
+	if !TakesData(action) {
+		marker = ""
+	}
+	switch platform {
+	case Linux:
+		return assemble(action, marker, linuxBody(action)), nil
+	case Windows:
+		return winAssemble(action, marker), nil
+	}
+	return "", fmt.Errorf("hostscript: %q is not a platform Passport ships programs for; use %s or %s", platform, Linux, Windows)
+}
