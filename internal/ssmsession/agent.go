@@ -19,13 +19,30 @@ import (
 // agent multiplexes LocalPortForwarding sessions for clients from
 // muxClientVersion on, and turns smux keep-alives off (they would defeat the
 // session idle timeout) for clients after keepAliveOffClientVersion; the
-// client mirrors that with the agent's version.
+// client mirrors that with the agent's version (agentKeepsAlive,
+// clientKeepsAlive).
 const (
 	muxClientVersion          = "1.1.70"
 	keepAliveOffClientVersion = "1.2.331.0"
 	muxAgentVersion           = "3.0.196.0"
 	keepAliveOffAgentVersion  = "3.1.1511.0"
 )
+
+// agentKeepsAlive is whether the agent's smux sends and expects
+// keep-alives, from the version the client reported; clientKeepsAlive is
+// the client's side of the same rule, from the agent's version. Both ends
+// decide from what the other reported, as the reference implementations
+// do. A plugin built from source reports 1.2.0.0 but turns its keep-alives
+// off: against an agent that keeps them on, its idle multiplexed sessions
+// end after smux's timeout, on AWS as here, and the agent says so with
+// ChannelClosed.
+func agentKeepsAlive(clientVersion string) bool {
+	return compareVersions(clientVersion, keepAliveOffClientVersion) <= 0
+}
+
+func clientKeepsAlive(agentVersion string) bool {
+	return compareVersions(agentVersion, keepAliveOffAgentVersion) <= 0
+}
 
 // DefaultAgentVersion is the agent version announced when AgentConfig
 // leaves it empty.
@@ -46,6 +63,10 @@ type AgentConfig struct {
 	// Reattach is how long the session survives without a websocket, for
 	// the client to resume it; 2 minutes when zero.
 	Reattach time.Duration
+	// MuxKeepAlive is the smux keep-alive timeout of a multiplexed session
+	// when keep-alives are on (pings go out at a third of it); smux's 30
+	// seconds when zero. Tests shorten it.
+	MuxKeepAlive time.Duration
 }
 
 // Agent is the agent's end of one session: it performs the handshake, then
@@ -113,24 +134,41 @@ func (a *Agent) Attached() bool { return a.ch.current() != nil }
 
 // Terminate ends the session, telling the client why.
 func (a *Agent) Terminate(reason string) {
-	a.ch.sendClosed(a.cfg.SessionID, reason)
-	a.ch.close(ErrClosed)
+	a.ch.end(a.cfg.SessionID, reason, ErrClosed)
 }
+
+// errClientEnded is how a session ends when the client asked for it
+// (TerminateSession or DisconnectToPort): the client knows, and nothing is
+// announced back.
+var errClientEnded = errors.New("ssmsession: the client ended the session")
+
+// errMuxIdle is how a multiplexed session ends when its smux keep-alive
+// ran out: the client sent nothing, not even a keep-alive, for longer
+// than smux waits.
+var errMuxIdle = errors.New("the client sent nothing, not even a keep-alive, for longer than the agent's smux keep-alive timeout")
 
 // Run performs the handshake and serves the session until it ends: the
 // client terminates it, the forwarded connection of an unmultiplexed session
 // ends, ctx is cancelled, or the client stays away longer than Reattach. It
 // returns nil when the session ended normally.
+//
+// Whenever the agent is the end that ends the session, it announces it
+// with ChannelClosed before the websocket closes, so that a client is
+// never left holding a session that is gone.
 func (a *Agent) Run(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, func() { a.Terminate("") })
 	defer stop()
 	err := a.run(ctx)
-	if err != nil && !errors.Is(err, ErrClosed) {
-		a.ch.sendClosed(a.cfg.SessionID, err.Error())
-	}
-	a.ch.close(ErrClosed)
 	var closed *ClosedError
-	if errors.Is(err, ErrClosed) || errors.As(err, &closed) || errors.Is(err, io.EOF) {
+	switch {
+	case errors.As(err, &closed), errors.Is(err, errClientEnded):
+		a.ch.close(ErrClosed)
+	case err == nil, errors.Is(err, io.EOF):
+		a.ch.end(a.cfg.SessionID, "The connection to the port ended.", ErrClosed)
+	default:
+		a.ch.end(a.cfg.SessionID, err.Error(), ErrClosed)
+	}
+	if err == nil || errors.Is(err, ErrClosed) || errors.Is(err, errClientEnded) || errors.As(err, &closed) || errors.Is(err, io.EOF) {
 		return nil
 	}
 	return err
@@ -205,7 +243,7 @@ func (a *Agent) serveBasic(dial func() (net.Conn, error)) error {
 	done := make(chan error, 1)
 	s := &stream{ch: a.ch, onFlag: func(f FlagValue) {
 		if f == TerminateSession || f == DisconnectToPort {
-			done <- ErrClosed
+			done <- errClientEnded
 		}
 	}}
 	go func() {
@@ -235,14 +273,17 @@ func (a *Agent) serveBasic(dial func() (net.Conn, error)) error {
 // serveMux accepts the client's smux streams and connects each to the port.
 func (a *Agent) serveMux(dial func() (net.Conn, error)) error {
 	cfg := muxConfig()
-	cfg.KeepAliveDisabled = compareVersions(a.clientVer, keepAliveOffClientVersion) > 0
+	cfg.KeepAliveDisabled = !agentKeepsAlive(a.clientVer)
+	if a.cfg.MuxKeepAlive > 0 {
+		cfg.KeepAliveInterval, cfg.KeepAliveTimeout = a.cfg.MuxKeepAlive/3, a.cfg.MuxKeepAlive
+	}
 	terminated := make(chan struct{})
 	var once sync.Once
 	s := &stream{ch: a.ch, onFlag: func(f FlagValue) {
 		if f == TerminateSession {
 			once.Do(func() { close(terminated) })
 		}
-	}}
+	}, onClose: func() {}} // Run announces the end, then closes the channel
 	mux, err := smux.Server(s, cfg)
 	if err != nil {
 		return err
@@ -260,11 +301,15 @@ func (a *Agent) serveMux(dial func() (net.Conn, error)) error {
 		if err != nil {
 			select {
 			case <-terminated:
-				return ErrClosed
+				return errClientEnded
 			default:
 			}
 			if e := a.ch.err(); e != nil {
 				return e
+			}
+			if errors.Is(err, io.ErrClosedPipe) && mux.IsClosed() {
+				// Nothing here closed the mux: its keep-alive did.
+				return fmt.Errorf("session %s ended: %w (client version %s; keep-alives are off on clients after %s)", a.cfg.SessionID, errMuxIdle, a.clientVer, keepAliveOffClientVersion)
 			}
 			return err
 		}

@@ -822,6 +822,17 @@ func (c *channel) close(err error) {
 	})
 }
 
+// end announces the end of the session to the other end (ChannelClosed,
+// saying why in output) and then closes the channel with err. Nothing is
+// sent when the channel has already closed: the other end announced the
+// end, or the link is gone.
+func (c *channel) end(sessionID, output string, err error) {
+	if c.err() == nil {
+		c.sendClosed(sessionID, output)
+	}
+	c.close(err)
+}
+
 // sendClosed tells the other end the session is over.
 func (c *channel) sendClosed(sessionID, output string) {
 	id := NewMessageID()

@@ -8,6 +8,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
+	"path"
 	"sync"
 	"time"
 
@@ -40,11 +42,16 @@ type Dialer struct {
 	// its user); 5 minutes, as the plugin pings, when zero. A ping that
 	// cannot be sent drops the websocket, which resumes the session.
 	KeepAlive time.Duration
+	// ClientVersion is the version reported to the agent; ClientVersion
+	// (the constant) when empty. Tests set it to stand in for other
+	// clients, such as a plugin built from source (1.2.0.0).
+	ClientVersion string
 }
 
 // Session is the client's end of an open session.
 type Session struct {
 	d            Dialer
+	id           string // the session id, the stream URL's last path segment
 	ch           *channel
 	sessionType  SessionType
 	agentVersion string
@@ -82,6 +89,12 @@ func (d *Dialer) Dial(ctx context.Context, streamURL, token string) (*Session, e
 	if s.d.KeepAlive == 0 {
 		s.d.KeepAlive = 5 * time.Minute
 	}
+	if s.d.ClientVersion == "" {
+		s.d.ClientVersion = ClientVersion
+	}
+	if u, err := url.Parse(streamURL); err == nil {
+		s.id = path.Base(u.Path)
+	}
 	ws, batch, err := s.open(ctx, streamURL, token)
 	if err != nil {
 		return nil, err
@@ -100,8 +113,12 @@ func (d *Dialer) Dial(ctx context.Context, streamURL, token string) (*Session, e
 	}
 	if s.Multiplexed() {
 		cfg := muxConfig()
-		cfg.KeepAliveDisabled = compareVersions(s.agentVersion, keepAliveOffAgentVersion) > 0
-		st := &stream{ch: s.ch, onFlag: s.flag}
+		cfg.KeepAliveDisabled = !clientKeepsAlive(s.agentVersion)
+		// smux closes its connection when its keep-alive runs out; the
+		// session then ends, and the agent is told.
+		st := &stream{ch: s.ch, onFlag: s.flag, onClose: func() {
+			s.end("The client's multiplexer closed: the agent sent nothing, not even a keep-alive, for longer than smux waits.", errMuxClientIdle)
+		}}
 		if s.mux, err = smux.Client(st, cfg); err != nil {
 			s.Close()
 			return nil, err
@@ -138,7 +155,7 @@ func (s *Session) open(ctx context.Context, streamURL, token string) (*websocket
 	ws.SetReadLimit(HeaderSize + MaxPayload)
 	open, _ := json.Marshal(openDataChannel{
 		MessageSchemaVersion: "1.0", RequestID: NewMessageID().String(),
-		TokenValue: token, ClientID: s.d.ClientID, ClientVersion: ClientVersion,
+		TokenValue: token, ClientID: s.d.ClientID, ClientVersion: s.d.ClientVersion,
 	})
 	if err := ws.WriteMessage(websocket.TextMessage, open); err != nil {
 		ws.Close()
@@ -188,7 +205,7 @@ func (s *Session) answerHandshake(payload []byte) error {
 		return fmt.Errorf("ssmsession: the agent's HandshakeRequest is not valid JSON: %v", err)
 	}
 	s.agentVersion = req.AgentVersion
-	resp := handshakeResponse{ClientVersion: ClientVersion, ProcessedClientActions: []processedAction{}}
+	resp := handshakeResponse{ClientVersion: s.d.ClientVersion, ProcessedClientActions: []processedAction{}}
 	for _, a := range req.RequestedClientActions {
 		pa := processedAction{ActionType: a.ActionType}
 		switch a.ActionType {
@@ -349,14 +366,26 @@ func (s *Session) Terminate() error {
 	return s.Close()
 }
 
-// Close closes the session's websocket without telling the agent.
+// Close ends the session from this end: it tells the agent with
+// ChannelClosed (unless the session has already ended) and closes the
+// websocket. Terminate also asks the agent to end it first.
 func (s *Session) Close() error {
+	s.end("The client closed the session.", ErrClosed)
+	return nil
+}
+
+// errMuxClientIdle is how a multiplexed session ends when the client's
+// smux keep-alive ran out.
+var errMuxClientIdle = errors.New("ssmsession: the agent sent nothing, not even a keep-alive, for longer than smux waits")
+
+// end announces the end to the agent and closes everything; err is what
+// Err reports afterwards.
+func (s *Session) end(output string, err error) {
 	if s.cancel != nil {
 		s.cancel()
 	}
+	s.ch.end(s.id, output, err)
 	if s.mux != nil {
 		s.mux.Close()
 	}
-	s.ch.close(ErrClosed)
-	return nil
 }

@@ -16,6 +16,11 @@ import (
 type stream struct {
 	ch     *channel
 	onFlag func(FlagValue)
+	// onClose, when set, replaces closing the channel: smux closes its
+	// connection when its keep-alive runs out, and the end that owns the
+	// session must then announce the end (ChannelClosed) before the
+	// channel goes.
+	onClose func()
 
 	mu  sync.Mutex // one reader at a time
 	buf []byte
@@ -72,6 +77,10 @@ func (s *stream) Write(p []byte) (int, error) {
 
 // Close ends the session from this side.
 func (s *stream) Close() error {
+	if s.onClose != nil {
+		s.onClose()
+		return nil
+	}
 	s.ch.close(ErrClosed)
 	return nil
 }

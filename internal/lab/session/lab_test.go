@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -426,5 +427,63 @@ func TestResumeThroughResumeSession(t *testing.T) {
 	}
 	if calls := tl.Server.Calls()["AmazonSSM.ResumeSession"]; calls != 1 {
 		t.Fatalf("ResumeSession was called %d times, want 1", calls)
+	}
+}
+
+// TestIdleSessionPastKeepAliveWindow: through the lab's StartSession and
+// data channel, Passport's client idles past the agent's smux keep-alive
+// window and its session still carries connections; a client reporting
+// the version of a plugin built from source (1.2.0.0) has its idle session
+// ended by the agent, and is told.
+func TestIdleSessionPastKeepAliveWindow(t *testing.T) {
+	tl := startLab(t, 1)
+	const window = 300 * time.Millisecond
+	tl.sessions.SetMuxKeepAlive(window)
+	target := tl.Hosts[0].Info().InstanceID
+	open := func(version string) *ssmsession.Session {
+		out := tl.start(t, target, "AWS-StartPortForwardingSession", map[string][]string{"portNumber": {"22"}})
+		d := tl.dialer(aws.ToString(out.SessionId))
+		d.ClientVersion = version
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		s, err := d.Dial(ctx, aws.ToString(out.StreamUrl), aws.ToString(out.TokenValue))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	banner := func(s *ssmsession.Session) error {
+		c, err := s.Open()
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		line := make([]byte, 7)
+		if _, err := io.ReadFull(c, line); err != nil || string(line) != "SSH-2.0" {
+			return fmt.Errorf("read %q, %v", line, err)
+		}
+		return nil
+	}
+	passport, plugin := open(""), open("1.2.0.0")
+	for _, s := range []*ssmsession.Session{passport, plugin} {
+		if err := banner(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-plugin.Done():
+	case <-time.After(30 * time.Second):
+		t.Fatal("the agent's keep-alive never ended the session of a client that sends none")
+	}
+	var closed *ssmsession.ClosedError
+	if !errors.As(plugin.Err(), &closed) || !strings.Contains(closed.Output, "keep-alive") {
+		t.Fatalf("that session ended with %v; want the agent's ChannelClosed saying why", plugin.Err())
+	}
+	if passport.Err() != nil {
+		t.Fatalf("Passport's idle session ended too: %v", passport.Err())
+	}
+	if err := banner(passport); err != nil {
+		t.Fatalf("Passport's session after idling past the window: %v", err)
 	}
 }

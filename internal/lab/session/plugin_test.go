@@ -3,6 +3,7 @@ package session_test
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -130,5 +131,82 @@ func TestOfficialPluginPortForwarding(t *testing.T) {
 		if !strings.HasPrefix(line, "SSH-2.0-OpenSSH") {
 			t.Fatalf("connection %d through the plugin: %q, %v", i, line, err)
 		}
+	}
+}
+
+// TestOfficialPluginIdlePortForwarding: a port-forwarding session through
+// the official plugin idles past the agent's smux keep-alive window. A
+// plugin whose version tells the agent to keep keep-alives on while its own
+// are off (one built from source reports 1.2.0.0) has its session ended by
+// the agent, as on AWS; either way the session stays up or the plugin is
+// told and exits, never left holding a session that is gone.
+func TestOfficialPluginIdlePortForwarding(t *testing.T) {
+	path := pluginPath(t)
+	tl := startLab(t, 1)
+	const window = time.Second
+	tl.sessions.SetMuxKeepAlive(window)
+	cmd, _, stdout := tl.plugin(t, path, tl.Hosts[0].Info().InstanceID, "AWS-StartPortForwardingSession",
+		map[string][]string{"portNumber": {"22"}, "localPortNumber": {"0"}})
+	portLine := regexp.MustCompile(`Port (\d+) opened`)
+	found := make(chan string, 1)
+	printed := make(chan string, 1)
+	go func() {
+		var all strings.Builder
+		sent := false
+		for {
+			line, err := stdout.ReadString('\n')
+			all.WriteString(line)
+			if m := portLine.FindStringSubmatch(line); m != nil && !sent {
+				found <- m[1]
+				sent = true
+			}
+			if err != nil {
+				if !sent {
+					found <- ""
+				}
+				printed <- all.String()
+				return
+			}
+		}
+	}()
+	var port string
+	select {
+	case port = <-found:
+	case <-time.After(20 * time.Second):
+	}
+	if port == "" {
+		t.Fatal("the official plugin did not open a local port")
+	}
+	banner := func() error {
+		c, err := net.DialTimeout("tcp", "127.0.0.1:"+port, 5*time.Second)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		line, err := bufio.NewReader(c).ReadString('\n')
+		if !strings.HasPrefix(line, "SSH-2.0-OpenSSH") {
+			return fmt.Errorf("read %q, %v", line, err)
+		}
+		return nil
+	}
+	if err := banner(); err != nil {
+		t.Fatalf("before the idle spell: %v", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	// Idle for five keep-alive windows: the wait is the scenario.
+	select {
+	case <-exited:
+		out := <-printed
+		if !strings.Contains(out, "keep-alive") {
+			t.Fatalf("the plugin exited without saying why the session ended:\n%s", out)
+		}
+		t.Logf("the agent ended the idle session and the plugin was told:\n%s", out)
+		return
+	case <-time.After(5 * window):
+	}
+	if err := banner(); err != nil {
+		t.Fatalf("the plugin is still running but its session no longer carries connections: %v", err)
 	}
 }

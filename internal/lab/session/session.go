@@ -60,10 +60,11 @@ type Service struct {
 	cfg      Config
 	upgrader websocket.Upgrader
 
-	mu       sync.Mutex
-	sessions map[string]*session
-	started  int // sessions started so far; orders DescribeSessions
-	pages    *awsjson.Pager
+	mu           sync.Mutex
+	muxKeepAlive time.Duration // AgentConfig.MuxKeepAlive of new sessions
+	sessions     map[string]*session
+	started      int // sessions started so far; orders DescribeSessions
+	pages        *awsjson.Pager
 }
 
 type session struct {
@@ -288,6 +289,15 @@ func (s *Service) find(id *string) (*session, error) {
 	return sess, nil
 }
 
+// SetMuxKeepAlive sets the smux keep-alive timeout of sessions started
+// from now on, where keep-alives are on (smux's 30 seconds by default), so
+// that tests can idle a session past it quickly.
+func (s *Service) SetMuxKeepAlive(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.muxKeepAlive = d
+}
+
 // Close terminates every session.
 func (s *Service) Close() {
 	s.mu.Lock()
@@ -393,9 +403,10 @@ func (s *Service) open(ws *websocket.Conn, sess *session) error {
 // startAgent starts the agent's end of sess; s.mu is held.
 func (s *Service) startAgent(sess *session) *ssmsession.Agent {
 	a := ssmsession.NewAgent(ssmsession.AgentConfig{
-		SessionID: sess.id,
-		TargetID:  sess.target,
-		Session:   ssmsession.SessionType{SessionType: "Port", Properties: sess.props},
+		SessionID:    sess.id,
+		TargetID:     sess.target,
+		MuxKeepAlive: s.muxKeepAlive,
+		Session:      ssmsession.SessionType{SessionType: "Port", Properties: sess.props},
 		Dial: func(ctx context.Context, host string, port int) (net.Conn, error) {
 			t, ok := s.cfg.Lookup(sess.target)
 			if !ok || !t.Online() {
