@@ -113,7 +113,7 @@ grant is leased to one of them while it is revoked.`,
 			if name == "" {
 				name = defaultReconcilerName()
 			}
-			svc, err := access.New(access.Config{Fleet: fleet.New(clients.SSM, fleet.Options{}), Ledger: l, Actor: name})
+			svc, err := access.New(access.Config{Fleet: fleet.New(clients.SSM, fleet.Options{}), Ledger: l})
 			if err != nil {
 				return err
 			}

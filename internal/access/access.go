@@ -24,6 +24,7 @@
 package access
 
 import (
+	"crypto/rsa"
 	"errors"
 	"fmt"
 	"regexp"
@@ -32,6 +33,7 @@ import (
 	"github.com/passport-access/terraform-provider-passport/internal/documents"
 	"github.com/passport-access/terraform-provider-passport/internal/fleet"
 	"github.com/passport-access/terraform-provider-passport/internal/ledger"
+	"github.com/passport-access/terraform-provider-passport/internal/policy"
 	"github.com/passport-access/terraform-provider-passport/internal/sshca"
 )
 
@@ -67,9 +69,6 @@ type Config struct {
 	// (tests of the hosts alone); the provider and the reconciler always
 	// give one.
 	Ledger *ledger.Ledger
-	// Actor is who the audit trail says acted: the person running
-	// Terraform, or "reconciler/<host>". Empty means the grant's requester.
-	Actor string
 	// Authorizer, when set, is asked before anything touches a host or the
 	// ledger: by Grant about every target, by Extend about the active
 	// targets when the window grows, by SetTargets about added targets. Its
@@ -92,9 +91,10 @@ type Service struct {
 	prefix  string
 	timeout time.Duration
 	ledger  *ledger.Ledger
-	actor   string
 	authz   Authorizer
 	docs    *documents.Set
+	// actor is who the audit events of one call name; see as.
+	actor string
 }
 
 var rePrefix = regexp.MustCompile(`^[a-z][a-z0-9-]{0,9}$`)
@@ -104,7 +104,7 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Fleet == nil {
 		return nil, errors.New("access: Config.Fleet is nil: give a fleet.Runner")
 	}
-	s := &Service{fleet: cfg.Fleet, now: cfg.Now, prefix: cfg.UsernamePrefix, timeout: cfg.Timeout, ledger: cfg.Ledger, actor: cfg.Actor, authz: cfg.Authorizer, docs: cfg.Documents}
+	s := &Service{fleet: cfg.Fleet, now: cfg.Now, prefix: cfg.UsernamePrefix, timeout: cfg.Timeout, ledger: cfg.Ledger, authz: cfg.Authorizer, docs: cfg.Documents}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -142,10 +142,20 @@ type Request struct {
 	// without SAML. It goes into the certificate's key id, which sshd logs,
 	// and the host's grant record.
 	Requester string
+	// RequesterKind is what Requester is, for policy: a person (the
+	// default) or a machine the service knows by its AWS identity.
+	RequesterKind policy.Kind
 	// Groups are the requester's groups in the identity store, as policy
 	// saw them; the ledger keeps them so that a reconciler can ask policy
 	// again about the same person.
 	Groups []string
+	// SealTo, when set, is the requester's own key for Windows passwords:
+	// each Windows host seals its password to it, and the Grant carries
+	// the sealed form in SealedPasswords instead of opening it. The
+	// Passport service sets it, so that only the client that made the key
+	// can read a password. Nil: Passport makes a one-off key and opens the
+	// passwords itself (direct mode).
+	SealTo *rsa.PublicKey
 }
 
 // TargetStatus is where one target of a grant stands.
@@ -185,8 +195,9 @@ type Grant struct {
 	// ID is "ar-" and 16 random hex digits.
 	ID string
 	// Username is the short-lived user, the same on every target.
-	Username  string
-	Requester string
+	Username      string
+	Requester     string
+	RequesterKind policy.Kind
 	// Groups are the requester's groups when the grant was made.
 	Groups  []string
 	Reason  string
@@ -204,6 +215,12 @@ type Grant struct {
 	// process provisioned, by instance id. They are secrets: the ledger
 	// never holds them, and a grant rebuilt from a record has none.
 	Passwords map[string]string
+	// SealTo and SealedPasswords: see Request.SealTo. SealTo applies to
+	// hosts this Grant provisions (SetTargets too); SealedPasswords are
+	// the passwords those hosts sealed to it, by instance id, in the form
+	// hostscript.OpenSealedPassword opens.
+	SealTo          *rsa.PublicKey
+	SealedPasswords map[string]string
 	// Certificate is the certificate in authorized_keys form.
 	Certificate string
 	// Serial is the certificate's serial, which revoke adds to each host's KRL.

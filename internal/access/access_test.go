@@ -16,6 +16,9 @@ import (
 	"github.com/passport-access/terraform-provider-passport/internal/sshca"
 )
 
+// testActor is who the tests say changes and ends grants.
+const testActor = "operator@example.com"
+
 func TestGrantLogsInOnEveryTarget(t *testing.T) {
 	l := startLab(t, 2, 0)
 	ca := newCA(t)
@@ -108,7 +111,7 @@ func TestRevokeRemovesEverything(t *testing.T) {
 		}
 	}
 
-	if err := l.svc.Revoke(context.Background(), g); err != nil {
+	if err := l.svc.Revoke(context.Background(), testActor, g); err != nil {
 		t.Fatalf("Revoke: %v", err)
 	}
 	for _, tg := range g.Targets {
@@ -128,7 +131,7 @@ func TestRevokeRemovesEverything(t *testing.T) {
 
 	t.Run("revoking twice is fine", func(t *testing.T) {
 		l.Server.ResetCalls()
-		if err := l.svc.Revoke(context.Background(), g); err != nil {
+		if err := l.svc.Revoke(context.Background(), testActor, g); err != nil {
 			t.Fatal(err)
 		}
 		if n := l.Server.Calls()["AmazonSSM.SendCommand"]; n != 0 {
@@ -138,7 +141,7 @@ func TestRevokeRemovesEverything(t *testing.T) {
 		for i := range g.Targets {
 			g.Targets[i].Status = Active
 		}
-		if err := l.svc.Revoke(context.Background(), g); err != nil {
+		if err := l.svc.Revoke(context.Background(), testActor, g); err != nil {
 			t.Fatalf("revoking on clean hosts: %v", err)
 		}
 	})
@@ -162,7 +165,7 @@ func TestExtendMovesTheWindow(t *testing.T) {
 	}
 
 	l.clock.Advance(40 * time.Minute)
-	longer, err := l.svc.Extend(context.Background(), g, ca, 3*time.Hour)
+	longer, err := l.svc.Extend(context.Background(), testActor, g, ca, 3*time.Hour)
 	if err != nil {
 		t.Fatalf("Extend: %v", err)
 	}
@@ -180,7 +183,7 @@ func TestExtendMovesTheWindow(t *testing.T) {
 	longer.PrivateKey = g.PrivateKey
 	mustLogIn(t, h, g.Username, credentialOf(t, longer, nil).signer)
 
-	shorter, err := l.svc.Extend(context.Background(), longer, ca, 50*time.Minute)
+	shorter, err := l.svc.Extend(context.Background(), testActor, longer, ca, 50*time.Minute)
 	if err != nil {
 		t.Fatalf("shortening: %v", err)
 	}
@@ -198,7 +201,7 @@ func TestExtendMovesTheWindow(t *testing.T) {
 		"another CA":                      {newCA(t), 2 * time.Hour, "certificate_authority"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			if _, err := l.svc.Extend(context.Background(), shorter, tc.ca, tc.duration); err == nil || !strings.HasPrefix(err.Error(), tc.field) {
+			if _, err := l.svc.Extend(context.Background(), testActor, shorter, tc.ca, tc.duration); err == nil || !strings.HasPrefix(err.Error(), tc.field) {
 				t.Errorf("Extend: %v; want an error naming %s", err, tc.field)
 			}
 		})
@@ -268,7 +271,7 @@ func TestSetTargetsAddsAndRemoves(t *testing.T) {
 	g := grant(t, l.svc, request(ca, id0))
 	c := credentialOf(t, g, nil)
 
-	both, err := l.svc.SetTargets(context.Background(), g, ca, []string{id0, id1})
+	both, err := l.svc.SetTargets(context.Background(), testActor, g, ca, []string{id0, id1})
 	if err != nil {
 		t.Fatalf("adding %s: %v", id1, err)
 	}
@@ -280,11 +283,11 @@ func TestSetTargetsAddsAndRemoves(t *testing.T) {
 	mustLogIn(t, h0, g.Username, c.signer) // the first certificate still opens the first host
 
 	unknown := "i-0123456789abcdef0"
-	if _, err := l.svc.SetTargets(context.Background(), both, ca, []string{id0, id1, unknown}); err == nil || !strings.Contains(err.Error(), unknown) {
+	if _, err := l.svc.SetTargets(context.Background(), testActor, both, ca, []string{id0, id1, unknown}); err == nil || !strings.Contains(err.Error(), unknown) {
 		t.Errorf("adding an unknown instance: %v; want an error naming it", err)
 	}
 
-	only1, err := l.svc.SetTargets(context.Background(), both, ca, []string{id1})
+	only1, err := l.svc.SetTargets(context.Background(), testActor, both, ca, []string{id1})
 	if err != nil {
 		t.Fatalf("removing %s: %v", id0, err)
 	}
@@ -299,7 +302,7 @@ func TestSetTargetsAddsAndRemoves(t *testing.T) {
 
 	// Back on the host it left: that host revoked the earlier serials, so
 	// it needs the certificate issued now.
-	again, err := l.svc.SetTargets(context.Background(), only1, ca, []string{id1, id0})
+	again, err := l.svc.SetTargets(context.Background(), testActor, only1, ca, []string{id1, id0})
 	if err != nil {
 		t.Fatalf("adding %s back: %v", id0, err)
 	}

@@ -17,15 +17,24 @@ type Authorizer interface {
 	Authorize(ctx context.Context, req policy.Request) error
 }
 
-// authorize asks s's Authorizer about targets of a request by requester (in
+// principal is who a request is for, as policy sees them.
+type principal struct {
+	name   string
+	kind   policy.Kind
+	groups []string
+}
+
+func (g *Grant) principal() principal { return principal{g.Requester, g.RequesterKind, g.Groups} }
+
+// authorize asks s's Authorizer about targets of a request by who (in
 // groups; none lets the Authorizer use the session's) for a window of
 // length d. With no targets nothing would reach a host, so there is nothing
 // to ask.
-func (s *Service) authorize(ctx context.Context, requester string, groups []string, reason string, sudo bool, d time.Duration, targets []string, platform func(id string) string) error {
+func (s *Service) authorize(ctx context.Context, who principal, reason string, sudo bool, d time.Duration, targets []string, platform func(id string) string) error {
 	if s.authz == nil || len(targets) == 0 {
 		return nil
 	}
-	req := policy.Request{Subject: requester, Groups: groups, Duration: d, Reason: reason, Sudo: sudo}
+	req := policy.Request{Subject: who.name, Kind: who.kind, Groups: who.groups, Duration: d, Reason: reason, Sudo: sudo}
 	for _, id := range targets {
 		req.Targets = append(req.Targets, policy.Instance{ID: id, Platform: platform(id)})
 	}
@@ -34,7 +43,7 @@ func (s *Service) authorize(ctx context.Context, requester string, groups []stri
 	if err == nil || errors.As(err, &denied) {
 		return err
 	}
-	return fmt.Errorf("the request could not be checked against policy, so no host was touched: %w", err)
+	return classed(Unavailable, fmt.Errorf("the request could not be checked against policy, so no host was touched: %w", err))
 }
 
 // platformIn reads targets' platforms from an inventory.

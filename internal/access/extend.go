@@ -24,7 +24,13 @@ import (
 // On success the returned Grant is the new state. When some targets did not
 // take the new expiry, it is returned too, with those targets' Detail set,
 // alongside an error naming them: the new certificate exists either way.
-func (s *Service) Extend(ctx context.Context, g *Grant, ca *sshca.CA, duration time.Duration) (*Grant, error) {
+//
+// by is who asks for the change, as the audit trail names them.
+func (s *Service) Extend(ctx context.Context, by string, g *Grant, ca *sshca.CA, duration time.Duration) (*Grant, error) {
+	return s.as(by).extend(ctx, g, ca, duration)
+}
+
+func (s *Service) extend(ctx context.Context, g *Grant, ca *sshca.CA, duration time.Duration) (*Grant, error) {
 	if g == nil {
 		return nil, errors.New("access: Extend of a nil grant")
 	}
@@ -37,13 +43,13 @@ func (s *Service) Extend(ctx context.Context, g *Grant, ca *sshca.CA, duration t
 	}
 	end := g.IssuedAt.Add(d)
 	if now := s.now(); !end.After(now) {
-		return nil, fmt.Errorf("duration %s would end the window at %s, which has passed (now %s): give a longer duration, or revoke the request",
+		return nil, invalid("duration", "duration %s would end the window at %s, which has passed (now %s): give a longer duration, or revoke the request",
 			d, end.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
 	}
 	// Shortening only takes access away, which policy never needs to allow;
 	// asking would let a since-tightened policy keep a longer window alive.
 	if end.After(g.ExpiresAt) {
-		if err := s.authorize(ctx, g.Requester, g.Groups, g.Reason, g.Sudo, d, ids(g.Targets, Active), g.platformOf); err != nil {
+		if err := s.authorize(ctx, g.principal(), g.Reason, g.Sudo, d, ids(g.Targets, Active), g.platformOf); err != nil {
 			return nil, err
 		}
 	}
@@ -80,8 +86,8 @@ func (s *Service) Extend(ctx context.Context, g *Grant, ca *sshca.CA, duration t
 	if len(failed) == 0 {
 		return next, recErr
 	}
-	return next, errors.Join(recErr, fmt.Errorf("the window of %s now ends at %s, but %s still hold the old expiry %s: run the change again once they answer:%s",
-		g.ID, end.UTC().Format(time.RFC3339), plural(len(failed), "target"), g.ExpiresAt.UTC().Format(time.RFC3339), listing(failed)))
+	return next, errors.Join(classed(HostFailure, fmt.Errorf("the window of %s now ends at %s, but %s still hold the old expiry %s: run the change again once they answer:%s",
+		g.ID, end.UTC().Format(time.RFC3339), plural(len(failed), "target"), g.ExpiresAt.UTC().Format(time.RFC3339), listing(failed))), recErr)
 }
 
 // recordExtension writes next's window and certificate to the ledger, so
@@ -103,5 +109,6 @@ func (g *Grant) clone() *Grant {
 	c := *g
 	c.Targets = slices.Clone(g.Targets)
 	c.Passwords = maps.Clone(g.Passwords)
+	c.SealedPasswords = maps.Clone(g.SealedPasswords)
 	return &c
 }

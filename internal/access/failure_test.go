@@ -110,7 +110,7 @@ func TestUndoThatCannotFinish(t *testing.T) {
 	// A host that refused the data changed nothing and is not sent a revoke.
 	wantRuns(t, never, "provision "+g.Username)
 
-	if err := l.svc.Revoke(context.Background(), g); err != nil {
+	if err := l.svc.Revoke(context.Background(), testActor, g); err != nil {
 		t.Fatalf("a later Revoke: %v", err)
 	}
 	wantRuns(t, stuck, "provision "+g.Username, "revoke "+g.Username, "revoke "+g.Username)
@@ -133,7 +133,7 @@ func TestRevokeLeavesOfflineTargetsActive(t *testing.T) {
 	l.Models[0].SetAnswer(0, "passport-result action=revoke status=ok\n", "")
 	l.Models[1].SetOnline(false)
 	l.SSM.RemoveNode(ids[2])
-	err := l.svc.Revoke(context.Background(), g)
+	err := l.svc.Revoke(context.Background(), testActor, g)
 	if err == nil || !strings.Contains(err.Error(), ids[1]) || strings.Contains(err.Error(), ids[2]) || strings.Contains(err.Error(), ids[0]) {
 		t.Fatalf("Revoke with %s offline and %s gone: %v; want an error naming only the offline one", ids[1], ids[2], err)
 	}
@@ -146,7 +146,7 @@ func TestRevokeLeavesOfflineTargetsActive(t *testing.T) {
 	// A second revoke retries the offline host only.
 	l.Models[1].SetOnline(true)
 	l.Models[1].SetAnswer(0, "passport-result action=revoke status=ok\n", "")
-	if err := l.svc.Revoke(context.Background(), g); err != nil || g.Targets[1].Status != Revoked {
+	if err := l.svc.Revoke(context.Background(), testActor, g); err != nil || g.Targets[1].Status != Revoked {
 		t.Errorf("retried revoke: %v, %+v", err, g.Targets)
 	}
 }
@@ -157,7 +157,7 @@ func TestAddedTargetThatFailsIsUndone(t *testing.T) {
 	bad := newAnsweringNode(l, map[string][]int{"provision": {hostscript.ExitSSHD}})
 	ca := newCA(t)
 	g := grant(t, l.svc, request(ca, instanceIDs(a)...))
-	next, err := l.svc.SetTargets(context.Background(), g, ca, instanceIDs(a, bad))
+	next, err := l.svc.SetTargets(context.Background(), testActor, g, ca, instanceIDs(a, bad))
 	if err == nil || !strings.Contains(err.Error(), bad.info.InstanceID) || next == nil {
 		t.Fatalf("SetTargets: %v; want the grant and an error naming %s", err, bad.info.InstanceID)
 	}
@@ -168,13 +168,13 @@ func TestAddedTargetThatFailsIsUndone(t *testing.T) {
 	wantRuns(t, a, "provision "+g.Username)
 
 	// Listing it again retries it.
-	again, err := l.svc.SetTargets(context.Background(), next, ca, instanceIDs(a, bad))
+	again, err := l.svc.SetTargets(context.Background(), testActor, next, ca, instanceIDs(a, bad))
 	if err != nil || again.Targets[1].Status != Active {
 		t.Fatalf("retrying the failed target: %+v, %v", again.Targets, err)
 	}
 
 	l.Server.ResetCalls()
-	if same, err := l.svc.SetTargets(context.Background(), again, ca, instanceIDs(a, bad)); err != nil || !slices.Equal(same.Targets, again.Targets) {
+	if same, err := l.svc.SetTargets(context.Background(), testActor, again, ca, instanceIDs(a, bad)); err != nil || !slices.Equal(same.Targets, again.Targets) {
 		t.Errorf("an unchanged list: %+v, %v", same, err)
 	}
 	if calls := l.Server.Calls(); len(calls) != 0 {
@@ -188,7 +188,7 @@ func TestExtendReportsHostsThatKeptTheOldExpiry(t *testing.T) {
 	gone := newAnsweringNode(l, map[string][]int{"extend": {hostscript.ExitNotFound}})
 	ca := newCA(t)
 	g := grant(t, l.svc, request(ca, instanceIDs(a, gone)...))
-	next, err := l.svc.Extend(context.Background(), g, ca, 2*time.Hour)
+	next, err := l.svc.Extend(context.Background(), testActor, g, ca, 2*time.Hour)
 	if err == nil || next == nil || !strings.Contains(err.Error(), gone.info.InstanceID) {
 		t.Fatalf("Extend: %v; want the new grant and an error naming %s", err, gone.info.InstanceID)
 	}

@@ -134,7 +134,7 @@ func (s *Service) run(ctx context.Context, action, grantID, username string, p p
 		started = started || len(job.Targets) > 0 && errs[i] == nil
 	}
 	if !started {
-		return nil, fmt.Errorf("%s of %s could not start: %w", action, grantID, errors.Join(errs...))
+		return nil, classed(Unavailable, fmt.Errorf("%s of %s could not start: %w", action, grantID, errors.Join(errs...)))
 	}
 	runs := make([]hostRun, len(targets))
 	for i, id := range targets {
@@ -232,7 +232,7 @@ func listing(runs []hostRun) string {
 func (s *Service) inventory(ctx context.Context, targets []string) (map[string]fleet.Target, error) {
 	inv, err := s.fleetInventory(ctx, targets)
 	if err != nil {
-		return nil, err
+		return nil, classed(Unavailable, fmt.Errorf("no host was touched: the targets could not be looked up in Systems Manager: %w", err))
 	}
 	var bad []string
 	for _, id := range targets {
@@ -245,7 +245,7 @@ func (s *Service) inventory(ctx context.Context, targets []string) (map[string]f
 		}
 	}
 	if len(bad) > 0 {
-		return nil, errors.New("no host was touched: " + plural(len(bad), "target") + " cannot take access now:\n  - " + strings.Join(bad, "\n  - "))
+		return nil, invalid("targets", "no host was touched: %s cannot take access now:\n  - %s", plural(len(bad), "target"), strings.Join(bad, "\n  - "))
 	}
 	return inv, nil
 }

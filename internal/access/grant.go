@@ -38,23 +38,25 @@ func (s *Service) Grant(ctx context.Context, req Request) (*Grant, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := s.authorize(ctx, req.Requester, req.Groups, req.Reason, req.Sudo, d, req.Targets, platformIn(inv)); err != nil {
+	if err := s.authorize(ctx, principal{req.Requester, req.RequesterKind, req.Groups}, req.Reason, req.Sudo, d, req.Targets, platformIn(inv)); err != nil {
 		return nil, err
 	}
 	// Whole seconds, UTC: the window is then exactly what the certificate,
 	// the hosts' records and a caller's saved state can hold.
 	now := s.now().UTC().Truncate(time.Second)
 	g := &Grant{
-		ID:          newGrantID(),
-		Requester:   req.Requester,
-		Groups:      slices.Clone(req.Groups),
-		Reason:      req.Reason,
-		Sudo:        req.Sudo,
-		IssuedAt:    now,
-		ExpiresAt:   now.Add(d),
-		PublicKey:   key.line,
-		PrivateKey:  key.privatePEM,
-		CAPublicKey: authorizedKey(req.CA.PublicKey()),
+		ID:            newGrantID(),
+		Requester:     req.Requester,
+		RequesterKind: req.RequesterKind,
+		Groups:        slices.Clone(req.Groups),
+		SealTo:        req.SealTo,
+		Reason:        req.Reason,
+		Sudo:          req.Sudo,
+		IssuedAt:      now,
+		ExpiresAt:     now.Add(d),
+		PublicKey:     key.line,
+		PrivateKey:    key.privatePEM,
+		CAPublicKey:   authorizedKey(req.CA.PublicKey()),
 	}
 	for _, id := range req.Targets {
 		g.Targets = append(g.Targets, Target{InstanceID: id, Platform: inv[id].PlatformType, Address: inv[id].IPAddress})
@@ -190,7 +192,7 @@ func (s *Service) sign(ctx context.Context, ca *sshca.CA, g *Grant, key ssh.Publ
 		PermitPTY:   true,
 	})
 	if err != nil {
-		return err
+		return classed(Unavailable, err)
 	}
 	g.Certificate = authorizedKey(cert)
 	g.Serial = cert.Serial
@@ -208,7 +210,10 @@ func (s *Service) provision(ctx context.Context, g *Grant, targets []string) ([]
 	if err != nil {
 		return nil, err
 	}
-	if key != nil {
+	switch {
+	case g.SealTo != nil:
+		keepSealed(g, runs)
+	case key != nil:
 		openPasswords(g, key, runs)
 	}
 	return runs, nil
@@ -264,5 +269,5 @@ func grantFailed(g *Grant, total int, failed []hostRun, undoErr error) error {
 	if undoErr != nil {
 		b.WriteString("\n" + undoErr.Error())
 	}
-	return errors.New(b.String())
+	return classed(HostFailure, errors.New(b.String()))
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/passport-access/terraform-provider-passport/internal/ledger"
+	"github.com/passport-access/terraform-provider-passport/internal/policy"
 )
 
 // This file keeps the ledger in step with the hosts. The rule is the one
@@ -32,18 +33,19 @@ const maxRecordRetries = 5
 // expired come back Revoked. There is no private key in a record.
 func FromRecord(r ledger.Grant) *Grant {
 	g := &Grant{
-		ID:          r.ID,
-		Username:    r.Username,
-		Requester:   r.Requester,
-		Groups:      r.Groups,
-		Reason:      r.Reason,
-		Sudo:        r.Sudo,
-		IssuedAt:    r.IssuedAt,
-		ExpiresAt:   r.ExpiresAt,
-		PublicKey:   r.PublicKey,
-		Certificate: r.Certificate,
-		Serial:      r.Serial,
-		CAPublicKey: r.CAPublicKey,
+		ID:            r.ID,
+		Username:      r.Username,
+		Requester:     r.Requester,
+		RequesterKind: policy.Kind(r.RequesterKind),
+		Groups:        r.Groups,
+		Reason:        r.Reason,
+		Sudo:          r.Sudo,
+		IssuedAt:      r.IssuedAt,
+		ExpiresAt:     r.ExpiresAt,
+		PublicKey:     r.PublicKey,
+		Certificate:   r.Certificate,
+		Serial:        r.Serial,
+		CAPublicKey:   r.CAPublicKey,
 	}
 	for _, t := range r.Targets {
 		status := Active
@@ -58,25 +60,44 @@ func FromRecord(r ledger.Grant) *Grant {
 	return g
 }
 
+// Load reads grant id from the ledger, for callers that act on a grant by
+// its id (the service, the reconciler) rather than on one they hold: the
+// grant comes from the record, never from what a caller says it is. It
+// fails with a NotFound error when the ledger has no such grant.
+func (s *Service) Load(ctx context.Context, id string) (*Grant, ledger.Grant, error) {
+	if s.ledger == nil {
+		return nil, ledger.Grant{}, &Error{Class: Internal, Err: errors.New("access: Load needs a ledger")}
+	}
+	r, err := s.ledger.Get(ctx, id)
+	switch {
+	case errors.Is(err, ledger.ErrNotFound):
+		return nil, ledger.Grant{}, &Error{Class: NotFound, Field: "id", Err: fmt.Errorf("there is no access request %s: check the id (passport request list shows yours)", printable(id, 40))}
+	case err != nil:
+		return nil, ledger.Grant{}, classed(Unavailable, fmt.Errorf("reading access request %s from the ledger: %w", printable(id, 40), err))
+	}
+	return FromRecord(r), r, nil
+}
+
 // record is g as the ledger stores it in state st. Targets in pending are
 // written as pend (the hosts being changed now); the others from their
 // status. Targets that earlier records hold and g no longer has (removed
 // by SetTargets, which drops only clean ones) stay on record as revoked.
 func (s *Service) record(g *Grant, st ledger.State, pending []string, pend ledger.State, earlier []ledger.Target) ledger.Grant {
 	r := ledger.Grant{
-		ID:          g.ID,
-		Requester:   g.Requester,
-		Groups:      g.Groups,
-		Reason:      g.Reason,
-		Username:    g.Username,
-		Sudo:        g.Sudo,
-		Serial:      g.Serial,
-		CAPublicKey: g.CAPublicKey,
-		PublicKey:   g.PublicKey,
-		Certificate: g.Certificate,
-		IssuedAt:    g.IssuedAt,
-		ExpiresAt:   g.ExpiresAt,
-		State:       st,
+		ID:            g.ID,
+		Requester:     g.Requester,
+		RequesterKind: string(g.RequesterKind),
+		Groups:        g.Groups,
+		Reason:        g.Reason,
+		Username:      g.Username,
+		Sudo:          g.Sudo,
+		Serial:        g.Serial,
+		CAPublicKey:   g.CAPublicKey,
+		PublicKey:     g.PublicKey,
+		Certificate:   g.Certificate,
+		IssuedAt:      g.IssuedAt,
+		ExpiresAt:     g.ExpiresAt,
+		State:         st,
 	}
 	closed := s.closedState(g)
 	for _, t := range g.Targets {
@@ -150,6 +171,9 @@ func (s *Service) save(ctx context.Context, g *Grant, st ledger.State, pending [
 				// the groups it was made with; the record keeps them.
 				next.Groups = cur.Groups
 			}
+			if next.RequesterKind == "" {
+				next.RequesterKind = cur.RequesterKind
+			}
 			_, err = s.ledger.Update(ctx, next)
 		}
 		// A grant someone else already closed (the reconciler, at the end
@@ -161,7 +185,7 @@ func (s *Service) save(ctx context.Context, g *Grant, st ledger.State, pending [
 		retry := errors.Is(err, ledger.ErrConflict) || errors.Is(err, ledger.ErrExists)
 		if err == nil || !retry || attempt == maxRecordRetries {
 			if err != nil {
-				return fmt.Errorf("recording request %s as %s in the ledger: %w", g.ID, st, err)
+				return classed(Unavailable, fmt.Errorf("recording request %s as %s in the ledger: %w", g.ID, st, err))
 			}
 			return nil
 		}
@@ -206,7 +230,7 @@ func (s *Service) event(ctx context.Context, g *Grant, action ledger.Action, tar
 		Detail:  detail,
 	})
 	if err != nil {
-		return fmt.Errorf("recording %s of request %s in the audit trail: %w", action, g.ID, err)
+		return classed(Unavailable, fmt.Errorf("recording %s of request %s in the audit trail: %w", action, g.ID, err))
 	}
 	return nil
 }
@@ -225,8 +249,17 @@ func (s *Service) hostEvents(ctx context.Context, g *Grant, runs []hostRun, ok, 
 	return errors.Join(errs...)
 }
 
-// actorFor is who the audit trail says acted: Config.Actor (the person
-// running Terraform, or "reconciler/<host>"), else the requester.
+// as is s for one call made by actor: a shallow copy whose audit events
+// name who acted. A shared service acts for many people at once, so the
+// actor travels with each call, never in the Service's configuration.
+func (s *Service) as(actor string) *Service {
+	c := *s
+	c.actor = actor
+	return &c
+}
+
+// actorFor is who the audit trail says acted: the actor the call was made
+// by, else the requester.
 func (s *Service) actorFor(g *Grant) string {
 	if s.actor != "" {
 		return s.actor

@@ -4,9 +4,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/pem"
-	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 	"time"
 	"unicode"
@@ -14,6 +12,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/passport-access/terraform-provider-passport/internal/fleet"
 	"github.com/passport-access/terraform-provider-passport/internal/ledger"
 	"github.com/passport-access/terraform-provider-passport/internal/sshca"
 )
@@ -25,29 +24,25 @@ const (
 	maxRequester = 256
 )
 
-// instanceID matches EC2 instance ids and hybrid managed node ids, as fleet
-// does; checking here lets the error name the field as the user wrote it.
-var instanceID = regexp.MustCompile(`^(i-([0-9a-f]{8}|[0-9a-f]{17})|mi-[0-9a-f]{17})$`)
-
 // checkReason refuses reasons that would not make an audit trail readable:
 // too short to say anything, too long to show, or carrying control or
 // invisible formatting characters (newlines that forge log lines, bidi
 // overrides that make a reason read differently than it is stored).
 func checkReason(reason string) error {
 	if !utf8.ValidString(reason) {
-		return errors.New("reason is not valid UTF-8")
+		return invalid("reason", "reason is not valid UTF-8")
 	}
 	for _, r := range reason {
 		if !unicode.IsPrint(r) {
-			return fmt.Errorf("reason contains the non-printable character %U: write it on one line of plain text", r)
+			return invalid("reason", "reason contains the non-printable character %U: write it on one line of plain text", r)
 		}
 	}
 	n := utf8.RuneCountInString(strings.TrimSpace(reason))
 	switch {
 	case n < minReason:
-		return fmt.Errorf("reason is %d characters long: say why you need access in at least %d", n, minReason)
+		return invalid("reason", "reason is %d characters long: say why you need access in at least %d", n, minReason)
 	case utf8.RuneCountInString(reason) > maxReason:
-		return fmt.Errorf("reason is %d characters long: at most %d are allowed", utf8.RuneCountInString(reason), maxReason)
+		return invalid("reason", "reason is %d characters long: at most %d are allowed", utf8.RuneCountInString(reason), maxReason)
 	}
 	return nil
 }
@@ -56,18 +51,20 @@ func checkReason(reason string) error {
 // malformed instance ids, naming the entry.
 func checkTargets(ids []string) error {
 	if len(ids) == 0 {
-		return errors.New("targets is empty: give at least one instance id")
+		return invalid("targets", "targets is empty: give at least one instance id")
 	}
 	if len(ids) > MaxTargets {
-		return fmt.Errorf("targets has %d instances: at most %d fit one request; split it", len(ids), MaxTargets)
+		return invalid("targets", "targets has %d instances: at most %d fit one request; split it", len(ids), MaxTargets)
 	}
 	seen := make(map[string]int, len(ids))
 	for i, id := range ids {
-		if !instanceID.MatchString(id) {
-			return fmt.Errorf("targets[%d] %q is not an instance id: write i- followed by 8 or 17 lower-case hex digits, or mi- followed by 17", i, printable(id, 40))
+		// fleet checks too; checking here lets the error name the field as
+		// the user wrote it.
+		if !fleet.InstanceIDPattern.MatchString(id) {
+			return invalid("targets", "targets[%d] %q is not an instance id: %s", i, printable(id, 40), fleet.InstanceIDRule)
 		}
 		if j, dup := seen[id]; dup {
-			return fmt.Errorf("targets[%d] %s is already targets[%d]: list each instance once", i, id, j)
+			return invalid("targets", "targets[%d] %s is already targets[%d]: list each instance once", i, id, j)
 		}
 		seen[id] = i
 	}
@@ -80,9 +77,9 @@ func checkDuration(d time.Duration) (time.Duration, error) {
 	case d == 0:
 		return DefaultDuration, nil
 	case d < time.Minute:
-		return 0, fmt.Errorf("duration %s is too short: give at least 1m", human(d))
+		return 0, invalid("duration", "duration %s is too short: give at least 1m", human(d))
 	case d > MaxDuration:
-		return 0, fmt.Errorf("duration %s is longer than the %s hard cap: ask for less", human(d), human(MaxDuration))
+		return 0, invalid("duration", "duration %s is longer than the %s hard cap: ask for less", human(d), human(MaxDuration))
 	}
 	return d, nil
 }
@@ -102,13 +99,13 @@ func human(d time.Duration) string {
 func checkRequester(r string) error {
 	switch {
 	case strings.TrimSpace(r) == "":
-		return errors.New("requester is empty: name who asks (their AWS principal ARN or SAML subject)")
+		return invalid("requester", "requester is empty: name who asks (their AWS principal ARN or SAML subject)")
 	case len(r) > maxRequester:
-		return fmt.Errorf("requester is %d bytes long: at most %d are allowed", len(r), maxRequester)
+		return invalid("requester", "requester is %d bytes long: at most %d are allowed", len(r), maxRequester)
 	}
 	for _, c := range r {
 		if c < 0x21 || c > 0x7e {
-			return fmt.Errorf("requester contains the character %U: use printable ASCII without spaces", c)
+			return invalid("requester", "requester contains the character %U: use printable ASCII without spaces", c)
 		}
 	}
 	return nil
@@ -118,11 +115,11 @@ func checkRequester(r string) error {
 // first that breaks its rule.
 func checkGroups(groups []string) error {
 	if len(groups) > ledger.MaxGroups {
-		return fmt.Errorf("groups: the requester is in %d groups; Passport records at most %d: narrow the identity store's groups attribute", len(groups), ledger.MaxGroups)
+		return invalid("groups", "groups: the requester is in %d groups; Passport records at most %d: narrow the identity store's groups attribute", len(groups), ledger.MaxGroups)
 	}
 	for i, g := range groups {
 		if !ledger.ValidGroupName(g) {
-			return fmt.Errorf("groups[%d] %.40q must be 1 to %d bytes without control characters", i, g, ledger.MaxGroupName)
+			return invalid("groups", "groups[%d] %.40q must be 1 to %d bytes without control characters", i, g, ledger.MaxGroupName)
 		}
 	}
 	return nil
@@ -173,7 +170,7 @@ func requesterKey(line string) (userKey, error) {
 	}
 	pub, _, err := sshca.ParseUserPublicKey(line)
 	if err != nil {
-		return userKey{}, err
+		return userKey{}, &Error{Class: Invalid, Field: "public_key", Err: err}
 	}
 	return userKey{public: pub, line: authorizedKey(pub)}, nil
 }
@@ -186,10 +183,10 @@ func authorizedKey(k ssh.PublicKey) string {
 // hosts trust exactly the CA that signed it.
 func checkCA(ca *sshca.CA, g *Grant) error {
 	if ca == nil {
-		return errors.New("certificate_authority is missing: give the CA that signs the certificate")
+		return invalid("certificate_authority", "certificate_authority is missing: give the CA that signs the certificate")
 	}
 	if g != nil && authorizedKey(ca.PublicKey()) != keyOnly(g.CAPublicKey) {
-		return fmt.Errorf("certificate_authority %s is not the CA that signed grant %s: a new CA needs a new request", ca.Fingerprint(), g.ID)
+		return invalid("certificate_authority", "certificate_authority %s is not the CA that signed grant %s: a new CA needs a new request", ca.Fingerprint(), g.ID)
 	}
 	return nil
 }

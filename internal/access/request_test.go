@@ -80,6 +80,14 @@ func TestBadRequestsAreRefusedNamingTheField(t *testing.T) {
 			if !strings.HasPrefix(err.Error(), tt.field) {
 				t.Errorf("error %q does not start with the field %s", err, tt.field)
 			}
+			// The class and the field travel with the error, for the
+			// service's statuses and error codes: no caller parses text.
+			if c := ClassOf(err); c != Invalid {
+				t.Errorf("class %q, want %q", c, Invalid)
+			}
+			if f := FieldOf(err); f == "" || !strings.HasPrefix(tt.field, f) {
+				t.Errorf("field %q, want the start of %q", f, tt.field)
+			}
 		})
 	}
 	if calls := l.Server.Calls(); len(calls) != 0 {

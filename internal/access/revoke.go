@@ -24,7 +24,14 @@ import (
 // still revoking where a host did not answer, with one audit event per
 // host. A ledger that cannot be written does not stop the revoke: removing
 // access comes first, and the error says what is missing from the record.
-func (s *Service) Revoke(ctx context.Context, g *Grant) error {
+//
+// by is who ends the grant, as the audit trail names them: the requester,
+// an administrator, or "reconciler/<host>".
+func (s *Service) Revoke(ctx context.Context, by string, g *Grant) error {
+	return s.as(by).revoke(ctx, g)
+}
+
+func (s *Service) revoke(ctx context.Context, g *Grant) error {
 	if g == nil {
 		return errors.New("access: Revoke of a nil grant")
 	}
@@ -55,7 +62,7 @@ func (s *Service) revokeOn(ctx context.Context, g *Grant, targets []string) erro
 	}
 	runs, err := s.run(ctx, "revoke", g.ID, g.Username, p, targets, g.platformOf)
 	if err != nil {
-		return fmt.Errorf("user %s was not revoked anywhere: %w", g.Username, err)
+		return classed(HostFailure, fmt.Errorf("user %s was not revoked anywhere: %w", g.Username, err))
 	}
 	for _, h := range runs {
 		t := g.target(h.id)
@@ -84,6 +91,6 @@ func (s *Service) revokeOn(ctx context.Context, g *Grant, targets []string) erro
 	if len(failed) == 0 {
 		return nil
 	}
-	return fmt.Errorf("user %s of request %s may still be on %s: revoke again once they answer; each host's own sweep removes the user after %s in any case:%s",
-		g.Username, g.ID, plural(len(failed), "target"), g.ExpiresAt.UTC().Format(time.RFC3339), listing(failed))
+	return classed(HostFailure, fmt.Errorf("user %s of request %s may still be on %s: revoke again once they answer; each host's own sweep removes the user after %s in any case:%s",
+		g.Username, g.ID, plural(len(failed), "target"), g.ExpiresAt.UTC().Format(time.RFC3339), listing(failed)))
 }

@@ -86,7 +86,10 @@ func (s *Service) HostUsers(ctx context.Context, targets []string) (Inventory, e
 // is known for a stray, so none enters the host's revoked keys: the user
 // it would open is what goes. It returns the strays removed, and an error
 // naming each user and host that remain.
-func (s *Service) RemoveStrays(ctx context.Context, strays []Stray) ([]Stray, error) {
+//
+// by is who sweeps, as the audit trail names them.
+func (s *Service) RemoveStrays(ctx context.Context, by string, strays []Stray) ([]Stray, error) {
+	s = s.as(by)
 	byUser := make(map[string][]string)
 	platforms := make(map[string]string)
 	var users []string

@@ -20,7 +20,13 @@ import (
 // could not be revoked stays in the returned Grant as Active, so it is not
 // forgotten. The returned Grant is the new state whenever it is not nil,
 // error or not.
-func (s *Service) SetTargets(ctx context.Context, g *Grant, ca *sshca.CA, targets []string) (*Grant, error) {
+//
+// by is who asks for the change, as the audit trail names them.
+func (s *Service) SetTargets(ctx context.Context, by string, g *Grant, ca *sshca.CA, targets []string) (*Grant, error) {
+	return s.as(by).setTargets(ctx, g, ca, targets)
+}
+
+func (s *Service) setTargets(ctx context.Context, g *Grant, ca *sshca.CA, targets []string) (*Grant, error) {
 	if g == nil {
 		return nil, errors.New("access: SetTargets of a nil grant")
 	}
@@ -31,7 +37,7 @@ func (s *Service) SetTargets(ctx context.Context, g *Grant, ca *sshca.CA, target
 		return nil, err
 	}
 	if !s.now().Before(g.ExpiresAt) {
-		return nil, fmt.Errorf("request %s has expired: targets cannot change; make a new request", g.ID)
+		return nil, classed(Conflict, fmt.Errorf("request %s has expired: targets cannot change; make a new request", g.ID))
 	}
 	old := make(map[string]Target, len(g.Targets))
 	for _, t := range g.Targets {
@@ -55,7 +61,7 @@ func (s *Service) SetTargets(ctx context.Context, g *Grant, ca *sshca.CA, target
 		if err != nil {
 			return nil, err
 		}
-		if err := s.authorize(ctx, g.Requester, g.Groups, g.Reason, g.Sudo, g.ExpiresAt.Sub(g.IssuedAt), added, platformIn(inv)); err != nil {
+		if err := s.authorize(ctx, g.principal(), g.Reason, g.Sudo, g.ExpiresAt.Sub(g.IssuedAt), added, platformIn(inv)); err != nil {
 			return nil, err
 		}
 		// A host this request left earlier holds the certificate's serial in
@@ -149,10 +155,10 @@ func (s *Service) add(ctx context.Context, g *Grant, added []string) error {
 	}
 	msg := fmt.Sprintf("%s could not be added to request %s; the others keep their access:%s", plural(len(failed), "target"), g.ID, listing(failed))
 	if len(touched) == 0 {
-		return errors.New(msg)
+		return classed(HostFailure, errors.New(msg))
 	}
 	if err := s.revokeOn(context.WithoutCancel(ctx), g, touched); err != nil {
-		return fmt.Errorf("%s\n%w", msg, err)
+		return classed(HostFailure, fmt.Errorf("%s\n%w", msg, err))
 	}
-	return errors.New(msg + "\nPassport removed user " + g.Username + " from them again.")
+	return classed(HostFailure, errors.New(msg+"\nPassport removed user "+g.Username+" from them again."))
 }

@@ -23,7 +23,7 @@ func TestWindowsEndOnTheRealClock(t *testing.T) {
 	short.Duration = time.Minute
 	ending := grant(t, l.svc, short)
 	extended := grant(t, l.svc, short)
-	extended, err := l.svc.Extend(context.Background(), extended, ca, 10*time.Minute)
+	extended, err := l.svc.Extend(context.Background(), testActor, extended, ca, 10*time.Minute)
 	if err != nil {
 		t.Fatalf("Extend: %v", err)
 	}

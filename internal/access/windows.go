@@ -33,9 +33,13 @@ func provisionPrograms(g *Grant, targets []string) (programs, *rsa.PrivateKey, e
 	if err != nil || !hasWindows(targets, g.platformOf) {
 		return p, nil, err
 	}
-	key, err := rsa.GenerateKey(rand.Reader, sealKeyBits)
-	if err != nil {
-		return p, nil, fmt.Errorf("making the key Windows passwords are sealed to: %w", err)
+	seal := g.SealTo
+	var key *rsa.PrivateKey
+	if seal == nil {
+		if key, err = rsa.GenerateKey(rand.Reader, sealKeyBits); err != nil {
+			return p, nil, fmt.Errorf("making the key Windows passwords are sealed to: %w", err)
+		}
+		seal = &key.PublicKey
 	}
 	// Administrators goes with sudo: both are "may administer the host",
 	// and policy has already decided whether this request may.
@@ -45,7 +49,7 @@ func provisionPrograms(g *Grant, targets []string) (programs, *rsa.PrivateKey, e
 		Requester: hostRequester(g.Requester),
 		ExpiresAt: g.ExpiresAt,
 		Admin:     g.Sudo,
-		SealKey:   &key.PublicKey,
+		SealKey:   seal,
 	})
 	return p, key, err
 }
@@ -71,6 +75,29 @@ func openPasswords(g *Grant, key *rsa.PrivateKey, runs []hostRun) {
 			g.Passwords = make(map[string]string)
 		}
 		g.Passwords[h.id] = pw
+	}
+}
+
+// keepSealed keeps the sealed password each Windows host of runs reported
+// in g.SealedPasswords, unopened: it was sealed to the requester's own key
+// (g.SealTo). A host whose answer does not have the shape of a password
+// sealed to that key counts as failed, as in openPasswords.
+func keepSealed(g *Grant, runs []hostRun) {
+	for i := range runs {
+		h := &runs[i]
+		if !h.ok || !isWindows(g.platformOf(h.id)) {
+			continue
+		}
+		sealed, err := hostscript.SealedPassword(h.result, g.SealTo)
+		if err != nil {
+			h.ok = false
+			h.why = fmt.Sprintf("%s: the user was created, but its sealed password is unusable (%v); it is removed again", h.id, err)
+			continue
+		}
+		if g.SealedPasswords == nil {
+			g.SealedPasswords = make(map[string]string)
+		}
+		g.SealedPasswords[h.id] = sealed
 	}
 }
 
@@ -111,15 +138,20 @@ func checkPrograms(g *Grant, targets []string) (programs, error) {
 // dropPasswords forgets the passwords of targets that no longer hold the
 // user: a password is only worth keeping while it opens something.
 func (g *Grant) dropPasswords() {
-	maps.DeleteFunc(g.Passwords, func(id string, _ string) bool {
+	gone := func(id string, _ string) bool {
 		for _, t := range g.Targets {
 			if t.InstanceID == id {
 				return t.Status != Active
 			}
 		}
 		return true
-	})
+	}
+	maps.DeleteFunc(g.Passwords, gone)
+	maps.DeleteFunc(g.SealedPasswords, gone)
 	if len(g.Passwords) == 0 {
 		g.Passwords = nil
+	}
+	if len(g.SealedPasswords) == 0 {
+		g.SealedPasswords = nil
 	}
 }

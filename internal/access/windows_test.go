@@ -113,7 +113,7 @@ func TestMixedGrantLinuxAndWindows(t *testing.T) {
 			}
 		}
 		mustBeDenied(t, l.Windows[0], g.Username, other.Passwords[windows[0]], "another request's password for this request's user")
-		if err := l.svc.Revoke(context.Background(), other); err != nil {
+		if err := l.svc.Revoke(context.Background(), testActor, other); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -126,7 +126,7 @@ func TestMixedGrantLinuxAndWindows(t *testing.T) {
 	})
 
 	t.Run("extend moves the Windows expiry", func(t *testing.T) {
-		next, err := l.svc.Extend(context.Background(), g, ca, 2*time.Hour)
+		next, err := l.svc.Extend(context.Background(), testActor, g, ca, 2*time.Hour)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -144,7 +144,7 @@ func TestMixedGrantLinuxAndWindows(t *testing.T) {
 	})
 
 	t.Run("revoke removes the accounts", func(t *testing.T) {
-		if err := l.svc.Revoke(context.Background(), g); err != nil {
+		if err := l.svc.Revoke(context.Background(), testActor, g); err != nil {
 			t.Fatal(err)
 		}
 		for i, h := range l.Windows {
@@ -182,7 +182,7 @@ func TestWindowsPasswordsStayOutOfErrors(t *testing.T) {
 	if err := l.Windows[1].Stop(); err != nil {
 		t.Fatal(err)
 	}
-	err := l.svc.Revoke(context.Background(), g)
+	err := l.svc.Revoke(context.Background(), testActor, g)
 	if err == nil || !strings.Contains(err.Error(), ids[1]) {
 		t.Fatalf("revoke with %s stopped: %v, want an error naming it", ids[1], err)
 	}
@@ -200,7 +200,7 @@ func TestWindowsPasswordsStayOutOfErrors(t *testing.T) {
 	if err := l.Windows[1].Start(); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.svc.Revoke(context.Background(), g); err != nil {
+	if err := l.svc.Revoke(context.Background(), testActor, g); err != nil {
 		t.Fatalf("revoke once the host is back: %v", err)
 	}
 }

@@ -74,13 +74,18 @@ const (
 	defaultTimeout      = 2 * time.Minute
 )
 
-// instanceID matches EC2 instance ids (8 or 17 hex digits) and the ids of
-// hybrid managed nodes (mi-, 17 hex digits). AWS writes them in lower case.
-var instanceID = regexp.MustCompile(`^(i-([0-9a-f]{8}|[0-9a-f]{17})|mi-[0-9a-f]{17})$`)
+// InstanceIDPattern matches EC2 instance ids (8 or 17 hex digits) and the
+// ids of hybrid managed nodes (mi-, 17 hex digits). AWS writes them in
+// lower case. It is Passport's one rule for an instance id: the access
+// core, the service and the provider's plan-time checks all use it.
+var InstanceIDPattern = regexp.MustCompile(`^(i-([0-9a-f]{8}|[0-9a-f]{17})|mi-[0-9a-f]{17})$`)
+
+// InstanceIDRule says how to write an instance id, for errors.
+const InstanceIDRule = "write i- followed by 8 or 17 lower-case hex digits, or mi- followed by 17"
 
 func checkInstanceID(field, id string) error {
-	if !instanceID.MatchString(id) {
-		return fmt.Errorf("%s: %q is not an instance id: write i- followed by 8 or 17 lower-case hex digits, or mi- followed by 17", field, id)
+	if !InstanceIDPattern.MatchString(id) {
+		return fmt.Errorf("%s: %q is not an instance id: "+InstanceIDRule, field, id)
 	}
 	return nil
 }

@@ -231,6 +231,18 @@ func OpenPassword(key *rsa.PrivateKey, r Result) (string, error) {
 	if key == nil {
 		return "", errors.New("hostscript: OpenPassword needs the grant's private key")
 	}
+	sealed, err := SealedPassword(r, &key.PublicKey)
+	if err != nil {
+		return "", err
+	}
+	return OpenSealedPassword(key, r.User, sealed)
+}
+
+// SealedPassword returns a successful provision result's password as the
+// host sealed it to the public key to, without opening it: the Passport
+// service passes it to the client that made the key, and cannot read it.
+// It checks that the field has the shape a seal to that key has.
+func SealedPassword(r Result, to *rsa.PublicKey) (string, error) {
 	if r.Action != "provision" || !r.OK {
 		return "", fmt.Errorf("hostscript: not a successful provision result (action %q, code %d)", r.Action, r.Code)
 	}
@@ -245,16 +257,31 @@ func OpenPassword(key *rsa.PrivateKey, r Result) (string, error) {
 	if err != nil {
 		return "", errors.New("hostscript: provision result's password field is not unpadded base64url")
 	}
+	if len(ct) != to.Size() {
+		return "", fmt.Errorf("hostscript: provision result's password is %d bytes sealed, want %d for this key; was it sealed to another key?", len(ct), to.Size())
+	}
+	return sealed, nil
+}
+
+// OpenSealedPassword opens the password of user that SealedPassword
+// returned, with the private half of the key it was sealed to, and checks
+// it with winpass.Check. Errors never contain the password or the
+// ciphertext.
+func OpenSealedPassword(key *rsa.PrivateKey, user, sealed string) (string, error) {
+	ct, err := base64.RawURLEncoding.DecodeString(sealed)
+	if err != nil {
+		return "", errors.New("hostscript: the sealed password is not unpadded base64url")
+	}
 	if len(ct) != key.Size() {
-		return "", fmt.Errorf("hostscript: provision result's password is %d bytes sealed, want %d for this key; was it sealed to another key?", len(ct), key.Size())
+		return "", fmt.Errorf("hostscript: the password is %d bytes sealed, want %d for this key; was it sealed to another key?", len(ct), key.Size())
 	}
 	pt, err := rsa.DecryptOAEP(sha256.New(), nil, key, ct, nil)
 	if err != nil {
-		return "", errors.New("hostscript: provision result's password does not open with this grant's key (wrong key or tampered output)")
+		return "", errors.New("hostscript: the sealed password does not open with this key (wrong key or tampered output)")
 	}
 	pw := string(pt)
-	if err := winpass.Check(pw, r.User); err != nil {
-		return "", fmt.Errorf("hostscript: the host's password for %s fails Passport's rules: %w", r.User, err)
+	if err := winpass.Check(pw, user); err != nil {
+		return "", fmt.Errorf("hostscript: the host's password for %s fails Passport's rules: %w", user, err)
 	}
 	return pw, nil
 }

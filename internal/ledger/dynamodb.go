@@ -213,7 +213,7 @@ func grantItem(g *Grant) (item, error) {
 	it := item(grantKey(g.ID))
 	for k, v := range map[string]string{"id": g.ID, "requester": g.Requester, "reason": g.Reason, "username": g.Username,
 		"targets": targets, "ca_public_key": g.CAPublicKey, "public_key": g.PublicKey, "certificate": g.Certificate,
-		"state": string(g.State), "lease_holder": g.Lease.Holder, "groups": encodeGroups(g.Groups)} {
+		"state": string(g.State), "lease_holder": g.Lease.Holder, "groups": encodeGroups(g.Groups), "requester_kind": g.RequesterKind} {
 		it.setS(k, v)
 	}
 	// The serial is a uint64; stored as its int64 bit pattern like sqlite.
@@ -230,7 +230,7 @@ func grantItem(g *Grant) (item, error) {
 
 func (it item) grant() (Grant, error) {
 	g := Grant{
-		ID: it.s("id"), Requester: it.s("requester"), Reason: it.s("reason"), Username: it.s("username"),
+		ID: it.s("id"), Requester: it.s("requester"), RequesterKind: it.s("requester_kind"), Reason: it.s("reason"), Username: it.s("username"),
 		Serial: uint64(it.n("serial")), CAPublicKey: it.s("ca_public_key"), PublicKey: it.s("public_key"), Certificate: it.s("certificate"),
 		IssuedAt: fromNanos(it.n("issued_at")), ExpiresAt: fromNanos(it.n("expires_at")), State: State(it.s("state")),
 		Version: it.n("version"), Lease: Lease{Holder: it.s("lease_holder"), Until: fromNanos(it.n("lease_until"))},
@@ -281,7 +281,7 @@ func (d *dynamoBackend) grant(ctx context.Context, id string) (Grant, error) {
 // due time of a closed grant).
 var grantAttributes = []string{"id", "requester", "reason", "username", "targets", "ca_public_key", "public_key", "certificate",
 	"state", "lease_holder", "groups", "serial", "issued_at", "expires_at", "version", "lease_until", "created_at", "updated_at",
-	"sudo", "due_part", "due_at"}
+	"sudo", "due_part", "due_at", "requester_kind"}
 
 // putGrant updates the item in place rather than replacing it, so that
 // created_at, which Create wrote, stays as it is.

@@ -49,7 +49,11 @@ func (s State) valid() bool {
 // a generated private key never reaches the ledger.
 type Grant struct {
 	ID        string
-	Requester string // the SAML subject the grant was issued to
+	Requester string // the SAML subject or AWS principal the grant was issued to
+	// RequesterKind says what Requester is: "machine" for a caller the
+	// service knew by its AWS identity, "person" or empty (records made
+	// before machines could ask) for a person or a direct-mode caller.
+	RequesterKind string
 	// Groups are the requester's groups in the identity store when the
 	// grant was made: what policy decided on, and what a reconciler
 	// re-checks the grant with when policy changes.
@@ -225,6 +229,9 @@ func (g *Grant) validate() error {
 		problems = append(problems, "issued_at and expires_at must both be set")
 	} else if !g.ExpiresAt.After(g.IssuedAt) {
 		problems = append(problems, "expires_at must be after issued_at")
+	}
+	if g.RequesterKind != "" && g.RequesterKind != "person" && g.RequesterKind != "machine" {
+		problems = append(problems, fmt.Sprintf("requester kind %.20q is not person or machine", g.RequesterKind))
 	}
 	if len(g.Groups) > MaxGroups {
 		problems = append(problems, fmt.Sprintf("%d groups is more than %d", len(g.Groups), MaxGroups))

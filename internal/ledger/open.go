@@ -3,6 +3,8 @@ package ledger
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 )
@@ -41,3 +43,30 @@ func Open(ctx context.Context, url string, o Options) (*Ledger, error) {
 }
 
 var tableName = regexp.MustCompile(`^[A-Za-z0-9_.-]{3,255}$`)
+
+// Resolve picks the ledger a person's tools use when they are told of none:
+// setting when given, else PASSPORT_LEDGER, else a sqlite file in the
+// user's state directory ($XDG_STATE_HOME or ~/.local/state, under
+// passport/), created 0700. Services and reconcilers are always told; this
+// is for one person's machine.
+func Resolve(setting string) (string, error) {
+	if setting != "" {
+		return setting, nil
+	}
+	if env := os.Getenv("PASSPORT_LEDGER"); env != "" {
+		return env, nil
+	}
+	dir := os.Getenv("XDG_STATE_HOME")
+	if dir == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return "", fmt.Errorf("no ledger is set and there is no home directory for the default one: name one (the provider's ledger setting, or PASSPORT_LEDGER): %w", err)
+		}
+		dir = filepath.Join(home, ".local", "state")
+	}
+	dir = filepath.Join(dir, "passport")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("creating the default ledger's directory: %w", err)
+	}
+	return "sqlite://" + filepath.Join(dir, "ledger.db"), nil
+}

@@ -42,7 +42,8 @@ CREATE TABLE IF NOT EXISTS grants (
 	created_at    INTEGER NOT NULL,
 	updated_at    INTEGER NOT NULL,
 	due_at        INTEGER,
-	requester_groups TEXT NOT NULL DEFAULT '[]'
+	requester_groups TEXT NOT NULL DEFAULT '[]',
+	requester_kind TEXT NOT NULL DEFAULT ''
 );
 -- Only open grants have a due_at, so the reconciler's pass reads an index
 -- the size of the open grants, not of the history.
@@ -66,7 +67,7 @@ CREATE INDEX IF NOT EXISTS audit_grant ON audit (grant_id);
 
 // grantColumnNames is the order of grantArgs' values.
 var grantColumnNames = []string{"id", "requester", "reason", "username", "sudo", "targets", "serial", "ca_public_key", "public_key", "certificate",
-	"issued_at", "expires_at", "state", "version", "lease_holder", "lease_until", "created_at", "updated_at", "due_at", "requester_groups"}
+	"issued_at", "expires_at", "state", "version", "lease_holder", "lease_until", "created_at", "updated_at", "due_at", "requester_groups", "requester_kind"}
 
 var grantColumns = strings.Join(grantColumnNames, ", ")
 
@@ -131,8 +132,8 @@ func openSQLite(ctx context.Context, path string) (*sqliteBackend, error) {
 
 // schemaVersion is stored as the file's user_version, so that a later
 // Passport can migrate the file and an older one refuses a newer file
-// instead of misreading it. 2 added requester_groups.
-const schemaVersion = 2
+// instead of misreading it. 2 added requester_groups, 3 requester_kind.
+const schemaVersion = 3
 
 func prepareSchema(ctx context.Context, db *sql.DB) error {
 	var v int
@@ -145,31 +146,41 @@ func prepareSchema(ctx context.Context, db *sql.DB) error {
 	if _, err := db.ExecContext(ctx, sqliteSchema); err != nil {
 		return err
 	}
-	// A version 1 file has its grants table without requester_groups:
+	// An older file has its grants table without the newer columns:
 	// CREATE TABLE IF NOT EXISTS left it as it was. Several processes may
-	// open the file at once, so the column is added only where missing,
+	// open the file at once, so a column is added only where missing,
 	// inside one write transaction.
-	if v < 2 {
-		if err := addGroupsColumn(ctx, db); err != nil {
-			return fmt.Errorf("upgrading the ledger to schema 2: %w", err)
+	for _, c := range []struct {
+		version    int
+		name, decl string
+	}{
+		{2, "requester_groups", "TEXT NOT NULL DEFAULT '[]'"},
+		{3, "requester_kind", "TEXT NOT NULL DEFAULT ''"},
+	} {
+		if v >= c.version {
+			continue
+		}
+		if err := addColumn(ctx, db, c.name, c.decl); err != nil {
+			return fmt.Errorf("upgrading the ledger to schema %d: %w", c.version, err)
 		}
 	}
 	_, err := db.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, schemaVersion))
 	return err
 }
 
-func addGroupsColumn(ctx context.Context, db *sql.DB) error {
+func addColumn(ctx context.Context, db *sql.DB, name, decl string) error {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
 	var n int
-	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info('grants') WHERE name = 'requester_groups'`).Scan(&n); err != nil {
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info('grants') WHERE name = ?`, name).Scan(&n); err != nil {
 		return err
 	}
 	if n == 0 {
-		if _, err := tx.ExecContext(ctx, `ALTER TABLE grants ADD COLUMN requester_groups TEXT NOT NULL DEFAULT '[]'`); err != nil {
+		// name and decl are the constants above, never input.
+		if _, err := tx.ExecContext(ctx, `ALTER TABLE grants ADD COLUMN `+name+` `+decl); err != nil {
 			return err
 		}
 	}
@@ -190,7 +201,7 @@ func grantArgs(g *Grant) ([]any, error) {
 	// The serial is a uint64; sqlite stores int64. The cast round-trips.
 	return []any{g.ID, g.Requester, g.Reason, g.Username, g.Sudo, targets, int64(g.Serial), g.CAPublicKey, g.PublicKey, g.Certificate,
 		nanos(g.IssuedAt), nanos(g.ExpiresAt), string(g.State), g.Version, g.Lease.Holder, nanos(g.Lease.Until),
-		nanos(g.CreatedAt), nanos(g.UpdatedAt), due, encodeGroups(g.Groups)}, nil
+		nanos(g.CreatedAt), nanos(g.UpdatedAt), due, encodeGroups(g.Groups), g.RequesterKind}, nil
 }
 
 type scanner interface{ Scan(dest ...any) error }
@@ -203,7 +214,7 @@ func scanGrant(r scanner) (Grant, error) {
 		due                                              sql.NullInt64
 	)
 	err := r.Scan(&g.ID, &g.Requester, &g.Reason, &g.Username, &g.Sudo, &targets, &serial, &g.CAPublicKey, &g.PublicKey, &g.Certificate,
-		&issued, &expires, &state, &g.Version, &g.Lease.Holder, &until, &created, &updated, &due, &groups)
+		&issued, &expires, &state, &g.Version, &g.Lease.Holder, &until, &created, &updated, &due, &groups, &g.RequesterKind)
 	if err != nil {
 		return Grant{}, err
 	}

@@ -15,9 +15,20 @@ type Request struct {
 	// Subject is who asks: the SAML subject, or the AWS caller ARN where
 	// no SAML session is configured.
 	Subject string
+	// Kind is what Subject is: a Person (Passport::User, the default) or a
+	// Machine (Passport::Machine, for callers the service knows by their
+	// AWS identity).
+	Kind Kind
 	// Groups are the subject's groups from the identity store; none is fine.
-	Groups  []string
-	Targets []Instance
+	Groups []string
+	// Action is what Subject wants to do: Access (the default) asks for
+	// access to Targets; View and End ask to see or end a request someone
+	// else made, described by the fields below and Requester.
+	Action Action
+	// Requester made the request in question; empty means Subject, which
+	// is always the case for Access.
+	Requester string
+	Targets   []Instance
 	// Duration is the whole window, from the grant's start.
 	Duration time.Duration
 	Reason   string
@@ -91,7 +102,23 @@ func (e *DeniedError) Error() string {
 	return b.String()
 }
 
-var actionUID = types.NewEntityUID(typeAction, actionAccess)
+// Action is what a principal asks to do, as policies name it.
+type Action string
+
+// Actions. The service asks View and End about someone else's request; a
+// requester may always see and end their own.
+const (
+	Access Action = "access"
+	View   Action = "view"
+	End    Action = "end"
+)
+
+func (a Action) uid() types.EntityUID {
+	if a == "" {
+		a = Access
+	}
+	return types.NewEntityUID(typeAction, types.String(a))
+}
 
 // Authorize decides every target of req. A Policy with no statements denies
 // each target and says where policy was looked for.
@@ -109,19 +136,25 @@ func (p *Policy) Authorize(req Request) Decision {
 		}
 		return d
 	}
-	entities, principal := principalEntities(req.Subject, req.Groups)
+	entities, principal := principalEntities(req.Kind, req.Subject, req.Groups)
+	requester := req.Requester
+	if requester == "" {
+		requester = req.Subject
+	}
 	ctx := types.NewRecord(types.RecordMap{
 		"duration":     types.Long(req.Duration / time.Second),
 		"reason":       types.String(req.Reason),
 		"sudo":         types.Boolean(req.Sudo),
 		"target_count": types.Long(len(req.Targets)),
+		"requester":    types.String(requester),
 	})
+	action := req.Action.uid()
 	for _, t := range req.Targets {
 		resource := instanceEntity(t)
 		entities[resource.UID] = resource
 		dec, diag := cedar.Authorize(p.set, entities, cedar.Request{
 			Principal: principal,
-			Action:    actionUID,
+			Action:    action,
 			Resource:  resource.UID,
 			Context:   ctx,
 		})
@@ -154,6 +187,9 @@ func (p *Policy) explain(id string, dec cedar.Decision, diag cedar.Diagnostic, r
 	if req.Sudo {
 		sudo = " with sudo"
 	}
+	if req.Action == View || req.Action == End {
+		return TargetDecision{ID: id, Why: fmt.Sprintf("no policy in %s permits %q%s to %s requests of %q on it", p.source, req.Subject, groupsPhrase(req.Groups), req.Action, req.Requester)}
+	}
 	return TargetDecision{ID: id, Why: fmt.Sprintf("no policy in %s permits %q%s to access it for %s%s", p.source, req.Subject, groupsPhrase(req.Groups), window(req.Duration), sudo)}
 }
 
@@ -182,10 +218,10 @@ func groupsPhrase(groups []string) string {
 	return " (groups " + strings.Join(q, ", ") + ")"
 }
 
-// principalEntities returns the entities every target shares: the user and
-// its groups.
-func principalEntities(subject string, groups []string) (types.EntityMap, types.EntityUID) {
-	user := types.NewEntityUID(typeUser, types.String(subject))
+// principalEntities returns the entities every target shares: the user
+// and its groups, or the machine.
+func principalEntities(kind Kind, subject string, groups []string) (types.EntityMap, types.EntityUID) {
+	user := kind.uid(subject)
 	em := make(types.EntityMap, len(groups)+2)
 	parents := make([]types.EntityUID, 0, len(groups))
 	for _, g := range groups {
@@ -208,3 +244,24 @@ func instanceEntity(t Instance) types.Entity {
 		Tags:       types.NewRecord(tags),
 	}
 }
+
+// Kind is what a principal is.
+type Kind string
+
+// Principal kinds. The empty Kind is a Person: records made before
+// machines could ask name people, or AWS callers in direct mode.
+const (
+	Person  Kind = "person"
+	Machine Kind = "machine"
+)
+
+// uid is the Cedar entity of a principal of kind k named subject.
+func (k Kind) uid(subject string) types.EntityUID {
+	if k == Machine {
+		return types.NewEntityUID(typeMachine, types.String(subject))
+	}
+	return types.NewEntityUID(typeUser, types.String(subject))
+}
+
+// Valid reports whether k is a known kind; empty counts as Person.
+func (k Kind) Valid() bool { return k == "" || k == Person || k == Machine }

@@ -234,11 +234,11 @@ func TestDeniedExtendAndAddedTargetTouchNoHost(t *testing.T) {
 		CAPublicKey: strings.TrimSpace(string(ssh.MarshalAuthorizedKey(ca.PublicKey()))),
 	}
 	l.Server.ResetCalls()
-	_, err := ops.Extend(context.Background(), g, ca, 5*time.Hour)
+	_, err := ops.Extend(context.Background(), "operator@example.com", g, ca, 5*time.Hour)
 	if err == nil || !strings.Contains(err.Error(), stagingID) || !strings.Contains(err.Error(), "no policy") {
 		t.Errorf("extending past the ops cap: %v", err)
 	}
-	_, err = ops.SetTargets(context.Background(), g, ca, []string{stagingID, productionID})
+	_, err = ops.SetTargets(context.Background(), "operator@example.com", g, ca, []string{stagingID, productionID})
 	if err == nil || !strings.Contains(err.Error(), productionID) || !strings.Contains(err.Error(), `"production-only-oncall"`) {
 		t.Errorf("adding production: %v", err)
 	}
@@ -247,7 +247,7 @@ func TestDeniedExtendAndAddedTargetTouchNoHost(t *testing.T) {
 	// Shortening takes access away, so policy is not asked: even a grant
 	// policy would no longer allow may end sooner.
 	g.Reason = "no ticket any more"
-	_, err = ops.Extend(context.Background(), g, ca, 30*time.Minute)
+	_, err = ops.Extend(context.Background(), "operator@example.com", g, ca, 30*time.Minute)
 	var denied *policy.DeniedError
 	if errors.As(err, &denied) {
 		t.Errorf("shortening was refused by policy: %v", err)

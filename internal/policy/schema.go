@@ -19,10 +19,10 @@ var Schema string
 // Names of the entity types and the action, as policies spell them.
 const (
 	typeUser     = "Passport::User"
+	typeMachine  = "Passport::Machine"
 	typeGroup    = "Passport::Group"
 	typeInstance = "Passport::Instance"
 	typeAction   = "Passport::Action"
-	actionAccess = "access"
 )
 
 // resolvedSchema is Schema, parsed once; it is a constant of the program,

@@ -45,7 +45,7 @@ func (in requestInputs) validate(diags *diag.Diagnostics) {
 		}
 	}
 	if known(in.CertificateAuthority) {
-		if err := checkSignerRef(in.CertificateAuthority.ValueString()); err != nil {
+		if err := sshca.CheckRef(in.CertificateAuthority.ValueString()); err != nil {
 			diags.AddAttributeError(path.Root("certificate_authority"), "Invalid certificate authority",
 				"certificate_authority must be the signer attribute of a passport_certificate_authority: "+err.Error())
 		}
@@ -69,7 +69,7 @@ func (in requestInputs) request(ctx context.Context, data *providerData, gate *r
 			return req, false
 		}
 	}
-	if req.CA, err = openSigner(ctx, data.aws.KMS, in.CertificateAuthority.ValueString()); err != nil {
+	if req.CA, err = sshca.OpenRef(ctx, data.aws.KMS, in.CertificateAuthority.ValueString()); err != nil {
 		diags.AddAttributeError(path.Root("certificate_authority"), "Cannot use the certificate authority", err.Error())
 		return req, false
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
 	"github.com/passport-access/terraform-provider-passport/internal/access"
+	"github.com/passport-access/terraform-provider-passport/internal/fleet"
 )
 
 var (
@@ -84,7 +85,7 @@ func (e *ephemeralAccessRequest) Schema(_ context.Context, _ ephemeral.SchemaReq
 				Description: fmt.Sprintf("Instance ids of the servers (1 to %d), Linux or Windows.", access.MaxTargets),
 				Validators: []validator.Set{
 					setvalidator.SizeBetween(1, access.MaxTargets),
-					setvalidator.ValueStringsAre(stringvalidator.RegexMatches(instanceIDPattern, "must be an instance id: i- followed by 8 or 17 lower-case hex digits, or mi- followed by 17")),
+					setvalidator.ValueStringsAre(stringvalidator.RegexMatches(fleet.InstanceIDPattern, "must be an instance id: "+fleet.InstanceIDRule)),
 				},
 			},
 			"certificate_authority": schema.StringAttribute{
@@ -201,7 +202,7 @@ func (e *ephemeralAccessRequest) Close(ctx context.Context, req ephemeral.CloseR
 	}
 	ctx, cancel := context.WithTimeout(ctx, defaultDeleteTimeout)
 	defer cancel()
-	if err := e.access.Revoke(ctx, &g); err != nil {
+	if err := e.access.Revoke(ctx, g.Requester, &g); err != nil {
 		resp.Diagnostics.AddError("Ephemeral access request "+g.ID+" was not revoked everywhere",
 			err.Error()+"\nThe ledger keeps it open: the reconciler revokes it, at the latest when its window ends at "+g.ExpiresAt.UTC().Format(time.RFC3339)+".")
 	}

@@ -84,7 +84,6 @@ func reconcileOnce(t *testing.T, l *accLab) {
 		Fleet:  fleet.New(ssm.NewFromConfig(l.AWSConfig()), fleet.Options{FirstPoll: 50 * time.Millisecond, MaxPoll: 250 * time.Millisecond}),
 		Now:    l.clock.Now,
 		Ledger: book,
-		Actor:  "reconciler/test",
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -31,6 +30,7 @@ import (
 
 	"github.com/passport-access/terraform-provider-passport/internal/access"
 	"github.com/passport-access/terraform-provider-passport/internal/connect"
+	"github.com/passport-access/terraform-provider-passport/internal/fleet"
 	"github.com/passport-access/terraform-provider-passport/internal/sshca"
 )
 
@@ -55,9 +55,6 @@ const (
 // or its grant record gone. The access core never reports it; it exists
 // only to say, in the state, why the request must be replaced.
 const targetMissing = "missing"
-
-// instanceIDPattern matches EC2 instance ids and hybrid managed node ids.
-var instanceIDPattern = regexp.MustCompile(`^(i-([0-9a-f]{8}|[0-9a-f]{17})|mi-[0-9a-f]{17})$`)
 
 func newAccessRequestResource() resource.Resource { return &accessRequestResource{} }
 
@@ -125,7 +122,7 @@ func (r *accessRequestResource) Schema(ctx context.Context, _ resource.SchemaReq
 				Description: fmt.Sprintf("Instance ids of the servers (1 to %d). Adding or removing one updates the request in place: the user is created on added servers and removed from removed ones.", access.MaxTargets),
 				Validators: []validator.Set{
 					setvalidator.SizeBetween(1, access.MaxTargets),
-					setvalidator.ValueStringsAre(stringvalidator.RegexMatches(instanceIDPattern, "must be an instance id: i- followed by 8 or 17 lower-case hex digits, or mi- followed by 17")),
+					setvalidator.ValueStringsAre(stringvalidator.RegexMatches(fleet.InstanceIDPattern, "must be an instance id: "+fleet.InstanceIDRule)),
 				},
 			},
 			"certificate_authority": schema.StringAttribute{
@@ -417,7 +414,7 @@ func (r *accessRequestResource) Update(ctx context.Context, req resource.UpdateR
 
 	var ca *sshca.CA
 	if durationChanged || targetsChanged {
-		if ca, err = openSigner(ctx, r.data.aws.KMS, plan.CertificateAuthority.ValueString()); err != nil {
+		if ca, err = sshca.OpenRef(ctx, r.data.aws.KMS, plan.CertificateAuthority.ValueString()); err != nil {
 			resp.Diagnostics.AddAttributeError(path.Root("certificate_authority"), "Cannot use the certificate authority", err.Error())
 			return
 		}
@@ -435,7 +432,7 @@ func (r *accessRequestResource) Update(ctx context.Context, req resource.UpdateR
 		resp.Diagnostics.AddError(summary, err.Error())
 	}
 	if durationChanged {
-		extended, err := r.access.Extend(ctx, grant, ca, duration)
+		extended, err := r.access.Extend(ctx, grant.Requester, grant, ca, duration)
 		if extended != nil {
 			grant = extended
 		}
@@ -446,7 +443,7 @@ func (r *accessRequestResource) Update(ctx context.Context, req resource.UpdateR
 		next.Duration = plan.Duration
 	}
 	if targetsChanged {
-		changed, err := r.access.SetTargets(ctx, grant, ca, targets)
+		changed, err := r.access.SetTargets(ctx, grant.Requester, grant, ca, targets)
 		if changed != nil {
 			grant = changed
 		}
@@ -479,7 +476,7 @@ func (r *accessRequestResource) Delete(ctx context.Context, req resource.DeleteR
 			grant.Targets[i].Status = access.Active
 		}
 	}
-	if err := r.access.Revoke(ctx, grant); err != nil {
+	if err := r.access.Revoke(ctx, grant.Requester, grant); err != nil {
 		// The resource stays in the state, so destroy can be run again.
 		resp.Diagnostics.AddError("Access was not revoked everywhere", err.Error())
 	}

@@ -173,7 +173,7 @@ func (r *certificateAuthorityResource) Create(ctx context.Context, req resource.
 		setPublicParts(&m, ca)
 		m.ID = types.StringValue(stateCAID(ca))
 		m.PrivateKeyPEM = types.StringValue(string(pemBytes))
-		m.Signer = types.StringValue(stateSignerRef(pemBytes))
+		m.Signer = types.StringValue(sshca.StateRef(pemBytes))
 	}
 	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
 }
@@ -270,7 +270,7 @@ func setKMSCA(m *certificateAuthorityModel, ca *sshca.CA) {
 	setPublicParts(m, ca)
 	m.ID = types.StringValue(ca.KMSKeyID())
 	m.PrivateKeyPEM = types.StringNull()
-	m.Signer = types.StringValue(kmsSignerRef(ca.KMSKeyID()))
+	m.Signer = types.StringValue(sshca.KMSRef(ca.KMSKeyID()))
 }
 
 func setPublicParts(m *certificateAuthorityModel, ca *sshca.CA) {

@@ -265,7 +265,7 @@ func checkKMSCA(s *terraform.State, client *kms.Client, address string, alg sshc
 func checkSignerSigns(client sshca.KMSClient, ref string, caKey ssh.PublicKey) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	ca, err := openSigner(ctx, client, ref)
+	ca, err := sshca.OpenRef(ctx, client, ref)
 	if err != nil {
 		return err
 	}

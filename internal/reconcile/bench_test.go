@@ -51,7 +51,7 @@ func BenchmarkPass(b *testing.B) {
 	create(1, time.Minute)
 	single, _ := r.ledger.Get(ctx, fmt.Sprintf("ar-%016x", seq))
 	start := time.Now()
-	if err := svc.Revoke(ctx, access.FromRecord(single)); err != nil {
+	if err := svc.Revoke(ctx, "reconciler/bench", access.FromRecord(single)); err != nil {
 		b.Fatal(err)
 	}
 	baseline := time.Since(start)

@@ -103,7 +103,6 @@ func (r *rig) service(t testing.TB, led *ledger.Ledger, actor string) *access.Se
 		Now:     r.clock.Now,
 		Timeout: time.Minute,
 		Ledger:  led,
-		Actor:   actor,
 	})
 	if err != nil {
 		t.Fatal(err)

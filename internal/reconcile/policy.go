@@ -55,6 +55,7 @@ func (c *PolicyCheck) Permits(ctx context.Context, g ledger.Grant) (bool, string
 	}
 	req := policy.Request{
 		Subject:  g.Requester,
+		Kind:     policy.Kind(g.RequesterKind),
 		Groups:   g.Groups,
 		Duration: g.ExpiresAt.Sub(g.IssuedAt),
 		Reason:   g.Reason,

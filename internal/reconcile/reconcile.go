@@ -58,12 +58,12 @@ type HostLister func(ctx context.Context) ([]string, error)
 // Config wires a Reconciler.
 type Config struct {
 	Ledger *ledger.Ledger
-	// Access revokes. Give it the same Ledger, and an Actor naming this
-	// reconciler ("reconciler/<hostname>"), which the audit trail shows.
+	// Access revokes. Give it the same Ledger.
 	Access *access.Service
-	// Holder names this reconciler on leases and on the audit events it
-	// writes itself (policy denials): unique among those sharing the
-	// ledger, and best the same as Access's Actor. Required.
+	// Holder names this reconciler on leases and in the audit trail
+	// ("reconciler/<hostname>"): every revoke, sweep and denial it makes
+	// names it as the actor. Unique among those sharing the ledger.
+	// Required.
 	Holder string
 	// Lease is how long this reconciler holds a grant while revoking it.
 	// Default DefaultLease.
@@ -337,7 +337,7 @@ func (r *Reconciler) revoke(ctx context.Context, id, denial string) (outcome, er
 	}
 	log := r.cfg.Log.With("grant", g.ID, "user", g.Username, "state", string(g.State), "reason", why)
 	ag := access.FromRecord(g)
-	err = r.cfg.Access.Revoke(ctx, ag)
+	err = r.cfg.Access.Revoke(ctx, r.cfg.Holder, ag)
 	after, getErr := r.cfg.Ledger.Get(ctx, id)
 	switch {
 	case getErr == nil && after.State.Closed():

@@ -88,7 +88,7 @@ func (r *Reconciler) sweep(ctx context.Context, rep *Report) error {
 	if len(strays) == 0 {
 		return nil
 	}
-	removed, err := r.cfg.Access.RemoveStrays(ctx, strays)
+	removed, err := r.cfg.Access.RemoveStrays(ctx, r.cfg.Holder, strays)
 	for _, s := range removed {
 		r.cfg.Log.Info("sweep: removed stray Passport user", "host", s.InstanceID, "user", s.Username)
 	}

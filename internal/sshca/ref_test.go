@@ -1,17 +1,15 @@
-package provider
+package sshca
 
 import (
 	"context"
 	"encoding/base64"
 	"strings"
 	"testing"
-
-	"github.com/passport-access/terraform-provider-passport/internal/sshca"
 )
 
 func TestOpenStateSigner(t *testing.T) {
-	for _, alg := range []sshca.Algorithm{sshca.Ed25519, sshca.ECDSAP256} {
-		ca, err := sshca.Generate(alg)
+	for _, alg := range []Algorithm{Ed25519, ECDSAP256} {
+		ca, err := Generate(alg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -19,7 +17,7 @@ func TestOpenStateSigner(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := openSigner(context.Background(), nil, stateSignerRef(pemBytes))
+		got, err := OpenRef(context.Background(), nil, StateRef(pemBytes))
 		if err != nil {
 			t.Fatalf("%s: %v", alg, err)
 		}
@@ -30,7 +28,7 @@ func TestOpenStateSigner(t *testing.T) {
 }
 
 func TestSignerRefRejects(t *testing.T) {
-	ca, err := sshca.Generate(sshca.Ed25519)
+	ca, err := Generate(Ed25519)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +36,7 @@ func TestSignerRefRejects(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	secretRef := stateSignerRef(pemBytes)
+	secretRef := StateRef(pemBytes)
 	for _, tc := range []struct {
 		name, ref, want string
 	}{
@@ -52,7 +50,7 @@ func TestSignerRefRejects(t *testing.T) {
 		{"kms without client", "kms:arn:aws:kms:us-east-1:123456789012:key/x", "no KMS client"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := openSigner(context.Background(), nil, tc.ref)
+			_, err := OpenRef(context.Background(), nil, tc.ref)
 			if err == nil {
 				t.Fatal("accepted")
 			}
@@ -70,7 +68,7 @@ func TestSignerRefRejects(t *testing.T) {
 // fails with an error that does not repeat the reference, which may hold a
 // private key.
 func FuzzOpenSigner(f *testing.F) {
-	ca, err := sshca.Generate(sshca.Ed25519)
+	ca, err := Generate(Ed25519)
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -78,11 +76,11 @@ func FuzzOpenSigner(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	for _, seed := range []string{stateSignerRef(pemBytes), "state:", "kms:", "state:AAAA", "x", "state:" + string(pemBytes)} {
+	for _, seed := range []string{StateRef(pemBytes), "state:", "kms:", "state:AAAA", "x", "state:" + string(pemBytes)} {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, ref string) {
-		got, err := openSigner(context.Background(), nil, ref)
+		got, err := OpenRef(context.Background(), nil, ref)
 		if err == nil {
 			if got == nil {
 				t.Fatal("no CA and no error")

@@ -1,4 +1,4 @@
-package provider
+package sshca
 
 import (
 	"context"
@@ -6,16 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-
-	"github.com/passport-access/terraform-provider-passport/internal/sshca"
 )
 
-// A signer reference is how an access request names the certificate
-// authority that signs its certificate: the `signer` attribute of
+// A signer reference names the certificate authority that signs a
+// request's certificate: the `signer` attribute of the Terraform provider's
 // passport_certificate_authority, handed to passport_access_request's
-// `certificate_authority`. Passing a reference rather than the CA's id keeps
-// the two resources independent of each other's state, the way
-// terraform-provider-tls passes PEM text between its resources.
+// `certificate_authority`, and what the Passport service is configured
+// with. Passing a reference rather than the CA's id keeps the two resources
+// independent of each other's state, the way terraform-provider-tls passes
+// PEM text between its resources.
 //
 //	kms:<key ARN>            the key stays in KMS; holding the reference
 //	                         grants nothing without kms:Sign permission
@@ -25,16 +24,19 @@ const (
 	stateSignerPrefix = "state:"
 )
 
-func kmsSignerRef(keyARN string) string { return kmsSignerPrefix + keyARN }
+// KMSRef is the reference of a CA whose key lives in KMS.
+func KMSRef(keyARN string) string { return kmsSignerPrefix + keyARN }
 
-func stateSignerRef(privateKeyPEM []byte) string {
+// StateRef is the reference of a CA whose private key is held by whoever
+// holds the reference: the reference is a secret.
+func StateRef(privateKeyPEM []byte) string {
 	return stateSignerPrefix + base64.StdEncoding.EncodeToString(privateKeyPEM)
 }
 
-// checkSignerRef tells whether ref has the shape of a signer reference,
+// CheckRef tells whether ref has the shape of a signer reference,
 // without calling KMS, so that a wrong value fails at plan time. Its errors
 // never quote ref: a state reference is a private key.
-func checkSignerRef(ref string) error {
+func CheckRef(ref string) error {
 	switch {
 	case strings.HasPrefix(ref, kmsSignerPrefix):
 		if strings.TrimPrefix(ref, kmsSignerPrefix) == "" {
@@ -50,20 +52,20 @@ func checkSignerRef(ref string) error {
 	return errors.New("it is not the signer attribute of a passport_certificate_authority (it must start with kms: or state:)")
 }
 
-// openSigner returns the CA a signer reference names. A KMS reference costs
+// OpenRef returns the CA a signer reference names. A KMS reference costs
 // a DescribeKey and a GetPublicKey call.
-func openSigner(ctx context.Context, client sshca.KMSClient, ref string) (*sshca.CA, error) {
-	if err := checkSignerRef(ref); err != nil {
+func OpenRef(ctx context.Context, client KMSClient, ref string) (*CA, error) {
+	if err := CheckRef(ref); err != nil {
 		return nil, err
 	}
 	if arn, ok := strings.CutPrefix(ref, kmsSignerPrefix); ok {
 		if client == nil {
-			return nil, errors.New("the certificate authority lives in KMS, but the provider has no KMS client")
+			return nil, errors.New("the certificate authority lives in KMS, but no KMS client is configured")
 		}
-		return sshca.OpenKMS(ctx, client, arn)
+		return OpenKMS(ctx, client, arn)
 	}
 	pemBytes, _ := base64.StdEncoding.DecodeString(strings.TrimPrefix(ref, stateSignerPrefix))
-	ca, err := sshca.ParsePrivateKey(pemBytes)
+	ca, err := ParsePrivateKey(pemBytes)
 	if err != nil {
 		return nil, fmt.Errorf("the state: reference does not hold a usable CA private key: %w", err)
 	}
