@@ -488,3 +488,66 @@ func (d *dynamoBackend) events(ctx context.Context, _ Filter, fn func(Event) err
 	}
 	return nil
 }
+
+// Entries are items of their own partition each: pk "entry#<kind>#<key>",
+// sk 0, with the value, the expiry in nanoseconds (what decides), and
+// "ttl" in seconds for DynamoDB's own expiry, which removes them within
+// days of expiring where the table has TTL on that attribute.
+const entryPK = "entry#"
+
+func entryKey(kind, key string) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{"pk": str(entryPK + kind + "#" + key), "sk": num(0)}
+}
+
+func (d *dynamoBackend) putEntry(ctx context.Context, e Entry, now time.Time) error {
+	it := item(entryKey(e.Kind, e.Key))
+	it["value"] = &types.AttributeValueMemberB{Value: nonNil(e.Value)}
+	it["entry_expires"] = num(nanos(e.Expires))
+	it["ttl"] = num(e.Expires.Unix() + 1)
+	_, err := d.c.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName: &d.table, Item: it,
+		ConditionExpression:       aws.String("attribute_not_exists(pk) OR entry_expires <= :now"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":now": num(nanos(now))},
+	})
+	if isConditionFailed(err) {
+		return fmt.Errorf("%s %.60s: %w", e.Kind, e.Key, ErrExists)
+	}
+	if err != nil {
+		return d.fail("storing "+e.Kind, err)
+	}
+	return nil
+}
+
+func (d *dynamoBackend) entry(ctx context.Context, kind, key string) (Entry, error) {
+	out, err := d.c.GetItem(ctx, &dynamodb.GetItemInput{TableName: &d.table, Key: entryKey(kind, key), ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		return Entry{}, d.fail("reading "+kind, err)
+	}
+	if out.Item == nil {
+		return Entry{}, entryNotFound(kind, key)
+	}
+	return item(out.Item).entry(kind, key), nil
+}
+
+func (d *dynamoBackend) takeEntry(ctx context.Context, kind, key string) (Entry, error) {
+	out, err := d.c.DeleteItem(ctx, &dynamodb.DeleteItemInput{
+		TableName: &d.table, Key: entryKey(kind, key),
+		ConditionExpression: aws.String("attribute_exists(pk)"),
+		ReturnValues:        types.ReturnValueAllOld,
+	})
+	if isConditionFailed(err) {
+		return Entry{}, entryNotFound(kind, key)
+	}
+	if err != nil {
+		return Entry{}, d.fail("taking "+kind, err)
+	}
+	return item(out.Attributes).entry(kind, key), nil
+}
+
+func (it item) entry(kind, key string) Entry {
+	e := Entry{Kind: kind, Key: key, Expires: fromNanos(it.n("entry_expires"))}
+	if v, ok := it["value"].(*types.AttributeValueMemberB); ok {
+		e.Value = v.Value
+	}
+	return e
+}

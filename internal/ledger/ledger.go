@@ -65,6 +65,14 @@ type backend interface {
 	// appendEvent seals e as the event after the current last one and
 	// stores it, atomically with respect to other appenders.
 	appendEvent(ctx context.Context, e Event) (Event, error)
+	// putEntry stores e unless a live entry (Expires after now) has its
+	// kind and key: then ErrExists.
+	putEntry(ctx context.Context, e Entry, now time.Time) error
+	// entry returns the stored entry, expired or not, or a missing-entry
+	// error matching ErrNotFound.
+	entry(ctx context.Context, kind, key string) (Entry, error)
+	// takeEntry deletes the stored entry and returns it, atomically.
+	takeEntry(ctx context.Context, kind, key string) (Entry, error)
 	// lastEvent returns the end of the trail, or the zero Event.
 	lastEvent(ctx context.Context) (Event, error)
 	// events calls fn for every event in seq order that f may match (the

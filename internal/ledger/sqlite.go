@@ -63,6 +63,15 @@ CREATE TABLE IF NOT EXISTS audit (
 	hash      TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS audit_grant ON audit (grant_id);
+
+CREATE TABLE IF NOT EXISTS entries (
+	kind    TEXT NOT NULL,
+	key     TEXT NOT NULL,
+	value   BLOB NOT NULL,
+	expires INTEGER NOT NULL,
+	PRIMARY KEY (kind, key)
+);
+CREATE INDEX IF NOT EXISTS entries_expires ON entries (expires);
 `
 
 // grantColumnNames is the order of grantArgs' values.
@@ -430,4 +439,61 @@ func scanEvents(ctx context.Context, q querier, query string, args []any, fn fun
 		return fmt.Errorf("ledger: reading the audit trail: %w", err)
 	}
 	return nil
+}
+
+// putEntry drops what has expired, then inserts e if its key is free, in
+// one write transaction.
+func (s *sqliteBackend) putEntry(ctx context.Context, e Entry, now time.Time) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("ledger: storing %s: %w", e.Kind, err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `DELETE FROM entries WHERE expires <= ?`, nanos(now)); err != nil {
+		return fmt.Errorf("ledger: dropping expired entries: %w", err)
+	}
+	res, err := tx.ExecContext(ctx, `INSERT INTO entries (kind, key, value, expires) VALUES (?, ?, ?, ?) ON CONFLICT (kind, key) DO NOTHING`,
+		e.Kind, e.Key, nonNil(e.Value), nanos(e.Expires))
+	if err != nil {
+		return fmt.Errorf("ledger: storing %s: %w", e.Kind, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("%s %.60s: %w", e.Kind, e.Key, ErrExists)
+	}
+	return tx.Commit()
+}
+
+func nonNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}
+
+func (s *sqliteBackend) entry(ctx context.Context, kind, key string) (Entry, error) {
+	e := Entry{Kind: kind, Key: key}
+	var expires int64
+	err := s.db.QueryRowContext(ctx, `SELECT value, expires FROM entries WHERE kind = ? AND key = ?`, kind, key).Scan(&e.Value, &expires)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Entry{}, entryNotFound(kind, key)
+	}
+	if err != nil {
+		return Entry{}, fmt.Errorf("ledger: reading %s: %w", kind, err)
+	}
+	e.Expires = fromNanos(expires)
+	return e, nil
+}
+
+func (s *sqliteBackend) takeEntry(ctx context.Context, kind, key string) (Entry, error) {
+	e := Entry{Kind: kind, Key: key}
+	var expires int64
+	err := s.db.QueryRowContext(ctx, `DELETE FROM entries WHERE kind = ? AND key = ? RETURNING value, expires`, kind, key).Scan(&e.Value, &expires)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Entry{}, entryNotFound(kind, key)
+	}
+	if err != nil {
+		return Entry{}, fmt.Errorf("ledger: taking %s: %w", kind, err)
+	}
+	e.Expires = fromNanos(expires)
+	return e, nil
 }

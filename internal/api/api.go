@@ -1,0 +1,223 @@
+// Package api holds the Passport service's wire types, shared by its
+// server and its clients: the JSON bodies of every /v1 route, the error
+// body and its codes, and the routes themselves. docs/service-api.yaml
+// describes the same in OpenAPI, and a test holds the two together.
+package api
+
+import "time"
+
+// Routes of the service. Every /v1 route but the login routes and health
+// needs a signed-in caller.
+const (
+	PathHealth    = "/v1/health"
+	PathWhoAmI    = "/v1/whoami"
+	PathRequests  = "/v1/requests"
+	PathTargets   = "/v1/targets"
+	PathAudit     = "/v1/audit"
+	PathVerify    = "/v1/audit/verify"
+	PathLogout    = "/v1/logout"
+	PathLoginAWS  = "/v1/login/aws"
+	PathLoginCLI  = "/v1/login/cli"
+	PathLoginCode = "/v1/login/token"
+	PathSAMLLogin = "/saml/login"
+	PathSAMLACS   = "/saml/acs"
+	PathSAMLMeta  = "/saml/metadata"
+)
+
+// RequestPath is the route of one request, and of an action on it
+// ("extend", "targets", "end", "check", "sessions"; none for the request).
+func RequestPath(id, action string) string {
+	if action == "" {
+		return PathRequests + "/" + id
+	}
+	return PathRequests + "/" + id + "/" + action
+}
+
+// CreateRequest asks for access. Targets are named by instance id, or by
+// tags (every managed instance carrying all of them), not both.
+type CreateRequest struct {
+	Targets []string          `json:"targets,omitempty"`
+	Tags    map[string]string `json:"tags,omitempty"`
+	Reason  string            `json:"reason"`
+	// Duration is a Go duration ("90m", "2h"); empty means 1h.
+	Duration string `json:"duration,omitempty"`
+	Sudo     bool   `json:"sudo,omitempty"`
+	// PublicKey is the requester's SSH public key (authorized_keys form).
+	// The service signs it and never sees a private key, so it is
+	// required.
+	PublicKey string `json:"public_key"`
+	// PasswordKey is the requester's RSA public key (PKIX DER, base64) that
+	// Windows hosts seal their passwords to; required when a target is
+	// Windows. Only its owner can open SealedPasswords.
+	PasswordKey string `json:"password_key,omitempty"`
+	// CertificateAuthority names one of the service's CAs; empty means its
+	// default.
+	CertificateAuthority string `json:"certificate_authority,omitempty"`
+}
+
+// Request is an access request as the service reports it.
+type Request struct {
+	ID            string   `json:"id"`
+	State         string   `json:"state"`
+	Username      string   `json:"username"`
+	Requester     string   `json:"requester"`
+	RequesterKind string   `json:"requester_kind"`
+	Groups        []string `json:"groups,omitempty"`
+	Reason        string   `json:"reason"`
+	Sudo          bool     `json:"sudo"`
+	// Duration is the window's length, ExpiresAt - IssuedAt, as a Go
+	// duration.
+	Duration  string    `json:"duration"`
+	IssuedAt  time.Time `json:"issued_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+	// Certificate is the SSH certificate (authorized_keys form) for
+	// PublicKey; Serial its serial in decimal, as ssh-keygen -L prints it.
+	Certificate          string   `json:"certificate"`
+	Serial               string   `json:"serial"`
+	PublicKey            string   `json:"public_key"`
+	CAPublicKey          string   `json:"ca_public_key"`
+	CertificateAuthority string   `json:"certificate_authority,omitempty"`
+	Targets              []Target `json:"targets"`
+	// SealedPasswords are the Windows passwords of the hosts this call
+	// provisioned, by instance id, sealed to the caller's PasswordKey. Only
+	// the response to the call that provisioned them carries them: the
+	// service keeps no copy.
+	SealedPasswords map[string]string `json:"sealed_passwords,omitempty"`
+}
+
+// Target is one host of a request.
+type Target struct {
+	InstanceID string `json:"instance_id"`
+	Platform   string `json:"platform"`
+	// Status is active, failed or revoked.
+	Status  string `json:"status"`
+	Address string `json:"address,omitempty"`
+	Detail  string `json:"detail,omitempty"`
+}
+
+// RequestList is a page of requests.
+type RequestList struct {
+	Requests []Request `json:"requests"`
+}
+
+// ExtendRequest moves the end of a window to IssuedAt + Duration, later or
+// earlier.
+type ExtendRequest struct {
+	Duration string `json:"duration"`
+}
+
+// TargetsRequest makes Targets a request's hosts: added ones get the user,
+// removed ones lose it. PasswordKey as in CreateRequest, for added Windows
+// targets.
+type TargetsRequest struct {
+	Targets     []string `json:"targets"`
+	PasswordKey string   `json:"password_key,omitempty"`
+}
+
+// Health is what a check of a request's hosts found.
+type Health struct {
+	Expired     bool     `json:"expired"`
+	Missing     []string `json:"missing,omitempty"`
+	Unreachable []string `json:"unreachable,omitempty"`
+}
+
+// Outcome answers a call that changed hosts but may have failed on some:
+// the request as it now stands, and the error when part of it failed.
+// A failed create that left nothing behind has no Request.
+type Outcome struct {
+	Request *Request `json:"request,omitempty"`
+	Error   *Error   `json:"error,omitempty"`
+}
+
+// Principal is who a caller is.
+type Principal struct {
+	Name string `json:"name"`
+	// Kind is person (signed in with SAML) or machine (known by its AWS
+	// identity).
+	Kind   string   `json:"kind"`
+	Groups []string `json:"groups,omitempty"`
+	// ExpiresAt is when the caller's sign-in ends.
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// Instance is a managed instance a caller may ask for.
+type Instance struct {
+	InstanceID   string            `json:"instance_id"`
+	ComputerName string            `json:"computer_name,omitempty"`
+	Platform     string            `json:"platform"`
+	PingStatus   string            `json:"ping_status"`
+	Address      string            `json:"address,omitempty"`
+	Tags         map[string]string `json:"tags,omitempty"`
+}
+
+// InstanceList is what /v1/targets found.
+type InstanceList struct {
+	Instances []Instance `json:"instances"`
+}
+
+// Event is one audit event.
+type Event struct {
+	Seq      int64     `json:"seq"`
+	Time     time.Time `json:"time"`
+	Actor    string    `json:"actor"`
+	Action   string    `json:"action"`
+	GrantID  string    `json:"grant_id,omitempty"`
+	Target   string    `json:"target,omitempty"`
+	Subject  string    `json:"subject,omitempty"`
+	Detail   string    `json:"detail,omitempty"`
+	PrevHash string    `json:"prev_hash"`
+	Hash     string    `json:"hash"`
+}
+
+// EventList is a slice of the audit trail.
+type EventList struct {
+	Events []Event `json:"events"`
+}
+
+// Verification is the result of checking the whole audit chain.
+type Verification struct {
+	OK bool `json:"ok"`
+	// Events is how many events were checked; Head the hash of the last.
+	Events int64  `json:"events"`
+	Head   string `json:"head,omitempty"`
+	// Problem names the first event that was changed, removed or moved.
+	Problem string `json:"problem,omitempty"`
+}
+
+// SessionRequest asks the service to open a Session Manager session to a
+// target of the caller's active request: ssh (AWS-StartSSHSession to port
+// 22) or port (AWS-StartPortForwardingSession to Port).
+type SessionRequest struct {
+	Target string `json:"target"`
+	Kind   string `json:"kind"`
+	Port   int    `json:"port,omitempty"`
+}
+
+// Session is what StartSession returned: the data channel's URL and the
+// token that opens it, which is a secret.
+type Session struct {
+	SessionID string `json:"session_id"`
+	StreamURL string `json:"stream_url"`
+	Token     string `json:"token"`
+}
+
+// LoginCode is what a CLI sends to trade the one-time code of a browser
+// sign-in for a token: the code and the verifier whose SHA-256 was the
+// challenge it started with.
+type LoginCode struct {
+	Code     string `json:"code"`
+	Verifier string `json:"verifier"`
+}
+
+// Token is a service token and who it stands for. The token is a secret.
+type Token struct {
+	Token     string    `json:"token"`
+	ExpiresAt time.Time `json:"expires_at"`
+	Principal Principal `json:"principal"`
+}
+
+// HealthStatus answers /v1/health.
+type HealthStatus struct {
+	Status  string `json:"status"`
+	Version string `json:"version,omitempty"`
+}
