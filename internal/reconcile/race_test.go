@@ -40,7 +40,7 @@ func TestSweepRacingADestroyRecordsNoStray(t *testing.T) {
 	g := r.grant(t, newCA(t), key, r.hostIDs()...)
 	destroyed := make(chan error, 1)
 	r.lab.SSM.AddNode(&afterInventory{Host: h, hook: func() {
-		destroyed <- r.person.Revoke(context.Background(), g)
+		destroyed <- r.person.Revoke(context.Background(), g.Requester, g)
 	}})
 
 	rec := r.reconciler(t, r.ledger, "reconciler/a", nil)
