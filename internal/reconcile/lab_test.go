@@ -445,7 +445,7 @@ func TestFailedDestroyIsFinishedOnTheNextPass(t *testing.T) {
 	if err := down.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	err := r.person.Revoke(context.Background(), g)
+	err := r.person.Revoke(context.Background(), g.Requester, g)
 	if err == nil || !strings.Contains(err.Error(), down.Info().InstanceID) {
 		t.Fatalf("destroy with %s stopped: %v, want an error naming it", down.Info().InstanceID, err)
 	}
