@@ -73,14 +73,14 @@ func TestGrantThroughPassportDocuments(t *testing.T) {
 	if h, err := svc.Check(context.Background(), g); err != nil || len(h.Missing)+len(h.Unreachable) > 0 {
 		t.Fatalf("Check through the documents: %+v, %v", h, err)
 	}
-	next, err := svc.Extend(context.Background(), g, ca, 2*time.Hour)
+	next, err := svc.Extend(context.Background(), testActor, g, ca, 2*time.Hour)
 	if err != nil {
 		t.Fatalf("Extend through the documents: %v", err)
 	}
 	if acct, _ := windows.Account(g.Username); !acct.Expires.Equal(next.ExpiresAt) {
 		t.Fatalf("the Windows account expires %s, want %s", acct.Expires, next.ExpiresAt)
 	}
-	if err := svc.Revoke(context.Background(), next); err != nil {
+	if err := svc.Revoke(context.Background(), testActor, next); err != nil {
 		t.Fatalf("Revoke through the documents: %v", err)
 	}
 	if _, err := opensshLogin(t, linux, g.Username, c); err == nil {
