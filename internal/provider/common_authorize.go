@@ -2,12 +2,9 @@ package provider
 
 import (
 	"context"
-	"fmt"
 	"sync"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/sts"
-
+	"github.com/passport-access/terraform-provider-passport/internal/awsidentity"
 	"github.com/passport-access/terraform-provider-passport/internal/policy"
 )
 
@@ -44,12 +41,7 @@ func (g *requestGate) who(ctx context.Context) (string, []string, error) {
 			g.subject, g.groups = claims.Subject, claims.Groups
 			return
 		}
-		out, err := g.data.aws.STS.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
-		if err != nil {
-			g.whoErr = fmt.Errorf("STS GetCallerIdentity failed, so the request cannot name its requester: %w", err)
-			return
-		}
-		g.subject = aws.ToString(out.Arn)
+		g.subject, g.whoErr = awsidentity.Caller(ctx, g.data.aws.STS)
 	})
 	return g.subject, g.groups, g.whoErr
 }
