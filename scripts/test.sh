@@ -43,4 +43,5 @@ echo "test: every benchmark runs once"
 go test -count=1 -timeout 10m -run '^$' -benchtime 1x \
 	-bench 'Throughput|Download|RoundTrip|Sign|Authorize|Verify|FanOut1000|Grant100|Provision|SignedCall|SendCommandFanOut|^BenchmarkPass$|DuePass/sqlite' \
 	./internal/ssmsession/ ./internal/sshca/ ./internal/policy/ ./internal/identity/ ./internal/fleet/ \
-	./internal/access/ ./internal/hostscript/ ./internal/lab/awsjson/ ./internal/lab/ssm/ ./internal/reconcile/ ./internal/ledger/
+	./internal/access/ ./internal/hostscript/ ./internal/lab/awsjson/ ./internal/lab/ssm/ ./internal/reconcile/ ./internal/ledger/ \
+	./internal/awsidentity/
