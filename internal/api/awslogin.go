@@ -1,4 +1,3 @@
-// Package api holds the Passport service's wire types, shared by its server and its clients.
 package api
 
 // AWSLoginInfo is what GET /v1/login/aws tells a machine about to sign in
