@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -20,10 +21,20 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := newRoot().ExecuteContext(ctx); err != nil {
+		var exit exitError
+		if errors.As(err, &exit) {
+			os.Exit(exit.code)
+		}
 		fmt.Fprintln(os.Stderr, "passport:", err)
 		os.Exit(1)
 	}
 }
+
+// exitError ends passport with a command's own exit code, saying nothing:
+// the command has said what it had to.
+type exitError struct{ code int }
+
+func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
 
 func newRoot() *cobra.Command {
 	root := &cobra.Command{
@@ -44,6 +55,7 @@ tunnel to connect. When the window ends the user is removed.`,
 	root.AddCommand(newRequestCommand())
 	root.AddCommand(newSSHCommand())
 	root.AddCommand(newProxyCommand())
+	root.AddCommand(newShellCommand())
 	root.AddCommand(newTunnelCommand())
 	root.AddCommand(newRDPCommand())
 	root.AddCommand(newSSHConfigCommand())

@@ -54,26 +54,37 @@ type Connector struct {
 // connections over one session, on current agents). The session resumes
 // through ResumeSession when its websocket drops; End terminates it.
 func (c Connector) Start(ctx context.Context, target string, port int, doc string) (*Session, error) {
-	api := c.API
 	if port < 1 || port > 65535 {
 		return nil, fmt.Errorf("port %d is not a TCP port (1-65535)", port)
 	}
-	out, err := api.StartSession(ctx, &ssm.StartSessionInput{
+	s, err := c.start(ctx, &ssm.StartSessionInput{
 		Target:       aws.String(target),
 		DocumentName: aws.String(doc),
 		Parameters:   map[string][]string{"portNumber": {strconv.Itoa(port)}},
 		Reason:       aws.String("passport connect to port " + strconv.Itoa(port)),
 	})
 	if err != nil {
+		return nil, err
+	}
+	s.Port = port
+	return s, nil
+}
+
+// start starts a session and opens its data channel, resuming through
+// ResumeSession when the websocket drops.
+func (c Connector) start(ctx context.Context, in *ssm.StartSessionInput) (*Session, error) {
+	target := aws.ToString(in.Target)
+	out, err := c.API.StartSession(ctx, in)
+	if err != nil {
 		return nil, startError(target, err)
 	}
-	s := &Session{ID: aws.ToString(out.SessionId), Target: target, Port: port, api: api}
+	s := &Session{ID: aws.ToString(out.SessionId), Target: target, api: c.API}
 	d := c.Dialer
 	d.Resume = s.resume
 	s.Session, err = d.Dial(ctx, aws.ToString(out.StreamUrl), aws.ToString(out.TokenValue))
 	if err != nil {
 		s.terminate()
-		return nil, fmt.Errorf("connecting to %s port %d: %w", target, port, err)
+		return nil, fmt.Errorf("connecting to %s (%s): %w", target, aws.ToString(in.DocumentName), err)
 	}
 	return s, nil
 }

@@ -150,6 +150,7 @@ func Start(ctx context.Context, opts Options) (l *Lab, err error) {
 		Endpoint: func() string { return l.Endpoint },
 		Now:      opts.Now,
 		Owner:    l.callerARN,
+		RunAsTag: func(ctx context.Context) string { return l.caller(ctx).Tags["SSMSessionRunAs"] },
 	})
 	// Session Manager's calls belong to the AmazonSSM service on AWS; the
 	// data channel (ssmmessages) shares the lab's one endpoint.
@@ -292,12 +293,14 @@ func (l *Lab) instanceTags() map[string]map[string]string {
 	return out
 }
 
-// callerARN names the principal behind the request being served, as the
-// lab's STS knows it.
-func (l *Lab) callerARN(ctx context.Context) string {
+// caller is the principal behind the request being served, as the lab's
+// STS knows it; callerARN is its ARN.
+func (l *Lab) caller(ctx context.Context) sts.Identity {
 	id, _ := l.STS.Identity(awsjson.CallerAccessKey(ctx))
-	return id.Arn
+	return id
 }
+
+func (l *Lab) callerARN(ctx context.Context) string { return l.caller(ctx).Arn }
 
 // sessionTarget finds a node a Session Manager session can reach: sandbox
 // and Windows hosts can; model nodes have no ports to forward to.

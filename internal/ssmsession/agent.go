@@ -57,6 +57,16 @@ type AgentConfig struct {
 	// Dial connects to the port the session forwards to. host is empty for
 	// the target itself, or the session's host property for a remote host.
 	Dial func(ctx context.Context, host string, port int) (net.Conn, error)
+	// Shell starts the process of a shell session (ShellSession,
+	// InteractiveCommands, NonInteractiveCommands), as the user the
+	// session runs as.
+	Shell func(ctx context.Context, req ShellRequest) (Process, error)
+	// Command is what an InteractiveCommands or NonInteractiveCommands
+	// session runs.
+	Command string
+	// SeparateOutput sends a NonInteractiveCommands session's stderr and
+	// exit code apart (StdErr, ExitCode), as separateOutputStream asks.
+	SeparateOutput bool
 	// HandshakeTimeout bounds the wait for the client's HandshakeResponse;
 	// 15 seconds when zero.
 	HandshakeTimeout time.Duration
@@ -163,12 +173,14 @@ func (a *Agent) Run(ctx context.Context) error {
 	switch {
 	case errors.As(err, &closed), errors.Is(err, errClientEnded):
 		a.ch.close(ErrClosed)
+	case errors.Is(err, errShellExited):
+		a.ch.end(a.cfg.SessionID, "", ErrClosed)
 	case err == nil, errors.Is(err, io.EOF):
 		a.ch.end(a.cfg.SessionID, "The connection to the port ended.", ErrClosed)
 	default:
 		a.ch.end(a.cfg.SessionID, err.Error(), ErrClosed)
 	}
-	if err == nil || errors.Is(err, ErrClosed) || errors.Is(err, errClientEnded) || errors.As(err, &closed) || errors.Is(err, io.EOF) {
+	if err == nil || errors.Is(err, ErrClosed) || errors.Is(err, errClientEnded) || errors.Is(err, errShellExited) || errors.As(err, &closed) || errors.Is(err, io.EOF) {
 		return nil
 	}
 	return err
@@ -177,6 +189,9 @@ func (a *Agent) Run(ctx context.Context) error {
 func (a *Agent) run(ctx context.Context) error {
 	if err := a.handshake(); err != nil {
 		return err
+	}
+	if IsShell(a.cfg.Session.SessionType) {
+		return a.serveShell(ctx)
 	}
 	port, err := strconv.Atoi(a.cfg.Session.Properties.PortNumber)
 	if err != nil || port < 1 || port > 65535 {

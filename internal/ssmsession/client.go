@@ -214,8 +214,8 @@ func (s *Session) answerHandshake(payload []byte) error {
 			switch err := json.Unmarshal(a.ActionParameters, &st); {
 			case err != nil:
 				pa.ActionStatus, pa.Error = actionFailed, "Failed to process action SessionType: "+err.Error()
-			case st.SessionType != "Port":
-				pa.ActionStatus, pa.Error = actionFailed, "Failed to process action SessionType: this client opens Port sessions only, not "+st.SessionType
+			case st.SessionType != "Port" && !IsShell(st.SessionType):
+				pa.ActionStatus, pa.Error = actionFailed, "Failed to process action SessionType: this client opens Port and shell sessions only, not "+st.SessionType
 			default:
 				pa.ActionStatus = actionSuccess
 				s.sessionType = st
@@ -316,6 +316,9 @@ func (s *Session) Open() (net.Conn, error) {
 func (s *Session) Stream() (io.ReadWriteCloser, error) {
 	if s.mux != nil {
 		return nil, errors.New("ssmsession: this session is multiplexed; use Open for each connection")
+	}
+	if IsShell(s.sessionType.SessionType) {
+		return nil, errors.New("ssmsession: this is a shell session; use Shell")
 	}
 	s.streamMu.Lock()
 	defer s.streamMu.Unlock()

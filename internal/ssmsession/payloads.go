@@ -161,7 +161,7 @@ type clientAction struct {
 }
 
 // SessionType is what the agent announces in the handshake: the session
-// plugin ("Port" for every session Passport opens) and its properties.
+// plugin ("Port", or a shell type) and its properties (a shell's are empty).
 type SessionType struct {
 	SessionType string         `json:"SessionType"`
 	Properties  PortProperties `json:"Properties"`
@@ -171,7 +171,7 @@ type SessionType struct {
 // sets them: AWS-StartSSHSession sets only portNumber; the port-forwarding
 // documents add type LocalPortForwarding (and host for a remote host).
 type PortProperties struct {
-	PortNumber      string `json:"portNumber"`
+	PortNumber      string `json:"portNumber,omitempty"`
 	Type            string `json:"type,omitempty"`
 	Host            string `json:"host,omitempty"`
 	LocalPortNumber string `json:"localPortNumber,omitempty"`

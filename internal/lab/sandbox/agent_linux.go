@@ -62,6 +62,7 @@ func (a *agent) serve(ln net.Listener) error {
 	mux.HandleFunc("GET /health", a.handleHealth)
 	mux.HandleFunc("POST /run", a.handleRun)
 	mux.HandleFunc("CONNECT /dial/{port}", a.handleDial)
+	mux.HandleFunc("CONNECT /shell", a.handleShell)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	return srv.Serve(ln)
 }

@@ -352,12 +352,22 @@ func (h *Host) lost(ctx context.Context, p *power, err error) error {
 // DialPort connects to a TCP port of the host through its agent, as a
 // Session Manager port-forwarding session does.
 func (h *Host) DialPort(ctx context.Context, port int) (net.Conn, error) {
+	if port < 1 || port > 65535 {
+		return nil, fmt.Errorf("%s: port %d is out of range", h, port)
+	}
+	c, err := h.connect(ctx, "/dial/"+strconv.Itoa(port))
+	if err != nil {
+		return nil, fmt.Errorf("%s: cannot reach port %d: %w", h, port, err)
+	}
+	return c, nil
+}
+
+// connect asks the host's agent for a connection at path (CONNECT) and
+// returns it once the agent has said yes.
+func (h *Host) connect(ctx context.Context, path string) (*bufferedConn, error) {
 	p, _ := h.current()
 	if p == nil {
 		return nil, node.ErrOffline
-	}
-	if port < 1 || port > 65535 {
-		return nil, fmt.Errorf("%s: port %d is out of range", h, port)
 	}
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "unix", h.cfg.socketPath())
@@ -368,7 +378,7 @@ func (h *Host) DialPort(ctx context.Context, port int) (net.Conn, error) {
 		c.SetDeadline(dl)
 	}
 	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Now()) })
-	req, _ := http.NewRequest(http.MethodConnect, "/dial/"+strconv.Itoa(port), nil)
+	req, _ := http.NewRequest(http.MethodConnect, path, nil)
 	req.Host = "agent"
 	br := bufio.NewReader(c)
 	err = req.Write(c)
@@ -386,7 +396,7 @@ func (h *Host) DialPort(ctx context.Context, port int) (net.Conn, error) {
 	if resp.StatusCode != http.StatusOK {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 		c.Close()
-		return nil, fmt.Errorf("%s: cannot reach port %d: %s", h, port, bytes.TrimSpace(msg))
+		return nil, errors.New(string(bytes.TrimSpace(msg)))
 	}
 	c.SetDeadline(time.Time{})
 	return &bufferedConn{Conn: c, r: br}, nil

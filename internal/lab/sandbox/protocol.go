@@ -9,6 +9,8 @@ import "time"
 //	POST    /run (runRequest) -> runResult; closing the request kills the script
 //	CONNECT /dial/{port}     -> 200, then the connection carries the bytes of
 //	                            a TCP connection to the host's address:port
+//	CONNECT /shell?user=...  -> 200, then the connection carries a shell
+//	                            session's process (shellwire.go)
 //
 // The socket is created before the init pivots into the host's root, so the
 // host itself cannot see or reach it.

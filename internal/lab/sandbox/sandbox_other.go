@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/passport-access/terraform-provider-passport/internal/lab/node"
+	"github.com/passport-access/terraform-provider-passport/internal/ssmsession"
 )
 
 // On other systems the package builds, so that the lab and the CLI do, but
@@ -62,3 +63,8 @@ func (*Host) Close() error { return nil }
 
 // PID is 0.
 func (*Host) PID() int { return 0 }
+
+// Shell always fails on this system.
+func (*Host) Shell(context.Context, string, ssmsession.ShellRequest) (ssmsession.Process, error) {
+	return nil, errNotLinux
+}

@@ -210,3 +210,42 @@ func TestOfficialPluginIdlePortForwarding(t *testing.T) {
 		t.Fatalf("the plugin is still running but its session no longer carries connections: %v", err)
 	}
 }
+
+// TestOfficialPluginShell: the official plugin opens the default shell and
+// a non-interactive command through the lab, shows their output, and exits
+// when the agent ends the session.
+func TestOfficialPluginShell(t *testing.T) {
+	path := pluginPath(t)
+	tl := startLab(t, 1)
+	target := tl.Hosts[0].Info().InstanceID
+	for _, tt := range []struct {
+		name, doc string
+		params    map[string][]string
+		input     string
+		want      string
+	}{
+		{"default shell", "SSM-SessionManagerRunShell", nil, "echo shell-$((40+2)) as $(id -un); exit\n", "shell-42 as ssm-user"},
+		{"non-interactive command", "AWS-StartNonInteractiveCommand", map[string][]string{"command": {"echo command-$((6*7))"}}, "", "command-42"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd, stdin, stdout := tl.plugin(t, path, target, tt.doc, tt.params)
+			io.WriteString(stdin, tt.input)
+			out := make(chan string, 1)
+			go func() {
+				b, _ := io.ReadAll(stdout)
+				out <- string(b)
+			}()
+			exited := make(chan error, 1)
+			go func() { exited <- cmd.Wait() }()
+			select {
+			case <-exited:
+			case <-time.After(60 * time.Second):
+				t.Fatal("the plugin did not exit when the session ended")
+			}
+			got := <-out
+			if !strings.Contains(got, tt.want) || !strings.Contains(got, "Exiting session with sessionId") {
+				t.Fatalf("the plugin printed:\n%s\nwant %q and the end of the session", got, tt.want)
+			}
+		})
+	}
+}

@@ -1,12 +1,14 @@
-// Package session is the lab's Session Manager: StartSession, ResumeSession
-// and TerminateSession for the lab's SSM, and the ssmmessages data-channel
-// websocket, where the agent's end of each session (package ssmsession)
-// forwards to a port of the target host.
+// Package session is the lab's Session Manager: StartSession, ResumeSession,
+// TerminateSession and DescribeSessions for the lab's SSM, and the
+// ssmmessages data-channel websocket, where the agent's end of each session
+// (package ssmsession) forwards to a port of the target host or runs a
+// shell on it.
 //
-// Only port sessions exist here (AWS-StartSSHSession,
-// AWS-StartPortForwardingSession, AWS-StartPortForwardingSessionToRemoteHost):
-// they are what Passport opens. Tokens are single-use and expire, as the
-// service's are.
+// Port sessions (AWS-StartSSHSession, AWS-StartPortForwardingSession,
+// AWS-StartPortForwardingSessionToRemoteHost) and shell sessions (no
+// document, or SSM-SessionManagerRunShell; AWS-StartInteractiveCommand;
+// AWS-StartNonInteractiveCommand) are served. Tokens are single-use and
+// expire, as the service's are.
 package session
 
 import (
@@ -19,6 +21,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -37,6 +40,23 @@ type Target interface {
 	DialPort(ctx context.Context, port int) (net.Conn, error)
 }
 
+// ShellTarget is a Target that can also run shell sessions: sandbox hosts
+// can; the lab's Windows hosts are models and cannot.
+type ShellTarget interface {
+	Target
+	// Shell starts a shell session's process as user.
+	Shell(ctx context.Context, user string, req ssmsession.ShellRequest) (ssmsession.Process, error)
+}
+
+// Preferences are the Session Manager preferences shell sessions follow
+// (the SSM-SessionManagerRunShell document's inputs on AWS). With Run As
+// off, sessions run as ssm-user; with it on, as the user in the starting
+// principal's SSMSessionRunAs tag, else RunAsDefaultUser.
+type Preferences struct {
+	RunAsEnabled     bool
+	RunAsDefaultUser string
+}
+
 // Config configures a Service.
 type Config struct {
 	// Lookup finds a managed node by instance id.
@@ -53,6 +73,9 @@ type Config struct {
 	// Owner names the principal that signed a request (its IAM ARN), for
 	// DescribeSessions; "" when nil.
 	Owner func(ctx context.Context) string
+	// RunAsTag is the signing principal's SSMSessionRunAs tag, "" when it
+	// has none (or when nil).
+	RunAsTag func(ctx context.Context) string
 }
 
 // Service holds the lab's sessions.
@@ -62,6 +85,7 @@ type Service struct {
 
 	mu           sync.Mutex
 	muxKeepAlive time.Duration // AgentConfig.MuxKeepAlive of new sessions
+	prefs        Preferences
 	sessions     map[string]*session
 	started      int // sessions started so far; orders DescribeSessions
 	pages        *awsjson.Pager
@@ -70,7 +94,11 @@ type Service struct {
 type session struct {
 	id, target string
 	doc        string
+	kind       string // "Port", or a shell session type
 	props      ssmsession.PortProperties
+	command    string // what an InteractiveCommands or NonInteractiveCommands session runs
+	separate   bool   // separateOutputStream
+	runAs      string // the user a shell session runs as
 	seq        int
 	owner      string
 	reason     string
@@ -135,42 +163,60 @@ type sessionOutput struct {
 	TokenValue string `json:",omitempty"`
 }
 
-// documents are the session documents the lab serves, with the properties
-// each resolves to and the parameters it accepts.
-var documents = map[string]struct {
-	params map[string]string // name -> default ("" = required)
-	props  func(p map[string]string) ssmsession.PortProperties
-}{
+// sessionDoc is a session document the lab serves: its session type, the
+// parameters it accepts and how they become the session's properties.
+type sessionDoc struct {
+	kind   string            // "Port", or a shell session type
+	params map[string]string // name -> default ("" = required, unless optional)
+	// optional are parameters whose default is empty.
+	optional []string
+	props    func(p map[string]string) ssmsession.PortProperties
+}
+
+// defaultShellDocument is what StartSession runs without a DocumentName.
+const defaultShellDocument = "SSM-SessionManagerRunShell"
+
+var documents = map[string]sessionDoc{
 	"AWS-StartSSHSession": {
+		kind:   "Port",
 		params: map[string]string{"portNumber": "22"},
 		props: func(p map[string]string) ssmsession.PortProperties {
 			return ssmsession.PortProperties{PortNumber: p["portNumber"]}
 		},
 	},
 	"AWS-StartPortForwardingSession": {
+		kind:   "Port",
 		params: map[string]string{"portNumber": "80", "localPortNumber": "0"},
 		props: func(p map[string]string) ssmsession.PortProperties {
 			return ssmsession.PortProperties{PortNumber: p["portNumber"], LocalPortNumber: p["localPortNumber"], Type: ssmsession.LocalPortForwarding}
 		},
 	},
 	"AWS-StartPortForwardingSessionToRemoteHost": {
+		kind:   "Port",
 		params: map[string]string{"host": "", "portNumber": "80", "localPortNumber": "0"},
 		props: func(p map[string]string) ssmsession.PortProperties {
 			return ssmsession.PortProperties{Host: p["host"], PortNumber: p["portNumber"], LocalPortNumber: p["localPortNumber"], Type: ssmsession.LocalPortForwarding}
 		},
 	},
+	defaultShellDocument:          {kind: ssmsession.ShellSession, params: map[string]string{}},
+	"AWS-StartInteractiveCommand": {kind: ssmsession.InteractiveCommands, params: map[string]string{"command": ""}},
+	"AWS-StartNonInteractiveCommand": {kind: ssmsession.NonInteractiveCommands, params: map[string]string{
+		"command": "", "separateOutputStream": "false", "stdoutSeparatorPrefix": "", "stderrSeparatorPrefix": "",
+	}, optional: []string{"stdoutSeparatorPrefix", "stderrSeparatorPrefix"}},
 }
 
 func (s *Service) startSession(ctx context.Context, in *startSessionInput) (*sessionOutput, error) {
 	if in.Target == nil || *in.Target == "" {
 		return nil, awsjson.Errorf("ValidationException", "1 validation error detected: Value null at 'target' failed to satisfy constraint: Member must not be null")
 	}
-	if in.DocumentName == nil || *in.DocumentName == "" {
-		return nil, awsjson.Errorf("InvalidDocument", "The lab serves port sessions only; name AWS-StartSSHSession, AWS-StartPortForwardingSession or AWS-StartPortForwardingSessionToRemoteHost.")
+	docName := defaultShellDocument
+	if in.DocumentName != nil && *in.DocumentName != "" {
+		docName = *in.DocumentName
 	}
-	doc, ok := documents[*in.DocumentName]
+	in.DocumentName = &docName
+	doc, ok := documents[docName]
 	if !ok {
-		return nil, awsjson.Errorf("InvalidDocument", "Document with name %s does not exist.", clip(*in.DocumentName))
+		return nil, awsjson.Errorf("InvalidDocument", "Document with name %s does not exist.", clip(docName))
 	}
 	params := make(map[string]string, len(doc.params))
 	for name, v := range in.Parameters {
@@ -184,7 +230,7 @@ func (s *Service) startSession(ctx context.Context, in *startSessionInput) (*ses
 	}
 	for name, def := range doc.params {
 		if _, set := params[name]; !set {
-			if def == "" {
+			if def == "" && !slices.Contains(doc.optional, name) {
 				return nil, awsjson.Errorf("InvalidParameters", "Document %s requires parameter %s.", *in.DocumentName, name)
 			}
 			params[name] = def
@@ -202,12 +248,30 @@ func (s *Service) startSession(ctx context.Context, in *startSessionInput) (*ses
 		return nil, awsjson.Errorf("InvalidParameters", "Parameter host %q is not a host name or address.", clip(h))
 	}
 
+	if v := params["separateOutputStream"]; v != "" && v != "true" && v != "false" {
+		return nil, awsjson.Errorf("InvalidParameters", "Parameter separateOutputStream takes true or false, not %q.", clip(v))
+	}
+
 	t, ok := s.cfg.Lookup(*in.Target)
 	if !ok || !t.Online() {
 		return nil, awsjson.Errorf("TargetNotConnected", "%s is not connected.", clip(*in.Target))
 	}
-	sess := &session{id: sessionID(), target: *in.Target, doc: *in.DocumentName, props: doc.props(params),
+	sess := &session{id: sessionID(), target: *in.Target, doc: docName, kind: doc.kind,
+		command: params["command"], separate: params["separateOutputStream"] == "true",
 		reason: deref(in.Reason), start: s.cfg.Now()}
+	if doc.props != nil {
+		sess.props = doc.props(params)
+	}
+	if doc.kind != "Port" {
+		if _, ok := t.(ShellTarget); !ok {
+			return nil, awsjson.Errorf("InvalidDocument", "%s is one of the lab's Windows host models, which have no shell; it serves port sessions only.", clip(*in.Target))
+		}
+		user, err := s.runAs(ctx)
+		if err != nil {
+			return nil, err
+		}
+		sess.runAs = user
+	}
 	if s.cfg.Owner != nil {
 		sess.owner = s.cfg.Owner(ctx)
 	}
@@ -287,6 +351,33 @@ func (s *Service) find(id *string) (*session, error) {
 		return nil, awsjson.Errorf("DoesNotExistException", "Session %s does not exist.", clip(*id))
 	}
 	return sess, nil
+}
+
+// SetPreferences sets the Session Manager preferences shell sessions
+// started from now on follow.
+func (s *Service) SetPreferences(p Preferences) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.prefs = p
+}
+
+// runAs is the user a shell session started by the caller runs as.
+func (s *Service) runAs(ctx context.Context) (string, error) {
+	s.mu.Lock()
+	prefs := s.prefs
+	s.mu.Unlock()
+	if !prefs.RunAsEnabled {
+		return "ssm-user", nil
+	}
+	if s.cfg.RunAsTag != nil {
+		if user := s.cfg.RunAsTag(ctx); user != "" {
+			return user, nil
+		}
+	}
+	if prefs.RunAsDefaultUser == "" {
+		return "", awsjson.Errorf("InvalidDocument", "Run As is on in the Session Manager preferences, but your principal has no SSMSessionRunAs tag and no runAsDefaultUser is set.")
+	}
+	return prefs.RunAsDefaultUser, nil
 }
 
 // SetMuxKeepAlive sets the smux keep-alive timeout of sessions started
@@ -403,10 +494,20 @@ func (s *Service) open(ws *websocket.Conn, sess *session) error {
 // startAgent starts the agent's end of sess; s.mu is held.
 func (s *Service) startAgent(sess *session) *ssmsession.Agent {
 	a := ssmsession.NewAgent(ssmsession.AgentConfig{
-		SessionID:    sess.id,
-		TargetID:     sess.target,
-		MuxKeepAlive: s.muxKeepAlive,
-		Session:      ssmsession.SessionType{SessionType: "Port", Properties: sess.props},
+		SessionID:      sess.id,
+		TargetID:       sess.target,
+		MuxKeepAlive:   s.muxKeepAlive,
+		Command:        sess.command,
+		SeparateOutput: sess.separate,
+		Session:        ssmsession.SessionType{SessionType: sess.kind, Properties: sess.props},
+		Shell: func(ctx context.Context, req ssmsession.ShellRequest) (ssmsession.Process, error) {
+			t, ok := s.cfg.Lookup(sess.target)
+			st, shell := t.(ShellTarget)
+			if !ok || !shell || !t.Online() {
+				return nil, fmt.Errorf("%s is not connected", sess.target)
+			}
+			return st.Shell(ctx, sess.runAs, req)
+		},
 		Dial: func(ctx context.Context, host string, port int) (net.Conn, error) {
 			t, ok := s.cfg.Lookup(sess.target)
 			if !ok || !t.Online() {

@@ -19,6 +19,9 @@ type Identity struct {
 	Arn     string
 	UserID  string
 	Account string
+	// Tags are the principal's IAM tags, such as SSMSessionRunAs, which
+	// Session Manager reads.
+	Tags map[string]string
 }
 
 // Service answers STS calls for the identities it knows.
