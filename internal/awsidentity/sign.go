@@ -2,6 +2,7 @@ package awsidentity
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -22,6 +23,12 @@ import (
 // must be among the signed headers, so a request signed for one Passport
 // service cannot be used at another.
 const ServerIDHeader = "X-Passport-Server-ID"
+
+// NonceHeader carries a random value Sign adds and signs. SigV4 is
+// deterministic to the second, so without it two logins one machine makes
+// in the same second would be the same signature, and the second would be
+// refused as a replay of the first.
+const NonceHeader = "X-Passport-Nonce"
 
 // The one request a login may carry: sts:GetCallerIdentity, which needs
 // no permission and tells only who signed it.
@@ -72,6 +79,7 @@ func Sign(ctx context.Context, cfg aws.Config, info api.AWSLoginInfo) (api.AWSLo
 	}
 	req.Header.Set("Content-Type", formContentType)
 	req.Header.Set(ServerIDHeader, info.ServerID)
+	req.Header.Set(NonceHeader, rand.Text())
 	sum := sha256.Sum256([]byte(callerIdentityBody))
 	if err := v4.NewSigner().SignHTTP(ctx, creds, req, hex.EncodeToString(sum[:]), signingName, info.Region, time.Now().UTC()); err != nil {
 		return api.AWSLogin{}, fmt.Errorf("signing the AWS sign-in request: %w", err)

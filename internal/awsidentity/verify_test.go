@@ -36,6 +36,22 @@ func TestVerifyNamesTheSigner(t *testing.T) {
 	}
 }
 
+// Parallel jobs on one machine sign in within the same second with the
+// same credentials; each login is its own, not a replay of the other.
+func TestVerifyTwoLoginsInOneSecond(t *testing.T) {
+	l := startLab(t)
+	v := labVerifier(l)
+	first, second := sign(t, l.AWSConfig(), v), sign(t, l.AWSConfig(), v)
+	if signatureOf(first) == signatureOf(second) {
+		t.Fatal("two logins have the same signature")
+	}
+	for _, login := range []api.AWSLogin{first, second} {
+		if _, err := v.Verify(context.Background(), login); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // A CI job's role session signs with temporary credentials: the session
 // token travels signed, and policy sees the role, not the session.
 func TestVerifyAssumedRoleIsItsRole(t *testing.T) {
@@ -532,7 +548,7 @@ func TestSignShape(t *testing.T) {
 		t.Errorf("Host %q", got)
 	}
 	auth := firstValue(login.Headers, "Authorization")
-	for _, want := range []string{"/eu-west-1/sts/aws4_request", "host;", "x-amz-date;", "x-amz-security-token;", "x-passport-server-id"} {
+	for _, want := range []string{"/eu-west-1/sts/aws4_request", "host;", "x-amz-date;", "x-amz-security-token;", "x-passport-nonce;", "x-passport-server-id"} {
 		if !strings.Contains(auth, want) {
 			t.Errorf("Authorization %q lacks %q", auth, want)
 		}
