@@ -7,8 +7,8 @@ import (
 
 // RefusedError is a login the caller must fix: the request is not a fresh
 // GetCallerIdentity signed for this service, or STS did not accept its
-// signature. A server answers it with 401. Reason says what to change and
-// never repeats a signature or a session token.
+// signature. A server answers it as unauthenticated (401). Reason says
+// what to change and never repeats a signature or a session token.
 type RefusedError struct {
 	// Field is the part of the login at fault: "method", "url",
 	// "headers.<Name>", "body", or "sts" when STS refused it.
@@ -23,8 +23,9 @@ func (e *RefusedError) Error() string {
 // UpstreamError is a login that could not be checked because the
 // service's STS endpoint gave no usable answer: it could not be reached,
 // timed out, redirected, failed, or answered something that is not STS.
-// The caller did nothing wrong and may try again; a server answers 502.
-// Reason names the endpoint and what went wrong, for the operator.
+// The caller did nothing wrong and may try again; a server answers it as
+// unavailable (503). Reason names the endpoint and what went wrong, for
+// the operator.
 type UpstreamError struct {
 	Reason string
 	Err    error // the transport's error, if any
