@@ -12,6 +12,7 @@ import (
 
 	"github.com/passport-access/terraform-provider-passport/internal/documents"
 	"github.com/passport-access/terraform-provider-passport/internal/lab"
+	"github.com/passport-access/terraform-provider-passport/internal/ledger"
 )
 
 func TestDocumentsPublishAndCheck(t *testing.T) {
@@ -63,5 +64,33 @@ func TestDocumentsPublishAndCheck(t *testing.T) {
 	}
 	if _, stderr, err := passportRun(t, "documents", "check"); err != nil {
 		t.Fatalf("check after publishing: %v\n%s", err, stderr)
+	}
+}
+
+// The reconciler runs as the service identity, which may send Passport's
+// documents and not AWS-RunShellScript: with --documents it revokes, and
+// without it SSM refuses the program and the grant stays to be retried.
+func TestReconcileAsTheServiceThroughDocuments(t *testing.T) {
+	ledgerURL, l := reconcileLab(t)
+	if _, stderr, err := passportRun(t, "documents", "publish"); err != nil {
+		t.Fatalf("publish as the operator: %v\n%s", err, stderr)
+	}
+	t.Setenv("AWS_ACCESS_KEY_ID", os.Getenv("PASSPORT_LAB_SERVICE_ACCESS_KEY_ID"))
+	t.Setenv("AWS_SECRET_ACCESS_KEY", os.Getenv("PASSPORT_LAB_SERVICE_SECRET_ACCESS_KEY"))
+
+	_, stderr, err := passportRun(t, "reconcile", "--once", "--sweep=false", "--ledger", ledgerURL)
+	if err == nil || !strings.Contains(stderr, "AccessDeniedException") || !strings.Contains(stderr, "AWS-RunShellScript") {
+		t.Fatalf("reconcile as the service without --documents: %v\n%s", err, stderr)
+	}
+	if g, _ := l.Get(context.Background(), "ar-00000000000000c1"); g.State == ledger.Expired {
+		t.Fatal("the grant was closed although no host was reached")
+	}
+
+	stdout, stderr, err := passportRun(t, "reconcile", "--once", "--sweep=false", "--documents", "--ledger", ledgerURL)
+	if err != nil || !strings.Contains(stdout, "revoked 1,") {
+		t.Fatalf("reconcile --documents as the service: %v\n%s%s", err, stdout, stderr)
+	}
+	if g, err := l.Get(context.Background(), "ar-00000000000000c1"); err != nil || g.State != ledger.Expired {
+		t.Fatalf("grant after the pass: %s, %v; want expired", g.State, err)
 	}
 }

@@ -84,6 +84,18 @@ func printLab(w io.Writer, l *lab.Lab) {
 		k, v, _ := strings.Cut(kv, "=")
 		fmt.Fprintf(w, "export %s=%s\n", k, v)
 	}
+	fmt.Fprintf(w, "\n%-10s %-66s %s\n", "IDENTITY", "ARN (sts get-caller-identity)", "MAY")
+	for _, id := range []struct {
+		name string
+		c    lab.Credentials
+		may  string
+	}{
+		{"operator", l.Operator, "anything; AWS_ACCESS_KEY_ID above (set-up, direct mode)"},
+		{"service", l.Service, "what examples/iam/passport-service.json allows; PASSPORT_LAB_SERVICE_*"},
+		{"requester", l.Requester, "nothing on the access path (passport-requester.json); PASSPORT_LAB_REQUESTER_*"},
+	} {
+		fmt.Fprintf(w, "%-10s %-66s %s\n", id.name, id.c.ARN, id.may)
+	}
 	if len(l.Hosts) > 0 {
 		fmt.Fprintf(w, "\n%-20s %-8s %-18s %s\n", "INSTANCE", "NAME", "SSH", "TAGS")
 		for _, h := range l.State().Hosts {

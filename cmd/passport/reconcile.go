@@ -17,6 +17,7 @@ import (
 
 	"github.com/passport-access/terraform-provider-passport/internal/access"
 	"github.com/passport-access/terraform-provider-passport/internal/awsconfig"
+	"github.com/passport-access/terraform-provider-passport/internal/documents"
 	"github.com/passport-access/terraform-provider-passport/internal/fleet"
 	"github.com/passport-access/terraform-provider-passport/internal/ledger"
 	"github.com/passport-access/terraform-provider-passport/internal/policy"
@@ -69,16 +70,18 @@ func (f *ledgerFlags) open(ctx context.Context, now func() time.Time, needsAWS b
 
 func newReconcileCommand() *cobra.Command {
 	var (
-		f         ledgerFlags
-		once      bool
-		interval  time.Duration
-		listen    string
-		name      string
-		lease     time.Duration
-		parallel  int
-		sweep     bool
-		tags      []string
-		policySrc string
+		f    ledgerFlags
+		once bool
+		// viaDocuments sends programs through Passport's documents.
+		viaDocuments bool
+		interval     time.Duration
+		listen       string
+		name         string
+		lease        time.Duration
+		parallel     int
+		sweep        bool
+		tags         []string
+		policySrc    string
 	)
 	cmd := &cobra.Command{
 		Use:   "reconcile",
@@ -113,7 +116,13 @@ grant is leased to one of them while it is revoked.`,
 			if name == "" {
 				name = defaultReconcilerName()
 			}
-			svc, err := access.New(access.Config{Fleet: fleet.New(clients.SSM, fleet.Options{}), Ledger: l})
+			acfg := access.Config{Fleet: fleet.New(clients.SSM, fleet.Options{}), Ledger: l}
+			if viaDocuments {
+				if acfg.Documents, err = documents.Lookup(ctx, clients.SSM); err != nil {
+					return err
+				}
+			}
+			svc, err := access.New(acfg)
 			if err != nil {
 				return err
 			}
@@ -168,6 +177,7 @@ grant is leased to one of them while it is revoked.`,
 		},
 	}
 	f.register(cmd)
+	cmd.Flags().BoolVar(&viaDocuments, "documents", false, "send host programs through Passport's own SSM documents, by version and hash (publish them first with passport documents publish), so the role needs ssm:SendCommand on those documents only; without it they go through AWS-RunShellScript and AWS-RunPowerShellScript")
 	cmd.Flags().BoolVar(&once, "once", false, "run one pass and exit (non-zero when something could not be done)")
 	cmd.Flags().DurationVar(&interval, "interval", time.Minute, "time between passes in daemon mode")
 	cmd.Flags().StringVar(&listen, "listen", "", "address to serve /metrics and /healthz on, e.g. 127.0.0.1:9810 (daemon mode)")

@@ -2,16 +2,20 @@ package access
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
 	ssmsdk "github.com/aws/aws-sdk-go-v2/service/ssm"
+	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
 	"github.com/passport-access/terraform-provider-passport/internal/documents"
 	"github.com/passport-access/terraform-provider-passport/internal/fleet"
+	"github.com/passport-access/terraform-provider-passport/internal/sshca"
 )
 
 // documentService is a Service on the lab that sends every host program
@@ -52,16 +56,48 @@ func (l *testLab) documentsSent(t *testing.T) []string {
 	return slices.Compact(names)
 }
 
-// A grant through Passport's documents does on real hosts what a direct
-// one does: the certificate logs in with OpenSSH, the Windows password
-// logs on, and after the revoke neither does. Nothing goes through AWS's
-// script documents.
+// A grant made with the service identity alone, through Passport's
+// documents and with a certificate authority in KMS, does on real hosts
+// what a direct one does: the certificate logs in with OpenSSH, the
+// Windows password logs on, and after the revoke neither does. Nothing
+// goes through AWS's script documents, which the service may not send;
+// the requester, who may send nothing, cannot go around the service.
 func TestGrantThroughPassportDocuments(t *testing.T) {
 	l := startMixedLab(t, 1, 1)
-	svc := l.documentService(t, l.ssm)
-	ca := newCA(t)
+	ctx := context.Background()
+	// The operator makes the CA, as Terraform would; the service opens it
+	// by its key id and signs with kms:Sign, which its policy allows on
+	// keys tagged as Passport's CAs.
+	made, err := sshca.CreateKMS(ctx, kms.NewFromConfig(l.AWSConfig()), sshca.ECDSAP256,
+		sshca.KMSKeyOptions{Description: "passport CA documents-test", Tags: map[string]string{"passport:certificate-authority": "documents-test"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	asService := l.AWSConfigAs(l.Service)
+	ca, err := sshca.OpenKMS(ctx, kms.NewFromConfig(asService), made.KMSKeyID())
+	if err != nil {
+		t.Fatalf("the service opening the CA: %v", err)
+	}
+	svc := l.documentService(t, ssmsdk.NewFromConfig(asService))
 	linux, windows := l.Hosts[0], l.Windows[0]
-	g := grant(t, svc, request(ca, linux.Info().InstanceID, windows.Info().InstanceID))
+	targets := []string{linux.Info().InstanceID, windows.Info().InstanceID}
+
+	t.Run("the requester cannot go around the service", func(t *testing.T) {
+		direct, err := New(Config{Fleet: fleet.New(ssmsdk.NewFromConfig(l.AWSConfigAs(l.Requester)), fleet.Options{}), Now: l.clock.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = direct.Grant(ctx, request(ca, targets...))
+		var denied *ssmtypes.AccessDeniedException
+		if !errors.As(err, &denied) {
+			t.Fatalf("a grant with the requester's own credentials: %v; want AccessDeniedException", err)
+		}
+		if users := passportUsers(t, linux); users != "" {
+			t.Fatalf("the refused grant left %q on %s", users, linux.Info().InstanceID)
+		}
+	})
+
+	g := grant(t, svc, request(ca, targets...))
 
 	c := credentialOf(t, g, nil)
 	if got, err := opensshLogin(t, linux, g.Username, c); err != nil || got != g.Username {
@@ -70,17 +106,17 @@ func TestGrantThroughPassportDocuments(t *testing.T) {
 	pw := g.Passwords[windows.Info().InstanceID]
 	mustLogOn(t, windows, g.Username, pw)
 
-	if h, err := svc.Check(context.Background(), g); err != nil || len(h.Missing)+len(h.Unreachable) > 0 {
+	if h, err := svc.Check(ctx, g); err != nil || len(h.Missing)+len(h.Unreachable) > 0 {
 		t.Fatalf("Check through the documents: %+v, %v", h, err)
 	}
-	next, err := svc.Extend(context.Background(), testActor, g, ca, 2*time.Hour)
+	next, err := svc.Extend(ctx, testActor, g, ca, 2*time.Hour)
 	if err != nil {
 		t.Fatalf("Extend through the documents: %v", err)
 	}
 	if acct, _ := windows.Account(g.Username); !acct.Expires.Equal(next.ExpiresAt) {
 		t.Fatalf("the Windows account expires %s, want %s", acct.Expires, next.ExpiresAt)
 	}
-	if err := svc.Revoke(context.Background(), testActor, next); err != nil {
+	if err := svc.Revoke(ctx, testActor, next); err != nil {
 		t.Fatalf("Revoke through the documents: %v", err)
 	}
 	if _, err := opensshLogin(t, linux, g.Username, c); err == nil {

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/json"
+	"errors"
 	"net/http/httptest"
 	"strings"
 	"sync"
@@ -336,5 +337,40 @@ func TestLookupNamesWhatIsMissing(t *testing.T) {
 	_, err := Lookup(context.Background(), s.client)
 	if err == nil || !strings.Contains(err.Error(), Name(Linux, "provision")) || !strings.Contains(err.Error(), "passport documents publish") {
 		t.Fatalf("Lookup with nothing published: %v", err)
+	}
+}
+
+// SSM refuses data that is not base64 before anything runs, so nothing a
+// caller puts in the parameter can leave the program's quotes.
+func TestDataOutsideBase64IsRefusedBeforeAnythingRuns(t *testing.T) {
+	s := newSSM(t)
+	set, err := Publish(context.Background(), s.client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &recorder{Model: node.NewModel(node.Info{InstanceID: "i-0000000000000000c", PlatformType: Linux})}
+	s.svc.AddNode(h)
+	for _, platform := range []string{Linux, Windows} {
+		for _, data := range []string{"x'; reboot; '", "Zm9v\nid", "{{ executionTimeout }}", "Zm9v YmFy", "Zm9v$(id)", ""} {
+			var d Published
+			for _, p := range set.Documents() {
+				if p.Name == Name(platform, "revoke") {
+					d = p
+				}
+			}
+			_, err := s.client.SendCommand(context.Background(), &ssm.SendCommandInput{
+				DocumentName: aws.String(d.Name), DocumentVersion: aws.String(d.Version), DocumentHash: aws.String(d.Hash),
+				InstanceIds: []string{h.Info().InstanceID}, Parameters: map[string][]string{DataParameter: {data}},
+			})
+			var invalid *types.InvalidParameters
+			if !errors.As(err, &invalid) {
+				t.Errorf("%s with data %q: %v, want InvalidParameters", d.Name, data, err)
+			}
+		}
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.runs) != 0 {
+		t.Fatalf("a refused command ran: %+v", h.runs)
 	}
 }

@@ -66,11 +66,17 @@ type Options struct {
 
 // Lab is a running lab.
 type Lab struct {
-	Dir             string
-	Region          string
-	Endpoint        string // http://127.0.0.1:PORT, for every service
+	Dir      string
+	Region   string
+	Endpoint string // http://127.0.0.1:PORT, for every service
+	// AccessKeyID and SecretAccessKey are the operator's, as in Operator.
 	AccessKeyID     string
 	SecretAccessKey string
+	// Operator may do anything: it sets the lab up, and direct mode runs
+	// as it. Service may do exactly what the Passport service role's
+	// policy (examples/iam/passport-service.json) allows. Requester gets
+	// access through Passport and may do nothing on the access path.
+	Operator, Service, Requester Credentials
 
 	Server   *awsjson.Server
 	SSM      *ssm.Service
@@ -163,7 +169,9 @@ func Start(ctx context.Context, opts Options) (l *Lab, err error) {
 	l.KMS = kms.New(kms.Config{Region: l.Region, AccountID: AccountID})
 	l.Server.Register(l.KMS.API())
 	l.STS = sts.New(l.Server)
-	l.STS.SetIdentity(l.AccessKeyID, sts.Identity{Arn: OperatorARN, UserID: "AIDA" + l.AccessKeyID[4:], Account: AccountID})
+	if err := l.addIdentities(); err != nil {
+		return nil, err
+	}
 	// EC2 (DescribeTags, for policy) and STS both take form posts to "/";
 	// the signature's scope tells them apart.
 	l.EC2 = ec2.New(l.Server, l.instanceTags)
@@ -333,7 +341,7 @@ func demoTags(name string, i int) map[string]string {
 // --endpoint-url or endpoint_url (docs/guides/lab.md). Both region
 // variables are set because botocore reads only AWS_DEFAULT_REGION.
 func (l *Lab) Env() []string {
-	return []string{
+	return append([]string{
 		"AWS_ENDPOINT_URL=" + l.Endpoint,
 		"AWS_ENDPOINT_URL_SSM=" + l.Endpoint,
 		"AWS_ENDPOINT_URL_KMS=" + l.Endpoint,
@@ -348,7 +356,7 @@ func (l *Lab) Env() []string {
 		// The lab keeps its own ledger, so the provider, the reconciler and
 		// the audit commands share it and the user's default stays clean.
 		"PASSPORT_LEDGER=sqlite://" + filepath.Join(l.Dir, "ledger.db"),
-	}
+	}, l.identityEnv()...)
 }
 
 // Close stops every host and the endpoint and removes the lab's state. It

@@ -28,8 +28,18 @@ type State struct {
 	SecretAccessKey string      `json:"secret_access_key"`
 	Hosts           []HostState `json:"hosts"`
 	ModelNodes      int         `json:"model_nodes"`
+	// Identities are the operator's, the service's and the requester's
+	// credentials; access_key_id and secret_access_key are the operator's.
+	Identities map[string]IdentityState `json:"identities"`
 
 	Windows []WindowsState `json:"windows,omitempty"`
+}
+
+// IdentityState records one identity's credentials.
+type IdentityState struct {
+	AccessKeyID     string `json:"access_key_id"`
+	SecretAccessKey string `json:"secret_access_key"`
+	ARN             string `json:"arn"`
 }
 
 // WindowsState records one lab Windows host. It has no process of its
@@ -58,6 +68,10 @@ func (l *Lab) State() State {
 		PID: os.Getpid(), PIDStart: startTime(os.Getpid()), Endpoint: l.Endpoint, Region: l.Region,
 		AccessKeyID: l.AccessKeyID, SecretAccessKey: l.SecretAccessKey,
 		ModelNodes: len(l.Models),
+		Identities: map[string]IdentityState{},
+	}
+	for name, c := range map[string]Credentials{"operator": l.Operator, "service": l.Service, "requester": l.Requester} {
+		s.Identities[name] = IdentityState(c)
 	}
 	for _, h := range l.Hosts {
 		info := h.Info()

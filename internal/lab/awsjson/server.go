@@ -24,6 +24,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/passport-access/terraform-provider-passport/internal/lab/iam"
 	"github.com/passport-access/terraform-provider-passport/internal/lab/sigv4"
 )
 
@@ -45,6 +46,11 @@ type Service struct {
 	SigningName  string               // "ssm": must match the SigV4 credential scope
 	Namespace    string               // "com.amazonaws.ssm": the __type prefix of errors
 	Operations   map[string]Operation // "SendCommand" -> handler
+	// Resources names what a call of an operation acts on, as IAM sees it
+	// (the ARNs a policy's Resource must match, with their tags), for the
+	// callers' policies; nil, or no resources, means "*". It must take
+	// any input, including input the operation will refuse.
+	Resources func(operation string, input json.RawMessage) []iam.Resource
 }
 
 // Config configures a Server.
@@ -71,6 +77,7 @@ type Server struct {
 	seen          int // calls counted towards throttling
 	calls         map[string]int
 	denied        map[string]map[string]bool // access key -> lower-case IAM action
+	principals    map[string]Principal       // by access key
 }
 
 // NewServer returns a server with no services.
@@ -82,6 +89,8 @@ func NewServer(cfg Config) *Server {
 		credentials: make(map[string]sigv4.Credential, len(cfg.Credentials)),
 		services:    make(map[string]Service),
 		calls:       make(map[string]int),
+		denied:      make(map[string]map[string]bool),
+		principals:  make(map[string]Principal),
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -250,7 +259,11 @@ func (s *Server) call(r *http.Request) (Service, any, error) {
 		return svc, nil, frontEndError(http.StatusBadRequest, "SerializationException",
 			"Content-Type must be application/x-amz-json-1.1, not %q.", clip(ct))
 	}
-	if err := s.deniedError(CallerAccessKey(r.Context()), svc.SigningName+":"+name); err != nil {
+	var resources []iam.Resource
+	if svc.Resources != nil {
+		resources = svc.Resources(name, body)
+	}
+	if err := s.authorize(CallerAccessKey(r.Context()), svc.SigningName+":"+name, resources); err != nil {
 		s.count(svc.TargetPrefix + "." + name)
 		return svc, nil, err
 	}

@@ -64,6 +64,10 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	switch action := r.PostForm.Get("Action"); action {
 	case "DescribeTags":
+		if err := s.server.Authorize(r.Context(), "ec2:DescribeTags", nil); err != nil {
+			writeError(w, requestID, unauthorized(err))
+			return
+		}
 		out, err := s.describeTags(r.PostForm)
 		if err != nil {
 			writeError(w, requestID, err)
@@ -260,6 +264,17 @@ func writeError(w http.ResponseWriter, requestID string, err error) {
 		status = http.StatusBadRequest
 	}
 	writeXML(w, status, errorResponse{Errors: []apiErr{{Code: e.Code, Message: e.Message}}, RequestID: requestID})
+}
+
+// unauthorized gives a refusal by the caller's policy EC2's own code and
+// wording: UnauthorizedOperation, 403, where the JSON services answer
+// AccessDeniedException.
+func unauthorized(err error) error {
+	var e *awsjson.Error
+	if !errors.As(err, &e) {
+		return err
+	}
+	return &awsjson.Error{Code: "UnauthorizedOperation", Message: "You are not authorized to perform this operation. " + e.Message, HTTPStatus: http.StatusForbidden}
 }
 
 // authError renames the JSON protocol's signature errors to EC2's codes

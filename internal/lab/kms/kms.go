@@ -86,6 +86,7 @@ func (s *Service) API() awsjson.Service {
 		TargetPrefix: "TrentService",
 		SigningName:  "kms",
 		Namespace:    "com.amazonaws.kms",
+		Resources:    s.Resources,
 		Operations: map[string]awsjson.Operation{
 			"CreateKey":           s.createKey,
 			"CreateAlias":         s.createAlias,

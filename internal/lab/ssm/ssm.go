@@ -118,6 +118,7 @@ func (s *Service) API() awsjson.Service {
 		TargetPrefix: "AmazonSSM",
 		SigningName:  "ssm",
 		Namespace:    "com.amazonaws.ssm",
+		Resources:    s.Resources,
 		Operations: map[string]awsjson.Operation{
 			"SendCommand":                  operation(s.sendCommand),
 			"GetCommandInvocation":         operation(s.getCommandInvocation),

@@ -68,6 +68,8 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	switch action := r.PostForm.Get("Action"); action {
 	case "GetCallerIdentity":
+		// No policy can deny it, on AWS as here: every identity may ask
+		// who it is.
 		id, ok := s.Identity(awsjson.CallerAccessKey(r.Context()))
 		if !ok {
 			writeError(w, requestID, &awsjson.Error{Code: "InvalidClientTokenId", Message: "The security token included in the request is invalid.", HTTPStatus: http.StatusForbidden})
