@@ -74,6 +74,8 @@ func newLabUpCommand() *cobra.Command {
 	cmd.Flags().StringVar(&opts.Dir, "dir", defaultLabDir(), "directory for the lab's state (env PASSPORT_LAB_DIR)")
 	cmd.Flags().StringVar(&opts.Listen, "listen", "127.0.0.1:0", "address of the AWS endpoint")
 	cmd.Flags().StringVar(&opts.Region, "region", "us-east-1", "region clients must sign for")
+	cmd.Flags().DurationVar(&opts.WebsocketLifetime, "websocket-lifetime", 60*time.Minute, "how long a Session Manager websocket stays open before the lab closes it, as AWS does (clients resume)")
+	cmd.Flags().DurationVar(&opts.WebsocketDrops, "websocket-drops", 0, "also drop Session Manager websockets at random, after this long on average (fault injection; 0 for never)")
 	return cmd
 }
 

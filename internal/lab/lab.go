@@ -58,6 +58,12 @@ type Options struct {
 	// Policy is the Cedar policy put in Parameter Store at /passport/policy;
 	// the lab's own (policy.cedar) when empty.
 	Policy string
+	// WebsocketLifetime is how long the message gateway keeps a data
+	// channel's websocket before closing it, as AWS closes them after
+	// about an hour; session.DefaultWebsocketLifetime when zero.
+	// WebsocketDrops, when set, also drops them at random, after that
+	// long on average (fault injection).
+	WebsocketLifetime, WebsocketDrops time.Duration
 	// Now is the clock Session Manager tokens expire by, and Windows
 	// hosts' accounts, so tests can move it; time.Now when nil. Signatures are always checked against
 	// the real time, as AWS does.
@@ -158,6 +164,8 @@ func Start(ctx context.Context, opts Options) (l *Lab, err error) {
 		Owner:    l.callerARN,
 		RunAsTag: func(ctx context.Context) string { return l.caller(ctx).Tags["SSMSessionRunAs"] },
 	})
+	l.Sessions.SetWebsocketLifetime(opts.WebsocketLifetime)
+	l.Sessions.SetWebsocketFaults(opts.WebsocketDrops)
 	// Session Manager's calls belong to the AmazonSSM service on AWS; the
 	// data channel (ssmmessages) shares the lab's one endpoint.
 	api := l.SSM.API()

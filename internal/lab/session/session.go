@@ -86,6 +86,9 @@ type Service struct {
 	mu           sync.Mutex
 	muxKeepAlive time.Duration // AgentConfig.MuxKeepAlive of new sessions
 	prefs        Preferences
+	lifetime     time.Duration // how long a websocket stays open (gateway.go)
+	dropMean     time.Duration // mean time to a random drop; 0 for none
+	stop         chan struct{} // closed by Close: the gateway stops
 	sessions     map[string]*session
 	started      int // sessions started so far; orders DescribeSessions
 	pages        *awsjson.Pager
@@ -108,6 +111,7 @@ type session struct {
 	token      string
 	expires    time.Time
 	agent      *ssmsession.Agent
+	link       *link // the client's websocket while attached
 	terminated bool
 	end        time.Time
 }
@@ -120,13 +124,17 @@ func New(cfg Config) *Service {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Service{
+	s := &Service{
 		cfg:      cfg,
+		lifetime: DefaultWebsocketLifetime,
+		stop:     make(chan struct{}),
 		sessions: make(map[string]*session),
 		pages:    awsjson.NewPager("InvalidNextToken", "The specified token is not valid."),
 		// The plugin sends no Origin; the token is the credential.
 		upgrader: websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }, ReadBufferSize: 64 << 10, WriteBufferSize: 64 << 10},
 	}
+	go s.recycle()
+	return s
 }
 
 // Operations returns StartSession, ResumeSession, TerminateSession and
@@ -339,6 +347,7 @@ func (s *Service) end(sess *session) {
 		sess.end = s.cfg.Now()
 	}
 	sess.token = ""
+	sess.link = nil
 }
 
 // find returns a session by id; s.mu is held.
@@ -392,6 +401,11 @@ func (s *Service) SetMuxKeepAlive(d time.Duration) {
 // Close terminates every session.
 func (s *Service) Close() {
 	s.mu.Lock()
+	select {
+	case <-s.stop:
+	default:
+		close(s.stop)
+	}
 	var agents []*ssmsession.Agent
 	for _, sess := range s.sessions {
 		s.end(sess)
@@ -486,6 +500,9 @@ func (s *Service) open(ws *websocket.Conn, sess *session) error {
 		agent = s.startAgent(sess)
 		sess.agent = agent
 	}
+	s.mu.Unlock()
+	s.mu.Lock()
+	s.track(sess, ws)
 	s.mu.Unlock()
 	agent.Attach(ws)
 	return nil
