@@ -15,6 +15,10 @@ command -v sudo >/dev/null 2>&1 || need_apt="$need_apt sudo"
 command -v rsync >/dev/null 2>&1 || need_apt="$need_apt rsync"
 command -v unshare >/dev/null 2>&1 || need_apt="$need_apt util-linux"
 command -v pkill >/dev/null 2>&1 || need_apt="$need_apt procps"
+# Lab hosts run cron and atd, so the tests can leave jobs behind as a
+# granted user would and prove revocation removes them.
+[ -x /usr/sbin/cron ] || need_apt="$need_apt cron"
+[ -x /usr/sbin/atd ] || need_apt="$need_apt at"
 # A real browser for the SAML sign-in test, driven by playwright-core.
 [ -x /usr/bin/chromium ] || need_apt="$need_apt chromium"
 command -v node >/dev/null 2>&1 || need_apt="$need_apt nodejs"

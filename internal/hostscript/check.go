@@ -25,7 +25,7 @@ func Check(username, requestID string) (string, error) {
 		{"user", username},
 		{"request", requestID},
 	})
-	return program("check", data, checkSource), nil
+	return program("check", data, linuxBody("check")), nil
 }
 
 // Account is what a host has under a Passport username.

@@ -88,7 +88,7 @@ func TestCheckOnThisMachine(t *testing.T) {
 	}
 	t.Run("hostile data block is refused", func(t *testing.T) {
 		data := base64.StdEncoding.EncodeToString([]byte("format=1\naction=check\nuser=pp-$(id)\nrequest=r\n"))
-		code, stdout, _ := runUnprivileged(t, program("check", data, checkSource))
+		code, stdout, _ := runUnprivileged(t, program("check", data, linuxBody("check")))
 		if res, _ := ParseResult(stdout); code != ExitData || res.Step != "decode" {
 			t.Errorf("exit %d, %q; want exit %d in step decode", code, stdout, ExitData)
 		}

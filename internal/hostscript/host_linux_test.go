@@ -38,6 +38,12 @@ type host struct {
 
 func bootHost(t *testing.T, name string) *host {
 	t.Helper()
+	return boot(t, name, false)
+}
+
+// boot boots a host; schedulers runs cron and atd in it.
+func boot(t *testing.T, name string, schedulers bool) *host {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("sandbox host tests take minutes on a busy machine; run without -short")
 	}
@@ -54,6 +60,7 @@ func bootHost(t *testing.T, name string) *host {
 		InstanceID: "i-" + hex.EncodeToString(id)[:17],
 		Hostname:   name,
 		Address:    fmt.Sprintf("127.202.%d.%d", n.Int64()>>8, 1+n.Int64()&0xff%254),
+		Schedulers: schedulers,
 	})
 	if err != nil {
 		t.Fatal(err)

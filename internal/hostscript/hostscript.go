@@ -23,11 +23,14 @@
 //	                                       block between markers at the end of
 //	                                       sshd_config where it has no Include
 //	/etc/sudoers.d/passport-<user>         only when sudo is granted
-//	/var/lib/passport/grants/<user>        request, requester, expiry, serial
+//	/var/lib/passport/grants/<user>        request, requester, expiry, serial, uid
+//	/var/lib/passport/uid-high-water       the last UID a Passport user had here
 //	/usr/local/lib/passport/sweep          the sweep, run every minute by
 //	                                       /etc/cron.d/passport-sweep or a systemd timer
 //
-// and the users themselves, members of the group "passport", which is what
+// and the users themselves, each with a UID (and a private group of the
+// same number) from Passport's range that no earlier Passport user on the
+// host had, members of the group "passport", which is what
 // sshd's Match and every removal check for. An account outside that group is
 // never changed, whatever its name; a "passport" group that Passport did not
 // create (no /etc/passport/group-created) makes provision refuse, and its
@@ -54,6 +57,10 @@ const (
 	ExitSudoers  = 7 // visudo rejected the sudoers drop-in; it was not installed
 	ExitLock     = 8 // another Passport program held the host lock too long
 	ExitPassword = 9 // Windows: the host's password policy refused the generated password
+	// ExitUID: Linux: the host has no UID of Passport's range it can give a
+	// new user safely (the next one still owns something, or the range is
+	// used up); nothing was changed.
+	ExitUID = 10
 )
 
 // Files the programs create on a host, for callers and tests that inspect it.
@@ -128,7 +135,7 @@ func Provision(g Grant) (string, error) {
 		{"ca_type", caType},
 		{"ca_key", caKey},
 	})
-	return program("provision", data, sweepFunction()+provisionSource), nil
+	return program("provision", data, linuxBody("provision")), nil
 }
 
 // Extend returns the script that moves username's expiry on a host to
@@ -145,7 +152,7 @@ func Extend(username string, expiresAt time.Time) (string, error) {
 		{"user", username},
 		{"expires", fmt.Sprint(expiresAt.Unix())},
 	})
-	return program("extend", data, extendSource), nil
+	return program("extend", data, linuxBody("extend")), nil
 }
 
 // Revoke returns the script that ends r's user's processes, removes the user
@@ -168,21 +175,21 @@ func Revoke(r Revocation) (string, error) {
 		{"ca_type", caType},
 		{"ca_key", caKey},
 	})
-	return program("revoke", data, revokeSource), nil
+	return program("revoke", data, linuxBody("revoke")), nil
 }
 
 // Sweep returns the program that removes every Passport user whose grant
 // record has expired. Provision installs the same program on each host and
 // schedules it every minute; Passport can also run it on demand.
 func Sweep() string {
-	return program("sweep", "", sweepSource)
+	return program("sweep", "", linuxBody("sweep"))
 }
 
 // Inventory returns the program that lists the Passport users on a host with
 // what their grant records say (Result.Inventory). It changes nothing; the
 // reconciler uses it to find users no live grant accounts for.
 func Inventory() string {
-	return program("inventory", "", inventorySource)
+	return program("inventory", "", linuxBody("inventory"))
 }
 
 // encode turns fields into the data block: "key=value" lines behind a format
@@ -197,7 +204,8 @@ func encode(fields [][2]string) string {
 }
 
 // program assembles a script: a fixed header, the data line, the shared
-// library and the action's body. The data is the only input-dependent text.
+// library and the action's body (linuxBody). The data is the only
+// input-dependent text.
 func program(action, data, body string) string {
 	if strings.Trim(data, base64Alphabet) != "" {
 		// encode only ever produces this alphabet; refusing anything else
@@ -214,7 +222,22 @@ func assemble(action, data, body string) string {
 		"# line: request data, base64, which the program decodes and validates.\n" +
 		"# shellcheck disable=SC2034 # the shared part defines names not every program uses\n" +
 		"PASSPORT_DATA='" + data + "'\n" +
-		libSource + body
+		shipped(libSource) + body
+}
+
+// shipped is a program's source as it travels: without its comment lines,
+// which are for the people reading programs/*.sh and would otherwise take
+// a third of every command Run Command carries. shellcheck's directives
+// stay, so the shipped text is checked as it runs.
+func shipped(src string) string {
+	var b strings.Builder
+	for _, line := range strings.SplitAfter(src, "\n") {
+		if t := strings.TrimLeft(line, " \t"); strings.HasPrefix(t, "#") && !strings.HasPrefix(t, "# shellcheck ") {
+			continue
+		}
+		b.WriteString(line)
+	}
+	return b.String()
 }
 
 const base64Alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="

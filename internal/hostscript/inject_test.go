@@ -209,7 +209,7 @@ func validData(t *testing.T) []string {
 // hostProgram is the provision program with an arbitrary data block, built
 // the way program() does but without Go's validation.
 func hostProgram(data string) string {
-	return program("provision", base64.StdEncoding.EncodeToString([]byte(data)), sweepFunction()+provisionSource)
+	return program("provision", base64.StdEncoding.EncodeToString([]byte(data)), linuxBody("provision"))
 }
 
 // runUnprivileged runs a script with sh as nobody, so a check that failed to

@@ -53,6 +53,7 @@ var exitMeanings = map[int]string{
 	ExitSudoers:  "visudo rejected the sudoers drop-in, which was not installed; check /etc/sudoers on the host",
 	ExitLock:     "another Passport program held the host lock for two minutes; retry",
 	ExitPassword: "the host's password policy refused the generated password; the host's stderr says why (minimum length, a custom password filter); relax the policy for local accounts or retry",
+	ExitUID:      "the host cannot give the new user a UID that no earlier Passport user had: the next one still owns something, or Passport's UID range is used up; the host's stderr says what to remove, nothing was changed",
 }
 
 // Error is a host program's reported failure.

@@ -20,22 +20,23 @@ func TakesData(action string) bool {
 	return action != "inventory" && action != "sweep"
 }
 
-// linuxBodies are the Linux programs after the shared library. Provision
-// carries the sweep it installs.
+// linuxBody is a Linux program after the shared library, as it ships.
+// Provision carries the sweep it installs, whole: the here-document that
+// holds it must stay byte for byte what Sweep returns.
 func linuxBody(action string) string {
 	switch action {
 	case "provision":
-		return sweepFunction() + provisionSource
+		return sweepFunction() + shipped(provisionSource)
 	case "extend":
-		return extendSource
+		return shipped(extendSource)
 	case "revoke":
-		return revokeSource
+		return shipped(revokeSource)
 	case "check":
-		return checkSource
+		return shipped(checkSource)
 	case "inventory":
-		return inventorySource
+		return shipped(inventorySource)
 	case "sweep":
-		return sweepSource
+		return shipped(sweepSource)
 	}
 	return ""
 }

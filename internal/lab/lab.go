@@ -46,6 +46,9 @@ type Options struct {
 	Region string
 	// Hosts is the number of sandbox Linux hosts (real sshd; needs root).
 	Hosts int
+	// Schedulers runs cron and atd in every sandbox host
+	// (sandbox.Config.Schedulers).
+	Schedulers bool
 	// ModelNodes is the number of model nodes (no OS; for scale).
 	ModelNodes int
 	// WindowsHosts is the number of lab Windows hosts: models that run
@@ -219,7 +222,7 @@ func Start(ctx context.Context, opts Options) (l *Lab, err error) {
 		return nil, fmt.Errorf("lab: storing the policy: %w", err)
 	}
 	hostNet := loopbackNet()
-	if err := l.bootHosts(ctx, hostNet, opts.Hosts); err != nil {
+	if err := l.bootHosts(ctx, hostNet, opts.Hosts, opts.Schedulers); err != nil {
 		return nil, err
 	}
 	if err := l.startWindows(hostNet, opts.WindowsHosts, opts.Now); err != nil {
@@ -233,8 +236,8 @@ func Start(ctx context.Context, opts Options) (l *Lab, err error) {
 
 // bootHosts boots n sandbox hosts on 127.x.y.1 and up (net is the
 // random 127.x.y), in parallel: each takes about a second, most of it
-// waiting on sshd.
-func (l *Lab) bootHosts(ctx context.Context, net string, n int) error {
+// waiting on sshd. schedulers starts cron and atd in each.
+func (l *Lab) bootHosts(ctx context.Context, net string, n int, schedulers bool) error {
 	if n == 0 {
 		return nil
 	}
@@ -255,7 +258,8 @@ func (l *Lab) bootHosts(ctx context.Context, net string, n int) error {
 				Tags:       demoTags(name, i),
 				// The lab's directory holds every host's disk and the
 				// lab's secret key; no host may read another's.
-				Hidden: []string{l.Dir},
+				Hidden:     []string{l.Dir},
+				Schedulers: schedulers,
 			})
 		}()
 	}

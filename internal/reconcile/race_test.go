@@ -23,7 +23,7 @@ type afterInventory struct {
 
 func (h *afterInventory) Run(ctx context.Context, s node.Script) (node.Result, error) {
 	res, err := h.Host.Run(ctx, s)
-	if err == nil && strings.Contains(s.Source, "---- inventory.sh") {
+	if err == nil && strings.Contains(s.Source, "\naction=inventory\n") {
 		h.once.Do(h.hook)
 	}
 	return res, err

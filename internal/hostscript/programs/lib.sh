@@ -23,6 +23,7 @@ EX_NOTFOUND=5  # no such Passport user (extend)
 EX_SSHD=6      # sshd's configuration is invalid; previous files restored
 EX_SUDOERS=7   # visudo rejected the sudoers drop-in; it was not installed
 EX_LOCK=8      # another Passport program held the host lock too long
+EX_UID=10      # no UID of Passport's range can be given safely; nothing changed
 
 PP_ETC=/etc/passport
 PP_PRINCIPALS=$PP_ETC/principals
@@ -42,6 +43,21 @@ SSHD_CONFIG=/etc/ssh/sshd_config
 SSHD_DROPIN_DIR=/etc/ssh/sshd_config.d
 SSHD_DROPIN=$SSHD_DROPIN_DIR/10-passport.conf
 SUDOERS_DIR=/etc/sudoers.d
+# Passport's UIDs. Each new Passport user gets the next number of this range
+# that no earlier Passport user had on this host, and a private group of the
+# same number; PP_UID_MARK keeps the last number handed out. A number is
+# never handed out twice, so whatever an earlier user left behind cannot
+# come to belong to a later one. The range lies above what distributions
+# and systemd allocate (people end at 60000, container ranges at
+# 1879048191) and below 2^31.
+PP_UID_MIN=1900000000
+PP_UID_MAX=1999999999
+PP_UID_MARK=/var/lib/passport/uid-high-water
+# Where a UID can own something outside its home: the at, cron and mail
+# spools (by their Debian, RHEL and SUSE paths) and the world-writable
+# directories.
+UID_SPOOLS='/var/spool/cron /var/spool/at /var/spool/atjobs /var/mail'
+UID_SCRATCH='/tmp /var/tmp /dev/shm /run/lock /var/crash'
 
 # Validation patterns (POSIX ERE, whole value). The Go package applies the
 # same rules before it encodes; the host applies them again because it must
@@ -50,6 +66,7 @@ RE_USER='[a-z][a-z0-9-]{0,19}'
 RE_REQUEST='[A-Za-z0-9][A-Za-z0-9._-]{0,63}'
 RE_REQUESTER='[A-Za-z0-9][A-Za-z0-9._@+:-]{0,127}'
 RE_EPOCH='[1-9][0-9]{0,10}'
+RE_UID='[1-9][0-9]{0,9}'
 RE_SERIAL='0|[1-9][0-9]{0,19}'
 RE_BOOL='0|1'
 RE_CA_TYPE='ssh-ed25519|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521|ssh-rsa'
@@ -90,6 +107,7 @@ warn() {
 
 on_exit() {
 	rc=$?
+	close_mqueues
 	if [ -n "$work" ]; then
 		rm -rf -- "$work"
 	fi
@@ -307,12 +325,114 @@ end_processes() {
 	return 1
 }
 
+# passport_uid UID: UID is a number of Passport's range.
+passport_uid() {
+	valid "$1" "$RE_UID" && [ "$1" -ge "$PP_UID_MIN" ] && [ "$1" -le "$PP_UID_MAX" ]
+}
+
+# ipc_ids KIND UID prints the ids of the System V objects of KIND (shm, msg
+# or sem) that UID owns or created, from the kernel's own tables, whose
+# second column is the id.
+ipc_ids() {
+	[ -r "/proc/sysvipc/$1" ] || return 0
+	awk -v uid="$2" 'NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
+		$col["uid"] == uid || $col["cuid"] == uid { print $2 }' "/proc/sysvipc/$1"
+}
+
+mq_dir=
+mq_mount=
+# open_mqueues sets mq_dir to where this host's POSIX message queues can be
+# listed and removed: /dev/mqueue where systemd mounted it, else a mount of
+# Passport's own (an IPC namespace has one set of queues, which every mount
+# shows). A kernel without message queues leaves mq_dir empty; it returns
+# non-zero when they exist but cannot be reached.
+open_mqueues() {
+	[ -n "$mq_dir" ] && return 0
+	if awk '$2 == "/dev/mqueue" && $3 == "mqueue" { f = 1 } END { exit !f }' /proc/self/mounts 2>/dev/null; then
+		mq_dir=/dev/mqueue
+		return 0
+	fi
+	grep -qw mqueue /proc/filesystems 2>/dev/null || return 0
+	mq_mount=$(mktemp -d "${TMPDIR:-/tmp}/passport-mqueue.XXXXXXXX") || return 1
+	if ! mount -t mqueue none "$mq_mount" 2>/dev/null; then
+		rmdir -- "$mq_mount"
+		mq_mount=
+		return 1
+	fi
+	mq_dir=$mq_mount
+}
+
+# close_mqueues undoes open_mqueues' own mount. Never rm -r it: that would
+# remove every queue on the host.
+close_mqueues() {
+	[ -n "$mq_mount" ] || return 0
+	umount "$mq_mount" 2>/dev/null && rmdir -- "$mq_mount"
+	mq_mount=
+	mq_dir=
+}
+
+# uid_owns UID prints, a line each, the first few things UID owns on this
+# host outside the account database: processes, System V IPC objects, POSIX
+# message queues, and files in the spools, the world-writable directories
+# and directly in /home.
+uid_owns() {
+	{
+		pgrep -U "$1"
+		pgrep -u "$1"
+		session_pids "$1"
+	} 2>/dev/null | sed 's/^/process /'
+	for kind in shm msg sem; do
+		ipc_ids "$kind" "$1" | sed "s/^/System V $kind id /"
+	done
+	open_mqueues && [ -n "$mq_dir" ] && find "$mq_dir" -maxdepth 1 -type f -uid "$1" 2>/dev/null | sed 's|^.*/|POSIX message queue /|'
+	for d in $UID_SPOOLS $UID_SCRATCH; do
+		[ -d "$d" ] && find "$d" -xdev -uid "$1" -print 2>/dev/null
+	done
+	[ -d "$PP_HOME" ] && find "$PP_HOME" -xdev -maxdepth 1 -uid "$1" -print 2>/dev/null
+}
+
+# remove_keyed UID removes what UID owns outside its home and the account
+# database: at jobs, crontabs and mail in the spools, files in the
+# world-writable directories, System V IPC objects and POSIX message queues.
+# UID's processes must have ended (they could make more). On failure it
+# says why and returns non-zero.
+remove_keyed() {
+	for d in $UID_SPOOLS $UID_SCRATCH; do
+		[ -d "$d" ] && find "$d" -xdev -depth -uid "$1" -delete 2>/dev/null
+	done
+	for kind in shm msg sem; do
+		ids=$(ipc_ids "$kind" "$1")
+		[ -n "$ids" ] || continue
+		if ! command -v ipcrm >/dev/null 2>&1; then
+			warn "uid $1 owns System V IPC objects ($kind) and this host has no ipcrm to remove them"
+			return 1
+		fi
+		case $kind in
+		shm) opt=-m ;;
+		msg) opt=-q ;;
+		*) opt=-s ;;
+		esac
+		for id in $ids; do
+			ipcrm "$opt" "$id" 2>/dev/null || { warn "ipcrm $opt $id (uid $1) failed"; return 1; }
+		done
+	done
+	if ! open_mqueues; then
+		warn "cannot mount the POSIX message queue filesystem to remove those of uid $1"
+		return 1
+	fi
+	[ -z "$mq_dir" ] || find "$mq_dir" -maxdepth 1 -type f -uid "$1" -delete 2>/dev/null
+	return 0
+}
+
 # remove_user USER: everything Passport created for USER goes, in the order
-# that closes the door first: no new logins, then no processes, then the
-# account and its files. A user that is already gone is fine. On failure it
-# prints why on stderr and returns non-zero; callers choose to die or go on.
+# that closes the door first: no new logins, then no processes, then what
+# its UID owns, then the account and its files. A user that is already gone
+# is fine; what its UID may still own (a run cut short after userdel) is
+# found by the UID its grant record keeps. On failure it prints why on
+# stderr and returns non-zero; callers choose to die or go on.
 remove_user() {
 	ru=$1
+	ruid=
 	if user_exists "$ru"; then
 		if ! is_passport_user "$ru"; then
 			warn "$ru exists but is not a Passport user; it was left alone"
@@ -323,26 +443,46 @@ remove_user() {
 		# An expired account is refused by PAM and by sshd itself, which
 		# closes the door for any other way in while processes are ended.
 		usermod -e 1 "$ru" >/dev/null 2>&1
+		# Where systemd runs, the user's own manager would start lingering
+		# units again, and restart what is killed: it goes first.
+		if [ -d /run/systemd/system ] && command -v loginctl >/dev/null 2>&1; then
+			loginctl disable-linger "$ru" >/dev/null 2>&1
+			loginctl terminate-user "$ruid" >/dev/null 2>&1
+		fi
+	else
+		ruid=$(record_field "$ru" uid)
+		if ! passport_uid "$ruid" || getent passwd "$ruid" >/dev/null 2>&1; then
+			ruid=
+		fi
+	fi
+	if [ -n "$ruid" ]; then
 		if ! end_processes "$ruid"; then
 			warn "processes of $ru (uid $ruid) survived SIGKILL"
 			return "$EX_FAILED"
 		fi
-		if command -v crontab >/dev/null 2>&1; then
+		if command -v crontab >/dev/null 2>&1 && user_exists "$ru"; then
 			crontab -r -u "$ru" >/dev/null 2>&1
 		fi
+		remove_keyed "$ruid" || return "$EX_FAILED"
+	fi
+	rm -f -- "/var/lib/systemd/linger/$ru"
+	if user_exists "$ru"; then
 		userdel -r "$ru" >/dev/null 2>"$work/userdel.err"
 		if user_exists "$ru"; then
 			warn "userdel $ru: $(head -c 300 "$work/userdel.err")"
 			return "$EX_FAILED"
 		fi
-		# The uid will be handed to the next new user: files the old one
-		# left in world-writable places must not become someone else's.
-		for d in /tmp /var/tmp /dev/shm; do
-			[ -d "$d" ] && find "$d" -xdev -depth -uid "$ruid" -delete 2>/dev/null
-		done
+	fi
+	# userdel leaves the private group where USERGROUPS_ENAB is off.
+	if [ -n "$ruid" ] && [ "$(getent group "$ru" | cut -d: -f3)" = "$ruid" ]; then
+		groupdel "$ru" >/dev/null 2>&1 || { warn "groupdel $ru failed"; return "$EX_FAILED"; }
 	fi
 	if [ -e "$PP_HOME/$ru" ]; then
 		rm -rf -- "${PP_HOME:?}/$ru" || return "$EX_FAILED"
+	fi
+	if [ -n "$ruid" ]; then
+		left=$(uid_owns "$ruid" | head -n 3 | tr '\n' ' ')
+		[ -z "$left" ] || { warn "uid $ruid of $ru still owns: $left"; return "$EX_FAILED"; }
 	fi
 	rm -f -- "$PP_PRINCIPALS/$ru" "$PP_CAS/$ru.pub" "$SUDOERS_DIR/passport-$ru" "$PP_GRANTS/$ru" ||
 		return "$EX_FAILED"

@@ -16,7 +16,7 @@ check_field expires "$expires" "$RE_EPOCH"
 check_serial "$serial"
 [ "$serial" != 0 ] || die "$EX_DATA" "field serial is not valid"
 check_field sudo "$sudo" "$RE_BOOL"
-need_tools ssh-keygen sshd useradd usermod userdel groupadd id cmp sort comm awk readlink
+need_tools ssh-keygen sshd useradd usermod userdel groupadd groupdel getent id cmp sort comm awk readlink pgrep find
 if [ "$sudo" = 1 ]; then
 	# Checked before anything changes: a user without the sudo it was
 	# promised is a half-done grant.
@@ -45,6 +45,46 @@ elif getent group "$user" >/dev/null 2>&1 && ! user_exists "$user"; then
 	die "$EX_CONFLICT" "a group named $user already exists on this host"
 fi
 
+# next_uid sets uid to the number a new Passport user gets: one past the
+# host's high-water mark, skipping numbers an account or group outside
+# Passport already holds. A number that still owns something is refused,
+# not skipped: it means the mark was lost or moved back, or someone else
+# uses Passport's range, and a person must look.
+next_uid() {
+	mark=$((PP_UID_MIN - 1))
+	if [ -e "$PP_UID_MARK" ]; then
+		mark=$(head -n 1 "$PP_UID_MARK" 2>/dev/null)
+		if ! valid "$mark" "$RE_UID" || [ "$mark" -lt $((PP_UID_MIN - 1)) ] || [ "$mark" -gt "$PP_UID_MAX" ]; then
+			die "$EX_UID" "$PP_UID_MARK does not hold a number of Passport's UID range $PP_UID_MIN-$PP_UID_MAX; set it to the highest UID a Passport user ever had on this host"
+		fi
+	fi
+	uid=$((mark + 1))
+	skipped=0
+	while getent passwd "$uid" >/dev/null 2>&1 || getent group "$uid" >/dev/null 2>&1; do
+		uid=$((uid + 1))
+		skipped=$((skipped + 1))
+		[ "$skipped" -lt 1000 ] || die "$EX_UID" "the 1000 UIDs after $mark all belong to accounts or groups outside Passport; Passport's range $PP_UID_MIN-$PP_UID_MAX must be Passport's alone"
+	done
+	[ "$uid" -le "$PP_UID_MAX" ] || die "$EX_UID" "Passport's UID range $PP_UID_MIN-$PP_UID_MAX is used up on this host"
+	owned=$(uid_owns "$uid" | head -n 3 | tr '\n' ';')
+	[ -z "$owned" ] || die "$EX_UID" "UID $uid, the next of Passport's range, still owns ${owned%;}: remove what it owns, or set $PP_UID_MARK to $uid to pass it by, and retry"
+	# Kept before the account exists: a run that dies after useradd must
+	# not hand the number out again.
+	if ! mkdir -p "${PP_UID_MARK%/*}" || ! chmod 0700 "${PP_UID_MARK%/*}"; then
+		die "$EX_FAILED" "cannot create ${PP_UID_MARK%/*}"
+	fi
+	tmp=$(tmp_in "${PP_UID_MARK%/*}")
+	printf '%s\n' "$uid" >"$tmp" || die "$EX_FAILED" "cannot write $PP_UID_MARK"
+	put_file "$tmp" "$PP_UID_MARK" 0600 uid-mark || true
+}
+
+step=uid
+if user_exists "$user"; then
+	uid=$(id -u "$user")
+else
+	next_uid
+fi
+
 step=layout
 mkdir -p "$PP_PRINCIPALS" "$PP_CAS" "$PP_GRANTS" "$PP_LIB" || die "$EX_FAILED" "cannot create Passport's directories"
 # sshd refuses principals files in group- or world-writable directories.
@@ -63,8 +103,8 @@ fi
 # can clean up whatever a provision interrupted half-way leaves behind.
 step='grant-record'
 tmp=$(tmp_in "$PP_GRANTS")
-printf 'user=%s\nrequest=%s\nrequester=%s\nexpires=%s\nserial=%s\nsudo=%s\n' \
-	"$user" "$request" "$requester" "$expires" "$serial" "$sudo" >"$tmp" || die "$EX_FAILED" "cannot write the grant record"
+printf 'user=%s\nrequest=%s\nrequester=%s\nexpires=%s\nserial=%s\nsudo=%s\nuid=%s\n' \
+	"$user" "$request" "$requester" "$expires" "$serial" "$sudo" "$uid" >"$tmp" || die "$EX_FAILED" "cannot write the grant record"
 put_file "$tmp" "$PP_GRANTS/$user" 0600 grant-record || true
 
 step=group
@@ -84,13 +124,21 @@ expire_day=$(((expires + 86399) / 86400))
 if ! user_exists "$user"; then
 	shell=/bin/sh
 	[ -x /bin/bash ] && shell=/bin/bash
+	groupadd -g "$uid" "$user" >/dev/null 2>"$work/groupadd.err" ||
+		die "$EX_FAILED" "groupadd -g $uid $user: $(head -c 300 "$work/groupadd.err")"
 	# Password '*' rather than useradd's '!': both make password login
 	# impossible, but sshd with UsePAM no treats '!' as a locked account and
 	# refuses even a certificate. '*' is never a valid hash, so it locks the
-	# password and nothing else, whatever UsePAM says.
-	useradd -m -d "$PP_HOME/$user" -s "$shell" -U -G "$PP_GROUP" -p '*' \
-		-e "$expire_day" -c "Passport $request" "$user" >/dev/null 2>"$work/useradd.err" ||
+	# password and nothing else, whatever UsePAM says. No subordinate IDs:
+	# files made under them in a user namespace would outlive the user, and
+	# useradd would hand the range to someone else next. -l keeps the large
+	# UID out of lastlog and faillog, whose size follows the UID.
+	if ! useradd -m -d "$PP_HOME/$user" -s "$shell" -u "$uid" -g "$uid" -G "$PP_GROUP" -p '*' -l \
+		-K SUB_UID_COUNT=0 -K SUB_GID_COUNT=0 \
+		-e "$expire_day" -c "Passport $request" "$user" >/dev/null 2>"$work/useradd.err"; then
+		groupdel "$user" >/dev/null 2>&1
 		die "$EX_FAILED" "useradd $user: $(head -c 300 "$work/useradd.err")"
+	fi
 	chmod 0700 "$PP_HOME/$user" || die "$EX_FAILED" "cannot set the mode of $PP_HOME/$user"
 	note_change user
 else

@@ -6,7 +6,7 @@ user=$(field user)
 serial=$(field serial)
 check_field user "$user" "$RE_USER"
 check_serial "$serial"
-need_tools ssh-keygen userdel usermod id pkill pgrep find sort
+need_tools ssh-keygen userdel usermod groupdel getent id pkill pgrep find sort awk cut
 if [ "$serial" != 0 ]; then
 	check_ca_key "$(field ca_type)" "$(field ca_key)" "$work/ca.pub"
 else

@@ -4,7 +4,7 @@
 action=sweep
 cron_mode=0
 [ "${1:-}" = --cron ] && cron_mode=1
-need_tools ssh-keygen userdel usermod id pkill pgrep find sort date
+need_tools ssh-keygen userdel usermod groupdel getent id pkill pgrep find sort awk cut date
 make_work
 [ -d "$PP_GRANTS" ] || { result ok removed=0 kept=0 failed=0; exit 0; }
 lock_host

@@ -76,6 +76,9 @@ func Boot(ctx context.Context, cfg Config) (*Host, error) {
 	if err := Available(); err != nil {
 		return nil, fmt.Errorf("sandbox host %s: %w", cfg.InstanceID, err)
 	}
+	if missing := missingSchedulers(); cfg.Schedulers && len(missing) > 0 {
+		return nil, fmt.Errorf("sandbox host %s: cannot start its schedulers: missing %s", cfg.InstanceID, strings.Join(missing, "; "))
+	}
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("sandbox host %s: creating its state directory: %w", cfg.InstanceID, err)
 	}

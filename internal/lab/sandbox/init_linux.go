@@ -101,6 +101,9 @@ func runInit() error {
 	a := newAgent(cfg)
 	go a.reaper.loop()
 	go a.superviseSSHD()
+	if cfg.Schedulers {
+		a.startSchedulers()
+	}
 	go func() {
 		err := a.serve(ln)
 		fmt.Fprintf(os.Stderr, "%s: the agent stopped: %v\n", initName, err)

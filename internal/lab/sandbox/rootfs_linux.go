@@ -116,8 +116,9 @@ func freshRootHome(upper string) error {
 // mountDev fills the host's empty /dev as container runtimes do: the
 // harmless character devices bound from the machine, a private devpts
 // instance (so the host's terminals stay out of the machine's /dev/pts;
-// gid 5 is Debian's fixed tty group), its own shared memory, and the usual
-// links.
+// gid 5 is Debian's fixed tty group), its own shared memory, the POSIX
+// message queues of its IPC namespace (as systemd mounts them), and the
+// usual links.
 func mountDev(dev string) error {
 	for _, name := range []string{"null", "zero", "full", "random", "urandom", "tty"} {
 		target := filepath.Join(dev, name)
@@ -131,6 +132,7 @@ func mountDev(dev string) error {
 	for _, d := range []struct{ dir, fstype, data string }{
 		{"pts", "devpts", "newinstance,ptmxmode=0666,mode=0620,gid=5"},
 		{"shm", "tmpfs", "mode=1777"},
+		{"mqueue", "mqueue", ""},
 	} {
 		target := filepath.Join(dev, d.dir)
 		if err := os.Mkdir(target, 0o755); err != nil {

@@ -49,6 +49,10 @@ type Config struct {
 	// overlay (the lab's own state, other hosts' disks); each is covered
 	// with an empty read-only directory. Dir is always hidden.
 	Hidden []string
+	// Schedulers starts cron and atd in the host, as a Debian server runs
+	// them; the machine needs the cron and at packages. Without it, jobs
+	// can still be queued but nothing runs them.
+	Schedulers bool
 }
 
 // AgentVersion is the SSM agent version hosts report.

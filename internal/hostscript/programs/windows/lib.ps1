@@ -133,7 +133,8 @@ function Get-PassportRecord([string]$Name) {
 	return Get-ItemProperty -LiteralPath $path
 }
 
-# Remove-PassportUser logs the user's sessions off, removes its profile
+# Remove-PassportUser logs the user's sessions off, removes its scheduled
+# tasks and ends its other processes, removes its profile
 # (through Win32_UserProfile, which copes with long paths), its group
 # memberships, the account and the record.
 function Remove-PassportUser($User, [string]$Name) {
@@ -153,6 +154,23 @@ function Remove-PassportUser($User, [string]$Name) {
 	}
 	if ($null -ne $User) {
 		$sid = $User.SID.Value
+		# What the user started outside its sessions ends too: scheduled
+		# tasks that run as it, and processes logoff does not reach (a
+		# task's, or one started with runas). Windows never hands a SID out
+		# again, so nothing else keyed by it can pass to a later user; the
+		# profile goes below.
+		$script:Step = 'tasks'
+		foreach ($task in @(Get-ScheduledTask)) {
+			$runAs = [string]$task.Principal.UserId
+			if ($runAs -eq $Name -or $runAs -eq $sid -or $runAs.EndsWith('\' + $Name)) {
+				Unregister-ScheduledTask -TaskName $task.TaskName -TaskPath $task.TaskPath -Confirm:$false
+			}
+		}
+		$script:Step = 'processes'
+		foreach ($proc in @(Get-CimInstance -ClassName Win32_Process)) {
+			$owner = Invoke-CimMethod -InputObject $proc -MethodName GetOwnerSid -ErrorAction SilentlyContinue
+			if ($null -ne $owner -and $owner.Sid -eq $sid) { Stop-Process -Id $proc.ProcessId -Force -ErrorAction SilentlyContinue }
+		}
 		$script:Step = 'groups'
 		$groups = @((Get-LocalGroup -SID $SidAdministrators), (Get-LocalGroup -SID $SidRemoteDesktopUsers))
 		$groups += @(Get-LocalGroup | Where-Object { $_.Name -eq $PassportGroup })
