@@ -50,6 +50,7 @@ tunnel to connect. When the window ends the user is removed.`,
 	}
 	root.AddCommand(newLabCommand())
 	root.AddCommand(newReconcileCommand())
+	root.AddCommand(newServeCommand())
 	root.AddCommand(newDocumentsCommand())
 	root.AddCommand(newAuditCommand())
 	root.AddCommand(newRequestCommand())

@@ -22,6 +22,7 @@ import (
 	"github.com/passport-access/terraform-provider-passport/internal/ledger"
 	"github.com/passport-access/terraform-provider-passport/internal/policy"
 	"github.com/passport-access/terraform-provider-passport/internal/reconcile"
+	"github.com/passport-access/terraform-provider-passport/internal/server"
 	"github.com/passport-access/terraform-provider-passport/internal/targets"
 )
 
@@ -167,10 +168,30 @@ grant is leased to one of them while it is revoked.`,
 				if err != nil {
 					return fmt.Errorf("--listen %s: %w", listen, err)
 				}
-				srv := &http.Server{Handler: metrics.Handler(reg, 3*interval+lease), ReadHeaderTimeout: 10 * time.Second}
-				go srv.Serve(ln)
-				defer srv.Close()
+				ctx, stop := context.WithCancel(ctx)
+				defer stop()
+				served := make(chan error, 1)
+				go func() {
+					served <- server.RunHTTP(ctx, ln, &http.Server{Handler: metrics.Handler(reg, 3*interval+lease)})
+				}()
 				log.Info("serving /metrics and /healthz", "addr", ln.Addr().String())
+				log.Info("reconciler started", "name", name, "interval", interval.String(), "sweep", sweep)
+				// The metrics server failing stops the reconciler too: a
+				// daemon whose health nobody can see is worse than one that
+				// exits and is restarted.
+				passes := make(chan error, 1)
+				go func() { passes <- rec.Run(ctx, interval) }()
+				select {
+				case err := <-served:
+					stop()
+					if err != nil {
+						err = fmt.Errorf("serving /metrics on %s: %w", listen, err)
+					}
+					return errors.Join(err, <-passes)
+				case err := <-passes:
+					stop()
+					return errors.Join(err, <-served)
+				}
 			}
 			log.Info("reconciler started", "name", name, "interval", interval.String(), "sweep", sweep)
 			return rec.Run(ctx, interval)

@@ -69,6 +69,9 @@ type Config struct {
 	// (tests of the hosts alone); the provider and the reconciler always
 	// give one.
 	Ledger *ledger.Ledger
+	// SealedOnly makes the Service refuse Windows targets whose request
+	// brings no SealTo key: the Passport service never reads a password.
+	SealedOnly bool
 	// Authorizer, when set, is asked before anything touches a host or the
 	// ledger: by Grant about every target, by Extend about the active
 	// targets when the window grows, by SetTargets about added targets. Its
@@ -93,6 +96,8 @@ type Service struct {
 	ledger  *ledger.Ledger
 	authz   Authorizer
 	docs    *documents.Set
+	// sealedOnly: see Config.SealedOnly.
+	sealedOnly bool
 	// actor is who the audit events of one call name; see as.
 	actor string
 }
@@ -104,7 +109,7 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Fleet == nil {
 		return nil, errors.New("access: Config.Fleet is nil: give a fleet.Runner")
 	}
-	s := &Service{fleet: cfg.Fleet, now: cfg.Now, prefix: cfg.UsernamePrefix, timeout: cfg.Timeout, ledger: cfg.Ledger, authz: cfg.Authorizer, docs: cfg.Documents}
+	s := &Service{fleet: cfg.Fleet, now: cfg.Now, prefix: cfg.UsernamePrefix, timeout: cfg.Timeout, ledger: cfg.Ledger, authz: cfg.Authorizer, docs: cfg.Documents, sealedOnly: cfg.SealedOnly}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -122,6 +127,10 @@ func New(cfg Config) (*Service, error) {
 
 // Request is what a person asks for.
 type Request struct {
+	// ID, when set, is the grant's id (NewGrantID's form), picked by a
+	// caller that must be able to ask again without granting twice: the
+	// ledger records an id once. Empty means a fresh one.
+	ID string
 	// Reason says why, for the audit trail: 10-256 printable characters.
 	Reason string
 	// Targets are instance ids: 1 to MaxTargets, each once.

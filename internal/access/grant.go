@@ -1,6 +1,7 @@
 package access
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -38,6 +39,9 @@ func (s *Service) Grant(ctx context.Context, req Request) (*Grant, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := s.checkSealing(req.SealTo, req.Targets, platformIn(inv)); err != nil {
+		return nil, err
+	}
 	if err := s.authorize(ctx, principal{req.Requester, req.RequesterKind, req.Groups}, req.Reason, req.Sudo, d, req.Targets, platformIn(inv)); err != nil {
 		return nil, err
 	}
@@ -45,7 +49,7 @@ func (s *Service) Grant(ctx context.Context, req Request) (*Grant, error) {
 	// the hosts' records and a caller's saved state can hold.
 	now := s.now().UTC().Truncate(time.Second)
 	g := &Grant{
-		ID:            newGrantID(),
+		ID:            cmp.Or(req.ID, newGrantID()),
 		Requester:     req.Requester,
 		RequesterKind: req.RequesterKind,
 		Groups:        slices.Clone(req.Groups),
@@ -68,7 +72,13 @@ func (s *Service) Grant(ctx context.Context, req Request) (*Grant, error) {
 		}
 		// On record before any host is touched: an apply killed from here
 		// on leaves a record naming the user and the hosts it may be on.
-		if err := s.save(ctx, g, ledger.Provisioning, req.Targets, ledger.Provisioning); err != nil {
+		// The first record is created, never updated: an id a caller
+		// picked and sent twice is granted once.
+		save := s.save
+		if attempt == 1 {
+			save = s.create
+		}
+		if err := save(ctx, g, ledger.Provisioning, req.Targets, ledger.Provisioning); err != nil {
 			return nil, fmt.Errorf("no host was touched: %w", err)
 		}
 		if attempt == 1 {
@@ -159,6 +169,9 @@ func (s *Service) undoneEvents(ctx context.Context, g *Grant, runs []hostRun) er
 }
 
 func (s *Service) checkRequest(req Request) (time.Duration, error) {
+	if req.ID != "" && !grantID.MatchString(req.ID) {
+		return 0, invalid("id", "id %q is not a request id: ar- and 16 lower-case hex digits", printable(req.ID, 40))
+	}
 	if err := checkReason(req.Reason); err != nil {
 		return 0, err
 	}

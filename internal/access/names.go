@@ -3,8 +3,15 @@ package access
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"regexp"
 	"strings"
 )
+
+// grantID is the form of a grant's id.
+var grantID = regexp.MustCompile(`^ar-[0-9a-f]{16}$`)
+
+// ValidGrantID reports whether id has the form of a grant's id.
+func ValidGrantID(id string) bool { return grantID.MatchString(id) }
 
 // maxUsername is the longest name Passport gives a user: it fits every
 // distribution's useradd and the host programs' pattern.
@@ -20,6 +27,10 @@ func (s *Service) newUsername() string {
 	// rand.Text is 26 characters of base32 (A-Z, 2-7) from crypto/rand.
 	return s.prefix + strings.ToLower(rand.Text()[:n])
 }
+
+// NewGrantID returns a fresh grant id, "ar-" and 16 random hex digits,
+// for a caller that picks the id before asking (Request.ID).
+func NewGrantID() string { return newGrantID() }
 
 // newGrantID returns "ar-" and 16 random hex digits.
 func newGrantID() string {

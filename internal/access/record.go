@@ -206,6 +206,22 @@ func keepFailures(g *Grant, cur ledger.Grant) {
 	}
 }
 
+// create writes g's first record, and fails with a Conflict when its id is
+// taken.
+func (s *Service) create(ctx context.Context, g *Grant, st ledger.State, pending []string, pend ledger.State) error {
+	if s.ledger == nil {
+		return nil
+	}
+	_, err := s.ledger.Create(ctx, s.record(g, st, pending, pend, nil))
+	if errors.Is(err, ledger.ErrExists) {
+		return classed(Conflict, fmt.Errorf("request %s already exists: it was asked for before (a retried call?); look it up instead of asking again", g.ID))
+	}
+	if err != nil {
+		return classed(Unavailable, fmt.Errorf("recording request %s in the ledger: %w", g.ID, err))
+	}
+	return nil
+}
+
 // saveAfter is save for the record of what the hosts did: it runs even
 // when ctx has ended.
 func (s *Service) saveAfter(ctx context.Context, g *Grant, st ledger.State) error {

@@ -61,6 +61,9 @@ func (s *Service) setTargets(ctx context.Context, g *Grant, ca *sshca.CA, target
 		if err != nil {
 			return nil, err
 		}
+		if err := s.checkSealing(g.SealTo, added, platformIn(inv)); err != nil {
+			return nil, err
+		}
 		if err := s.authorize(ctx, g.principal(), g.Reason, g.Sudo, g.ExpiresAt.Sub(g.IssuedAt), added, platformIn(inv)); err != nil {
 			return nil, err
 		}

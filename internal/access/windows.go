@@ -78,6 +78,16 @@ func openPasswords(g *Grant, key *rsa.PrivateKey, runs []hostRun) {
 	}
 }
 
+// checkSealing refuses, before any host is touched, Windows targets
+// without the requester's own key where the Service must never read a
+// password (Config.SealedOnly).
+func (s *Service) checkSealing(to *rsa.PublicKey, targets []string, platform func(string) string) error {
+	if !s.sealedOnly || to != nil || !hasWindows(targets, platform) {
+		return nil
+	}
+	return invalid("password_key", "password_key is required for Windows targets: each host seals its password to your own RSA key, so that only you can read it; nothing was changed")
+}
+
 // keepSealed keeps the sealed password each Windows host of runs reported
 // in g.SealedPasswords, unopened: it was sealed to the requester's own key
 // (g.SealTo). A host whose answer does not have the shape of a password

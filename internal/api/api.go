@@ -16,6 +16,7 @@ const (
 	PathAudit     = "/v1/audit"
 	PathVerify    = "/v1/audit/verify"
 	PathLogout    = "/v1/logout"
+	PathSessions  = "/v1/sessions"
 	PathLoginAWS  = "/v1/login/aws"
 	PathLoginCLI  = "/v1/login/cli"
 	PathLoginCode = "/v1/login/token"
@@ -140,14 +141,15 @@ type Principal struct {
 	ExpiresAt time.Time `json:"expires_at"`
 }
 
-// Instance is a managed instance a caller may ask for.
+// Instance is a managed instance a caller may ask for, as Systems Manager
+// reports it.
 type Instance struct {
-	InstanceID   string            `json:"instance_id"`
-	ComputerName string            `json:"computer_name,omitempty"`
-	Platform     string            `json:"platform"`
-	PingStatus   string            `json:"ping_status"`
-	Address      string            `json:"address,omitempty"`
-	Tags         map[string]string `json:"tags,omitempty"`
+	InstanceID   string `json:"instance_id"`
+	ComputerName string `json:"computer_name,omitempty"`
+	Address      string `json:"address,omitempty"`
+	Platform     string `json:"platform"`
+	PlatformName string `json:"platform_name,omitempty"`
+	PingStatus   string `json:"ping_status"`
 }
 
 // InstanceList is what /v1/targets found.

@@ -37,6 +37,10 @@ type Settings struct {
 	Region    string
 	Profile   string
 	Endpoints Endpoints
+	// Credentials, when set, replace the SDK's credential chain: a process
+	// that acts as two identities (the lab, a test of the service beside
+	// its callers) names each one.
+	Credentials aws.CredentialsProvider
 }
 
 // Clients holds one client per service, all from one configuration.
@@ -62,6 +66,9 @@ func Load(ctx context.Context, s Settings) (*Clients, error) {
 	}
 	if s.Profile != "" {
 		opts = append(opts, config.WithSharedConfigProfile(s.Profile))
+	}
+	if s.Credentials != nil {
+		opts = append(opts, config.WithCredentialsProvider(s.Credentials))
 	}
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {

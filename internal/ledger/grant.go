@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -29,6 +30,9 @@ const (
 )
 
 var states = []State{Provisioning, Active, Revoking, Revoked, Expired, Failed}
+
+// States lists every grant state, open ones first.
+func States() []State { return slices.Clone(states) }
 
 // Closed reports whether s is final: nothing of the grant is left on a host
 // and no one needs to act on it again.

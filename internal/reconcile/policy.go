@@ -93,6 +93,11 @@ func (c *PolicyCheck) Ready(ctx context.Context) error {
 	return err
 }
 
+// Current is the policy as last read, read again when it is older than
+// MaxAge: what the Passport service decides new requests with, so that
+// its grants and its reconciler see the same policy.
+func (c *PolicyCheck) Current(ctx context.Context) (*policy.Policy, error) { return c.read(ctx) }
+
 // policy is the current policy, when there is one to decide with.
 func (c *PolicyCheck) policy(ctx context.Context) (*policy.Policy, error) {
 	p, err := c.read(ctx)

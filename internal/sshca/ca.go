@@ -1,6 +1,7 @@
 package sshca
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -136,6 +137,13 @@ func (c *CA) PublicKey() ssh.PublicKey { return c.publicKey }
 // Fingerprint is the CA key's SHA256 fingerprint as ssh-keygen -l prints it
 // ("SHA256:..." without padding).
 func (c *CA) Fingerprint() string { return ssh.FingerprintSHA256(c.publicKey) }
+
+// SameKey reports whether line (authorized_keys form, a comment allowed)
+// holds key.
+func SameKey(key ssh.PublicKey, line string) bool {
+	other, _, _, _, err := ssh.ParseAuthorizedKey([]byte(line))
+	return err == nil && bytes.Equal(other.Marshal(), key.Marshal())
+}
 
 // AuthorizedKey is the CA public key in authorized_keys form with a comment,
 // without a trailing newline; it is also a valid TrustedUserCAKeys line.

@@ -1,6 +1,7 @@
 package idp
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"html"
@@ -19,59 +20,100 @@ func SignIn(client *http.Client, signInURL, user, password string) (string, erro
 	if client == nil {
 		client = http.DefaultClient
 	}
-	page, err := visit(client, http.MethodGet, signInURL, nil)
+	resp, err := SignInResponse(context.Background(), client, signInURL, user, password)
 	if err != nil {
 		return "", err
 	}
-	form, err := url.Parse(signInURL)
+	return readPage(http.MethodPost, resp)
+}
+
+// SignInResponse is SignIn for a service provider whose answer matters
+// more than its page: start is the SP's own sign-in URL (a redirect to
+// the IdP, followed here even when client follows none) or the IdP's, and
+// the ACS's answer comes back unread and, with a client that does not
+// follow redirects, unfollowed: the cookie it sets, or its redirect to a
+// CLI's loopback listener with a one-time code.
+//
+// It is a scripted client of the lab's own pages; the tests of sign-in
+// itself drive a real browser (package browser).
+func SignInResponse(ctx context.Context, client *http.Client, start, user, password string) (*http.Response, error) {
+	acs, form, err := SignedAnswer(ctx, client, start, user, password)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
+	return send(ctx, client, http.MethodPost, acs, form)
+}
+
+// SignedAnswer is SignInResponse up to the IdP's signed answer, unposted:
+// the ACS it is for and the form the IdP's page would post there. Tests
+// post it themselves, twice, or changed.
+func SignedAnswer(ctx context.Context, client *http.Client, start, user, password string) (string, url.Values, error) {
+	resp, err := send(ctx, client, http.MethodGet, start, nil)
+	if err != nil {
+		return "", nil, err
+	}
+	if loc := resp.Header.Get("Location"); resp.StatusCode == http.StatusFound && loc != "" {
+		resp.Body.Close()
+		if resp, err = send(ctx, client, http.MethodGet, loc, nil); err != nil {
+			return "", nil, err
+		}
+	}
+	page, err := readPage(http.MethodGet, resp)
+	if err != nil {
+		return "", nil, err
+	}
+	form := resp.Request.URL
 	action, err := field(page, "action")
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	form.Path, form.RawQuery = action, ""
 	token, err := field(page, `name="token" value`)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
-	page, err = visit(client, http.MethodPost, form.String(), url.Values{"token": {token}, "username": {user}, "password": {password}})
+	resp, err = send(ctx, client, http.MethodPost, form.String(), url.Values{"token": {token}, "username": {user}, "password": {password}})
 	if err != nil {
-		return "", err
+		return "", nil, err
+	}
+	if page, err = readPage(http.MethodPost, resp); err != nil {
+		return "", nil, err
 	}
 	post := url.Values{}
 	for _, name := range []string{"SAMLResponse", "RelayState"} {
 		v, err := field(page, `name="`+name+`" value`)
 		if err != nil {
-			return "", err
+			return "", nil, err
 		}
 		post.Set(name, v)
 	}
 	acs, err := field(page, "action")
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
-	return visit(client, http.MethodPost, acs, post)
+	return acs, post, nil
 }
 
-func visit(client *http.Client, method, u string, form url.Values) (string, error) {
-	req, err := http.NewRequest(method, u, strings.NewReader(form.Encode()))
+func send(ctx context.Context, client *http.Client, method, u string, form url.Values) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, u, strings.NewReader(form.Encode()))
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := client.Do(req)
-	if err != nil {
-		return "", err
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	}
+	return client.Do(req)
+}
+
+// readPage reads an answer that must be a 200 page.
+func readPage(method string, resp *http.Response) (string, error) {
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
 		return "", err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return string(body), fmt.Errorf("%s %s: %s: %s", method, u, resp.Status, strings.TrimSpace(string(body)))
+		return string(body), fmt.Errorf("%s %s: %s: %s", method, resp.Request.URL.Redacted(), resp.Status, strings.TrimSpace(string(body)))
 	}
 	return string(body), nil
 }

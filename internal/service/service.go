@@ -1,0 +1,343 @@
+// Package service assembles the Passport service from its settings: the
+// AWS clients of its own identity, the ledger, its certificate
+// authorities, the administrators' policy, SAML sign-in, the access core,
+// the HTTP server (internal/server) and the reconciler that runs inside
+// it. `passport serve`, `passport lab up` and the tests all start it here,
+// so they run the same thing.
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+
+	"github.com/passport-access/terraform-provider-passport/internal/access"
+	"github.com/passport-access/terraform-provider-passport/internal/api"
+	"github.com/passport-access/terraform-provider-passport/internal/awsconfig"
+	"github.com/passport-access/terraform-provider-passport/internal/documents"
+	"github.com/passport-access/terraform-provider-passport/internal/fleet"
+	"github.com/passport-access/terraform-provider-passport/internal/identity"
+	"github.com/passport-access/terraform-provider-passport/internal/ledger"
+	"github.com/passport-access/terraform-provider-passport/internal/policy"
+	"github.com/passport-access/terraform-provider-passport/internal/reconcile"
+	"github.com/passport-access/terraform-provider-passport/internal/server"
+	"github.com/passport-access/terraform-provider-passport/internal/sshca"
+	"github.com/passport-access/terraform-provider-passport/internal/targets"
+)
+
+// Settings is what an operator configures.
+type Settings struct {
+	// URL is where callers reach the service, https://passport.example.com:
+	// the base of its SAML endpoints and login redirects.
+	URL string
+	// AWS is the service's own AWS identity and endpoints.
+	AWS awsconfig.Settings
+	// Ledger is sqlite:///path or dynamodb://table; replicas share one
+	// DynamoDB table. CreateTable creates a missing DynamoDB table.
+	Ledger      string
+	CreateTable bool
+	// CAs are the service's certificate authorities, "name=kms:<key ARN,
+	// id or alias>"; DefaultCA names the default (the first when empty).
+	CAs       []string
+	DefaultCA string
+	// PolicySource is where the administrators' Cedar policy is read;
+	// policy.DefaultSource when empty.
+	PolicySource string
+	// SAMLMetadata is the IdP's metadata (a file or an https URL); empty
+	// lets no person sign in. SAMLEntityID and GroupsAttribute as in
+	// server.SAMLConfig.
+	SAMLMetadata    string
+	SAMLEntityID    string
+	GroupsAttribute string
+	// Machines verifies machines' AWS sign-ins; nil lets none in.
+	Machines server.MachineVerifier
+	// Documents says how the service finds Passport's SSM Command
+	// documents, which carry its host programs: "publish" (the default)
+	// creates or updates them at start; "lookup" wants them published
+	// already (`passport documents publish`), for a role without
+	// ssm:CreateDocument; "off" sends the programs through
+	// AWS-RunShellScript, which a role must then be allowed, and which
+	// lets that role run anything as root.
+	Documents string
+	// UsernamePrefix starts every short-lived user's name.
+	UsernamePrefix string
+	// RatePerMinute bounds each caller's calls; server.DefaultRatePerMinute
+	// when zero.
+	RatePerMinute int
+	// Reconcile is the time between reconciler passes; 1 minute when zero.
+	// Sweep also removes Passport users no open grant accounts for.
+	Reconcile time.Duration
+	Sweep     bool
+	// Name is this replica's name on leases and in the audit trail;
+	// service/<hostname>-<pid> when empty.
+	Name string
+	// StuckAfter is how long a grant may stay provisioning or revoking
+	// before a reconciler takes it over; the ledger's default when zero.
+	StuckAfter time.Duration
+	Fleet      fleet.Options
+	Version    string
+	Now        func() time.Time
+	Log        *slog.Logger
+}
+
+// Service is a running Passport service, before or while it serves.
+type Service struct {
+	Server     *server.Server
+	Reconciler *reconcile.Reconciler
+	Ledger     *ledger.Ledger
+	Clients    *awsconfig.Clients
+	Name       string
+	handler    http.Handler
+	interval   time.Duration
+	log        *slog.Logger
+}
+
+// New opens everything the service needs and checks it can work: the
+// ledger opens, every CA's key is readable in KMS, the policy source can
+// be read, the IdP's metadata loads. It serves nothing yet.
+func New(ctx context.Context, st Settings) (svc *Service, err error) {
+	if st.Now == nil {
+		st.Now = time.Now
+	}
+	if st.Log == nil {
+		st.Log = slog.New(slog.DiscardHandler)
+	}
+	base, err := url.Parse(strings.TrimSuffix(st.URL, "/"))
+	if err != nil || (base.Scheme != "https" && base.Scheme != "http") || base.Host == "" {
+		return nil, fmt.Errorf("--url %q: give the URL callers reach the service at, https://passport.example.com", st.URL)
+	}
+	clients, err := awsconfig.Load(ctx, st.AWS)
+	if err != nil {
+		return nil, err
+	}
+	if st.Ledger == "" {
+		return nil, errors.New("--ledger is required: sqlite:///var/lib/passport/ledger.db for one replica, dynamodb://TABLE for several")
+	}
+	book, err := ledger.Open(ctx, st.Ledger, ledger.Options{Now: st.Now, StuckAfter: st.StuckAfter,
+		DynamoDB: ledger.DynamoDBOptions{Client: clients.DynamoDB, CreateTable: st.CreateTable}})
+	if err != nil {
+		return nil, fmt.Errorf("--ledger %s: %w", st.Ledger, err)
+	}
+	defer func() {
+		if err != nil {
+			book.Close()
+		}
+	}()
+	cas, defaultCA, err := openCAs(ctx, clients, st.CAs, st.DefaultCA)
+	if err != nil {
+		return nil, err
+	}
+	source := st.PolicySource
+	if source == "" {
+		source = policy.DefaultSource
+	}
+	tags := policy.EC2Tags{Client: clients.EC2}
+	check := &reconcile.PolicyCheck{
+		Load: func(ctx context.Context) (*policy.Policy, error) { return policy.Load(ctx, source, clients.SSM) },
+		Tags: tags,
+		Now:  st.Now,
+	}
+	if err := check.Ready(ctx); err != nil {
+		return nil, fmt.Errorf("--policy %s: %w", source, err)
+	}
+	docs, err := findDocuments(ctx, clients, st.Documents)
+	if err != nil {
+		return nil, err
+	}
+	core, err := access.New(access.Config{
+		Documents:      docs,
+		Fleet:          fleet.New(clients.SSM, st.Fleet),
+		Now:            st.Now,
+		UsernamePrefix: st.UsernamePrefix,
+		Ledger:         book,
+		Authorizer:     gate{check, tags},
+		SealedOnly:     true,
+	})
+	if err != nil {
+		return nil, err
+	}
+	var samlCfg *server.SAMLConfig
+	if st.SAMLMetadata != "" {
+		md, err := identity.LoadMetadata(ctx, st.SAMLMetadata)
+		if err != nil {
+			return nil, fmt.Errorf("--saml-metadata %s: %w", st.SAMLMetadata, err)
+		}
+		samlCfg = &server.SAMLConfig{Metadata: md, EntityID: st.SAMLEntityID, GroupsAttribute: st.GroupsAttribute}
+	}
+	if st.Name == "" {
+		host, _ := os.Hostname()
+		st.Name = fmt.Sprintf("service/%s-%d", host, os.Getpid())
+	}
+	srv, err := server.New(server.Config{
+		Access: core, Ledger: book, CAs: cas, DefaultCA: defaultCA,
+		Policy: check.Current,
+		Tags:   tags,
+		Instances: func(ctx context.Context, f targets.Filter) ([]targets.Instance, error) {
+			return targets.Find(ctx, clients.SSM, f)
+		},
+		Sessions:      sessions{clients.SSM},
+		SAML:          samlCfg,
+		Machines:      st.Machines,
+		URL:           base,
+		RatePerMinute: st.RatePerMinute,
+		Version:       st.Version,
+		Now:           st.Now,
+		Log:           st.Log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	rcfg := reconcile.Config{Ledger: book, Access: core, Holder: st.Name, Authorizer: check, Now: st.Now, Log: st.Log}
+	if st.Sweep {
+		rcfg.Hosts = func(ctx context.Context) ([]string, error) {
+			found, err := targets.Find(ctx, clients.SSM, targets.Filter{PingStatus: "Online"})
+			var ids []string
+			for _, in := range found {
+				if in.PlatformType == access.Linux || in.PlatformType == access.Windows {
+					ids = append(ids, in.InstanceID)
+				}
+			}
+			return ids, err
+		}
+	}
+	rec, err := reconcile.New(rcfg)
+	if err != nil {
+		return nil, err
+	}
+	interval := st.Reconcile
+	if interval <= 0 {
+		interval = time.Minute
+	}
+	return &Service{Server: srv, Reconciler: rec, Ledger: book, Clients: clients, Name: st.Name,
+		handler: srv.Handler(), interval: interval, log: st.Log}, nil
+}
+
+// findDocuments publishes or looks up Passport's documents, as mode says.
+func findDocuments(ctx context.Context, clients *awsconfig.Clients, mode string) (*documents.Set, error) {
+	switch mode {
+	case "", "publish":
+		set, err := documents.Publish(ctx, clients.SSM)
+		if err != nil {
+			return nil, fmt.Errorf("publishing Passport's SSM documents (the service's role needs ssm:CreateDocument and ssm:UpdateDocument on them, or run passport documents publish and start with --documents lookup): %w", err)
+		}
+		return set, nil
+	case "lookup":
+		set, err := documents.Lookup(ctx, clients.SSM)
+		if err != nil {
+			return nil, fmt.Errorf("Passport's SSM documents are not published as this release ships them: run passport documents publish: %w", err)
+		}
+		return set, nil
+	case "off":
+		return nil, nil
+	}
+	return nil, fmt.Errorf("--documents %q: give publish, lookup or off", mode)
+}
+
+// openCAs opens the service's CAs. The service keeps its CAs' keys in KMS
+// only: a key it held itself would be readable by whoever reads its
+// configuration.
+func openCAs(ctx context.Context, clients *awsconfig.Clients, refs []string, def string) (map[string]*sshca.CA, string, error) {
+	if len(refs) == 0 {
+		return nil, "", errors.New("--ca is required: name=kms:<key ARN, id or alias> of a KMS key made with passport_certificate_authority or by hand")
+	}
+	cas := make(map[string]*sshca.CA, len(refs))
+	for i, ref := range refs {
+		name, key, ok := strings.Cut(ref, "=")
+		if !ok || name == "" || !strings.HasPrefix(key, "kms:") {
+			return nil, "", fmt.Errorf("--ca %q: write name=kms:<key ARN, id or alias>; the service's CAs live in KMS", ref)
+		}
+		if _, dup := cas[name]; dup {
+			return nil, "", fmt.Errorf("--ca %s is given twice", name)
+		}
+		ca, err := sshca.OpenRef(ctx, clients.KMS, key)
+		if err != nil {
+			return nil, "", fmt.Errorf("--ca %s: %w", name, err)
+		}
+		cas[name] = ca
+		if def == "" && i == 0 {
+			def = name
+		}
+	}
+	if _, ok := cas[def]; !ok {
+		return nil, "", fmt.Errorf("--default-ca %s is not one of the --ca names", def)
+	}
+	return cas, def, nil
+}
+
+// gate asks the administrators' current policy, with the instances'
+// tags, about a request the access core is about to grant.
+type gate struct {
+	check *reconcile.PolicyCheck
+	tags  policy.TagSource
+}
+
+func (g gate) Authorize(ctx context.Context, req policy.Request) error {
+	p, err := g.check.Current(ctx)
+	if err != nil {
+		return err
+	}
+	return (&policy.Gate{Policy: p, Tags: g.tags}).Authorize(ctx, req)
+}
+
+// sessions opens Session Manager sessions with the service's identity.
+type sessions struct{ ssm *ssm.Client }
+
+func (s sessions) Start(ctx context.Context, target, document string, params map[string][]string) (api.Session, error) {
+	out, err := s.ssm.StartSession(ctx, &ssm.StartSessionInput{Target: aws.String(target), DocumentName: aws.String(document), Parameters: params,
+		Reason: aws.String("passport service tunnel")})
+	if err != nil {
+		return api.Session{}, err
+	}
+	return api.Session{SessionID: aws.ToString(out.SessionId), StreamURL: aws.ToString(out.StreamUrl), Token: aws.ToString(out.TokenValue)}, nil
+}
+
+func (s sessions) Resume(ctx context.Context, id string) (api.Session, error) {
+	out, err := s.ssm.ResumeSession(ctx, &ssm.ResumeSessionInput{SessionId: aws.String(id)})
+	if err != nil {
+		return api.Session{}, err
+	}
+	return api.Session{SessionID: aws.ToString(out.SessionId), StreamURL: aws.ToString(out.StreamUrl), Token: aws.ToString(out.TokenValue)}, nil
+}
+
+func (s sessions) Terminate(ctx context.Context, id string) error {
+	_, err := s.ssm.TerminateSession(ctx, &ssm.TerminateSessionInput{SessionId: aws.String(id)})
+	return err
+}
+
+// Handler is the service's HTTP handler.
+func (s *Service) Handler() http.Handler { return s.handler }
+
+// Run serves on ln (tlsOn says whether ln carries TLS) and runs the
+// reconciler, until ctx ends; then it lets calls in flight finish and
+// stops both.
+func (s *Service) Run(ctx context.Context, ln net.Listener, tlsOn bool) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	var recErr error
+	wg.Go(func() {
+		recErr = s.Reconciler.Run(ctx, s.interval)
+		if errors.Is(recErr, context.Canceled) {
+			recErr = nil
+		}
+	})
+	s.log.Info("passport service started", "name", s.Name, "addr", ln.Addr().String(), "reconcile_every", s.interval.String())
+	err := server.Serve(ctx, ln, s.handler, tlsOn, s.log)
+	cancel()
+	wg.Wait()
+	return errors.Join(err, recErr)
+}
+
+// Close releases the ledger.
+func (s *Service) Close() error { return s.Ledger.Close() }

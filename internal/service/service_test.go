@@ -1,0 +1,169 @@
+package service
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/passport-access/terraform-provider-passport/internal/api"
+	"github.com/passport-access/terraform-provider-passport/internal/client"
+	"github.com/passport-access/terraform-provider-passport/internal/hostscript"
+	"github.com/passport-access/terraform-provider-passport/internal/lab/labtest"
+	"github.com/passport-access/terraform-provider-passport/internal/lab/winhost"
+)
+
+// The lab's policy (internal/lab/policy.cedar) lets alice (ops) reach
+// staging hosts for up to 4 hours with a ticket in the reason; bob (dev)
+// staging for an hour without sudo; carol (admins) everything, and lets
+// admins see and end anyone's requests. web-1 is staging, web-2
+// production.
+
+func TestAPersonGetsAccessThroughTheService(t *testing.T) {
+	r := startRig(t, 1, 0)
+	ctx := context.Background()
+	h := r.lab.Hosts[0]
+	alice := r.signIn(t, "alice")
+	me, err := alice.WhoAmI(ctx)
+	if err != nil || me.Name != "alice" || me.Kind != "person" || !slices.Equal(me.Groups, []string{"ops"}) {
+		t.Fatalf("whoami: %+v, %v; want alice, a person in ops", me, err)
+	}
+
+	key := newUserKey(t)
+	req, err := alice.Create(ctx, api.CreateRequest{Targets: []string{h.Info().InstanceID}, Reason: "INC-4242 disk alert on web-1", Duration: "2h", PublicKey: key.line}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if req.State != "active" || req.Requester != "alice" || req.Duration != "2h" || len(req.Targets) != 1 || req.Targets[0].Status != "active" || req.CertificateAuthority != "lab" {
+		t.Fatalf("created %+v", req)
+	}
+	cert := labtest.CertSigner(t, key.signer, req.Certificate)
+	labtest.MustLogIn(t, h, req.Username, cert)
+
+	got, err := alice.Get(ctx, req.ID)
+	if err != nil || got.Username != req.Username || got.Certificate != req.Certificate {
+		t.Fatalf("get: %+v, %v", got, err)
+	}
+	mine, err := alice.List(ctx, client.ListOptions{})
+	if err != nil || len(mine) != 1 || mine[0].ID != req.ID {
+		t.Fatalf("list: %d requests, %v; want hers", len(mine), err)
+	}
+
+	longer, err := alice.Extend(ctx, req.ID, 3*time.Hour)
+	if err != nil || !longer.ExpiresAt.Equal(req.IssuedAt.Add(3*time.Hour)) || longer.Certificate == req.Certificate {
+		t.Fatalf("extend: %+v, %v; want a new certificate until issued_at+3h", longer, err)
+	}
+	labtest.MustLogIn(t, h, req.Username, labtest.CertSigner(t, key.signer, longer.Certificate))
+
+	ended, err := alice.End(ctx, req.ID)
+	if err != nil || ended.State != "revoked" {
+		t.Fatalf("end: %+v, %v; want revoked", ended, err)
+	}
+	labtest.MustBeRefused(t, h, req.Username, cert, "after the request ended")
+
+	events, err := alice.Audit(ctx, client.AuditFilter{Request: req.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var trail []string
+	for _, e := range events {
+		trail = append(trail, e.Actor+" "+e.Action)
+		if strings.Contains(e.Detail, "PRIVATE KEY") {
+			t.Errorf("a private key in the audit trail: %s", e.Detail)
+		}
+	}
+	want := []string{"alice requested", "alice provisioned", "alice extended", "alice revoked"}
+	if !slices.Equal(trail, want) {
+		t.Errorf("audit trail %q, want %q", trail, want)
+	}
+	v, err := alice.Verify(ctx)
+	if err != nil || !v.OK || v.Events < int64(len(want)) {
+		t.Errorf("verify: %+v, %v", v, err)
+	}
+	if err := alice.Logout(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.WhoAmI(ctx); codeOf(err) != api.CodeUnauthenticated {
+		t.Errorf("a signed-out token still works: %v", err)
+	}
+}
+
+func TestWindowsPasswordsReachOnlyTheRequester(t *testing.T) {
+	r := startRig(t, 0, 1)
+	ctx := context.Background()
+	h := r.lab.Windows[0]
+	alice := r.signIn(t, "alice")
+	seal, err := rsa.GenerateKey(rand.Reader, 3072)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, _ := x509.MarshalPKIXPublicKey(&seal.PublicKey)
+	in := api.CreateRequest{Targets: []string{h.Info().InstanceID}, Reason: "CHG-12 patch the print server", PublicKey: newUserKey(t).line}
+	if _, err := alice.Create(ctx, in, ""); codeOf(err) != api.CodeInvalid || !strings.Contains(err.Error(), "password_key") {
+		t.Fatalf("a Windows target without a password key: %v; want a refusal naming password_key", err)
+	}
+	in.PasswordKey = base64.StdEncoding.EncodeToString(der)
+	req, err := alice.Create(ctx, in, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed := req.SealedPasswords[h.Info().InstanceID]
+	if sealed == "" || req.Targets[0].Platform != "Windows" {
+		t.Fatalf("created %+v; want a sealed password for the Windows target", req)
+	}
+	pw, err := hostscript.OpenSealedPassword(seal, req.Username, sealed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logon := func() error {
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		return winhost.Logon(ctx, net.JoinHostPort(h.Info().IPAddress, strconv.Itoa(winhost.RDPPort)), req.Username, pw)
+	}
+	if err := logon(); err != nil {
+		t.Fatalf("the opened password does not log on: %v", err)
+	}
+	// The service keeps no password: a read has none, and neither has the
+	// ledger.
+	got, err := alice.Get(ctx, req.ID)
+	if err != nil || len(got.SealedPasswords) != 0 {
+		t.Errorf("a read carries passwords: %+v, %v", got.SealedPasswords, err)
+	}
+	if _, err := alice.End(ctx, req.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := logon(); err == nil {
+		t.Error("the password still logs on after the request ended")
+	}
+}
+
+func TestARetriedCreateGrantsOnce(t *testing.T) {
+	r := startRig(t, 1, 0)
+	ctx := context.Background()
+	h := r.lab.Hosts[0]
+	alice := r.signIn(t, "alice")
+	in := api.CreateRequest{Targets: []string{h.Info().InstanceID}, Reason: "INC-31 retried over a flaky link", PublicKey: newUserKey(t).line}
+	first, err := alice.Create(ctx, in, "apply-7f3a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := alice.Create(ctx, in, "apply-7f3a")
+	if err != nil || again.ID != first.ID || again.Username != first.Username {
+		t.Fatalf("the retry made %+v, %v; want request %s again", again, err, first.ID)
+	}
+	// The key is alice's: bob's same key is another request.
+	other, err := r.signIn(t, "carol").Create(ctx, in, "apply-7f3a")
+	if err != nil || other.ID == first.ID {
+		t.Fatalf("carol's call with alice's key: %+v, %v; want a request of her own", other, err)
+	}
+	if users := labtest.OnHost(t, h, "getent group passport | cut -d: -f4"); strings.Count(users, "pp-") != 2 {
+		t.Errorf("passport users on the host: %q, want alice's and carol's only", users)
+	}
+}
