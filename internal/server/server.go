@@ -159,35 +159,59 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
+// route is one route of the API: a ServeMux pattern and its handler.
+type route struct {
+	pattern string
+	handler http.Handler
+}
+
+// routes lists every route the service serves.
+func (s *Server) routeTable() []route {
+	open := func(h http.HandlerFunc) http.Handler { return h }
+	return []route{
+		{"GET /v1/health", open(s.health)},
+		{"GET /saml/metadata", open(s.samlMetadata)},
+		{"GET /saml/login", open(s.samlLogin)},
+		{"POST /saml/acs", open(s.samlACS)},
+		{"GET /v1/login/cli", open(s.cliLogin)},
+		{"POST /v1/login/token", open(s.exchangeCode)},
+		{"GET /v1/login/aws", open(s.awsLoginInfo)},
+		{"POST /v1/login/aws", open(s.awsLogin)},
+		{"POST /v1/logout", s.signedIn(s.logout)},
+		{"GET /v1/whoami", s.signedIn(s.whoami)},
+		{"GET /v1/targets", s.signedIn(s.listTargets)},
+		{"POST /v1/requests", s.signedIn(s.createRequest)},
+		{"GET /v1/requests", s.signedIn(s.listRequests)},
+		{"GET /v1/requests/{id}", s.signedIn(s.getRequest)},
+		{"POST /v1/requests/{id}/extend", s.signedIn(s.extendRequest)},
+		{"PUT /v1/requests/{id}/targets", s.signedIn(s.setTargets)},
+		{"POST /v1/requests/{id}/end", s.signedIn(s.endRequest)},
+		{"POST /v1/requests/{id}/check", s.signedIn(s.checkRequest)},
+		{"POST /v1/requests/{id}/sessions", s.signedIn(s.startSession)},
+		{"POST /v1/sessions/{sid}/resume", s.signedIn(s.resumeSession)},
+		{"POST /v1/sessions/{sid}/end", s.signedIn(s.endSession)},
+		{"GET /v1/audit", s.signedIn(s.listAudit)},
+		{"GET /v1/audit/verify", s.signedIn(s.verifyAudit)},
+	}
+}
+
+// Routes lists the patterns the service serves ("GET /v1/health"), for
+// the test that holds the API document to them.
+func (s *Server) Routes() []string {
+	var out []string
+	for _, r := range s.routeTable() {
+		out = append(out, r.pattern)
+	}
+	return out
+}
+
 // Handler is the service's routes behind its edge: size and rate limits,
 // no caching, CSRF protection for cookie callers, and sign-in.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/health", s.health)
-
-	mux.HandleFunc("GET /saml/metadata", s.samlMetadata)
-	mux.HandleFunc("GET /saml/login", s.samlLogin)
-	mux.HandleFunc("POST /saml/acs", s.samlACS)
-	mux.HandleFunc("GET /v1/login/cli", s.cliLogin)
-	mux.HandleFunc("POST /v1/login/token", s.exchangeCode)
-	mux.HandleFunc("GET /v1/login/aws", s.awsLoginInfo)
-	mux.HandleFunc("POST /v1/login/aws", s.awsLogin)
-
-	mux.Handle("POST /v1/logout", s.signedIn(s.logout))
-	mux.Handle("GET /v1/whoami", s.signedIn(s.whoami))
-	mux.Handle("GET /v1/targets", s.signedIn(s.listTargets))
-	mux.Handle("POST /v1/requests", s.signedIn(s.createRequest))
-	mux.Handle("GET /v1/requests", s.signedIn(s.listRequests))
-	mux.Handle("GET /v1/requests/{id}", s.signedIn(s.getRequest))
-	mux.Handle("POST /v1/requests/{id}/extend", s.signedIn(s.extendRequest))
-	mux.Handle("PUT /v1/requests/{id}/targets", s.signedIn(s.setTargets))
-	mux.Handle("POST /v1/requests/{id}/end", s.signedIn(s.endRequest))
-	mux.Handle("POST /v1/requests/{id}/check", s.signedIn(s.checkRequest))
-	mux.Handle("POST /v1/requests/{id}/sessions", s.signedIn(s.startSession))
-	mux.Handle("POST /v1/sessions/{sid}/resume", s.signedIn(s.resumeSession))
-	mux.Handle("POST /v1/sessions/{sid}/end", s.signedIn(s.endSession))
-	mux.Handle("GET /v1/audit", s.signedIn(s.listAudit))
-	mux.Handle("GET /v1/audit/verify", s.signedIn(s.verifyAudit))
+	for _, r := range s.routeTable() {
+		mux.Handle(r.pattern, r.handler)
+	}
 
 	// A browser must not be made to change anything for a signed-in person
 	// from another site. The IdP's POST to the ACS is cross-site by design
