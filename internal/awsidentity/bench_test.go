@@ -16,7 +16,7 @@ func BenchmarkVerify(b *testing.B) {
 	l := startLab(b)
 	v := labVerifier(l)
 	b.Run("sdk", func(b *testing.B) {
-		client := stssdk.NewFromConfig(l.AWSConfig())
+		client := stssdk.NewFromConfig(l.AWSConfigAs(l.Requester))
 		for b.Loop() {
 			if _, err := client.GetCallerIdentity(context.Background(), &stssdk.GetCallerIdentityInput{}); err != nil {
 				b.Fatal(err)
@@ -24,7 +24,7 @@ func BenchmarkVerify(b *testing.B) {
 		}
 	})
 	b.Run("verify", func(b *testing.B) {
-		cfg := l.AWSConfig()
+		cfg := l.AWSConfigAs(l.Requester)
 		for b.Loop() {
 			b.StopTimer()
 			// Each login is good once: signing is the machine's cost.

@@ -100,9 +100,11 @@ func (o rawLogin) sign(t testing.TB, creds aws.Credentials) api.AWSLogin {
 	return api.AWSLogin{Method: http.MethodPost, URL: o.url, Headers: h, Body: base64.StdEncoding.EncodeToString([]byte(o.body))}
 }
 
+// labCredentials are the lab requester's: a machine with no AWS
+// permission on the access path.
 func labCredentials(t testing.TB, l *lab.Lab) aws.Credentials {
 	t.Helper()
-	c, err := l.AWSConfig().Credentials.Retrieve(context.Background())
+	c, err := l.AWSConfigAs(l.Requester).Credentials.Retrieve(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

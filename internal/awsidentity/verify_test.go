@@ -23,16 +23,28 @@ import (
 	"github.com/passport-access/terraform-provider-passport/internal/lab/sts"
 )
 
+// Each of the lab's identities signs in as itself: the requester (an IAM
+// user with no permission on the access path), the service (a session of
+// its role) and the operator.
 func TestVerifyNamesTheSigner(t *testing.T) {
 	l := startLab(t)
 	v := labVerifier(l)
-	id, err := v.Verify(context.Background(), sign(t, l.AWSConfig(), v))
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := Identity{ARN: lab.OperatorARN, CallerARN: lab.OperatorARN, Account: lab.AccountID, UserID: "AIDA" + l.AccessKeyID[4:]}
-	if id != want {
-		t.Fatalf("Verify = %+v, want %+v", id, want)
+	for _, c := range []struct {
+		name  string
+		creds lab.Credentials
+		want  Identity
+	}{
+		{"requester", l.Requester, Identity{ARN: lab.RequesterARN, CallerARN: lab.RequesterARN, Account: lab.AccountID, UserID: "AIDA" + l.Requester.AccessKeyID[4:]}},
+		{"service", l.Service, Identity{ARN: lab.ServiceRoleARN, CallerARN: lab.ServiceARN, SessionName: "passport", Account: lab.AccountID, UserID: "AROA" + l.Service.AccessKeyID[4:] + ":passport"}},
+		{"operator", l.Operator, Identity{ARN: lab.OperatorARN, CallerARN: lab.OperatorARN, Account: lab.AccountID, UserID: "AIDA" + l.Operator.AccessKeyID[4:]}},
+	} {
+		id, err := v.Verify(context.Background(), sign(t, l.AWSConfigAs(c.creds), v))
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if id != c.want {
+			t.Errorf("%s: Verify = %+v, want %+v", c.name, id, c.want)
+		}
 	}
 }
 
@@ -41,7 +53,8 @@ func TestVerifyNamesTheSigner(t *testing.T) {
 func TestVerifyTwoLoginsInOneSecond(t *testing.T) {
 	l := startLab(t)
 	v := labVerifier(l)
-	first, second := sign(t, l.AWSConfig(), v), sign(t, l.AWSConfig(), v)
+	cfg := l.AWSConfigAs(l.Requester)
+	first, second := sign(t, cfg, v), sign(t, cfg, v)
 	if signatureOf(first) == signatureOf(second) {
 		t.Fatal("two logins have the same signature")
 	}
@@ -94,7 +107,9 @@ type refusal struct {
 func TestVerifyRefuses(t *testing.T) {
 	l := startLab(t)
 	creds := labCredentials(t, l)
-	good := func(t *testing.T, l *lab.Lab, v *Verifier) api.AWSLogin { return sign(t, l.AWSConfig(), v) }
+	good := func(t *testing.T, l *lab.Lab, v *Verifier) api.AWSLogin {
+		return sign(t, l.AWSConfigAs(l.Requester), v)
+	}
 	edited := func(edit func(*api.AWSLogin)) func(*testing.T, *lab.Lab, *Verifier) api.AWSLogin {
 		return func(t *testing.T, l *lab.Lab, v *Verifier) api.AWSLogin {
 			login := good(t, l, v)
@@ -124,7 +139,7 @@ func TestVerifyRefuses(t *testing.T) {
 			login: func(t *testing.T, l *lab.Lab, v *Verifier) api.AWSLogin {
 				other := *v
 				other.ServerID = "https://passport.other.example"
-				return sign(t, l.AWSConfig(), &other)
+				return sign(t, l.AWSConfigAs(l.Requester), &other)
 			}},
 		{name: "server id header present but not signed", field: "headers.Authorization", want: "X-Passport-Server-ID is not among the signed headers",
 			login: func(t *testing.T, l *lab.Lab, v *Verifier) api.AWSLogin {
@@ -255,7 +270,7 @@ func TestVerifyRefuses(t *testing.T) {
 			if r.Field != c.field || !strings.Contains(r.Reason, c.want) {
 				t.Fatalf("refused %s: %q\nwant %s: ...%s...", r.Field, r.Reason, c.field, c.want)
 			}
-			assertNoSecret(t, err.Error(), login, l.SecretAccessKey)
+			assertNoSecret(t, err.Error(), login, l.Requester.SecretAccessKey)
 			if r.Field != "sts" {
 				if other, ok := reasons[r.Reason]; ok {
 					t.Errorf("%q gives the same reason as %q: %s", c.name, other, r.Reason)
