@@ -16,6 +16,7 @@ import (
 
 	"github.com/passport-access/terraform-provider-passport/internal/api"
 	"github.com/passport-access/terraform-provider-passport/internal/lab"
+	"github.com/passport-access/terraform-provider-passport/internal/lab/labtest"
 )
 
 // testServerID is the server ID every test service signs with.
@@ -25,18 +26,7 @@ const testServerID = "https://passport.test.example"
 // GetCallerIdentity for the key that signed.
 func startLab(t testing.TB) *lab.Lab {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	l, err := lab.Start(ctx, lab.Options{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := l.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	return l
+	return labtest.Start(t, lab.Options{})
 }
 
 // labVerifier is the service's side for a lab: its STS, its region, a
