@@ -11,7 +11,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/passport-access/terraform-provider-passport/internal/awsconfig"
 	"github.com/passport-access/terraform-provider-passport/internal/service"
 )
 
@@ -20,25 +19,7 @@ func newServeCommand() *cobra.Command {
 		st              service.Settings
 		listen          string
 		tlsCert, tlsKey string
-		region, profile string
-		endpoints       awsconfig.Endpoints
 		logLevel        string
-		reconcileEvery  time.Duration
-		stuckAfter      time.Duration
-		rateLimit       int
-		usernamePrefix  string
-		createTable     bool
-		documentsMode   string
-		samlEntityID    string
-		groupsAttribute string
-		samlMetadata    string
-		policySource    string
-		ledgerURL       string
-		defaultCA       string
-		cas             []string
-		url             string
-		sweep           bool
-		name            string
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -70,14 +51,7 @@ docs/guides/service.md.`,
 			if (tlsCert == "") != (tlsKey == "") {
 				return errors.New("--tls-cert and --tls-key go together")
 			}
-			st = service.Settings{
-				URL: url, AWS: awsconfig.Settings{Region: region, Profile: profile, Endpoints: endpoints},
-				Ledger: ledgerURL, CreateTable: createTable, CAs: cas, DefaultCA: defaultCA,
-				PolicySource: policySource, SAMLMetadata: samlMetadata, SAMLEntityID: samlEntityID, GroupsAttribute: groupsAttribute,
-				Documents: documentsMode, UsernamePrefix: usernamePrefix, RatePerMinute: rateLimit,
-				Reconcile: reconcileEvery, Sweep: sweep, Name: name, StuckAfter: stuckAfter,
-				Version: version, Log: log,
-			}
+			st.Version, st.Log = version, log
 			ctx := cmd.Context()
 			svc, err := service.New(ctx, st)
 			if err != nil {
@@ -97,37 +71,39 @@ docs/guides/service.md.`,
 				}
 				ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12})
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "passport service %s serving %s on %s\n", svc.Name, url, ln.Addr())
+			fmt.Fprintf(cmd.OutOrStdout(), "passport service %s serving %s on %s\n", svc.Name, st.URL, ln.Addr())
 			return svc.Run(ctx, ln, tlsOn)
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&url, "url", "", "the URL callers reach the service at, https://passport.example.com (required)")
+	f.StringVar(&st.URL, "url", "", "the URL callers reach the service at, https://passport.example.com (required)")
 	f.StringVar(&listen, "listen", "127.0.0.1:8443", "address to listen on; anything but loopback needs --tls-cert and --tls-key")
 	f.StringVar(&tlsCert, "tls-cert", "", "PEM certificate chain for TLS")
 	f.StringVar(&tlsKey, "tls-key", "", "PEM private key for TLS")
-	f.StringVar(&ledgerURL, "ledger", os.Getenv("PASSPORT_LEDGER"), "the ledger: sqlite:///var/lib/passport/ledger.db for one replica, dynamodb://TABLE for several (env PASSPORT_LEDGER)")
-	f.BoolVar(&createTable, "create-table", false, "create the DynamoDB ledger table when it is missing")
-	f.StringArrayVar(&cas, "ca", nil, "a certificate authority, name=kms:<key ARN, id or alias> (repeatable; the first is the default)")
-	f.StringVar(&defaultCA, "default-ca", "", "the CA a request that names none gets (default: the first --ca)")
-	f.StringVar(&policySource, "policy", "", "the administrators' Cedar policy: ssm:///<parameter> or file:///<path> (default ssm:///passport/policy)")
-	f.StringVar(&samlMetadata, "saml-metadata", os.Getenv("PASSPORT_SAML_METADATA"), "the IdP's SAML metadata, a file or an https URL; without it no person can sign in (env PASSPORT_SAML_METADATA)")
-	f.StringVar(&samlEntityID, "saml-entity-id", "", "the service's entity ID at the IdP (default: <url>/saml/metadata)")
-	f.StringVar(&groupsAttribute, "groups-attribute", "", "the SAML attribute listing a person's groups (default groups)")
-	f.StringVar(&documentsMode, "documents", "publish", "Passport's SSM documents: publish (create or update at start), lookup (published already), or off (AWS-RunShellScript; lets the role run anything)")
-	f.StringVar(&usernamePrefix, "username-prefix", "", "start of every short-lived user's name (default pp-)")
-	f.IntVar(&rateLimit, "rate-limit", 0, "calls per minute each caller may make (default 240)")
-	f.DurationVar(&reconcileEvery, "reconcile-interval", time.Minute, "time between reconciler passes")
-	f.DurationVar(&stuckAfter, "stuck-after", 0, "how long a grant may stay provisioning or revoking before a reconciler takes it over (default 15m)")
-	f.BoolVar(&sweep, "sweep", true, "remove Passport users no open grant accounts for on online Linux and Windows nodes")
-	f.StringVar(&name, "name", "", "this replica's name on leases and in the audit trail (default service/<hostname>-<pid>)")
-	f.StringVar(&region, "region", "", "AWS region (default: AWS_REGION or the profile's)")
-	f.StringVar(&profile, "profile", "", "AWS profile (default: AWS_PROFILE, or the instance or task role)")
-	f.StringVar(&endpoints.SSM, "endpoint-ssm", "", "Systems Manager endpoint URL")
-	f.StringVar(&endpoints.KMS, "endpoint-kms", "", "KMS endpoint URL")
-	f.StringVar(&endpoints.STS, "endpoint-sts", "", "STS endpoint URL")
-	f.StringVar(&endpoints.EC2, "endpoint-ec2", "", "EC2 endpoint URL")
-	f.StringVar(&endpoints.DynamoDB, "endpoint-dynamodb", "", "DynamoDB endpoint URL")
+	f.StringVar(&st.Ledger, "ledger", os.Getenv("PASSPORT_LEDGER"), "the ledger: sqlite:///var/lib/passport/ledger.db for one replica, dynamodb://TABLE for several (env PASSPORT_LEDGER)")
+	f.BoolVar(&st.CreateTable, "create-table", false, "create the DynamoDB ledger table when it is missing")
+	f.StringArrayVar(&st.CAs, "ca", nil, "a certificate authority, name=kms:<key ARN, id or alias> (repeatable; the first is the default)")
+	f.StringVar(&st.DefaultCA, "default-ca", "", "the CA a request that names none gets (default: the first --ca)")
+	f.StringVar(&st.PolicySource, "policy", "", "the administrators' Cedar policy: ssm:///<parameter> or file:///<path> (default ssm:///passport/policy)")
+	f.StringVar(&st.SAMLMetadata, "saml-metadata", os.Getenv("PASSPORT_SAML_METADATA"), "the IdP's SAML metadata, a file or an https URL; without it no person can sign in (env PASSPORT_SAML_METADATA)")
+	f.StringVar(&st.SAMLEntityID, "saml-entity-id", "", "the service's entity ID at the IdP (default: <url>/saml/metadata)")
+	f.StringVar(&st.GroupsAttribute, "groups-attribute", "", "the SAML attribute listing a person's groups (default groups)")
+	f.BoolVar(&st.Machines, "machines", false, "let machines sign in with their AWS identity (a signed sts:GetCallerIdentity, checked with the service's own STS endpoint)")
+	f.StringVar(&st.ServerID, "server-id", "", "the value machines bind into their signed sign-in (default: the --url)")
+	f.StringVar(&st.Documents, "documents", "publish", "Passport's SSM documents: publish (create or update at start), lookup (published already), or off (AWS-RunShellScript; lets the role run anything)")
+	f.StringVar(&st.UsernamePrefix, "username-prefix", "", "start of every short-lived user's name (default pp-)")
+	f.IntVar(&st.RatePerMinute, "rate-limit", 0, "calls per minute each caller may make (default 240)")
+	f.DurationVar(&st.Reconcile, "reconcile-interval", time.Minute, "time between reconciler passes")
+	f.DurationVar(&st.StuckAfter, "stuck-after", 0, "how long a grant may stay provisioning or revoking before a reconciler takes it over (default 15m)")
+	f.BoolVar(&st.Sweep, "sweep", true, "remove Passport users no open grant accounts for on online Linux and Windows nodes")
+	f.StringVar(&st.Name, "name", "", "this replica's name on leases and in the audit trail (default service/<hostname>-<pid>)")
+	f.StringVar(&st.AWS.Region, "region", "", "AWS region (default: AWS_REGION or the profile's)")
+	f.StringVar(&st.AWS.Profile, "profile", "", "AWS profile (default: AWS_PROFILE, or the instance or task role)")
+	f.StringVar(&st.AWS.Endpoints.SSM, "endpoint-ssm", "", "Systems Manager endpoint URL")
+	f.StringVar(&st.AWS.Endpoints.KMS, "endpoint-kms", "", "KMS endpoint URL")
+	f.StringVar(&st.AWS.Endpoints.STS, "endpoint-sts", "", "STS endpoint URL")
+	f.StringVar(&st.AWS.Endpoints.EC2, "endpoint-ec2", "", "EC2 endpoint URL")
+	f.StringVar(&st.AWS.Endpoints.DynamoDB, "endpoint-dynamodb", "", "DynamoDB endpoint URL")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	cmd.MarkFlagRequired("url")
 	return cmd

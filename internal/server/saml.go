@@ -19,6 +19,7 @@ import (
 	"github.com/crewjam/saml"
 
 	"github.com/passport-access/terraform-provider-passport/internal/api"
+	"github.com/passport-access/terraform-provider-passport/internal/awsidentity"
 	"github.com/passport-access/terraform-provider-passport/internal/identity"
 	"github.com/passport-access/terraform-provider-passport/internal/ledger"
 	"github.com/passport-access/terraform-provider-passport/internal/policy"
@@ -359,12 +360,21 @@ func (s *Server) awsLogin(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	arn, err := s.cfg.Machines.Verify(r.Context(), in)
-	if err != nil {
-		s.fail(w, r, unauthenticated("AWS sign-in refused: "+err.Error()))
+	id, err := s.cfg.Machines.Verify(r.Context(), in)
+	var refused *awsidentity.RefusedError
+	var upstream *awsidentity.UpstreamError
+	switch {
+	case errors.As(err, &refused):
+		s.fail(w, r, unauthenticated("AWS sign-in refused: "+refused.Error()))
+		return
+	case errors.As(err, &upstream):
+		s.fail(w, r, &apiError{code: api.CodeUnavailable, msg: "AWS sign-in could not be checked: " + upstream.Error() + "; try again shortly"})
+		return
+	case err != nil:
+		s.fail(w, r, &apiError{code: api.CodeInternal, msg: "the service failed on this call; it has been logged", log: err})
 		return
 	}
-	s.sendToken(w, r, principal{Name: arn, Kind: policy.Machine, Expires: s.cfg.Now().Add(s.cfg.MachineTokenTTL)})
+	s.sendToken(w, r, principal{Name: id.ARN, Kind: policy.Machine, Expires: s.cfg.Now().Add(s.cfg.MachineTokenTTL)})
 }
 
 func minTime(a, b time.Time) time.Time {

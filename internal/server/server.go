@@ -25,6 +25,7 @@ import (
 
 	"github.com/passport-access/terraform-provider-passport/internal/access"
 	"github.com/passport-access/terraform-provider-passport/internal/api"
+	"github.com/passport-access/terraform-provider-passport/internal/awsidentity"
 	"github.com/passport-access/terraform-provider-passport/internal/ledger"
 	"github.com/passport-access/terraform-provider-passport/internal/policy"
 	"github.com/passport-access/terraform-provider-passport/internal/sshca"
@@ -90,10 +91,10 @@ type Config struct {
 }
 
 // MachineVerifier checks a machine's signed sts:GetCallerIdentity request
-// and says who signed it: the normalised ARN policy names machines by.
+// and says who signed it (*awsidentity.Verifier is one).
 type MachineVerifier interface {
 	Info() api.AWSLoginInfo
-	Verify(ctx context.Context, login api.AWSLogin) (arn string, err error)
+	Verify(ctx context.Context, login api.AWSLogin) (awsidentity.Identity, error)
 }
 
 // Server serves the Passport API.

@@ -46,7 +46,7 @@ func startRig(t *testing.T, hosts, windows int, change ...func(*Settings)) *rig 
 	t.Helper()
 	l := labtest.Start(t, lab.Options{Hosts: hosts, WindowsHosts: windows})
 	ctx := context.Background()
-	ca, err := sshca.CreateKMS(ctx, kms.NewFromConfig(l.AWSConfig()), sshca.Ed25519, sshca.KMSKeyOptions{Description: "service test CA"})
+	ca, err := sshca.CreateKMS(ctx, kms.NewFromConfig(l.AWSConfig()), sshca.Ed25519, sshca.KMSKeyOptions{Description: "service test CA", Tags: map[string]string{"passport:certificate-authority": "lab"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +76,7 @@ func labAWS(l *lab.Lab) awsconfig.Settings {
 	return awsconfig.Settings{
 		Region:      l.Region,
 		Endpoints:   awsconfig.Endpoints{SSM: e, KMS: e, STS: e, SSMMessages: e, EC2: e},
-		Credentials: credentials.NewStaticCredentialsProvider(l.AccessKeyID, l.SecretAccessKey, ""),
+		Credentials: credentials.NewStaticCredentialsProvider(l.Service.AccessKeyID, l.Service.SecretAccessKey, ""),
 	}
 }
 

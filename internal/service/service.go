@@ -7,6 +7,7 @@
 package service
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -25,6 +26,7 @@ import (
 	"github.com/passport-access/terraform-provider-passport/internal/access"
 	"github.com/passport-access/terraform-provider-passport/internal/api"
 	"github.com/passport-access/terraform-provider-passport/internal/awsconfig"
+	"github.com/passport-access/terraform-provider-passport/internal/awsidentity"
 	"github.com/passport-access/terraform-provider-passport/internal/documents"
 	"github.com/passport-access/terraform-provider-passport/internal/fleet"
 	"github.com/passport-access/terraform-provider-passport/internal/identity"
@@ -60,8 +62,11 @@ type Settings struct {
 	SAMLMetadata    string
 	SAMLEntityID    string
 	GroupsAttribute string
-	// Machines verifies machines' AWS sign-ins; nil lets none in.
-	Machines server.MachineVerifier
+	// Machines lets machines sign in with their AWS identity, checked with
+	// the service's own STS endpoint. ServerID is the value their signed
+	// sign-in must bind; the URL when empty.
+	Machines bool
+	ServerID string
 	// Documents says how the service finds Passport's SSM Command
 	// documents, which carry its host programs: "publish" (the default)
 	// creates or updates them at start; "lookup" wants them published
@@ -167,6 +172,21 @@ func New(ctx context.Context, st Settings) (svc *Service, err error) {
 	if err != nil {
 		return nil, err
 	}
+	var machines server.MachineVerifier
+	if st.Machines {
+		v := &awsidentity.Verifier{STSEndpoint: stsEndpoint(clients), Region: clients.Config.Region, ServerID: cmp.Or(st.ServerID, base.String()), Now: st.Now,
+			Once: func(ctx context.Context, key string, until time.Time) error {
+				err := book.UseOnce(ctx, "aws-login", key, until)
+				if errors.Is(err, ledger.ErrUsed) {
+					return fmt.Errorf("this signed sign-in was used before: %w", awsidentity.ErrUsed)
+				}
+				return err
+			}}
+		if err := v.Validate(); err != nil {
+			return nil, fmt.Errorf("--machines: %w", err)
+		}
+		machines = v
+	}
 	var samlCfg *server.SAMLConfig
 	if st.SAMLMetadata != "" {
 		md, err := identity.LoadMetadata(ctx, st.SAMLMetadata)
@@ -188,7 +208,7 @@ func New(ctx context.Context, st Settings) (svc *Service, err error) {
 		},
 		Sessions:      sessions{clients.SSM},
 		SAML:          samlCfg,
-		Machines:      st.Machines,
+		Machines:      machines,
 		URL:           base,
 		RatePerMinute: st.RatePerMinute,
 		Version:       st.Version,
@@ -221,6 +241,18 @@ func New(ctx context.Context, st Settings) (svc *Service, err error) {
 	}
 	return &Service{Server: srv, Reconciler: rec, Ledger: book, Clients: clients, Name: st.Name,
 		handler: srv.Handler(), interval: interval, log: st.Log}, nil
+}
+
+// stsEndpoint is the STS endpoint the service's own calls go to: the
+// configured one, else the region's.
+func stsEndpoint(clients *awsconfig.Clients) string {
+	if clients.Endpoints.STS != "" {
+		return clients.Endpoints.STS
+	}
+	if e := os.Getenv("AWS_ENDPOINT_URL_STS"); e != "" {
+		return e
+	}
+	return "https://sts." + clients.Config.Region + ".amazonaws.com"
 }
 
 // findDocuments publishes or looks up Passport's documents, as mode says.

@@ -6,6 +6,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
+	"errors"
 	"net"
 	"slices"
 	"strconv"
@@ -13,9 +14,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+
 	"github.com/passport-access/terraform-provider-passport/internal/api"
+	"github.com/passport-access/terraform-provider-passport/internal/awsidentity"
 	"github.com/passport-access/terraform-provider-passport/internal/client"
 	"github.com/passport-access/terraform-provider-passport/internal/hostscript"
+	"github.com/passport-access/terraform-provider-passport/internal/lab"
 	"github.com/passport-access/terraform-provider-passport/internal/lab/labtest"
 	"github.com/passport-access/terraform-provider-passport/internal/lab/winhost"
 )
@@ -165,5 +172,67 @@ func TestARetriedCreateGrantsOnce(t *testing.T) {
 	}
 	if users := labtest.OnHost(t, h, "getent group passport | cut -d: -f4"); strings.Count(users, "pp-") != 2 {
 		t.Errorf("passport users on the host: %q, want alice's and carol's only", users)
+	}
+}
+
+// TestAMachineWithNoAWSPermissionGetsAccessOnlyThroughTheService: the lab's
+// requester identity may call nothing on the access path. Going around the
+// service it is refused; through it, signed in with its AWS identity, it
+// gets what policy gives machines.
+func TestAMachineWithNoAWSPermissionGetsAccessOnlyThroughTheService(t *testing.T) {
+	r := startRig(t, 1, 0, func(s *Settings) { s.Machines = true })
+	ctx := context.Background()
+	h := r.lab.Hosts[0]
+	requester := r.lab.AWSConfig()
+	requester.Credentials = credentials.NewStaticCredentialsProvider(r.lab.Requester.AccessKeyID, r.lab.Requester.SecretAccessKey, "")
+
+	// Around the service: no SendCommand, no Sign, no policy.
+	ssmc := ssm.NewFromConfig(requester)
+	_, err := ssmc.SendCommand(ctx, &ssm.SendCommandInput{DocumentName: aws.String("AWS-RunShellScript"), InstanceIds: []string{h.Info().InstanceID},
+		Parameters: map[string][]string{"commands": {"useradd mallory"}}})
+	var denied interface{ ErrorCode() string }
+	if !errors.As(err, &denied) || !strings.Contains(denied.ErrorCode(), "AccessDenied") {
+		t.Fatalf("the requester's own SendCommand: %v; want AccessDenied", err)
+	}
+	if _, err := ssmc.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(lab.PolicyParameter)}); !errors.As(err, &denied) {
+		t.Fatalf("the requester reading the policy: %v; want AccessDenied", err)
+	}
+
+	// Through it.
+	anon := r.anonymous(t)
+	info, err := anon.AWSLoginInfo(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	login, err := awsidentity.Sign(ctx, requester, info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := anon.AWSLogin(ctx, login)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.Principal.Kind != "machine" || tok.Principal.Name != r.lab.Requester.ARN {
+		t.Fatalf("signed in as %+v, want the machine %s", tok.Principal, r.lab.Requester.ARN)
+	}
+	if _, err := anon.AWSLogin(ctx, login); codeOf(err) != api.CodeUnauthenticated {
+		t.Errorf("the same signed sign-in again: %v; want it refused", err)
+	}
+	ci := anon.WithToken(tok.Token)
+	key := newUserKey(t)
+	req, err := ci.Create(ctx, api.CreateRequest{Targets: []string{h.Info().InstanceID}, Reason: "CI deploy of build 1234", PublicKey: key.line}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	labtest.MustLogIn(t, h, req.Username, labtest.CertSigner(t, key.signer, req.Certificate))
+	if req.RequesterKind != "machine" {
+		t.Errorf("requester kind %q, want machine", req.RequesterKind)
+	}
+	// Policy gives machines staging only, for two hours.
+	if _, err := ci.Create(ctx, api.CreateRequest{Targets: []string{h.Info().InstanceID}, Reason: "CI deploy of build 1234", Duration: "3h", PublicKey: key.line}, ""); codeOf(err) != api.CodeDenied {
+		t.Errorf("three hours for the machine: %v; want denied", err)
+	}
+	if _, err := ci.End(ctx, req.ID); err != nil {
+		t.Fatal(err)
 	}
 }
