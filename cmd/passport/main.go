@@ -51,6 +51,7 @@ tunnel to connect. When the window ends the user is removed.`,
 	root.AddCommand(newLabCommand())
 	root.AddCommand(newReconcileCommand())
 	root.AddCommand(newServeCommand())
+	root.AddCommand(newLedgerCommand())
 	root.AddCommand(newDocumentsCommand())
 	root.AddCommand(newAuditCommand())
 	root.AddCommand(newRequestCommand())

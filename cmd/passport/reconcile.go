@@ -37,6 +37,11 @@ type ledgerFlags struct {
 
 func (f *ledgerFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.ledger, "ledger", os.Getenv("PASSPORT_LEDGER"), "the ledger: sqlite:///path/to/ledger.db or dynamodb://table (env PASSPORT_LEDGER)")
+	f.registerAWS(cmd)
+}
+
+// registerAWS registers the flags that say where AWS is.
+func (f *ledgerFlags) registerAWS(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.region, "region", "", "AWS region (default: AWS_REGION or the profile's)")
 	cmd.Flags().StringVar(&f.profile, "profile", "", "AWS profile (default: AWS_PROFILE)")
 	cmd.Flags().StringVar(&f.endpoints.SSM, "endpoint-ssm", "", "Systems Manager endpoint URL (default: AWS_ENDPOINT_URL_SSM, then AWS)")

@@ -44,9 +44,9 @@ type DynamoDBOptions struct {
 // one pass later, and Acquire (a consistent conditional write) is what
 // decides who acts on it.
 //
-// Permissions: dynamodb:GetItem, PutItem, UpdateItem and Query on the
-// table and its indexes; DescribeTable and CreateTable too with
-// CreateTable.
+// Permissions: dynamodb:GetItem, PutItem, UpdateItem, DeleteItem and
+// Query on the table and its indexes; DescribeTable and CreateTable too
+// with CreateTable; DescribeTimeToLive and UpdateTimeToLive for Init.
 //
 // The trail lives in one partition: the chain is serial by nature, and a
 // partition takes about a thousand writes a second, far above Passport's
@@ -76,7 +76,7 @@ func openDynamoDB(ctx context.Context, table string, o DynamoDBOptions) (*dynamo
 	}
 	d := &dynamoBackend{c: c, table: table}
 	if o.CreateTable {
-		if err := d.createTable(ctx); err != nil {
+		if _, err := d.createTable(ctx); err != nil {
 			return nil, err
 		}
 	}
@@ -85,13 +85,16 @@ func openDynamoDB(ctx context.Context, table string, o DynamoDBOptions) (*dynamo
 
 func (d *dynamoBackend) close() error { return nil }
 
-func (d *dynamoBackend) createTable(ctx context.Context) error {
-	_, err := d.c.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: &d.table})
+// createTable creates the table and its indexes when the table is missing
+// and waits until they are usable; created says whether it made them.
+func (d *dynamoBackend) createTable(ctx context.Context) (created bool, err error) {
+	_, err = d.c.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: &d.table})
 	var missing *types.ResourceNotFoundException
 	if err != nil && !errors.As(err, &missing) {
-		return d.fail("looking up table", err)
+		return false, d.fail("looking up table", err)
 	}
 	if err != nil {
+		created = true
 		s, n := types.ScalarAttributeTypeS, types.ScalarAttributeTypeN
 		all := &types.Projection{ProjectionType: types.ProjectionTypeAll}
 		_, err = d.c.CreateTable(ctx, &dynamodb.CreateTableInput{
@@ -113,10 +116,10 @@ func (d *dynamoBackend) createTable(ctx context.Context) error {
 		})
 		var inUse *types.ResourceInUseException
 		if err != nil && !errors.As(err, &inUse) {
-			return d.fail("creating table", err)
+			return false, d.fail("creating table", err)
 		}
 	}
-	return d.waitActive(ctx)
+	return created, d.waitActive(ctx)
 }
 
 func keySchema(hash, rng string) []types.KeySchemaElement {
@@ -154,7 +157,7 @@ func (d *dynamoBackend) waitActive(ctx context.Context) error {
 func (d *dynamoBackend) fail(what string, err error) error {
 	var missing *types.ResourceNotFoundException
 	if errors.As(err, &missing) {
-		return fmt.Errorf("ledger: %s in DynamoDB table %s: the table or its indexes do not exist; create it (open the ledger with CreateTable) or check the region and endpoint: %w", what, d.table, err)
+		return fmt.Errorf("ledger: %s in DynamoDB table %s: the table or its indexes do not exist; create them with passport ledger init dynamodb://%s, or check the region and endpoint: %w", what, d.table, d.table, err)
 	}
 	return fmt.Errorf("ledger: %s in DynamoDB table %s: %w", what, d.table, err)
 }

@@ -4,11 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
-	"net"
-	"os"
-	"os/exec"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -22,6 +18,7 @@ import (
 	"github.com/passport-access/terraform-provider-passport/internal/lab/node"
 	"github.com/passport-access/terraform-provider-passport/internal/lab/sandbox"
 	"github.com/passport-access/terraform-provider-passport/internal/ledger"
+	"github.com/passport-access/terraform-provider-passport/internal/ledger/dynamotest"
 )
 
 // countingNode is a model host that answers every Passport program with
@@ -90,7 +87,7 @@ func TestTwoReconcilersRevokeEachGrantOnce(t *testing.T) {
 	})
 	t.Run("dynalite", func(t *testing.T) {
 		r := newRig(t, 0)
-		endpoint := startDynalite(t)
+		endpoint := dynamotest.Start(t, dynamotest.Dynalite)
 		table := "passport-reconcile-test"
 		open := func(create bool) *ledger.Ledger {
 			c := dynamodb.New(dynamodb.Options{
@@ -184,41 +181,6 @@ func twoReconcilers(t *testing.T, r *rig, seed, la, lb *ledger.Ledger) {
 	for _, id := range []string{"ar-0000000000000001", fmt.Sprintf("ar-%016x", grants)} {
 		if g, err := seed.Get(ctx, id); err != nil || g.State != ledger.Expired {
 			t.Errorf("%s is %s (%v), want expired", id, g.State, err)
-		}
-	}
-}
-
-// startDynalite starts a DynamoDB-compatible server whose conditional
-// writes are atomic (moto's are not), or skips.
-func startDynalite(t *testing.T) string {
-	t.Helper()
-	path := os.Getenv("PASSPORT_DYNALITE")
-	if path == "" {
-		var err error
-		if path, err = exec.LookPath("dynalite"); err != nil {
-			t.Skip("dynalite is not installed (npm install -g dynalite@4.0.0, or set PASSPORT_DYNALITE)")
-		}
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	cmd := exec.Command(path, "--host", "127.0.0.1", "--port", strconv.Itoa(port), "--createTableMs", "0", "--deleteTableMs", "0", "--updateTableMs", "0")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	url := fmt.Sprintf("http://127.0.0.1:%d", port)
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		if err == nil {
-			c.Close()
-			return url
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("dynalite did not listen on %s within 30s", url)
 		}
 	}
 }
