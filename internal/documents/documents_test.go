@@ -374,3 +374,53 @@ func TestDataOutsideBase64IsRefusedBeforeAnythingRuns(t *testing.T) {
 		t.Fatalf("a refused command ran: %+v", h.runs)
 	}
 }
+
+// FuzzCommand: a script is refused, or it is a published program and the
+// document with the command's parameters substituted is that script, byte
+// for byte.
+func FuzzCommand(f *testing.F) {
+	set := &Set{}
+	docs, err := All()
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, d := range docs {
+		set.docs = append(set.docs, Published{Document: d, Version: "1"})
+	}
+	prov, err := hostscript.Extend("pp-fuzz00000001", time.Unix(1900000000, 0))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(Linux, prov)
+	f.Add(Linux, hostscript.Sweep())
+	f.Add(Windows, hostscript.InventoryWindows())
+	f.Add(Linux, strings.Replace(prov, "PASSPORT_DATA='", "PASSPORT_DATA='x'; id; '", 1))
+	f.Fuzz(func(t *testing.T, platform, script string) {
+		cmd, err := set.Command(platform, script)
+		if err != nil {
+			return
+		}
+		var d Document
+		for _, p := range docs {
+			if p.Name == cmd.Document {
+				d = p
+			}
+		}
+		var c struct {
+			MainSteps []struct{ Inputs struct{ RunCommand []string } }
+		}
+		if err := json.Unmarshal([]byte(d.Content), &c); err != nil {
+			t.Fatal(err)
+		}
+		ran := strings.Join(c.MainSteps[0].Inputs.RunCommand, "\n") + "\n"
+		if data := cmd.Parameters[DataParameter]; len(data) == 1 {
+			if !reData.MatchString(data[0]) {
+				t.Fatalf("data %q is not base64", data[0])
+			}
+			ran = strings.Replace(ran, dataMarker, data[0], 1)
+		}
+		if d.Platform != platform || ran != script {
+			t.Fatalf("%s does not run the script it was chosen for", cmd.Document)
+		}
+	})
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"regexp"
 	"testing"
 	"time"
 
@@ -73,3 +74,36 @@ func FuzzSendCommandInput(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDocumentContent feeds arbitrary document content and parameters to
+// what CreateDocument and SendCommand do with them. Content is refused as
+// a client error or parsed; parameters are refused or substituted without
+// a panic; and a parameter held to base64 by its allowedPattern accepts
+// nothing else.
+func FuzzDocumentContent(f *testing.F) {
+	f.Add(`{"schemaVersion":"2.2","parameters":{"data":{"type":"String","allowedPattern":"^[A-Za-z0-9+/]+={0,2}$"}},`+
+		`"mainSteps":[{"action":"aws:runShellScript","name":"x","inputs":{"runCommand":["D='{{ data }}'"]}}]}`, "data", "Zm9v")
+	f.Add(shellScriptContent, "commands", "id")
+	f.Add(powerShellScriptContent, "executionTimeout", "60")
+	f.Add(`{"schemaVersion":"2.2","parameters":{"l":{"type":"StringList","default":["a"]}},"mainSteps":[{"action":"aws:runShellScript","name":"x","inputs":{"runCommand":"{{l}}","timeoutSeconds":9}}]}`, "l", "b")
+	f.Fuzz(func(t *testing.T, content, name, value string) {
+		sp, err := parseSpec(content)
+		if err != nil {
+			var e *awsjson.Error
+			if !errors.As(err, &e) || e.HTTPStatus != http.StatusBadRequest {
+				t.Fatalf("a refusal that is not a client error: %v", err)
+			}
+			return
+		}
+		values, err := sp.values("Fuzz-Doc", map[string][]string{name: {value}})
+		if err != nil {
+			return
+		}
+		if p := sp.param(name); p != nil && p.patternText == `^[A-Za-z0-9+/]+={0,2}$` && !reBase64.MatchString(value) {
+			t.Fatalf("a value outside base64 was accepted: %q", value)
+		}
+		sp.script("Fuzz-Doc", values)
+	})
+}
+
+var reBase64 = regexp.MustCompile(`^[A-Za-z0-9+/]+={0,2}$`)
