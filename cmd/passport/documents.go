@@ -85,20 +85,7 @@ Who needs which permission:
   - requesters: nothing. examples/iam/passport-service.json and
     examples/iam/passport-requester.json are the policies.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel := context.WithTimeout(cmd.Context(), 2*time.Minute)
-			defer cancel()
-			c, err := f.load(ctx)
-			if err != nil {
-				return err
-			}
-			set, err := documents.Publish(ctx, c.SSM)
-			if err != nil {
-				return err
-			}
-			printDocuments(cmd, set)
-			return nil
-		},
+		RunE: f.runDocuments(documents.Publish),
 	}
 	f.register(cmd)
 	return cmd
@@ -113,23 +100,29 @@ func newDocumentsCheckCommand() *cobra.Command {
 one is missing or its default version is not this release's program.
 It needs ssm:DescribeDocument and ssm:GetDocument on the documents.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel := context.WithTimeout(cmd.Context(), 2*time.Minute)
-			defer cancel()
-			c, err := f.load(ctx)
-			if err != nil {
-				return err
-			}
-			set, err := documents.Lookup(ctx, c.SSM)
-			if err != nil {
-				return err
-			}
-			printDocuments(cmd, set)
-			return nil
-		},
+		RunE: f.runDocuments(documents.Lookup),
 	}
 	f.register(cmd)
 	return cmd
+}
+
+// runDocuments runs publish or lookup with the flags' SSM client and
+// prints what SSM holds.
+func (f *awsFlags) runDocuments(run func(context.Context, documents.Client) (*documents.Set, error)) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, _ []string) error {
+		ctx, cancel := context.WithTimeout(cmd.Context(), 2*time.Minute)
+		defer cancel()
+		c, err := f.load(ctx)
+		if err != nil {
+			return err
+		}
+		set, err := run(ctx, c.SSM)
+		if err != nil {
+			return err
+		}
+		printDocuments(cmd, set)
+		return nil
+	}
 }
 
 func printDocuments(cmd *cobra.Command, set *documents.Set) {

@@ -244,6 +244,20 @@ func (s *Service) entry(name string) (*docEntry, error) {
 	return e, nil
 }
 
+// ownDocument finds a document of the account's own; one of AWS's is
+// refused with code, saying it "belongs to Amazon and <refusal>". Callers
+// hold s.mu.
+func (s *Service) ownDocument(name, code, refusal string) (*docEntry, error) {
+	e, err := s.entry(name)
+	if err != nil {
+		return nil, err
+	}
+	if e.owner == amazonOwner {
+		return nil, awsjson.Errorf(code, "Document %s belongs to Amazon and %s.", e.name, refusal)
+	}
+	return e, nil
+}
+
 func noDocument(name string) error {
 	return awsjson.Errorf("InvalidDocument", "Document %s does not exist in this account and region.", clip(name))
 }
@@ -424,12 +438,9 @@ func (s *Service) updateDocument(_ context.Context, in *updateDocumentInput) (*d
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e, err := s.entry(*in.Name)
+	e, err := s.ownDocument(*in.Name, "InvalidDocumentOperation", "cannot be updated")
 	if err != nil {
 		return nil, err
-	}
-	if e.owner == amazonOwner {
-		return nil, awsjson.Errorf("InvalidDocumentOperation", "Document %s belongs to Amazon and cannot be updated.", e.name)
 	}
 	if dv := deref(in.DocumentVersion); dv != "" && dv != "$LATEST" && dv != strconv.Itoa(e.latest) {
 		return nil, awsjson.Errorf("InvalidDocumentVersion", "Systems Manager updates only the latest version of a document: give $LATEST or %d, not %s.", e.latest, clip(dv))
@@ -489,12 +500,9 @@ func (s *Service) updateDocumentDefaultVersion(_ context.Context, in *updateDocu
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e, err := s.entry(*in.Name)
+	e, err := s.ownDocument(*in.Name, "InvalidDocument", "keeps its default version")
 	if err != nil {
 		return nil, err
-	}
-	if e.owner == amazonOwner {
-		return nil, awsjson.Errorf("InvalidDocument", "Document %s belongs to Amazon; its default version cannot be changed.", e.name)
 	}
 	dv, err := e.version(in.DocumentVersion, nil)
 	if err != nil {
@@ -532,11 +540,7 @@ func (s *Service) getDocument(_ context.Context, in *getDocumentInput) (*getDocu
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e, err := s.entry(*in.Name)
-	if err != nil {
-		return nil, err
-	}
-	dv, err := e.version(in.DocumentVersion, in.VersionName)
+	e, dv, err := s.addressed(documentRef{Name: in.Name, DocumentVersion: in.DocumentVersion, VersionName: in.VersionName})
 	if err != nil {
 		return nil, err
 	}
@@ -559,15 +563,24 @@ func (s *Service) describeDocument(_ context.Context, in *documentRef) (*describ
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e, err := s.entry(*in.Name)
-	if err != nil {
-		return nil, err
-	}
-	dv, err := e.version(in.DocumentVersion, in.VersionName)
+	e, dv, err := s.addressed(*in)
 	if err != nil {
 		return nil, err
 	}
 	return &describeDocumentOutput{Document: s.describe(e, dv)}, nil
+}
+
+// addressed finds the document and version ref names. Callers hold s.mu.
+func (s *Service) addressed(ref documentRef) (*docEntry, *docVersion, error) {
+	e, err := s.entry(*ref.Name)
+	if err != nil {
+		return nil, nil, err
+	}
+	dv, err := e.version(ref.DocumentVersion, ref.VersionName)
+	if err != nil {
+		return nil, nil, err
+	}
+	return e, dv, nil
 }
 
 type deleteDocumentInput struct {
@@ -585,12 +598,9 @@ func (s *Service) deleteDocument(_ context.Context, in *deleteDocumentInput) (*s
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e, err := s.entry(*in.Name)
+	e, err := s.ownDocument(*in.Name, "InvalidDocumentOperation", "cannot be deleted")
 	if err != nil {
 		return nil, err
-	}
-	if e.owner == amazonOwner {
-		return nil, awsjson.Errorf("InvalidDocumentOperation", "Document %s belongs to Amazon and cannot be deleted.", e.name)
 	}
 	if in.DocumentVersion == nil && in.VersionName == nil {
 		delete(s.docs, e.name)
@@ -754,11 +764,7 @@ func (s *Service) documentMatches(e *docEntry, dv *docVersion, filters []documen
 // commandDocument finds the document version SendCommand runs and checks
 // the hash the caller gave for it. Callers hold s.mu.
 func (s *Service) commandDocument(name string, version, hash, hashType *string) (*docEntry, *docVersion, error) {
-	e, err := s.entry(name)
-	if err != nil {
-		return nil, nil, err
-	}
-	dv, err := e.version(version, nil)
+	e, dv, err := s.addressed(documentRef{Name: &name, DocumentVersion: version})
 	if err != nil {
 		return nil, nil, err
 	}
