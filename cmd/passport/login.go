@@ -23,13 +23,16 @@ type samlFlags struct {
 	spEntityID      string
 	groupsAttribute string
 	session         string
+	allowSHA1       bool
 }
 
 func (f *samlFlags) register(cmd *cobra.Command, withSAML bool) {
 	if withSAML {
 		cmd.Flags().StringVar(&f.metadata, "metadata", os.Getenv("PASSPORT_SAML_METADATA"), "IdP metadata, a file or an http(s) URL (env PASSPORT_SAML_METADATA)")
 		cmd.Flags().StringVar(&f.spEntityID, "sp-entity-id", envOr("PASSPORT_SAML_SP_ENTITY_ID", "passport"), "Passport's entity ID at the IdP (env PASSPORT_SAML_SP_ENTITY_ID)")
-		cmd.Flags().StringVar(&f.groupsAttribute, "groups-attribute", envOr("PASSPORT_SAML_GROUPS_ATTRIBUTE", identity.DefaultGroupsAttribute), "SAML attribute listing your groups (env PASSPORT_SAML_GROUPS_ATTRIBUTE)")
+		cmd.Flags().StringVar(&f.groupsAttribute, "groups-attribute", envOr("PASSPORT_SAML_GROUPS_ATTRIBUTE", identity.DefaultGroupsAttribute), "Name of the SAML attribute listing your groups (env PASSPORT_SAML_GROUPS_ATTRIBUTE)")
+		cmd.Flags().BoolVar(&f.allowSHA1, "insecure-allow-sha1", os.Getenv("PASSPORT_SAML_INSECURE_ALLOW_SHA1") == "true",
+			"INSECURE: accept responses the IdP signs with SHA-1, which is broken; only until the IdP signs with SHA-256 (env PASSPORT_SAML_INSECURE_ALLOW_SHA1=true)")
 	}
 	cmd.Flags().StringVar(&f.session, "session", os.Getenv("PASSPORT_SESSION"), "session file (env PASSPORT_SESSION; default passport/session.json in your config directory)")
 }
@@ -78,7 +81,7 @@ The Passport provider verifies that session again on every run.`,
 			out := cmd.OutOrStdout()
 			s, err := identity.Login(ctx, identity.LoginConfig{
 				Metadata: md, MetadataSource: f.metadata,
-				SPEntityID: f.spEntityID, GroupsAttribute: f.groupsAttribute,
+				SPEntityID: f.spEntityID, GroupsAttribute: f.groupsAttribute, InsecureAllowSHA1: f.allowSHA1,
 				Open: func(url string) error { return openBrowser(out, cmd.ErrOrStderr(), url, noBrowser) },
 			})
 			if errors.Is(err, context.DeadlineExceeded) {
@@ -135,9 +138,11 @@ func newWhoamiCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "whoami",
 		Short: "Show who your SAML session says you are",
-		Long: `Whoami prints the subject, groups and expiry of your session. With
---metadata (or PASSPORT_SAML_METADATA) it verifies the stored response
-again first, exactly as the provider does.`,
+		Long: `Whoami verifies the stored response again, exactly as the provider does,
+and prints the subject, groups and expiry it vouches for. It verifies
+against --metadata (or PASSPORT_SAML_METADATA), else against the IdP
+metadata recorded at login; a session Passport would now refuse is
+refused here too.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			path, err := f.sessionPath()
@@ -148,26 +153,29 @@ again first, exactly as the provider does.`,
 			if err != nil {
 				return err
 			}
-			subject, groups, expires := s.Subject, s.Groups, s.Expires
-			if f.metadata != "" {
-				md, err := identity.LoadMetadata(cmd.Context(), f.metadata)
-				if err != nil {
-					return err
-				}
-				c, err := s.Verify(identity.Options{Metadata: md, SPEntityID: f.spEntityID, GroupsAttribute: f.groupsAttribute})
-				if err != nil {
-					return err
-				}
-				subject, groups, expires = c.Subject, c.Groups, c.Expires
+			if !time.Now().Before(s.Expires) {
+				return fmt.Errorf("the session for %s expired at %s; run passport login", s.Subject, s.Expires.Local().Format(time.RFC1123))
 			}
-			if !time.Now().Before(expires) {
-				return fmt.Errorf("the session for %s expired at %s; run passport login", subject, expires.Local().Format(time.RFC1123))
+			source := f.metadata
+			if source == "" {
+				source = s.Metadata
+			}
+			if source == "" {
+				return fmt.Errorf("the session %s does not say which IdP metadata it was made with; give --metadata (or PASSPORT_SAML_METADATA)", path)
+			}
+			md, err := identity.LoadMetadata(cmd.Context(), source)
+			if err != nil {
+				return err
+			}
+			c, err := s.Verify(identity.Options{Metadata: md, SPEntityID: f.spEntityID, GroupsAttribute: f.groupsAttribute, InsecureAllowSHA1: f.allowSHA1})
+			if err != nil {
+				return fmt.Errorf("the stored session is not accepted: %w; run passport login", err)
 			}
 			w := cmd.OutOrStdout()
-			fmt.Fprintf(w, "subject: %s\n", subject)
-			fmt.Fprintf(w, "groups:  %s\n", strings.Join(groups, ", "))
-			left := strings.TrimSuffix(time.Until(expires).Round(time.Minute).String(), "0s")
-			fmt.Fprintf(w, "expires: %s (in %s)\n", expires.Local().Format(time.RFC1123), left)
+			fmt.Fprintf(w, "subject: %s\n", c.Subject)
+			fmt.Fprintf(w, "groups:  %s\n", strings.Join(c.Groups, ", "))
+			left := strings.TrimSuffix(time.Until(c.Expires).Round(time.Minute).String(), "0s")
+			fmt.Fprintf(w, "expires: %s (in %s)\n", c.Expires.Local().Format(time.RFC1123), left)
 			return nil
 		},
 	}

@@ -191,6 +191,42 @@ func TestLoginRefusesTamperedResponse(t *testing.T) {
 	}
 }
 
+// TestWhoamiRefusesWhatVerifyRefuses: a session stored by an earlier
+// Passport, before it refused content after the response, holds an
+// unsigned assertion for someone else after </samlp:Response>. Whoami
+// verifies it again and refuses it, as the provider would.
+func TestWhoamiRefusesWhatVerifyRefuses(t *testing.T) {
+	p := startLabIdP(t)
+	session := filepath.Join(t.TempDir(), "session.json")
+	if out, _, err := login(t, httpBrowser(nil), session, p.MetadataURL(), "bob", "bob-lab"); err != nil {
+		t.Fatalf("login: %v\n%s", err, out)
+	}
+	s, err := identity.LoadSession(session)
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := strings.Index(string(s.Response), "</samlp:Response>")
+	if end < 0 {
+		t.Fatalf("the stored response has no </samlp:Response>:\n%s", s.Response)
+	}
+	start := strings.Index(string(s.Response), "<saml:Assertion")
+	forged := strings.Replace(string(s.Response[start:end]), ">bob<", ">carol<", 1)
+	s.Response = append(s.Response, forged...)
+	s.Subject = "carol"
+	if err := identity.SaveSession(session, s); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{}, {"--metadata", p.MetadataURL()}} {
+		out, errOut, err := passportRun(t, append([]string{"whoami", "--session", session}, args...)...)
+		if err == nil || !strings.Contains(errOut, "second element") || !strings.Contains(errOut, "run passport login") {
+			t.Errorf("whoami %v of a session with an assertion appended: %v\n%s%s", args, err, out, errOut)
+		}
+		if strings.Contains(out, "carol") {
+			t.Errorf("whoami %v printed the forged subject:\n%s", args, out)
+		}
+	}
+}
+
 func TestWhoamiExpiredSession(t *testing.T) {
 	session := filepath.Join(t.TempDir(), "session.json")
 	if err := identity.SaveSession(session, identity.Session{Subject: "alice", Expires: time.Now().Add(-time.Minute)}); err != nil {

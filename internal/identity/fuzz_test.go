@@ -5,8 +5,9 @@ import (
 )
 
 // FuzzVerify feeds arbitrary documents, seeded with a good response and
-// every bad one from the suite, to Verify. It must never panic and never
-// accept anything but a response signed by the test IdP for alice.
+// every bad one from the suite, to Verify. It must never panic, never
+// accept anything but a response signed by the test IdP for alice, and
+// never put an unescaped byte of the document in an error.
 func FuzzVerify(f *testing.F) {
 	p := newTestIdP(f, "idp")
 	f.Add(p.response(f, goodSpec()))
@@ -21,6 +22,29 @@ func FuzzVerify(f *testing.F) {
 		c, err := Verify(raw, testOptions(md))
 		if err == nil && (c.Subject != "alice@example.test" || c.Issuer != testIdPEntity) {
 			t.Fatalf("accepted claims %+v", c)
+		}
+		if err != nil && needsEscape(err.Error()) {
+			t.Fatalf("error carries unescaped bytes: %q", err)
+		}
+	})
+}
+
+// FuzzEscape: whatever goes in, what escape returns is safe to print and
+// says the same for text that was already safe.
+func FuzzEscape(f *testing.F) {
+	for _, seed := range []string{"plain text", "\x1b[2J", "\u009b31m", "\u202eevil", "\xff\xfe", "émigré", "tab\there"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		e := escape(s)
+		if needsEscape(e) {
+			t.Fatalf("escape(%q) = %q is not safe", s, e)
+		}
+		if !needsEscape(s) && e != s {
+			t.Fatalf("escape changed safe text %q to %q", s, e)
+		}
+		if q := quote(s); needsEscape(q) || len(q) > 6*maxQuoted+5 {
+			t.Fatalf("quote(%q) = %q", s, q)
 		}
 	})
 }

@@ -12,10 +12,17 @@
 //
 //   - The IdP metadata has not passed its validUntil.
 //   - The document is at most MaxResponseSize bytes of well-formed XML with
-//     no DTD, comments or processing instructions. Real IdPs never send
-//     them, and comments are the lever of the NameID truncation attacks.
+//     no DTD, comments or processing instructions, and exactly one root
+//     element with nothing but white space around it (an assertion appended
+//     after </samlp:Response> is refused, not ignored). Real IdPs never send
+//     such things, and comments are the lever of the NameID truncation
+//     attacks.
 //   - The root is a samlp:Response with status Success. It holds exactly one
 //     saml:Assertion (anywhere in the document) and no EncryptedAssertion.
+//   - Signatures use exclusive canonicalization, the enveloped-signature
+//     transform, and RSA or ECDSA with SHA-256, SHA-384 or SHA-512 for the
+//     signature and the digest. SHA-1 is refused unless
+//     Options.InsecureAllowSHA1 is set.
 //   - The assertion is covered by a valid signature from a signing
 //     certificate in the IdP metadata: its own, or the Response's. Every
 //     Signature present must be valid. A signature must have exactly one
@@ -34,6 +41,14 @@
 //   - On every use: the session has not expired. A session ends at the
 //     AuthnStatement's SessionNotOnOrAfter when the IdP sets one, and never
 //     later than MaxSession after the assertion was issued.
+//
+// Groups come from the one attribute whose Name is Options.GroupsAttribute.
+// Errors quote what the response says only escaped (no control or
+// invisible characters reach a terminal) and cut short.
+//
+// IdP metadata (LoadMetadata) comes from a file or over https; plain http
+// only from a loopback address, no redirect from https to anything else,
+// and every fetch ends after MetadataTimeout.
 //
 // A stored response is a bearer credential until it expires, like any cached
 // sign-in: it lives in a file only its owner can read.
@@ -65,8 +80,9 @@ const (
 	DefaultAllowedSkew     = 2 * time.Minute
 	DefaultMaxSession      = 12 * time.Hour
 	// MaxResponseSize bounds the XML Verify reads. A response with a
-	// certificate and a few dozen groups is a few kilobytes.
-	MaxResponseSize = 256 << 10
+	// certificate and a few dozen groups is a few kilobytes; one listing
+	// the 2,000 groups of a person in a large directory, about 300.
+	MaxResponseSize = 1 << 20
 )
 
 // ErrExpired is wrapped by errors about a session whose time is over, so a

@@ -96,6 +96,11 @@ type spec struct {
 	issued, notBefore, notOnOrAfter                                 time.Time
 	sessionEnd                                                      *time.Time
 	signAssertion, signResponse                                     bool
+	// signatureMethod is how the IdP signs; RSA-SHA256 when empty.
+	signatureMethod string
+	// groupsName and groupsFriendlyName name the groups attribute;
+	// "groups" and none when empty.
+	groupsName, groupsFriendlyName string
 }
 
 func goodSpec() spec {
@@ -142,9 +147,13 @@ func (p *testIdP) assertion(t testing.TB, s spec) *etree.Element {
 			Name: "groups", NameFormat: "urn:oasis:names:tc:SAML:2.0:attrname-format:basic", Values: values,
 		}}}},
 	}
+	if s.groupsName != "" {
+		a.AttributeStatements[0].Attributes[0].Name = s.groupsName
+	}
+	a.AttributeStatements[0].Attributes[0].FriendlyName = s.groupsFriendlyName
 	el := a.Element()
 	if s.signAssertion {
-		el = p.sign(t, el)
+		el = p.sign(t, el, s.signatureMethod)
 	}
 	return el
 }
@@ -167,18 +176,22 @@ func (p *testIdP) wrap(t testing.TB, s spec, assertion *etree.Element) []byte {
 	el := r.Element()
 	el.AddChild(assertion)
 	if s.signResponse {
-		el = p.sign(t, el)
+		el = p.sign(t, el, s.signatureMethod)
 	}
 	return serialize(t, el)
 }
 
-// sign signs el the way IdPs do: enveloped, exclusive c14n, RSA-SHA256,
-// the Signature placed right after the Issuer.
-func (p *testIdP) sign(t testing.TB, el *etree.Element) *etree.Element {
+// sign signs el the way IdPs do: enveloped, exclusive c14n, RSA-SHA256
+// unless method says otherwise, the Signature placed right after the
+// Issuer.
+func (p *testIdP) sign(t testing.TB, el *etree.Element, method string) *etree.Element {
 	t.Helper()
+	if method == "" {
+		method = dsig.RSASHA256SignatureMethod
+	}
 	ctx := dsig.NewDefaultSigningContext(dsig.TLSCertKeyStore(tls.Certificate{Certificate: [][]byte{p.cert.Raw}, PrivateKey: p.key}))
 	ctx.Canonicalizer = dsig.MakeC14N10ExclusiveCanonicalizerWithPrefixList("")
-	if err := ctx.SetSignatureMethod(dsig.RSASHA256SignatureMethod); err != nil {
+	if err := ctx.SetSignatureMethod(method); err != nil {
 		t.Fatal(err)
 	}
 	signed, err := ctx.SignEnveloped(el)

@@ -29,10 +29,11 @@ type LoginConfig struct {
 	// Open sends the person to the IdP: it opens a browser or prints the
 	// URL. Login waits for the response after Open returns.
 	Open func(url string) error
-	// Now, AllowedSkew and MaxSession are as in Options.
-	Now         func() time.Time
-	AllowedSkew time.Duration
-	MaxSession  time.Duration
+	// Now, AllowedSkew, MaxSession and InsecureAllowSHA1 are as in Options.
+	Now               func() time.Time
+	AllowedSkew       time.Duration
+	MaxSession        time.Duration
+	InsecureAllowSHA1 bool
 }
 
 // acsPath is where the local ACS listens on its random loopback port.
@@ -69,6 +70,7 @@ func Login(ctx context.Context, cfg LoginConfig) (Session, error) {
 			Metadata: cfg.Metadata, SPEntityID: cfg.SPEntityID, ACSURL: acsURL.String(),
 			GroupsAttribute: cfg.GroupsAttribute, RequestID: req.ID,
 			Now: cfg.Now, AllowedSkew: cfg.AllowedSkew, MaxSession: cfg.MaxSession,
+			InsecureAllowSHA1: cfg.InsecureAllowSHA1,
 		},
 		done: make(chan loginResult, 1),
 	}

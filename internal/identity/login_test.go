@@ -115,7 +115,7 @@ func TestLoginRefusesBadResponses(t *testing.T) {
 	}{
 		{"unsigned", func(s *spec) { s.signAssertion = false }, "not signed"},
 		{"wrong audience", func(s *spec) { s.audience = "other" }, "audience"},
-		{"expired", func(s *spec) { s.notOnOrAfter = testNow.Add(-time.Hour) }, "valid for delivery until"},
+		{"expired", func(s *spec) { s.notOnOrAfter = testNow.Add(-time.Hour) }, "after its delivery deadline"},
 		{"unknown InResponseTo", func(s *spec) { s.inResponseTo = "id-not-mine" }, "answers request"},
 		{"wrong recipient", func(s *spec) { s.recipient = testACS }, "Recipient"},
 	} {
@@ -141,7 +141,7 @@ func TestLoginRefusesBadResponses(t *testing.T) {
 				return nil
 			},
 		})
-		if err == nil || !strings.Contains(err.Error(), "does not verify") {
+		if err == nil || !strings.Contains(err.Error(), "not in the IdP metadata") {
 			t.Fatalf("err = %v", err)
 		}
 	})

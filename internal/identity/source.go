@@ -27,10 +27,11 @@ type Source struct {
 	// and is required with it.
 	Response string
 	ACSURL   string
-	// Now, AllowedSkew and MaxSession are as in Options.
-	Now         func() time.Time
-	AllowedSkew time.Duration
-	MaxSession  time.Duration
+	// Now, AllowedSkew, MaxSession and InsecureAllowSHA1 are as in Options.
+	Now               func() time.Time
+	AllowedSkew       time.Duration
+	MaxSession        time.Duration
+	InsecureAllowSHA1 bool
 }
 
 // DefaultSPEntityID is the SP entity ID Passport uses unless configured.
@@ -74,5 +75,6 @@ func (s Source) Claims(ctx context.Context) (Claims, error) {
 		Metadata: md, SPEntityID: orDefaultString(s.SPEntityID, DefaultSPEntityID),
 		ACSURL: s.ACSURL, GroupsAttribute: s.GroupsAttribute,
 		Now: s.Now, AllowedSkew: s.AllowedSkew, MaxSession: s.MaxSession,
+		InsecureAllowSHA1: s.InsecureAllowSHA1,
 	})
 }

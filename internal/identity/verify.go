@@ -28,8 +28,10 @@ type Options struct {
 	SPEntityID string
 	// ACSURL is where the response was delivered: Destination and Recipient.
 	ACSURL string
-	// GroupsAttribute names the attribute (Name or FriendlyName) that lists
-	// the person's groups; DefaultGroupsAttribute when empty.
+	// GroupsAttribute is the Name of the attribute that lists the person's
+	// groups; DefaultGroupsAttribute when empty. Only that attribute counts:
+	// a FriendlyName is a display label, and another attribute with the
+	// same label says nothing about groups.
 	GroupsAttribute string
 	// RequestID is set at login only: the AuthnRequest the response must
 	// answer. When set, the response's delivery window is checked too.
@@ -42,6 +44,9 @@ type Options struct {
 	// MaxSession caps a session, whatever the IdP says;
 	// DefaultMaxSession when zero.
 	MaxSession time.Duration
+	// InsecureAllowSHA1 accepts signatures and digests made with SHA-1,
+	// which is broken: only for an IdP that cannot sign with SHA-256 yet.
+	InsecureAllowSHA1 bool
 }
 
 const (
@@ -54,11 +59,12 @@ const (
 
 // Verify checks a SAML response (the XML, not its base64 form) by the rules
 // in the package documentation and returns what it says. Errors say which
-// rule failed; the response itself is never echoed.
+// rule failed; the response itself is never echoed, and what they quote
+// of it is escaped, so they are safe to print anywhere.
 func Verify(raw []byte, opts Options) (Claims, error) {
 	c, err := verify(raw, opts)
 	if err != nil {
-		return Claims{}, fmt.Errorf("SAML response refused: %w", err)
+		return Claims{}, safe(fmt.Errorf("SAML response refused: %w", err))
 	}
 	return c, nil
 }
@@ -85,7 +91,7 @@ func verify(raw []byte, opts Options) (Claims, error) {
 		return Claims{}, err
 	}
 	if root.Tag != "Response" || root.NamespaceURI() != nsProtocol {
-		return Claims{}, fmt.Errorf("the document is a %s, not a SAML Response", root.Tag)
+		return Claims{}, fmt.Errorf("the document is a %s, not a SAML Response", quote(root.Tag))
 	}
 	if err := checkShape(root); err != nil {
 		return Claims{}, err
@@ -97,13 +103,13 @@ func verify(raw []byte, opts Options) (Claims, error) {
 	response := root
 	var assertion *etree.Element
 	if child(root, nsDSig, "Signature") != nil {
-		if response, err = verifySignature(root, certs, now); err != nil {
+		if response, err = verifySignature(root, certs, now, opts.InsecureAllowSHA1); err != nil {
 			return Claims{}, fmt.Errorf("the Response signature %w", err)
 		}
 		assertion = child(response, nsAssertion, "Assertion")
 	}
 	if a := child(root, nsAssertion, "Assertion"); child(a, nsDSig, "Signature") != nil {
-		if assertion, err = verifySignature(a, certs, now); err != nil {
+		if assertion, err = verifySignature(a, certs, now, opts.InsecureAllowSHA1); err != nil {
 			return Claims{}, fmt.Errorf("the Assertion signature %w", err)
 		}
 	}
@@ -118,7 +124,8 @@ func verify(raw []byte, opts Options) (Claims, error) {
 }
 
 // parse reads raw as one XML document without DTDs, comments or processing
-// instructions, and refuses documents that would not survive a round trip
+// instructions: exactly one root element, with nothing but white space
+// around it. It refuses documents that would not survive a round trip
 // through encoding/xml unchanged (the namespace confusion behind several
 // Go SAML advisories).
 func parse(raw []byte) (*etree.Element, error) {
@@ -126,7 +133,7 @@ func parse(raw []byte) (*etree.Element, error) {
 		return nil, fmt.Errorf("it is %d bytes, more than the %d a response may be", len(raw), MaxResponseSize)
 	}
 	d := xml.NewDecoder(bytes.NewReader(raw))
-	depth := 0
+	depth, roots := 0, 0
 	for first := true; ; first = false {
 		tok, err := d.RawToken()
 		if err == io.EOF {
@@ -137,23 +144,39 @@ func parse(raw []byte) (*etree.Element, error) {
 		}
 		switch t := tok.(type) {
 		case xml.StartElement:
+			if depth == 0 {
+				if roots++; roots > 1 {
+					return nil, fmt.Errorf("it has a second element (%s) after its root element closed; a response is exactly one element", quote(t.Name.Local))
+				}
+			}
 			if depth++; depth > maxDepth {
 				return nil, fmt.Errorf("it nests elements deeper than %d", maxDepth)
 			}
 		case xml.EndElement:
 			depth--
+		case xml.CharData:
+			if depth == 0 && len(bytes.TrimSpace(t)) > 0 {
+				where := "before"
+				if roots > 0 {
+					where = "after"
+				}
+				return nil, fmt.Errorf("it has text %s its root element; a response is exactly one element", where)
+			}
 		case xml.Comment:
 			return nil, errors.New("it contains an XML comment, which a genuine IdP response never does")
 		case xml.Directive:
 			return nil, errors.New("it contains a DTD or other directive")
 		case xml.ProcInst:
 			if !first || t.Target != "xml" {
-				return nil, fmt.Errorf("it contains the processing instruction %q", t.Target)
+				return nil, fmt.Errorf("it contains the processing instruction %s", quote(t.Target))
 			}
 		}
 	}
 	if depth != 0 {
 		return nil, errors.New("it is not well-formed XML: it ends inside an element")
+	}
+	if roots == 0 {
+		return nil, errors.New("it has no root element: it is not XML, or empty")
 	}
 	if err := xrv.Validate(bytes.NewReader(raw)); err != nil {
 		return nil, fmt.Errorf("it is ambiguous XML: %v", err)
@@ -163,7 +186,7 @@ func parse(raw []byte) (*etree.Element, error) {
 		return nil, fmt.Errorf("it is not well-formed XML: %v", err)
 	}
 	if doc.Root() == nil {
-		return nil, errors.New("it has no root element")
+		return nil, errors.New("it has no root element: it is not XML, or empty")
 	}
 	return doc.Root(), nil
 }
@@ -224,14 +247,8 @@ func checkShape(root *etree.Element) error {
 
 // verifySignature checks el's enveloped signature against each trusted
 // certificate and returns the element as the signature covered it.
-func verifySignature(el *etree.Element, certs []*x509.Certificate, now time.Time) (*etree.Element, error) {
-	ctx, err := etreeutils.NSBuildParentContext(el)
-	if err == nil {
-		ctx, err = ctx.SubContext(el)
-	}
-	if err == nil {
-		el, err = etreeutils.NSDetatch(ctx, el)
-	}
+func verifySignature(el *etree.Element, certs []*x509.Certificate, now time.Time, allowSHA1 bool) (*etree.Element, error) {
+	el, err := detach(el)
 	if err != nil {
 		return nil, fmt.Errorf("cannot be read: %v", err)
 	}
@@ -248,25 +265,77 @@ func verifySignature(el *etree.Element, certs []*x509.Certificate, now time.Time
 		return nil, fmt.Errorf("has %d references; exactly one, to the %s, is accepted", len(refs), el.Tag)
 	}
 	if uri := refs[0].SelectAttrValue("URI", ""); uri != "#"+id {
-		return nil, fmt.Errorf("covers %q, not the %s it is on (#%s)", uri, el.Tag, id)
+		return nil, fmt.Errorf("covers %s, not the %s it is on (#%s)", quote(uri), el.Tag, quote(id))
 	}
-	// A KeyInfo without a certificate (a bare RSAKeyValue) names a key
-	// nobody vouches for; drop it so the metadata's certificates decide.
-	if ki := child(sig, nsDSig, "KeyInfo"); ki != nil && len(ki.FindElements(".//X509Certificate")) == 0 {
+	if err := checkAlgorithms(sig, refs[0], allowSHA1); err != nil {
+		return nil, err
+	}
+	// The metadata's certificates decide, never the signature's KeyInfo;
+	// but a KeyInfo naming another certificate says why a signature fails.
+	if ki := child(sig, nsDSig, "KeyInfo"); ki != nil {
+		if err := knownCertificate(ki, certs); err != nil {
+			return nil, err
+		}
 		sig.RemoveChild(ki)
 	}
-	var lastErr error
+	var current []*x509.Certificate
 	for _, cert := range certs {
+		if !now.Before(cert.NotBefore) && !now.After(cert.NotAfter) {
+			current = append(current, cert)
+		}
+	}
+	if len(current) == 0 {
+		return nil, fmt.Errorf("cannot be checked: no signing certificate in the IdP metadata is valid now (the first was valid from %s to %s); fetch the IdP's current metadata",
+			certs[0].NotBefore.UTC().Format(time.RFC3339), certs[0].NotAfter.UTC().Format(time.RFC3339))
+	}
+	for _, cert := range current {
 		vc := dsig.NewDefaultValidationContext(&dsig.MemoryX509CertificateStore{Roots: []*x509.Certificate{cert}})
 		vc.IdAttribute = "ID"
 		vc.Clock = dsig.NewFakeClockAt(now)
-		verified, err := vc.Validate(el)
-		if err == nil {
+		if verified, err := vc.Validate(el); err == nil {
 			return verified, nil
 		}
-		lastErr = err
 	}
-	return nil, fmt.Errorf("does not verify with the signing certificates in the IdP metadata: %v", lastErr)
+	return nil, errors.New("does not verify: the response was changed after the IdP signed it, or a key other than those in the IdP metadata signed it")
+}
+
+// detach copies el out of its document with every namespace in scope at
+// el declared on the copy, so that it means the same standing alone.
+// goxmldsig's own NSDetatch refuses elements with more than 1000
+// descendants, which a genuine response listing many groups has; the
+// document's size and depth are bounded by parse instead.
+func detach(el *etree.Element) (*etree.Element, error) {
+	var chain []*etree.Element
+	for p := el.Parent(); p != nil; p = p.Parent() {
+		chain = append(chain, p)
+	}
+	ctx := etreeutils.EmptyNSContext // no traversal limit
+	for i := len(chain) - 1; i >= 0; i-- {
+		var err error
+		if ctx, err = ctx.SubContext(chain[i]); err != nil {
+			return nil, err
+		}
+	}
+	return etreeutils.NSDetatch(ctx, el)
+}
+
+// knownCertificate refuses a KeyInfo whose certificate is not one of the
+// metadata's, in words that point at the likely cause.
+func knownCertificate(ki *etree.Element, certs []*x509.Certificate) error {
+	given := ki.FindElements(".//X509Certificate")
+	if len(given) == 0 {
+		return nil
+	}
+	der, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(given[0].Text()), ""))
+	if err != nil {
+		return errors.New("names a signing certificate that is not base64")
+	}
+	for _, c := range certs {
+		if bytes.Equal(c.Raw, der) {
+			return nil
+		}
+	}
+	return errors.New("was made with a certificate that is not in the IdP metadata; if the IdP has a new signing certificate, fetch its metadata again")
 }
 
 // checkResponse checks the Response envelope. When the Response is
@@ -287,16 +356,16 @@ func checkResponse(r *etree.Element, opts Options) error {
 		return err
 	}
 	if code := resp.Status.StatusCode.Value; code != saml.StatusSuccess {
-		return fmt.Errorf("the IdP did not sign you in (status %q)", code)
+		return fmt.Errorf("the IdP did not sign you in (status %s)", quote(code))
 	}
 	if resp.Destination != "" && resp.Destination != opts.ACSURL {
-		return fmt.Errorf("its Destination %q is not this login's ACS %q", resp.Destination, opts.ACSURL)
+		return fmt.Errorf("its Destination %s is not this login's ACS %s", quote(resp.Destination), quote(opts.ACSURL))
 	}
 	if resp.Issuer != "" && resp.Issuer != opts.Metadata.EntityID {
-		return fmt.Errorf("its issuer %q is not the IdP in the metadata (%q)", resp.Issuer, opts.Metadata.EntityID)
+		return fmt.Errorf("its issuer %s is not the IdP in the metadata (%s)", quote(resp.Issuer), quote(opts.Metadata.EntityID))
 	}
 	if opts.RequestID != "" && resp.InResponseTo != opts.RequestID {
-		return fmt.Errorf("it answers request %q, not this login's request", resp.InResponseTo)
+		return fmt.Errorf("it answers request %s, not this login's request", quote(resp.InResponseTo))
 	}
 	return nil
 }
@@ -307,23 +376,30 @@ func checkAssertion(el *etree.Element, opts Options, now time.Time, skew time.Du
 		return Claims{}, err
 	}
 	if a.Issuer.Value != opts.Metadata.EntityID {
-		return Claims{}, fmt.Errorf("the assertion's issuer %q is not the IdP in the metadata (%q)", a.Issuer.Value, opts.Metadata.EntityID)
+		return Claims{}, fmt.Errorf("the assertion's issuer %s is not the IdP in the metadata (%s)", quote(a.Issuer.Value), quote(opts.Metadata.EntityID))
 	}
 	if a.Subject == nil || a.Subject.NameID == nil || strings.TrimSpace(a.Subject.NameID.Value) == "" {
 		return Claims{}, errors.New("the assertion names no subject (NameID)")
 	}
-	if a.IssueInstant.IsZero() || a.IssueInstant.After(now.Add(skew)) {
-		return Claims{}, fmt.Errorf("the assertion's IssueInstant %s is missing or in the future", a.IssueInstant.Format(time.RFC3339))
+	if a.IssueInstant.IsZero() {
+		return Claims{}, errors.New("the assertion does not say when it was issued (IssueInstant)")
+	}
+	if a.IssueInstant.After(now.Add(skew)) {
+		return Claims{}, fmt.Errorf("the assertion says it was issued at %s, %s in the future: this computer's clock or the IdP's is wrong",
+			a.IssueInstant.UTC().Format(time.RFC3339), a.IssueInstant.Sub(now).Round(time.Second))
 	}
 	if err := checkAudience(el, opts.SPEntityID); err != nil {
 		return Claims{}, err
 	}
 	cond := a.Conditions
 	if !cond.NotBefore.IsZero() && now.Add(skew).Before(cond.NotBefore) {
-		return Claims{}, fmt.Errorf("the assertion is not valid until %s", cond.NotBefore.Format(time.RFC3339))
+		return Claims{}, fmt.Errorf("the assertion is not valid until %s, %s from now: this computer's clock or the IdP's is wrong",
+			cond.NotBefore.UTC().Format(time.RFC3339), cond.NotBefore.Sub(now).Round(time.Second))
 	}
-	if opts.RequestID != "" && (cond.NotOnOrAfter.IsZero() || !now.Before(cond.NotOnOrAfter.Add(skew))) {
-		return Claims{}, fmt.Errorf("the assertion was valid for delivery until %s: %w", cond.NotOnOrAfter.Format(time.RFC3339), ErrExpired)
+	if opts.RequestID != "" {
+		if err := delivered("its Conditions", cond.NotOnOrAfter, now, skew); err != nil {
+			return Claims{}, err
+		}
 	}
 
 	var confirmed bool
@@ -334,14 +410,14 @@ func checkAssertion(el *etree.Element, opts Options, now time.Time, skew time.Du
 		}
 		d := sc.SubjectConfirmationData
 		if d == nil || d.Recipient != opts.ACSURL {
-			return Claims{}, fmt.Errorf("the assertion's Recipient is not this login's ACS %q", opts.ACSURL)
+			return Claims{}, fmt.Errorf("the assertion's Recipient is not this login's ACS %s", quote(opts.ACSURL))
 		}
 		if opts.RequestID != "" {
 			if d.InResponseTo != opts.RequestID {
-				return Claims{}, fmt.Errorf("the assertion answers request %q, not this login's request", d.InResponseTo)
+				return Claims{}, fmt.Errorf("the assertion answers request %s, not this login's request", quote(d.InResponseTo))
 			}
-			if d.NotOnOrAfter.IsZero() || !now.Before(d.NotOnOrAfter.Add(skew)) {
-				return Claims{}, fmt.Errorf("the assertion was valid for delivery until %s: %w", d.NotOnOrAfter.Format(time.RFC3339), ErrExpired)
+			if err := delivered("its SubjectConfirmationData", d.NotOnOrAfter, now, skew); err != nil {
+				return Claims{}, err
 			}
 		}
 		confirmed, inResponseTo = true, d.InResponseTo
@@ -371,6 +447,30 @@ func checkAssertion(el *etree.Element, opts Options, now time.Time, skew time.Du
 	}, nil
 }
 
+// delivered checks the delivery deadline a login's response carries: a
+// strict IdP always sets one, a few minutes after it signed.
+func delivered(where string, deadline, now time.Time, skew time.Duration) error {
+	if deadline.IsZero() {
+		return fmt.Errorf("the assertion sets no delivery deadline in %s (NotOnOrAfter), which a strict IdP always does", where)
+	}
+	if !now.Before(deadline.Add(skew)) {
+		return &lateError{deadline: deadline, now: now}
+	}
+	return nil
+}
+
+// lateError is a response that reached Passport after its delivery
+// deadline: sign in again, as after an expired session (it matches
+// ErrExpired), though nothing has expired but the response.
+type lateError struct{ deadline, now time.Time }
+
+func (e *lateError) Error() string {
+	return fmt.Sprintf("the response arrived %s after its delivery deadline (%s); sign in again, and if this keeps happening check this computer's clock",
+		e.now.Sub(e.deadline).Round(time.Second), e.deadline.UTC().Format(time.RFC3339))
+}
+
+func (e *lateError) Is(target error) bool { return target == ErrExpired }
+
 // checkAudience reads the audiences from the element because an
 // AudienceRestriction may list several, and every restriction present must
 // include Passport.
@@ -385,7 +485,11 @@ func checkAudience(assertion *etree.Element, sp string) error {
 			found = append(found, strings.TrimSpace(aud.Text()))
 		}
 		if !contains(found, sp) {
-			return fmt.Errorf("the assertion is for audience %q, not %q", found, sp)
+			quoted := make([]string, len(found))
+			for i, f := range found {
+				quoted[i] = quote(f)
+			}
+			return fmt.Errorf("the assertion is for the audience [%s], not %s", strings.Join(quoted, " "), quote(sp))
 		}
 	}
 	return nil
@@ -395,7 +499,7 @@ func groups(a saml.Assertion, name string) []string {
 	var out []string
 	for _, st := range a.AttributeStatements {
 		for _, attr := range st.Attributes {
-			if attr.Name != name && attr.FriendlyName != name {
+			if attr.Name != name {
 				continue
 			}
 			for _, v := range attr.Values {

@@ -3,6 +3,7 @@ package identity
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/beevik/etree"
 	"github.com/crewjam/saml"
+	dsig "github.com/russellhaering/goxmldsig"
 )
 
 func TestVerifyAcceptsSignedResponses(t *testing.T) {
@@ -124,10 +126,17 @@ func badCases() []badCase {
 		{name: "unsigned", raw: withSpec(func(s *spec) { s.signAssertion = false }), want: "not signed"},
 		{name: "signed by another key", raw: func(t testing.TB, _ *testIdP) []byte {
 			return newTestIdP(t, "other").response(t, goodSpec())
+		}, want: "not in the IdP metadata"},
+		{name: "signed by another key, no KeyInfo", raw: func(t testing.TB, _ *testIdP) []byte {
+			root := parseDoc(t, newTestIdP(t, "other").response(t, goodSpec()))
+			sig := assertionOf(root).SelectElement("Signature")
+			sig.RemoveChild(sig.SelectElement("KeyInfo"))
+			return serialize(t, root)
 		}, want: "does not verify"},
 		{name: "expired delivery window", raw: withSpec(func(s *spec) {}), opts: func(o *Options) {
 			o.Now = func() time.Time { return testNow.Add(10 * time.Minute) }
-		}, want: "valid for delivery until"},
+		}, want: "8m30s after its delivery deadline"},
+		{name: "no delivery deadline", raw: withSpec(func(s *spec) { s.notOnOrAfter = time.Time{} }), want: "sets no delivery deadline"},
 		{name: "expired session", raw: withSpec(func(s *spec) {}), opts: func(o *Options) {
 			o.RequestID = ""
 			o.Now = func() time.Time { return testNow.Add(9 * time.Hour) }
@@ -158,7 +167,35 @@ func badCases() []badCase {
 		{name: "processing instruction", raw: textEdit(`<saml:Issuer`, `<?evil x?><saml:Issuer`), want: "processing instruction"},
 		{name: "malformed", raw: func(testing.TB, *testIdP) []byte { return []byte(`<samlp:Response><a></b></samlp:Response>`) }, want: "not well-formed"},
 		{name: "empty", raw: func(testing.TB, *testIdP) []byte { return nil }, want: "no root"},
-		{name: "not XML", raw: func(testing.TB, *testIdP) []byte { return []byte("PHNhbWxwOlJlc3BvbnNl") }, want: "no root"},
+		{name: "not XML", raw: func(testing.TB, *testIdP) []byte { return []byte("PHNhbWxwOlJlc3BvbnNl") }, want: "text before its root"},
+
+		// Exactly one root element, with nothing after it.
+		{name: "unsigned assertion appended after the Response", raw: func(t testing.TB, p *testIdP) []byte {
+			return append(p.response(t, goodSpec()), serialize(t, evil(t, p, "id-evil"))...)
+		}, want: "second element"},
+		{name: "second Response appended", raw: func(t testing.TB, p *testIdP) []byte {
+			return append(p.response(t, goodSpec()), p.response(t, goodSpec())...)
+		}, want: "second element"},
+		{name: "text after the Response", raw: func(t testing.TB, p *testIdP) []byte {
+			return append(p.response(t, goodSpec()), "mallory"...)
+		}, want: "text after its root"},
+
+		// Algorithms: SHA-256 or stronger.
+		{name: "RSA-SHA1 signature", raw: withSpec(func(s *spec) { s.signatureMethod = dsig.RSASHA1SignatureMethod }), want: "signed with RSA-SHA1: SHA-1 is broken"},
+		{name: "RSA-SHA1 response signature", raw: withSpec(func(s *spec) {
+			s.signatureMethod, s.signResponse, s.signAssertion = dsig.RSASHA1SignatureMethod, true, false
+		}), want: "signed with RSA-SHA1"},
+		{name: "SHA-1 digest", raw: textEdit(`http://www.w3.org/2001/04/xmlenc#sha256`, `http://www.w3.org/2000/09/xmldsig#sha1`), want: "digested with SHA-1"},
+		{name: "MD5 signature method", raw: textEdit(`http://www.w3.org/2001/04/xmldsig-more#rsa-sha256`, `http://www.w3.org/2001/04/xmldsig-more#rsa-md5`), want: "does not accept"},
+		{name: "HMAC signature method", raw: textEdit(`http://www.w3.org/2001/04/xmldsig-more#rsa-sha256`, `http://www.w3.org/2000/09/xmldsig#hmac-sha1`), want: "does not accept"},
+		{name: "canonicalization with comments", raw: textEdit(`<ds:CanonicalizationMethod Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"`,
+			`<ds:CanonicalizationMethod Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#WithComments"`), want: "canonicalized with"},
+		{name: "XSLT transform", raw: textEdit(`<ds:Transform Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/>`,
+			`<ds:Transform Algorithm="http://www.w3.org/TR/1999/REC-xslt-19991116"/>`), want: "applies the transform"},
+
+		// What the response says is escaped in every error.
+		{name: "terminal escapes in the issuer", raw: withSpec(func(s *spec) { s.issuer = "https://idp.example.test/\u009b2J\u009b31m\u202eevil" }), want: `\u009b2J`},
+		{name: "terminal escapes in the signature algorithm", raw: textEdit(`http://www.w3.org/2001/04/xmldsig-more#rsa-sha256`, "x\u009b2J\u200f"), want: `"x\u009b2J\u200f"`},
 		{name: "truncated", raw: func(t testing.TB, p *testIdP) []byte {
 			raw := p.response(t, goodSpec())
 			return raw[:len(raw)/2]
@@ -300,6 +337,68 @@ func TestVerifyRefusesBadResponses(t *testing.T) {
 			if strings.Contains(err.Error(), "mallory") || strings.Contains(err.Error(), "<saml") {
 				t.Fatalf("error echoes the response: %q", err)
 			}
+			if needsEscape(err.Error()) {
+				t.Fatalf("error carries unescaped bytes to the terminal: %q", err)
+			}
 		})
+	}
+}
+
+// TestVerifyManyGroups: people in large directories belong to thousands of
+// groups, and a genuine response listing them all verifies.
+func TestVerifyManyGroups(t *testing.T) {
+	p := newTestIdP(t, "idp")
+	for _, signResponse := range []bool{false, true} {
+		s := goodSpec()
+		s.signResponse, s.signAssertion = signResponse, !signResponse
+		s.groups = nil
+		for i := range 2000 {
+			s.groups = append(s.groups, fmt.Sprintf("corp-directory-group-%04d", i))
+		}
+		raw := p.response(t, s)
+		c, err := Verify(raw, testOptions(p.metadata()))
+		if err != nil {
+			t.Fatalf("a %d-byte response with 2000 groups (response signed: %v): %v", len(raw), signResponse, err)
+		}
+		if len(c.Groups) != 2000 || c.Groups[1999] != "corp-directory-group-1999" {
+			t.Errorf("%d groups read, the last %q", len(c.Groups), c.Groups[len(c.Groups)-1])
+		}
+	}
+}
+
+// TestVerifyAcceptsSHA1OnlyWhenAllowed: the insecure setting is what lets
+// an IdP that cannot sign with SHA-256 yet through, and nothing else.
+func TestVerifyAcceptsSHA1OnlyWhenAllowed(t *testing.T) {
+	p := newTestIdP(t, "idp")
+	s := goodSpec()
+	s.signatureMethod = dsig.RSASHA1SignatureMethod
+	opts := testOptions(p.metadata())
+	opts.InsecureAllowSHA1 = true
+	if _, err := Verify(p.response(t, s), opts); err != nil {
+		t.Fatalf("RSA-SHA1 with InsecureAllowSHA1: %v", err)
+	}
+	raw := bytes.Replace(p.response(t, s), []byte("alice@"), []byte("mally@"), 1)
+	if _, err := Verify(raw, opts); err == nil {
+		t.Fatal("InsecureAllowSHA1 accepted a SHA-1 response changed after signing")
+	}
+}
+
+// TestVerifyGroupsByNameOnly: groups come from the attribute whose Name is
+// the configured one; a FriendlyName that says "groups" counts for nothing.
+func TestVerifyGroupsByNameOnly(t *testing.T) {
+	p := newTestIdP(t, "idp")
+	s := goodSpec()
+	s.groupsName, s.groupsFriendlyName = "http://schemas.example.test/claims/roles", "groups"
+	c, err := Verify(p.response(t, s), testOptions(p.metadata()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Groups) != 0 {
+		t.Errorf("groups %q were read from an attribute whose FriendlyName is groups", c.Groups)
+	}
+	opts := testOptions(p.metadata())
+	opts.GroupsAttribute = "http://schemas.example.test/claims/roles"
+	if c, err = Verify(p.response(t, s), opts); err != nil || !slices.Equal(c.Groups, []string{"ops", "staff"}) {
+		t.Errorf("groups from the configured Name: %q, %v", c.Groups, err)
 	}
 }

@@ -18,6 +18,7 @@ type samlModel struct {
 	SessionFile     types.String `tfsdk:"session_file"`
 	Response        types.String `tfsdk:"response"`
 	ACSURL          types.String `tfsdk:"acs_url"`
+	AllowSHA1       types.Bool   `tfsdk:"insecure_allow_sha1"`
 }
 
 func samlBlock() schema.SingleNestedBlock {
@@ -36,7 +37,7 @@ func samlBlock() schema.SingleNestedBlock {
 			},
 			"groups_attribute": schema.StringAttribute{
 				Optional:    true,
-				Description: "SAML attribute (Name or FriendlyName) that lists the person's groups. Defaults to PASSPORT_SAML_GROUPS_ATTRIBUTE or `groups`.",
+				Description: "Name of the SAML attribute that lists the person's groups (its Name, not its FriendlyName: a display label proves nothing). Defaults to PASSPORT_SAML_GROUPS_ATTRIBUTE or `groups`.",
 			},
 			"session_file": schema.StringAttribute{
 				Optional:    true,
@@ -50,6 +51,12 @@ func samlBlock() schema.SingleNestedBlock {
 			"acs_url": schema.StringAttribute{
 				Optional:    true,
 				Description: "Where `response` was delivered (its Recipient). Required with `response`. Defaults to PASSPORT_SAML_ACS_URL.",
+			},
+			"insecure_allow_sha1": schema.BoolAttribute{
+				Optional: true,
+				Description: "INSECURE. Accept responses the IdP signs or digests with SHA-1. SHA-1 is broken (practical collisions since 2017), so Passport refuses it: " +
+					"signatures and digests must be SHA-256 or stronger. Set this only while an IdP that cannot sign with SHA-256 is being reconfigured. " +
+					"Defaults to PASSPORT_SAML_INSECURE_ALLOW_SHA1 (`true`) or false.",
 			},
 		},
 	}
@@ -76,5 +83,7 @@ func identitySource(m *samlModel, now func() time.Time) identity.Source {
 		Response:        pick(m.Response, "PASSPORT_SAML_RESPONSE"),
 		ACSURL:          pick(m.ACSURL, "PASSPORT_SAML_ACS_URL"),
 		Now:             now,
+		InsecureAllowSHA1: m.AllowSHA1.ValueBool() ||
+			(m.AllowSHA1.IsNull() && os.Getenv("PASSPORT_SAML_INSECURE_ALLOW_SHA1") == "true"),
 	}
 }

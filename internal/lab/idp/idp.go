@@ -38,6 +38,7 @@ import (
 	"time"
 
 	"github.com/crewjam/saml"
+	dsig "github.com/russellhaering/goxmldsig"
 )
 
 // User is a demo person.
@@ -148,6 +149,9 @@ func New(cfg Config) (*IdP, error) {
 		SSOURL:                  *base.JoinPath("sso"),
 		ServiceProviderProvider: p,
 		AssertionMaker:          p,
+		// crewjam signs with RSA-SHA1 unless told otherwise; Passport
+		// refuses SHA-1, as it should refuse it from any IdP.
+		SignatureMethod: dsig.RSASHA256SignatureMethod,
 	}
 	return p, nil
 }

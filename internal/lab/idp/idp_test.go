@@ -101,6 +101,19 @@ func TestLoginWithDemoUsers(t *testing.T) {
 			if !strings.Contains(page, "Signed in as "+u.Name) {
 				t.Errorf("ACS page: %s", page)
 			}
+			// Signed as a strict SP requires, and as Passport accepts
+			// without its insecure SHA-1 setting.
+			for _, want := range []string{
+				`Algorithm="http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"`,
+				`Algorithm="http://www.w3.org/2001/04/xmlenc#sha256"`,
+			} {
+				if !strings.Contains(string(s.Response), want) {
+					t.Errorf("the response is not signed with %s", want)
+				}
+			}
+			if strings.Contains(string(s.Response), "sha1") {
+				t.Error("the response names a SHA-1 algorithm")
+			}
 		})
 	}
 }
