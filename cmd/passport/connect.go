@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/passport-access/terraform-provider-passport/internal/awsconfig"
+	"github.com/passport-access/terraform-provider-passport/internal/client"
 	"github.com/passport-access/terraform-provider-passport/internal/connect"
 )
 
@@ -45,22 +46,10 @@ func (f *connectFlags) ssm(ctx context.Context) (connect.SessionAPI, error) {
 	return c.SSM, nil
 }
 
-// configDir is Passport's directory in the person's config directory:
-// PASSPORT_CONFIG_DIR, or passport under the OS's user config directory
-// (~/.config/passport on Linux).
-func configDir() (string, error) {
-	if d := os.Getenv("PASSPORT_CONFIG_DIR"); d != "" {
-		return filepath.Abs(d)
-	}
-	d, err := os.UserConfigDir()
-	if err != nil {
-		return "", fmt.Errorf("finding your config directory: %w; set PASSPORT_CONFIG_DIR", err)
-	}
-	return filepath.Join(d, "passport"), nil
-}
-
+// requestStore is the requests a person holds, in Passport's config
+// directory (client.ConfigDir) beside their service tokens.
 func requestStore() (connect.Store, error) {
-	d, err := configDir()
+	d, err := client.ConfigDir()
 	if err != nil {
 		return connect.Store{}, err
 	}

@@ -19,6 +19,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/passport-access/terraform-provider-passport/internal/api"
@@ -29,6 +30,40 @@ type Client struct {
 	base  *url.URL
 	http  *http.Client
 	token string
+	// renew, when set, holds the token instead and signs in again when the
+	// service says it has ended: a machine's token lasts an hour, less
+	// than a long apply or a tunnel kept open for a day.
+	renew *renewal
+}
+
+// renewal is a token that can be had again without a person.
+type renewal struct {
+	mu    sync.Mutex
+	token string
+	login func(context.Context) (string, error)
+}
+
+// current is the token to send.
+func (r *renewal) current() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.token
+}
+
+// again signs in anew unless another call already replaced the token that
+// was refused.
+func (r *renewal) again(ctx context.Context, refused string) (string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.token != refused {
+		return r.token, nil
+	}
+	tok, err := r.login(ctx)
+	if err != nil {
+		return "", err
+	}
+	r.token = tok
+	return tok, nil
 }
 
 // Options configure a Client.
@@ -94,8 +129,16 @@ func (c *Client) URL() *url.URL { u := *c.base; return &u }
 // WithToken is a copy of c that signs its calls with token.
 func (c *Client) WithToken(token string) *Client {
 	d := *c
-	d.token = token
+	d.token, d.renew = token, nil
 	return &d
+}
+
+// bearer is the token a call carries.
+func (c *Client) bearer() string {
+	if c.renew != nil {
+		return c.renew.current()
+	}
+	return c.token
 }
 
 // Error is what a failed call returns when the service answered: the
@@ -112,50 +155,72 @@ func (e *Error) Error() string { return e.Err.Message }
 func (e *Error) Unwrap() error { return e.Err }
 
 // do sends in as JSON (when not nil) and decodes a 2xx answer into out.
+// A renewable token the service no longer takes is renewed once and the
+// call sent again.
 func (c *Client) do(ctx context.Context, method, path string, query url.Values, header http.Header, in, out any) error {
-	u := c.base.JoinPath(path)
-	u.RawQuery = query.Encode()
-	var body io.Reader
+	var body []byte
 	if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
 			return err
 		}
-		body = bytes.NewReader(b)
+		body = b
 	}
-	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
+	token := c.bearer()
+	status, raw, err := c.send(ctx, method, path, query, header, body, token)
+	if err == nil && status == http.StatusUnauthorized && c.renew != nil {
+		if token, err = c.renew.again(ctx, token); err != nil {
+			return fmt.Errorf("signing in to the Passport service at %s again: %w", c.base.Redacted(), err)
+		}
+		status, raw, err = c.send(ctx, method, path, query, header, body, token)
+	}
 	if err != nil {
 		return err
 	}
-	for k, v := range header {
-		req.Header[k] = v
+	if status < 200 || status > 299 {
+		return decodeError(status, raw)
 	}
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set("Accept", "application/json")
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return fmt.Errorf("calling the Passport service at %s: %w", c.base.Redacted(), err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return fmt.Errorf("reading the Passport service's answer: %w", err)
-	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return decodeError(resp.StatusCode, raw)
-	}
-	if out == nil || resp.StatusCode == http.StatusNoContent {
+	if out == nil || status == http.StatusNoContent {
 		return nil
 	}
 	if err := json.Unmarshal(raw, out); err != nil {
 		return fmt.Errorf("the Passport service's answer to %s %s is not what this client expects (%v): are client and service the same version?", method, path, err)
 	}
 	return nil
+}
+
+// send makes one HTTP call and returns the status and body of the answer.
+func (c *Client) send(ctx context.Context, method, path string, query url.Values, header http.Header, body []byte, token string) (int, []byte, error) {
+	u := c.base.JoinPath(path)
+	u.RawQuery = query.Encode()
+	var r io.Reader
+	if body != nil {
+		r = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), r)
+	if err != nil {
+		return 0, nil, err
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return 0, nil, fmt.Errorf("calling the Passport service at %s: %w", c.base.Redacted(), err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return 0, nil, fmt.Errorf("reading the Passport service's answer: %w", err)
+	}
+	return resp.StatusCode, raw, nil
 }
 
 // decodeError reads the service's error body; an answer without one (a

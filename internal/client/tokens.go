@@ -18,22 +18,44 @@ import (
 // it, the CLI and the Terraform provider read it, `passport logout`
 // removes it. PASSPORT_TOKEN, when set, is used instead of any file (CI).
 
-// ErrNoToken is returned by LoadToken when nobody signed in to the server.
+// ErrNoToken is returned by LoadToken when nobody signed in to the server,
+// and (as ErrTokenExpired, which wraps it) when the sign-in has ended.
 var ErrNoToken = errors.New("not signed in to this Passport service")
 
-// TokenPath is where the token for server is kept:
-// $XDG_CONFIG_HOME/passport/servers/<host>.json (~/.config by default).
+// ErrTokenExpired is returned by LoadToken when the kept token has passed
+// its end: the person signed in once and must do so again. A client that
+// may fall back to a machine sign-in must not do so then, or the person's
+// requests would silently be made as someone else.
+var ErrTokenExpired = fmt.Errorf("%w any more", ErrNoToken)
+
+// TokenPath is where the token for server is kept: servers/<host>.json in
+// Passport's config directory (PASSPORT_CONFIG_DIR, else passport in
+// $XDG_CONFIG_HOME, ~/.config by default), beside the CLI's requests.
 func TokenPath(server string) (string, error) {
 	u, err := url.Parse(server)
 	if err != nil || u.Host == "" {
 		return "", fmt.Errorf("server %q is not a URL", server)
 	}
-	dir, err := os.UserConfigDir()
+	dir, err := ConfigDir()
 	if err != nil {
-		return "", fmt.Errorf("no config directory for the service token: %w", err)
+		return "", err
 	}
 	name := strings.NewReplacer(":", "_", "/", "_", "[", "", "]", "").Replace(strings.ToLower(u.Host))
-	return filepath.Join(dir, "passport", "servers", name+".json"), nil
+	return filepath.Join(dir, "servers", name+".json"), nil
+}
+
+// ConfigDir is Passport's directory in the person's config directory:
+// PASSPORT_CONFIG_DIR, or passport under the OS's user config directory
+// (~/.config/passport on Linux).
+func ConfigDir() (string, error) {
+	if d := os.Getenv("PASSPORT_CONFIG_DIR"); d != "" {
+		return filepath.Abs(d)
+	}
+	d, err := os.UserConfigDir()
+	if err != nil {
+		return "", fmt.Errorf("finding your config directory: %w; set PASSPORT_CONFIG_DIR", err)
+	}
+	return filepath.Join(d, "passport"), nil
 }
 
 // SaveToken keeps t for server, mode 0600 in a 0700 directory.
@@ -91,7 +113,7 @@ func LoadToken(server string, now time.Time) (api.Token, error) {
 		return api.Token{}, fmt.Errorf("%s is not a Passport token file: run passport login --server %s", path, server)
 	}
 	if !t.ExpiresAt.IsZero() && !now.Before(t.ExpiresAt) {
-		return api.Token{}, fmt.Errorf("%w: the sign-in ended at %s; run passport login --server %s", ErrNoToken, t.ExpiresAt.UTC().Format(time.RFC3339), server)
+		return api.Token{}, fmt.Errorf("%w: the sign-in ended at %s; run passport login --server %s", ErrTokenExpired, t.ExpiresAt.UTC().Format(time.RFC3339), server)
 	}
 	return t, nil
 }

@@ -3,6 +3,7 @@ package client
 import (
 	"errors"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 
 func TestTokensAreKeptForTheirOwnerAlone(t *testing.T) {
 	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	t.Setenv("PASSPORT_CONFIG_DIR", "")
 	t.Setenv("PASSPORT_TOKEN", "")
 	now := time.Date(2026, 12, 6, 9, 0, 0, 0, time.UTC)
 	server := "https://passport.example.com:8443"
@@ -32,8 +34,8 @@ func TestTokensAreKeptForTheirOwnerAlone(t *testing.T) {
 	if _, err := LoadToken("https://other.example.com", now); !errors.Is(err, ErrNoToken) {
 		t.Errorf("another server's token: %v, want ErrNoToken", err)
 	}
-	if _, err := LoadToken(server, now.Add(time.Hour)); !errors.Is(err, ErrNoToken) {
-		t.Errorf("an expired token: %v, want ErrNoToken", err)
+	if _, err := LoadToken(server, now.Add(time.Hour)); !errors.Is(err, ErrTokenExpired) || !errors.Is(err, ErrNoToken) {
+		t.Errorf("an expired token: %v, want ErrTokenExpired, which is ErrNoToken", err)
 	}
 	t.Setenv("PASSPORT_TOKEN", "ppt_from_ci")
 	if got, _ := LoadToken(server, now); got.Token != "ppt_from_ci" {
@@ -45,5 +47,14 @@ func TestTokensAreKeptForTheirOwnerAlone(t *testing.T) {
 	}
 	if _, err := LoadToken(server, now); !errors.Is(err, ErrNoToken) {
 		t.Errorf("after logout: %v, want ErrNoToken", err)
+	}
+}
+
+func TestTokensFollowPassportConfigDir(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("PASSPORT_CONFIG_DIR", dir)
+	path, err := TokenPath("https://passport.example.com")
+	if err != nil || path != filepath.Join(dir, "servers", "passport.example.com.json") {
+		t.Fatalf("TokenPath: %q, %v; want it under PASSPORT_CONFIG_DIR", path, err)
 	}
 }
