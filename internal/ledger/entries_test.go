@@ -118,3 +118,30 @@ func TestRacingReplicasUseAValueOnce(t *testing.T) {
 		}
 	})
 }
+
+func TestTouchKeepsAGrantFromLookingStuck(t *testing.T) {
+	c := newClock()
+	forEachBackend(t, Options{Now: c.Now, StuckAfter: time.Minute}, func(t *testing.T, l *Ledger) {
+		ctx := context.Background()
+		g, err := l.Create(ctx, testGrant("g-touch", c.Now(), time.Hour, Provisioning))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 3 {
+			c.Advance(40 * time.Second)
+			if err := l.Touch(ctx, g.ID); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if due, _ := l.ListDue(ctx, c.Now()); len(due) != 0 {
+			t.Fatalf("a grant touched every 40 s is due after 2 minutes: %v", grantIDs(due))
+		}
+		c.Advance(61 * time.Second)
+		if due, _ := l.ListDue(ctx, c.Now()); len(due) != 1 {
+			t.Fatalf("a grant nobody touched for a minute is not due: %v", grantIDs(due))
+		}
+		if err := l.Touch(ctx, "g-missing"); err != nil {
+			t.Errorf("touching a missing grant: %v", err)
+		}
+	})
+}

@@ -18,6 +18,7 @@ package ledger
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -205,4 +206,26 @@ func (l *Ledger) dueAt(g *Grant) time.Time {
 		return stuck
 	}
 	return time.Time{}
+}
+
+// Touch records that a writer is still working on open grant id: its
+// last write moves to now, so that it does not look stuck to reconcilers
+// while a long provision or revoke goes on. A closed or missing grant, or
+// one someone else wrote in between (which moved it just the same), is
+// left as it is.
+func (l *Ledger) Touch(ctx context.Context, id string) error {
+	g, err := l.Get(ctx, id)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return nil
+	case err != nil:
+		return err
+	case g.State.Closed():
+		return nil
+	}
+	_, err = l.Update(ctx, g)
+	if errors.Is(err, ErrConflict) || errors.Is(err, ErrClosed) {
+		return nil
+	}
+	return err
 }

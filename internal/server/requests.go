@@ -53,8 +53,14 @@ func (s *Server) createRequest(w http.ResponseWriter, r *http.Request, p *princi
 		}
 		req.ID = id
 	}
+	// The id is picked here, before the core records it, so that the
+	// heartbeat can name it from the start.
+	if req.ID == "" {
+		req.ID = access.NewGrantID()
+	}
 	ctx, cancel := s.detached(r.Context())
 	defer cancel()
+	defer s.keepAlive(req.ID)()
 	g, err := s.cfg.Access.Grant(ctx, req)
 	if err != nil {
 		var left *api.Request
@@ -65,6 +71,31 @@ func (s *Server) createRequest(w http.ResponseWriter, r *http.Request, p *princi
 		return
 	}
 	s.write(w, http.StatusCreated, s.requestView(g, ledger.Active))
+}
+
+// keepAlive marks grant id as worked on by this replica every heartbeat,
+// until the returned stop is called: while a long provision or revoke
+// goes on, the grant must not look stuck to another replica's
+// reconciler, and once this replica dies it must, soon.
+func (s *Server) keepAlive(id string) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(s.cfg.Heartbeat)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if err := s.cfg.Ledger.Touch(ctx, id); err != nil && ctx.Err() == nil {
+					s.cfg.Log.Warn("marking a grant as worked on", "grant", id, "error", err.Error())
+				}
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
 }
 
 // detached is the context a call's work on hosts runs in: the caller's
@@ -362,6 +393,7 @@ func (s *Server) extendRequest(w http.ResponseWriter, r *http.Request, p *princi
 	}
 	ctx, cancel := s.detached(r.Context())
 	defer cancel()
+	defer s.keepAlive(g.ID)()
 	next, err := s.cfg.Access.Extend(ctx, p.Name, g, ca, d)
 	if err != nil {
 		var left *api.Request
@@ -394,6 +426,7 @@ func (s *Server) setTargets(w http.ResponseWriter, r *http.Request, p *principal
 	}
 	ctx, cancel := s.detached(r.Context())
 	defer cancel()
+	defer s.keepAlive(g.ID)()
 	next, err := s.cfg.Access.SetTargets(ctx, p.Name, g, ca, in.Targets)
 	if err != nil {
 		var left *api.Request
@@ -438,7 +471,9 @@ func (s *Server) endRequest(w http.ResponseWriter, r *http.Request, p *principal
 	}
 	ctx, cancel := s.detached(r.Context())
 	defer cancel()
+	stop := s.keepAlive(g.ID)
 	revokeErr := s.cfg.Access.Revoke(ctx, p.Name, g)
+	stop()
 	now, err := s.cfg.Ledger.Get(ctx, g.ID)
 	view := s.requestView(g, ledger.Revoking)
 	if err == nil {

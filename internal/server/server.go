@@ -85,9 +85,14 @@ type Config struct {
 	// service's, not the caller's: a caller who hangs up does not undo a
 	// grant half-way.
 	GrantTimeout time.Duration
-	Version      string
-	Now          func() time.Time
-	Log          *slog.Logger
+	// Heartbeat is how often a replica working on a grant marks it as
+	// still worked on, so that other replicas' reconcilers take over only
+	// the grants of a replica that died; give a quarter of the ledger's
+	// StuckAfter. 30 seconds when zero.
+	Heartbeat time.Duration
+	Version   string
+	Now       func() time.Time
+	Log       *slog.Logger
 }
 
 // MachineVerifier checks a machine's signed sts:GetCallerIdentity request
@@ -138,6 +143,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.GrantTimeout <= 0 {
 		cfg.GrantTimeout = DefaultGrantTimeout
+	}
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = 30 * time.Second
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

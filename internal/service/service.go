@@ -38,6 +38,10 @@ import (
 	"github.com/passport-access/terraform-provider-passport/internal/targets"
 )
 
+// DefaultStuckAfter is how long a grant the service works on may go
+// unmarked before another replica takes it for one whose replica died.
+const DefaultStuckAfter = 2 * time.Minute
+
 // Settings is what an operator configures.
 type Settings struct {
 	// URL is where callers reach the service, https://passport.example.com:
@@ -88,7 +92,9 @@ type Settings struct {
 	// service/<hostname>-<pid> when empty.
 	Name string
 	// StuckAfter is how long a grant may stay provisioning or revoking
-	// before a reconciler takes it over; the ledger's default when zero.
+	// without its replica marking it before another takes it over;
+	// DefaultStuckAfter when zero. A replica marks its grants every
+	// quarter of it.
 	StuckAfter time.Duration
 	Fleet      fleet.Options
 	Version    string
@@ -129,7 +135,12 @@ func New(ctx context.Context, st Settings) (svc *Service, err error) {
 	if st.Ledger == "" {
 		return nil, errors.New("--ledger is required: sqlite:///var/lib/passport/ledger.db for one replica, dynamodb://TABLE for several")
 	}
-	book, err := ledger.Open(ctx, st.Ledger, ledger.Options{Now: st.Now, StuckAfter: st.StuckAfter,
+	// A replica marks the grants it works on every quarter of StuckAfter,
+	// so the service can take over a dead replica's half-made grants in
+	// minutes rather than the quarter hour a killed `terraform apply` is
+	// given.
+	stuck := cmp.Or(st.StuckAfter, DefaultStuckAfter)
+	book, err := ledger.Open(ctx, st.Ledger, ledger.Options{Now: st.Now, StuckAfter: stuck,
 		DynamoDB: ledger.DynamoDBOptions{Client: clients.DynamoDB, CreateTable: st.CreateTable}})
 	if err != nil {
 		return nil, fmt.Errorf("--ledger %s: %w", st.Ledger, err)
@@ -211,6 +222,7 @@ func New(ctx context.Context, st Settings) (svc *Service, err error) {
 		Machines:      machines,
 		URL:           base,
 		RatePerMinute: st.RatePerMinute,
+		Heartbeat:     stuck / 4,
 		Version:       st.Version,
 		Now:           st.Now,
 		Log:           st.Log,
