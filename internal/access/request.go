@@ -1,10 +1,6 @@
 package access
 
 import (
-	"crypto/ed25519"
-	"crypto/rand"
-	"encoding/pem"
-	"fmt"
 	"strings"
 	"time"
 	"unicode"
@@ -154,19 +150,11 @@ type userKey struct {
 // pair when none is given.
 func requesterKey(line string) (userKey, error) {
 	if line == "" {
-		pub, priv, err := ed25519.GenerateKey(rand.Reader)
-		if err != nil {
-			return userKey{}, fmt.Errorf("generating a key pair: %w", err)
-		}
-		sshPub, err := ssh.NewPublicKey(pub)
+		k, err := sshca.NewUserKey()
 		if err != nil {
 			return userKey{}, err
 		}
-		block, err := ssh.MarshalPrivateKey(priv, "passport")
-		if err != nil {
-			return userKey{}, fmt.Errorf("encoding the generated private key: %w", err)
-		}
-		return userKey{public: sshPub, line: authorizedKey(sshPub), privatePEM: string(pem.EncodeToMemory(block))}, nil
+		return userKey{public: k.Public, line: k.Line, privatePEM: k.PrivatePEM}, nil
 	}
 	pub, _, err := sshca.ParseUserPublicKey(line)
 	if err != nil {
