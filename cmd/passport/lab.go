@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -50,7 +51,12 @@ func defaultLabDir() string {
 }
 
 func newLabUpCommand() *cobra.Command {
-	var opts lab.Options
+	var (
+		opts          lab.Options
+		withService   bool
+		serviceListen string
+		logFile       string
+	)
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Start the lab and keep it running until Ctrl-C",
@@ -62,10 +68,29 @@ func newLabUpCommand() *cobra.Command {
 				return err
 			}
 			defer l.Close()
-			printLab(cmd.OutOrStdout(), l)
+			var svc *labService
+			if withService {
+				log := slog.New(slog.NewJSONHandler(io.Discard, nil))
+				if logFile != "" {
+					f, err := os.OpenFile(logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+					if err != nil {
+						return err
+					}
+					defer f.Close()
+					log = slog.New(slog.NewJSONHandler(f, nil))
+				}
+				if svc, err = startLabService(ctx, l, serviceListen, log); err != nil {
+					return err
+				}
+			}
+			printLab(cmd.OutOrStdout(), l, svc)
 			<-ctx.Done()
 			fmt.Fprintln(cmd.ErrOrStderr(), "passport lab: stopping every host and removing", l.Dir)
-			return l.Close()
+			var svcErr error
+			if svc != nil {
+				svcErr = svc.wait()
+			}
+			return errors.Join(svcErr, l.Close())
 		},
 	}
 	cmd.Flags().IntVar(&opts.Hosts, "hosts", 3, "sandbox Linux hosts to boot (real sshd; needs root)")
@@ -74,12 +99,15 @@ func newLabUpCommand() *cobra.Command {
 	cmd.Flags().StringVar(&opts.Dir, "dir", defaultLabDir(), "directory for the lab's state (env PASSPORT_LAB_DIR)")
 	cmd.Flags().StringVar(&opts.Listen, "listen", "127.0.0.1:0", "address of the AWS endpoint")
 	cmd.Flags().StringVar(&opts.Region, "region", "us-east-1", "region clients must sign for")
+	cmd.Flags().BoolVar(&withService, "service", true, "also run the Passport service on the lab, as its service identity, over TLS from a lab CA")
+	cmd.Flags().StringVar(&serviceListen, "service-listen", "127.0.0.1:0", "address of the Passport service")
+	cmd.Flags().StringVar(&logFile, "service-log", "", "file the service logs to, as JSON lines (default: no log)")
 	cmd.Flags().DurationVar(&opts.WebsocketLifetime, "websocket-lifetime", 60*time.Minute, "how long a Session Manager websocket stays open before the lab closes it, as AWS does (clients resume)")
 	cmd.Flags().DurationVar(&opts.WebsocketDrops, "websocket-drops", 0, "also drop Session Manager websockets at random, after this long on average (fault injection; 0 for never)")
 	return cmd
 }
 
-func printLab(w io.Writer, l *lab.Lab) {
+func printLab(w io.Writer, l *lab.Lab, svc *labService) {
 	fmt.Fprintf(w, "Passport lab is up: %d hosts, %d Windows hosts, %d model nodes. State in %s\n\n", len(l.Hosts), len(l.Windows), len(l.Models), l.Dir)
 	fmt.Fprintf(w, "# Use it from another shell with: . %s\n", filepath.Join(l.Dir, "env.sh"))
 	for _, kv := range l.Env() {
@@ -116,6 +144,11 @@ func printLab(w io.Writer, l *lab.Lab) {
 			fmt.Fprintf(w, "  %-8s password %-12s groups %s\n", u.Name, u.Password, strings.Join(u.Groups, ","))
 		}
 		fmt.Fprintln(w, "The lab's Cedar policy is in Parameter Store at "+lab.PolicyParameter+".")
+	}
+	if svc != nil {
+		fmt.Fprintf(w, "\nThe Passport service runs at %s (TLS from the lab's CA, %s), as the service identity.\n"+
+			"People sign in with passport login --server %s; machines with their AWS identity\n"+
+			"(the requester identity may call nothing else on the access path).\n", svc.URL, svc.CAFile, svc.URL)
 	}
 	fmt.Fprintln(w, "\nPress Ctrl-C to stop the lab; it removes every host it started.")
 }

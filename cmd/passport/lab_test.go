@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"os"
 	"os/exec"
@@ -11,12 +12,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+
+	"github.com/passport-access/terraform-provider-passport/internal/awsidentity"
+	"github.com/passport-access/terraform-provider-passport/internal/client"
 	"github.com/passport-access/terraform-provider-passport/internal/lab"
 	"github.com/passport-access/terraform-provider-passport/internal/lab/sandbox"
 )
 
 // labUp starts `passport lab up` and waits until its lab.json appears.
-func labUp(t *testing.T, hosts int) (*exec.Cmd, string, *strings.Builder) {
+func labUp(t *testing.T, hosts int, flags ...string) (*exec.Cmd, string, *strings.Builder) {
 	t.Helper()
 	if err := sandbox.Available(); err != nil {
 		t.Skip(err)
@@ -26,7 +32,7 @@ func labUp(t *testing.T, hosts int) (*exec.Cmd, string, *strings.Builder) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { lab.Down(dir) })
-	cmd, stdout, stderr := passport(t, "lab", "up", "--hosts", strconv.Itoa(hosts), "--dir", dir)
+	cmd, stdout, stderr := passport(t, append([]string{"lab", "up", "--hosts", strconv.Itoa(hosts), "--dir", dir}, flags...)...)
 	deadline := time.Now().Add(time.Minute)
 	for {
 		if _, err := lab.ReadState(dir); err == nil {
@@ -58,7 +64,7 @@ func running(pid int) bool {
 // TestLabUpPrintsHowToUseItAndCtrlCCleansUp: what a person sees, and that
 // Ctrl-C leaves nothing behind.
 func TestLabUpPrintsHowToUseItAndCtrlCCleansUp(t *testing.T) {
-	cmd, dir, out := labUp(t, 2)
+	cmd, dir, out := labUp(t, 2, "--service=false")
 	s, err := lab.ReadState(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -105,7 +111,7 @@ func TestLabUpPrintsHowToUseItAndCtrlCCleansUp(t *testing.T) {
 // TestLabDownAfterKill: a lab killed with SIGKILL cannot clean up; lab
 // down must, and a second lab up in the same directory must work.
 func TestLabDownAfterKill(t *testing.T) {
-	cmd, dir, _ := labUp(t, 1)
+	cmd, dir, _ := labUp(t, 1, "--service=false")
 	s, err := lab.ReadState(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -138,5 +144,75 @@ func TestUnknownCommandSaysSo(t *testing.T) {
 	_, stderr, err = passportRun(t, "lab", "up", "--hosts", "-1", "--dir", t.TempDir())
 	if err == nil || !strings.Contains(stderr, "must not be negative") {
 		t.Errorf("lab up --hosts -1: err %v, stderr %q", err, stderr)
+	}
+}
+
+// labEnv waits until the lab in dir exports name in env.sh, and returns
+// everything env.sh exports.
+func labEnv(t *testing.T, dir, name string) map[string]string {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); ; {
+		b, _ := os.ReadFile(filepath.Join(dir, "env.sh"))
+		env := map[string]string{}
+		for _, line := range strings.Split(string(b), "\n") {
+			if kv, ok := strings.CutPrefix(line, "export "); ok {
+				k, v, _ := strings.Cut(kv, "=")
+				env[k] = strings.Trim(v, "'")
+			}
+		}
+		if env[name] != "" {
+			return env
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("env.sh never exported %s:\n%s", name, b)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestLabUpRunsTheService: the lab's Passport service answers over TLS
+// from the lab's CA, and the lab's requester identity signs in to it with
+// its AWS identity.
+func TestLabUpRunsTheService(t *testing.T) {
+	cmd, dir, _ := labUp(t, 1, "--service")
+	env := labEnv(t, dir, client.EnvServer)
+	ctx := context.Background()
+	if !strings.HasPrefix(env[client.EnvServer], "https://127.0.0.1:") {
+		t.Fatalf("PASSPORT_SERVER=%q, want https on loopback", env[client.EnvServer])
+	}
+	untrusted, err := client.New(env[client.EnvServer], client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := untrusted.Health(ctx); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("a client that does not trust the lab's CA: %v; want a certificate error", err)
+	}
+	c, err := client.New(env[client.EnvServer], client.Options{CAFile: env[client.EnvServerCA]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h, err := c.Health(ctx); err != nil || h.Status != "ok" {
+		t.Fatalf("health: %+v, %v", h, err)
+	}
+	requester := aws.Config{Region: env["AWS_REGION"], BaseEndpoint: aws.String(env["AWS_ENDPOINT_URL"]),
+		Credentials: credentials.NewStaticCredentialsProvider(env["PASSPORT_LAB_REQUESTER_ACCESS_KEY_ID"], env["PASSPORT_LAB_REQUESTER_SECRET_ACCESS_KEY"], "")}
+	info, err := c.AWSLoginInfo(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	login, err := awsidentity.Sign(ctx, requester, info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := c.AWSLogin(ctx, login)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.Principal.Kind != "machine" || tok.Principal.Name != env["PASSPORT_LAB_REQUESTER_ARN"] {
+		t.Errorf("signed in as %+v, want the requester machine", tok.Principal)
+	}
+	cmd.Process.Signal(os.Interrupt)
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("lab up after Ctrl-C: %v", err)
 	}
 }

@@ -98,6 +98,7 @@ type Lab struct {
 	Models   []*node.Model
 	Windows  []*winhost.Host
 
+	extraEnv  []string
 	listener  net.Listener
 	http      *http.Server
 	closeOnce sync.Once
@@ -368,7 +369,7 @@ func (l *Lab) Env() []string {
 		// The lab keeps its own ledger, so the provider, the reconciler and
 		// the audit commands share it and the user's default stays clean.
 		"PASSPORT_LEDGER=sqlite://" + filepath.Join(l.Dir, "ledger.db"),
-	}, l.identityEnv()...)
+	}, append(l.identityEnv(), l.extraEnv...)...)
 }
 
 // Close stops every host and the endpoint and removes the lab's state. It
