@@ -250,6 +250,23 @@ func (s *Service) inventory(ctx context.Context, targets []string) (map[string]f
 	return inv, nil
 }
 
+// Platforms reports each target's platform as Systems Manager knows it
+// (Linux, Windows, ...), leaving out those it does not manage. It changes
+// nothing: callers use it to say early which settings a target ignores.
+func (s *Service) Platforms(ctx context.Context, targets []string) (map[string]string, error) {
+	inv, err := s.fleetInventory(ctx, targets)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(inv))
+	for id, t := range inv {
+		if t.Known {
+			out[id] = t.PlatformType
+		}
+	}
+	return out, nil
+}
+
 // fleetInventory asks SSM what it knows of targets, bounded by the
 // service's timeout.
 func (s *Service) fleetInventory(ctx context.Context, targets []string) (map[string]fleet.Target, error) {

@@ -2,7 +2,9 @@ package provider
 
 import (
 	"context"
+	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
@@ -12,6 +14,14 @@ import (
 	"github.com/passport-access/terraform-provider-passport/internal/fleet"
 	"github.com/passport-access/terraform-provider-passport/internal/sshca"
 )
+
+// sudoWarning is what both access request kinds say of sudo: what
+// revocation cannot undo once a person has been root.
+const sudoWarning = "**Revocation cannot undo what an administrator does.** When the request ends, Passport removes the user, every process it runs or started from its logins (sudo shells included), " +
+	"what its UID owns, its sudoers entry and its certificate; but with root or Administrators the user could have made things that belong to no one Passport can find: " +
+	"another account or SSH key, a service, timer, cron job or scheduled task running as root or SYSTEM (a service manager starts them outside the user's logins), " +
+	"a setuid program, changed configuration or binaries (Passport's own files included), files given to other users, copies of the host's secrets. " +
+	"Grant it only to people trusted with the host beyond the window; after a grant you doubt, rebuild the host from its image."
 
 // requestInputs are what a person writes to ask for access, in the managed
 // passport_access_request and in its ephemeral twin alike, so both check
@@ -78,6 +88,32 @@ func (in requestInputs) request(ctx context.Context, data *providerData, gate *r
 		return req, false
 	}
 	return req, true
+}
+
+// warnIgnoredOnWindows warns, naming them, when Windows targets come with
+// settings only Linux uses: a Windows user signs in with the password its
+// server makes, so public_key (and the certificate made from it) is not
+// used there. platforms maps instance ids to their platform; an unknown
+// one says nothing.
+func (in requestInputs) warnIgnoredOnWindows(ctx context.Context, platforms map[string]string, diags *diag.Diagnostics) {
+	if !known(in.PublicKey) || in.PublicKey.ValueString() == "" || in.Targets.IsUnknown() {
+		return
+	}
+	var targets, windows []string
+	in.Targets.ElementsAs(ctx, &targets, false)
+	for _, id := range targets {
+		if platforms[id] == access.Windows {
+			windows = append(windows, id)
+		}
+	}
+	if len(windows) == 0 {
+		return
+	}
+	slices.Sort(windows)
+	diags.AddAttributeWarning(path.Root("public_key"), "public_key is not used on Windows targets",
+		fmt.Sprintf("%s %s Windows: its user signs in with the password the server generates (in `passwords`), not with an SSH key. "+
+			"public_key and the certificate apply to the Linux targets only; on a request with Windows targets alone they are unused.",
+			strings.Join(windows, ", "), map[bool]string{true: "is", false: "are"}[len(windows) == 1]))
 }
 
 // accessService is the access core both access request kinds run on, with

@@ -103,7 +103,7 @@ func (e *ephemeralAccessRequest) Schema(_ context.Context, _ ephemeral.SchemaReq
 			},
 			"sudo": schema.BoolAttribute{
 				Optional:    true,
-				Description: "Passwordless sudo on Linux targets, Administrators on Windows targets. Default false.",
+				Description: "Passwordless sudo on Linux targets, Administrators on Windows targets. Default false. " + sudoWarning,
 			},
 			"id":          schema.StringAttribute{Computed: true, Description: "The request's id: `ar-` and 16 hex digits."},
 			"username":    schema.StringAttribute{Computed: true, Description: "The short-lived user, the same on every target."},
@@ -159,6 +159,11 @@ func (e *ephemeralAccessRequest) Open(ctx context.Context, req ephemeral.OpenReq
 		resp.Diagnostics.AddError("Access was not granted", err.Error())
 		return
 	}
+	platforms := map[string]string{}
+	for _, t := range grant.Targets {
+		platforms[t.InstanceID] = t.Platform
+	}
+	m.inputs().warnIgnoredOnWindows(ctx, platforms, &resp.Diagnostics)
 	m.ID = types.StringValue(grant.ID)
 	m.Username = types.StringValue(grant.Username)
 	m.ExpiresAt = types.StringValue(grant.ExpiresAt.UTC().Format(time.RFC3339))

@@ -25,33 +25,8 @@ import (
 // grant is closed.
 func TestAccKilledApplyLeavesNothing(t *testing.T) {
 	l := startAccLab(t, 2)
-	if testing.Short() {
-		t.Skip("-short: builds the provider binary and runs terraform")
-	}
 	fast, held := l.Hosts[0], l.Hosts[1]
-	dir := t.TempDir()
-
-	// The provider as Terraform runs it outside tests: its own process.
-	build := exec.Command("go", "build", "-o", filepath.Join(dir, "bin", "terraform-provider-passport"), "github.com/passport-access/terraform-provider-passport")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building the provider: %v\n%s", err, out)
-	}
-	rc := filepath.Join(dir, "terraformrc")
-	if err := os.WriteFile(rc, []byte(fmt.Sprintf("provider_installation {\n  dev_overrides {\n    %q = %q\n  }\n  direct {}\n}\n",
-		"passport-access/passport", filepath.Join(dir, "bin"))), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	work := filepath.Join(dir, "work")
-	if err := os.Mkdir(work, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	config := `
-terraform {
-  required_providers {
-    passport = { source = "passport-access/passport" }
-  }
-}
-` + l.config(fmt.Sprintf(`
+	terraform, dir := terraformCLI(t, l.config(fmt.Sprintf(`
 resource "passport_certificate_authority" "ca" {
   name          = "killed"
   key_algorithm = "ed25519"
@@ -63,18 +38,13 @@ resource "passport_access_request" "r" {
   targets               = [%q, %q]
   certificate_authority = passport_certificate_authority.ca.signer
 }
-`, fast.Info().InstanceID, held.Info().InstanceID))
-	if err := os.WriteFile(filepath.Join(work, "main.tf"), []byte(config), 0o600); err != nil {
-		t.Fatal(err)
-	}
+`, fast.Info().InstanceID, held.Info().InstanceID)))
 
 	// Another Passport program holds the lock on one host: its provision
 	// waits there (up to two minutes) while the other host's finishes.
 	onSandbox(t, held, "setsid flock /run/passport.lock sleep 601 >/dev/null 2>&1 < /dev/null &")
 
-	apply := exec.Command(terraformPath(t), "apply", "-auto-approve", "-no-color", "-input=false")
-	apply.Dir = work
-	apply.Env = append(os.Environ(), "TF_CLI_CONFIG_FILE="+rc, "TF_IN_AUTOMATION=1")
+	apply := terraform("apply", "-auto-approve")
 	apply.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	var output strings.Builder
 	apply.Stdout, apply.Stderr = &output, &output
@@ -139,6 +109,48 @@ resource "passport_access_request" "r" {
 	if err != nil || !got.State.Closed() {
 		t.Errorf("the killed apply's grant for %s is %s (%v) after the pass; want it closed", user, got.State, err)
 	}
+}
+
+// terraformCLI builds the provider as the binary Terraform runs outside
+// tests (its own process), writes config to a working directory with a
+// CLI configuration whose dev_overrides point at the binary, and returns a
+// maker of terraform commands run there, and the test's directory.
+func terraformCLI(t *testing.T, config string) (func(args ...string) *exec.Cmd, string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: builds the provider binary and runs terraform")
+	}
+	tf := terraformPath(t)
+	dir := t.TempDir()
+	build := exec.Command("go", "build", "-o", filepath.Join(dir, "bin", "terraform-provider-passport"), "github.com/passport-access/terraform-provider-passport")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building the provider: %v\n%s", err, out)
+	}
+	rc := filepath.Join(dir, "terraformrc")
+	if err := os.WriteFile(rc, []byte(fmt.Sprintf("provider_installation {\n  dev_overrides {\n    %q = %q\n  }\n  direct {}\n}\n",
+		"passport-access/passport", filepath.Join(dir, "bin"))), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	work := filepath.Join(dir, "work")
+	if err := os.Mkdir(work, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	config = `
+terraform {
+  required_providers {
+    passport = { source = "passport-access/passport" }
+  }
+}
+` + config
+	if err := os.WriteFile(filepath.Join(work, "main.tf"), []byte(config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return func(args ...string) *exec.Cmd {
+		cmd := exec.Command(tf, append(args, "-no-color", "-input=false")...)
+		cmd.Dir = work
+		cmd.Env = append(os.Environ(), "TF_CLI_CONFIG_FILE="+rc, "TF_IN_AUTOMATION=1")
+		return cmd
+	}, dir
 }
 
 // terraformPath is the terraform the acceptance tests run.

@@ -25,6 +25,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringdefault"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringplanmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+	"github.com/hashicorp/terraform-plugin-framework/tfsdk"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 	"golang.org/x/crypto/ssh"
 
@@ -142,14 +143,15 @@ func (r *accessRequestResource) Schema(ctx context.Context, _ resource.SchemaReq
 			"public_key": schema.StringAttribute{
 				Optional: true,
 				Description: "Your SSH public key in authorized_keys form (the content of `id_ed25519.pub`). Recommended: the private key then never leaves your machine. " +
-					"When absent, Passport generates a key pair and returns the private key in `private_key`, which then lives in the state. Changing it replaces the request.",
+					"When absent, Passport generates a key pair and returns the private key in `private_key`, which then lives in the state. Changing it replaces the request. " +
+					"Linux targets only: a Windows target's user signs in with the password its server generates, and the plan warns when Windows targets come with a key.",
 				PlanModifiers: replace,
 			},
 			"sudo": schema.BoolAttribute{
 				Optional:      true,
 				Computed:      true,
 				Default:       booldefault.StaticBool(false),
-				Description:   "Grant passwordless sudo on every Linux target and membership of Administrators on every Windows target. Default false. Changing it replaces the request.",
+				Description:   "Grant passwordless sudo on every Linux target and membership of Administrators on every Windows target. Default false. Changing it replaces the request. " + sudoWarning,
 				PlanModifiers: []planmodifier.Bool{boolplanmodifier.RequiresReplace()},
 			},
 			// Computed, fixed for the request's life.
@@ -272,7 +274,11 @@ func known(v types.String) bool { return !v.IsNull() && !v.IsUnknown() }
 // the plan says "replace" and a warning says why; it is never a silent
 // re-create, and never an error that blocks the rest of the plan.
 func (r *accessRequestResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
-	if req.State.Raw.IsNull() || req.Plan.Raw.IsNull() {
+	if req.Plan.Raw.IsNull() {
+		return
+	}
+	r.warnIgnored(ctx, req.Plan, &resp.Diagnostics)
+	if req.State.Raw.IsNull() {
 		return
 	}
 	var state accessRequestModel
@@ -287,6 +293,26 @@ func (r *accessRequestResource) ModifyPlan(ctx context.Context, req resource.Mod
 	resp.Diagnostics.AddWarning("Access request "+state.ID.ValueString()+" will be replaced",
 		inactiveReason(ctx, state, r.now())+
 			" Applying this plan makes a new request: a new user and a new certificate, for a new window.")
+}
+
+// warnIgnored warns at plan time about settings the planned targets ignore
+// (requestInputs.warnIgnoredOnWindows). The platforms come from Systems
+// Manager; when it cannot be asked the plan goes on without the warning,
+// and apply checks every target anyway.
+func (r *accessRequestResource) warnIgnored(ctx context.Context, plan tfsdk.Plan, diags *diag.Diagnostics) {
+	var m accessRequestModel
+	if r.access == nil || plan.Get(ctx, &m).HasError() || !known(m.PublicKey) || m.Targets.IsUnknown() {
+		return
+	}
+	var targets []string
+	if m.Targets.ElementsAs(ctx, &targets, false).HasError() {
+		return
+	}
+	platforms, err := r.access.Platforms(ctx, targets)
+	if err != nil {
+		return
+	}
+	m.inputs().warnIgnoredOnWindows(ctx, platforms, diags)
 }
 
 // inactiveReason says in a sentence why a request is no longer active.

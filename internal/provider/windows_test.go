@@ -2,6 +2,7 @@ package provider
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"net"
@@ -19,6 +20,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 	"github.com/hashicorp/terraform-plugin-testing/tfversion"
+	"golang.org/x/crypto/ssh"
 
 	"github.com/passport-access/terraform-provider-passport/internal/connect"
 	"github.com/passport-access/terraform-provider-passport/internal/lab"
@@ -279,4 +281,55 @@ resource "echo" "creds" {}
 			},
 		},
 	})
+}
+
+// TestAccPlanWarnsWhatWindowsIgnores: a request with public_key and a
+// Windows target plans with a warning, naming that target, that the key is
+// not used there; one on Linux alone plans without it.
+func TestAccPlanWarnsWhatWindowsIgnores(t *testing.T) {
+	l := startAccLabWith(t, lab.Options{Hosts: 1, WindowsHosts: 1})
+	linuxID, winID := l.Hosts[0].Info().InstanceID, l.Windows[0].Info().InstanceID
+	pub, _, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := ssh.NewPublicKey(pub)
+	request := func(targets ...string) string {
+		return l.config(fmt.Sprintf(`
+resource "passport_certificate_authority" "ca" {
+  name          = "warned"
+  key_algorithm = "ed25519"
+  key_store     = "state"
+}
+resource "passport_access_request" "r" {
+  reason                = "INC-12: a key for a Windows server"
+  targets               = %s
+  public_key            = %q
+  certificate_authority = passport_certificate_authority.ca.signer
+}
+`, hclList(targets), strings.TrimSpace(string(ssh.MarshalAuthorizedKey(key)))))
+	}
+	const warning = "public_key is not used on Windows targets"
+	for _, tc := range []struct {
+		targets []string
+		warned  bool
+	}{
+		{[]string{linuxID, winID}, true},
+		{[]string{winID}, true},
+		{[]string{linuxID}, false},
+	} {
+		terraform, _ := terraformCLI(t, request(tc.targets...))
+		out, err := terraform("plan").CombinedOutput()
+		if err != nil {
+			t.Fatalf("terraform plan for %v: %v\n%s", tc.targets, err, out)
+		}
+		// Terraform wraps a warning's lines to its own width.
+		plan := strings.Join(strings.Fields(string(out)), " ")
+		if strings.Contains(plan, warning) != tc.warned {
+			t.Errorf("terraform plan for %v warns %q: %v, want %v\n%s", tc.targets, warning, !tc.warned, tc.warned, plan)
+		}
+		if tc.warned && (!strings.Contains(plan, winID+" is Windows") || strings.Contains(plan, linuxID+" is")) {
+			t.Errorf("the warning does not name exactly the Windows target %s:\n%s", winID, plan)
+		}
+	}
 }
