@@ -14,7 +14,9 @@ check)
 	out=.docs-check
 	trap 'rm -rf "$out"' EXIT
 	go tool tfplugindocs generate --provider-name passport --rendered-provider-name Passport --rendered-website-dir "$out" >/dev/null
-	if ! diff -ru docs "$out"; then
+	# The service's API document is written by hand, not generated; its
+	# own test (internal/service) holds it to the service.
+	if ! diff -ru -x service-api.yaml docs "$out"; then
 		echo "docs/ is out of date: run make generate and commit the result" >&2
 		exit 1
 	fi

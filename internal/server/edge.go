@@ -32,7 +32,13 @@ func (s *Server) edge(next http.Handler) http.Handler {
 		h.Set("Referrer-Policy", "no-referrer")
 		h.Set("X-Frame-Options", "DENY")
 		h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'; form-action 'self'")
-		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBody)
+		limit := s.cfg.MaxBody
+		if r.URL.Path == api.PathSAMLACS {
+			// The IdP's signed answer can be far larger than any API body
+			// (a person in many groups); the ACS bounds its form itself.
+			limit = max(limit, maxACSForm)
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		call := &callInfo{}
 		r = r.WithContext(context.WithValue(r.Context(), callKey{}, call))

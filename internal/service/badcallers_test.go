@@ -167,6 +167,17 @@ func TestBadCallersGetNothing(t *testing.T) {
 		{"a session of a target not in the request", call{method: "POST", path: "/v1/requests/" + id + "/sessions", token: alice, body: `{"target":"i-0123456789abcdef0","kind":"ssh"}`}, 400, "invalid", "target"},
 		{"a session of no kind", call{method: "POST", path: "/v1/requests/" + id + "/sessions", token: alice, body: `{"target":"` + staging + `","kind":"telnet"}`}, 400, "invalid", "kind"},
 		{"someone else's session", call{method: "POST", path: "/v1/sessions/s-0123/resume", token: alice}, 404, "not_found", "session"},
+		{"ending someone else's session", call{method: "POST", path: "/v1/sessions/s-0123/end", token: alice}, 404, "not_found", "session"},
+		{"bob checks alice's", call{method: "POST", path: "/v1/requests/" + id + "/check", token: bob}, 404, "not_found", "id"},
+		{"bob changes alice's targets", call{method: "PUT", path: "/v1/requests/" + id + "/targets", token: bob, body: `{"targets":[]}`}, 404, "not_found", "id"},
+		{"carol changes alice's targets", call{method: "PUT", path: "/v1/requests/" + id + "/targets", token: carol, body: `{"targets":[]}`}, 403, "denied", ""},
+		{"a target that is not an id", call{method: "PUT", path: "/v1/requests/" + id + "/targets", token: alice, body: `{"targets":["i-$(id)"]}`}, 400, "invalid", "targets"},
+		{"an extension that is no duration", call{method: "POST", path: "/v1/requests/" + id + "/extend", token: alice, body: `{"duration":"forever"}`}, 400, "invalid", "duration"},
+		// Lists with filters that mean nothing.
+		{"a state that is none", call{method: "GET", path: "/v1/requests?state=forever", token: alice}, 400, "invalid", "state"},
+		{"an audit since no time", call{method: "GET", path: "/v1/audit?since=yesterday", token: alice}, 400, "invalid", "since"},
+		{"a platform that is none", call{method: "GET", path: "/v1/targets?platform=Plan9", token: alice}, 400, "invalid", "platform"},
+		{"a tag without a value", call{method: "GET", path: "/v1/targets?tag=Env", token: alice}, 400, "invalid", "tag"},
 		// Routes and methods that do not exist.
 		{"no such route", call{method: "GET", path: "/v1/nothing", token: alice}, 404, "no_route", ""},
 		{"wrong method", call{method: "DELETE", path: "/v1/requests", token: alice}, 405, "method_not_allowed", ""},
@@ -246,6 +257,53 @@ func TestBadCallersGetNothing(t *testing.T) {
 		}
 		if again := post(); again.StatusCode != 400 || len(again.Cookies()) != 0 {
 			t.Errorf("a replayed SAML answer: %s, cookies %v", again.Status, again.Cookies())
+		}
+	})
+	t.Run("a SAML answer for another sign-in is refused", func(t *testing.T) {
+		acs, form, err := idp.SignedAnswer(ctx, noRedirects(), r.url+"/saml/login", "alice", "alice-lab")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A second sign-in, pending at the service: its RelayState with
+		// the first one's answer.
+		a := r.do(t, call{method: "GET", path: "/saml/login"})
+		to, err := url.Parse(a.header.Get("Location"))
+		if a.status != 302 || err != nil || to.Query().Get("RelayState") == "" {
+			t.Fatalf("starting a sign-in: %d %q", a.status, a.header.Get("Location"))
+		}
+		form.Set("RelayState", to.Query().Get("RelayState"))
+		resp, err := noRedirects().PostForm(acs, form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 403 || len(resp.Cookies()) != 0 {
+			t.Errorf("an answer to another sign-in: %s, cookies %v; want 403 and no cookie", resp.Status, resp.Cookies())
+		}
+	})
+	t.Run("a large IdP answer is read", func(t *testing.T) {
+		// IdPs that list many groups send responses far larger than any
+		// API body; the ACS reads up to what identity.Verify accepts.
+		acs, form, err := idp.SignedAnswer(ctx, noRedirects(), r.url+"/saml/login", "alice", "alice-lab")
+		if err != nil {
+			t.Fatal(err)
+		}
+		form.Set("padding", strings.Repeat("p", 100<<10))
+		resp, err := noRedirects().PostForm(acs, form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 || len(resp.Cookies()) == 0 {
+			t.Errorf("a 100 KiB form from the IdP: %s; want signed in", resp.Status)
+		}
+	})
+	t.Run("a next page elsewhere is refused", func(t *testing.T) {
+		for _, next := range []string{"//evil.example", "https://evil.example/", `/\evil.example`} {
+			a := r.do(t, call{method: "GET", path: "/saml/login?" + url.Values{"next": {next}}.Encode()})
+			if a.status != 400 || a.header.Get("Location") != "" {
+				t.Errorf("next=%s: %d %q; want 400 and no redirect", next, a.status, a.header.Get("Location"))
+			}
 		}
 	})
 	t.Run("sign-in links that would send the code elsewhere", func(t *testing.T) {

@@ -44,7 +44,13 @@ type rig struct {
 // Windows hosts, and the service on it.
 func startRig(t *testing.T, hosts, windows int, change ...func(*Settings)) *rig {
 	t.Helper()
-	l := labtest.Start(t, lab.Options{Hosts: hosts, WindowsHosts: windows})
+	return startRigWith(t, lab.Options{Hosts: hosts, WindowsHosts: windows}, change...)
+}
+
+// startRigWith starts a lab with opts, and the service on it.
+func startRigWith(t *testing.T, opts lab.Options, change ...func(*Settings)) *rig {
+	t.Helper()
+	l := labtest.Start(t, opts)
 	ctx := context.Background()
 	ca, err := sshca.CreateKMS(ctx, kms.NewFromConfig(l.AWSConfig()), sshca.Ed25519, sshca.KMSKeyOptions{Description: "service test CA", Tags: map[string]string{"passport:certificate-authority": "lab"}})
 	if err != nil {
@@ -96,6 +102,8 @@ func (r *rig) start(t *testing.T, st Settings) {
 		ln.Close()
 		t.Fatal(err)
 	}
+	// Every answer of every test is held to the API document.
+	svc.handler = recordAPI(t, svc.handler, svc.Server.Routes())
 	r.svc, r.cancel, r.done = svc, cancel, make(chan error, 1)
 	go func() { r.done <- svc.Run(ctx, ln, false) }()
 	t.Cleanup(func() {

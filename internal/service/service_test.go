@@ -43,6 +43,10 @@ func TestAPersonGetsAccessThroughTheService(t *testing.T) {
 		t.Fatalf("whoami: %+v, %v; want alice, a person in ops", me, err)
 	}
 
+	found, err := alice.Targets(ctx, client.TargetFilter{Tags: map[string]string{"Env": "staging"}, PingStatus: "Online"})
+	if err != nil || len(found) != 1 || found[0].InstanceID != h.Info().InstanceID || found[0].Platform != "Linux" {
+		t.Fatalf("the staging targets: %+v, %v; want web-1", found, err)
+	}
 	key := newUserKey(t)
 	req, err := alice.Create(ctx, api.CreateRequest{Targets: []string{h.Info().InstanceID}, Reason: "INC-4242 disk alert on web-1", Duration: "2h", PublicKey: key.line}, "")
 	if err != nil {
