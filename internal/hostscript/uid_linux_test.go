@@ -159,3 +159,38 @@ func TestHostSweepLeavesNothingKeyedByTheUID(t *testing.T) {
 		}
 	})
 }
+
+// TestRevokeEndsLingeringUnderSystemd: where systemd is init, revoke has
+// logind end the user's lingering manager and its sessions before the
+// account goes. Sandbox hosts have no systemd, so loginctl and systemctl
+// are recorders here; what they are asked is what is checked.
+func TestRevokeEndsLingeringUnderSystemd(t *testing.T) {
+	t.Parallel()
+	h := bootHost(t, "linger")
+	h.sh(t, `set -e
+mkdir -p /run/systemd/system /var/lib/systemd/linger
+for tool in systemctl loginctl; do
+	printf '#!/bin/sh\necho "%s $*" >> /run/systemd.calls\n[ "$1" = is-active ] && exit 3\nexit 0\n' "$tool" > /usr/local/sbin/$tool
+	chmod 755 /usr/local/sbin/$tool
+done`)
+	authority := newCA(t)
+	cred := authority.issue(t, "pp-linger")
+	h.provision(t, grantFor(authority, "pp-linger", cred, false, time.Now().Add(time.Hour)))
+	uid := h.uid(t, "pp-linger")
+	// What `loginctl enable-linger` leaves: the user's manager starts at
+	// boot and keeps its units running without a login.
+	h.sh(t, "touch /var/lib/systemd/linger/pp-linger")
+	h.revoke(t, Revocation{Username: "pp-linger", Serial: cred.serial, CAPublicKey: authority.public})
+	calls := h.sh(t, "cat /run/systemd.calls")
+	for _, want := range []string{"loginctl disable-linger pp-linger", "loginctl terminate-user " + strconv.Itoa(uid)} {
+		if !strings.Contains(calls, want) {
+			t.Errorf("revoke did not run %q; calls:\n%s", want, calls)
+		}
+	}
+	if h.exists(t, "/var/lib/systemd/linger/pp-linger") {
+		t.Error("the user's linger file is still there")
+	}
+	if h.run(t, "id pp-linger").ExitCode == 0 {
+		t.Error("the user is still there")
+	}
+}
