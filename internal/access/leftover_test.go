@@ -7,13 +7,20 @@ import (
 
 	"github.com/passport-access/terraform-provider-passport/internal/clock"
 	"github.com/passport-access/terraform-provider-passport/internal/lab"
+	"github.com/passport-access/terraform-provider-passport/internal/lab/labtest"
 	"github.com/passport-access/terraform-provider-passport/internal/lab/leftover"
 	"github.com/passport-access/terraform-provider-passport/internal/lab/sandbox"
 )
 
 // asUser runs scripts over SSH as g's user with its certificate.
 func asUser(t *testing.T, h *sandbox.Host, g *Grant) leftover.Run {
-	return leftover.AsUser(h.SSHAddr(), g.Username, credentialOf(t, g, nil).signer)
+	signer := credentialOf(t, g, nil).signer
+	return func(script string) (string, error) { return labtest.Login(t, h, g.Username, signer, script) }
+}
+
+// asRoot runs scripts as root on h.
+func asRoot(t *testing.T, h *sandbox.Host) leftover.Run {
+	return func(script string) (string, error) { return labtest.OnHost(t, h, script), nil }
 }
 
 // TestDestroyLeavesNothingKeyedByTheUID: the granted user leaves something
@@ -25,14 +32,14 @@ func TestDestroyLeavesNothingKeyedByTheUID(t *testing.T) {
 	h := l.Hosts[0]
 	first := grant(t, l.svc, request(newCA(t), l.hostIDs()...))
 	uid := onHost(t, h, "id -u "+first.Username)
-	if err := leftover.Leave(asUser(t, h, first), leftover.AsRoot(h), uid, first.Username); err != nil {
+	if err := leftover.Leave(asUser(t, h, first), asRoot(t, h), uid, first.Username); err != nil {
 		t.Fatal(err)
 	}
 
 	if err := l.svc.Revoke(context.Background(), testActor, first); err != nil {
 		t.Fatal(err)
 	}
-	found, err := leftover.Owned(leftover.AsRoot(h), uid, first.Username)
+	found, err := leftover.Owned(asRoot(t, h), uid, first.Username)
 	if err != nil {
 		t.Fatal(err)
 	}

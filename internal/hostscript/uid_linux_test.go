@@ -17,8 +17,13 @@ const (
 	uidMark = "/var/lib/passport/uid-high-water"
 )
 
+// as and root are the host's runners for package leftover.
 func (h *host) as(user string, c credential) leftover.Run {
-	return leftover.AsUser(h.SSHAddr(), user, c.signer)
+	return func(script string) (string, error) { return h.login(user, c.signer, script) }
+}
+
+func (h *host) root(t *testing.T) leftover.Run {
+	return func(script string) (string, error) { return h.sh(t, script), nil }
 }
 
 func (h *host) uid(t *testing.T, user string) int {
@@ -103,7 +108,7 @@ func leaveAndRevoke(t *testing.T, name string, end func(h *host, authority ca, u
 	cred := authority.issue(t, "pp-first")
 	h.provision(t, grantFor(authority, "pp-first", cred, false, time.Now().Add(time.Hour)))
 	uid := h.uid(t, "pp-first")
-	if err := leftover.Leave(h.as("pp-first", cred), leftover.AsRoot(h), strconv.Itoa(uid), "pp-first"); err != nil {
+	if err := leftover.Leave(h.as("pp-first", cred), h.root(t), strconv.Itoa(uid), "pp-first"); err != nil {
 		t.Fatal(err)
 	}
 
@@ -111,7 +116,7 @@ func leaveAndRevoke(t *testing.T, name string, end func(h *host, authority ca, u
 	if h.run(t, "id pp-first").ExitCode == 0 {
 		t.Fatal("pp-first is still there")
 	}
-	found, err := leftover.Owned(leftover.AsRoot(h), strconv.Itoa(uid), "pp-first")
+	found, err := leftover.Owned(h.root(t), strconv.Itoa(uid), "pp-first")
 	if err != nil {
 		t.Fatal(err)
 	}

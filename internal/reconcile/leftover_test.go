@@ -9,22 +9,24 @@ import (
 
 	"github.com/passport-access/terraform-provider-passport/internal/access"
 	"github.com/passport-access/terraform-provider-passport/internal/lab"
+	"github.com/passport-access/terraform-provider-passport/internal/lab/labtest"
 	"github.com/passport-access/terraform-provider-passport/internal/lab/leftover"
 	"github.com/passport-access/terraform-provider-passport/internal/lab/sandbox"
 )
 
 // asUser runs scripts over SSH as g's user, with its certificate and priv.
 func asUser(t *testing.T, h *sandbox.Host, g *access.Grant, priv ed25519.PrivateKey) leftover.Run {
-	pub, _, _, _, err := ssh.ParseAuthorizedKey([]byte(g.Certificate))
+	key, err := ssh.NewSignerFromKey(priv)
 	if err != nil {
 		t.Fatal(err)
 	}
-	key, _ := ssh.NewSignerFromKey(priv)
-	signer, err := ssh.NewCertSigner(pub.(*ssh.Certificate), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return leftover.AsUser(h.SSHAddr(), g.Username, signer)
+	signer := labtest.CertSigner(t, key, g.Certificate)
+	return func(script string) (string, error) { return labtest.Login(t, h, g.Username, signer, script) }
+}
+
+// asRoot runs scripts as root on h.
+func asRoot(t *testing.T, h *sandbox.Host) leftover.Run {
+	return func(script string) (string, error) { return labtest.OnHost(t, h, script), nil }
 }
 
 // TestExpiryLeavesNothingKeyedByTheUID: the reconciler ends a window
@@ -36,7 +38,7 @@ func TestExpiryLeavesNothingKeyedByTheUID(t *testing.T) {
 	key, priv := newKey(t)
 	first := r.grant(t, newCA(t), key, r.hostIDs()...)
 	uid := onHost(t, h, "id -u "+first.Username)
-	if err := leftover.Leave(asUser(t, h, first, priv), leftover.AsRoot(h), uid, first.Username); err != nil {
+	if err := leftover.Leave(asUser(t, h, first, priv), asRoot(t, h), uid, first.Username); err != nil {
 		t.Fatal(err)
 	}
 
@@ -44,7 +46,7 @@ func TestExpiryLeavesNothingKeyedByTheUID(t *testing.T) {
 	if rep := pass(t, r.reconciler(t, r.ledger, "reconciler/a", nil)); rep.Revoked != 1 {
 		t.Fatalf("pass after the window: %+v, want the grant revoked", rep)
 	}
-	found, err := leftover.Owned(leftover.AsRoot(h), uid, first.Username)
+	found, err := leftover.Owned(asRoot(t, h), uid, first.Username)
 	if err != nil {
 		t.Fatal(err)
 	}

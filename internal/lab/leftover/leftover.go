@@ -12,60 +12,16 @@
 package leftover
 
 import (
-	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"regexp"
 	"strings"
-	"time"
-
-	"golang.org/x/crypto/ssh"
-
-	"github.com/passport-access/terraform-provider-passport/internal/lab/node"
 )
 
 // Run runs a shell script on the host, as root or as the granted user over
-// SSH, and returns what it printed.
+// SSH, and returns what it printed. Tests make them from their own host
+// helpers (labtest.OnHost and labtest.Login, say).
 type Run func(script string) (string, error)
-
-// AsRoot runs scripts as root on n, as Run Command does.
-func AsRoot(n node.Node) Run {
-	return func(script string) (string, error) {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		res, err := n.Run(ctx, node.Script{Document: "AWS-RunShellScript", Source: script, Timeout: time.Minute})
-		if err == nil && res.ExitCode != 0 {
-			err = fmt.Errorf("exit %d: %s", res.ExitCode, bytes.TrimSpace(res.Stderr))
-		}
-		return string(res.Stdout), err
-	}
-}
-
-// AsUser runs scripts as user over SSH to addr, logging in with signer
-// (a certificate signer, for Passport's users).
-func AsUser(addr, user string, signer ssh.Signer) Run {
-	return func(script string) (string, error) {
-		c, err := ssh.Dial("tcp", addr, &ssh.ClientConfig{
-			User: user, Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)},
-			// The host is the test's own; what the user leaves is what is
-			// tested, not the host's key.
-			HostKeyCallback: ssh.InsecureIgnoreHostKey(),
-			Timeout:         10 * time.Second,
-		})
-		if err != nil {
-			return "", err
-		}
-		defer c.Close()
-		s, err := c.NewSession()
-		if err != nil {
-			return "", err
-		}
-		defer s.Close()
-		out, err := s.CombinedOutput(script)
-		return strings.TrimSpace(string(out)), err
-	}
-}
 
 var (
 	reUser = regexp.MustCompile(`^[a-z][a-z0-9-]{0,31}$`)
