@@ -26,7 +26,8 @@ import (
 func TestAccKilledApplyLeavesNothing(t *testing.T) {
 	l := startAccLab(t, 2)
 	fast, held := l.Hosts[0], l.Hosts[1]
-	terraform, dir := terraformCLI(t, l.config(fmt.Sprintf(`
+	terraform := newTerraformCLI(t)
+	terraform.configure(t, l.config(fmt.Sprintf(`
 resource "passport_certificate_authority" "ca" {
   name          = "killed"
   key_algorithm = "ed25519"
@@ -44,7 +45,7 @@ resource "passport_access_request" "r" {
 	// waits there (up to two minutes) while the other host's finishes.
 	onSandbox(t, held, "setsid flock /run/passport.lock sleep 601 >/dev/null 2>&1 < /dev/null &")
 
-	apply := terraform("apply", "-auto-approve")
+	apply := terraform.command("apply", "-auto-approve")
 	apply.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	var output strings.Builder
 	apply.Stdout, apply.Stderr = &output, &output
@@ -70,7 +71,7 @@ resource "passport_access_request" "r" {
 	if strings.Contains(output.String(), "Apply complete") {
 		t.Fatalf("the apply finished before it was killed:\n%s", output.String())
 	}
-	if out, err := exec.Command("pgrep", "-f", filepath.Join(dir, "bin")).Output(); err == nil {
+	if out, err := exec.Command("pgrep", "-f", filepath.Join(terraform.dir, "bin")).Output(); err == nil {
 		t.Fatalf("the provider outlived the kill: pids %s", out)
 	}
 
@@ -111,30 +112,39 @@ resource "passport_access_request" "r" {
 	}
 }
 
-// terraformCLI builds the provider as the binary Terraform runs outside
-// tests (its own process), writes config to a working directory with a
-// CLI configuration whose dev_overrides point at the binary, and returns a
-// maker of terraform commands run there, and the test's directory.
-func terraformCLI(t *testing.T, config string) (func(args ...string) *exec.Cmd, string) {
+// terraformCLI is the terraform command line with the provider built as
+// the binary Terraform runs outside tests (its own process), found through
+// a CLI configuration whose dev_overrides point at it.
+type terraformCLI struct {
+	tf, rc, work string
+	dir          string // the test's directory: the binary is in dir/bin
+}
+
+func newTerraformCLI(t *testing.T) *terraformCLI {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("-short: builds the provider binary and runs terraform")
 	}
-	tf := terraformPath(t)
-	dir := t.TempDir()
-	build := exec.Command("go", "build", "-o", filepath.Join(dir, "bin", "terraform-provider-passport"), "github.com/passport-access/terraform-provider-passport")
+	c := &terraformCLI{tf: terraformPath(t), dir: t.TempDir()}
+	build := exec.Command("go", "build", "-o", filepath.Join(c.dir, "bin", "terraform-provider-passport"), "github.com/passport-access/terraform-provider-passport")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("building the provider: %v\n%s", err, out)
 	}
-	rc := filepath.Join(dir, "terraformrc")
-	if err := os.WriteFile(rc, []byte(fmt.Sprintf("provider_installation {\n  dev_overrides {\n    %q = %q\n  }\n  direct {}\n}\n",
-		"passport-access/passport", filepath.Join(dir, "bin"))), 0o600); err != nil {
+	c.rc = filepath.Join(c.dir, "terraformrc")
+	if err := os.WriteFile(c.rc, []byte(fmt.Sprintf("provider_installation {\n  dev_overrides {\n    %q = %q\n  }\n  direct {}\n}\n",
+		"passport-access/passport", filepath.Join(c.dir, "bin"))), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	work := filepath.Join(dir, "work")
-	if err := os.Mkdir(work, 0o700); err != nil {
+	c.work = filepath.Join(c.dir, "work")
+	if err := os.Mkdir(c.work, 0o700); err != nil {
 		t.Fatal(err)
 	}
+	return c
+}
+
+// configure makes config the working directory's configuration.
+func (c *terraformCLI) configure(t *testing.T, config string) {
+	t.Helper()
 	config = `
 terraform {
   required_providers {
@@ -142,15 +152,17 @@ terraform {
   }
 }
 ` + config
-	if err := os.WriteFile(filepath.Join(work, "main.tf"), []byte(config), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(c.work, "main.tf"), []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return func(args ...string) *exec.Cmd {
-		cmd := exec.Command(tf, append(args, "-no-color", "-input=false")...)
-		cmd.Dir = work
-		cmd.Env = append(os.Environ(), "TF_CLI_CONFIG_FILE="+rc, "TF_IN_AUTOMATION=1")
-		return cmd
-	}, dir
+}
+
+// command is a terraform command run in the working directory.
+func (c *terraformCLI) command(args ...string) *exec.Cmd {
+	cmd := exec.Command(c.tf, append(args, "-no-color", "-input=false")...)
+	cmd.Dir = c.work
+	cmd.Env = append(os.Environ(), "TF_CLI_CONFIG_FILE="+c.rc, "TF_IN_AUTOMATION=1")
+	return cmd
 }
 
 // terraformPath is the terraform the acceptance tests run.

@@ -310,6 +310,7 @@ resource "passport_access_request" "r" {
 `, hclList(targets), strings.TrimSpace(string(ssh.MarshalAuthorizedKey(key)))))
 	}
 	const warning = "public_key is not used on Windows targets"
+	terraform := newTerraformCLI(t)
 	for _, tc := range []struct {
 		targets []string
 		warned  bool
@@ -318,8 +319,8 @@ resource "passport_access_request" "r" {
 		{[]string{winID}, true},
 		{[]string{linuxID}, false},
 	} {
-		terraform, _ := terraformCLI(t, request(tc.targets...))
-		out, err := terraform("plan").CombinedOutput()
+		terraform.configure(t, request(tc.targets...))
+		out, err := terraform.command("plan").CombinedOutput()
 		if err != nil {
 			t.Fatalf("terraform plan for %v: %v\n%s", tc.targets, err, out)
 		}
