@@ -282,22 +282,36 @@ func (s *Server) load(ctx context.Context, p *principal, id string, action polic
 	if owns(p, rec) {
 		return g, rec, nil
 	}
+	// Someone else's request: what policy lets the caller do with it. One
+	// who may end it may do so without seeing everyone's (on-call ending
+	// production access); one who may neither does not learn it exists.
+	if action == policy.End {
+		err := s.permits(ctx, p, rec, policy.End)
+		switch {
+		case err == nil:
+			return g, rec, nil
+		case access.ClassOf(err) != access.Denied:
+			return nil, rec, err
+		}
+		if s.permits(ctx, p, rec, policy.View) == nil {
+			return nil, rec, err
+		}
+		return nil, rec, notYours(id)
+	}
 	if err := s.permits(ctx, p, rec, policy.View); err != nil {
 		if access.ClassOf(err) == access.Denied {
-			return nil, rec, &apiError{code: api.CodeNotFound, field: "id", msg: "there is no access request " + id + " of yours: check the id (GET /v1/requests lists yours)"}
+			return nil, rec, notYours(id)
 		}
 		return nil, rec, err
 	}
-	if action == policy.View {
-		return g, rec, nil
-	}
-	if action != policy.End {
+	if action != policy.View {
 		return nil, rec, &apiError{code: api.CodeDenied, msg: "only the requester may change request " + id}
 	}
-	if err := s.permits(ctx, p, rec, policy.End); err != nil {
-		return nil, rec, err
-	}
 	return g, rec, nil
+}
+
+func notYours(id string) error {
+	return &apiError{code: api.CodeNotFound, field: "id", msg: "there is no access request " + id + " of yours: check the id (GET /v1/requests lists yours)"}
 }
 
 func owns(p *principal, rec ledger.Grant) bool {
@@ -318,8 +332,12 @@ func (s *Server) permits(ctx context.Context, p *principal, rec ledger.Grant, ac
 	for _, t := range rec.Targets {
 		req.Targets = append(req.Targets, policy.Instance{ID: t.InstanceID, Platform: cmp.Or(t.Platform, access.Linux)})
 	}
-	gate := &policy.Gate{Policy: pol, Tags: s.cfg.Tags}
-	return gate.Authorize(ctx, req)
+	err = (&policy.Gate{Policy: pol, Tags: s.cfg.Tags}).Authorize(ctx, req)
+	var denied *policy.DeniedError
+	if err != nil && !errors.As(err, &denied) {
+		return &apiError{code: api.CodeUnavailable, msg: "the request could not be checked against policy (its targets' tags could not be read); try again shortly", log: err}
+	}
+	return err
 }
 
 func (s *Server) getRequest(w http.ResponseWriter, r *http.Request, p *principal) {

@@ -240,3 +240,42 @@ func TestAMachineWithNoAWSPermissionGetsAccessOnlyThroughTheService(t *testing.T
 		t.Fatal(err)
 	}
 }
+
+// TestPolicyDecidesWhoSeesAndEndsOthersRequests: a requester always sees
+// and ends their own; others as policy's view and end say, and one who
+// may end but not view ends without learning anything else.
+func TestPolicyDecidesWhoSeesAndEndsOthersRequests(t *testing.T) {
+	r := startRigWith(t, lab.Options{Hosts: 1, Policy: `
+permit (principal in Passport::Group::"ops", action == Passport::Action::"access", resource);
+permit (principal in Passport::Group::"dev", action == Passport::Action::"end", resource)
+when { resource.hasTag("Env") && resource.getTag("Env") == "staging" };
+`})
+	ctx := context.Background()
+	h := r.lab.Hosts[0]
+	key := newUserKey(t)
+	alice, bob, carol := r.signIn(t, "alice"), r.signIn(t, "bob"), r.signIn(t, "carol")
+	in := api.CreateRequest{Targets: []string{h.Info().InstanceID}, Reason: "INC-9 the disk again", PublicKey: key.line}
+	first, err := alice.Create(ctx, in, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// carol is an admin in the lab's policy, but this policy gives admins
+	// nothing over others' requests.
+	if _, err := carol.Get(ctx, first.ID); codeOf(err) != api.CodeNotFound {
+		t.Errorf("carol reading alice's request: %v; want not_found", err)
+	}
+	if _, err := carol.End(ctx, first.ID); codeOf(err) != api.CodeNotFound {
+		t.Errorf("carol ending alice's request: %v; want not_found", err)
+	}
+	// bob (dev) may end staging requests without seeing them.
+	if _, err := bob.Get(ctx, first.ID); codeOf(err) != api.CodeNotFound {
+		t.Errorf("bob reading alice's request: %v; want not_found", err)
+	}
+	if others, err := bob.List(ctx, client.ListOptions{All: true}); err != nil || len(others) != 0 {
+		t.Errorf("bob listing everyone's: %d, %v; want none", len(others), err)
+	}
+	if ended, err := bob.End(ctx, first.ID); err != nil || ended.State != "revoked" {
+		t.Fatalf("bob ending alice's request: %+v, %v", ended, err)
+	}
+	labtest.MustBeRefused(t, h, first.Username, labtest.CertSigner(t, key.signer, first.Certificate), "after bob ended it")
+}
