@@ -1,6 +1,7 @@
 package identity
 
 import (
+	"fmt"
 	"testing"
 )
 
@@ -17,6 +18,16 @@ func FuzzVerify(f *testing.F) {
 	for _, tc := range badCases() {
 		f.Add(tc.raw(f, p))
 	}
+	// Genuine responses at the edges: thousands of groups, and groups
+	// under a FriendlyName that must not count.
+	many := goodSpec()
+	for i := range 2000 {
+		many.groups = append(many.groups, fmt.Sprintf("corp-directory-group-%04d", i))
+	}
+	f.Add(p.response(f, many))
+	friendly := goodSpec()
+	friendly.groupsName, friendly.groupsFriendlyName = "urn:oid:1.3.6.1.4.1.5923.1.5.1.1", "groups"
+	f.Add(p.response(f, friendly))
 	md := p.metadata()
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		c, err := Verify(raw, testOptions(md))
