@@ -7,10 +7,12 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"errors"
+	"log/slog"
 	"net"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -278,4 +280,57 @@ when { resource.hasTag("Env") && resource.getTag("Env") == "staging" };
 		t.Fatalf("bob ending alice's request: %+v, %v", ended, err)
 	}
 	labtest.MustBeRefused(t, h, first.Username, labtest.CertSigner(t, key.signer, first.Certificate), "after bob ended it")
+}
+
+// syncBuffer is a log sink the service writes from many goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestNoSecretReachesTheLog: the service logs every call, and never a
+// token, a login code, a certificate's key or a sealed password.
+func TestNoSecretReachesTheLog(t *testing.T) {
+	var log syncBuffer
+	r := startRig(t, 1, 0, func(s *Settings) {
+		s.Log = slog.New(slog.NewJSONHandler(&log, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	})
+	ctx := context.Background()
+	code, verifier := r.loginCode(t, "alice")
+	tok, err := r.anonymous(t).ExchangeCode(ctx, code, verifier)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice := r.anonymous(t).WithToken(tok.Token)
+	key := newUserKey(t)
+	req, err := alice.Create(ctx, api.CreateRequest{Targets: []string{r.lab.Hosts[0].Info().InstanceID}, Reason: "INC-5 logs must not leak", PublicKey: key.line}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.End(ctx, req.ID); err != nil {
+		t.Fatal(err)
+	}
+	r.anonymous(t).WithToken(tok.Token + "x").WhoAmI(ctx)
+	alice.Logout(ctx)
+	got := log.String()
+	if !strings.Contains(got, `"path":"/v1/requests"`) || !strings.Contains(got, `"caller":"alice"`) {
+		t.Fatalf("the log does not record the calls and their caller:\n%s", got)
+	}
+	for name, secret := range map[string]string{"the token": tok.Token, "the login code": code, "the verifier": verifier, "the certificate": req.Certificate, "the token's body": strings.TrimPrefix(tok.Token, "ppt_")} {
+		if strings.Contains(got, secret) {
+			t.Errorf("%s is in the log", name)
+		}
+	}
 }
