@@ -4,6 +4,22 @@
 set -eu
 cd "$(dirname "$0")/.."
 
+# The lab's sandbox hosts, and so most tests, need root and the kernel's
+# overlay filesystem. Without them those tests could only skip, so the run
+# stops here and says what is missing.
+if [ "$(id -u)" != 0 ]; then
+	echo "install: run this as root: the lab's sandbox hosts need mount and PID namespaces, and packages may need installing" >&2
+	exit 1
+fi
+if ! grep -qw overlay /proc/filesystems; then
+	modprobe overlay 2>/dev/null || true
+	if ! grep -qw overlay /proc/filesystems; then
+		echo "install: the kernel has no overlay filesystem, which the lab's sandbox hosts are made of;" \
+			"load it with 'modprobe overlay' (package kmod) on the machine itself, or use a machine whose kernel has it" >&2
+		exit 1
+	fi
+fi
+
 need_apt=""
 command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ] || need_apt="$need_apt openssh-server"
 command -v ssh >/dev/null 2>&1 || need_apt="$need_apt openssh-client"
@@ -19,15 +35,13 @@ command -v pkill >/dev/null 2>&1 || need_apt="$need_apt procps"
 # granted user would and prove revocation removes them.
 [ -x /usr/sbin/cron ] || need_apt="$need_apt cron"
 [ -x /usr/sbin/atd ] || need_apt="$need_apt at"
+# systemd-analyze verifies the sweep's timer units (systemd is not run).
+command -v systemd-analyze >/dev/null 2>&1 || need_apt="$need_apt systemd"
 # A real browser for the SAML sign-in test, driven by playwright-core.
 [ -x /usr/bin/chromium ] || need_apt="$need_apt chromium"
 command -v node >/dev/null 2>&1 || need_apt="$need_apt nodejs"
 command -v npm >/dev/null 2>&1 || need_apt="$need_apt npm"
 if [ -n "$need_apt" ]; then
-	if [ "$(id -u)" != 0 ]; then
-		echo "install: missing Debian packages:$need_apt; run this script as root to install them" >&2
-		exit 1
-	fi
 	echo "install: apt-get install$need_apt"
 	apt-get update -qq
 	# shellcheck disable=SC2086 # the package list is meant to split
@@ -56,5 +70,32 @@ go mod download
 if ! command -v terraform >/dev/null 2>&1; then
 	echo "install: building the Terraform CLI 1.5.7 (about 5 minutes, once)"
 	go install github.com/hashicorp/terraform@v1.5.7
+fi
+# OpenTofu runs the provider's acceptance tests a second time, and is the
+# CLI under which the ephemeral resource's test runs (Terraform 1.5.7 has no
+# ephemeral resources). `go install` refuses its module for a replace
+# directive, so it is built from a writable copy of the module. The binary
+# is kept outside the clone, so later runs and fresh clones reuse it.
+# shellcheck source=scripts/tools.env
+. ./scripts/tools.env
+if [ ! -x "$TOFU" ]; then
+	echo "install: building OpenTofu $TOFU_VERSION into $TOFU (about 4 minutes, once)"
+	build=$(mktemp -d)
+	module=$(cd "$build" && go mod download -json "github.com/opentofu/opentofu@v$TOFU_VERSION" |
+		sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+	if [ -z "$module" ]; then
+		echo "install: go mod download found no OpenTofu $TOFU_VERSION module" >&2
+		exit 1
+	fi
+	cp -R "$module" "$build/opentofu"
+	chmod -R u+w "$build/opentofu"
+	mkdir -p "$(dirname "$TOFU")"
+	if ! (cd "$build/opentofu" && go build -o "$TOFU.partial" ./cmd/tofu) >"$build/log" 2>&1; then
+		cat "$build/log" >&2
+		echo "install: building OpenTofu $TOFU_VERSION failed (above)" >&2
+		exit 1
+	fi
+	mv "$TOFU.partial" "$TOFU"
+	rm -rf "$build"
 fi
 echo "install: done"

@@ -1,11 +1,19 @@
 #!/bin/sh
-# Runs every Passport test: unit tests, lab tests on real sandbox hosts,
-# and Terraform acceptance tests with the real terraform CLI. Lab and
-# acceptance tests need root (CI runs as root); without it they skip and say
-# why.
+# Runs every Passport test: unit tests, lab tests on real sandbox hosts, and
+# the acceptance tests with the real terraform CLI and again with OpenTofu;
+# the concurrent packages under the race detector; the security fuzz
+# targets for a while each; every benchmark once. Run as root (CI does):
+# install.sh stops the run when the lab cannot work here.
+#
+# Skips fail the run. Every test that skips is listed with its reason, and
+# the run fails unless scripts/allowed-skips names the test and says why.
+# A test that must skip in CI goes there, with a comment; better, make it
+# run. tools/testreport reads go test's events and says what ran.
 set -eu
 cd "$(dirname "$0")/.."
 ./scripts/install.sh
+# shellcheck source=scripts/tools.env
+. ./scripts/tools.env
 PATH="$PATH:$(go env GOPATH)/bin"
 export PATH
 
@@ -28,19 +36,30 @@ if [ -n "$unformatted" ]; then
 	exit 1
 fi
 go vet ./...
+shellcheck -s sh -x scripts/*.sh
 
 echo "test: docs are what make generate produces"
 ./scripts/docs.sh check
 
-echo "test: go test"
-go test -count=1 -timeout 20m ./...
+go build -o "$work/testreport" ./tools/testreport
+report() { "$work/testreport" -allow scripts/allowed-skips "$@"; }
 
-# Benchmarks measure the speed targets (BENCHMARKS.md); one iteration of
-# each here proves they still run, since a change can break a benchmark
-# that no test exercises. The emulator-backed ledger variants take minutes
-# and are left to BENCHMARKS.md's commands.
+echo "test: go test (acceptance tests with $(terraform version | head -n 1))"
+report -stale -- go test -json -count=1 -timeout 25m ./...
+
+# The provider's acceptance tests again, with OpenTofu as the CLI, which
+# has ephemeral resources and write-only attributes. OpenTofu calls a
+# provider with no source registry.opentofu.org/hashicorp/passport; the
+# in-process provider must be offered under that address.
+echo "test: acceptance tests with OpenTofu $TOFU_VERSION"
+TF_ACC_TERRAFORM_PATH=$TOFU TF_ACC_PROVIDER_HOST=registry.opentofu.org \
+	"$work/testreport" -- go test -json -count=1 -timeout 20m -run '^TestAcc' ./internal/provider/
+
+# Every benchmark once: a change can break a benchmark that no test runs.
+# Their figures come from BENCHMARKS.md's commands; the emulator-backed
+# ledger variants take minutes and are left to those.
 echo "test: every benchmark runs once"
-go test -count=1 -timeout 10m -run '^$' -benchtime 1x \
+report -- go test -json -count=1 -timeout 10m -run '^$' -benchtime 1x \
 	-bench 'Throughput|Download|RoundTrip|Sign|Authorize|Verify|FanOut1000|Grant100|Provision|SignedCall|SendCommandFanOut|^BenchmarkPass$|DuePass/sqlite' \
 	./internal/ssmsession/ ./internal/sshca/ ./internal/policy/ ./internal/identity/ ./internal/fleet/ \
 	./internal/access/ ./internal/hostscript/ ./internal/lab/awsjson/ ./internal/lab/ssm/ ./internal/reconcile/ ./internal/ledger/ \

@@ -1,0 +1,91 @@
+// Command testreport runs `go test -json` and says what ran: it shows the
+// whole output of every failing test, every skipped test with its reason,
+// and fails the run when a test skips that the allow-list does not name,
+// so a green run cannot hide tests that never ran.
+//
+//	go run ./tools/testreport -allow scripts/allowed-skips -- go test -json ./...
+//
+// The allow-list has one entry a line, "PACKAGE TEST-PATTERN # reason"
+// (PACKAGE relative to the module; TEST-PATTERN a path.Match pattern over
+// the test's full name, so a subtest is "TestX/*"). Every entry needs a
+// reason, on its line or in the comment lines just above it.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"time"
+)
+
+const modulePath = "github.com/passport-access/terraform-provider-passport"
+
+func main() {
+	allowFile := flag.String("allow", "", "the allow-list of tests that may skip (none may, without it)")
+	stale := flag.Bool("stale", false, "also list allow-list entries that matched no skip")
+	flag.Usage = func() {
+		fmt.Fprintln(os.Stderr, "usage: testreport [-allow FILE] [-stale] -- go test -json [flags] [packages]")
+		flag.PrintDefaults()
+	}
+	flag.Parse()
+	if flag.NArg() == 0 {
+		flag.Usage()
+		os.Exit(2)
+	}
+	if err := run(*allowFile, *stale, flag.Args()); err != nil {
+		fmt.Fprintln(os.Stderr, "testreport:", err)
+		os.Exit(1)
+	}
+}
+
+func run(allowFile string, stale bool, command []string) error {
+	var allow allowList
+	if allowFile != "" {
+		f, err := os.Open(allowFile)
+		if err != nil {
+			return err
+		}
+		allow, err = parseAllowList(f, allowFile)
+		f.Close()
+		if err != nil {
+			return err
+		}
+	}
+
+	cmd := exec.Command(command[0], command[1:]...)
+	cmd.Stderr = os.Stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	r := newReport(os.Stdout, allow)
+	readErr := r.read(stdout)
+	waitErr := cmd.Wait()
+	good := r.summary(time.Since(start))
+	if stale {
+		for _, a := range allow {
+			if !a.used {
+				fmt.Printf("allow-list line %d (%s %s) matched no skip in this run\n", a.line, a.pkg, a.pattern)
+			}
+		}
+	}
+	switch {
+	case readErr != nil:
+		return fmt.Errorf("reading the test events: %w", readErr)
+	case waitErr != nil:
+		var exit *exec.ExitError
+		if errors.As(waitErr, &exit) {
+			return fmt.Errorf("%s exited with status %d", command[0], exit.ExitCode())
+		}
+		return waitErr
+	case !good:
+		return errors.New("tests failed or skipped without leave (see above)")
+	}
+	return nil
+}
