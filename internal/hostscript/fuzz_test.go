@@ -32,15 +32,7 @@ func FuzzProvision(f *testing.F) {
 			}
 			return
 		}
-		lines := strings.Split(script, "\n")
-		if len(lines) != len(static) {
-			t.Fatalf("the script has %d lines, the program %d", len(lines), len(static))
-		}
-		for i := range lines {
-			if i != dataLineNumber-1 && lines[i] != static[i] {
-				t.Fatalf("line %d depends on the input: %q", i+1, lines[i])
-			}
-		}
+		onlyDataDiffers(t, script, static)
 		data := decodeData(t, script)
 		if strings.Trim(data, hostBytes) != "" {
 			t.Fatalf("the data block holds bytes the host refuses: %q", data)
@@ -56,20 +48,39 @@ func FuzzProvision(f *testing.F) {
 	})
 }
 
+// onlyDataDiffers fails unless script is the program static, line for
+// line, but for its data line.
+func onlyDataDiffers(t *testing.T, script string, static []string) {
+	t.Helper()
+	lines := strings.Split(script, "\n")
+	if len(lines) != len(static) {
+		t.Fatalf("the script has %d lines, the program %d", len(lines), len(static))
+	}
+	for i := range lines {
+		if i != dataLineNumber-1 && lines[i] != static[i] {
+			t.Fatalf("line %d depends on the input: %q", i+1, lines[i])
+		}
+	}
+}
+
 // FuzzRevoke does the same for revocations, whose CA key is optional.
 func FuzzRevoke(f *testing.F) {
 	f.Add("pp-a", uint64(7), fixedCA)
 	f.Add("pp-a", uint64(0), "")
 	f.Add("pp a", uint64(1), "garbage")
+	f.Add("pp-$(id)", uint64(1), fixedCA+"\nssh-ed25519 AAAA")
+	static := strings.Split(generated(f)["revoke"], "\n")
 	f.Fuzz(func(t *testing.T, user string, serial uint64, key string) {
-		script, err := Revoke(Revocation{Username: user, Serial: serial, CAPublicKey: key})
+		r := Revocation{Username: user, Serial: serial, CAPublicKey: key}
+		script, err := Revoke(r)
 		if err != nil {
 			var fe *FieldError
-			if !errors.As(err, &fe) {
-				t.Fatalf("Revoke: %v; want a FieldError", err)
+			if !errors.As(err, &fe) || script != "" {
+				t.Fatalf("Revoke(%+v) = %d bytes, %v; want only a FieldError", r, len(script), err)
 			}
 			return
 		}
+		onlyDataDiffers(t, script, static)
 		if data := decodeData(t, script); strings.Trim(data, hostBytes) != "" || !strings.Contains(data, "\nuser="+user+"\n") {
 			t.Fatalf("data block %q", data)
 		}

@@ -609,6 +609,11 @@ func TestBrokenSSHDConfigIsLeftAlone(t *testing.T) {
 	}
 }
 
+// TestSweepRemovesOnlyExpiredUsers runs the sweep exactly as the cron entry
+// provision installed runs it (its command, cron's environment, --cron,
+// output thrown away) and judges that run alone: the expired user and its
+// certificate are gone, the live user and an account of the host's own
+// still log in. Then a sweep by hand finds nothing left to do.
 func TestSweepRemovesOnlyExpiredUsers(t *testing.T) {
 	t.Parallel()
 	h := bootHost(t, "sweep")
@@ -625,25 +630,50 @@ func TestSweepRemovesOnlyExpiredUsers(t *testing.T) {
 	if got := h.sh(t, "cat "+SweepPath); got != strings.TrimSpace(Sweep()) {
 		t.Error("the installed sweep differs from Sweep()")
 	}
-	r, res := h.program(t, SweepPath+" --cron >/dev/null; "+SweepPath)
-	if !r.OK {
-		t.Fatalf("sweep failed: %+v %s", r, res.Stderr)
+	entry := cronEntry(t, h.sh(t, "cat /etc/cron.d/passport-sweep"))
+	if !strings.Contains(entry, SweepPath+" --cron") {
+		t.Fatalf("the cron entry %q does not run %s --cron", entry, SweepPath)
+	}
+	cron := h.run(t, "env -i SHELL=/bin/sh PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LOGNAME=root /bin/sh -c '"+entry+"'")
+	if cron.ExitCode != 0 {
+		t.Fatalf("the cron entry's command exited %d: %s", cron.ExitCode, cron.Stderr)
 	}
 	if h.run(t, "id pp-old").ExitCode == 0 || h.exists(t, "/home/pp-old") || h.exists(t, SudoersPrefix+"pp-old") {
-		t.Error("the expired user is still there")
-	}
-	h.mustLogin(t, "pp-live", live.signer)
-	h.mustLogin(t, "admin", admin)
-	if r.Fields["kept"] != "1" {
-		t.Errorf("sweep result %v, want one kept", r.Fields)
-	}
-	again := h.mustProgram(t, Sweep())
-	if len(again.Removed) != 0 {
-		t.Errorf("a second sweep removed %v", again.Removed)
+		t.Error("the expired user is still there after the cron run")
 	}
 	if krl := h.sh(t, "ssh-keygen -Q -l -f "+RevokedKeys); !strings.Contains(krl, "serial: "+strconv.FormatUint(old.serial, 10)) {
 		t.Errorf("the swept user's serial is not in the KRL:\n%s", krl)
 	}
+	if _, err := h.login("pp-old", old.signer, "true"); err == nil {
+		t.Error("the expired user's certificate still logs in")
+	}
+	h.mustLogin(t, "pp-live", live.signer)
+	h.mustLogin(t, "admin", admin)
+
+	again := h.mustProgram(t, Sweep())
+	if len(again.Removed) != 0 || again.Fields["kept"] != "1" {
+		t.Errorf("a sweep by hand after the cron run: %v, want nothing removed and one kept", again.Fields)
+	}
+}
+
+// cronEntry returns the command of the one job in an /etc/cron.d file.
+func cronEntry(t *testing.T, file string) string {
+	t.Helper()
+	var jobs []string
+	for _, line := range strings.Split(file, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 7 || strings.HasPrefix(f[0], "#") || strings.Contains(f[0], "=") {
+			continue
+		}
+		if f[5] != "root" {
+			t.Fatalf("the cron job %q does not run as root", line)
+		}
+		jobs = append(jobs, strings.Join(f[6:], " "))
+	}
+	if len(jobs) != 1 || strings.Contains(jobs[0], "'") {
+		t.Fatalf("want one cron job without quotes, got %q in:\n%s", jobs, file)
+	}
+	return jobs[0]
 }
 
 // TestSSHDChangeThatDoesNotApplyIsUndone: a site drop-in that sorts before
@@ -667,12 +697,17 @@ func TestSSHDChangeThatDoesNotApplyIsUndone(t *testing.T) {
 	h.mustLogin(t, "admin", admin)
 }
 
-// TestConcurrentProvisions: Run Command may deliver two requests to one host
-// at once; the host lock keeps them from racing on sshd's configuration.
+// TestConcurrentProvisions: Run Command may deliver several requests to one
+// host at once, and the host lock serialises them. The test holds the lock
+// itself: every provision must wait for it with nothing changed, and once
+// the lock is let go all of them finish and every user logs in.
 func TestConcurrentProvisions(t *testing.T) {
 	t.Parallel()
 	h := bootHost(t, "concurrent")
 	authority := newCA(t)
+	h.sh(t, "mkfifo /run/release && setsid flock "+LockFile+" sh -c 'touch /run/held; read x </run/release' >/dev/null 2>&1 </dev/null &")
+	waitOnHost(t, h, "the test to hold the host lock", "test -e /run/held", nil)
+
 	names := []string{"pp-one", "pp-two", "pp-three"}
 	creds := make([]credential, len(names))
 	results := make(chan error, len(names))
@@ -692,6 +727,16 @@ func TestConcurrentProvisions(t *testing.T) {
 			results <- err
 		}()
 	}
+	// A provision that ends now did not wait for the lock.
+	waitOnHost(t, h, "all three provisions to wait for the host lock",
+		fmt.Sprintf(`[ "$(pgrep -c -f '^flock -w')" -ge %d ]`, len(names)), results)
+	for _, name := range names {
+		if h.run(t, "id "+name).ExitCode == 0 {
+			t.Errorf("%s exists while the host lock is held by someone else", name)
+		}
+	}
+
+	h.sh(t, "echo go >/run/release")
 	for range names {
 		if err := <-results; err != nil {
 			t.Error(err)
@@ -699,6 +744,24 @@ func TestConcurrentProvisions(t *testing.T) {
 	}
 	for i, name := range names {
 		h.mustLogin(t, name, creds[i].signer)
+	}
+}
+
+// waitOnHost polls until the shell test cond succeeds on h, for at most a
+// minute; a value on ended (a program that finished early) fails the test.
+func waitOnHost(t *testing.T, h *host, what, cond string, ended <-chan error) {
+	t.Helper()
+	deadline := time.After(time.Minute)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for h.run(t, cond).ExitCode != 0 {
+		select {
+		case err := <-ended:
+			t.Fatalf("waiting for %s, a program ended (%v)", what, err)
+		case <-deadline:
+			t.Fatalf("gave up waiting a minute for %s", what)
+		case <-tick.C:
+		}
 	}
 }
 

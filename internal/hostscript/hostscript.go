@@ -69,6 +69,7 @@ const (
 	PrincipalsDir  = "/etc/passport/principals"
 	RevokedKeys    = "/etc/passport/revoked.krl"
 	SweepPath      = "/usr/local/lib/passport/sweep"
+	LockFile       = "/run/passport.lock" // flock(1) on it serialises the programs on a host
 	SSHDDropIn     = "/etc/ssh/sshd_config.d/10-passport.conf"
 	SudoersPrefix  = "/etc/sudoers.d/passport-"
 	PassportGroup  = "passport"

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -252,46 +253,64 @@ func TestHostRefusesHostileData(t *testing.T) {
 		return b.String()
 	}
 	valid := strings.Join(lines, "\n") + "\n"
+	// Values that would run a command if any step evaluated them create
+	// this file (as nobody, who may write in its directory).
+	// (t.TempDir's parent is closed to nobody.)
+	dir, err := os.MkdirTemp("", "inject")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	canary := filepath.Join(dir, "pwned")
+	touch := "touch " + canary
 	cases := map[string]string{
-		"user with semicolon":     set("user", "pp-a;id"),
-		"user with command subst": set("user", "pp-$(id)"),
-		"user with backticks":     set("user", "pp-`id`"),
-		"user with quote":         set("user", "pp-a'"),
-		"user path traversal":     set("user", "../../root"),
-		"user leading dash":       set("user", "-rf"),
-		"user too long":           set("user", "pp-"+strings.Repeat("a", 18)),
-		"user uppercase":          set("user", "ROOT"),
-		"user look-alike":         set("user", "pp-\u0430"),
-		"user with NUL":           set("user", "pp-a\x00"),
-		"user with space":         set("user", "pp a"),
-		"newline smuggles a key":  set("user", "pp-a\nsudo=1"),
-		"duplicate key":           valid + "sudo=1\n",
-		"missing key":             strings.Replace(valid, "sudo=1\n", "", 1),
-		"keys reordered":          strings.Replace(strings.Replace(valid, "sudo=1\n", "", 1), "user=", "sudo=1\nuser=", 1),
-		"line without equals":     valid + "garbage\n",
-		"empty value":             set("request", ""),
-		"request with slash":      set("request", "a/b"),
-		"requester with dollar":   set("requester", "$USER"),
-		"expiry in hex":           set("expires", "0x7fffffff"),
-		"expiry negative":         set("expires", "-1"),
-		"expiry with exponent":    set("expires", "2e9"),
-		"serial octal":            set("serial", "0777"),
-		"serial zero":             set("serial", "0"),
-		"serial above 2^64":       set("serial", "18446744073709551616"),
-		"serial with sign":        set("serial", "+5"),
-		"sudo word":               set("sudo", "yes"),
-		"ca type dss":             set("ca_type", "ssh-dss"),
-		"ca type injected":        set("ca_type", "ssh-ed25519;id"),
-		"ca key not a key":        set("ca_key", "AAAAAAAAAAAAAAAAAAAAAAAA"),
-		"ca key of another type":  set("ca_type", "ssh-rsa"),
-		"ca key too long":         set("ca_key", strings.Repeat("A", 3000)),
-		"another action":          strings.Replace(valid, "action=provision", "action=revoke", 1),
-		"unknown format":          strings.Replace(valid, "format=1", "format=2", 1),
-		"non-ascii byte":          valid + "x=\xff\n",
-		"shell in a value":        set("requester", "a\n$(touch /tmp/pwned)"),
-		"huge block":              strings.Repeat("a", 9000),
-		"empty block":             "",
-		"crlf line endings":       strings.ReplaceAll(valid, "\n", "\r\n"),
+		"user with semicolon":        set("user", "pp-a;id"),
+		"user with command subst":    set("user", "pp-$(id)"),
+		"user with backticks":        set("user", "pp-`id`"),
+		"user with quote":            set("user", "pp-a'"),
+		"user path traversal":        set("user", "../../root"),
+		"user leading dash":          set("user", "-rf"),
+		"user too long":              set("user", "pp-"+strings.Repeat("a", 18)),
+		"user uppercase":             set("user", "ROOT"),
+		"user look-alike":            set("user", "pp-\u0430"),
+		"user with NUL":              set("user", "pp-a\x00"),
+		"user with space":            set("user", "pp a"),
+		"newline smuggles a key":     set("user", "pp-a\nsudo=1"),
+		"duplicate key":              valid + "sudo=1\n",
+		"missing key":                strings.Replace(valid, "sudo=1\n", "", 1),
+		"keys reordered":             strings.Replace(strings.Replace(valid, "sudo=1\n", "", 1), "user=", "sudo=1\nuser=", 1),
+		"line without equals":        valid + "garbage\n",
+		"empty value":                set("request", ""),
+		"request with slash":         set("request", "a/b"),
+		"requester with dollar":      set("requester", "$USER"),
+		"expiry in hex":              set("expires", "0x7fffffff"),
+		"expiry negative":            set("expires", "-1"),
+		"expiry with exponent":       set("expires", "2e9"),
+		"serial octal":               set("serial", "0777"),
+		"serial zero":                set("serial", "0"),
+		"serial above 2^64":          set("serial", "18446744073709551616"),
+		"serial with sign":           set("serial", "+5"),
+		"sudo word":                  set("sudo", "yes"),
+		"ca type dss":                set("ca_type", "ssh-dss"),
+		"ca type injected":           set("ca_type", "ssh-ed25519;id"),
+		"ca key not a key":           set("ca_key", "AAAAAAAAAAAAAAAAAAAAAAAA"),
+		"ca key of another type":     set("ca_type", "ssh-rsa"),
+		"ca key too long":            set("ca_key", strings.Repeat("A", 3000)),
+		"another action":             strings.Replace(valid, "action=provision", "action=revoke", 1),
+		"unknown format":             strings.Replace(valid, "format=1", "format=2", 1),
+		"non-ascii byte":             valid + "x=\xff\n",
+		"shell on a line of its own": set("requester", "a\n$("+touch+")"),
+		"shell in a value":           set("requester", "$("+touch+")"),
+		"backticks in a value":       set("requester", "`"+touch+"`"),
+		"command after a semicolon":  set("request", "r;"+touch),
+		"command after a newline":    set("request", "r\n"+touch),
+		"shell in a key":             valid + "x$(" + touch + ")=1\n",
+		"huge block":                 strings.Repeat("a", 9000),
+		"empty block":                "",
+		"crlf line endings":          strings.ReplaceAll(valid, "\n", "\r\n"),
 	}
 	// The valid block is the control: it must get past decoding (and then
 	// fail for lack of privilege), or the test proves nothing.
@@ -305,15 +324,32 @@ func TestHostRefusesHostileData(t *testing.T) {
 			t.Fatalf("the valid data block was refused: exit %d step %s\n%s", code, res.Step, stderr)
 		}
 	})
-	for name, data := range cases {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			code, stdout, stderr := runUnprivileged(t, hostProgram(data))
-			res, err := ParseResult(stdout)
-			if err != nil || code != ExitData || res.Code != ExitData || res.Step != "decode" {
-				t.Fatalf("exit %d, result %+v (%v); want exit %d in step decode\nstderr: %s", code, res, err, ExitData, stderr)
-			}
-		})
+	// The canary's control: a command that does run leaves the file.
+	t.Run("canary", func(t *testing.T) {
+		if code, _, stderr := runUnprivileged(t, touch); code != 0 {
+			t.Fatalf("%s as nobody: exit %d: %s", touch, code, stderr)
+		}
+		if _, err := os.Stat(canary); err != nil {
+			t.Fatalf("a command that ran left no file: %v", err)
+		}
+		if err := os.Remove(canary); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("hostile", func(t *testing.T) {
+		for name, data := range cases {
+			t.Run(name, func(t *testing.T) {
+				t.Parallel()
+				code, stdout, stderr := runUnprivileged(t, hostProgram(data))
+				res, err := ParseResult(stdout)
+				if err != nil || code != ExitData || res.Code != ExitData || res.Step != "decode" {
+					t.Fatalf("exit %d, result %+v (%v); want exit %d in step decode\nstderr: %s", code, res, err, ExitData, stderr)
+				}
+			})
+		}
+	})
+	if _, err := os.Stat(canary); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a hostile data block ran a command: %s exists (%v)", canary, err)
 	}
 	t.Run("data line that is not base64", func(t *testing.T) {
 		lines := strings.Split(hostProgram(valid), "\n")

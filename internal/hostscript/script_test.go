@@ -122,13 +122,13 @@ func TestLibraryMatchesGo(t *testing.T) {
 func TestLayoutMatchesGo(t *testing.T) {
 	cmd := exec.Command("/bin/sh", "-s")
 	cmd.Stdin = strings.NewReader(libSource + `done_result=1
-printf '%s\n' "$PP_GRANTS" "$PP_PRINCIPALS" "$PP_KRL" "$PP_SWEEP" "$SSHD_DROPIN" "$SUDOERS_DIR/passport-" "$PP_GROUP"
+printf '%s\n' "$PP_GRANTS" "$PP_PRINCIPALS" "$PP_KRL" "$PP_SWEEP" "$SSHD_DROPIN" "$SUDOERS_DIR/passport-" "$PP_GROUP" "$PP_LOCK"
 `)
 	out, err := cmd.Output()
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := strings.Join([]string{GrantsDir, PrincipalsDir, RevokedKeys, SweepPath, SSHDDropIn, SudoersPrefix, PassportGroup}, "\n") + "\n"
+	want := strings.Join([]string{GrantsDir, PrincipalsDir, RevokedKeys, SweepPath, SSHDDropIn, SudoersPrefix, PassportGroup, LockFile}, "\n") + "\n"
 	if string(out) != want {
 		t.Errorf("lib.sh's layout:\n%s\nGo's constants:\n%s", out, want)
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/passport-access/terraform-provider-passport/internal/hostscript"
 	"github.com/passport-access/terraform-provider-passport/internal/lab/node"
 	"github.com/passport-access/terraform-provider-passport/internal/lab/sandbox"
 	"github.com/passport-access/terraform-provider-passport/internal/ledger"
@@ -43,7 +44,7 @@ resource "passport_access_request" "r" {
 
 	// Another Passport program holds the lock on one host: its provision
 	// waits there (up to two minutes) while the other host's finishes.
-	onSandbox(t, held, "setsid flock /run/passport.lock sleep 601 >/dev/null 2>&1 < /dev/null &")
+	onSandbox(t, held, "setsid flock "+hostscript.LockFile+" sleep 601 >/dev/null 2>&1 < /dev/null &")
 
 	apply := terraform.command("apply", "-auto-approve")
 	apply.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
