@@ -1,20 +1,33 @@
 package identity
 
 import (
+	"bytes"
+	"encoding/xml"
 	"fmt"
+	"slices"
+	"strings"
 	"testing"
+	"time"
 )
 
-// FuzzVerify feeds arbitrary documents, seeded with a good response and
-// every bad one from the suite, to Verify. It must never panic, never
-// accept anything but a response signed by the test IdP for alice, and
-// never put an unescaped byte of the document in an error.
+// FuzzVerify feeds arbitrary documents, seeded with good responses of
+// several shapes and every bad one from the suite, to Verify. It must never
+// panic, never put an unescaped byte of the document in an error, and
+// whatever it accepts must be a response for alice from the test IdP whose
+// groups and session end are what a plain XML reader finds in the
+// document: no claim may come from anywhere but the one assertion there.
 func FuzzVerify(f *testing.F) {
 	p := newTestIdP(f, "idp")
 	f.Add(p.response(f, goodSpec()))
 	both := goodSpec()
 	both.signResponse = true
 	f.Add(p.response(f, both))
+	messy := goodSpec()
+	messy.groups = []string{" ops ", "", "staff", "ops", "on-call"}
+	f.Add(p.response(f, messy))
+	noSessionEnd := goodSpec()
+	noSessionEnd.sessionEnd = nil
+	f.Add(p.response(f, noSessionEnd))
 	for _, tc := range badCases() {
 		f.Add(tc.raw(f, p))
 	}
@@ -31,11 +44,24 @@ func FuzzVerify(f *testing.F) {
 	md := p.metadata()
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		c, err := Verify(raw, testOptions(md))
-		if err == nil && (c.Subject != "alice@example.test" || c.Issuer != testIdPEntity) {
+		if err != nil {
+			if needsEscape(err.Error()) {
+				t.Fatalf("error carries unescaped bytes: %q", err)
+			}
+			return
+		}
+		if c.Subject != "alice@example.test" || c.Issuer != testIdPEntity {
 			t.Fatalf("accepted claims %+v", c)
 		}
-		if err != nil && needsEscape(err.Error()) {
-			t.Fatalf("error carries unescaped bytes: %q", err)
+		want, err := plainRead(raw)
+		if err != nil {
+			t.Fatalf("Verify accepted a response that a plain XML reader cannot read (%v); claims %+v", err, c)
+		}
+		if !slices.Equal(c.Groups, want.groups) {
+			t.Fatalf("accepted groups %q; the document's assertion lists %q", c.Groups, want.groups)
+		}
+		if !c.Expires.Equal(want.expires) {
+			t.Fatalf("accepted a session ending %s; the document's assertion says %s", c.Expires, want.expires)
 		}
 	})
 }
@@ -58,4 +84,73 @@ func FuzzEscape(f *testing.F) {
 			t.Fatalf("quote(%q) = %q", s, q)
 		}
 	})
+}
+
+// plainClaims is what plainRead finds.
+type plainClaims struct {
+	groups  []string
+	expires time.Time
+}
+
+// xmlResponse is a SAML Response as encoding/xml reads it: a reader that
+// shares no code with Verify (etree, goxmldsig, crewjam/saml).
+type xmlResponse struct {
+	XMLName    xml.Name       `xml:"urn:oasis:names:tc:SAML:2.0:protocol Response"`
+	Assertions []xmlAssertion `xml:"urn:oasis:names:tc:SAML:2.0:assertion Assertion"`
+}
+
+type xmlAssertion struct {
+	IssueInstant string `xml:"IssueInstant,attr"`
+	Authn        []struct {
+		SessionNotOnOrAfter string `xml:"SessionNotOnOrAfter,attr"`
+	} `xml:"urn:oasis:names:tc:SAML:2.0:assertion AuthnStatement"`
+	Attributes []struct {
+		Name   string   `xml:"Name,attr"`
+		Values []string `xml:"urn:oasis:names:tc:SAML:2.0:assertion AttributeValue"`
+	} `xml:"urn:oasis:names:tc:SAML:2.0:assertion AttributeStatement>Attribute"`
+}
+
+// plainRead reads the groups and the session end from the one assertion
+// directly inside the Response, by the rules in the package documentation:
+// the groups attribute's values, trimmed, without blanks or repeats; the
+// session ends at the earliest SessionNotOnOrAfter, and at the latest
+// DefaultMaxSession after IssueInstant.
+func plainRead(raw []byte) (plainClaims, error) {
+	var r xmlResponse
+	if err := xml.NewDecoder(bytes.NewReader(raw)).Decode(&r); err != nil {
+		return plainClaims{}, err
+	}
+	if len(r.Assertions) != 1 {
+		return plainClaims{}, fmt.Errorf("the Response holds %d assertions", len(r.Assertions))
+	}
+	a := r.Assertions[0]
+	var c plainClaims
+	for _, attr := range a.Attributes {
+		if attr.Name != DefaultGroupsAttribute {
+			continue
+		}
+		for _, v := range attr.Values {
+			if v = strings.TrimSpace(v); v != "" && !slices.Contains(c.groups, v) {
+				c.groups = append(c.groups, v)
+			}
+		}
+	}
+	issued, err := time.Parse(time.RFC3339Nano, a.IssueInstant)
+	if err != nil {
+		return plainClaims{}, err
+	}
+	c.expires = issued.Add(DefaultMaxSession)
+	for _, s := range a.Authn {
+		if s.SessionNotOnOrAfter == "" {
+			continue
+		}
+		end, err := time.Parse(time.RFC3339Nano, s.SessionNotOnOrAfter)
+		if err != nil {
+			return plainClaims{}, err
+		}
+		if end.Before(c.expires) {
+			c.expires = end
+		}
+	}
+	return c, nil
 }
