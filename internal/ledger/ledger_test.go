@@ -27,15 +27,14 @@ func forEachBackend(t *testing.T, o Options, test func(t *testing.T, l *Ledger))
 }
 
 // forEachAtomicBackend runs a race test against every backend whose
-// conditional writes are atomic, as DynamoDB's are.
+// conditional writes are atomic, as DynamoDB's are. The others (see
+// backendCase.racy) have no subtest: a race lost there would be the
+// emulator's, not the ledger's.
 func forEachAtomicBackend(t *testing.T, o Options, test func(t *testing.T, l *Ledger)) {
 	for _, bc := range backendCases() {
-		t.Run(bc.name, func(t *testing.T) {
-			if bc.racy != "" {
-				t.Skip(bc.racy)
-			}
-			test(t, bc.open(t, o))
-		})
+		if bc.racy == "" {
+			t.Run(bc.name, func(t *testing.T) { test(t, bc.open(t, o)) })
+		}
 	}
 }
 
