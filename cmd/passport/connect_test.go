@@ -336,16 +336,14 @@ func TestConnectThroughSessionManager(t *testing.T) {
 			{"tunnel without a port", []string{"tunnel", id}, "--remote-port is required"},
 		} {
 			t.Run(c.name, func(t *testing.T) {
-				start := time.Now()
+				// A command that hung instead would be killed by
+				// passportRun's deadline and say nothing of the kind.
 				_, stderr, err := passportRun(t, c.args...)
 				if err == nil {
 					t.Fatalf("passport %s succeeded", strings.Join(c.args, " "))
 				}
 				if !strings.Contains(stderr, c.want) {
 					t.Errorf("passport %s said %q, want it to say %q", strings.Join(c.args, " "), stderr, c.want)
-				}
-				if d := time.Since(start); d > 30*time.Second {
-					t.Errorf("passport %s took %v to fail", strings.Join(c.args, " "), d)
 				}
 			})
 		}
@@ -415,7 +413,7 @@ func echo(addr string) error {
 // its first group.
 func waitFor(t *testing.T, stdout, stderr fmt.Stringer, re *regexp.Regexp) string {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	for time.Now().Before(deadline) {
 		if m := re.FindStringSubmatch(stdout.String()); m != nil {
 			return m[1]
@@ -437,7 +435,7 @@ func interrupt(t *testing.T, cmd *exec.Cmd, stderr fmt.Stringer) {
 		if err != nil {
 			t.Errorf("after Ctrl-C: %v\n%s", err, stderr)
 		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("no exit within 20s of Ctrl-C")
+	case <-time.After(time.Minute):
+		t.Fatal("no exit within a minute of Ctrl-C")
 	}
 }

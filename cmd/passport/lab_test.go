@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -21,8 +22,9 @@ import (
 	"github.com/passport-access/terraform-provider-passport/internal/lab/sandbox"
 )
 
-// labUp starts `passport lab up` and waits until its lab.json appears.
-func labUp(t *testing.T, hosts int, flags ...string) (*exec.Cmd, string, *strings.Builder) {
+// labUp starts `passport lab up` in a directory of its own and waits
+// until it says it is up.
+func labUp(t *testing.T, hosts int, flags ...string) (*exec.Cmd, string, *output) {
 	t.Helper()
 	if err := sandbox.Available(); err != nil {
 		t.Skip(err)
@@ -31,24 +33,18 @@ func labUp(t *testing.T, hosts int, flags ...string) (*exec.Cmd, string, *string
 	if err != nil {
 		t.Fatal(err)
 	}
+	cmd, stdout := labUpIn(t, dir, hosts, flags...)
+	return cmd, dir, stdout
+}
+
+// labUpIn starts `passport lab up` in dir and waits for the last line it
+// prints, which comes after the lab and its lab.json are complete.
+func labUpIn(t *testing.T, dir string, hosts int, flags ...string) (*exec.Cmd, *output) {
+	t.Helper()
 	t.Cleanup(func() { lab.Down(dir) })
 	cmd, stdout, stderr := passport(t, append([]string{"lab", "up", "--hosts", strconv.Itoa(hosts), "--dir", dir}, flags...)...)
-	deadline := time.Now().Add(time.Minute)
-	for {
-		if _, err := lab.ReadState(dir); err == nil {
-			break
-		}
-		if time.Now().After(deadline) || cmd.ProcessState != nil {
-			t.Fatalf("lab up did not write its state: stdout %s\nstderr %s", stdout, stderr)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	// The state is written after everything is up; give the printing a
-	// moment to finish.
-	time.Sleep(100 * time.Millisecond)
-	var out strings.Builder
-	out.WriteString(stdout.String())
-	return cmd, dir, &out
+	waitFor(t, stdout, stderr, regexp.MustCompile(`(Press Ctrl-C to stop the lab)`))
+	return cmd, stdout
 }
 
 func running(pid int) bool {
@@ -87,17 +83,7 @@ func TestLabUpPrintsHowToUseItAndCtrlCCleansUp(t *testing.T) {
 		}
 	}
 
-	cmd.Process.Signal(os.Interrupt)
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("lab up after Ctrl-C: %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("lab up did not stop within 30s of Ctrl-C")
-	}
+	interrupt(t, cmd, out)
 	for _, h := range s.Hosts {
 		if running(h.PID) {
 			t.Errorf("host %s (pid %d) still runs after Ctrl-C", h.InstanceID, h.PID)
@@ -134,6 +120,17 @@ func TestLabDownAfterKill(t *testing.T) {
 	if !strings.Contains(stdout, "nothing is left running") {
 		t.Errorf("lab down said %q", stdout)
 	}
+
+	// Nothing of the killed lab stands in the way of the next one.
+	again, out := labUpIn(t, dir, 1)
+	s, err = lab.ReadState(dir)
+	if err != nil {
+		t.Fatalf("the second lab up in %s: %v", dir, err)
+	}
+	if len(s.Hosts) != 1 || !running(s.Hosts[0].PID) || !strings.Contains(out.String(), s.Hosts[0].InstanceID) {
+		t.Errorf("the second lab up in %s: hosts %+v, output:\n%s", dir, s.Hosts, out)
+	}
+	interrupt(t, again, out)
 }
 
 func TestUnknownCommandSaysSo(t *testing.T) {

@@ -72,16 +72,16 @@ func newTestAgent(t testing.TB, st SessionType, dial func(ctx context.Context, h
 			ws.Close()
 			return
 		}
-		ws.SetReadLimit(HeaderSize + MaxPayload)
 		ws.SetPingHandler(func(data string) error {
 			ta.pings.Add(1)
 			return ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
 		})
-		var l link = ws
-		if wrap != nil {
-			l = wrap(ws)
+		if wrap == nil {
+			a.Attach(ws) // as the lab attaches: its read limit too
+			return
 		}
-		a.attach(l)
+		ws.SetReadLimit(HeaderSize + MaxPayload)
+		a.attach(wrap(ws))
 	}))
 	ta.srv.Listener = NewBatchListener(ta.srv.Listener)
 	ta.srv.Start()
@@ -338,9 +338,14 @@ func TestAgentGivesUpWithoutClient(t *testing.T) {
 }
 
 // TestTerminateEndsMultiplexedSession: the TerminateSession flag ends the
-// agent's side of a port-forwarding session and its connections.
+// agent's side of a port-forwarding session and its connections: the one
+// the client has open, and the agent's own to the port.
 func TestTerminateEndsMultiplexedSession(t *testing.T) {
-	port := listenTCP(t, echo)
+	ended := make(chan error, 1)
+	port := listenTCP(t, func(c net.Conn) {
+		_, err := io.Copy(c, c)
+		ended <- err
+	})
 	ta := newTestAgent(t, portForwarding(port), loopDial(port))
 	s := dial(t, ta, nil)
 	c, err := s.Open()
@@ -359,8 +364,22 @@ func TestTerminateEndsMultiplexedSession(t *testing.T) {
 		if err != nil {
 			t.Fatalf("agent ended with %v after TerminateSession", err)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(time.Minute):
 		t.Fatal("agent did not end after TerminateSession")
+	}
+	select {
+	case err := <-ended:
+		if err != nil {
+			t.Errorf("the agent's connection to the port ended with %v, want a close", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("the agent's connection to the port is still open after TerminateSession")
+	}
+	c.SetReadDeadline(time.Now().Add(time.Minute))
+	if n, err := c.Read(make([]byte, 1)); err == nil {
+		t.Fatalf("read %d bytes from a connection of a terminated session", n)
+	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatal("the client's open connection did not end with its terminated session")
 	}
 	if _, err := s.Open(); err == nil {
 		t.Fatal("Open succeeded on a terminated session")
