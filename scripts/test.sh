@@ -42,7 +42,9 @@ echo "test: docs are what make generate produces"
 ./scripts/docs.sh check
 
 go build -o "$work/testreport" ./tools/testreport
-report() { "$work/testreport" -allow scripts/allowed-skips "$@"; }
+# report runs go test under the allow-list; strict allows no skip at all.
+strict() { "$work/testreport" -tally "$work/tally" "$@"; }
+report() { strict -allow scripts/allowed-skips "$@"; }
 
 echo "test: go test (acceptance tests with $(terraform version | head -n 1))"
 report -stale -- go test -json -count=1 -timeout 25m ./...
@@ -52,8 +54,8 @@ report -stale -- go test -json -count=1 -timeout 25m ./...
 # provider with no source registry.opentofu.org/hashicorp/passport; the
 # in-process provider must be offered under that address.
 echo "test: acceptance tests with OpenTofu $TOFU_VERSION"
-TF_ACC_TERRAFORM_PATH=$TOFU TF_ACC_PROVIDER_HOST=registry.opentofu.org \
-	"$work/testreport" -- go test -json -count=1 -timeout 20m -run '^TestAcc' ./internal/provider/
+strict -- env TF_ACC_TERRAFORM_PATH="$TOFU" TF_ACC_PROVIDER_HOST=registry.opentofu.org \
+	go test -json -count=1 -timeout 20m -run '^TestAcc' ./internal/provider/
 
 # Every benchmark once: a change can break a benchmark that no test runs.
 # Their figures come from BENCHMARKS.md's commands; the emulator-backed
@@ -64,3 +66,5 @@ report -- go test -json -count=1 -timeout 10m -run '^$' -benchtime 1x \
 	./internal/ssmsession/ ./internal/sshca/ ./internal/policy/ ./internal/identity/ ./internal/fleet/ \
 	./internal/access/ ./internal/hostscript/ ./internal/lab/awsjson/ ./internal/lab/ssm/ ./internal/reconcile/ ./internal/ledger/ \
 	./internal/awsidentity/
+
+"$work/testreport" -total "$work/tally"

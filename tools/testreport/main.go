@@ -25,22 +25,35 @@ const modulePath = "github.com/passport-access/terraform-provider-passport"
 func main() {
 	allowFile := flag.String("allow", "", "the allow-list of tests that may skip (none may, without it)")
 	stale := flag.Bool("stale", false, "also list allow-list entries that matched no skip")
+	tally := flag.String("tally", "", "add this run's counts to FILE")
+	total := flag.String("total", "", "print the counts FILE has added up, and run nothing")
 	flag.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: testreport [-allow FILE] [-stale] -- go test -json [flags] [packages]")
+		fmt.Fprintln(os.Stderr, "usage: testreport [-allow FILE] [-stale] [-tally FILE] -- go test -json [flags] [packages]")
+		fmt.Fprintln(os.Stderr, "       testreport -total FILE")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
+	if *total != "" {
+		c, err := readTally(*total)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "testreport:", err)
+			os.Exit(1)
+		}
+		// The one line a reader of the whole log looks for last.
+		fmt.Printf("tests: %s\n", &c)
+		return
+	}
 	if flag.NArg() == 0 {
 		flag.Usage()
 		os.Exit(2)
 	}
-	if err := run(*allowFile, *stale, flag.Args()); err != nil {
+	if err := run(*allowFile, *stale, *tally, flag.Args()); err != nil {
 		fmt.Fprintln(os.Stderr, "testreport:", err)
 		os.Exit(1)
 	}
 }
 
-func run(allowFile string, stale bool, command []string) error {
+func run(allowFile string, stale bool, tally string, command []string) error {
 	var allow allowList
 	if allowFile != "" {
 		f, err := os.Open(allowFile)
@@ -68,6 +81,11 @@ func run(allowFile string, stale bool, command []string) error {
 	readErr := r.read(stdout)
 	waitErr := cmd.Wait()
 	good := r.summary(time.Since(start))
+	if tally != "" {
+		if err := addTally(tally, r.total); err != nil {
+			return err
+		}
+	}
 	if stale {
 		for _, a := range allow {
 			if !a.used {
@@ -88,4 +106,27 @@ func run(allowFile string, stale bool, command []string) error {
 		return errors.New("tests failed or skipped without leave (see above)")
 	}
 	return nil
+}
+
+// readTally reads the counts -tally wrote.
+func readTally(file string) (counts, error) {
+	var c counts
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return c, err
+	}
+	if _, err := fmt.Sscanf(string(b), "%d %d %d", &c.pass, &c.fail, &c.skip); err != nil {
+		return c, fmt.Errorf("%s: %w", file, err)
+	}
+	return c, nil
+}
+
+// addTally adds c to the counts in file, which need not exist yet.
+func addTally(file string, c counts) error {
+	sum, err := readTally(file)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	sum.add(c)
+	return os.WriteFile(file, fmt.Appendf(nil, "%d %d %d\n", sum.pass, sum.fail, sum.skip), 0o644)
 }

@@ -45,9 +45,16 @@ type report struct {
 	failed     []key
 	failedPkgs []string
 	skips      []skip
+	total      counts // set by summary
 }
 
 type counts struct{ pass, skip, fail int }
+
+func (c *counts) add(o counts) {
+	c.pass += o.pass
+	c.skip += o.skip
+	c.fail += o.fail
+}
 
 func newReport(out io.Writer, allow allowList) *report {
 	return &report{
@@ -131,6 +138,7 @@ func (r *report) handlePackage(e event, c *counts) {
 	case "pass", "skip":
 		delete(r.started, e.Package)
 		delete(r.output, k)
+		r.benchmarksDone(e.Package, c, true)
 		if e.Action == "skip" && c.pass+c.fail+c.skip == 0 {
 			return // no test files
 		}
@@ -138,6 +146,7 @@ func (r *report) handlePackage(e event, c *counts) {
 	case "fail":
 		delete(r.started, e.Package)
 		r.failedPkgs = append(r.failedPkgs, e.Package)
+		r.benchmarksDone(e.Package, c, false)
 		// A timeout or a crash ends tests that never report: their
 		// output is the only trace of where the package stopped.
 		for _, tk := range r.unfinished(e.Package) {
@@ -155,6 +164,21 @@ func (r *report) handlePackage(e event, c *counts) {
 		}
 		delete(r.output, k)
 		fmt.Fprintf(r.out, "FAIL %s %.1fs (%s)\n", short(e.Package), e.Elapsed, c)
+	}
+}
+
+// benchmarksDone counts pkg's benchmarks that ran: go test reports no end
+// for a benchmark that passes, only its result line (or, in a package that
+// passed, nothing at all for a benchmark with sub-benchmarks).
+func (r *report) benchmarksDone(pkg string, c *counts, pkgPassed bool) {
+	for k, lines := range r.output {
+		if k.pkg != pkg || !strings.HasPrefix(k.test, "Benchmark") {
+			continue
+		}
+		if pkgPassed || slices.ContainsFunc(lines, func(l string) bool { return strings.Contains(l, " ns/op") }) {
+			c.pass++
+			delete(r.output, k)
+		}
 	}
 }
 
@@ -176,14 +200,13 @@ func (r *report) unfinished(pkg string) []key {
 func (r *report) summary(took time.Duration) bool {
 	var total counts
 	for _, c := range r.counts {
-		total.pass += c.pass
-		total.skip += c.skip
-		total.fail += c.fail
+		total.add(*c)
 	}
 	for pkg := range r.started {
 		r.failedPkgs = append(r.failedPkgs, pkg+" (no result: the run was cut short)")
 	}
 	good := len(r.failedPkgs) == 0 && total.fail == 0
+	r.total = total
 	fmt.Fprintf(r.out, "\n%s in %s\n", &total, took.Round(time.Second))
 	if len(r.skips) > 0 {
 		fmt.Fprintln(r.out, "skipped:")
@@ -211,7 +234,7 @@ func (r *report) summary(took time.Duration) bool {
 }
 
 func (c *counts) String() string {
-	return fmt.Sprintf("%d passed, %d skipped, %d failed", c.pass, c.skip, c.fail)
+	return fmt.Sprintf("%d passed, %d failed, %d skipped", c.pass, c.fail, c.skip)
 }
 
 // skipReason is what a skipped test logged, without go test's framing.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -50,7 +51,7 @@ func TestReportShowsFailuresInFullAndEverySkipWithItsReason(t *testing.T) {
 		"sample_test.go:15: the verdict",
 		"--- SKIP example.com/sample TestSkipsUnexpectedly (NOT on the allow-list): sample_test.go:20: overlay is missing",
 		"--- SKIP example.com/sample TestParent/skips (NOT on the allow-list): sample_test.go:24: a subtest's reason",
-		"3 passed, 4 skipped, 1 failed",
+		"3 passed, 1 failed, 4 skipped",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the report lacks %q:\n%s", want, out)
@@ -134,5 +135,21 @@ func TestAllowListRefusesEntriesWithoutAReason(t *testing.T) {
 	}
 	if l.allows("github.com/m/internal/z", "TestW/sub") == nil || l.allows("github.com/m/internal/zz", "TestW/sub") != nil {
 		t.Error("the package is not matched by its path's last elements")
+	}
+}
+
+func TestTallyAddsUpRuns(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "tally")
+	for _, c := range []counts{{pass: 3, fail: 1, skip: 2}, {pass: 10}} {
+		r := newReport(&bytes.Buffer{}, nil)
+		r.counts["p"] = &c
+		r.summary(0)
+		if err := addTally(file, r.total); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := readTally(file)
+	if err != nil || got != (counts{pass: 13, fail: 1, skip: 2}) {
+		t.Errorf("tally %+v, %v; want 13 passed, 1 failed, 2 skipped", got, err)
 	}
 }
