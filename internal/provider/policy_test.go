@@ -1,14 +1,23 @@
 package provider
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
+
+	"github.com/passport-access/terraform-provider-passport/internal/hostscript"
+	"github.com/passport-access/terraform-provider-passport/internal/lab/node"
+	"github.com/passport-access/terraform-provider-passport/internal/lab/sandbox"
+	"github.com/passport-access/terraform-provider-passport/internal/ledger"
 )
 
 // TestAccPolicyDecides: the administrators' policy, not the requester's
@@ -51,11 +60,23 @@ resource "passport_access_request" "r" {
 		}
 		return cfg
 	}
-	untouched := func(*terraform.State) error {
-		if users := passportUsers(t, production); len(users) != 0 {
-			t.Errorf("a denied request left Passport users on %s: %v", production.Info().InstanceID, users)
+	// logsIn checks that the request's user logs in to each host.
+	logsIn := func(hosts ...*sandbox.Host) resource.TestCheckFunc {
+		return func(s *terraform.State) error {
+			a, err := attributes(s, "passport_access_request.r")
+			if err != nil {
+				return err
+			}
+			creds, err := credentialsOf(a, nil)
+			if err != nil {
+				return err
+			}
+			var errs []error
+			for _, h := range hosts {
+				errs = append(errs, creds.checkLogin(h, false))
+			}
+			return errors.Join(errs...)
 		}
-		return nil
 	}
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: l.factories(),
@@ -65,20 +86,69 @@ resource "passport_access_request" "r" {
 				ExpectError: regexp.MustCompile(`(?s)` + production.Info().InstanceID + `.*forbidden by policy "no-production"`),
 			},
 			{
-				Config: request(strict, staging.Info().InstanceID),
+				// The refusal above touched no host, not even the
+				// staging host it would have allowed.
+				PreConfig: func() { l.nothingGranted(t) },
+				Config:    request(strict, staging.Info().InstanceID),
 				Check: resource.ComposeAggregateTestCheckFunc(
-					untouched,
 					resource.TestCheckResourceAttr("passport_access_request.r", "target_status."+staging.Info().InstanceID, "active"),
+					logsIn(staging),
+					func(*terraform.State) error {
+						if users := passportUsers(t, production); len(users) != 0 {
+							return fmt.Errorf("a staging-only request left Passport users on %s: %v", production.Info().InstanceID, users)
+						}
+						return nil
+					},
 				),
 			},
 			{
 				// The lab's own policy (Parameter Store) lets its operator
 				// reach production.
 				Config: request("", staging.Info().InstanceID, production.Info().InstanceID),
-				Check:  resource.TestCheckResourceAttr("passport_access_request.r", "target_status."+production.Info().InstanceID, "active"),
+				Check: resource.ComposeAggregateTestCheckFunc(
+					resource.TestCheckResourceAttr("passport_access_request.r", "target_status."+production.Info().InstanceID, "active"),
+					logsIn(staging, production),
+				),
 			},
 		},
 	})
+}
+
+// nothingGranted checks what a refused request must leave behind: no
+// Passport user, grant record or sudoers entry on any of the lab's hosts,
+// and no grant in the ledger.
+func (a *accLab) nothingGranted(t *testing.T) {
+	t.Helper()
+	const look = `getent passwd | cut -d: -f1 | grep '^pp-' | sed 's/^/user /'
+getent group ` + hostscript.PassportGroup + ` | cut -d: -f4 | grep . | sed 's/^/group members /'
+ls -A ` + hostscript.GrantsDir + ` 2>/dev/null | sed 's/^/grant record /'
+ls -d ` + hostscript.SudoersPrefix + `* 2>/dev/null | sed 's/^/sudoers file /'
+true`
+	for _, h := range a.Hosts {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		res, err := h.Run(ctx, node.Script{Document: "AWS-RunShellScript", Source: look})
+		cancel()
+		if err != nil || res.ExitCode != 0 {
+			t.Fatalf("looking for Passport's traces on %s: %v (exit %d)", h.Info().InstanceID, err, res.ExitCode)
+		}
+		if found := strings.TrimSpace(string(res.Stdout)); found != "" {
+			t.Errorf("a refused request left on %s:\n%s", h.Info().InstanceID, found)
+		}
+	}
+	book, err := ledger.Open(context.Background(), os.Getenv("PASSPORT_LEDGER"), ledger.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer book.Close()
+	for _, state := range []ledger.State{ledger.Provisioning, ledger.Active, ledger.Revoking, ledger.Revoked, ledger.Expired, ledger.Failed} {
+		grants, err := book.List(context.Background(), state)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, g := range grants {
+			t.Errorf("a refused request left a %s grant in the ledger: %s for %s on %v", state, g.ID, g.Requester, g.Targets)
+		}
+	}
 }
 
 // hclList writes strings as an HCL list.

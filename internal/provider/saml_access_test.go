@@ -48,15 +48,18 @@ resource "passport_access_request" "r" {
 				ExpectError: regexp.MustCompile(`(?s)` + production + `.*no policy .* permits "alice"`),
 			},
 			{
+				PreConfig:   func() { l.nothingGranted(t) },
 				Config:      config("just looking around", "1h", staging),
 				ExpectError: regexp.MustCompile(`(?s)` + staging + `.*forbidden by policy "people-name-a-ticket"`),
 			},
 			{
+				PreConfig:   func() { l.nothingGranted(t) },
 				Config:      config("INC-7: disk alert", "6h", staging),
 				ExpectError: regexp.MustCompile(`(?s)` + staging + `.*no policy .* permits "alice"`),
 			},
 			{
-				Config: config("INC-7: disk alert", "2h", staging),
+				PreConfig: func() { l.nothingGranted(t) },
+				Config:    config("INC-7: disk alert", "2h", staging),
 				Check: resource.ComposeAggregateTestCheckFunc(
 					resource.TestCheckResourceAttr("passport_access_request.r", "requester", "alice"),
 					resource.TestCheckResourceAttr("passport_access_request.r", "requester_groups.#", "1"),

@@ -32,6 +32,11 @@ func Kill(pid int) error {
 	if err != nil {
 		return fmt.Errorf("sandbox: reading pid %d: %w", pid, err)
 	}
+	if len(cmdline) == 0 && waitGone(proc) {
+		// Between dying and becoming a zombie a process has no memory,
+		// so no command line: a host on its way out after its lab.
+		return nil
+	}
 	argv0, _, _ := bytes.Cut(cmdline, []byte{0})
 	if string(argv0) != initName || !firstInNamespace(proc) {
 		return fmt.Errorf("sandbox: pid %d is not a sandbox host init (it is %q); not killing it", pid, argv0)
@@ -41,12 +46,20 @@ func Kill(pid int) error {
 	}
 	// The init is reaped by its parent (the machine's init once the lab is
 	// gone); its namespace's processes all die before that.
+	if !waitGone(proc) {
+		return fmt.Errorf("sandbox: host init %d is still there 10s after SIGKILL", pid)
+	}
+	return nil
+}
+
+// waitGone waits up to 10 s for the process to end, and says whether it did.
+func waitGone(proc string) bool {
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		if gone(proc) {
-			return nil
+			return true
 		}
 	}
-	return fmt.Errorf("sandbox: host init %d is still there 10s after SIGKILL", pid)
+	return false
 }
 
 // firstInNamespace reports whether the process is PID 1 of a PID namespace
