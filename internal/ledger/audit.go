@@ -1,13 +1,16 @@
 package ledger
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -205,12 +208,18 @@ func VerifyExport(r io.Reader) (Event, error) {
 	var c chainCheck
 	var last Event
 	dec := json.NewDecoder(r)
-	dec.DisallowUnknownFields()
 	for line := 1; ; line++ {
-		var e Event
-		err := dec.Decode(&e)
+		var raw json.RawMessage
+		err := dec.Decode(&raw)
 		if err == io.EOF {
 			return last, nil
+		}
+		var e Event
+		if err == nil {
+			err = checkExportKeys(raw)
+		}
+		if err == nil {
+			err = json.Unmarshal(raw, &e)
 		}
 		if err != nil {
 			return last, fmt.Errorf("ledger: audit export, line %d: not an audit event: %w", line, err)
@@ -220,6 +229,48 @@ func VerifyExport(r io.Reader) (Event, error) {
 		}
 		last = e
 	}
+}
+
+// exportKeys are the keys of an exported event, from Event's JSON tags.
+var exportKeys = func() map[string]bool {
+	keys := map[string]bool{}
+	t := reflect.TypeFor[Event]()
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		keys[name] = true
+	}
+	return keys
+}()
+
+// checkExportKeys refuses an object with a key that is not spelled exactly
+// as Export spells it, or that appears twice. encoding/json takes "Actor"
+// or "ACTOR" for actor, and the last of two wins, so without this an
+// export could show a reader one actor while its hash vouches for another.
+func checkExportKeys(raw json.RawMessage) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return errors.New("not a JSON object")
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		key, _ := tok.(string)
+		switch {
+		case !exportKeys[key]:
+			return fmt.Errorf("unknown key %q", key)
+		case seen[key]:
+			return fmt.Errorf("key %q appears twice", key)
+		}
+		seen[key] = true
+		var value json.RawMessage
+		if err := dec.Decode(&value); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // chainCheck walks the trail in seq order.
