@@ -139,7 +139,7 @@ func (r *recorder) Run(ctx context.Context, s node.Script) (node.Result, error) 
 
 func (r *recorder) last(t *testing.T) node.Script {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	for {
 		r.mu.Lock()
 		n := len(r.runs)

@@ -79,16 +79,14 @@ func TestRunStopsAtDeadline(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			l := startLab(t, 3, 0)
 			fast, slow := l.ids[0], l.ids[1:]
+			// The slow hosts would answer long after run gives up on a
+			// hung Run: a Run that waited for them fails there.
 			for _, id := range slow {
-				l.nodes[id].SetDelay(time.Minute)
+				l.nodes[id].SetDelay(time.Hour)
 			}
 			ctx, cancel := tt.ctx()
 			defer cancel()
-			start := time.Now()
-			results := run(t, New(l.client, fastOptions), ctx, Job{Targets: l.ids, Script: "sleep 60"})
-			if took := time.Since(start); took > 5*time.Second {
-				t.Errorf("Run took %s after its context ended at 1s", took)
-			}
+			results := run(t, New(l.client, fastOptions), ctx, Job{Targets: l.ids, Script: "sleep 3600"})
 			if results[0].Outcome != Success {
 				t.Errorf("%s finished before the deadline but got %s", fast, results[0].Reason)
 			}
@@ -322,13 +320,11 @@ func TestRunUnreadableResults(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			l := startLab(t, 2, 0)
 			front := l.faultyFront(t, http.StatusBadRequest, denied, tt.blocked...)
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			// A refusal will not go away by waiting: Run must give up
+			// long before this deadline, which run would not wait for.
+			ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
 			defer cancel()
-			start := time.Now()
 			results := run(t, New(sdkClient(front, labAccessKey, labSecret, 0), fastOptions), ctx, Job{Targets: l.ids, Script: "true"})
-			if took := time.Since(start); took > 10*time.Second {
-				t.Errorf("Run took %s: a refusal will not go away by waiting", took)
-			}
 			for _, res := range results {
 				if res.Outcome != tt.outcome || res.Reason != res.InstanceID+": "+tt.reason {
 					t.Errorf("got %s %q, want %s %q", res.Outcome, res.Reason, tt.outcome, tt.reason)

@@ -115,9 +115,33 @@ func (l *lab) commandsTo(t *testing.T, id string) int {
 	return len(out.Commands)
 }
 
+// runBounded is r.Run, failing the test when Run has not returned within
+// two minutes: a hang becomes a failure. How soon Run returns is for the
+// benchmarks; a test that needs Run not to wait for something makes that
+// something take far longer than this.
+func runBounded(t *testing.T, r *Runner, ctx context.Context, job Job) ([]Result, error) {
+	t.Helper()
+	type outcome struct {
+		results []Result
+		err     error
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		results, err := r.Run(ctx, job)
+		done <- outcome{results, err}
+	}()
+	select {
+	case o := <-done:
+		return o.results, o.err
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("Run of %d targets did not return within two minutes", len(job.Targets))
+		return nil, nil
+	}
+}
+
 func run(t *testing.T, r *Runner, ctx context.Context, job Job) []Result {
 	t.Helper()
-	results, err := r.Run(ctx, job)
+	results, err := runBounded(t, r, ctx, job)
 	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}

@@ -69,11 +69,7 @@ func TestMoto(t *testing.T) {
 	t.Run("nothing is sent when the inventory cannot be read", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
-		start := time.Now()
-		results, err := r.Run(ctx, Job{Targets: testIDs(3), Script: "true"})
-		if took := time.Since(start); took > 4*time.Second {
-			t.Errorf("Run took %s with a 2s deadline", took)
-		}
+		results, err := runBounded(t, r, ctx, Job{Targets: testIDs(3), Script: "true"})
 		if err == nil {
 			t.Fatalf("Run without an inventory returned %v and no error", results)
 		}

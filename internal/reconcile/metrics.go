@@ -25,6 +25,10 @@ type Metrics struct {
 
 	mu       sync.Mutex
 	lastDone time.Time // wall clock at the end of the last complete pass
+	// wall is the clock /healthz judges staleness by: time.Now, or a
+	// test's fake. It is the process's own, not the reconciler's Now,
+	// which may be offset.
+	wall func() time.Time
 }
 
 // NewMetrics registers the metrics with reg.
@@ -57,6 +61,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 	}
 	reg.MustRegister(m.grants, m.revocations, m.failures, m.passes, m.overdue, m.lastPass)
+	m.wall = time.Now
 	return m
 }
 
@@ -84,7 +89,7 @@ func (m *Metrics) completed(now time.Time) {
 	}
 	m.lastPass.Set(float64(now.Unix()))
 	m.mu.Lock()
-	m.lastDone = time.Now()
+	m.lastDone = m.wall()
 	m.mu.Unlock()
 }
 
@@ -109,7 +114,7 @@ func (m *Metrics) observe(ctx context.Context, l *ledger.Ledger, now time.Time, 
 // ago), 503 after, so a supervisor restarts a reconciler that is stuck or
 // cannot read its ledger.
 func (m *Metrics) Handler(gatherer prometheus.Gatherer, stale time.Duration) http.Handler {
-	started := time.Now()
+	started := m.wall()
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -120,7 +125,7 @@ func (m *Metrics) Handler(gatherer prometheus.Gatherer, stale time.Duration) htt
 		if ref.IsZero() {
 			ref = started
 		}
-		healthy := time.Since(ref) < stale
+		healthy := m.wall().Sub(ref) < stale
 		w.Header().Set("Content-Type", "application/json")
 		if !healthy {
 			w.WriteHeader(http.StatusServiceUnavailable)

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/passport-access/terraform-provider-passport/internal/clock"
 )
 
 // wantMetric gathers reg and wants the sample of name with exactly labels
@@ -53,23 +55,31 @@ func metric(t *testing.T, reg *prometheus.Registry, name string, labels map[stri
 func TestHealthzFollowsCompletedPasses(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	m := NewMetrics(reg)
+	wall := clock.NewFake(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC))
+	m.wall = wall.Now
 	status := func(h http.Handler) int {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest("GET", "/healthz", nil))
 		return rec.Code
 	}
-	stale := m.Handler(reg, time.Nanosecond)
-	time.Sleep(time.Millisecond)
-	if got := status(stale); got != http.StatusServiceUnavailable {
-		t.Errorf("/healthz with no pass since start, past the limit: %d, want 503", got)
+	h := m.Handler(reg, time.Minute)
+	if got := status(h); got != http.StatusOK {
+		t.Errorf("/healthz just after start: %d, want 200", got)
 	}
-	fresh := m.Handler(reg, time.Hour)
-	m.completed(time.Now())
-	if got := status(fresh); got != http.StatusOK {
+	wall.Advance(time.Minute)
+	if got := status(h); got != http.StatusServiceUnavailable {
+		t.Errorf("/healthz with no pass since start, a minute on: %d, want 503", got)
+	}
+	m.completed(wall.Now())
+	if got := status(h); got != http.StatusOK {
 		t.Errorf("/healthz right after a pass: %d, want 200", got)
 	}
-	time.Sleep(time.Millisecond)
-	if got := status(stale); got != http.StatusServiceUnavailable {
-		t.Errorf("/healthz once the last pass is older than the limit: %d, want 503", got)
+	wall.Advance(time.Minute - time.Second)
+	if got := status(h); got != http.StatusOK {
+		t.Errorf("/healthz a second before the limit: %d, want 200", got)
+	}
+	wall.Advance(time.Second)
+	if got := status(h); got != http.StatusServiceUnavailable {
+		t.Errorf("/healthz once the last pass is a minute old: %d, want 503", got)
 	}
 }

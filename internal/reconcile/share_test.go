@@ -25,7 +25,11 @@ import (
 // success and counts the revokes it ran per user: enough to see who
 // revoked what, never to see what a host does.
 type countingNode struct {
-	info    node.Info
+	info node.Info
+	// A revoke waits for gate to close, when there is one, then takes
+	// delay, as a real host's would take its time.
+	gate    <-chan struct{}
+	delay   time.Duration
 	mu      sync.Mutex
 	revokes map[string]int
 }
@@ -60,11 +64,19 @@ func (c *countingNode) Run(ctx context.Context, s node.Script) (node.Result, err
 		c.mu.Lock()
 		c.revokes[user]++
 		c.mu.Unlock()
-		// Long enough for the two reconcilers' passes to overlap.
-		select {
-		case <-ctx.Done():
-			return node.Result{}, ctx.Err()
-		case <-time.After(50 * time.Millisecond):
+		if c.gate != nil {
+			select {
+			case <-ctx.Done():
+				return node.Result{}, ctx.Err()
+			case <-c.gate:
+			}
+		}
+		if c.delay > 0 {
+			select {
+			case <-ctx.Done():
+				return node.Result{}, ctx.Err()
+			case <-time.After(c.delay):
+			}
 		}
 	}
 	return node.Result{Stdout: fmt.Appendf(nil, "passport-result action=%s status=ok user=%s\n", action, user)}, nil
@@ -112,7 +124,11 @@ func TestTwoReconcilersRevokeEachGrantOnce(t *testing.T) {
 // reconciler that then dies, and runs reconcilers on a and b at once.
 func twoReconcilers(t *testing.T, r *rig, seed, la, lb *ledger.Ledger) {
 	ctx := context.Background()
+	gate := make(chan struct{})
 	nodes := []*countingNode{newCountingNode(r, 1), newCountingNode(r, 2)}
+	for _, n := range nodes {
+		n.gate = gate
+	}
 	ca := newCA(t)
 	caKey := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(ca.PublicKey())))
 	start := r.clock.Now()
@@ -149,6 +165,20 @@ func twoReconcilers(t *testing.T, r *rig, seed, la, lb *ledger.Ledger) {
 		wg.Add(1)
 		go func() { defer wg.Done(); reports[i] = pass(t, rec) }()
 	}
+	// The hosts hold every revoke until both passes are revoking at once,
+	// each under leases of its own: the passes overlap, and share the work.
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
+		held := leaseHolders(t, seed)
+		if held["reconciler/a"] > 0 && held["reconciler/b"] > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			close(gate)
+			wg.Wait()
+			t.Fatalf("the two passes never revoked at the same time (leases %v; reports %+v, %+v)", held, reports[0], reports[1])
+		}
+	}
+	close(gate)
 	wg.Wait()
 	t.Logf("reconciler a: %+v; b: %+v", reports[0], reports[1])
 	if got := reports[0].Revoked + reports[1].Revoked; got != grants-held {
@@ -183,4 +213,22 @@ func twoReconcilers(t *testing.T, r *rig, seed, la, lb *ledger.Ledger) {
 			t.Errorf("%s is %s (%v), want expired", id, g.State, err)
 		}
 	}
+}
+
+// leaseHolders counts the open grants each holder has leased.
+func leaseHolders(t *testing.T, l *ledger.Ledger) map[string]int {
+	t.Helper()
+	held := map[string]int{}
+	for _, state := range []ledger.State{ledger.Active, ledger.Revoking} {
+		grants, err := l.List(context.Background(), state)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, g := range grants {
+			if g.Lease.Holder != "" {
+				held[g.Lease.Holder]++
+			}
+		}
+	}
+	return held
 }

@@ -104,7 +104,7 @@ func serveSSH(t *testing.T, trusted *CA, now time.Time) string {
 			return
 		}
 		defer conn.Close()
-		conn.SetDeadline(time.Now().Add(5 * time.Second))
+		conn.SetDeadline(time.Now().Add(time.Minute))
 		sc, chans, reqs, err := ssh.NewServerConn(conn, config)
 		if err != nil {
 			return

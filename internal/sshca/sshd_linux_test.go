@@ -57,8 +57,20 @@ printf 'TrustedUserCAKeys /etc/ssh/passport-test-cas.pub\n' > /etc/ssh/sshd_conf
 sshd -t
 kill -HUP "$(cat /run/sshd.pid)"
 `, user, trusted.String()))
-
+	// sshd re-executes on SIGHUP, and a connection it accepted just before
+	// is served with the old configuration: the tests begin once one login
+	// with a trusted CA has worked.
 	now := time.Now()
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
+		_, err := loginAndRun(t, host.SSHAddr(), cas["state/ed25519"], user, user, now)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sshd does not trust the test CAs a minute after its reload: %v", err)
+		}
+	}
+
 	for name, ca := range cas {
 		t.Run(name, func(t *testing.T) {
 			out, err := loginAndRun(t, host.SSHAddr(), ca, user, user, now)
@@ -140,7 +152,7 @@ func loginAndRun(t *testing.T, addr string, ca *CA, principal, user string, star
 	)
 	for attempt := 0; ; attempt++ {
 		client, err = ssh.Dial("tcp", addr, config)
-		if err == nil || attempt == 50 || !strings.Contains(err.Error(), "connection refused") {
+		if err == nil || attempt == 600 || !strings.Contains(err.Error(), "connection refused") {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)

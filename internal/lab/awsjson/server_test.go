@@ -213,25 +213,38 @@ func TestThrottlingIsRetriedBySDK(t *testing.T) {
 	}
 }
 
+// TestLatencyDelaysEveryAnswer: with an hour of latency, a caller's
+// deadline ends the wait for an answer and for an error alike; without
+// it, both come.
 func TestLatencyDelaysEveryAnswer(t *testing.T) {
 	l := newLab(t, map[string]Operation{"DescribeInstanceInformation": describe})
-	const latency = 80 * time.Millisecond
-	l.server.SetLatency(latency)
 	c := l.client(t, testSecret)
-	start := time.Now()
-	if _, err := c.DescribeInstanceInformation(context.Background(), &ssm.DescribeInstanceInformationInput{}); err != nil {
-		t.Fatal(err)
+	calls := map[string]func(ctx context.Context) error{
+		"an answer": func(ctx context.Context) error {
+			_, err := c.DescribeInstanceInformation(ctx, &ssm.DescribeInstanceInformationInput{})
+			return err
+		},
+		"an error": func(ctx context.Context) error {
+			_, err := c.CancelCommand(ctx, &ssm.CancelCommandInput{CommandId: aws.String("x")})
+			return err
+		},
 	}
-	if d := time.Since(start); d < latency {
-		t.Fatalf("answer came after %v, before the injected %v", d, latency)
+	l.server.SetLatency(time.Hour)
+	for name, call := range calls {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		err := call(ctx)
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("%s an hour away, with a caller's deadline: %v, want the deadline exceeded", name, err)
+		}
 	}
-	start = time.Now()
-	_, err := c.CancelCommand(context.Background(), &ssm.CancelCommandInput{CommandId: aws.String("x")})
-	if err == nil {
-		t.Fatal("CancelCommand is not registered and should fail")
+	l.server.SetLatency(0)
+	if err := calls["an answer"](context.Background()); err != nil {
+		t.Errorf("without latency: %v", err)
 	}
-	if d := time.Since(start); d < latency {
-		t.Fatalf("error came after %v, before the injected %v", d, latency)
+	var apiErr smithy.APIError
+	if err := calls["an error"](context.Background()); !errors.As(err, &apiErr) {
+		t.Errorf("without latency, CancelCommand (not registered): %v, want an AWS error", err)
 	}
 }
 

@@ -184,14 +184,12 @@ func TestSSORefusesBadRequests(t *testing.T) {
 		{"unknown SP", deflated(t, authnRequest("someone-else", "http://127.0.0.1:1/saml/acs")), "unknown service provider", http.StatusBadRequest},
 		{"missing", "", "no SAMLRequest", http.StatusBadRequest},
 	} {
+		// The bomb's answer names the limit it met: the IdP stopped
+		// inflating there rather than after 8 MiB.
 		t.Run(tc.name, func(t *testing.T) {
-			start := time.Now()
 			status, body := get(t, srv.URL+"/saml/sso?SAMLRequest="+url.QueryEscape(tc.samlRequest))
 			if status != tc.status || !strings.Contains(body, tc.want) {
 				t.Fatalf("%d %q; want %d saying %q", status, body, tc.status, tc.want)
-			}
-			if d := time.Since(start); d > 2*time.Second {
-				t.Errorf("took %v", d)
 			}
 		})
 	}

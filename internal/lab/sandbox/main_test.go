@@ -197,13 +197,13 @@ func shResult(t testing.TB, h *Host, source string) node.Result {
 	return res
 }
 
-// eventually polls cond until it holds or ten seconds pass.
+// eventually polls cond until it holds, for at most a minute.
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		if cond() {
 			return
 		}
 	}
-	t.Fatalf("%s: still not true after 10s", what)
+	t.Fatalf("%s: still not true after a minute", what)
 }

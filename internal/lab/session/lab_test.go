@@ -165,7 +165,7 @@ func TestSSHThroughTheTunnel(t *testing.T) {
 	}
 	select {
 	case <-s.Done():
-	case <-time.After(5 * time.Second):
+	case <-time.After(time.Minute):
 		t.Fatal("the client did not see TerminateSession end the session")
 	}
 	if _, err := tl.ssm.ResumeSession(ctx, &ssmsdk.ResumeSessionInput{SessionId: out.SessionId}); err == nil {
@@ -337,7 +337,7 @@ func TestDataChannelRefusesGarbage(t *testing.T) {
 			}
 			defer ws.Close()
 			ws.WriteMessage(tt.typ, tt.msg)
-			ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+			ws.SetReadDeadline(time.Now().Add(time.Minute))
 			_, _, err = ws.ReadMessage()
 			var ce *websocket.CloseError
 			if !errors.As(err, &ce) || (ce.Code != websocket.ClosePolicyViolation && ce.Code != websocket.CloseMessageTooBig) {

@@ -125,7 +125,7 @@ func TestOfficialPluginPortForwarding(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c.SetDeadline(time.Now().Add(10 * time.Second))
+		c.SetDeadline(time.Now().Add(time.Minute))
 		line, err := bufio.NewReader(c).ReadString('\n')
 		c.Close()
 		if !strings.HasPrefix(line, "SSH-2.0-OpenSSH") {
@@ -183,7 +183,7 @@ func TestOfficialPluginIdlePortForwarding(t *testing.T) {
 			return err
 		}
 		defer c.Close()
-		c.SetDeadline(time.Now().Add(10 * time.Second))
+		c.SetDeadline(time.Now().Add(time.Minute))
 		line, err := bufio.NewReader(c).ReadString('\n')
 		if !strings.HasPrefix(line, "SSH-2.0-OpenSSH") {
 			return fmt.Errorf("read %q, %v", line, err)

@@ -120,9 +120,9 @@ func TestCancelCommandStopsRunningAndPendingInvocations(t *testing.T) {
 
 	// The pending node reconnecting does not bring the command back.
 	away.SetOnline(true)
-	time.Sleep(30 * time.Millisecond)
-	if len(away.runs()) != 0 {
-		t.Fatal("a cancelled invocation was delivered when its node came back")
+	l.step(*cmd.CommandId)
+	if out := l.invocation(*cmd.CommandId, offline); len(away.runs()) != 0 || out.Status != types.CommandInvocationStatusCancelled {
+		t.Fatalf("a cancelled invocation was delivered when its node came back: %s, %d runs", out.Status, len(away.runs()))
 	}
 	// Cancelling a finished command is accepted, as on AWS.
 	if _, err := l.client.CancelCommand(context.Background(), &ssm.CancelCommandInput{CommandId: cmd.CommandId}); err != nil {
@@ -177,7 +177,7 @@ func TestDeliveryTimeout(t *testing.T) {
 		Parameters: map[string][]string{"commands": {"true"}, "executionTimeout": {"60"}}})
 
 	l.clock.Advance(29 * time.Second)
-	time.Sleep(30 * time.Millisecond)
+	l.step(*cmd.CommandId)
 	if out := l.invocation(*cmd.CommandId, id); out.Status != types.CommandInvocationStatusPending || out.ResponseCode != -1 {
 		t.Fatalf("before the timeout the invocation is %s (code %d), want Pending (-1)", out.Status, out.ResponseCode)
 	}
@@ -191,9 +191,9 @@ func TestDeliveryTimeout(t *testing.T) {
 		t.Fatalf("command = %s, counts %d/%d/%d", c.Status, c.DeliveryTimedOutCount, c.ErrorCount, c.CompletedCount)
 	}
 	host.SetOnline(true)
-	time.Sleep(30 * time.Millisecond)
-	if len(host.runs()) != 0 {
-		t.Fatal("a timed-out delivery ran when the node came back")
+	l.step(*cmd.CommandId)
+	if out := l.invocation(*cmd.CommandId, id); len(host.runs()) != 0 || aws.ToString(out.StatusDetails) != "DeliveryTimedOut" {
+		t.Fatalf("a timed-out delivery ran when the node came back: %s, %d runs", aws.ToString(out.StatusDetails), len(host.runs()))
 	}
 }
 
@@ -202,7 +202,7 @@ func TestOfflineNodeRunsWhenItReconnects(t *testing.T) {
 	id, host := l.add(node.Linux, nil)
 	host.SetOnline(false)
 	cmd := l.send(&ssm.SendCommandInput{InstanceIds: []string{id}})
-	time.Sleep(30 * time.Millisecond)
+	l.step(*cmd.CommandId)
 	if out := l.invocation(*cmd.CommandId, id); out.Status != types.CommandInvocationStatusPending {
 		t.Fatalf("offline node's invocation is %s, want Pending", out.Status)
 	}

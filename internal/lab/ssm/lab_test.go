@@ -80,8 +80,9 @@ type recorder struct {
 	*node.Model
 	mu      sync.Mutex
 	scripts []node.Script
-	gauge   *gauge // shared across nodes to measure concurrency
-	ended   int    // Run calls that have returned
+	gauge   *gauge        // shared across nodes to measure concurrency
+	gate    chan struct{} // when set, scripts wait for it to close
+	ended   int           // Run calls that have returned
 }
 
 // gauge counts scripts running at once across the nodes that share it.
@@ -106,11 +107,18 @@ func (g *gauge) peak() int {
 func (r *recorder) Run(ctx context.Context, s node.Script) (node.Result, error) {
 	r.mu.Lock()
 	r.scripts = append(r.scripts, s)
-	g := r.gauge
+	g, gate := r.gauge, r.gate
 	r.mu.Unlock()
 	if g != nil {
 		g.inc(1)
 		defer g.inc(-1)
+	}
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return node.Result{}, ctx.Err()
+		}
 	}
 	defer func() {
 		r.mu.Lock()
@@ -167,9 +175,38 @@ func (l *lab) send(in *ssm.SendCommandInput) *types.Command {
 
 // eventually polls until check succeeds, for results that dispatcher
 // goroutines produce; it fails the test after a few seconds.
+// inProgress counts the command's invocations the lab has started and
+// not yet seen end.
+func (l *lab) inProgress(id string) int {
+	l.svc.mu.Lock()
+	defer l.svc.mu.Unlock()
+	n := 0
+	for _, inv := range l.svc.commands[id].invocations {
+		if inv.detail == detailInProgress {
+			n++
+		}
+	}
+	return n
+}
+
+// step runs the command's dispatcher step once, now, as its goroutine
+// does on every tick: what the lab decides at the fake clock's current
+// time, without waiting for a tick to come round.
+func (l *lab) step(id string) {
+	l.t.Helper()
+	l.svc.mu.Lock()
+	defer l.svc.mu.Unlock()
+	c := l.svc.commands[id]
+	if c == nil {
+		l.t.Fatalf("no command %s", id)
+	}
+	l.svc.step(c)
+}
+
+// eventually polls check until it passes, for at most a minute.
 func (l *lab) eventually(what string, check func() error) {
 	l.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	for {
 		err := check()
 		if err == nil {

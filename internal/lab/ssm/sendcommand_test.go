@@ -235,18 +235,33 @@ func TestMaxConcurrencyLimitsParallelRuns(t *testing.T) {
 		{"1%", 3, 1}, // rounds up: a command always makes progress
 	}
 	for _, tt := range tests {
+		// Scripts wait for the test: the lab must start exactly the limit,
+		// and no more however often it looks, until they are let go.
 		t.Run(tt.concurrency, func(t *testing.T) {
 			l := newLab(t)
 			instanceIDs, hosts := ids(tt.nodes, l, node.Linux, nil)
-			overall := &gauge{}
+			overall, gate := &gauge{}, make(chan struct{})
 			for _, h := range hosts {
-				h.SetDelay(150 * time.Millisecond)
-				h.gauge = overall
+				h.gauge, h.gate = overall, gate
 			}
 			cmd := l.send(&ssm.SendCommandInput{InstanceIds: instanceIDs, MaxConcurrency: aws.String(tt.concurrency)})
-			l.waitCommand(*cmd.CommandId, "Success")
-			if got := overall.peak(); got != tt.want {
-				t.Fatalf("%d scripts ran at once, want %d", got, tt.want)
+			id := *cmd.CommandId
+			l.eventually("the first scripts to start", func() error {
+				if n := l.inProgress(id); n < tt.want {
+					return fmt.Errorf("%d in progress", n)
+				}
+				return nil
+			})
+			for range 3 {
+				l.step(id)
+				if n := l.inProgress(id); n != tt.want {
+					t.Fatalf("%d invocations in progress at once, want %d", n, tt.want)
+				}
+			}
+			close(gate)
+			l.waitCommand(id, "Success")
+			if got := overall.peak(); got > tt.want {
+				t.Fatalf("%d scripts ran at once, want at most %d", got, tt.want)
 			}
 		})
 	}
