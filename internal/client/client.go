@@ -235,6 +235,10 @@ func decodeError(status int, raw []byte) error {
 			Message: fmt.Sprintf("the Passport service answered %d %s without an error body: is something between you and it?", status, http.StatusText(status))}}
 	}
 	body.Error.Status = status
+	if body.Error.Message == "" {
+		// An error that says nothing would print as nothing.
+		body.Error.Message = fmt.Sprintf("the Passport service answered %d %s (%.40q) without saying why", status, http.StatusText(status), body.Error.Code)
+	}
 	return &Error{Err: body.Error, Request: body.Request}
 }
 

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -177,15 +178,25 @@ func read(r *http.Request, v any) error {
 		case errors.As(err, &typ):
 			return invalidField(typ.Field, "%s must be a JSON %s", typ.Field, typ.Type)
 		case strings.HasPrefix(err.Error(), "json: unknown field "):
-			field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+			// encoding/json quotes the name with %q.
+			field := strings.TrimPrefix(err.Error(), "json: unknown field ")
+			if name, err := strconv.Unquote(field); err == nil {
+				field = name
+			}
 			return invalidField(field, "%.60q is not a field of this call: check the API document", field)
 		}
 		return &apiError{code: api.CodeInvalid, msg: "the body is not a JSON object of this call's shape"}
 	}
-	if dec.More() {
-		return &apiError{code: api.CodeInvalid, msg: "the body holds more than one JSON value"}
+	// Only white space may follow the value. (Decoder.More would let a
+	// stray "}" or "]" through: FuzzRead found "{}}" read as {}.)
+	var tooLarge *http.MaxBytesError
+	switch _, err := dec.Token(); {
+	case errors.Is(err, io.EOF):
+		return nil
+	case errors.As(err, &tooLarge):
+		return &apiError{code: api.CodeTooLarge, msg: fmt.Sprintf("the body is larger than the %d bytes this service accepts", tooLarge.Limit)}
 	}
-	return nil
+	return &apiError{code: api.CodeInvalid, msg: "the body holds more than one JSON value, or something after it"}
 }
 
 // limiter is a token bucket per key (a caller, or a client address for

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -156,8 +157,9 @@ func loopbackRedirect(raw string) (string, error) {
 	}
 	host, port, err := net.SplitHostPort(u.Host)
 	ip := net.ParseIP(host)
-	if err != nil || port == "" || ip == nil || !ip.IsLoopback() {
-		return "", errors.New("redirect_uri must be on a loopback address with a port")
+	n, perr := strconv.Atoi(port)
+	if err != nil || perr != nil || n < 1 || n > 65535 || strconv.Itoa(n) != port || ip == nil || !ip.IsLoopback() {
+		return "", errors.New("redirect_uri must be on a loopback address with a port (1 to 65535)")
 	}
 	return u.String(), nil
 }
