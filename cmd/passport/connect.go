@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -38,7 +39,19 @@ func (f *connectFlags) args() []string {
 	return a
 }
 
-func (f *connectFlags) ssm(ctx context.Context) (connect.SessionAPI, error) {
+// sessions is where the sessions to a target of req are opened: through
+// the Passport service that granted req, signed in as the person (or the
+// machine) that asked, or, for a request made directly or none held, with
+// the person's own AWS credentials.
+func (f *connectFlags) sessions(ctx context.Context, req *connect.Request) (connect.SessionAPI, error) {
+	if req != nil && req.Server != "" {
+		srv := serverFlags{url: req.Server, ca: cmp.Or(req.ServerCA, os.Getenv(client.EnvServerCA))}
+		c, err := srv.signedIn(ctx, &awsconfig.Settings{Region: f.region, Profile: f.profile})
+		if err != nil {
+			return nil, fmt.Errorf("access request %s was made through %s: %w", req.ID, req.Server, err)
+		}
+		return connect.ServiceSessions{Client: c, RequestID: req.ID}, nil
+	}
 	c, err := awsconfig.Load(ctx, awsconfig.Settings{Region: f.region, Profile: f.profile})
 	if err != nil {
 		return nil, err

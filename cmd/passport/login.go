@@ -53,18 +53,35 @@ func envOr(name, def string) string {
 
 func newLoginCommand() *cobra.Command {
 	var f samlFlags
+	var srv serverFlags
 	var noBrowser bool
 	var timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "login",
 		Short: "Sign in with your identity provider (SAML) and keep the session",
-		Long: `Login signs you in with your organisation's identity provider over SAML 2.0:
-it opens your browser at the IdP, receives the signed response on a random
-127.0.0.1 port, verifies it against the IdP metadata and keeps it in your
-config directory (readable by you alone) until the IdP's session ends.
-The Passport provider verifies that session again on every run.`,
-		Args: cobra.NoArgs,
+		Long: `Login signs you in with your organisation's identity provider over SAML 2.0.
+
+With --server (or PASSPORT_SERVER) you sign in to that Passport service: it
+opens your browser at the service, which sends you to the IdP; once you
+are signed in the service hands this command a one-time code on a random
+127.0.0.1 port, and the command trades it (with a secret only it holds)
+for a service token kept in your config directory, readable by you alone,
+until your IdP session ends or you run passport logout --server. The token
+never appears in a URL.
+
+Without a server (direct mode) it opens your browser at the IdP, receives
+the signed response on a random 127.0.0.1 port, verifies it against the
+IdP metadata and keeps it in your config directory until the IdP's session
+ends. The Passport provider verifies that session again on every run.`,
+		Example: "  passport login --server https://passport.example.com\n  passport login --metadata https://idp.example.com/metadata",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if at, err := srv.chosen(cmd, "metadata", "session", "sp-entity-id", "groups-attribute"); at || err != nil {
+				if err != nil {
+					return err
+				}
+				return loginAtService(cmd, &srv, noBrowser, timeout)
+			}
 			if f.metadata == "" {
 				return errors.New("--metadata is required: the IdP metadata file or URL (or set PASSPORT_SAML_METADATA)")
 			}
@@ -98,6 +115,7 @@ The Passport provider verifies that session again on every run.`,
 		},
 	}
 	f.register(cmd, true)
+	srv.register(cmd)
 	cmd.Flags().BoolVar(&noBrowser, "no-browser", false, "print the sign-in URL instead of opening a browser")
 	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "how long to wait for the sign-in")
 	return cmd
@@ -135,6 +153,7 @@ func groupsSuffix(groups []string) string {
 
 func newWhoamiCommand() *cobra.Command {
 	var f samlFlags
+	var srv serverFlags
 	cmd := &cobra.Command{
 		Use:   "whoami",
 		Short: "Show who your SAML session says you are",
@@ -142,9 +161,18 @@ func newWhoamiCommand() *cobra.Command {
 and prints the subject, groups and expiry it vouches for. It verifies
 against --metadata (or PASSPORT_SAML_METADATA), else against the IdP
 metadata recorded at login; a session Passport would now refuse is
-refused here too.`,
+refused here too.
+
+With --server (or PASSPORT_SERVER) it asks that Passport service instead
+who your token stands for.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if at, err := srv.chosen(cmd, "metadata", "session", "sp-entity-id", "groups-attribute"); at || err != nil {
+				if err != nil {
+					return err
+				}
+				return whoamiAtService(cmd, &srv)
+			}
 			path, err := f.sessionPath()
 			if err != nil {
 				return err
@@ -180,18 +208,30 @@ refused here too.`,
 		},
 	}
 	f.register(cmd, true)
+	srv.register(cmd)
 	return cmd
 }
 
 func newLogoutCommand() *cobra.Command {
 	var f samlFlags
+	var srv serverFlags
 	cmd := &cobra.Command{
 		Use:   "logout",
 		Short: "Forget your SAML session",
 		Long: `Logout removes the session passport login stored. It does not end your
-session at the identity provider, nor access already granted.`,
+session at the identity provider, nor access already granted.
+
+With --server (or PASSPORT_SERVER) it revokes your token at that Passport
+service, on every replica at once, and then removes it from your config
+directory.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if at, err := srv.chosen(cmd, "session"); at || err != nil {
+				if err != nil {
+					return err
+				}
+				return logoutAtService(cmd, &srv)
+			}
 			path, err := f.sessionPath()
 			if err != nil {
 				return err
@@ -208,5 +248,6 @@ session at the identity provider, nor access already granted.`,
 		},
 	}
 	f.register(cmd, false)
+	srv.register(cmd)
 	return cmd
 }

@@ -8,6 +8,9 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"slices"
+	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -15,23 +18,26 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm/types"
 	"github.com/spf13/cobra"
 
+	"github.com/passport-access/terraform-provider-passport/internal/api"
 	"github.com/passport-access/terraform-provider-passport/internal/awsconfig"
+	"github.com/passport-access/terraform-provider-passport/internal/client"
 	"github.com/passport-access/terraform-provider-passport/internal/connect"
 )
 
 func newRequestCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "request",
-		Short: "Keep the access requests you hold, for ssh, tunnel, rdp and ssh-config",
+		Short: "Ask for, extend, end and list access requests, and keep them for ssh, tunnel, rdp and ssh-config",
 		Args:  cobra.NoArgs,
 		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
-	cmd.AddCommand(newRequestImportCommand(), newRequestListCommand())
+	cmd.AddCommand(newRequestCreateCommand(), newRequestExtendCommand(), newRequestEndCommand(), newRequestImportCommand(), newRequestListCommand())
 	return cmd
 }
 
 func newRequestImportCommand() *cobra.Command {
 	var f connectFlags
+	var srv serverFlags
 	var dir string
 	cmd := &cobra.Command{
 		Use:   "import [file|-]",
@@ -43,6 +49,10 @@ active targets, certificate and generated private key (mode 0600) for the
 connect commands. Importing a request again replaces it (after an
 extension, for instance). The targets' computer names are looked up in
 Systems Manager when AWS is reachable, to serve as ssh aliases.
+
+When the provider made the requests through a Passport service, give the
+same --server (or PASSPORT_SERVER): the connect commands then open their
+sessions through that service, with your sign-in.
 
 ` + requestsHelp,
 		Example: "  terraform apply && passport request import\n  terraform show -json | passport request import -",
@@ -63,7 +73,20 @@ Systems Manager when AWS is reachable, to serve as ssh aliases.
 			if err != nil {
 				return err
 			}
-			names(cmd, &f, imported)
+			lookup := func(ctx context.Context, ids []string) (map[string]string, error) { return computerNames(ctx, &f, ids) }
+			if srv.on() {
+				ca, err := absPath(srv.ca)
+				if err != nil {
+					return fmt.Errorf("--server-ca: %w", err)
+				}
+				for i := range imported {
+					imported[i].Request.Server, imported[i].Request.ServerCA = srv.server(), ca
+				}
+				lookup = func(ctx context.Context, ids []string) (map[string]string, error) {
+					return serviceNames(ctx, &srv, ids)
+				}
+			}
+			names(cmd, lookup, imported)
 			now := time.Now()
 			for _, imp := range imported {
 				if err := store.Save(imp.Request, imp.Credential); err != nil {
@@ -81,6 +104,7 @@ Systems Manager when AWS is reachable, to serve as ssh aliases.
 	}
 	cmd.Flags().StringVar(&dir, "dir", ".", "the Terraform working directory to run terraform show -json in")
 	f.register(cmd)
+	srv.register(cmd)
 	return cmd
 }
 
@@ -102,9 +126,9 @@ func readState(cmd *cobra.Command, args []string, dir string) ([]byte, error) {
 	return out, nil
 }
 
-// names fills in the targets' computer names from Systems Manager. They
-// are a convenience, so failing to get them is a warning.
-func names(cmd *cobra.Command, f *connectFlags, imported []connect.Imported) {
+// names fills in the targets' computer names with lookup. They are a
+// convenience, so failing to get them is a warning.
+func names(cmd *cobra.Command, lookup func(context.Context, []string) (map[string]string, error), imported []connect.Imported) {
 	var ids []string
 	for _, imp := range imported {
 		for _, t := range imp.Request.Targets {
@@ -116,7 +140,7 @@ func names(cmd *cobra.Command, f *connectFlags, imported []connect.Imported) {
 	}
 	ctx, cancel := context.WithTimeout(cmd.Context(), 20*time.Second)
 	defer cancel()
-	found, err := computerNames(ctx, f, ids)
+	found, err := lookup(ctx, ids)
 	if err != nil {
 		fmt.Fprintf(cmd.ErrOrStderr(), "passport: warning: targets keep their instance ids only; their names could not be looked up: %v\n", err)
 		return
@@ -129,6 +153,27 @@ func names(cmd *cobra.Command, f *connectFlags, imported []connect.Imported) {
 	}
 }
 
+// serviceNames asks the Passport service for the instances' names.
+func serviceNames(ctx context.Context, srv *serverFlags, ids []string) (map[string]string, error) {
+	c, err := srv.signedIn(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	all, err := c.Targets(ctx, client.TargetFilter{})
+	if err != nil {
+		return nil, serviceError(srv.server(), err)
+	}
+	found := map[string]string{}
+	for _, in := range all {
+		if in.ComputerName != "" && slices.Contains(ids, in.InstanceID) {
+			found[in.InstanceID] = in.ComputerName
+		}
+	}
+	return found, nil
+}
+
+// computerNames asks Systems Manager for the instances' names with the
+// person's own AWS credentials.
 func computerNames(ctx context.Context, f *connectFlags, ids []string) (map[string]string, error) {
 	c, err := awsconfig.Load(ctx, awsconfig.Settings{Region: f.region, Profile: f.profile})
 	if err != nil {
@@ -156,38 +201,94 @@ func computerNames(ctx context.Context, f *connectFlags, ids []string) (map[stri
 }
 
 func newRequestListCommand() *cobra.Command {
-	return &cobra.Command{
-		Use:   "list",
-		Short: "List the access requests you hold",
-		Args:  cobra.NoArgs,
+	var (
+		f     brokerFlags
+		all   bool
+		state string
+	)
+	cmd := &cobra.Command{
+		Use:   "list [--all] [--state S]",
+		Short: "List the access requests you hold, or the service's",
+		Long: `list shows the access requests held here for the connect commands, live
+or expired.
+
+With --server (or PASSPORT_SERVER) it asks the Passport service instead:
+your open requests, or with --all every request policy lets you see, or
+with --state those in one state (open, provisioning, active, revoking,
+revoked, expired or failed). HELD says whether this machine holds the
+request's key and certificate. Without a server, --all and --state read
+the direct-mode ledger (--ledger, PASSPORT_LEDGER) with your AWS
+credentials.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			store, err := requestStore()
 			if err != nil {
 				return err
 			}
-			all, err := store.List()
+			held, err := store.List()
 			if err != nil {
 				return err
 			}
-			now := time.Now()
-			w := cmd.OutOrStdout()
-			fmt.Fprintf(w, "%-20s %-20s %-8s %-21s %s\n", "REQUEST", "USER", "STATE", "EXPIRES", "TARGETS")
-			for _, r := range all {
-				state := "live"
-				if !now.Before(r.ExpiresAt) {
-					state = "expired"
-				}
-				var ts []string
-				for _, t := range r.Targets {
-					if t.Name != "" {
-						ts = append(ts, t.InstanceID+" ("+t.Name+")")
-					} else {
-						ts = append(ts, t.InstanceID)
-					}
-				}
-				fmt.Fprintf(w, "%-20s %-20s %-8s %-21s %v\n", r.ID, r.Username, state, r.ExpiresAt.UTC().Format(time.RFC3339), ts)
+			if !f.srv.on() && !all && state == "" {
+				printHeld(cmd.OutOrStdout(), held, time.Now())
+				return nil
 			}
+			if _, err := listStates(state); err != nil {
+				return err
+			}
+			b, err := f.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer b.close()
+			reqs, err := b.list(cmd.Context(), all, state)
+			if err != nil {
+				return brokerError(b, err)
+			}
+			printListed(cmd.OutOrStdout(), reqs, held)
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&all, "all", false, "every request you may see, not only yours")
+	cmd.Flags().StringVar(&state, "state", "", "only requests in this state: open (the default), provisioning, active, revoking, revoked, expired or failed")
+	f.register(cmd)
+	return cmd
+}
+
+// printHeld lists the requests held here.
+func printHeld(w io.Writer, all []connect.Request, now time.Time) {
+	fmt.Fprintf(w, "%-20s %-20s %-8s %-21s %s\n", "REQUEST", "USER", "STATE", "EXPIRES", "TARGETS")
+	for _, r := range all {
+		state := "live"
+		if !now.Before(r.ExpiresAt) {
+			state = "expired"
+		}
+		var ts []string
+		for _, t := range r.Targets {
+			if t.Name != "" {
+				ts = append(ts, t.InstanceID+" ("+t.Name+")")
+			} else {
+				ts = append(ts, t.InstanceID)
+			}
+		}
+		fmt.Fprintf(w, "%-20s %-20s %-8s %-21s %v\n", r.ID, r.Username, state, r.ExpiresAt.UTC().Format(time.RFC3339), ts)
+	}
+}
+
+// printListed lists requests a broker returned, marking those held here.
+func printListed(w io.Writer, reqs []api.Request, held []connect.Request) {
+	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "REQUEST\tREQUESTER\tUSER\tSTATE\tEXPIRES\tHELD\tTARGETS")
+	for _, r := range reqs {
+		h := "no"
+		if slices.ContainsFunc(held, func(c connect.Request) bool { return c.ID == r.ID }) {
+			h = "yes"
+		}
+		var ts []string
+		for _, t := range r.Targets {
+			ts = append(ts, t.InstanceID+"="+t.Status)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Requester, r.Username, r.State, r.ExpiresAt.UTC().Format(time.RFC3339), h, strings.Join(ts, " "))
+	}
+	tw.Flush()
 }

@@ -35,12 +35,15 @@ The target is an instance id, or the name of a target of a request you
 hold. A dropped websocket is resumed.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			target, err := instanceID(args[0])
+			target, _, err := resolveTarget(args[0])
 			if err != nil {
 				return err
 			}
 			ctx := cmd.Context()
-			api, err := f.ssm(ctx)
+			// Shells are Session Manager's own, as the account's
+			// preferences say, never through the Passport service: they
+			// take the person's own AWS credentials.
+			api, err := f.sessions(ctx, nil)
 			if err != nil {
 				return err
 			}

@@ -19,7 +19,9 @@ const requestsHelp = `Passport keeps the access requests you hold in its config 
 (PASSPORT_CONFIG_DIR, by default ~/.config/passport), one directory per
 request under requests/: the user name, expiry and targets, the
 certificate, and the private key (mode 0600) when Passport generated it.
-Fill it with 'passport request import' after terraform apply.`
+'passport request create' fills it, and so does 'passport request import'
+after terraform apply. A request made through a Passport service opens its
+sessions through that service, with your sign-in.`
 
 func newProxyCommand() *cobra.Command {
 	var f connectFlags
@@ -44,7 +46,7 @@ is done, on Ctrl-C, or on SIGHUP.`,
 					return err
 				}
 			}
-			target, err := instanceID(args[0])
+			target, req, err := resolveTarget(args[0])
 			if err != nil {
 				return err
 			}
@@ -52,7 +54,7 @@ is done, on Ctrl-C, or on SIGHUP.`,
 			// still be terminated.
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGHUP)
 			defer stop()
-			api, err := f.ssm(ctx)
+			api, err := f.sessions(ctx, req)
 			if err != nil {
 				return err
 			}
@@ -79,17 +81,18 @@ is done, on Ctrl-C, or on SIGHUP.`,
 	return cmd
 }
 
-// instanceID resolves a target argument: an instance id as it is, a name
-// through the requests held.
-func instanceID(arg string) (string, error) {
-	if connect.IsInstanceID(arg) {
-		return arg, nil
+// resolveTarget resolves a target argument to an instance id and the live
+// request held for it: a name must be held; an instance id that is not
+// held is used as it is, with no request (the person's own AWS access).
+func resolveTarget(arg string) (string, *connect.Request, error) {
+	_, req, t, err := heldTarget(arg)
+	switch {
+	case err == nil:
+		return t.InstanceID, &req, nil
+	case connect.IsInstanceID(arg):
+		return arg, nil, nil
 	}
-	_, _, t, err := heldTarget(arg)
-	if err != nil {
-		return "", err
-	}
-	return t.InstanceID, nil
+	return "", nil, err
 }
 
 func newSSHCommand() *cobra.Command {

@@ -41,7 +41,7 @@ again after each new request: entries stop working when a request expires.
 				return err
 			}
 			if len(live) == 0 {
-				return fmt.Errorf("you hold no live access request in %s: import one with `passport request import`", store.Dir)
+				return fmt.Errorf("you hold no live access request in %s: ask for one with `passport request create`, or import Terraform's with `passport request import`", store.Dir)
 			}
 			osh, err := f.openSSH(store, identity)
 			if err != nil {

@@ -15,9 +15,9 @@ import (
 
 // tunnel forwards 127.0.0.1:localPort to remotePort of target over one
 // session until ctx ends or the session does; ready is told the local
-// address once it listens.
-func tunnel(ctx context.Context, cmd *cobra.Command, f *connectFlags, target string, remotePort, localPort int, ready func(net.Addr, *connect.Session)) error {
-	api, err := f.ssm(ctx)
+// address once it listens. req is the request held for target, if any.
+func tunnel(ctx context.Context, cmd *cobra.Command, f *connectFlags, target string, req *connect.Request, remotePort, localPort int, ready func(net.Addr, *connect.Session)) error {
+	api, err := f.sessions(ctx, req)
 	if err != nil {
 		return err
 	}
@@ -77,11 +77,11 @@ The target is an instance id, or the name of a target of a request you hold.`,
 			if localPort < 0 || localPort > 65535 {
 				return fmt.Errorf("--local-port %d is not a TCP port", localPort)
 			}
-			target, err := instanceID(args[0])
+			target, req, err := resolveTarget(args[0])
 			if err != nil {
 				return err
 			}
-			return tunnel(cmd.Context(), cmd, &f, target, remotePort, localPort, func(a net.Addr, s *connect.Session) {
+			return tunnel(cmd.Context(), cmd, &f, target, req, remotePort, localPort, func(a net.Addr, s *connect.Session) {
 				fmt.Fprintf(cmd.OutOrStdout(), "Forwarding %s to %s port %d (session %s). Press Ctrl-C to stop.\n", a, target, remotePort, s.ID)
 			})
 		},
@@ -118,7 +118,7 @@ request expires. It runs until Ctrl-C, which terminates the session.
 					return err
 				}
 			}
-			return tunnel(cmd.Context(), cmd, &f, target.InstanceID, 3389, localPort, func(a net.Addr, s *connect.Session) {
+			return tunnel(cmd.Context(), cmd, &f, target.InstanceID, &req, 3389, localPort, func(a net.Addr, s *connect.Session) {
 				host, port, _ := net.SplitHostPort(a.String())
 				w := cmd.OutOrStdout()
 				fmt.Fprintf(w, "Remote Desktop to %s through session %s\n", target.InstanceID, s.ID)

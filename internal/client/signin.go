@@ -34,6 +34,9 @@ type SignIn struct {
 	Machine func(context.Context) (aws.Config, error)
 	// Now is the clock tokens are checked against; time.Now when nil.
 	Now func() time.Time
+	// MachineSignedIn, when set, is told who a machine sign-in made the
+	// caller, so that a command can say it acts as the machine.
+	MachineSignedIn func(api.Principal)
 }
 
 // Open returns a client of the service at server, signed in as the
@@ -70,6 +73,9 @@ func Open(ctx context.Context, server string, s SignIn) (*Client, error) {
 	}
 	notSignedIn := err
 	cfg, err := s.Machine(ctx)
+	if err == nil {
+		err = haveCredentials(ctx, cfg)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w (no AWS credentials to sign in as a machine either: %v)", notSignedIn, err)
 	}
@@ -80,6 +86,7 @@ func Open(ctx context.Context, server string, s SignIn) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	var who api.Principal
 	login := func(ctx context.Context) (string, error) {
 		signed, err := awsidentity.Sign(ctx, cfg, info)
 		if err != nil {
@@ -89,13 +96,33 @@ func Open(ctx context.Context, server string, s SignIn) (*Client, error) {
 		if err != nil {
 			return "", fmt.Errorf("signing in to the Passport service at %s with your AWS identity: %w", c.base.Redacted(), err)
 		}
+		who = tok.Principal
 		return tok.Token, nil
 	}
 	first, err := login(ctx)
 	if err != nil {
 		return nil, err
 	}
+	if s.MachineSignedIn != nil {
+		s.MachineSignedIn(who)
+	}
 	m := *c
 	m.renew = &renewal{token: first, login: login}
 	return &m, nil
+}
+
+// haveCredentials says whether cfg holds credentials to sign with, before
+// anything is asked of the service.
+func haveCredentials(ctx context.Context, cfg aws.Config) error {
+	if cfg.Credentials == nil {
+		return errors.New("none configured")
+	}
+	if _, anonymous := cfg.Credentials.(aws.AnonymousCredentials); anonymous {
+		return errors.New("they are anonymous")
+	}
+	if _, err := cfg.Credentials.Retrieve(ctx); err != nil {
+		// The SDK's own error lists every provider it tried, at length.
+		return errors.New("none found (AWS_PROFILE, the AWS_ACCESS_KEY_ID pair, or an instance or task role)")
+	}
+	return nil
 }

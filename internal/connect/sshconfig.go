@@ -26,8 +26,12 @@ type Option struct{ Key, Value string }
 // through a Session Manager tunnel.
 func (o OpenSSH) Options(r Request) ([]Option, error) {
 	key := o.IdentityFile
-	if r.HasKey && key == "" {
+	switch {
+	case key != "":
+	case r.HasKey:
 		key = o.Store.KeyFile(r.ID)
+	default:
+		key = r.IdentityFile
 	}
 	if key == "" {
 		return nil, fmt.Errorf("access request %s was issued for your own public key: name its private key with -i", r.ID)

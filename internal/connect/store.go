@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -31,6 +32,18 @@ type Request struct {
 	// holds the private key); otherwise the person logs in with their own
 	// key, which must match the certificate.
 	HasKey bool `json:"has_key"`
+	// IdentityFile is the person's own private key, when the request was
+	// made for its public half (`passport request create --public-key`)
+	// and the private key lay beside it, so that ssh needs no -i.
+	IdentityFile string `json:"identity_file,omitempty"`
+	// Server is the Passport service the request was made through: the
+	// connect commands open their sessions there, with the person's
+	// sign-in, and need no AWS permission. Empty: Session Manager is
+	// called with the person's own AWS credentials.
+	Server string `json:"server,omitempty"`
+	// ServerCA is the CA bundle the service's TLS certificate chains to,
+	// as given when the request was made; empty for the system's roots.
+	ServerCA string `json:"server_ca,omitempty"`
 }
 
 // Target is one host of a request.
@@ -99,6 +112,18 @@ func (r Request) check() error {
 		}
 		if t.Name != "" && !reName.MatchString(t.Name) {
 			return fmt.Errorf("access request %s: target %s has the unusable name %q", r.ID, t.InstanceID, clip(t.Name))
+		}
+	}
+	if r.IdentityFile != "" && (!filepath.IsAbs(r.IdentityFile) || strings.ContainsAny(r.IdentityFile, "\x00\r\n")) {
+		return fmt.Errorf("access request %s: identity file %q is not an absolute path on one line", r.ID, clip(r.IdentityFile))
+	}
+	if r.ServerCA != "" && (!filepath.IsAbs(r.ServerCA) || strings.ContainsAny(r.ServerCA, "\x00\r\n")) {
+		return fmt.Errorf("access request %s: server CA %q is not an absolute path on one line", r.ID, clip(r.ServerCA))
+	}
+	if r.Server != "" {
+		u, err := url.Parse(r.Server)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || strings.ContainsAny(r.Server, " \t\x00\r\n") {
+			return fmt.Errorf("access request %s: server %q is not a Passport service's URL", r.ID, clip(r.Server))
 		}
 	}
 	return nil
@@ -187,6 +212,58 @@ func (s Store) Password(id, instance string) (string, error) {
 		return "", fmt.Errorf("access request %s holds no password for %s: it is not one of its Windows targets", id, clip(instance))
 	}
 	return pw, nil
+}
+
+// Remove forgets request id: its key, certificate and passwords go with
+// it. A request not held is no error.
+func (s Store) Remove(id string) error {
+	if !reRequestID.MatchString(id) {
+		return fmt.Errorf("access request id %q is not ar- and 16 hex digits", clip(id))
+	}
+	if err := os.RemoveAll(s.requestDir(id)); err != nil {
+		return fmt.Errorf("removing access request %s from %s: %w", id, s.Dir, err)
+	}
+	return nil
+}
+
+// Renew keeps request id's new window and certificate, after an
+// extension: its key, passwords and targets stay as they are.
+func (s Store) Renew(id string, expires time.Time, certificate string) error {
+	r, err := s.Get(id)
+	if err != nil {
+		return err
+	}
+	if !strings.HasPrefix(certificate, "ssh-") || strings.ContainsAny(strings.TrimSpace(certificate), "\n\r") {
+		return fmt.Errorf("access request %s: the certificate is not one authorized_keys line", id)
+	}
+	r.ExpiresAt = expires
+	if err := r.check(); err != nil {
+		return err
+	}
+	dir := s.requestDir(id)
+	if err := writeFile(filepath.Join(dir, certFile), []byte(strings.TrimSpace(certificate)+"\n"), 0o644); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFile(filepath.Join(dir, requestFile), append(b, '\n'), 0o600)
+}
+
+// Get returns the request id as stored, or an error naming it when it is
+// not held here.
+func (s Store) Get(id string) (Request, error) {
+	all, err := s.List()
+	if err != nil {
+		return Request{}, err
+	}
+	for _, r := range all {
+		if r.ID == id {
+			return r, nil
+		}
+	}
+	return Request{}, fmt.Errorf("access request %s is not held in %s", clip(id), s.Dir)
 }
 
 // writeFile creates the file with mode from the start (never a wider mode
@@ -281,7 +358,7 @@ type ExpiredError struct {
 }
 
 func (e *ExpiredError) Error() string {
-	return fmt.Sprintf("access request %s for %s expired at %s: ask for access again (terraform apply) and import the new request",
+	return fmt.Sprintf("access request %s for %s expired at %s: ask for access again (passport request create, or terraform apply and passport request import)",
 		e.RequestID, e.Target, e.ExpiresAt.UTC().Format(time.RFC3339))
 }
 
@@ -292,7 +369,7 @@ type UnknownTargetError struct {
 }
 
 func (e *UnknownTargetError) Error() string {
-	return fmt.Sprintf("no access request in %s covers %q: check the instance id or name, or import the request with `passport request import`", e.Dir, clip(e.Target))
+	return fmt.Sprintf("no access request in %s covers %q: check the instance id or name, or ask for one with `passport request create` (or import Terraform's with `passport request import`)", e.Dir, clip(e.Target))
 }
 
 // Find returns the live request for target (an instance id, or a name
