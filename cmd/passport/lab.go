@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,11 +11,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/passport-access/terraform-provider-passport/internal/lab"
+	"github.com/passport-access/terraform-provider-passport/internal/lab/rootfs"
 	"github.com/passport-access/terraform-provider-passport/internal/lab/winhost"
 )
 
@@ -36,7 +39,7 @@ and answer a lab password check on port 3389 instead of RDP (logon-check).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
-	cmd.AddCommand(newLabUpCommand(), newLabDownCommand(), newLabLogonCheckCommand())
+	cmd.AddCommand(newLabUpCommand(), newLabDownCommand(), newLabLogonCheckCommand(), newLabRootfsCommand())
 	return cmd
 }
 
@@ -102,6 +105,8 @@ func newLabUpCommand() *cobra.Command {
 	cmd.Flags().BoolVar(&withService, "service", true, "also run the Passport service on the lab, as its service identity, over TLS from a lab CA")
 	cmd.Flags().StringVar(&serviceListen, "service-listen", "127.0.0.1:0", "address of the Passport service")
 	cmd.Flags().StringVar(&logFile, "service-log", "", "file the service logs to, as JSON lines (default: no log)")
+	cmd.Flags().StringSliceVar(&opts.Releases, "release", nil, "Debian releases the sandbox hosts run, in turn (bullseye, bookworm, trixie; built by passport lab rootfs build); default: the machine's own root")
+	cmd.Flags().StringVar(&opts.Init, "init", "", "what release hosts boot: systemd (the release's own), lab (the lab's init); default: systemd where this machine allows it")
 	cmd.Flags().DurationVar(&opts.WebsocketLifetime, "websocket-lifetime", 60*time.Minute, "how long a Session Manager websocket stays open before the lab closes it, as AWS does (clients resume)")
 	cmd.Flags().DurationVar(&opts.WebsocketDrops, "websocket-drops", 0, "also drop Session Manager websockets at random, after this long on average (fault injection; 0 for never)")
 	return cmd
@@ -127,9 +132,9 @@ func printLab(w io.Writer, l *lab.Lab, svc *labService) {
 		fmt.Fprintf(w, "%-10s %-66s %s\n", id.name, id.c.ARN, id.may)
 	}
 	if len(l.Hosts) > 0 {
-		fmt.Fprintf(w, "\n%-20s %-8s %-18s %s\n", "INSTANCE", "NAME", "SSH", "TAGS")
+		fmt.Fprintf(w, "\n%-20s %-8s %-18s %-20s %s\n", "INSTANCE", "NAME", "SSH", "PLATFORM", "TAGS")
 		for _, h := range l.State().Hosts {
-			fmt.Fprintf(w, "%-20s %-8s %-18s %s\n", h.InstanceID, h.Hostname, h.SSH, lab.SortedTags(h.Tags))
+			fmt.Fprintf(w, "%-20s %-8s %-18s %-20s %s\n", h.InstanceID, h.Hostname, h.SSH, h.Platform, lab.SortedTags(h.Tags))
 		}
 	}
 	if len(l.Windows) > 0 {
@@ -200,5 +205,59 @@ in the process list, and says whether the host let the user on.`,
 			return nil
 		},
 	}
+	return cmd
+}
+
+func newLabRootfsCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "rootfs",
+		Short: "Build the Debian releases lab hosts can run (passport lab up --release)",
+		Args:  cobra.NoArgs,
+		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+	}
+	var releases []string
+	var cache string
+	build := &cobra.Command{
+		Use:   "build",
+		Short: "Build releases' root filesystems with debootstrap, once, into a cache",
+		Long: `build makes each release's root filesystem with debootstrap (minbase, then
+openssh-server, sudo, cron, at, procps and systemd) from the Debian archive
+this machine's apt uses, into a cache outside any checkout
+(PASSPORT_ROOTFS_CACHE, by default /var/cache/passport/rootfs). A release
+already built is left as it is, so running it again costs nothing. The
+releases build in parallel; each takes a few minutes, most of it download.
+It needs root and debootstrap.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			errs := make([]error, len(releases))
+			logs := make([]bytes.Buffer, len(releases))
+			var wg sync.WaitGroup
+			for i, r := range releases {
+				if _, err := rootfs.Lookup(r); err != nil {
+					return err
+				}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					var dir string
+					dir, errs[i] = rootfs.Build(ctx, cache, r, &logs[i])
+					if errs[i] == nil {
+						fmt.Fprintf(cmd.OutOrStdout(), "%s: %s\n", r, dir)
+					}
+				}()
+			}
+			wg.Wait()
+			for i, err := range errs {
+				if err != nil {
+					fmt.Fprintf(cmd.ErrOrStderr(), "%s", logs[i].String())
+				}
+			}
+			return errors.Join(errs...)
+		},
+	}
+	build.Flags().StringSliceVar(&releases, "release", []string{"bullseye", "bookworm", "trixie"}, "the releases to build (codenames or versions)")
+	build.Flags().StringVar(&cache, "cache", rootfs.DefaultCache(), "where built releases are kept (env PASSPORT_ROOTFS_CACHE)")
+	cmd.AddCommand(build)
 	return cmd
 }

@@ -44,6 +44,12 @@ func bootHost(t *testing.T, name string) *host {
 // boot boots a host; schedulers runs cron and atd in it.
 func boot(t *testing.T, name string, schedulers bool) *host {
 	t.Helper()
+	return bootWith(t, name, func(c *sandbox.Config) { c.Schedulers = schedulers })
+}
+
+// bootWith boots a host whose configuration set adjusts.
+func bootWith(t *testing.T, name string, set func(*sandbox.Config)) *host {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("sandbox host tests take minutes on a busy machine; run without -short")
 	}
@@ -55,13 +61,14 @@ func boot(t *testing.T, name string, schedulers bool) *host {
 	n, _ := rand.Int(rand.Reader, big.NewInt(1<<16))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	h, err := sandbox.Boot(ctx, sandbox.Config{
+	cfg := sandbox.Config{
 		Dir:        t.TempDir(),
 		InstanceID: "i-" + hex.EncodeToString(id)[:17],
 		Hostname:   name,
 		Address:    fmt.Sprintf("127.202.%d.%d", n.Int64()>>8, 1+n.Int64()&0xff%254),
-		Schedulers: schedulers,
-	})
+	}
+	set(&cfg)
+	h, err := sandbox.Boot(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

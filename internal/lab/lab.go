@@ -27,6 +27,7 @@ import (
 	"github.com/passport-access/terraform-provider-passport/internal/lab/idp"
 	"github.com/passport-access/terraform-provider-passport/internal/lab/kms"
 	"github.com/passport-access/terraform-provider-passport/internal/lab/node"
+	"github.com/passport-access/terraform-provider-passport/internal/lab/rootfs"
 	"github.com/passport-access/terraform-provider-passport/internal/lab/sandbox"
 	"github.com/passport-access/terraform-provider-passport/internal/lab/session"
 	"github.com/passport-access/terraform-provider-passport/internal/lab/ssm"
@@ -49,6 +50,15 @@ type Options struct {
 	// Schedulers runs cron and atd in every sandbox host
 	// (sandbox.Config.Schedulers).
 	Schedulers bool
+	// Releases are the Debian releases sandbox hosts run (codenames or
+	// versions, built by package rootfs), given to the hosts in turn;
+	// empty for the machine's own root, the fast default.
+	Releases []string
+	// Init is what release hosts boot as their first process: "systemd"
+	// (the release's own), "lab" (the lab's init), or "" for systemd where
+	// this machine allows it (sandbox.SystemdAvailable) and the lab's
+	// otherwise.
+	Init string
 	// ModelNodes is the number of model nodes (no OS; for scale).
 	ModelNodes int
 	// WindowsHosts is the number of lab Windows hosts: models that run
@@ -223,7 +233,7 @@ func Start(ctx context.Context, opts Options) (l *Lab, err error) {
 		return nil, fmt.Errorf("lab: storing the policy: %w", err)
 	}
 	hostNet := loopbackNet()
-	if err := l.bootHosts(ctx, hostNet, opts.Hosts, opts.Schedulers); err != nil {
+	if err := l.bootHosts(ctx, hostNet, opts); err != nil {
 		return nil, err
 	}
 	if err := l.startWindows(hostNet, opts.WindowsHosts, opts.Now); err != nil {
@@ -235,12 +245,17 @@ func Start(ctx context.Context, opts Options) (l *Lab, err error) {
 	return l, nil
 }
 
-// bootHosts boots n sandbox hosts on 127.x.y.1 and up (net is the
-// random 127.x.y), in parallel: each takes about a second, most of it
-// waiting on sshd. schedulers starts cron and atd in each.
-func (l *Lab) bootHosts(ctx context.Context, net string, n int, schedulers bool) error {
+// bootHosts boots opts.Hosts sandbox hosts on 127.x.y.1 and up (net is
+// the random 127.x.y), in parallel: each takes about a second, most of it
+// waiting on sshd.
+func (l *Lab) bootHosts(ctx context.Context, net string, opts Options) error {
+	n := opts.Hosts
 	if n == 0 {
 		return nil
+	}
+	roots, systemd, err := releaseRoots(opts)
+	if err != nil {
+		return err
 	}
 	l.Hosts = make([]*sandbox.Host, n)
 	errs := make([]error, n)
@@ -260,7 +275,9 @@ func (l *Lab) bootHosts(ctx context.Context, net string, n int, schedulers bool)
 				// The lab's directory holds every host's disk and the
 				// lab's secret key; no host may read another's.
 				Hidden:     []string{l.Dir},
-				Schedulers: schedulers,
+				Schedulers: opts.Schedulers,
+				Root:       pick(roots, i),
+				Systemd:    systemd,
 			})
 		}()
 	}
@@ -274,6 +291,41 @@ func (l *Lab) bootHosts(ctx context.Context, net string, n int, schedulers bool)
 		l.SSM.AddNode(h)
 	}
 	return errors.Join(failed...)
+}
+
+// releaseRoots finds the built root filesystems of opts.Releases, and
+// whether their hosts boot systemd.
+func releaseRoots(opts Options) ([]string, bool, error) {
+	var roots []string
+	for _, r := range opts.Releases {
+		root, err := rootfs.Find(rootfs.DefaultCache(), r)
+		if err != nil {
+			return nil, false, fmt.Errorf("lab: %w", err)
+		}
+		roots = append(roots, root)
+	}
+	switch opts.Init {
+	case "lab":
+		return roots, false, nil
+	case "systemd":
+		if len(roots) == 0 {
+			return nil, false, errors.New("lab: systemd hosts need a Debian release (--release); the machine's own root has no systemd to boot")
+		}
+		if err := sandbox.SystemdAvailable(); err != nil {
+			return nil, false, fmt.Errorf("lab: hosts cannot boot systemd on this machine: %w", err)
+		}
+		return roots, true, nil
+	case "":
+		return roots, len(roots) > 0 && sandbox.SystemdAvailable() == nil, nil
+	}
+	return nil, false, fmt.Errorf("lab: Init %q is not systemd, lab or empty", opts.Init)
+}
+
+func pick(roots []string, i int) string {
+	if len(roots) == 0 {
+		return ""
+	}
+	return roots[i%len(roots)]
 }
 
 // maxWindowsHosts keeps Windows hosts on 127.x.y.201 to .250, above the

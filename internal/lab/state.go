@@ -58,6 +58,7 @@ type HostState struct {
 	SSH        string            `json:"ssh"` // address:port
 	PID        int               `json:"pid"` // the host's init, in the machine's PID namespace
 	Tags       map[string]string `json:"tags"`
+	Platform   string            `json:"platform"` // the distribution and version, as SSM reports them
 }
 
 const stateFile = "lab.json"
@@ -78,6 +79,7 @@ func (l *Lab) State() State {
 		s.Hosts = append(s.Hosts, HostState{
 			InstanceID: info.InstanceID, Hostname: info.ComputerName,
 			SSH: h.SSHAddr(), PID: h.PID(), Tags: info.Tags,
+			Platform: info.PlatformName + " " + info.PlatformVersion,
 		})
 	}
 	for _, h := range l.Windows {
@@ -152,7 +154,10 @@ func Down(dir string) error {
 		for _, h := range s.Hosts {
 			if err := sandbox.Kill(h.PID); err != nil {
 				errs = append(errs, fmt.Errorf("host %s (pid %d): %w", h.InstanceID, h.PID, err))
+				continue
 			}
+			// A systemd host dead with its lab left its cgroup.
+			sandbox.RemoveCgroup(h.InstanceID)
 		}
 	}
 	if len(errs) > 0 {

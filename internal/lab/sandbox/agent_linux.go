@@ -23,6 +23,9 @@ type agent struct {
 
 	platformName, platformVersion string
 
+	// systemd is set in a systemd host's agent: sshd is systemd's to run.
+	systemd bool
+
 	mu   sync.Mutex
 	sshd sshdState
 }
@@ -71,6 +74,9 @@ func (a *agent) handleHealth(w http.ResponseWriter, _ *http.Request) {
 	a.mu.Lock()
 	h := health{PlatformName: a.platformName, PlatformVersion: a.platformVersion, SSHD: a.sshd}
 	a.mu.Unlock()
+	if a.systemd {
+		h.SSHD = a.systemdSSHD()
+	}
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(h)
 }

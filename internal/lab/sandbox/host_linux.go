@@ -73,10 +73,19 @@ func Boot(ctx context.Context, cfg Config) (*Host, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	if err := Available(); err != nil {
+	root := cfg.Root
+	if root == "" {
+		root = "/"
+	}
+	if err := available(root); err != nil {
 		return nil, fmt.Errorf("sandbox host %s: %w", cfg.InstanceID, err)
 	}
-	if missing := missingSchedulers(); cfg.Schedulers && len(missing) > 0 {
+	if cfg.Systemd {
+		if err := SystemdAvailable(); err != nil {
+			return nil, fmt.Errorf("sandbox host %s cannot boot systemd: %w", cfg.InstanceID, err)
+		}
+	}
+	if missing := missingSchedulers(root); cfg.Schedulers && !cfg.Systemd && len(missing) > 0 {
 		return nil, fmt.Errorf("sandbox host %s: cannot start its schedulers: missing %s", cfg.InstanceID, strings.Join(missing, "; "))
 	}
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
@@ -173,6 +182,9 @@ func (h *Host) powerOn() (*power, error) {
 	p := &power{proc: proc, exited: make(chan struct{}), transport: tr, client: &http.Client{Transport: tr}}
 	go func() {
 		proc.Wait()
+		if h.cfg.Systemd {
+			RemoveCgroup(h.cfg.InstanceID)
+		}
 		close(p.exited)
 	}()
 	return p, nil
@@ -229,7 +241,10 @@ func (p *power) health(ctx context.Context) (health, error) {
 	return hl, json.NewDecoder(resp.Body).Decode(&hl)
 }
 
-func (h *Host) consolePath() string { return filepath.Join(h.cfg.Dir, "console.log") }
+// consoleFile is the host's console log in its state directory.
+const consoleFile = "console.log"
+
+func (h *Host) consolePath() string { return filepath.Join(h.cfg.Dir, consoleFile) }
 
 // console returns the end of the host's console log.
 func (h *Host) console() string {

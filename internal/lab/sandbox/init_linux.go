@@ -68,6 +68,11 @@ func runInit() error {
 	if err != nil {
 		return err
 	}
+	if cfg.Systemd {
+		if err := delegateCgroup(cfg, root); err != nil {
+			return err
+		}
+	}
 	// The agent's socket lives in the machine's view of the state
 	// directory; listening before the pivot keeps it reachable from the lab
 	// and out of the host's sight.
@@ -80,6 +85,12 @@ func runInit() error {
 	if err := os.Chmod(sock, 0o600); err != nil {
 		return err
 	}
+	var releaseAgent func()
+	if cfg.Systemd {
+		if releaseAgent, err = startAgent(cfg, ln); err != nil {
+			return err
+		}
+	}
 	if err := pivot(root); err != nil {
 		return err
 	}
@@ -88,6 +99,9 @@ func runInit() error {
 	}
 	if err := firstBoot(cfg); err != nil {
 		return err
+	}
+	if cfg.Systemd {
+		return bootSystemd(cfg, releaseAgent) // does not return when systemd starts
 	}
 	// sshd's privilege separation directory; systemd's RuntimeDirectory
 	// makes it on a real host, on the /run that every boot clears.

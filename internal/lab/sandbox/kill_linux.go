@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -38,8 +40,12 @@ func Kill(pid int) error {
 		return nil
 	}
 	argv0, _, _ := bytes.Cut(cmdline, []byte{0})
-	if string(argv0) != initName || !firstInNamespace(proc) {
+	if (string(argv0) != initName && !systemdHost(proc)) || !firstInNamespace(proc) {
 		return fmt.Errorf("sandbox: pid %d is not a sandbox host init (it is %q); not killing it", pid, argv0)
+	}
+	// A systemd host's cgroup is removed once its processes are gone.
+	if cg := hostCgroup(proc); cg != "" {
+		defer removeCgroup(cg)
 	}
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
 		return fmt.Errorf("sandbox: killing host init %d: %w", pid, err)
@@ -60,6 +66,32 @@ func waitGone(proc string) bool {
 		}
 	}
 	return false
+}
+
+// systemdHost reports whether the process is a systemd host's first
+// process: started with the lab's container variable.
+func systemdHost(proc string) bool {
+	env, err := os.ReadFile(proc + "/environ")
+	return err == nil && slices.ContainsFunc(bytes.Split(env, []byte{0}), func(kv []byte) bool { return string(kv) == containerEnv })
+}
+
+// hostCgroup is the cgroup2 directory of a systemd host's first process,
+// or "" for a host that has none of its own.
+func hostCgroup(proc string) string {
+	b, err := os.ReadFile(proc + "/cgroup")
+	if err != nil {
+		return ""
+	}
+	base, err := cgroupBase()
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if p, ok := strings.CutPrefix(line, "0::"); ok && strings.HasPrefix(p, "/passport-sandbox/") {
+			return filepath.Join(base, p)
+		}
+	}
+	return ""
 }
 
 // firstInNamespace reports whether the process is PID 1 of a PID namespace

@@ -23,12 +23,16 @@ func mountRoot(cfg Config) (string, error) {
 			return "", err
 		}
 	}
-	if err := freshRootHome(upper); err != nil {
+	lower := "/"
+	if cfg.Root != "" {
+		// A release's own tree has a /root of its own and no lab in it.
+		lower = cfg.Root
+	} else if err := freshRootHome(upper); err != nil {
 		return "", err
 	}
 	// Overlay refuses an upper layer still held by a previous boot's mount,
 	// which the kernel may release a moment after that boot's last process.
-	opts := "lowerdir=/,upperdir=" + upper + ",workdir=" + work
+	opts := "lowerdir=" + lower + ",upperdir=" + upper + ",workdir=" + work
 	for deadline := time.Now().Add(3 * time.Second); ; {
 		err := syscall.Mount("overlay", root, "overlay", 0, opts)
 		if err == nil {

@@ -8,10 +8,12 @@
 // "passport-sandbox-init" (the reexec pattern): this package's init function
 // recognises that name and runs the host's init instead of the program, so
 // every binary that links the package, test binaries included, can boot
-// hosts. The init mounts an overlay of the machine's root filesystem with
-// the upper layer in the host's state directory, so the host can change
-// anything while the machine's files stay untouched, and its disk survives
-// Stop and Start as an EBS volume would.
+// hosts. The init mounts an overlay of the machine's root filesystem (or
+// of a Debian release's tree, Config.Root) with the upper layer in the
+// host's state directory, so the host can change anything while the
+// machine's files stay untouched, and its disk survives Stop and Start as
+// an EBS volume would. A release host may boot the release's own systemd
+// as its first process (Config.Systemd, systemd_linux.go).
 //
 // Hosts need Linux, root and the distribution's sshd; Available says why
 // not when they cannot boot.
@@ -50,9 +52,19 @@ type Config struct {
 	// with an empty read-only directory. Dir is always hidden.
 	Hidden []string
 	// Schedulers starts cron and atd in the host, as a Debian server runs
-	// them; the machine needs the cron and at packages. Without it, jobs
-	// can still be queued but nothing runs them.
+	// them; the root filesystem needs the cron and at packages. Without it,
+	// jobs can still be queued but nothing runs them. Systemd hosts run
+	// them as units whatever this says.
 	Schedulers bool
+	// Root is the root filesystem the host boots from, the read-only layer
+	// under its disk: a Debian release's, built by package rootfs. Empty
+	// for the machine's own, the fast default.
+	Root string
+	// Systemd boots the release's systemd as the host's first process
+	// instead of the lab's init, so sshd, cron, atd, logind and timers run
+	// as units, as on a Debian server. It needs Root and a cgroup2
+	// hierarchy it can delegate (SystemdAvailable).
+	Systemd bool
 }
 
 // AgentVersion is the SSM agent version hosts report.
@@ -107,6 +119,12 @@ func (c Config) validate() error {
 	if len(c.Hostname) > 64 || !hostnamePattern.MatchString(c.Hostname) {
 		return fmt.Errorf("sandbox host %s: Hostname %q is not a valid host name (letters, digits, hyphens and dots, at most 64 characters)", name, c.Hostname)
 	}
+	if c.Root != "" && (!filepath.IsAbs(c.Root) || filepath.Clean(c.Root) == "/" || strings.ContainsAny(c.Root, ",:\\\x00")) {
+		return fmt.Errorf("sandbox host %s: Root %q must be an absolute path other than /, without ',', ':', '\\' or NUL", name, c.Root)
+	}
+	if c.Systemd && c.Root == "" {
+		return fmt.Errorf("sandbox host %s: Systemd needs a Root with systemd in it (a release built by package rootfs); the machine's own root has none", name)
+	}
 	for _, p := range c.Hidden {
 		if !filepath.IsAbs(p) || filepath.Clean(p) == "/" {
 			return fmt.Errorf("sandbox host %s: Hidden path %q must be an absolute path other than /", name, p)
@@ -124,7 +142,10 @@ func (c Config) validate() error {
 
 // Available returns nil when hosts can boot on this machine, and otherwise
 // says what is missing, for t.Skip and for `passport lab up` to print.
-func Available() error {
+func Available() error { return available("/") }
+
+// available is Available for hosts booting from root.
+func available(root string) error {
 	if runtime.GOOS != "linux" {
 		return errors.New("sandbox hosts cannot boot here: they need Linux (namespaces, overlayfs), this is " + runtime.GOOS)
 	}
@@ -133,8 +154,8 @@ func Available() error {
 		missing = append(missing, "root (hosts need mount and PID namespaces; run as root)")
 	}
 	for _, bin := range []string{sshdPath, keygenPath} {
-		if _, err := os.Stat(bin); err != nil {
-			missing = append(missing, bin+" (install the openssh-server package)")
+		if _, err := os.Stat(filepath.Join(root, bin)); err != nil {
+			missing = append(missing, filepath.Join(root, bin)+" (install the openssh-server package)")
 		}
 	}
 	if fs, err := os.ReadFile("/proc/filesystems"); err != nil || !strings.Contains(string(fs), "\toverlay\n") {

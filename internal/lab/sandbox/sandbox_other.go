@@ -68,3 +68,9 @@ func (*Host) PID() int { return 0 }
 func (*Host) Shell(context.Context, string, ssmsession.ShellRequest) (ssmsession.Process, error) {
 	return nil, errNotLinux
 }
+
+// RemoveCgroup does nothing on this system.
+func RemoveCgroup(string) {}
+
+// SystemdAvailable always says why not on this system.
+func SystemdAvailable() error { return errNotLinux }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"time"
 )
 
@@ -20,10 +21,10 @@ var schedulers = []struct {
 
 // missingSchedulers names the scheduler daemons this machine lacks, with the
 // Debian package that brings each.
-func missingSchedulers() []string {
+func missingSchedulers(root string) []string {
 	var missing []string
 	for _, s := range schedulers {
-		if _, err := os.Stat(s.path); err != nil {
+		if _, err := os.Stat(filepath.Join(root, s.path)); err != nil {
 			pkg := s.name
 			if s.name == "atd" {
 				pkg = "at"
