@@ -27,37 +27,9 @@ func TestConnectCommandsSurviveRecycledWebsockets(t *testing.T) {
 	cl := startConnectLabWith(t, lab.Options{Hosts: 1, WebsocketLifetime: time.Second})
 	host := cl.Hosts[0].Info()
 	resumes := func() int { return cl.Server.Calls()["AmazonSSM.ResumeSession"] }
-	waitResume := func(after int) {
-		t.Helper()
-		deadline := time.Now().Add(30 * time.Second)
-		for resumes() <= after {
-			if time.Now().After(deadline) {
-				t.Fatal("no websocket was recycled and resumed within 30 s")
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
+	waitResume := func(after int) { waitForResume(t, resumes, after) }
 
-	t.Run("ssh", func(t *testing.T) {
-		cmd := exec.Command(os.Args[0], "ssh", host.ComputerName, "--", "read line; echo got $line")
-		cmd.Env = append(os.Environ(), "PASSPORT_RUN_MAIN=1")
-		stdin, _ := cmd.StdinPipe()
-		var stdout, stderr strings.Builder
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		defer cmd.Process.Kill()
-		before := resumes()
-		// Two recycles while the remote command waits for its line.
-		waitResume(before)
-		waitResume(before + 1)
-		io.WriteString(stdin, "after two new websockets\n")
-		stdin.Close()
-		if err := cmd.Wait(); err != nil || stdout.String() != "got after two new websockets\n" {
-			t.Fatalf("passport ssh across recycled websockets: %v, %q\n%s", err, stdout.String(), stderr.String())
-		}
-	})
+	t.Run("ssh", func(t *testing.T) { sshAcrossRecycles(t, host.ComputerName, resumes) })
 
 	t.Run("tunnel", func(t *testing.T) {
 		ln, err := net.Listen("tcp", net.JoinHostPort(host.IPAddress, "0"))
@@ -115,4 +87,41 @@ func TestConnectCommandsSurviveRecycledWebsockets(t *testing.T) {
 		}
 		interrupt(t, cmd, stderr)
 	})
+}
+
+// waitForResume waits until resumes counts more than after.
+func waitForResume(t *testing.T, resumes func() int, after int) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for resumes() <= after {
+		if time.Now().After(deadline) {
+			t.Fatal("no websocket was recycled and resumed within 30 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// sshAcrossRecycles runs passport ssh to target with a remote command
+// that waits for a line, and sends the line only after two websockets
+// were recycled and resumed (resumes counts ResumeSession calls).
+func sshAcrossRecycles(t *testing.T, target string, resumes func() int) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "ssh", target, "--", "read line; echo got $line")
+	cmd.Env = append(os.Environ(), "PASSPORT_RUN_MAIN=1")
+	stdin, _ := cmd.StdinPipe()
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	before := resumes()
+	// Two recycles while the remote command waits for its line.
+	waitForResume(t, resumes, before)
+	waitForResume(t, resumes, before+1)
+	io.WriteString(stdin, "after two new websockets\n")
+	stdin.Close()
+	if err := cmd.Wait(); err != nil || stdout.String() != "got after two new websockets\n" {
+		t.Fatalf("passport ssh across recycled websockets: %v, %q\n%s", err, stdout.String(), stderr.String())
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 
@@ -413,4 +414,18 @@ func TestRequestsInDirectMode(t *testing.T) {
 	if err != nil || !strings.Contains(stdout, id) {
 		t.Errorf("direct list --state revoked: %v\n%s", err, stdout)
 	}
+}
+
+// Through the service, a session whose websocket is recycled (every
+// second here, every hour on AWS) resumes with the service's
+// ResumeSession, and passport ssh loses nothing.
+func TestServiceSessionsSurviveRecycledWebsockets(t *testing.T) {
+	sl := startServiceLab(t, lab.Options{Hosts: 1, WebsocketLifetime: time.Second})
+	host := sl.Hosts[0].Info()
+	sl.asRequester(t)
+	t.Setenv(client.EnvServer, sl.svc.URL)
+	if stdout, stderr, err := passportRun(t, "request", "create", "--target", host.InstanceID, "--reason", "nightly deploy check"); err != nil {
+		t.Fatalf("request create: %v\n%s%s", err, stdout, stderr)
+	}
+	sshAcrossRecycles(t, host.InstanceID, func() int { return sl.Server.Calls()["AmazonSSM.ResumeSession"] })
 }
