@@ -62,7 +62,7 @@ strict -- env TF_ACC_TERRAFORM_PATH="$TOFU" TF_ACC_PROVIDER_HOST=registry.opento
 # ledger variants take minutes and are left to those.
 echo "test: every benchmark runs once"
 report -- go test -json -count=1 -timeout 10m -run '^$' -benchtime 1x \
-	-bench 'Throughput|Download|RoundTrip|Sign|Authorize|Verify|FanOut1000|Grant100|Provision|SignedCall|SendCommandFanOut|^BenchmarkPass$|DuePass/sqlite' \
+	-bench 'Throughput|Download|RoundTrip|Sign|Authorize|ApprovalDecision|Verify|FanOut1000|Grant100|Provision|SignedCall|SendCommandFanOut|^BenchmarkPass$|DuePass/sqlite' \
 	./internal/ssmsession/ ./internal/sshca/ ./internal/policy/ ./internal/identity/ ./internal/fleet/ \
 	./internal/access/ ./internal/hostscript/ ./internal/lab/awsjson/ ./internal/lab/ssm/ ./internal/reconcile/ ./internal/ledger/ \
 	./internal/awsidentity/

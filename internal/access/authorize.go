@@ -40,8 +40,14 @@ func (s *Service) authorize(ctx context.Context, who principal, reason string, s
 	}
 	err := s.authz.Authorize(ctx, req)
 	var denied *policy.DeniedError
-	if err == nil || errors.As(err, &denied) {
+	var approval *policy.ApprovalError
+	switch {
+	case err == nil || errors.As(err, &denied):
 		return err
+	case errors.As(err, &approval):
+		// Only the Passport service can hold a request until people
+		// approve it: anywhere else the requester could go around them.
+		return &Error{Class: Denied, Err: fmt.Errorf("%w\nApprovals are given only through the Passport service: ask there (the provider's server setting, or passport request create with PASSPORT_SERVER set)", err)}
 	}
 	return classed(Unavailable, fmt.Errorf("the request could not be checked against policy, so no host was touched: %w", err))
 }

@@ -73,6 +73,15 @@ func TestFailuresCarryTheirClass(t *testing.T) {
 		t.Errorf("a policy that cannot be read: %v is %q, want %q", err, ClassOf(err), Unavailable)
 	}
 
+	// Without the service nobody can hold a request for approval, so one
+	// that needs it is refused, saying where approvals are given.
+	direct := l.service(t, "")
+	direct.authz = wantsApproval{}
+	_, err = direct.Grant(context.Background(), request(ca, instanceIDs(ok)...))
+	if ClassOf(err) != Denied || !strings.Contains(err.Error(), "only through the Passport service") || !strings.Contains(err.Error(), "1 approval by a member of admins") {
+		t.Errorf("a request that needs approval in direct mode: %v is %q, want %q naming the service", err, ClassOf(err), Denied)
+	}
+
 	g := grant(t, l.svc, request(ca, instanceIDs(ok)...))
 	l.clock.Advance(2 * DefaultDuration)
 	_, err = l.svc.SetTargets(context.Background(), testActor, g, ca, instanceIDs(ok, broken))
@@ -90,6 +99,17 @@ func (refuseAll) Authorize(_ context.Context, req policy.Request) error {
 	d := policy.Decision{}
 	for _, t := range req.Targets {
 		d.Targets = append(d.Targets, policy.TargetDecision{ID: t.ID, Why: "refused by the test"})
+	}
+	return d.Err()
+}
+
+// wantsApproval says every target needs one approval from admins.
+type wantsApproval struct{}
+
+func (wantsApproval) Authorize(_ context.Context, req policy.Request) error {
+	d := policy.Decision{Approvers: []policy.Approver{{Kind: "group", Names: []string{"admins"}}}}
+	for _, t := range req.Targets {
+		d.Targets = append(d.Targets, policy.TargetDecision{ID: t.ID, Approvals: 1, Why: "needs 1 approval in the test"})
 	}
 	return d.Err()
 }

@@ -69,12 +69,13 @@ func classed(c Class, err error) error {
 func ClassOf(err error) Class {
 	var e *Error
 	var denied *policy.DeniedError
+	var approval *policy.ApprovalError
 	switch {
 	case err == nil:
 		return ""
 	case errors.As(err, &e):
 		return e.Class
-	case errors.As(err, &denied):
+	case errors.As(err, &denied), errors.As(err, &approval):
 		return Denied
 	case errors.Is(err, ledger.ErrNotFound):
 		return NotFound

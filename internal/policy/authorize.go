@@ -33,6 +33,9 @@ type Request struct {
 	Duration time.Duration
 	Reason   string
 	Sudo     bool
+	// BreakGlass says the requester asks for break-glass access: at once,
+	// loudly, reviewed afterwards. Policy reads it as context.break_glass.
+	BreakGlass bool
 }
 
 // Instance is one target.
@@ -45,38 +48,87 @@ type Instance struct {
 // Decision is the answer for every target of a Request, in its order.
 type Decision struct {
 	Targets []TargetDecision
+	// Approvers are who policy lets approve every target, when the
+	// request needs approval (Outcome is NeedsApproval).
+	Approvers []Approver
 }
 
 // TargetDecision is the answer for one target.
 type TargetDecision struct {
-	ID      string
+	ID string
+	// Allowed is true when the target is granted at once.
 	Allowed bool
+	// Approvals, when Allowed is false, is how many distinct approvers
+	// policy needs before it grants the target; 0 is a denial.
+	Approvals int
 	// Why says, for a denial, which policy forbade it (by @id and line) or
 	// that no policy permits it; for a permit, which policies did.
 	Why string
 }
 
-// Allowed reports whether every target is allowed.
-func (d Decision) Allowed() bool {
-	return len(d.Targets) > 0 && !slices.ContainsFunc(d.Targets, func(t TargetDecision) bool { return !t.Allowed })
+// Outcome is what policy says about a whole request.
+type Outcome string
+
+// Outcomes.
+const (
+	Grant         Outcome = "grant"
+	NeedsApproval Outcome = "approval"
+	Deny          Outcome = "deny"
+)
+
+// Outcome is grant when every target is granted at once, deny when any
+// is denied, and approval otherwise.
+func (d Decision) Outcome() Outcome {
+	switch {
+	case len(d.Targets) == 0 || len(d.Denied()) > 0:
+		return Deny
+	case slices.ContainsFunc(d.Targets, func(t TargetDecision) bool { return !t.Allowed }):
+		return NeedsApproval
+	}
+	return Grant
 }
 
-// Denied lists the targets that are not allowed.
+// Approvals is how many distinct approvers the request needs: the most
+// any of its targets needs.
+func (d Decision) Approvals() int {
+	n := 0
+	for _, t := range d.Targets {
+		if !t.Allowed {
+			n = max(n, t.Approvals)
+		}
+	}
+	return n
+}
+
+// Allowed reports whether every target is granted at once.
+func (d Decision) Allowed() bool { return d.Outcome() == Grant }
+
+// Denied lists the targets that are denied (not those that need approval).
 func (d Decision) Denied() []TargetDecision {
 	var out []TargetDecision
 	for _, t := range d.Targets {
-		if !t.Allowed {
+		if !t.Allowed && t.Approvals == 0 {
 			out = append(out, t)
 		}
 	}
 	return out
 }
 
-// Err is nil when every target is allowed, and otherwise a *DeniedError
-// naming each denied target and why.
+// Err is nil when every target is granted at once; a *DeniedError naming
+// each denied target and why when any is denied; and otherwise an
+// *ApprovalError saying how many approvals, from whom.
 func (d Decision) Err() error {
-	if d.Allowed() {
+	switch d.Outcome() {
+	case Grant:
 		return nil
+	case NeedsApproval:
+		e := &ApprovalError{Approvals: d.Approvals(), Approvers: d.Approvers}
+		for _, t := range d.Targets {
+			if !t.Allowed {
+				e.Targets = append(e.Targets, t)
+			}
+		}
+		return e
 	}
 	return &DeniedError{Targets: d.Denied()}
 }
@@ -105,12 +157,14 @@ func (e *DeniedError) Error() string {
 // Action is what a principal asks to do, as policies name it.
 type Action string
 
-// Actions. The service asks View and End about someone else's request; a
-// requester may always see and end their own.
+// Actions. The service asks View and End about someone else's request (a
+// requester may always see and end their own), and Approve about
+// approving or reviewing it (never one's own).
 const (
-	Access Action = "access"
-	View   Action = "view"
-	End    Action = "end"
+	Access  Action = "access"
+	View    Action = "view"
+	End     Action = "end"
+	Approve Action = "approve"
 )
 
 func (a Action) uid() types.EntityUID {
@@ -147,6 +201,7 @@ func (p *Policy) Authorize(req Request) Decision {
 		"sudo":         types.Boolean(req.Sudo),
 		"target_count": types.Long(len(req.Targets)),
 		"requester":    types.String(requester),
+		"break_glass":  types.Boolean(req.BreakGlass),
 	})
 	action := req.Action.uid()
 	for _, t := range req.Targets {
@@ -161,6 +216,9 @@ func (p *Policy) Authorize(req Request) Decision {
 		delete(entities, resource.UID)
 		d.Targets = append(d.Targets, p.explain(t.ID, dec, diag, req))
 	}
+	if d.Outcome() == NeedsApproval {
+		d.Approvers = p.approvers(req, ctx)
+	}
 	return d
 }
 
@@ -172,13 +230,29 @@ func (p *Policy) explain(id string, dec cedar.Decision, diag cedar.Diagnostic, r
 		}
 	}
 	names := make([]string, 0, len(diag.Reasons))
+	var now, later []string
+	approvals := 0
 	for _, r := range diag.Reasons {
 		s := p.statement(r.PolicyID)
-		names = append(names, fmt.Sprintf("%s (line %d)", quoteName(s.name), s.line))
+		name := fmt.Sprintf("%s (line %d)", quoteName(s.name), s.line)
+		names = append(names, name)
+		if s.approvals == 0 {
+			now = append(now, name)
+			continue
+		}
+		later = append(later, name)
+		if approvals == 0 || s.approvals < approvals {
+			approvals = s.approvals
+		}
 	}
 	slices.Sort(names)
-	if dec == cedar.Allow {
-		return TargetDecision{ID: id, Allowed: true, Why: "permitted by " + strings.Join(names, ", ")}
+	slices.Sort(now)
+	slices.Sort(later)
+	switch {
+	case dec == cedar.Allow && len(now) > 0:
+		return TargetDecision{ID: id, Allowed: true, Why: "permitted by " + strings.Join(now, ", ")}
+	case dec == cedar.Allow:
+		return TargetDecision{ID: id, Approvals: approvals, Why: fmt.Sprintf("needs %s under %s", plural(approvals, "approval"), strings.Join(later, ", "))}
 	}
 	if len(names) > 0 {
 		return TargetDecision{ID: id, Why: "forbidden by " + strings.Join(names, ", ") + " in " + p.source}
@@ -187,8 +261,11 @@ func (p *Policy) explain(id string, dec cedar.Decision, diag cedar.Diagnostic, r
 	if req.Sudo {
 		sudo = " with sudo"
 	}
-	if req.Action == View || req.Action == End {
+	if req.Action == View || req.Action == End || req.Action == Approve {
 		return TargetDecision{ID: id, Why: fmt.Sprintf("no policy in %s permits %q%s to %s requests of %q on it", p.source, req.Subject, groupsPhrase(req.Groups), req.Action, req.Requester)}
+	}
+	if req.BreakGlass {
+		sudo += " with break-glass"
 	}
 	return TargetDecision{ID: id, Why: fmt.Sprintf("no policy in %s permits %q%s to access it for %s%s", p.source, req.Subject, groupsPhrase(req.Groups), window(req.Duration), sudo)}
 }

@@ -54,6 +54,14 @@ type Policy struct {
 	source     string
 	statements []statement
 	set        cedar.PolicyMap
+	// approveSet is the part of set that can apply to the approve action,
+	// and candidates the principals its permits name: what the decision
+	// tries to say who may approve.
+	approveSet cedar.PolicyMap
+	candidates []candidate
+	// approveReads is what approve policies read of an instance, when
+	// that is its platform and named tags alone; nil otherwise.
+	approveReads *instanceReads
 	// missing says why there is no policy at all ("parameter ... not
 	// found"), for denials to repeat.
 	missing string
@@ -64,6 +72,8 @@ type statement struct {
 	id   cedar.PolicyID
 	name string // the @id annotation, or "policy N" in source order
 	line int
+	// approvals is the permit's @approvals: 0 grants at once.
+	approvals int
 }
 
 // ParameterGetter is the one SSM call Load needs; *ssm.Client has it.
@@ -135,7 +145,7 @@ func Parse(source string, doc []byte) (*Policy, error) {
 		msg := parsePos.ReplaceAllString(err.Error(), "line $1, column $2")
 		return nil, fmt.Errorf("policy from %s does not parse: %s", source, msg)
 	}
-	p := &Policy{source: source, set: make(cedar.PolicyMap, len(list))}
+	p := &Policy{source: source, set: make(cedar.PolicyMap, len(list)), approveSet: cedar.PolicyMap{}}
 	if len(list) == 0 {
 		p.missing = source + " holds no policies"
 		return p, nil
@@ -152,13 +162,29 @@ func Parse(source string, doc []byte) (*Policy, error) {
 			}
 			named[name] = line
 		}
-		if err := v.Policy(name, (*xast.Policy)(c.AST())); err != nil {
+		ast := (*xast.Policy)(c.AST())
+		if err := v.Policy(name, ast); err != nil {
 			return nil, fmt.Errorf("policy from %s: %s (line %d) does not fit Passport's schema: %s", source, quoteName(name), line, oneLine(err.Error()))
+		}
+		approvals, err := approvalsOf(ast)
+		if err != nil {
+			return nil, fmt.Errorf("policy from %s: %s (line %d): %s", source, quoteName(name), line, err)
 		}
 		id := cedar.PolicyID(fmt.Sprint(i))
 		p.set[id] = c
-		p.statements = append(p.statements, statement{id: id, name: name, line: line})
+		if appliesTo(ast.Action, Approve.uid()) {
+			p.approveSet[id] = c
+		}
+		p.statements = append(p.statements, statement{id: id, name: name, line: line, approvals: approvals})
 	}
+	p.candidates = approveCandidates(list)
+	var approveList []*cedar.Policy
+	for _, st := range p.statements {
+		if c, ok := p.approveSet[st.id]; ok {
+			approveList = append(approveList, c)
+		}
+	}
+	p.approveReads = readsOf(approveList)
 	return p, nil
 }
 

@@ -78,13 +78,24 @@ type Gate struct {
 	Groups []string
 }
 
-// Authorize returns nil when policy allows every target of req, and
-// otherwise a *DeniedError naming each denied target and why. When the
+// Authorize returns nil when policy grants every target of req at once;
+// a *DeniedError naming each denied target and why; or an *ApprovalError
+// when the request may be granted once enough people approve. When the
 // tags cannot be read the request is refused: policy that cannot see a
 // target's tags cannot be trusted to decide about it.
 func (g *Gate) Authorize(ctx context.Context, req Request) error {
+	d, err := g.Decide(ctx, req)
+	if err != nil {
+		return err
+	}
+	return d.Err()
+}
+
+// Decide is Authorize's decision itself, for callers that act on an
+// approval (the Passport service) or read who may approve.
+func (g *Gate) Decide(ctx context.Context, req Request) (Decision, error) {
 	if g == nil || g.Policy == nil {
-		return fmt.Errorf("access cannot be authorized: no policy was loaded")
+		return Decision{}, fmt.Errorf("access cannot be authorized: no policy was loaded")
 	}
 	if len(req.Groups) == 0 {
 		req.Groups = g.Groups
@@ -100,7 +111,7 @@ func (g *Gate) Authorize(ctx context.Context, req Request) error {
 	if g.Tags != nil && len(untagged) > 0 && g.Policy.Len() > 0 {
 		tags, err := g.Tags.Tags(ctx, untagged)
 		if err != nil {
-			return err
+			return Decision{}, err
 		}
 		req.Targets = slices.Clone(req.Targets)
 		for i, t := range req.Targets {
@@ -109,5 +120,5 @@ func (g *Gate) Authorize(ctx context.Context, req Request) error {
 			}
 		}
 	}
-	return g.Policy.Authorize(req).Err()
+	return g.Policy.Authorize(req), nil
 }

@@ -3,7 +3,6 @@ package reconcile
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -69,19 +68,20 @@ func (c *PolicyCheck) Permits(ctx context.Context, g ledger.Grant) (bool, string
 	if len(req.Targets) == 0 {
 		return true, "", nil
 	}
-	err = (&policy.Gate{Policy: p, Tags: c.Tags}).Authorize(ctx, req)
-	var denied *policy.DeniedError
-	switch {
-	case err == nil:
-		return true, "", nil
-	case errors.As(err, &denied):
-		why := make([]string, len(denied.Targets))
-		for i, t := range denied.Targets {
-			why[i] = t.ID + ": " + t.Why
-		}
-		return false, "policy no longer permits it: " + strings.Join(why, "; "), nil
+	d, err := (&policy.Gate{Policy: p, Tags: c.Tags}).Decide(ctx, req)
+	if err != nil {
+		return false, "", fmt.Errorf("checking grant %s against policy: %w", g.ID, err)
 	}
-	return false, "", fmt.Errorf("checking grant %s against policy: %w", g.ID, err)
+	if d.Outcome() == policy.Grant {
+		return true, "", nil
+	}
+	var why []string
+	for _, t := range d.Targets {
+		if !t.Allowed {
+			why = append(why, t.ID+": "+t.Why)
+		}
+	}
+	return false, "policy no longer permits it: " + strings.Join(why, "; "), nil
 }
 
 // Ready reads the policy now, so that a reconciler whose policy source
