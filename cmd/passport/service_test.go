@@ -350,6 +350,16 @@ func TestRDPThroughTheService(t *testing.T) {
 	if !strings.Contains(stdout, "Connect with: passport rdp") || strings.Contains(stderr, "warning") {
 		t.Errorf("request create printed:\n%s%s", stdout, stderr)
 	}
+	// A stopped host is named as offline, through the service too.
+	if err := win.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if _, stderr, err := passportRun(t, "rdp", id0); err == nil || !strings.Contains(stderr, id0+" is offline") {
+		t.Errorf("passport rdp to a stopped host: %v %q; want it named as offline", err, stderr)
+	}
+	if err := win.Start(); err != nil {
+		t.Fatal(err)
+	}
 	cmd, out, errOut := passport(t, "rdp", id0)
 	waitFor(t, out, errOut, regexp.MustCompile(`(Press Ctrl-C)`))
 	printed := map[string]string{}

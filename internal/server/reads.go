@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
+
 	"github.com/passport-access/terraform-provider-passport/internal/access"
 	"github.com/passport-access/terraform-provider-passport/internal/api"
 	"github.com/passport-access/terraform-provider-passport/internal/ledger"
@@ -138,6 +140,12 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request, p *princip
 		return
 	}
 	sess, err := s.cfg.Sessions.Start(r.Context(), in.Target, doc, map[string][]string{"portNumber": {strconv.Itoa(port)}})
+	var offline *ssmtypes.TargetNotConnected
+	if errors.As(err, &offline) {
+		// The one refusal a requester can act on: the host, not the call.
+		s.fail(w, r, &apiError{code: api.CodeUnavailable, field: "target", msg: in.Target + " is offline: Session Manager cannot reach its SSM agent; check that the instance is running and its agent is connected, then try again"})
+		return
+	}
 	if err != nil {
 		s.fail(w, r, &apiError{code: api.CodeUnavailable, msg: "Session Manager would not open a session to " + in.Target + "; try again shortly", log: err})
 		return
