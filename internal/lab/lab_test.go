@@ -307,3 +307,27 @@ func TestLabPolicy(t *testing.T) {
 		}
 	}
 }
+
+// The lab's policy passes its own cases (policy-cases.json, which
+// `passport policy test internal/lab/policy.cedar internal/lab/policy-cases.json`
+// runs too): who gets what at once, what needs whose approval, who may
+// break the glass, approve, see and end.
+func TestLabPolicyCases(t *testing.T) {
+	p, err := policy.Parse("lab", []byte(labPolicy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open("policy-cases.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	cases, err := policy.ParseCases(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	if failed := policy.Report(&out, p.Run(cases)); failed > 0 {
+		t.Fatalf("the lab's policy fails %d of its cases:\n%s", failed, out.String())
+	}
+}

@@ -233,3 +233,72 @@ func TestApproversOfEveryTarget(t *testing.T) {
 		})
 	}
 }
+
+// The approvals example's own cases, which the policy guide shows, pass;
+// and a case that expects otherwise fails, saying what it got and why.
+func TestCases(t *testing.T) {
+	p := approvalsPolicy(t)
+	f, err := os.Open("testdata/approvals-cases.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	cs, err := ParseCases(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	if failed := Report(&out, p.Run(cs)); failed != 0 {
+		t.Fatalf("%d cases failed:\n%s", failed, out.String())
+	}
+	if !strings.Contains(out.String(), "ok    production needs an admin: approval (1 approval, from group:admins)") {
+		t.Errorf("report:\n%s", out.String())
+	}
+
+	cs.Cases[0].Expect = "approval"
+	cs.Cases[1].Approvers = []string{"group:admins"}
+	cs.Cases[3].Approvals = 2
+	cs.Cases[7].Expect = "deny"
+	out.Reset()
+	if failed := Report(&out, p.Run(cs)); failed != 4 {
+		t.Errorf("%d failed, want 4:\n%s", failed, out.String())
+	}
+	for _, want := range []string{
+		"FAIL  ops reach staging at once: got grant, want approval\n        i-0123456789abcdef0: permitted by policy \"ops-staging\"",
+		"got approval (1 approval, from group:admins, group:ops), want approvers group:admins",
+		"FAIL  production needs an admin: got approval (1 approval, from group:admins), want 2 approvals",
+		"FAIL  an admin approves production: got allow, want deny",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+func TestBadCases(t *testing.T) {
+	const inst = `"instances": {"web-1": {"id": "i-0123456789abcdef0"}}, `
+	for _, tt := range []struct{ name, doc, want string }{
+		{"not json", "{\n  \"cases\": [}", "not JSON at line 2"},
+		{"misspelt field", `{` + inst + `"cases": [{"name": "a", "principal": {"user": "a"}, "targets": ["web-1"], "expct": "grant"}]}`, `unknown field "expct"`},
+		{"no cases", `{` + inst + `"cases": []}`, "no cases"},
+		{"no name", `{` + inst + `"cases": [{"principal": {"user": "a"}, "targets": ["web-1"], "expect": "grant"}]}`, "case 1 has no name"},
+		{"twice", `{` + inst + `"cases": [{"name": "a", "principal": {"user": "a"}, "targets": ["web-1"], "expect": "grant"}, {"name": "a", "principal": {"user": "a"}, "targets": ["web-1"], "expect": "deny"}]}`, `case "a" is named twice`},
+		{"unknown target", `{` + inst + `"cases": [{"name": "a", "principal": {"user": "a"}, "targets": ["web-2"], "expect": "grant"}]}`, `target "web-2" is not one of the file's instances`},
+		{"no principal", `{` + inst + `"cases": [{"name": "a", "targets": ["web-1"], "expect": "grant"}]}`, "give a principal"},
+		{"user and machine", `{` + inst + `"cases": [{"name": "a", "principal": {"user": "a", "machine": "m"}, "targets": ["web-1"], "expect": "grant"}]}`, "give a principal"},
+		{"bad expect", `{` + inst + `"cases": [{"name": "a", "principal": {"user": "a"}, "targets": ["web-1"], "expect": "allow"}]}`, `expect "allow" must be one of grant, approval, deny`},
+		{"bad expect for view", `{` + inst + `"cases": [{"name": "a", "action": "view", "principal": {"user": "a"}, "targets": ["web-1"], "expect": "grant"}]}`, "allow, deny"},
+		{"unknown action", `{` + inst + `"cases": [{"name": "a", "action": "delete", "principal": {"user": "a"}, "targets": ["web-1"], "expect": "deny"}]}`, `action "delete"`},
+		{"approvers on a grant", `{` + inst + `"cases": [{"name": "a", "principal": {"user": "a"}, "targets": ["web-1"], "expect": "grant", "approvals": 1}]}`, "go with expect approval"},
+		{"bad duration", `{` + inst + `"cases": [{"name": "a", "principal": {"user": "a"}, "targets": ["web-1"], "expect": "grant", "duration": "an hour"}]}`, `duration "an hour"`},
+		{"instance without id", `{"instances": {"web-1": {}}, "cases": [{"name": "a", "principal": {"user": "a"}, "targets": ["web-1"], "expect": "grant"}]}`, `instance "web-1" has no id`},
+		{"two values", `{` + inst + `"cases": [{"name": "a", "principal": {"user": "a"}, "targets": ["web-1"], "expect": "grant"}]} {}`, "more than one JSON value"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseCases(strings.NewReader(tt.doc))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %v, want %q", err, tt.want)
+			}
+		})
+	}
+}

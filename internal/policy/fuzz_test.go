@@ -56,6 +56,8 @@ func FuzzParse(f *testing.F) {
 		`@id("x") permit (principal in Passport::Group::"ops", action, resource) when { resource.hasTag("a:b") && resource.getTag("a:b") like "*x*" };`,
 		"permit (principal, action, resource)\nwhen { context.reason like \"INC-",
 		`@id("") @id("") permit(principal,action,resource);`,
+		`@approvals("2") permit (principal, action == Passport::Action::"access", resource); permit (principal in Passport::Group::"a", action == Passport::Action::"approve", resource) when { principal in Passport::Group::"b" && resource.hasTag("a:b") };`,
+		`@approvals("1") permit (principal, action == Passport::Action::"access", resource); permit (principal == Passport::Machine::"m", action in [Passport::Action::"approve"], resource == Passport::Instance::"i-1");`,
 		"\x00\xff/*",
 	} {
 		f.Add(seed)
@@ -70,5 +72,30 @@ func FuzzParse(f *testing.F) {
 		}
 		p.Authorize(Request{Subject: "a", Groups: []string{"ops"}, Duration: time.Hour, Reason: "INC-1",
 			Targets: []Instance{{ID: "i-0123456789abcdef0", Platform: "Linux", Tags: map[string]string{"Env": "staging", "a:b": "xx"}}}})
+	})
+}
+
+// FuzzParseCases feeds arbitrary cases files to ParseCases: it must
+// refuse or accept without panicking, and accepted cases must run.
+func FuzzParseCases(f *testing.F) {
+	p, err := Parse("fuzz.cedar", []byte(fuzzPolicy))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(`{"instances": {"w": {"id": "i-1", "tags": {"Env": "staging"}}}, "defaults": {"reason": "INC-1"}, "cases": [{"name": "a", "principal": {"user": "alice", "groups": ["ops"]}, "targets": ["w"], "expect": "grant"}]}`)
+	f.Add(`{"instances": {"w": {"id": "i-1"}}, "cases": [{"name": "a", "action": "approve", "principal": {"machine": "m"}, "requester": "x", "targets": ["w"], "expect": "allow"}]}`)
+	f.Add(`{"cases": [{"name": "a", "expect": "approval", "approvals": 3, "approvers": []}]}`)
+	f.Add(`{"instances": {"w": {"id": "i-1"}}, "cases": [{"name": "a", "principal": {"user": "u"}, "targets": ["w"], "duration": "-1h", "expect": "deny"}]}`)
+	f.Add("[]")
+	f.Fuzz(func(t *testing.T, doc string) {
+		cs, err := ParseCases(strings.NewReader(doc))
+		if err != nil {
+			return
+		}
+		for _, r := range p.Run(cs) {
+			if r.Got == "" {
+				t.Fatalf("case %q got no decision", r.Case.Name)
+			}
+		}
 	})
 }

@@ -218,3 +218,26 @@ func quoteName(name string) string {
 func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
 }
+
+// Summary counts a policy set's statements by kind.
+type Summary struct {
+	Permits, Forbids int
+	// WithApprovals counts the permits that grant only with approval.
+	WithApprovals int
+}
+
+// Summary counts p's statements.
+func (p *Policy) Summary() Summary {
+	var s Summary
+	for _, st := range p.statements {
+		if p.set[st.id].Effect() == cedar.Forbid {
+			s.Forbids++
+			continue
+		}
+		s.Permits++
+		if st.approvals > 0 {
+			s.WithApprovals++
+		}
+	}
+	return s
+}

@@ -57,6 +57,8 @@ func DemoUsers() []User {
 		{Name: "alice", Password: "alice-lab", Email: "alice@lab.passport.test", Groups: []string{"ops"}},
 		{Name: "bob", Password: "bob-lab", Email: "bob@lab.passport.test", Groups: []string{"dev"}},
 		{Name: "carol", Password: "carol-lab", Email: "carol@lab.passport.test", Groups: []string{"admins", "ops"}},
+		{Name: "dave", Password: "dave-lab", Email: "dave@lab.passport.test", Groups: []string{"oncall"}},
+		{Name: "erin", Password: "erin-lab", Email: "erin@lab.passport.test", Groups: []string{"admins"}},
 	}
 }
 
