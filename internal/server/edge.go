@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -162,7 +164,8 @@ func read(r *http.Request, v any) error {
 			return &apiError{code: api.CodeInvalid, msg: fmt.Sprintf("the body is %.60q, not application/json", ct)}
 		}
 	}
-	dec := json.NewDecoder(r.Body)
+	var raw bytes.Buffer
+	dec := json.NewDecoder(io.TeeReader(r.Body, &raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		var tooLarge *http.MaxBytesError
@@ -176,7 +179,7 @@ func read(r *http.Request, v any) error {
 		case errors.As(err, &syntax):
 			return &apiError{code: api.CodeInvalid, msg: fmt.Sprintf("the body is not JSON (at byte %d)", syntax.Offset)}
 		case errors.As(err, &typ):
-			return invalidField(typ.Field, "%s must be a JSON %s", typ.Field, typ.Type)
+			return invalidField(typ.Field, "%.60s must be a JSON %s", typ.Field, typ.Type)
 		case strings.HasPrefix(err.Error(), "json: unknown field "):
 			// encoding/json quotes the name with %q.
 			field := strings.TrimPrefix(err.Error(), "json: unknown field ")
@@ -192,11 +195,33 @@ func read(r *http.Request, v any) error {
 	var tooLarge *http.MaxBytesError
 	switch _, err := dec.Token(); {
 	case errors.Is(err, io.EOF):
-		return nil
+		return exactFields(raw.Bytes(), v)
 	case errors.As(err, &tooLarge):
 		return &apiError{code: api.CodeTooLarge, msg: fmt.Sprintf("the body is larger than the %d bytes this service accepts", tooLarge.Limit)}
 	}
 	return &apiError{code: api.CodeInvalid, msg: "the body holds more than one JSON value, or something after it"}
+}
+
+// exactFields refuses a body whose object names a field of v in another
+// case: encoding/json matches names regardless of case, and the API's
+// names are exact (FuzzRequestBodies found {"REASON":…} granted).
+func exactFields(body []byte, v any) error {
+	var top map[string]json.RawMessage
+	if json.Unmarshal(body, &top) != nil {
+		return nil
+	}
+	typ := reflect.TypeOf(v).Elem()
+	names := make(map[string]bool, typ.NumField())
+	for i := range typ.NumField() {
+		name, _, _ := strings.Cut(typ.Field(i).Tag.Get("json"), ",")
+		names[name] = true
+	}
+	for k := range top {
+		if !names[k] {
+			return invalidField(k, "%.60q is not a field of this call (names are exact, in lower case): check the API document", k)
+		}
+	}
+	return nil
 }
 
 // limiter is a token bucket per key (a caller, or a client address for

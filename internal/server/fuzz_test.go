@@ -110,19 +110,13 @@ func FuzzRead(f *testing.F) {
 	})
 }
 
-// isField says whether name is a JSON field of v's type, as encoding/json
-// matches them (case-insensitively); a type error names a nested field
-// ("tags.Env"), which counts by its first part.
+// isField says whether name is exactly a JSON field of v's type; a type
+// error names a nested field ("tags.Env"), which counts by its first part.
 func isField(v any, name string) bool {
 	name, _, _ = strings.Cut(name, ".")
-	name = strings.ToLower(name)
-	if name == "idempotency-key" {
-		return true
-	}
 	typ := reflect.TypeOf(v).Elem()
 	for i := range typ.NumField() {
-		tag, _, _ := strings.Cut(typ.Field(i).Tag.Get("json"), ",")
-		if tag != "-" && strings.ToLower(tag) == name {
+		if tag, _, _ := strings.Cut(typ.Field(i).Tag.Get("json"), ","); tag == name {
 			return true
 		}
 	}

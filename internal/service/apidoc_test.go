@@ -318,7 +318,7 @@ type recorder struct {
 }
 
 // recordAPI wraps h, whose routes are patterns, for test t.
-func recordAPI(t *testing.T, h http.Handler, patterns []string) http.Handler {
+func recordAPI(t testing.TB, h http.Handler, patterns []string) http.Handler {
 	t.Helper()
 	doc, err := loadAPIDocument()
 	if err != nil {

@@ -77,7 +77,7 @@ func (r *rig) do(t *testing.T, c call) answer {
 }
 
 // tokenOf is the raw token a signed-in client carries.
-func (r *rig) token(t *testing.T, person string) string {
+func (r *rig) token(t testing.TB, person string) string {
 	t.Helper()
 	code, verifier := r.loginCode(t, person)
 	tok, err := r.anonymous(t).ExchangeCode(context.Background(), code, verifier)

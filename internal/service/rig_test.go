@@ -42,13 +42,13 @@ type rig struct {
 
 // startRig starts a lab with hosts sandbox Linux hosts and windows lab
 // Windows hosts, and the service on it.
-func startRig(t *testing.T, hosts, windows int, change ...func(*Settings)) *rig {
+func startRig(t testing.TB, hosts, windows int, change ...func(*Settings)) *rig {
 	t.Helper()
 	return startRigWith(t, lab.Options{Hosts: hosts, WindowsHosts: windows}, change...)
 }
 
 // startRigWith starts a lab with opts, and the service on it.
-func startRigWith(t *testing.T, opts lab.Options, change ...func(*Settings)) *rig {
+func startRigWith(t testing.TB, opts lab.Options, change ...func(*Settings)) *rig {
 	t.Helper()
 	l := labtest.Start(t, opts)
 	ctx := context.Background()
@@ -87,7 +87,7 @@ func labAWS(l *lab.Lab) awsconfig.Settings {
 }
 
 // start runs a service with st on a loopback port until the test ends.
-func (r *rig) start(t *testing.T, st Settings) {
+func (r *rig) start(t testing.TB, st Settings) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -116,7 +116,7 @@ func (r *rig) start(t *testing.T, st Settings) {
 }
 
 // anonymous is a client with no sign-in.
-func (r *rig) anonymous(t *testing.T) *client.Client {
+func (r *rig) anonymous(t testing.TB) *client.Client {
 	t.Helper()
 	c, err := client.New(r.url, client.Options{})
 	if err != nil {
@@ -134,7 +134,7 @@ func noRedirects() *http.Client {
 
 // signIn signs person in as `passport login --server` does: a loopback
 // redirect, a one-time code and a verifier, traded for a token.
-func (r *rig) signIn(t *testing.T, person string) *client.Client {
+func (r *rig) signIn(t testing.TB, person string) *client.Client {
 	t.Helper()
 	code, verifier := r.loginCode(t, person)
 	tok, err := r.anonymous(t).ExchangeCode(context.Background(), code, verifier)
@@ -146,7 +146,7 @@ func (r *rig) signIn(t *testing.T, person string) *client.Client {
 
 // loginCode runs the browser half of a CLI sign-in for person and returns
 // the code the service sent to the loopback redirect, and its verifier.
-func (r *rig) loginCode(t *testing.T, person string) (code, verifier string) {
+func (r *rig) loginCode(t testing.TB, person string) (code, verifier string) {
 	t.Helper()
 	verifier = strings.Repeat("v", 10) + base64.RawURLEncoding.EncodeToString(randomBytes(32))
 	sum := sha256.Sum256([]byte(verifier))
@@ -184,7 +184,7 @@ type userKey struct {
 	line   string
 }
 
-func newUserKey(t *testing.T) userKey {
+func newUserKey(t testing.TB) userKey {
 	t.Helper()
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
