@@ -169,21 +169,12 @@ func (d *directBroker) create(ctx context.Context, in createInput) (made, error)
 	return made{req: grantView(g, ledger.Active), passwords: g.Passwords, names: names}, nil
 }
 
-// load reads request id for a change, refusing another person's: in
-// direct mode policy is asked about the requester, so only they extend.
-func (d *directBroker) load(ctx context.Context, id string) (*access.Grant, ledger.Grant, error) {
-	g, rec, err := d.core.Load(ctx, id)
-	if err != nil {
-		return nil, rec, err
-	}
-	return g, rec, nil
-}
-
 func (d *directBroker) extend(ctx context.Context, id string, dur time.Duration) (api.Request, error) {
-	g, rec, err := d.load(ctx, id)
+	g, rec, err := d.core.Load(ctx, id)
 	if err != nil {
 		return api.Request{}, err
 	}
+	// Policy is asked about the requester, so only they extend.
 	if rec.Requester != d.caller {
 		return api.Request{}, fmt.Errorf("access request %s is %s's: only the requester extends it (policy is asked about them); you may end it", id, rec.Requester)
 	}
@@ -202,7 +193,7 @@ func (d *directBroker) extend(ctx context.Context, id string, dur time.Duration)
 }
 
 func (d *directBroker) end(ctx context.Context, id string) (api.Request, error) {
-	g, rec, err := d.load(ctx, id)
+	g, rec, err := d.core.Load(ctx, id)
 	if err != nil {
 		return api.Request{}, err
 	}
@@ -251,7 +242,7 @@ func listStates(state string) ([]ledger.State, error) {
 		for _, s := range ledger.States() {
 			names = append(names, string(s))
 		}
-		return nil, fmt.Errorf("--state %q is not one of %v", clipArg(state), names)
+		return nil, fmt.Errorf("--state %.32q is not one of %v", state, names)
 	}
 	return []ledger.State{ledger.State(state)}, nil
 }

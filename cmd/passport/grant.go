@@ -86,6 +86,21 @@ func (f *brokerFlags) open(ctx context.Context) (broker, error) {
 	return f.direct.open(ctx)
 }
 
+// call opens the broker, makes one call of it, and says what to do about
+// its error.
+func (f *brokerFlags) call(ctx context.Context, do func(broker) (api.Request, error)) (api.Request, error) {
+	b, err := f.open(ctx)
+	if err != nil {
+		return api.Request{}, err
+	}
+	defer b.close()
+	r, err := do(b)
+	if err != nil {
+		return r, brokerError(b, err)
+	}
+	return r, nil
+}
+
 func newRequestCreateCommand() *cobra.Command {
 	var (
 		f                               brokerFlags
@@ -182,7 +197,7 @@ func checkCreate(targets, tags []string, reason, duration, idempotencyKey string
 	}
 	for _, t := range targets {
 		if !connect.IsInstanceID(t) {
-			return in, fmt.Errorf("--target %q is not an instance id: write it like i-0123456789abcdef0 (or mi-... for a hybrid node)", clipArg(t))
+			return in, fmt.Errorf("--target %.64q is not an instance id: write it like i-0123456789abcdef0 (or mi-... for a hybrid node)", t)
 		}
 		if slices.Contains(in.targets, t) {
 			return in, fmt.Errorf("--target %s is given twice", t)
@@ -195,10 +210,10 @@ func checkCreate(targets, tags []string, reason, duration, idempotencyKey string
 	for _, kv := range tags {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok || strings.TrimSpace(k) == "" {
-			return in, fmt.Errorf("--tag %q: write KEY=VALUE, e.g. --tag Env=staging", clipArg(kv))
+			return in, fmt.Errorf("--tag %.64q: write KEY=VALUE, e.g. --tag Env=staging", kv)
 		}
 		if _, dup := in.tags[k]; dup {
-			return in, fmt.Errorf("--tag %s is given twice: an instance carries one value per tag", clipArg(k))
+			return in, fmt.Errorf("--tag %.64q is given twice: an instance carries one value per tag", k)
 		}
 		in.tags[k] = v
 	}
@@ -217,25 +232,12 @@ func checkCreate(targets, tags []string, reason, duration, idempotencyKey string
 func parseWindow(name, s string) (time.Duration, error) {
 	d, err := time.ParseDuration(s)
 	if err != nil || d <= 0 {
-		return 0, fmt.Errorf("%s %q is not a length of time: write it like 45m, 2h or 1h30m", name, clipArg(s))
+		return 0, fmt.Errorf("%s %.64q is not a length of time: write it like 45m, 2h or 1h30m", name, s)
 	}
 	if err := access.CheckDuration(d); err != nil {
 		return 0, fmt.Errorf("%s %s: %w", name, s, err)
 	}
 	return d, nil
-}
-
-// clipArg keeps a person's argument short and printable in an error.
-func clipArg(s string) string {
-	if len(s) > 64 {
-		s = s[:64] + "…"
-	}
-	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return '?'
-		}
-		return r
-	}, s)
 }
 
 // brokerError adds what to do to an error a broker returned.
@@ -362,14 +364,9 @@ issued for the same key and kept for the connect commands.`,
 			if err != nil {
 				return err
 			}
-			b, err := f.open(cmd.Context())
+			r, err := f.call(cmd.Context(), func(b broker) (api.Request, error) { return b.extend(cmd.Context(), id, d) })
 			if err != nil {
 				return err
-			}
-			defer b.close()
-			r, err := b.extend(cmd.Context(), id, d)
-			if err != nil {
-				return brokerError(b, err)
 			}
 			store, err := requestStore()
 			if err != nil {
@@ -405,14 +402,9 @@ requests, and others' where policy lets you.`,
 			if err != nil {
 				return err
 			}
-			b, err := f.open(cmd.Context())
+			r, err := f.call(cmd.Context(), func(b broker) (api.Request, error) { return b.end(cmd.Context(), id) })
 			if err != nil {
 				return err
-			}
-			defer b.close()
-			r, err := b.end(cmd.Context(), id)
-			if err != nil {
-				return brokerError(b, err)
 			}
 			store, err := requestStore()
 			if err != nil {
@@ -433,7 +425,7 @@ requests, and others' where policy lets you.`,
 // requestID checks a request id argument.
 func requestID(s string) (string, error) {
 	if !access.ValidGrantID(s) {
-		return "", fmt.Errorf("%q is not an access request id: they look like ar-0123456789abcdef (passport request list shows yours)", clipArg(s))
+		return "", fmt.Errorf("%.64q is not an access request id: they look like ar-0123456789abcdef (passport request list shows yours)", s)
 	}
 	return s, nil
 }

@@ -1,12 +1,6 @@
 package main
 
 import (
-	"crypto/ed25519"
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/x509"
-	"encoding/base64"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -14,9 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"golang.org/x/crypto/ssh"
-
-	"github.com/passport-access/terraform-provider-passport/internal/hostscript"
 	"github.com/passport-access/terraform-provider-passport/internal/sshca"
 )
 
@@ -37,19 +28,11 @@ type requestKey struct {
 // ed25519 pair when file is empty.
 func loadRequestKey(file string) (requestKey, error) {
 	if file == "" {
-		pub, priv, err := ed25519.GenerateKey(rand.Reader)
-		if err != nil {
-			return requestKey{}, fmt.Errorf("making a key pair: %w", err)
-		}
-		sshPub, err := ssh.NewPublicKey(pub)
+		k, err := sshca.NewUserKey()
 		if err != nil {
 			return requestKey{}, err
 		}
-		block, err := ssh.MarshalPrivateKey(priv, "passport")
-		if err != nil {
-			return requestKey{}, fmt.Errorf("encoding the private key: %w", err)
-		}
-		return requestKey{line: strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sshPub))), privatePEM: string(pem.EncodeToMemory(block))}, nil
+		return requestKey{line: k.Line, privatePEM: k.PrivatePEM}, nil
 	}
 	b, err := os.ReadFile(file)
 	if err != nil {
@@ -80,42 +63,4 @@ func loadRequestKey(file string) (requestKey, error) {
 func sameKey(a, b string) bool {
 	fa, fb := strings.Fields(a), strings.Fields(b)
 	return len(fa) >= 2 && len(fb) >= 2 && fa[0] == fb[0] && fa[1] == fb[1]
-}
-
-// passwordKeyBits is the size of the one-off key Windows hosts seal their
-// passwords to, as the access core's own in direct mode.
-const passwordKeyBits = 3072
-
-// sealKey is a one-off RSA key Windows passwords are sealed to through
-// the service: the service passes the ciphertext on and cannot read it.
-type sealKey struct{ key *rsa.PrivateKey }
-
-func newSealKey() (*sealKey, error) {
-	k, err := rsa.GenerateKey(rand.Reader, passwordKeyBits)
-	if err != nil {
-		return nil, fmt.Errorf("making the key Windows passwords are sealed to: %w", err)
-	}
-	return &sealKey{k}, nil
-}
-
-// public is the key as the API's password_key takes it.
-func (k *sealKey) public() string {
-	der, _ := x509.MarshalPKIXPublicKey(&k.key.PublicKey)
-	return base64.StdEncoding.EncodeToString(der)
-}
-
-// open opens the passwords of user, by instance id. One that does not open
-// is named in the error, without it or its ciphertext.
-func (k *sealKey) open(user string, sealed map[string]string) (map[string]string, error) {
-	out := make(map[string]string, len(sealed))
-	var errs []error
-	for id, s := range sealed {
-		pw, err := hostscript.OpenSealedPassword(k.key, user, s)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: the password its host sealed does not open (%v): nobody can log on as %s there; end the request and ask again", id, err, user))
-			continue
-		}
-		out[id] = pw
-	}
-	return out, errors.Join(errs...)
 }

@@ -102,7 +102,15 @@ func chromiumBrowser(t *testing.T) browser {
 // returns login's output, the ACS page and login's error.
 func login(t *testing.T, b browser, session, metadata, user, password string) (string, string, error) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "login", "--no-browser", "--metadata", metadata, "--session", session, "--timeout", "1m")
+	return runLogin(t, b, []string{"--metadata", metadata, "--session", session}, user, password)
+}
+
+// runLogin runs passport login --no-browser with args, hands the printed
+// URL to b to sign user in, and returns login's output, the page the
+// browser was shown at the end, and login's error.
+func runLogin(t *testing.T, b browser, args []string, user, password string) (string, string, error) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], append([]string{"login", "--no-browser", "--timeout", "1m"}, args...)...)
 	cmd.Env = append(os.Environ(), "PASSPORT_RUN_MAIN=1")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

@@ -15,13 +15,7 @@ import (
 // before anything is asked of a service or AWS, and a missing or ended
 // sign-in says what to run. None of this needs a lab.
 func TestRequestCommandsNameWhatIsWrong(t *testing.T) {
-	t.Setenv("PASSPORT_CONFIG_DIR", t.TempDir())
-	for _, k := range []string{client.EnvServer, client.EnvServerCA, "PASSPORT_TOKEN", "PASSPORT_CA", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE"} {
-		t.Setenv(k, "")
-	}
-	t.Setenv("AWS_CONFIG_FILE", os.DevNull)
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", os.DevNull)
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	withoutAWS(t)
 	dir := t.TempDir()
 	private := filepath.Join(dir, "id_ed25519")
 	garbage := filepath.Join(dir, "garbage.pub")
@@ -41,7 +35,7 @@ func TestRequestCommandsNameWhatIsWrong(t *testing.T) {
 		{[]string{"request", "create", "--target", "web-1", "--reason", "INC-1 disk full on web-1"}, `--target "web-1" is not an instance id`},
 		{[]string{"request", "create", "--target", "i-0123456789abcdef0,i-0123456789abcdef0", "--reason", "INC-1 disk full on web-1"}, "--target i-0123456789abcdef0 is given twice"},
 		{[]string{"request", "create", "--tag", "Env", "--reason", "INC-1 disk full on web-1"}, `--tag "Env": write KEY=VALUE`},
-		{[]string{"request", "create", "--tag", "Env=a", "--tag", "Env=b", "--reason", "INC-1 disk full on web-1"}, "--tag Env is given twice"},
+		{[]string{"request", "create", "--tag", "Env=a", "--tag", "Env=b", "--reason", "INC-1 disk full on web-1"}, `--tag "Env" is given twice`},
 		{[]string{"request", "create", "--target", "i-0123456789abcdef0", "--reason", "short"}, "--reason:"},
 		{with("--duration", "2x"), `--duration "2x" is not a length of time`},
 		{with("--duration", "-1h"), `--duration "-1h" is not a length of time`},

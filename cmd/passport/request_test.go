@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/passport-access/terraform-provider-passport/internal/access"
+	"github.com/passport-access/terraform-provider-passport/internal/client"
 )
 
 // TestRequestImportWithoutAWS needs no lab: a request imported from
@@ -15,12 +16,7 @@ import (
 // unknown targets are refused by name. With no AWS configuration, the
 // names are skipped with a warning and the import still succeeds.
 func TestRequestImportWithoutAWS(t *testing.T) {
-	t.Setenv("PASSPORT_CONFIG_DIR", t.TempDir())
-	for _, k := range []string{"AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"} {
-		t.Setenv(k, "")
-	}
-	t.Setenv("AWS_CONFIG_FILE", os.DevNull)
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", os.DevNull)
+	withoutAWS(t)
 	const cert = "ssh-ed25519-cert-v01@openssh.com AAAAIHNzaC1lZDI1NTE5LWNlcnQtdjAxQG9wZW5zc2guY29t pp-test"
 	live := &access.Grant{ID: "ar-00000000000000a1", Username: "pp-live", ExpiresAt: time.Now().Add(time.Hour).UTC(), Certificate: cert,
 		PrivateKey: "-----BEGIN OPENSSH PRIVATE KEY-----\nx\n-----END OPENSSH PRIVATE KEY-----\n",
@@ -71,4 +67,18 @@ func TestRequestImportWithoutAWS(t *testing.T) {
 			t.Errorf("passport %s: %v, said %q, want %q", strings.Join(c.args, " "), err, stderr, c.want)
 		}
 	}
+}
+
+// withoutAWS gives this test's passport processes a fresh config
+// directory, and no AWS configuration or credentials and no Passport
+// service to reach.
+func withoutAWS(t *testing.T) {
+	t.Setenv("PASSPORT_CONFIG_DIR", t.TempDir())
+	for _, k := range []string{"AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+		client.EnvServer, client.EnvServerCA, "PASSPORT_TOKEN", "PASSPORT_CA"} {
+		t.Setenv(k, "")
+	}
+	t.Setenv("AWS_CONFIG_FILE", os.DevNull)
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", os.DevNull)
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 }

@@ -8,7 +8,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"html/template"
 	"net"
 	"net/http"
 	"net/url"
@@ -20,6 +19,7 @@ import (
 	"github.com/passport-access/terraform-provider-passport/internal/api"
 	"github.com/passport-access/terraform-provider-passport/internal/awsconfig"
 	"github.com/passport-access/terraform-provider-passport/internal/client"
+	"github.com/passport-access/terraform-provider-passport/internal/identity"
 )
 
 // callbackPath is where the service sends the browser back to the CLI.
@@ -97,17 +97,17 @@ func callback(ctx context.Context, c *client.Client, verifier, state string, don
 	mux.HandleFunc("GET "+callbackPath, func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		if once || subtle.ConstantTimeCompare([]byte(q.Get("state")), []byte(state)) != 1 || q.Get("code") == "" {
-			resultPage(w, http.StatusBadRequest, "This is not the sign-in passport login is waiting for. Close this tab and use the one passport login opened.")
+			identity.ResultPage(w, http.StatusBadRequest, "This is not the sign-in passport login is waiting for. Close this tab and use the one passport login opened.")
 			return
 		}
 		once = true
 		tok, err := c.ExchangeCode(ctx, q.Get("code"), verifier)
 		if err != nil {
-			resultPage(w, http.StatusForbidden, "Sign-in failed: "+err.Error()+". See the terminal.")
+			identity.ResultPage(w, http.StatusForbidden, "Sign-in failed: "+err.Error()+". See the terminal.")
 			done <- signedIn{err: err}
 			return
 		}
-		resultPage(w, http.StatusOK, "Signed in to Passport as "+tok.Principal.Name+". You can close this tab and return to the terminal.")
+		identity.ResultPage(w, http.StatusOK, "Signed in to Passport as "+tok.Principal.Name+". You can close this tab and return to the terminal.")
 		done <- signedIn{token: tok}
 	})
 	// One request at a time: the flag above needs no lock, and a second
@@ -116,18 +116,8 @@ func callback(ctx context.Context, c *client.Client, verifier, state string, don
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		serial <- struct{}{}
 		defer func() { <-serial }()
-		w.Header().Set("Cache-Control", "no-store")
 		mux.ServeHTTP(w, r)
 	})
-}
-
-var resultTemplate = template.Must(template.New("result").Parse(
-	`<!doctype html><html lang="en"><meta charset="utf-8"><title>Passport</title><h1>Passport</h1><p id="result">{{.}}</p></html>`))
-
-func resultPage(w http.ResponseWriter, status int, msg string) {
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.WriteHeader(status)
-	resultTemplate.Execute(w, msg)
 }
 
 // randomText is 32 random bytes, base64url: a PKCE verifier (43

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"os"
 	"os/exec"
@@ -65,36 +64,6 @@ func (sl *serviceLab) asRequester(t *testing.T) {
 	t.Setenv("AWS_SECRET_ACCESS_KEY", sl.Requester.SecretAccessKey)
 }
 
-// browserLogin runs passport login --server --no-browser, hands the
-// printed URL to b as user, and returns login's output, the page the
-// browser was shown at the end, and login's error.
-func browserLogin(t *testing.T, b browser, args []string, user string) (string, string, error) {
-	t.Helper()
-	cmd := exec.Command(os.Args[0], append([]string{"login", "--no-browser", "--timeout", "1m"}, args...)...)
-	cmd.Env = append(os.Environ(), "PASSPORT_RUN_MAIN=1")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill() })
-	var out strings.Builder
-	var page string
-	lines := bufio.NewScanner(stdout)
-	for lines.Scan() {
-		out.WriteString(lines.Text() + "\n")
-		if strings.HasPrefix(lines.Text(), "http") && page == "" {
-			page = b(t, lines.Text(), user, user+"-lab")
-		}
-	}
-	err = cmd.Wait()
-	return out.String() + stderr.String(), page, err
-}
-
 // newSSHKey makes a person's own key pair with ssh-keygen, as they would,
 // and returns the public key's file.
 func newSSHKey(t *testing.T) string {
@@ -127,7 +96,7 @@ func TestAPersonThroughTheService(t *testing.T) {
 	host := sl.Hosts[0]
 	server := sl.svc.URL
 
-	out, page, err := browserLogin(t, b, []string{"--server", server}, "alice")
+	out, page, err := runLogin(t, b, []string{"--server", server}, "alice", "alice-lab")
 	if err != nil {
 		t.Fatalf("login --server: %v\n%s", err, out)
 	}
@@ -361,20 +330,11 @@ func TestRDPThroughTheService(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd, out, errOut := passport(t, "rdp", id0)
-	waitFor(t, out, errOut, regexp.MustCompile(`(Press Ctrl-C)`))
-	printed := map[string]string{}
-	for _, line := range strings.Split(out.String(), "\n") {
-		if k, v, ok := strings.Cut(strings.TrimSpace(line), ":"); ok {
-			printed[k] = strings.TrimSpace(v)
-		}
-	}
+	printed := rdpPrinted(t, out, errOut)
 	if printed["Password"] == "" || strings.HasPrefix(printed["Password"], "none") {
 		t.Fatalf("passport rdp printed\n%s\nwithout the target's password", out)
 	}
-	check := exec.Command(os.Args[0], "lab", "logon-check", printed["Host"]+":"+printed["Port"], printed["User"])
-	check.Env = append(os.Environ(), "PASSPORT_RUN_MAIN=1")
-	check.Stdin = strings.NewReader(printed["Password"] + "\n")
-	if res, err := check.CombinedOutput(); err != nil || !strings.Contains(string(res), "logon of "+printed["User"]+" accepted") {
+	if res, err := logonCheck(printed["Host"]+":"+printed["Port"], printed["User"], printed["Password"]); err != nil || !strings.Contains(res, "logon of "+printed["User"]+" accepted") {
 		t.Errorf("logon-check through the service's tunnel with the printed password: %v\n%s", err, res)
 	}
 	interrupt(t, cmd, errOut)

@@ -40,13 +40,13 @@ func (s *serviceBroker) create(ctx context.Context, in createInput) (made, error
 		}
 	}
 	body := api.CreateRequest{Targets: in.targets, Tags: in.tags, Reason: in.reason, Duration: in.duration.String(), Sudo: in.sudo, PublicKey: in.key.line}
-	var seal *sealKey
+	var seal *client.PasswordKey
 	if windows {
 		var err error
-		if seal, err = newSealKey(); err != nil {
+		if seal, err = client.NewPasswordKey(); err != nil {
 			return made{}, err
 		}
-		body.PasswordKey = seal.public()
+		body.PasswordKey = seal.Public()
 	}
 	var r api.Request
 	var err error
@@ -69,7 +69,7 @@ func (s *serviceBroker) create(ctx context.Context, in createInput) (made, error
 	if seal != nil && len(r.SealedPasswords) > 0 {
 		// A password that does not open is reported, but the request is
 		// still kept: its Linux targets and other passwords work.
-		m.passwords, err = seal.open(r.Username, r.SealedPasswords)
+		m.passwords, err = seal.Open(r)
 		if err != nil {
 			return m, &partialError{made: m, err: err}
 		}

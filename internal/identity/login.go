@@ -182,7 +182,11 @@ func (a *acs) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 var pageTemplate = template.Must(template.New("page").Parse(
 	`<!doctype html><title>Passport</title><h1>Passport</h1><p id="result">{{.}}</p>`))
 
-func (a *acs) page(w http.ResponseWriter, status int, msg string) {
+func (a *acs) page(w http.ResponseWriter, status int, msg string) { ResultPage(w, status, msg) }
+
+// ResultPage answers the browser at the end of a CLI's sign-in with one
+// escaped sentence, in the element #result that tests (and people) read.
+func ResultPage(w http.ResponseWriter, status int, msg string) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
