@@ -186,6 +186,15 @@ func TestAPersonThroughTheService(t *testing.T) {
 			t.Errorf("passport %s after logout: %v %q; want it to say to run passport login --server", strings.Join(args, " "), err, stderr)
 		}
 	}
+
+	// A token the service no longer knows (revoked elsewhere, or lost
+	// with a replica's ledger) is answered the same way.
+	if err := client.SaveToken(server, api.Token{Token: "ppt_" + strings.Repeat("A", 43), ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, stderr, err := passportRun(t, "request", "list"); err == nil || !strings.Contains(stderr, "no longer accepts your sign-in") || !strings.Contains(stderr, "run passport login --server "+server) {
+		t.Errorf("request list with a token the service does not know: %v %q", err, stderr)
+	}
 }
 
 // The lab's requester identity, a machine that may call nothing on the
@@ -238,6 +247,13 @@ func TestTheRequesterThroughTheService(t *testing.T) {
 		t.Fatalf("passport ssh through the service as the requester: %v\n%s", err, stderr)
 	}
 	user := strings.TrimSpace(stdout)
+	cfg := filepath.Join(t.TempDir(), "ssh_config")
+	if stdout, stderr, err := passportRun(t, "ssh-config", "-o", cfg); err != nil {
+		t.Fatalf("ssh-config: %v\n%s%s", err, stdout, stderr)
+	}
+	if got := strings.TrimSpace(openssh(t, "ssh", "-F", cfg, host.Info().ComputerName, "id -un")); got != user {
+		t.Errorf("ssh -F with passport ssh-config ran as %q, want %s", got, user)
+	}
 
 	t.Run("tunnel", func(t *testing.T) {
 		port := echoServer(t, host.Info().IPAddress)
