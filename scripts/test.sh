@@ -2,7 +2,7 @@
 # Runs every Passport test: unit tests, lab tests on real sandbox hosts, and
 # the acceptance tests with the real terraform CLI and again with OpenTofu;
 # the concurrent packages under the race detector; the security fuzz
-# targets for a while each; every benchmark once. Run as root (CI does):
+# targets for 30 s each; every benchmark once. Run as root (CI does):
 # install.sh stops the run when the lab cannot work here.
 #
 # Skips fail the run. Every test that skips is listed with its reason, and
@@ -56,6 +56,25 @@ report -stale -- go test -json -count=1 -timeout 25m ./...
 echo "test: acceptance tests with OpenTofu $TOFU_VERSION"
 strict -- env TF_ACC_TERRAFORM_PATH="$TOFU" TF_ACC_PROVIDER_HOST=registry.opentofu.org \
 	go test -json -count=1 -timeout 20m -run '^TestAcc' ./internal/provider/
+
+# The packages whose code runs concurrently, under the race detector: all
+# of their tests but the two 1 GiB transfers (minutes long with -race; they
+# ran above without it), and of the reconciler and the CLI the tests where
+# passes, sessions and commands run at once.
+echo "test: race detector"
+report -- go test -json -race -count=1 -timeout 30m -skip 'TestOneGiBIntact|TestTransferThroughRecycledWebsockets' \
+	./internal/ssmsession/ ./internal/fleet/ ./internal/ledger/ ./internal/lab/session/ ./internal/connect/
+report -- go test -json -race -count=1 -timeout 30m \
+	-run 'TestTwoReconcilers|TestSweepRacing|TestHealthz|TestConnect|TestLab|TestReconcilerKilled|TestReconcileDaemon' \
+	./internal/reconcile/ ./cmd/passport/
+
+# The fuzz targets that guard what others control, 30 s each: SAML
+# responses, the data block the root programs decode and the result lines
+# hosts print, data-channel frames, audit exports.
+echo "test: fuzzing"
+FUZZTIME=30s ./scripts/fuzz.sh internal/identity:FuzzVerify \
+	internal/hostscript:FuzzHostDecodesData internal/hostscript:FuzzParseResult \
+	internal/ssmsession:FuzzDecode internal/ledger:FuzzVerifyExport
 
 # Every benchmark once: a change can break a benchmark that no test runs.
 # Their figures come from BENCHMARKS.md's commands; the emulator-backed

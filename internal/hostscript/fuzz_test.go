@@ -2,6 +2,8 @@ package hostscript
 
 import (
 	"errors"
+	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -83,6 +85,63 @@ func FuzzRevoke(f *testing.F) {
 		onlyDataDiffers(t, script, static)
 		if data := decodeData(t, script); strings.Trim(data, hostBytes) != "" || !strings.Contains(data, "\nuser="+user+"\n") {
 			t.Fatalf("data block %q", data)
+		}
+	})
+}
+
+// FuzzHostDecodesData feeds arbitrary data blocks to the provision program
+// itself, as nobody (see runUnprivileged), past Go's checks. The program
+// must refuse each in its decode step unless it is a block Provision would
+// write for fields Go accepts: the checks on the host, which runs as root,
+// are never weaker than Go's.
+func FuzzHostDecodesData(f *testing.F) {
+	if _, err := exec.LookPath("ssh-keygen"); err != nil {
+		f.Skip("ssh-keygen is not installed (openssh-client)")
+	}
+	valid := decodeData(f, generated(f)["provision"])
+	f.Add(valid)
+	f.Add(strings.Replace(valid, "sudo=1", "sudo=2", 1))
+	f.Add(strings.Replace(valid, "user=", "user=pp-$(id)", 1))
+	f.Add(valid + "sudo=1\n")
+	f.Add("")
+	keys := []string{"format", "action", "user", "request", "requester", "expires", "serial", "sudo", "ca_type", "ca_key"}
+	f.Fuzz(func(t *testing.T, data string) {
+		code, stdout, stderr := runUnprivileged(t, hostProgram(data))
+		res, err := ParseResult(stdout)
+		if err != nil {
+			t.Fatalf("exit %d and no result line (%v)\nstderr: %s", code, err, stderr)
+		}
+		if res.Step == "decode" {
+			if code != ExitData {
+				t.Fatalf("the decode step ended with exit %d, want %d (bad data)\nstderr: %s", code, ExitData, stderr)
+			}
+			return
+		}
+		// Accepted: the block must be exactly what Provision writes for
+		// the fields it holds.
+		lines := strings.Split(strings.TrimSuffix(data, "\n"), "\n")
+		fields := map[string]string{}
+		for i, l := range lines {
+			k, v, ok := strings.Cut(l, "=")
+			if !ok || i >= len(keys) || k != keys[i] {
+				t.Fatalf("the host accepted a block with line %d %q: %q", i+1, l, data)
+			}
+			fields[k] = v
+		}
+		expires, err1 := strconv.ParseInt(fields["expires"], 10, 64)
+		serial, err2 := strconv.ParseUint(fields["serial"], 10, 64)
+		if err1 != nil || err2 != nil || len(lines) != len(keys) {
+			t.Fatalf("the host accepted %q (%v, %v)", data, err1, err2)
+		}
+		g := Grant{Username: fields["user"], RequestID: fields["request"], Requester: fields["requester"],
+			ExpiresAt: time.Unix(expires, 0), Serial: serial, Sudo: fields["sudo"] == "1",
+			CAPublicKey: fields["ca_type"] + " " + fields["ca_key"]}
+		script, err := Provision(g)
+		if err != nil {
+			t.Fatalf("the host accepted %q, which Go refuses: %v", data, err)
+		}
+		if again := decodeData(t, script); again != data {
+			t.Fatalf("the host accepted %q; Go writes those fields as %q", data, again)
 		}
 	})
 }
