@@ -60,24 +60,6 @@ resource "passport_access_request" "r" {
 		}
 		return cfg
 	}
-	// logsIn checks that the request's user logs in to each host.
-	logsIn := func(hosts ...*sandbox.Host) resource.TestCheckFunc {
-		return func(s *terraform.State) error {
-			a, err := attributes(s, "passport_access_request.r")
-			if err != nil {
-				return err
-			}
-			creds, err := credentialsOf(a, nil)
-			if err != nil {
-				return err
-			}
-			var errs []error
-			for _, h := range hosts {
-				errs = append(errs, creds.checkLogin(h, false))
-			}
-			return errors.Join(errs...)
-		}
-	}
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: l.factories(),
 		Steps: []resource.TestStep{
@@ -92,7 +74,7 @@ resource "passport_access_request" "r" {
 				Config:    request(strict, staging.Info().InstanceID),
 				Check: resource.ComposeAggregateTestCheckFunc(
 					resource.TestCheckResourceAttr("passport_access_request.r", "target_status."+staging.Info().InstanceID, "active"),
-					logsIn(staging),
+					logsIn("passport_access_request.r", staging),
 					func(*terraform.State) error {
 						if users := passportUsers(t, production); len(users) != 0 {
 							return fmt.Errorf("a staging-only request left Passport users on %s: %v", production.Info().InstanceID, users)
@@ -107,11 +89,31 @@ resource "passport_access_request" "r" {
 				Config: request("", staging.Info().InstanceID, production.Info().InstanceID),
 				Check: resource.ComposeAggregateTestCheckFunc(
 					resource.TestCheckResourceAttr("passport_access_request.r", "target_status."+production.Info().InstanceID, "active"),
-					logsIn(staging, production),
+					logsIn("passport_access_request.r", staging, production),
 				),
 			},
 		},
 	})
+}
+
+// logsIn checks that the user of the request at address logs in to each
+// host, without sudo.
+func logsIn(address string, hosts ...*sandbox.Host) resource.TestCheckFunc {
+	return func(s *terraform.State) error {
+		a, err := attributes(s, address)
+		if err != nil {
+			return err
+		}
+		creds, err := credentialsOf(a, nil)
+		if err != nil {
+			return err
+		}
+		var errs []error
+		for _, h := range hosts {
+			errs = append(errs, creds.checkLogin(h, false))
+		}
+		return errors.Join(errs...)
+	}
 }
 
 // nothingGranted checks what a refused request must leave behind: no
