@@ -59,7 +59,7 @@ func bootWith(t *testing.T, name string, set func(*sandbox.Config)) *host {
 	id := make([]byte, 9)
 	rand.Read(id)
 	n, _ := rand.Int(rand.Reader, big.NewInt(1<<16))
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cfg := sandbox.Config{
 		Dir:        t.TempDir(),

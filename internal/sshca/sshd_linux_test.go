@@ -110,7 +110,7 @@ func bootHost(t *testing.T) *sandbox.Host {
 		t.Fatal(err)
 	}
 	x := n.Int64()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	h, err := sandbox.Boot(ctx, sandbox.Config{
 		Dir:        t.TempDir(),

@@ -155,7 +155,7 @@ func bootHost(t testing.TB, hostname string) *Host {
 
 func bootConfig(t testing.TB, cfg Config) *Host {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	h, err := Boot(ctx, cfg)
 	if err != nil {
@@ -168,7 +168,7 @@ func bootConfig(t testing.TB, cfg Config) *Host {
 
 func (h *Host) mustStart(t testing.TB) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	if err := h.Start(ctx); err != nil {
 		t.Fatal(err)
