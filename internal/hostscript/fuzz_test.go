@@ -70,6 +70,7 @@ func FuzzRevoke(f *testing.F) {
 	f.Add("pp-a", uint64(7), fixedCA)
 	f.Add("pp-a", uint64(0), "")
 	f.Add("pp a", uint64(1), "garbage")
+	f.Add("pp-a", uint64(1), "garbage")
 	f.Add("pp-$(id)", uint64(1), fixedCA+"\nssh-ed25519 AAAA")
 	static := strings.Split(generated(f)["revoke"], "\n")
 	f.Fuzz(func(t *testing.T, user string, serial uint64, key string) {
