@@ -136,23 +136,24 @@ func (d *directBroker) create(ctx context.Context, in createInput) (made, error)
 		return made{}, err
 	}
 	ids := in.targets
-	filter := targets.Filter{Tags: in.tags}
-	if len(in.tags) > 0 {
-		filter.PingStatus = "Online"
-	}
-	found, err := targets.Find(ctx, d.clients.SSM, filter)
-	if err != nil && len(in.tags) > 0 {
-		return made{}, fmt.Errorf("--tag: looking the instances up in Systems Manager: %w", err)
-	}
 	names := map[string]string{}
-	for _, i := range found {
-		names[i.InstanceID] = i.ComputerName
-		if len(in.tags) > 0 && (i.PlatformType == access.Linux || i.PlatformType == access.Windows) {
-			ids = append(ids, i.InstanceID)
+	if len(in.tags) > 0 {
+		found, err := targets.Find(ctx, d.clients.SSM, targets.Filter{Tags: in.tags, PingStatus: "Online"})
+		if err != nil {
+			return made{}, fmt.Errorf("--tag: looking the instances up in Systems Manager: %w", err)
 		}
-	}
-	if len(ids) == 0 {
-		return made{}, errors.New("--tag: no online Linux or Windows instance carries every one of these tags")
+		for _, i := range found {
+			if i.PlatformType == access.Linux || i.PlatformType == access.Windows {
+				ids = append(ids, i.InstanceID)
+				names[i.InstanceID] = i.ComputerName
+			}
+		}
+		if len(ids) == 0 {
+			return made{}, errors.New("--tag: no online Linux or Windows instance carries every one of these tags")
+		}
+	} else if found, err := instanceNames(ctx, d.clients.SSM, ids); err == nil {
+		// Names are a convenience: ids stand in for them.
+		names = found
 	}
 	req := access.Request{Reason: in.reason, Targets: ids, Duration: in.duration, CA: ca, PublicKey: in.key.line, Sudo: in.sudo, Requester: d.caller}
 	// The request's id follows from the caller and the idempotency key, and

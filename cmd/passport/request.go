@@ -179,10 +179,16 @@ func computerNames(ctx context.Context, f *connectFlags, ids []string) (map[stri
 	if err != nil {
 		return nil, err
 	}
+	return instanceNames(ctx, c.SSM, ids)
+}
+
+// instanceNames asks Systems Manager for the computer names of ids, 50 at
+// a time.
+func instanceNames(ctx context.Context, c *ssm.Client, ids []string) (map[string]string, error) {
 	found := map[string]string{}
 	for start := 0; start < len(ids); start += 50 {
 		batch := ids[start:min(start+50, len(ids))]
-		p := ssm.NewDescribeInstanceInformationPaginator(c.SSM, &ssm.DescribeInstanceInformationInput{
+		p := ssm.NewDescribeInstanceInformationPaginator(c, &ssm.DescribeInstanceInformationInput{
 			Filters: []types.InstanceInformationStringFilter{{Key: aws.String("InstanceIds"), Values: batch}},
 		})
 		for p.HasMorePages() {

@@ -55,7 +55,13 @@ func loginAtService(cmd *cobra.Command, f *serverFlags, noBrowser bool, timeout 
 	done := make(chan signedIn, 1)
 	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: callback(ctx, c, verifier, state, done)}
 	go srv.Serve(ln)
-	defer srv.Close()
+	defer func() {
+		// Shutdown, not Close: the browser's last page must be delivered
+		// before the listener goes.
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+	}()
 
 	out := cmd.OutOrStdout()
 	if err := openBrowser(out, cmd.ErrOrStderr(), start.String(), noBrowser); err != nil {

@@ -138,8 +138,8 @@ func (s Store) Save(r Request, c Credential) error {
 	if err := r.check(); err != nil {
 		return err
 	}
-	if !strings.HasPrefix(c.Certificate, "ssh-") || strings.ContainsAny(strings.TrimSpace(c.Certificate), "\n\r") {
-		return fmt.Errorf("access request %s: the certificate is not one authorized_keys line", r.ID)
+	if err := checkCertificate(r.ID, c.Certificate); err != nil {
+		return err
 	}
 	dir := s.requestDir(r.ID)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -152,10 +152,17 @@ func (s Store) Save(r Request, c Credential) error {
 	} else if err := os.Remove(filepath.Join(dir, keyFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	if err := writeFile(filepath.Join(dir, certFile), []byte(strings.TrimSpace(c.Certificate)+"\n"), 0o644); err != nil {
+	if err := s.savePasswords(r, c.Passwords); err != nil {
 		return err
 	}
-	if err := s.savePasswords(r, c.Passwords); err != nil {
+	return s.saveRequest(r, c.Certificate)
+}
+
+// saveRequest writes r's certificate, then r itself: request.json last,
+// so that a request listed is a request whole.
+func (s Store) saveRequest(r Request, certificate string) error {
+	dir := s.requestDir(r.ID)
+	if err := writeFile(filepath.Join(dir, certFile), []byte(strings.TrimSpace(certificate)+"\n"), 0o644); err != nil {
 		return err
 	}
 	b, err := json.MarshalIndent(r, "", "  ")
@@ -163,6 +170,13 @@ func (s Store) Save(r Request, c Credential) error {
 		return err
 	}
 	return writeFile(filepath.Join(dir, requestFile), append(b, '\n'), 0o600)
+}
+
+func checkCertificate(id, certificate string) error {
+	if !strings.HasPrefix(certificate, "ssh-") || strings.ContainsAny(strings.TrimSpace(certificate), "\n\r") {
+		return fmt.Errorf("access request %s: the certificate is not one authorized_keys line", id)
+	}
+	return nil
 }
 
 // savePasswords writes the Windows targets' passwords owner-only, or
@@ -233,22 +247,14 @@ func (s Store) Renew(id string, expires time.Time, certificate string) error {
 	if err != nil {
 		return err
 	}
-	if !strings.HasPrefix(certificate, "ssh-") || strings.ContainsAny(strings.TrimSpace(certificate), "\n\r") {
-		return fmt.Errorf("access request %s: the certificate is not one authorized_keys line", id)
+	if err := checkCertificate(id, certificate); err != nil {
+		return err
 	}
 	r.ExpiresAt = expires
 	if err := r.check(); err != nil {
 		return err
 	}
-	dir := s.requestDir(id)
-	if err := writeFile(filepath.Join(dir, certFile), []byte(strings.TrimSpace(certificate)+"\n"), 0o644); err != nil {
-		return err
-	}
-	b, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return err
-	}
-	return writeFile(filepath.Join(dir, requestFile), append(b, '\n'), 0o600)
+	return s.saveRequest(r, certificate)
 }
 
 // Get returns the request id as stored, or an error naming it when it is

@@ -73,6 +73,12 @@ func TestSaveRefusesWhatCannotBeAFileOrConfig(t *testing.T) {
 		{"no expiry", func(r *Request) { r.ExpiresAt = time.Time{} }, testCert, "no expiry"},
 		{"two-line certificate", func(*Request) {}, testCert + "\nssh-ed25519 AAAA", "one authorized_keys line"},
 		{"not a certificate", func(*Request) {}, "-----BEGIN", "one authorized_keys line"},
+		{"relative identity file", func(r *Request) { r.IdentityFile = "id_ed25519" }, testCert, "identity file"},
+		{"identity file with a newline", func(r *Request) { r.IdentityFile = "/home/a/id\nProxyCommand x" }, testCert, "identity file"},
+		{"server not a URL", func(r *Request) { r.Server = "passport.example.com" }, testCert, "not a Passport service's URL"},
+		{"server with a newline", func(r *Request) { r.Server = "https://p.example.com\nHost *" }, testCert, "not a Passport service's URL"},
+		{"server of another scheme", func(r *Request) { r.Server = "file:///etc/passwd" }, testCert, "not a Passport service's URL"},
+		{"relative server CA", func(r *Request) { r.ServerCA = "ca.pem" }, testCert, "server CA"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			r := good
@@ -138,5 +144,60 @@ func TestListRefusesADamagedRequest(t *testing.T) {
 	os.WriteFile(f, []byte(`{"id":"ar-00000000000000a1","username":"pp-x\nHost *","expires_at":"2026-11-24T12:00:00Z"}`), 0o600)
 	if _, err := s.List(); err == nil || !strings.Contains(err.Error(), "damaged") {
 		t.Errorf("List of a tampered request: %v", err)
+	}
+}
+
+// A request made through the service keeps where it was made; an
+// extension renews its window and certificate and keeps its key; end
+// forgets it whole.
+func TestRenewKeepsTheKeyAndRemoveForgets(t *testing.T) {
+	s := Store{Dir: t.TempDir()}
+	r := request("ar-00000000000000a1", time.Hour, Target{InstanceID: "i-0123456789abcdef0"})
+	r.Server, r.ServerCA, r.IdentityFile = "https://passport.example.com", "/etc/passport/ca.pem", ""
+	save(t, s, r, "-----BEGIN OPENSSH PRIVATE KEY-----\nsecret\n-----END OPENSSH PRIVATE KEY-----\n")
+	const renewed = "ssh-ed25519-cert-v01@openssh.com AAAArenewed pp-test"
+	if err := s.Renew(r.ID, r.ExpiresAt.Add(time.Hour), renewed); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Get(r.ID)
+	if err != nil || !got.ExpiresAt.Equal(r.ExpiresAt.Add(time.Hour)) || got.Server != r.Server || got.ServerCA != r.ServerCA || !got.HasKey {
+		t.Errorf("after Renew: %+v, %v; want the new expiry, the same server and key", got, err)
+	}
+	if b, _ := os.ReadFile(s.CertificateFile(r.ID)); strings.TrimSpace(string(b)) != renewed {
+		t.Errorf("the certificate after Renew is %q", b)
+	}
+	if _, err := os.Stat(s.KeyFile(r.ID)); err != nil {
+		t.Errorf("Renew lost the key: %v", err)
+	}
+	if err := s.Renew(r.ID, r.ExpiresAt, "not a certificate"); err == nil {
+		t.Error("Renew took a certificate that is not one")
+	}
+	if err := s.Remove(r.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Get(r.ID); err == nil {
+		t.Error("a removed request is still held")
+	}
+	if err := s.Remove("../x"); err == nil {
+		t.Error("Remove took a path for an id")
+	}
+}
+
+// A request made for the person's own key logs in with the private key
+// found beside it, and an -i given on the command line wins.
+func TestOptionsUseTheRequestsOwnIdentityFile(t *testing.T) {
+	s := Store{Dir: t.TempDir()}
+	r := request("ar-00000000000000a1", time.Hour, Target{InstanceID: "i-0123456789abcdef0"})
+	r.IdentityFile = "/home/alice/.ssh/id_ed25519"
+	for _, c := range []struct{ given, want string }{{"", r.IdentityFile}, {"/tmp/other", "/tmp/other"}} {
+		opts, err := OpenSSH{Store: s, Proxy: []string{"passport", "proxy"}, IdentityFile: c.given}.Options(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range opts {
+			if o.Key == "IdentityFile" && o.Value != c.want {
+				t.Errorf("with -i %q the identity file is %q, want %q", c.given, o.Value, c.want)
+			}
+		}
 	}
 }
