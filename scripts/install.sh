@@ -63,6 +63,16 @@ if [ ! -d .tools/node/node_modules/playwright-core ]; then
 	npm install --silent --no-fund --no-audit --prefix .tools/node playwright-core@1.65.1 >/dev/null
 fi
 
+# tree-sitter-powershell's WebAssembly grammar, run by web-tree-sitter in
+# Node: the Windows programs' tests parse every shipped .ps1 with it.
+# --ignore-scripts: the WebAssembly build needs no native addon compiled.
+if [ ! -f .tools/node/node_modules/tree-sitter-powershell/tree-sitter-powershell.wasm ] ||
+	! grep -q '"version": "0.26.13"' .tools/node/node_modules/web-tree-sitter/package.json 2>/dev/null; then
+	echo "install: npm install tree-sitter-powershell and web-tree-sitter into .tools/node"
+	npm install --silent --no-fund --no-audit --ignore-scripts --prefix .tools/node \
+		tree-sitter-powershell@0.26.4 web-tree-sitter@0.26.13 >/dev/null
+fi
+
 echo "install: Go modules"
 go mod download
 

@@ -67,6 +67,17 @@ func (h *Host) Run(ctx context.Context, s node.Script) (node.Result, error) {
 	if err != nil {
 		return refused(fmt.Sprintf("%s runs only Passport's shipped Windows programs, and this script is not one of them (%s); nothing was changed", h, clip(err.Error()))), nil
 	}
+	// The lab cannot run PowerShell; what it can check is that this
+	// program is one a real PowerShell grammar parsed (hostscript's
+	// TestWindowsGrammar, recorded in its grammar.sum). A program that
+	// does not parse would fail on Windows before doing anything.
+	sum := h.cfg.GrammarSum
+	if sum == "" {
+		sum = hostscript.WindowsGrammarSum
+	}
+	if err := hostscript.VerifyWindowsGrammar(sum, action); err != nil {
+		return refused(fmt.Sprintf("%s refuses the %s program: it is not known to parse as PowerShell (%s); nothing was changed", h, action, clip(err.Error()))), nil
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	p := &program{action: action, fields: fields}

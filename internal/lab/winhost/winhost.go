@@ -64,6 +64,11 @@ type Config struct {
 	// generated password shorter than it is refused (ExitPassword), as
 	// New-LocalUser's InvalidPasswordException is. Zero: Windows' default.
 	MinPasswordLength int
+	// GrammarSum is the record of the Windows programs shown to parse as
+	// PowerShell (hostscript.WindowsGrammarSum when empty). A program
+	// whose action is not in it is refused, since PowerShell would not
+	// run what does not parse; tests give a stale record.
+	GrammarSum string
 }
 
 // Host is a lab Windows host. It satisfies node.Node and the session

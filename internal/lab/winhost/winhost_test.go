@@ -382,3 +382,32 @@ func TestPasswordIsNotKept(t *testing.T) {
 		t.Error("the stored hash does not check the password")
 	}
 }
+
+// TestRefusesAProgramNotKnownToParse: a shipped program whose action is
+// not in the record of programs a PowerShell grammar parsed is refused
+// before it changes anything, as Windows would refuse a script that does
+// not parse; the actions still in the record run.
+func TestRefusesAProgramNotKnownToParse(t *testing.T) {
+	record := hostscript.WindowsGrammarRecord()
+	var stale []string
+	for _, line := range strings.Split(strings.TrimSpace(record), "\n") {
+		if !strings.HasSuffix(line, "  provision") {
+			stale = append(stale, line)
+		}
+	}
+	h, _ := newHost(t, Config{GrammarSum: strings.Join(stale, "\n")})
+	key := testSealKey(t)
+	script := mustScript(t)(hostscript.ProvisionWindows(hostscript.WindowsGrant{
+		Username: "pp-eve", RequestID: "ar-5", Requester: "eve", ExpiresAt: testStart.Add(time.Hour), SealKey: &key.PublicKey,
+	}))
+	res := runScript(t, h, PowerShellDocument, script)
+	if res.ExitCode != hostscript.ExitData || !strings.Contains(string(res.Stderr), "not known to parse as PowerShell") {
+		t.Fatalf("exit %d, stderr %q; want the provision program refused as not known to parse", res.ExitCode, res.Stderr)
+	}
+	if len(h.Users()) != 0 {
+		t.Errorf("users were made: %+v", h.Users())
+	}
+	if r, _ := runProgram(t, h, hostscript.InventoryWindows()); !r.OK {
+		t.Errorf("inventory, still in the record, did not run: %+v", r)
+	}
+}
