@@ -70,20 +70,23 @@ report -- go test -json -race -count=1 -timeout 30m \
 
 # The fuzz targets that guard what others control, 30 s each: SAML
 # responses, the data block the root programs decode and the result lines
-# hosts print, data-channel frames, audit exports.
+# hosts print, data-channel frames, audit exports, and what callers send
+# the Passport service (bodies, credentials, the IdP's form at the ACS).
 echo "test: fuzzing"
 FUZZTIME=30s ./scripts/fuzz.sh internal/identity:FuzzVerify \
 	internal/hostscript:FuzzHostDecodesData internal/hostscript:FuzzParseResult \
-	internal/ssmsession:FuzzDecode internal/ledger:FuzzVerifyExport
+	internal/ssmsession:FuzzDecode internal/ledger:FuzzVerifyExport \
+	internal/server:FuzzRead internal/service:FuzzRequestBodies \
+	internal/service:FuzzCredentials internal/service:FuzzACS
 
 # Every benchmark once: a change can break a benchmark that no test runs.
 # Their figures come from BENCHMARKS.md's commands; the emulator-backed
 # ledger variants take minutes and are left to those.
 echo "test: every benchmark runs once"
 report -- go test -json -count=1 -timeout 10m -run '^$' -benchtime 1x \
-	-bench 'Throughput|Download|RoundTrip|Sign|Authorize|ApprovalDecision|Verify|FanOut1000|Grant100|Provision|SignedCall|SendCommandFanOut|^BenchmarkPass$|DuePass/sqlite' \
+	-bench 'Throughput|Download|RoundTrip|Sign|Authorize|ApprovalDecision|Verify|FanOut1000|Grant100|Provision|SignedCall|SendCommandFanOut|^BenchmarkPass$|DuePass/sqlite|GrantThroughTheService|ConcurrentReads|TimeToAccess' \
 	./internal/ssmsession/ ./internal/sshca/ ./internal/policy/ ./internal/identity/ ./internal/fleet/ \
 	./internal/access/ ./internal/hostscript/ ./internal/lab/awsjson/ ./internal/lab/ssm/ ./internal/reconcile/ ./internal/ledger/ \
-	./internal/awsidentity/
+	./internal/awsidentity/ ./internal/service/
 
 "$work/testreport" -total "$work/tally"

@@ -278,6 +278,16 @@ func TestEC2TagsReadsTheLabsTags(t *testing.T) {
 	if got := fmt.Sprint(tags); got != "map[i-0a000000000000001:map[Env:staging Name:web-1] i-0b000000000000002:map[Env:production Name:web-2]]" {
 		t.Errorf("tags: %s", got)
 	}
+	// A request of 200 targets, the most one takes: EC2 counts the type
+	// filter among its 200 values a call.
+	ids := []string{stagingID}
+	for i := range 199 {
+		ids = append(ids, fmt.Sprintf("i-0d%015x", i))
+	}
+	tags, err = policy.EC2Tags{Client: l.ec2}.Tags(context.Background(), ids)
+	if err != nil || tags[stagingID]["Env"] != "staging" {
+		t.Errorf("the tags of 200 instances: %v, %v", tags[stagingID], err)
+	}
 }
 
 // On real hosts: a denied request leaves users, sshd's configuration and

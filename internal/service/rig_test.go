@@ -38,6 +38,10 @@ type rig struct {
 	ledger string
 	cancel context.CancelFunc
 	done   chan error
+	// settings are what the service started with, and ca its CA: what a
+	// direct grant on the same lab needs to be the same grant.
+	settings Settings
+	ca       *sshca.CA
 }
 
 // startRig starts a lab with hosts sandbox Linux hosts and windows lab
@@ -56,7 +60,7 @@ func startRigWith(t testing.TB, opts lab.Options, change ...func(*Settings)) *ri
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &rig{lab: l, ledger: "sqlite://" + filepath.Join(t.TempDir(), "ledger.db")}
+	r := &rig{lab: l, ledger: "sqlite://" + filepath.Join(t.TempDir(), "ledger.db"), ca: ca}
 	st := Settings{
 		AWS:            labAWS(l),
 		Ledger:         r.ledger,
@@ -102,9 +106,12 @@ func (r *rig) start(t testing.TB, st Settings) {
 		ln.Close()
 		t.Fatal(err)
 	}
-	// Every answer of every test is held to the API document.
-	svc.handler = recordAPI(t, svc.handler, svc.Server.Routes())
-	r.svc, r.cancel, r.done = svc, cancel, make(chan error, 1)
+	// Every answer of every test is held to the API document. Benchmarks
+	// time the service as it runs, without the recorder.
+	if _, bench := t.(*testing.B); !bench {
+		svc.handler = recordAPI(t, svc.handler, svc.Server.Routes())
+	}
+	r.svc, r.cancel, r.done, r.settings = svc, cancel, make(chan error, 1), st
 	go func() { r.done <- svc.Run(ctx, ln, false) }()
 	t.Cleanup(func() {
 		cancel()
