@@ -265,7 +265,10 @@ func (l *limiter) allow(key string) (bool, time.Duration) {
 		b = &bucket{tokens: l.burst, last: now}
 		l.buckets[key] = b
 	}
-	b.tokens = min(l.burst, b.tokens+now.Sub(b.last).Minutes()*l.perMinute)
+	// A clock stepped back (an NTP correction, a test's clock) earns
+	// nothing, rather than a debt that would lock the caller out for as
+	// long as it stepped.
+	b.tokens = min(l.burst, b.tokens+max(now.Sub(b.last), 0).Minutes()*l.perMinute)
 	b.last = now
 	if b.tokens >= 1 {
 		b.tokens--
