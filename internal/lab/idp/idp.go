@@ -358,8 +358,11 @@ func requestedACS(encoded string) (string, error) {
 	if err := xml.Unmarshal(raw, &req); err != nil {
 		return "", fmt.Errorf("the SAMLRequest is not an AuthnRequest: %v", err)
 	}
+	// A Passport service on loopback may serve TLS (as `passport lab up`
+	// and the provider's service-mode tests run it), so https is loopback
+	// too when its host is.
 	u, err := url.Parse(req.AssertionConsumerServiceURL)
-	if err != nil || u.Scheme != "http" || !loopback(u.Hostname()) {
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || !loopback(u.Hostname()) {
 		return "", fmt.Errorf("the AuthnRequest's ACS %q is not on loopback; the lab IdP answers only local logins", req.AssertionConsumerServiceURL)
 	}
 	return u.String(), nil

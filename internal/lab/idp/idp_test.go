@@ -181,6 +181,7 @@ func TestSSORefusesBadRequests(t *testing.T) {
 		{"not deflated", base64.StdEncoding.EncodeToString([]byte("<x/>")), "not deflated", http.StatusBadRequest},
 		{"not XML", deflated(t, []byte("hello")), "not an AuthnRequest", http.StatusBadRequest},
 		{"remote ACS", deflated(t, authnRequest("passport", "https://evil.example.test/acs")), "not on loopback", http.StatusBadRequest},
+		{"loopback ACS, not HTTP", deflated(t, authnRequest("passport", "ftp://127.0.0.1/acs")), "not on loopback", http.StatusBadRequest},
 		{"unknown SP", deflated(t, authnRequest("someone-else", "http://127.0.0.1:1/saml/acs")), "unknown service provider", http.StatusBadRequest},
 		{"missing", "", "no SAMLRequest", http.StatusBadRequest},
 	} {

@@ -7,8 +7,10 @@ package servicetest
 
 import (
 	"context"
+	"crypto/tls"
 	"net"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -25,8 +27,10 @@ import (
 // Service is a running Passport service.
 type Service struct {
 	*service.Service
-	// URL is where it serves, http://127.0.0.1:PORT.
+	// URL is where it serves, http://127.0.0.1:PORT (https with StartTLS).
 	URL string
+	// CAFile holds the CA its TLS certificate chains to, with StartTLS.
+	CAFile string
 	// Ledger is its ledger's URL.
 	Ledger string
 	// CA is its certificate authority, named "lab".
@@ -36,6 +40,18 @@ type Service struct {
 // Start runs the service on l until the test ends. change adjusts its
 // settings before it starts.
 func Start(t testing.TB, l *lab.Lab, change ...func(*service.Settings)) *Service {
+	t.Helper()
+	return start(t, l, false, change)
+}
+
+// StartTLS is Start serving HTTPS, with a certificate from the lab's own
+// TLS CA (lab.ServingCertificate), as `passport lab up` serves it.
+func StartTLS(t testing.TB, l *lab.Lab, change ...func(*service.Settings)) *Service {
+	t.Helper()
+	return start(t, l, true, change)
+}
+
+func start(t testing.TB, l *lab.Lab, withTLS bool, change []func(*service.Settings)) *Service {
 	t.Helper()
 	ctx := context.Background()
 	// The operator makes the CA, as an administrator would; only the
@@ -69,7 +85,18 @@ func Start(t testing.TB, l *lab.Lab, change ...func(*service.Settings)) *Service
 	if err != nil {
 		t.Fatal(err)
 	}
+	conns := &connList{Listener: ln}
+	var served net.Listener = conns
 	s.URL = "http://" + ln.Addr().String()
+	if withTLS {
+		cert, caFile, err := l.ServingCertificate()
+		if err != nil {
+			ln.Close()
+			t.Fatal(err)
+		}
+		served = tls.NewListener(conns, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+		s.URL, s.CAFile = "https://"+ln.Addr().String(), caFile
+	}
 	st.URL = s.URL
 	runCtx, cancel := context.WithCancel(context.Background())
 	svc, err := service.New(runCtx, st)
@@ -80,13 +107,42 @@ func Start(t testing.TB, l *lab.Lab, change ...func(*service.Settings)) *Service
 	}
 	s.Service = svc
 	done := make(chan error, 1)
-	go func() { done <- svc.Run(runCtx, ln, false) }()
+	go func() { done <- svc.Run(runCtx, served, withTLS) }()
 	t.Cleanup(func() {
 		cancel()
+		// The test is over: a connection a client opened and never used
+		// would hold the graceful shutdown for five seconds (net/http
+		// waits that long for its first request).
+		conns.closeAll()
 		if err := <-done; err != nil {
 			t.Errorf("the Passport service stopped with %v", err)
 		}
 		svc.Close()
 	})
 	return s
+}
+
+// connList is a listener that remembers what it accepted, to close it.
+type connList struct {
+	net.Listener
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func (l *connList) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.mu.Lock()
+		l.conns = append(l.conns, c)
+		l.mu.Unlock()
+	}
+	return c, err
+}
+
+func (l *connList) closeAll() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, c := range l.conns {
+		c.Close()
+	}
 }
