@@ -60,23 +60,9 @@ func Load(ctx context.Context, s Settings) (*Clients, error) {
 	if err := s.Endpoints.validate(); err != nil {
 		return nil, err
 	}
-	var opts []func(*config.LoadOptions) error
-	if s.Region != "" {
-		opts = append(opts, config.WithRegion(s.Region))
-	}
-	if s.Profile != "" {
-		opts = append(opts, config.WithSharedConfigProfile(s.Profile))
-	}
-	if s.Credentials != nil {
-		opts = append(opts, config.WithCredentialsProvider(s.Credentials))
-	}
-	cfg, err := config.LoadDefaultConfig(ctx, opts...)
+	cfg, err := LoadConfig(ctx, s)
 	if err != nil {
-		var missing config.SharedConfigProfileNotExistError
-		if errors.As(err, &missing) {
-			return nil, fmt.Errorf("AWS profile %q is not in the shared config or credentials file: fix profile or AWS_PROFILE", missing.Profile)
-		}
-		return nil, fmt.Errorf("loading the AWS configuration: %w", err)
+		return nil, err
 	}
 	if cfg.Region == "" {
 		return nil, errors.New("no AWS region is set: set region in the provider block, or AWS_REGION, or a region in your AWS profile")
@@ -91,6 +77,32 @@ func Load(ctx context.Context, s Settings) (*Clients, error) {
 		DynamoDB:  dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) { override(&o.BaseEndpoint, e.DynamoDB) }),
 		EC2:       ec2.NewFromConfig(cfg, func(o *ec2.Options) { override(&o.BaseEndpoint, e.EC2) }),
 	}, nil
+}
+
+// LoadConfig resolves the SDK configuration s describes (credentials,
+// profile, region when there is one) without building clients or asking
+// for a region: what a machine signing in to the Passport service needs,
+// since the service names the region to sign for.
+func LoadConfig(ctx context.Context, s Settings) (aws.Config, error) {
+	var opts []func(*config.LoadOptions) error
+	if s.Region != "" {
+		opts = append(opts, config.WithRegion(s.Region))
+	}
+	if s.Profile != "" {
+		opts = append(opts, config.WithSharedConfigProfile(s.Profile))
+	}
+	if s.Credentials != nil {
+		opts = append(opts, config.WithCredentialsProvider(s.Credentials))
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		var missing config.SharedConfigProfileNotExistError
+		if errors.As(err, &missing) {
+			return aws.Config{}, fmt.Errorf("AWS profile %q is not in the shared config or credentials file: fix profile or AWS_PROFILE", missing.Profile)
+		}
+		return aws.Config{}, fmt.Errorf("loading the AWS configuration: %w", err)
+	}
+	return cfg, nil
 }
 
 // override sets a client's BaseEndpoint only when the endpoints block names
