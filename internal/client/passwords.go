@@ -36,8 +36,12 @@ func NewPasswordKey() (*PasswordKey, error) {
 }
 
 // Public is the public half as the API's password_key takes it: base64 of
-// its PKIX DER form.
+// its PKIX DER form. A nil key, for a call with no Windows target, is
+// empty.
 func (k *PasswordKey) Public() string {
+	if k == nil {
+		return ""
+	}
 	der, err := x509.MarshalPKIXPublicKey(&k.key.PublicKey)
 	if err != nil {
 		// An RSA public key always marshals.

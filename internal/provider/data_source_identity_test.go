@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 
 	"github.com/passport-access/terraform-provider-passport/internal/identity"
+	"github.com/passport-access/terraform-provider-passport/internal/lab"
 	"github.com/passport-access/terraform-provider-passport/internal/lab/browser"
 )
 
@@ -56,13 +58,31 @@ func labLogin(t *testing.T, a *accLab, user, password string) string {
 	return path
 }
 
+// TestAccIdentityDataSource: who the provider says is running Terraform.
+// Direct, the SAML session `passport login` stored (carol, signed in with a
+// real browser); through the service, whoever it signed in: alice, who ran
+// `passport login --server`, or the lab's requester machine. A sign-in
+// that has ended says to sign in again.
 func TestAccIdentityDataSource(t *testing.T) {
-	a := startAccLab(t, 0)
-	carol := labLogin(t, a, "carol", "carol-lab")
-	config := func(session string) string {
-		// The lab exports PASSPORT_SAML_METADATA; the block names only
-		// the session.
-		return a.config(fmt.Sprintf(`
+	runModes(t, []accMode{direct, serviceAlice, serviceMachine}, testIdentityDataSource)
+}
+
+func testIdentityDataSource(t *testing.T, mode accMode) {
+	a := startAccLabIn(t, lab.Options{}, mode)
+	const addr = "data.passport_identity.me"
+	config := func(string) string { return a.config(`data "passport_identity" "me" {}`) }
+	want := map[string]string{"kind": "person", "subject": mode.requester(), "issuer": a.server}
+	var groups []string
+	switch {
+	case mode.machine:
+		want["kind"] = "machine"
+	case mode.service():
+		groups = []string{"ops"}
+	default:
+		config = func(session string) string {
+			// The lab exports PASSPORT_SAML_METADATA; the block names only
+			// the session.
+			return a.config(fmt.Sprintf(`
 provider "passport" {
   alias = "me"
   saml {
@@ -74,30 +94,37 @@ data "passport_identity" "me" {
   provider = passport.me
 }
 `, session))
+		}
+		want["subject"], want["issuer"], groups = "carol", a.IdP.MetadataURL(), []string{"admins", "ops"}
 	}
-	resource.Test(t, resource.TestCase{
-		ProtoV6ProviderFactories: a.factories(),
-		Steps: []resource.TestStep{
-			{
-				Config: config(carol),
-				Check: resource.ComposeAggregateTestCheckFunc(
-					resource.TestCheckResourceAttr("data.passport_identity.me", "subject", "carol"),
-					resource.TestCheckResourceAttr("data.passport_identity.me", "groups.#", "2"),
-					resource.TestCheckResourceAttr("data.passport_identity.me", "groups.0", "admins"),
-					resource.TestCheckResourceAttr("data.passport_identity.me", "groups.1", "ops"),
-					resource.TestCheckResourceAttr("data.passport_identity.me", "issuer", a.IdP.MetadataURL()),
-					resource.TestMatchResourceAttr("data.passport_identity.me", "expires_at", regexp.MustCompile(`^\d{4}-\d\d-\d\dT`)),
-				),
-			},
-			{
-				PreConfig:   func() { a.clock.Advance(9 * time.Hour) },
-				Config:      config(carol),
-				ExpectError: regexp.MustCompile(`(?s)No valid SAML session.*run passport login`),
-			},
-			{
-				Config:      config(filepath.Join(t.TempDir(), "nobody.json")),
-				ExpectError: regexp.MustCompile(`(?s)no SAML session; run passport login`),
-			},
-		},
-	})
+	session := ""
+	if !mode.service() {
+		session = labLogin(t, a, "carol", "carol-lab")
+	}
+	checks := []resource.TestCheckFunc{
+		resource.TestCheckResourceAttr(addr, "groups.#", strconv.Itoa(len(groups))),
+		resource.TestMatchResourceAttr(addr, "expires_at", regexp.MustCompile(`^\d{4}-\d\d-\d\dT`)),
+	}
+	for k, v := range want {
+		checks = append(checks, resource.TestCheckResourceAttr(addr, k, v))
+	}
+	for i, g := range groups {
+		checks = append(checks, resource.TestCheckResourceAttr(addr, "groups."+strconv.Itoa(i), g))
+	}
+	steps := []resource.TestStep{{Config: config(session), Check: resource.ComposeAggregateTestCheckFunc(checks...)}}
+	// A machine signs in afresh whenever it runs; a person's sign-in ends.
+	if !mode.machine {
+		steps = append(steps, resource.TestStep{
+			PreConfig:   func() { a.clock.Advance(13 * time.Hour) },
+			Config:      config(session),
+			ExpectError: regexp.MustCompile(`(?s)(No valid SAML session|Cannot sign in to the Passport service).*run passport login`),
+		})
+	}
+	if !mode.service() {
+		steps = append(steps, resource.TestStep{
+			Config:      config(filepath.Join(t.TempDir(), "nobody.json")),
+			ExpectError: regexp.MustCompile(`(?s)no SAML session; run passport login`),
+		})
+	}
+	resource.Test(t, resource.TestCase{ProtoV6ProviderFactories: a.factories(), Steps: steps})
 }

@@ -2,6 +2,7 @@ package provider
 
 import (
 	"context"
+	"slices"
 	"strings"
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
@@ -11,6 +12,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
+	"github.com/passport-access/terraform-provider-passport/internal/client"
 	"github.com/passport-access/terraform-provider-passport/internal/targets"
 )
 
@@ -49,7 +51,8 @@ func (d *targetsDataSource) Metadata(_ context.Context, req datasource.MetadataR
 
 func (d *targetsDataSource) Schema(_ context.Context, _ datasource.SchemaRequest, resp *datasource.SchemaResponse) {
 	resp.Schema = schema.Schema{
-		Description: "Managed instances that Systems Manager knows, filtered by tags, platform and connection status: the servers an access request can name.",
+		Description: "Managed instances that Systems Manager knows, filtered by tags, platform and connection status: the servers an access request can name. " +
+			"With the provider's `server`, the Passport service lists them with its own AWS identity.",
 		Attributes: map[string]schema.Attribute{
 			// Optional inputs.
 			"tags": schema.MapAttribute{
@@ -112,9 +115,9 @@ func (d *targetsDataSource) Read(ctx context.Context, req datasource.ReadRequest
 			return
 		}
 	}
-	found, err := targets.Find(ctx, d.data.aws.SSM, f)
+	found, err := d.find(ctx, f)
 	if err != nil {
-		resp.Diagnostics.AddError("Cannot list targets", err.Error())
+		addFailure(&resp.Diagnostics, "Cannot list targets", err)
 		return
 	}
 	ids := make([]attr.Value, 0, len(found))
@@ -133,4 +136,28 @@ func (d *targetsDataSource) Read(ctx context.Context, req datasource.ReadRequest
 	m.IDs = types.ListValueMust(types.StringType, ids)
 	m.ID = types.StringValue(f.Digest())
 	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
+}
+
+// find lists the instances f selects: from Systems Manager with the AWS
+// credentials at hand, or in service mode from the service, which asks
+// Systems Manager with its own.
+func (d *targetsDataSource) find(ctx context.Context, f targets.Filter) ([]targets.Instance, error) {
+	if d.data.service == nil {
+		return targets.Find(ctx, d.data.aws.SSM, f)
+	}
+	c, err := d.data.service.client(ctx)
+	if err != nil {
+		return nil, err
+	}
+	listed, err := c.Targets(ctx, client.TargetFilter{Tags: f.Tags, Platform: f.Platform, PingStatus: f.PingStatus})
+	if err != nil {
+		return nil, d.data.service.explain(err)
+	}
+	found := make([]targets.Instance, 0, len(listed))
+	for _, in := range listed {
+		found = append(found, targets.Instance{InstanceID: in.InstanceID, ComputerName: in.ComputerName, IPAddress: in.Address,
+			PlatformType: in.Platform, PlatformName: in.PlatformName, PingStatus: in.PingStatus})
+	}
+	slices.SortFunc(found, func(a, b targets.Instance) int { return strings.Compare(a.InstanceID, b.InstanceID) })
+	return found, nil
 }

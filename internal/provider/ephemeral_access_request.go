@@ -38,8 +38,7 @@ func newEphemeralAccessRequest() ephemeral.EphemeralResource { return &ephemeral
 // (a provisioner's connection block, another provider's configuration).
 type ephemeralAccessRequest struct {
 	data   *providerData
-	access *access.Service
-	gate   *requestGate
+	grants grantor
 }
 
 type ephemeralAccessRequestModel struct {
@@ -89,9 +88,10 @@ func (e *ephemeralAccessRequest) Schema(_ context.Context, _ ephemeral.SchemaReq
 				},
 			},
 			"certificate_authority": schema.StringAttribute{
-				Required:    true,
-				Sensitive:   true,
-				Description: "The `signer` attribute of the passport_certificate_authority that signs the certificate.",
+				Optional:  true,
+				Sensitive: true,
+				Description: "Who signs the certificate. Without `server` (direct mode): the `signer` attribute of a passport_certificate_authority; required. " +
+					"With `server`: the name of one of the Passport service's certificate authorities, or left out for the service's default.",
 			},
 			"duration": schema.StringAttribute{
 				Optional:    true,
@@ -125,7 +125,7 @@ func (e *ephemeralAccessRequest) Schema(_ context.Context, _ ephemeral.SchemaReq
 func (e *ephemeralAccessRequest) Configure(_ context.Context, req ephemeral.ConfigureRequest, resp *ephemeral.ConfigureResponse) {
 	e.data = configuredData(req.ProviderData, &resp.Diagnostics)
 	if e.data != nil {
-		e.access, e.gate = accessService(e.data, &resp.Diagnostics)
+		e.grants = newGrantor(e.data, &resp.Diagnostics)
 	}
 }
 
@@ -134,6 +134,9 @@ func (e *ephemeralAccessRequest) ValidateConfig(ctx context.Context, req ephemer
 	resp.Diagnostics.Append(req.Config.Get(ctx, &m)...)
 	if !resp.Diagnostics.HasError() {
 		m.inputs().validate(&resp.Diagnostics)
+	}
+	if !resp.Diagnostics.HasError() && e.data != nil {
+		m.inputs().checkMode(e.data, &resp.Diagnostics)
 	}
 }
 
@@ -145,18 +148,19 @@ func (e *ephemeralAccessRequest) Open(ctx context.Context, req ephemeral.OpenReq
 	}
 	ctx, cancel := context.WithTimeout(ctx, defaultCreateTimeout)
 	defer cancel()
-	request, ok := m.inputs().request(ctx, e.data, e.gate, &resp.Diagnostics)
-	if !ok {
+	m.inputs().checkMode(e.data, &resp.Diagnostics)
+	a, ok := m.inputs().ask(ctx, &resp.Diagnostics)
+	if !ok || resp.Diagnostics.HasError() {
 		return
 	}
-	grant, err := e.access.Grant(ctx, request)
+	grant, err := e.grants.grant(ctx, a)
 	if grant != nil {
 		// Even a failed grant may have left a user where the undo could
 		// not reach: Close must still revoke it.
 		resp.Diagnostics.Append(e.handOver(ctx, resp, grant)...)
 	}
 	if err != nil {
-		resp.Diagnostics.AddError("Access was not granted", err.Error())
+		addFailure(&resp.Diagnostics, "Access was not granted", err)
 		return
 	}
 	platforms := map[string]string{}
@@ -207,7 +211,7 @@ func (e *ephemeralAccessRequest) Close(ctx context.Context, req ephemeral.CloseR
 	}
 	ctx, cancel := context.WithTimeout(ctx, defaultDeleteTimeout)
 	defer cancel()
-	if err := e.access.Revoke(ctx, g.Requester, &g); err != nil {
+	if err := e.grants.revoke(ctx, &g); err != nil {
 		resp.Diagnostics.AddError("Ephemeral access request "+g.ID+" was not revoked everywhere",
 			err.Error()+"\nThe ledger keeps it open: the reconciler revokes it, at the latest when its window ends at "+g.ExpiresAt.UTC().Format(time.RFC3339)+".")
 	}

@@ -4,11 +4,15 @@
 package provider
 
 import (
+	"cmp"
 	"context"
+	"fmt"
 	"os"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/ephemeral"
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/provider"
@@ -17,6 +21,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
 	"github.com/passport-access/terraform-provider-passport/internal/awsconfig"
+	"github.com/passport-access/terraform-provider-passport/internal/client"
 	"github.com/passport-access/terraform-provider-passport/internal/fleet"
 	"github.com/passport-access/terraform-provider-passport/internal/identity"
 	"github.com/passport-access/terraform-provider-passport/internal/ledger"
@@ -47,6 +52,8 @@ type passportProvider struct {
 }
 
 type providerModel struct {
+	Server         types.String    `tfsdk:"server"`
+	ServerCAFile   types.String    `tfsdk:"server_ca_file"`
 	Region         types.String    `tfsdk:"region"`
 	Profile        types.String    `tfsdk:"profile"`
 	UsernamePrefix types.String    `tfsdk:"username_prefix"`
@@ -66,7 +73,13 @@ type endpointsModel struct {
 }
 
 // providerData is what Configure hands to every resource and data source.
+// In service mode only now and service are set: everything else is the
+// service's.
 type providerData struct {
+	// service is the Passport service the provider is a client of, or nil
+	// in direct mode.
+	service *serviceConn
+
 	aws            *awsconfig.Clients
 	now            func() time.Time
 	fleet          fleet.Options
@@ -98,13 +111,25 @@ func (p *passportProvider) Schema(_ context.Context, _ provider.SchemaRequest, r
 	resp.Schema = schema.Schema{
 		Description: "Passport grants time-boxed, audited access to servers in private AWS networks through Systems Manager.",
 		Attributes: map[string]schema.Attribute{
+			"server": schema.StringAttribute{
+				Optional: true,
+				Description: "URL of the Passport service (`https://passport.example.com`). Defaults to PASSPORT_SERVER. " +
+					"With it the provider is a client of the service (service mode): the service alone touches servers, signs certificates with its own certificate authorities, " +
+					"asks the administrators' policy and writes the ledger, so the provider needs no AWS permission at all. It signs in as the person who ran " +
+					"`passport login --server <URL>` (or PASSPORT_TOKEN), else, where the service lets machines in, with the AWS identity at hand (a signed sts:GetCallerIdentity). " +
+					"`ledger`, `policy_source`, `username_prefix`, `endpoints` and `saml` are the service's then, and refused here. Without it, the provider does everything itself with your AWS credentials (direct mode).",
+			},
+			"server_ca_file": schema.StringAttribute{
+				Optional:    true,
+				Description: "PEM bundle the Passport service's TLS certificate must chain to, for a private CA (a company's, the lab's). Defaults to PASSPORT_SERVER_CA, else the system's roots.",
+			},
 			"region": schema.StringAttribute{
 				Optional:    true,
-				Description: "AWS region. Defaults to AWS_REGION or the profile's region.",
+				Description: "AWS region. Defaults to AWS_REGION or the profile's region. In service mode only a machine sign-in reads AWS settings, and the service names the region.",
 			},
 			"profile": schema.StringAttribute{
 				Optional:    true,
-				Description: "Named profile from the shared AWS config and credentials files. Defaults to AWS_PROFILE or the default chain.",
+				Description: "Named profile from the shared AWS config and credentials files. Defaults to AWS_PROFILE or the default chain. In service mode, the credentials a machine signs in with.",
 			},
 			"ledger": schema.StringAttribute{
 				Optional: true,
@@ -147,11 +172,33 @@ func (p *passportProvider) Configure(ctx context.Context, req provider.Configure
 	}
 	// Values that are unknown until apply (computed from other resources)
 	// cannot configure clients during plan.
-	if cfg.Region.IsUnknown() || cfg.Profile.IsUnknown() {
-		resp.Diagnostics.AddAttributeError(path.Root("region"), "Provider configuration is unknown",
-			"region and profile must be known at plan time; use literal values or variables, not attributes of resources.")
+	for _, v := range []struct {
+		name  string
+		value types.String
+	}{{"server", cfg.Server}, {"server_ca_file", cfg.ServerCAFile}, {"region", cfg.Region}, {"profile", cfg.Profile}, {"ledger", cfg.Ledger}} {
+		if v.value.IsUnknown() {
+			resp.Diagnostics.AddAttributeError(path.Root(v.name), "Provider configuration is unknown",
+				v.name+" must be known at plan time; use literal values or variables, not attributes of resources.")
+			return
+		}
+	}
+	var data *providerData
+	if server := cmp.Or(cfg.Server.ValueString(), os.Getenv(client.EnvServer)); server != "" {
+		data = p.configureService(ctx, cfg, server, &resp.Diagnostics)
+	} else {
+		data = p.configureDirect(ctx, cfg, &resp.Diagnostics)
+	}
+	if data == nil {
 		return
 	}
+	resp.DataSourceData = data
+	resp.ResourceData = data
+	resp.EphemeralResourceData = data
+}
+
+// configureDirect sets the provider up to do everything itself, with the
+// AWS credentials at hand.
+func (p *passportProvider) configureDirect(ctx context.Context, cfg providerModel, diags *diag.Diagnostics) *providerData {
 	settings := awsconfig.Settings{
 		Region:  cfg.Region.ValueString(),
 		Profile: cfg.Profile.ValueString(),
@@ -168,17 +215,13 @@ func (p *passportProvider) Configure(ctx context.Context, req provider.Configure
 	}
 	clients, err := awsconfig.Load(ctx, settings)
 	if err != nil {
-		resp.Diagnostics.AddError("Cannot configure AWS clients", err.Error())
-		return
-	}
-	if cfg.Ledger.IsUnknown() {
-		resp.Diagnostics.AddAttributeError(path.Root("ledger"), "Provider configuration is unknown", "ledger must be known at plan time.")
-		return
+		diags.AddError("Cannot configure AWS clients", err.Error())
+		return nil
 	}
 	book, err := openLedger(ctx, cfg.Ledger.ValueString(), clients)
 	if err != nil {
-		resp.Diagnostics.AddAttributeError(path.Root("ledger"), "Cannot open the ledger", err.Error())
-		return
+		diags.AddAttributeError(path.Root("ledger"), "Cannot open the ledger", err.Error())
+		return nil
 	}
 	source := cfg.PolicySource.ValueString()
 	if source == "" {
@@ -187,10 +230,43 @@ func (p *passportProvider) Configure(ctx context.Context, req provider.Configure
 	if source == "" {
 		source = policy.DefaultSource
 	}
-	data := &providerData{aws: clients, now: p.now, fleet: p.fleet, usernamePrefix: cfg.UsernamePrefix.ValueString(), ledger: book, policySource: source, samlRequired: cfg.SAML != nil, identity: identitySource(cfg.SAML, p.now)}
-	resp.DataSourceData = data
-	resp.ResourceData = data
-	resp.EphemeralResourceData = data
+	return &providerData{aws: clients, now: p.now, fleet: p.fleet, usernamePrefix: cfg.UsernamePrefix.ValueString(), ledger: book, policySource: source, samlRequired: cfg.SAML != nil, identity: identitySource(cfg.SAML, p.now)}
+}
+
+// configureService sets the provider up as a client of the Passport
+// service at server. What the service decides for itself is refused here
+// rather than ignored, so that nobody believes their policy_source or
+// ledger is in force when it is not.
+func (p *passportProvider) configureService(_ context.Context, cfg providerModel, server string, diags *diag.Diagnostics) *providerData {
+	owned := func(attr string, set bool, what string) {
+		if set {
+			diags.AddAttributeError(path.Root(attr), "Not used with server",
+				fmt.Sprintf("%s is the Passport service's own %s when the provider has a server (%s): remove it from the provider block, or remove server (and PASSPORT_SERVER) for direct mode.", attr, what, server))
+		}
+	}
+	owned("ledger", !cfg.Ledger.IsNull(), "ledger")
+	owned("policy_source", !cfg.PolicySource.IsNull(), "policy, which its administrators keep")
+	owned("username_prefix", !cfg.UsernamePrefix.IsNull(), "setting")
+	owned("endpoints", cfg.Endpoints != nil, "business: it calls AWS with its own identity")
+	owned("saml", cfg.SAML != nil, "business: people sign in at the service with passport login --server")
+	if diags.HasError() {
+		return nil
+	}
+	settings := client.SignIn{
+		Options: client.Options{CAFile: cmp.Or(cfg.ServerCAFile.ValueString(), os.Getenv(client.EnvServerCA))},
+		// A machine signs in with the AWS credentials at hand, read only
+		// when nobody has signed in as a person.
+		Machine: func(ctx context.Context) (aws.Config, error) {
+			return awsconfig.LoadConfig(ctx, awsconfig.Settings{Region: cfg.Region.ValueString(), Profile: cfg.Profile.ValueString()})
+		},
+		Now: p.now,
+	}
+	conn, err := newServiceConn(server, settings)
+	if err != nil {
+		diags.AddAttributeError(path.Root("server"), "Invalid Passport service", err.Error())
+		return nil
+	}
+	return &providerData{now: p.now, service: conn}
 }
 
 func (p *passportProvider) Resources(context.Context) []func() resource.Resource {

@@ -15,20 +15,29 @@ import (
 	"github.com/hashicorp/terraform-plugin-go/tfprotov6"
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 
+	"github.com/passport-access/terraform-provider-passport/internal/client"
 	"github.com/passport-access/terraform-provider-passport/internal/clock"
 	"github.com/passport-access/terraform-provider-passport/internal/fleet"
 	"github.com/passport-access/terraform-provider-passport/internal/lab"
 	"github.com/passport-access/terraform-provider-passport/internal/lab/sandbox"
+	"github.com/passport-access/terraform-provider-passport/internal/service"
 )
 
 // accLab is one acceptance test's world: a lab with its own AWS endpoint and
-// sandbox hosts, and the clock the provider under test reads.
+// sandbox hosts, the clock the provider under test reads, and, in service
+// mode, the Passport service the provider calls.
 type accLab struct {
 	*lab.Lab
-	// clock is the provider's: real time plus an offset a test moves
-	// forward, so that "the window has ended" needs no sleep while
-	// certificates stay valid for the hosts' real sshd until then.
+	// clock is the provider's (and the service's): real time plus an
+	// offset a test moves forward, so that "the window has ended" needs no
+	// sleep while certificates stay valid for the hosts' real sshd until
+	// then.
 	clock *clock.Offset
+	mode  accMode
+	// server is the service's URL and serverCA the file with the CA its
+	// TLS certificate chains to, in service mode; svc is the service.
+	server, serverCA string
+	svc              *service.Service
 }
 
 // startAccLab starts a lab for one acceptance test and points Terraform and
@@ -36,13 +45,20 @@ type accLab struct {
 // wanted, unless sandbox hosts can boot here (root, sshd, overlayfs).
 func startAccLab(t *testing.T, hosts int) *accLab {
 	t.Helper()
-	return startAccLabWith(t, lab.Options{Hosts: hosts})
+	return startAccLabIn(t, lab.Options{Hosts: hosts}, direct)
 }
 
-// startAccLabWith is startAccLab for a lab described by opts; the lab's
+// startAccLabWith is startAccLab for a lab described by opts.
+func startAccLabWith(t *testing.T, opts lab.Options) *accLab {
+	t.Helper()
+	return startAccLabIn(t, opts, direct)
+}
+
+// startAccLabIn is startAccLabWith for the provider in mode: direct, or a
+// client of a Passport service started here on the lab. The lab's
 // directory and clock are set here. The lab reads the provider's clock, so
 // Windows accounts and Session Manager tokens expire by the test's time.
-func startAccLabWith(t *testing.T, opts lab.Options) *accLab {
+func startAccLabIn(t *testing.T, opts lab.Options, mode accMode) *accLab {
 	t.Helper()
 	if os.Getenv("TF_ACC") == "" {
 		t.Skip("acceptance test: set TF_ACC=1 to run it (make testacc)")
@@ -64,9 +80,13 @@ func startAccLabWith(t *testing.T, opts lab.Options) *accLab {
 	}
 	t.Setenv("TF_CLI_CONFIG_FILE", rc)
 	t.Setenv("TF_ACC_TEMP_DIR", t.TempDir())
-	// Each test keeps its own ledger, not the user's default one.
-	t.Setenv("PASSPORT_LEDGER", "sqlite://"+filepath.Join(t.TempDir(), "ledger.db"))
 	t.Setenv("CHECKPOINT_DISABLE", "1")
+	// Direct mode unless the mode says otherwise, whatever the machine's
+	// environment names; and no person's kept sign-in of the machine's.
+	t.Setenv(client.EnvServer, "")
+	t.Setenv(client.EnvServerCA, "")
+	t.Setenv("PASSPORT_TOKEN", "")
+	t.Setenv("PASSPORT_CONFIG_DIR", t.TempDir())
 
 	// A short directory: host agent sockets live under it, and unix socket
 	// paths are limited to 107 bytes.
@@ -88,11 +108,17 @@ func startAccLabWith(t *testing.T, opts lab.Options) *accLab {
 			t.Error(err)
 		}
 	})
+	// Each test keeps its own ledger (the lab's), not the user's default
+	// one.
 	for _, kv := range l.Env() {
 		k, v, _ := strings.Cut(kv, "=")
 		t.Setenv(k, v)
 	}
-	return &accLab{Lab: l, clock: clk}
+	a := &accLab{Lab: l, clock: clk, mode: mode}
+	if mode.service() {
+		a.startService(t)
+	}
+	return a
 }
 
 // factories serves the provider in-process, reading the lab's clock.
@@ -108,9 +134,23 @@ func (a *accLab) factories() map[string]func() (tfprotov6.ProviderServer, error)
 	}
 }
 
-// config prefixes a test configuration with a provider block that names
-// the lab's endpoints, as a user's configuration would.
+// config prefixes a test configuration with a provider block as a user's
+// configuration would have it: the lab's endpoints in direct mode; the
+// service's URL and CA bundle for a person in service mode; nothing for
+// the machine, which reads PASSPORT_SERVER and PASSPORT_SERVER_CA as a CI
+// job would.
 func (a *accLab) config(body string) string {
+	switch {
+	case a.mode.machine:
+		return "\nprovider \"passport\" {}\n" + body
+	case a.mode.service():
+		return fmt.Sprintf(`
+provider "passport" {
+  server         = %q
+  server_ca_file = %q
+}
+`, a.server, a.serverCA) + body
+	}
 	return fmt.Sprintf(`
 provider "passport" {
   endpoints {
@@ -121,6 +161,23 @@ provider "passport" {
   }
 }
 `, a.Endpoint) + body
+}
+
+// ca is, in direct mode, the declaration of a state-stored certificate
+// authority called name and the certificate_authority line that signs
+// with it. In service mode the service owns its CAs: there is nothing to
+// declare, and leaving the line out picks the service's default.
+func (a *accLab) ca(name string) (decl, attr string) {
+	if a.mode.service() {
+		return "", ""
+	}
+	return fmt.Sprintf(`
+resource "passport_certificate_authority" %[1]q {
+  name          = %[1]q
+  key_algorithm = "ed25519"
+  key_store     = "state"
+}
+`, name), fmt.Sprintf("certificate_authority = passport_certificate_authority.%s.signer", name)
 }
 
 // kmsClient is the real SDK client on the lab's KMS, for checks made

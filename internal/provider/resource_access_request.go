@@ -32,7 +32,6 @@ import (
 	"github.com/passport-access/terraform-provider-passport/internal/access"
 	"github.com/passport-access/terraform-provider-passport/internal/connect"
 	"github.com/passport-access/terraform-provider-passport/internal/fleet"
-	"github.com/passport-access/terraform-provider-passport/internal/sshca"
 )
 
 var (
@@ -61,8 +60,7 @@ func newAccessRequestResource() resource.Resource { return &accessRequestResourc
 
 type accessRequestResource struct {
 	data   *providerData
-	access *access.Service
-	gate   *requestGate
+	grants grantor
 }
 
 type accessRequestModel struct {
@@ -127,9 +125,10 @@ func (r *accessRequestResource) Schema(ctx context.Context, _ resource.SchemaReq
 				},
 			},
 			"certificate_authority": schema.StringAttribute{
-				Required:      true,
-				Sensitive:     true,
-				Description:   "The `signer` attribute of the passport_certificate_authority that signs the certificate. Changing it replaces the request.",
+				Optional:  true,
+				Sensitive: true,
+				Description: "Who signs the certificate. Without `server` (direct mode): the `signer` attribute of a passport_certificate_authority; required. " +
+					"With `server`: the name of one of the Passport service's certificate authorities, or left out for the service's default. Changing it replaces the request.",
 				PlanModifiers: replace,
 			},
 			// Optional.
@@ -251,7 +250,7 @@ func (r *accessRequestResource) Schema(ctx context.Context, _ resource.SchemaReq
 func (r *accessRequestResource) Configure(_ context.Context, req resource.ConfigureRequest, resp *resource.ConfigureResponse) {
 	r.data = configuredData(req.ProviderData, &resp.Diagnostics)
 	if r.data != nil {
-		r.access, r.gate = accessService(r.data, &resp.Diagnostics)
+		r.grants = newGrantor(r.data, &resp.Diagnostics)
 	}
 }
 
@@ -265,6 +264,9 @@ func (r *accessRequestResource) ValidateConfig(ctx context.Context, req resource
 		return
 	}
 	m.inputs().validate(&resp.Diagnostics)
+	if r.data != nil {
+		m.inputs().checkMode(r.data, &resp.Diagnostics)
+	}
 }
 
 func known(v types.String) bool { return !v.IsNull() && !v.IsUnknown() }
@@ -273,8 +275,23 @@ func known(v types.String) bool { return !v.IsNull() && !v.IsUnknown() }
 // terraform-provider-tls replaces a certificate that is ready for renewal:
 // the plan says "replace" and a warning says why; it is never a silent
 // re-create, and never an error that blocks the rest of the plan.
+//
+// It also refuses what the provider's mode rules out (direct mode needs a
+// signer, service mode never sends one), which validation cannot see
+// before the provider is configured.
 func (r *accessRequestResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
 	if req.Plan.Raw.IsNull() {
+		return
+	}
+	if r.data != nil {
+		var config accessRequestModel
+		resp.Diagnostics.Append(req.Config.Get(ctx, &config)...)
+		if resp.Diagnostics.HasError() {
+			return
+		}
+		config.inputs().checkMode(r.data, &resp.Diagnostics)
+	}
+	if resp.Diagnostics.HasError() {
 		return
 	}
 	r.warnIgnored(ctx, req.Plan, &resp.Diagnostics)
@@ -301,14 +318,14 @@ func (r *accessRequestResource) ModifyPlan(ctx context.Context, req resource.Mod
 // and apply checks every target anyway.
 func (r *accessRequestResource) warnIgnored(ctx context.Context, plan tfsdk.Plan, diags *diag.Diagnostics) {
 	var m accessRequestModel
-	if r.access == nil || plan.Get(ctx, &m).HasError() || !known(m.PublicKey) || m.Targets.IsUnknown() {
+	if r.grants == nil || plan.Get(ctx, &m).HasError() || !known(m.PublicKey) || m.Targets.IsUnknown() {
 		return
 	}
 	var targets []string
 	if m.Targets.ElementsAs(ctx, &targets, false).HasError() {
 		return
 	}
-	platforms, err := r.access.Platforms(ctx, targets)
+	platforms, err := r.grants.platforms(ctx, targets)
 	if err != nil {
 		return
 	}
@@ -331,6 +348,13 @@ func inactiveReason(ctx context.Context, m accessRequestModel, now time.Time) st
 	}
 	if end, err := time.Parse(time.RFC3339, m.ExpiresAt.ValueString()); err == nil && !now.Before(end) {
 		return fmt.Sprintf("The access window ended at %s.", m.ExpiresAt.ValueString())
+	}
+	ended := len(statuses) > 0
+	for _, status := range statuses {
+		ended = ended && status == string(access.Revoked)
+	}
+	if ended {
+		return "The request was ended outside this configuration (at the Passport service, by an administrator, its requester or its reconciler), and its user removed from every target."
 	}
 	return "The access no longer stands."
 }
@@ -356,11 +380,11 @@ func (r *accessRequestResource) Create(ctx context.Context, req resource.CreateR
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
-	request, ok := plan.inputs().request(ctx, r.data, r.gate, &resp.Diagnostics)
+	a, ok := plan.inputs().ask(ctx, &resp.Diagnostics)
 	if !ok {
 		return
 	}
-	grant, err := r.access.Grant(ctx, request)
+	grant, err := r.grants.grant(ctx, a)
 	if grant != nil {
 		// Even a failed grant can leave a user on a host that could not be
 		// cleaned: keep it in the state so that destroy revokes it.
@@ -371,7 +395,7 @@ func (r *accessRequestResource) Create(ctx context.Context, req resource.CreateR
 		resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
 	}
 	if err != nil {
-		resp.Diagnostics.AddError("Access was not granted", err.Error())
+		addFailure(&resp.Diagnostics, "Access was not granted", err)
 	}
 }
 
@@ -386,11 +410,17 @@ func (r *accessRequestResource) Read(ctx context.Context, req resource.ReadReque
 	if grant == nil {
 		return
 	}
-	health, err := r.access.Check(ctx, grant)
+	health, err := r.grants.check(ctx, grant)
 	if err != nil {
 		// Not being able to look is not evidence that access is gone: keep
 		// the state and say so.
 		resp.Diagnostics.AddWarning("Cannot check access request "+state.ID.ValueString(), err.Error())
+		return
+	}
+	if health.ended != "" {
+		state.Active = types.BoolValue(false)
+		state.TargetStatus = stringMap(health.statuses)
+		resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
 		return
 	}
 	if len(health.Unreachable) > 0 {
@@ -438,13 +468,7 @@ func (r *accessRequestResource) Update(ctx context.Context, req resource.UpdateR
 	durationChanged := !plan.Duration.Equal(state.Duration)
 	targetsChanged := !plan.Targets.Equal(state.Targets)
 
-	var ca *sshca.CA
-	if durationChanged || targetsChanged {
-		if ca, err = sshca.OpenRef(ctx, r.data.aws.KMS, plan.CertificateAuthority.ValueString()); err != nil {
-			resp.Diagnostics.AddAttributeError(path.Root("certificate_authority"), "Cannot use the certificate authority", err.Error())
-			return
-		}
-	}
+	ca := plan.CertificateAuthority.ValueString()
 	// What is applied is what the state records, even when a step fails
 	// half-way: the inputs that did not take keep their old values, so the
 	// next plan tries them again.
@@ -455,10 +479,10 @@ func (r *accessRequestResource) Update(ctx context.Context, req resource.UpdateR
 	fail := func(summary string, err error) {
 		r.setGrant(ctx, &next, grant, &resp.Diagnostics)
 		resp.Diagnostics.Append(resp.State.Set(ctx, &next)...)
-		resp.Diagnostics.AddError(summary, err.Error())
+		addFailure(&resp.Diagnostics, summary, err)
 	}
 	if durationChanged {
-		extended, err := r.access.Extend(ctx, grant.Requester, grant, ca, duration)
+		extended, err := r.grants.extend(ctx, grant, ca, duration)
 		if extended != nil {
 			grant = extended
 		}
@@ -469,7 +493,7 @@ func (r *accessRequestResource) Update(ctx context.Context, req resource.UpdateR
 		next.Duration = plan.Duration
 	}
 	if targetsChanged {
-		changed, err := r.access.SetTargets(ctx, grant.Requester, grant, ca, targets)
+		changed, err := r.grants.setTargets(ctx, grant, ca, targets)
 		if changed != nil {
 			grant = changed
 		}
@@ -502,9 +526,9 @@ func (r *accessRequestResource) Delete(ctx context.Context, req resource.DeleteR
 			grant.Targets[i].Status = access.Active
 		}
 	}
-	if err := r.access.Revoke(ctx, grant.Requester, grant); err != nil {
+	if err := r.grants.revoke(ctx, grant); err != nil {
 		// The resource stays in the state, so destroy can be run again.
-		resp.Diagnostics.AddError("Access was not revoked everywhere", err.Error())
+		addFailure(&resp.Diagnostics, "Access was not revoked everywhere", err)
 	}
 }
 

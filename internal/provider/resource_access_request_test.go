@@ -24,6 +24,8 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/passport-access/terraform-provider-passport/internal/access"
+	"github.com/passport-access/terraform-provider-passport/internal/client"
+	"github.com/passport-access/terraform-provider-passport/internal/lab"
 	"github.com/passport-access/terraform-provider-passport/internal/lab/node"
 	"github.com/passport-access/terraform-provider-passport/internal/lab/sandbox"
 	"github.com/passport-access/terraform-provider-passport/internal/ledger"
@@ -35,10 +37,13 @@ const (
 	givenAddr     = "passport_access_request.given"
 )
 
-// requestConfig is the acceptance test's configuration: a KMS-backed CA
-// signing for a request with a generated key pair, and a state-stored CA
-// for one with the requester's own key and sudo.
+// requestConfig is the acceptance test's configuration: a request with a
+// generated key pair, and one with the requester's own key and sudo. In
+// direct mode a KMS-backed CA signs the first and a state-stored CA the
+// second; through the service, the service's default CA signs the first
+// (certificate_authority left out) and its CA named "second" the other.
 type requestConfig struct {
+	service           bool
 	generatedDuration string
 	generatedTargets  []string
 	givenTargets      []string
@@ -48,14 +53,9 @@ type requestConfig struct {
 }
 
 func (c requestConfig) String() string {
-	list := func(ids []string) string {
-		quoted := make([]string, len(ids))
-		for i, id := range ids {
-			quoted[i] = fmt.Sprintf("%q", id)
-		}
-		return "[" + strings.Join(quoted, ", ") + "]"
-	}
-	s := fmt.Sprintf(`
+	generatedCA := "certificate_authority = passport_certificate_authority.kms.signer"
+	givenCA := "certificate_authority = passport_certificate_authority.state.signer"
+	s := `
 resource "passport_certificate_authority" "kms" {
   name          = "acc-kms"
   key_algorithm = "ecdsa-p256"
@@ -67,18 +67,22 @@ resource "passport_certificate_authority" "state" {
   key_algorithm = "ed25519"
   key_store     = "state"
 }
-
+`
+	if c.service {
+		s, generatedCA, givenCA = "", "", `certificate_authority = "second"`
+	}
+	s += fmt.Sprintf(`
 resource "passport_access_request" "generated" {
-  reason                = "acceptance test: generated key pair"
+  reason                = "INC-100 acceptance test: generated key pair"
   targets               = %s
   duration              = %q
-  certificate_authority = passport_certificate_authority.kms.signer
+  %s
 }
 
 resource "passport_access_request" "given" {
   reason                = %q
   targets               = %s
-  certificate_authority = passport_certificate_authority.state.signer
+  %s
   public_key            = %q
   sudo                  = true
 
@@ -86,15 +90,15 @@ resource "passport_access_request" "given" {
     create = "3m"
   }
 }
-`, list(c.generatedTargets), c.generatedDuration, c.givenReason, list(c.givenTargets), c.givenPublicKey)
+`, hclList(c.generatedTargets), c.generatedDuration, generatedCA, c.givenReason, hclList(c.givenTargets), givenCA, c.givenPublicKey)
 	if len(c.broken) > 0 {
 		s += fmt.Sprintf(`
 resource "passport_access_request" "broken" {
-  reason                = "acceptance test: one target is down"
+  reason                = "INC-102 acceptance test: one target is down"
   targets               = %s
-  certificate_authority = passport_certificate_authority.state.signer
+  %s
 }
-`, list(c.broken))
+`, hclList(c.broken), givenCA)
 	}
 	return s
 }
@@ -199,9 +203,15 @@ func passportUsers(t *testing.T, h *sandbox.Host) []string {
 
 // TestAccAccessRequest walks two requests on two sandbox hosts through
 // grant, extension, target changes, replacement, the end of the window,
-// a target that is down, and destroy, judging each step by SSH logins.
+// a target that is down, and destroy, judging each step by SSH logins,
+// directly and through the Passport service as carol (admins: staging and
+// production, with sudo; ops: a ticket in the reason).
 func TestAccAccessRequest(t *testing.T) {
-	l := startAccLab(t, 2)
+	runModes(t, []accMode{direct, serviceCarol}, testAccessRequest)
+}
+
+func testAccessRequest(t *testing.T, mode accMode) {
+	l := startAccLabIn(t, lab.Options{Hosts: 2}, mode)
 	h1, h2 := l.Hosts[0], l.Hosts[1]
 	id1, id2 := h1.Info().InstanceID, h2.Info().InstanceID
 
@@ -214,10 +224,11 @@ func TestAccAccessRequest(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := requestConfig{
+		service:           mode.service(),
 		generatedDuration: "1h",
 		generatedTargets:  []string{id1},
 		givenTargets:      []string{id1, id2},
-		givenReason:       "acceptance test: my own key, with sudo",
+		givenReason:       "INC-101 acceptance test: my own key, with sudo",
 		givenPublicKey:    string(ssh.MarshalAuthorizedKey(userSigner.PublicKey())),
 	}
 	step := func(change func(*requestConfig)) string {
@@ -248,7 +259,7 @@ func TestAccAccessRequest(t *testing.T) {
 
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: l.factories(),
-		Steps: []resource.TestStep{
+		Steps: append([]resource.TestStep{
 			{
 				Config: step(func(*requestConfig) {}),
 				Check: resource.ComposeAggregateTestCheckFunc(
@@ -259,7 +270,7 @@ func TestAccAccessRequest(t *testing.T) {
 					resource.TestCheckResourceAttr(givenAddr, "target_status."+id2, "active"),
 					resource.TestMatchResourceAttr(generatedAddr, "id", regexp.MustCompile(`^ar-[0-9a-f]{16}$`)),
 					resource.TestMatchResourceAttr(generatedAddr, "username", regexp.MustCompile(`^pp-[a-z0-9]{10,17}$`)),
-					resource.TestMatchResourceAttr(generatedAddr, "requester", regexp.MustCompile(`^arn:aws:`)),
+					resource.TestCheckResourceAttr(generatedAddr, "requester", mode.requester()),
 					resource.TestCheckResourceAttrSet(generatedAddr, "private_key"),
 					resource.TestCheckNoResourceAttr(givenAddr, "private_key"),
 					resource.TestCheckResourceAttr(givenAddr, "sudo", "true"),
@@ -288,6 +299,15 @@ func TestAccAccessRequest(t *testing.T) {
 					func(*terraform.State) error {
 						return errors.Join(generated.checkLogin(h1, false), generated.checkRefused(h2),
 							given.checkLogin(h1, true), given.checkLogin(h2, true))
+					},
+					// Each request is signed by the CA it names.
+					func(s *terraform.State) error {
+						g, _ := attributes(s, generatedAddr)
+						o, _ := attributes(s, givenAddr)
+						if signedBy(g["certificate"]) == signedBy(o["certificate"]) {
+							return fmt.Errorf("both requests are signed by %s, want two CAs", signedBy(g["certificate"]))
+						}
+						return nil
 					},
 					func(s *terraform.State) error {
 						a, _ := attributes(s, generatedAddr)
@@ -357,7 +377,7 @@ func TestAccAccessRequest(t *testing.T) {
 				// A new reason is a new request: a new user, and the old
 				// one is gone.
 				PreConfig: func() { oldGiven = given },
-				Config:    step(func(c *requestConfig) { c.givenReason = "acceptance test: a different reason" }),
+				Config:    step(func(c *requestConfig) { c.givenReason = "INC-103 acceptance test: a different reason" }),
 				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
 					plancheck.ExpectResourceAction(givenAddr, plancheck.ResourceActionReplace),
 					plancheck.ExpectResourceAction(generatedAddr, plancheck.ResourceActionNoop),
@@ -382,11 +402,7 @@ func TestAccAccessRequest(t *testing.T) {
 				Config:             step(func(*requestConfig) {}),
 				PlanOnly:           true,
 				ExpectNonEmptyPlan: true,
-				ConfigPlanChecks: resource.ConfigPlanChecks{PostApplyPostRefresh: []plancheck.PlanCheck{
-					plancheck.ExpectResourceAction(generatedAddr, plancheck.ResourceActionReplace),
-					plancheck.ExpectResourceAction(givenAddr, plancheck.ResourceActionReplace),
-					plancheck.ExpectResourceAction("passport_certificate_authority.kms", plancheck.ResourceActionNoop),
-				}},
+				ConfigPlanChecks:   resource.ConfigPlanChecks{PostApplyPostRefresh: windowEndedPlan(mode)},
 			},
 			{
 				// A target that is down fails the request, naming it,
@@ -435,13 +451,66 @@ func TestAccAccessRequest(t *testing.T) {
 					plancheck.ExpectResourceAction(generatedAddr, plancheck.ResourceActionNoop),
 				}},
 			},
-		},
+		}, endedAtTheService(t, l, &ledgerID, step(func(*requestConfig) {}))...),
 		CheckDestroy: func(*terraform.State) error {
 			return errors.Join(both(func(h *sandbox.Host) error {
 				return errors.Join(generated.checkRefused(h), given.checkRefused(h))
 			}), checkLedger(t, ledgerID, ledger.Revoked, ledger.ActionRevoked))
 		},
 	})
+}
+
+// endedAtTheService is, in service mode, a step where the request with id
+// is ended at the service behind Terraform's back (by its requester here;
+// an administrator or the reconciler alike): the plan replaces it rather
+// than keep a request that no longer stands. Direct mode has no such step.
+func endedAtTheService(t *testing.T, l *accLab, id *string, config string) []resource.TestStep {
+	if !l.mode.service() {
+		return nil
+	}
+	return []resource.TestStep{{
+		PreConfig: func() {
+			c, err := client.Open(context.Background(), l.server, client.SignIn{Options: client.Options{CAFile: l.serverCA}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ended, err := c.End(context.Background(), *id); err != nil || ended.State != string(ledger.Revoked) {
+				t.Fatalf("ending %s at the service: %+v, %v", *id, ended.State, err)
+			}
+		},
+		Config:             config,
+		PlanOnly:           true,
+		ExpectNonEmptyPlan: true,
+		ConfigPlanChecks: resource.ConfigPlanChecks{PostApplyPostRefresh: []plancheck.PlanCheck{
+			plancheck.ExpectResourceAction(generatedAddr, plancheck.ResourceActionReplace),
+		}},
+	}}
+}
+
+// windowEndedPlan is the plan once both requests' window has ended: both
+// replaced, and in direct mode their CAs left alone.
+func windowEndedPlan(mode accMode) []plancheck.PlanCheck {
+	checks := []plancheck.PlanCheck{
+		plancheck.ExpectResourceAction(generatedAddr, plancheck.ResourceActionReplace),
+		plancheck.ExpectResourceAction(givenAddr, plancheck.ResourceActionReplace),
+	}
+	if !mode.service() {
+		checks = append(checks, plancheck.ExpectResourceAction("passport_certificate_authority.kms", plancheck.ResourceActionNoop))
+	}
+	return checks
+}
+
+// signedBy is the fingerprint of the CA that signed a certificate.
+func signedBy(certificate string) string {
+	pub, _, _, _, err := ssh.ParseAuthorizedKey([]byte(certificate))
+	if err != nil {
+		return "unparsable: " + err.Error()
+	}
+	cert, ok := pub.(*ssh.Certificate)
+	if !ok {
+		return "not a certificate"
+	}
+	return ssh.FingerprintSHA256(cert.SignatureKey)
 }
 
 // checkLedger checks what the provider recorded in the test's ledger
@@ -525,6 +594,7 @@ func TestInactiveReason(t *testing.T) {
 	}{
 		{"window ended", map[string]string{"i-0123456789abcdef0": "active"}, "2026-11-24T11:00:00Z", "The access window ended at 2026-11-24T11:00:00Z."},
 		{"user gone", map[string]string{"i-0123456789abcdef0": "missing", "i-0123456789abcdef1": "active"}, "2026-11-24T13:00:00Z", "User pp-x is gone from i-0123456789abcdef0"},
+		{"ended elsewhere", map[string]string{"i-0123456789abcdef0": "revoked", "i-0123456789abcdef1": "revoked"}, "2026-11-24T13:00:00Z", "The request was ended outside this configuration"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := accessRequestModel{Username: types.StringValue("pp-x"), ExpiresAt: types.StringValue(tc.expiry), TargetStatus: stringMap(tc.status)}
@@ -536,9 +606,15 @@ func TestInactiveReason(t *testing.T) {
 }
 
 // TestAccAccessRequestRefusals checks that a bad request fails at plan
-// time, naming the attribute, and that import says why it cannot work.
+// time, naming the attribute, and that import says why it cannot work; in
+// both modes, and in each the refusals only it has: direct mode needs a
+// signer, service mode never sends one and owns its CAs and settings.
 func TestAccAccessRequestRefusals(t *testing.T) {
-	l := startAccLab(t, 0)
+	runModes(t, []accMode{direct, serviceAlice}, testAccessRequestRefusals)
+}
+
+func testAccessRequestRefusals(t *testing.T, mode accMode) {
+	l := startAccLabIn(t, lab.Options{}, mode)
 	const signer = "kms:arn:aws:kms:us-east-1:123456789012:key/00000000-0000-0000-0000-000000000000"
 	request := func(attrs string) string {
 		return l.config(`
@@ -547,9 +623,12 @@ resource "passport_access_request" "bad" {
 }`)
 	}
 	valid := map[string]string{
-		"reason":                `"a valid reason for access"`,
+		"reason":                `"INC-1 a valid reason for access"`,
 		"targets":               `["i-0123456789abcdef0"]`,
 		"certificate_authority": fmt.Sprintf("%q", signer),
+	}
+	if mode.service() {
+		valid["certificate_authority"] = `"lab"`
 	}
 	with := func(name, value string) string {
 		var b strings.Builder
@@ -564,8 +643,8 @@ resource "passport_access_request" "bad" {
 		}
 		return request(b.String())
 	}
-	var steps []resource.TestStep
-	for _, tc := range []struct{ attr, value, want string }{
+	type refusal struct{ attr, value, want string }
+	refusals := []refusal{
 		{"reason", `"too short"`, `reason is 9 characters long`},
 		{"reason", `"line one\nline two is here"`, `non-printable character U\+000A`},
 		// A right-to-left override makes a reason read otherwise than it
@@ -577,20 +656,56 @@ resource "passport_access_request" "bad" {
 		{"duration", `"30s"`, `too short`},
 		{"duration", `"a day"`, `not a duration`},
 		{"public_key", `"ssh-rsa AAAA; rm -rf /"`, `Invalid public key`},
-		{"certificate_authority", `"ca-0123456789abcdef0123456789abcdef"`, `must be the signer attribute`},
-	} {
+	}
+	if mode.service() {
+		// A signer may be a private key: it never goes to the service.
+		refusals = append(refusals, refusal{"certificate_authority", fmt.Sprintf("%q", signer), `is not sent to the service`})
+	} else {
+		refusals = append(refusals,
+			refusal{"certificate_authority", `"ca-0123456789abcdef0123456789abcdef"`, `must be the signer attribute`},
+			refusal{"certificate_authority", "", `certificate_authority is required without server`})
+	}
+	var steps []resource.TestStep
+	for _, tc := range refusals {
 		steps = append(steps, resource.TestStep{
 			Config:      with(tc.attr, tc.value),
 			PlanOnly:    true,
 			ExpectError: regexp.MustCompile(`(?s)` + tc.attr + `.*` + tc.want + `|` + tc.want + `.*` + tc.attr),
 		})
 	}
+	providerWith := func(attr string) string {
+		return strings.Replace(with("", ""), "provider \"passport\" {", "provider \"passport\" {\n  "+attr, 1)
+	}
+	if mode.service() {
+		steps = append(steps, resource.TestStep{
+			// What the service decides is refused, not silently ignored.
+			Config:      providerWith(`policy_source = "file:///etc/passport/mine.cedar"`),
+			PlanOnly:    true,
+			ExpectError: regexp.MustCompile(`(?s)Not used with server.*policy_source is the Passport service's own policy`),
+		}, resource.TestStep{
+			Config: strings.Replace(with("", ""), l.server, "http://passport.example.com", 1),
+			// Tokens and certificates would cross the network in clear.
+			PlanOnly:    true,
+			ExpectError: regexp.MustCompile(`(?s)server http://passport.example.com uses plain http`),
+		}, resource.TestStep{
+			Config: l.config(`
+resource "passport_certificate_authority" "mine" {
+  name          = "mine"
+  key_algorithm = "ed25519"
+  key_store     = "state"
+}`),
+			PlanOnly:    true,
+			ExpectError: regexp.MustCompile(`The Passport service owns its certificate authorities`),
+		})
+	} else {
+		steps = append(steps, resource.TestStep{
+			Config: providerWith(`username_prefix = "Root$(id)"`),
+			// The prefix is checked when the provider is configured, before
+			// any plan of a request.
+			ExpectError: regexp.MustCompile(`(?s)username_prefix "Root\$\(id\)" is invalid`),
+		})
+	}
 	steps = append(steps, resource.TestStep{
-		Config: strings.Replace(with("", ""), "endpoints {", "username_prefix = \"Root$(id)\"\n  endpoints {", 1),
-		// The prefix is checked when the provider is configured, before
-		// any plan of a request.
-		ExpectError: regexp.MustCompile(`(?s)username_prefix "Root\$\(id\)" is invalid`),
-	}, resource.TestStep{
 		Config:        with("", ""),
 		ResourceName:  "passport_access_request.bad",
 		ImportState:   true,
@@ -690,4 +805,45 @@ func TestParseDuration(t *testing.T) {
 			t.Errorf("parseDuration(%q) error = %v, want one saying %q", tc.in, err, tc.err)
 		}
 	}
+}
+
+// TestAccServiceExample applies examples/service/main.tf as the registry
+// docs show it, pointed at the lab's service, as the lab's requester
+// machine: its targets, identity and request work together, and the
+// generated key logs in to the staging host.
+func TestAccServiceExample(t *testing.T) {
+	l := startAccLabIn(t, lab.Options{Hosts: 1}, serviceMachine)
+	example, err := os.ReadFile(filepath.Join("..", "..", "examples", "service", "main.tf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The test serves the provider itself, under the test framework's
+	// address, so the example's own required_providers block goes.
+	config, found := strings.CutPrefix(string(example[strings.Index(string(example), "terraform {"):]), "terraform {")
+	if _, rest, ok := strings.Cut(config, "\n}\n"); ok && found {
+		config = rest
+	} else {
+		t.Fatal("the example no longer starts with a terraform block")
+	}
+	config = strings.ReplaceAll(config, "https://passport.example.com", l.server)
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: l.factories(),
+		Steps: []resource.TestStep{{
+			Config: config,
+			Check: resource.ComposeAggregateTestCheckFunc(
+				resource.TestCheckOutput("requester", "machine "+lab.RequesterARN),
+				func(s *terraform.State) error {
+					a, err := attributes(s, "passport_access_request.deploy")
+					if err != nil {
+						return err
+					}
+					creds, err := credentialsOf(a, nil)
+					if err != nil {
+						return err
+					}
+					return creds.checkLogin(l.Hosts[0], false)
+				},
+			),
+		}},
+	})
 }

@@ -105,8 +105,18 @@ func secretsAbsent(t *testing.T, logPath string, secrets ...string) error {
 // 3389 during the window, not after it, and not after destroy. Passwords
 // are sensitive, one per Windows target, and never reach the ledger or
 // Terraform's log.
+//
+// Through the service it runs as the lab's requester machine, whose AWS
+// credentials are the provider process's only ones and are refused on the
+// access path: the grant, the logins and the password are the service's
+// doing, and the password, sealed to a key only the provider held, is in
+// neither the service's ledger nor Terraform's log.
 func TestAccMixedLinuxAndWindows(t *testing.T) {
-	l := startAccLabWith(t, lab.Options{Hosts: 1, WindowsHosts: 1})
+	runModes(t, []accMode{direct, serviceMachine}, testMixedLinuxAndWindows)
+}
+
+func testMixedLinuxAndWindows(t *testing.T, mode accMode) {
+	l := startAccLabIn(t, lab.Options{Hosts: 1, WindowsHosts: 1}, mode)
 	linux, win := l.Hosts[0], l.Windows[0]
 	linuxID, winID := linux.Info().InstanceID, win.Info().InstanceID
 	logPath := filepath.Join(t.TempDir(), "terraform.log")
@@ -114,19 +124,15 @@ func TestAccMixedLinuxAndWindows(t *testing.T) {
 	t.Setenv("TF_LOG_PATH", logPath)
 
 	const addr = "passport_access_request.mixed"
-	config := l.config(fmt.Sprintf(`
-resource "passport_certificate_authority" "ca" {
-  name          = "mixed"
-  key_algorithm = "ed25519"
-  key_store     = "state"
-}
+	caDecl, caAttr := l.ca("mixed")
+	config := l.config(caDecl + fmt.Sprintf(`
 resource "passport_access_request" "mixed" {
   reason                = "INC-7: patch the web and the reporting servers"
   duration              = "1h"
   targets               = [%q, %q]
-  certificate_authority = passport_certificate_authority.ca.signer
+  %s
 }
-`, linuxID, winID))
+`, linuxID, winID, caAttr))
 
 	var creds loginCredentials
 	var password, id string
@@ -136,6 +142,7 @@ resource "passport_access_request" "mixed" {
 			{
 				Config: config,
 				Check: resource.ComposeAggregateTestCheckFunc(
+					resource.TestCheckResourceAttr(addr, "requester", mode.requester()),
 					resource.TestCheckResourceAttr(addr, "target_platforms."+linuxID, "Linux"),
 					resource.TestCheckResourceAttr(addr, "target_platforms."+winID, "Windows"),
 					resource.TestCheckResourceAttr(addr, "target_status."+winID, "active"),
@@ -208,19 +215,21 @@ resource "passport_access_request" "mixed" {
 // one run and revokes it when Terraform closes it; its credentials reach
 // only what the run hands them to (here the echo provider, which exists to
 // show them to tests), never the request's own state.
+//
+// Through the service it runs as alice, whom policy lets reach staging
+// with a ticket in the reason.
 func TestAccEphemeralAccessRequest(t *testing.T) {
-	l := startAccLabWith(t, lab.Options{Hosts: 1, WindowsHosts: 1})
+	runModes(t, []accMode{direct, serviceAlice}, testEphemeralAccessRequest)
+}
+
+func testEphemeralAccessRequest(t *testing.T, mode accMode) {
+	l := startAccLabIn(t, lab.Options{Hosts: 1, WindowsHosts: 1}, mode)
 	linux, win := l.Hosts[0], l.Windows[0]
 	linuxID, winID := linux.Info().InstanceID, win.Info().InstanceID
 	factories := l.factories()
 	factories["echo"] = echoprovider.NewProviderServer()
-	ca := l.config(`
-resource "passport_certificate_authority" "ca" {
-  name          = "ephemeral"
-  key_algorithm = "ed25519"
-  key_store     = "state"
-}
-`)
+	caDecl, caAttr := l.ca("ephemeral")
+	ca := l.config(caDecl)
 	var creds loginCredentials
 	var password string
 	resource.Test(t, resource.TestCase{
@@ -234,13 +243,13 @@ ephemeral "passport_access_request" "run" {
   reason                = "INC-9: configure the servers in this run"
   duration              = "30m"
   targets               = [%q, %q]
-  certificate_authority = passport_certificate_authority.ca.signer
+  %s
 }
 provider "echo" {
   data = ephemeral.passport_access_request.run
 }
 resource "echo" "creds" {}
-`, linuxID, winID),
+`, linuxID, winID, caAttr),
 				Check: resource.ComposeAggregateTestCheckFunc(
 					resource.TestMatchResourceAttr("echo.creds", "data.id", regexp.MustCompile(`^ar-[0-9a-f]{16}$`)),
 					resource.TestCheckResourceAttr("echo.creds", "data.target_status."+winID, "active"),
@@ -285,29 +294,30 @@ resource "echo" "creds" {}
 
 // TestAccPlanWarnsWhatWindowsIgnores: a request with public_key and a
 // Windows target plans with a warning, naming that target, that the key is
-// not used there; one on Linux alone plans without it.
+// not used there; one on Linux alone plans without it. Through the
+// service, which instances are Windows is the service's answer.
 func TestAccPlanWarnsWhatWindowsIgnores(t *testing.T) {
-	l := startAccLabWith(t, lab.Options{Hosts: 1, WindowsHosts: 1})
+	runModes(t, []accMode{direct, serviceMachine}, testPlanWarnsWhatWindowsIgnores)
+}
+
+func testPlanWarnsWhatWindowsIgnores(t *testing.T, mode accMode) {
+	l := startAccLabIn(t, lab.Options{Hosts: 1, WindowsHosts: 1}, mode)
 	linuxID, winID := l.Hosts[0].Info().InstanceID, l.Windows[0].Info().InstanceID
 	pub, _, err := ed25519.GenerateKey(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	key, _ := ssh.NewPublicKey(pub)
+	caDecl, caAttr := l.ca("warned")
 	request := func(targets ...string) string {
-		return l.config(fmt.Sprintf(`
-resource "passport_certificate_authority" "ca" {
-  name          = "warned"
-  key_algorithm = "ed25519"
-  key_store     = "state"
-}
+		return l.config(caDecl + fmt.Sprintf(`
 resource "passport_access_request" "r" {
   reason                = "INC-12: a key for a Windows server"
   targets               = %s
   public_key            = %q
-  certificate_authority = passport_certificate_authority.ca.signer
+  %s
 }
-`, hclList(targets), strings.TrimSpace(string(ssh.MarshalAuthorizedKey(key)))))
+`, hclList(targets), strings.TrimSpace(string(ssh.MarshalAuthorizedKey(key))), caAttr))
 	}
 	const warning = "public_key is not used on Windows targets"
 	terraform := newTerraformCLI(t)

@@ -33,6 +33,13 @@ func StateRef(privateKeyPEM []byte) string {
 	return stateSignerPrefix + base64.StdEncoding.EncodeToString(privateKeyPEM)
 }
 
+// IsRef tells whether s starts as a signer reference does. A client of
+// the Passport service, whose CAs go by name, uses it to refuse sending a
+// reference (which may be a private key) where a CA's name belongs.
+func IsRef(s string) bool {
+	return strings.HasPrefix(s, kmsSignerPrefix) || strings.HasPrefix(s, stateSignerPrefix)
+}
+
 // CheckRef tells whether ref has the shape of a signer reference,
 // without calling KMS, so that a wrong value fails at plan time. Its errors
 // never quote ref: a state reference is a private key.
