@@ -23,7 +23,6 @@ import (
 	"github.com/passport-access/terraform-provider-passport/internal/ledger"
 	"github.com/passport-access/terraform-provider-passport/internal/policy"
 	"github.com/passport-access/terraform-provider-passport/internal/reconcile"
-	"github.com/passport-access/terraform-provider-passport/internal/ssmsession"
 )
 
 // benchRig is a service on model nodes that answer every provision, with
@@ -261,24 +260,11 @@ func BenchmarkTimeToAccess(b *testing.B) {
 func shellPrompt(ctx context.Context, sess api.Session, addr, user string, signer ssh.Signer, hostKey ssh.PublicKey) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	s, err := ssmsession.Dial(ctx, sess.StreamURL, sess.Token)
+	conn, end, err := sshThroughSession(ctx, sess, addr, user, signer, hostKey)
 	if err != nil {
 		return err
 	}
-	defer s.Terminate()
-	stream, err := s.Stream()
-	if err != nil {
-		return err
-	}
-	c, chans, reqs, err := ssh.NewClientConn(streamConn{stream}, addr, &ssh.ClientConfig{
-		User: user, Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)},
-		HostKeyCallback: ssh.FixedHostKey(hostKey), HostKeyAlgorithms: []string{hostKey.Type()}, Timeout: 30 * time.Second,
-	})
-	if err != nil {
-		return err
-	}
-	conn := ssh.NewClient(c, chans, reqs)
-	defer conn.Close()
+	defer end()
 	shell, err := conn.NewSession()
 	if err != nil {
 		return err

@@ -153,8 +153,9 @@ var bodyRoutes = []string{
 func FuzzRequestBodies(f *testing.F) {
 	fr := startFuzzRig(f)
 	key := newUserKey(f).line
-	seeds := []string{
-		// From the bad-input suite (badcallers_test.go).
+	// From the bad-input suite (badcallers_test.go), by route (the order
+	// of bodyRoutes); every route also gets the bodies that are no object.
+	seeds := [][]string{{
 		`{"targets":["NODE"],"reason":"CHG-7 look at the disk","public_key":"KEY"}`,
 		`{"targets":["NODE"],"reason":"CHG-7 look at the disk","public_key":"KEY","requester":"alice"}`,
 		`{"Targets":["NODE"],"REASON":"CHG-7 look at the disk","public_key":"KEY"}`,
@@ -168,13 +169,19 @@ func FuzzRequestBodies(f *testing.F) {
 		`{"targets":["NODE"],"reason":"fix","public_key":"KEY"}`, `{"targets":["i-$(id)"],"reason":"CHG-7 look at the disk","public_key":"KEY"}`,
 		`{"targets":["NODE"],"reason":"CHG-7 look at the disk","public_key":"command=\"id\" KEY"}`,
 		`{"targets":["NODE"],"reason":"CHG-7 look at the disk"}`, `{"tags":{"Env":"scale"},"reason":"CHG-7","public_key":"KEY","sudo":true}`,
-		`{"duration":"2h"}`, `{"duration":"3h"}`, `{"duration":"-1h"}`, `{"targets":[]}`, `{"targets":["NODE","i-0123456789abcdef0"]}`,
+	}, {
+		`{"duration":"2h"}`, `{"duration":"3h"}`, `{"duration":"-1h"}`, `{"duration":"forever"}`,
+	}, {
+		`{"targets":[]}`, `{"targets":["NODE","i-0123456789abcdef0"]}`, `{"targets":["i-$(id)"],"password_key":"MIIB"}`,
+	}, {
 		`{"target":"NODE","kind":"ssh"}`, `{"target":"i-0123456789abcdef0","kind":"ssh"}`, `{"target":"NODE","kind":"telnet"}`, `{"target":"NODE","kind":"port","port":70000}`,
+	}, {
 		`{"code":"ppc_` + strings.Repeat("A", 43) + `","verifier":"` + strings.Repeat("v", 43) + `"}`, `{"code":"alice","verifier":"v"}`, `{"code":"ppc_x","verifier":"v"}`,
-		`{"method":"POST","url":"https://evil.example/","headers":{},"body":""}`, `{"method":7}`, "reason=yes", "", "null", "[]",
-	}
+	}, {
+		`{"method":"POST","url":"https://evil.example/","headers":{},"body":""}`, `{"method":7}`,
+	}}
 	for i := range bodyRoutes {
-		for _, s := range seeds {
+		for _, s := range append(seeds[i], "reason=yes", "", "null", "[]") {
 			f.Add(uint8(i), "application/json", []byte(strings.NewReplacer("NODE", fr.node, "KEY", key).Replace(s)))
 		}
 	}

@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/url"
@@ -123,24 +124,11 @@ func sshOverSession(t *testing.T, sess api.Session, addr, user string, signer ss
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	s, err := ssmsession.Dial(ctx, sess.StreamURL, sess.Token)
-	if err != nil {
-		t.Fatalf("opening the data channel: %v", err)
-	}
-	defer s.Close()
-	stream, err := s.Stream()
+	client, end, err := sshThroughSession(ctx, sess, addr, user, signer, hostKey)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, chans, reqs, err := ssh.NewClientConn(streamConn{stream}, addr, &ssh.ClientConfig{
-		User: user, Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)},
-		HostKeyCallback: ssh.FixedHostKey(hostKey), HostKeyAlgorithms: []string{hostKey.Type()}, Timeout: 30 * time.Second,
-	})
-	if err != nil {
-		t.Fatalf("ssh through the session: %v", err)
-	}
-	client := ssh.NewClient(c, chans, reqs)
-	defer client.Close()
+	defer end()
 	shell, err := client.NewSession()
 	if err != nil {
 		t.Fatal(err)
@@ -151,6 +139,30 @@ func sshOverSession(t *testing.T, sess api.Session, addr, user string, signer ss
 		t.Fatalf("%s over the session: %v", command, err)
 	}
 	return strings.TrimSpace(string(out))
+}
+
+// sshThroughSession opens the data channel of sess and logs in over SSH
+// through it; end closes both.
+func sshThroughSession(ctx context.Context, sess api.Session, addr, user string, signer ssh.Signer, hostKey ssh.PublicKey) (client *ssh.Client, end func(), err error) {
+	s, err := ssmsession.Dial(ctx, sess.StreamURL, sess.Token)
+	if err != nil {
+		return nil, nil, fmt.Errorf("opening the data channel: %w", err)
+	}
+	stream, err := s.Stream()
+	if err != nil {
+		s.Close()
+		return nil, nil, err
+	}
+	c, chans, reqs, err := ssh.NewClientConn(streamConn{stream}, addr, &ssh.ClientConfig{
+		User: user, Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)},
+		HostKeyCallback: ssh.FixedHostKey(hostKey), HostKeyAlgorithms: []string{hostKey.Type()}, Timeout: 30 * time.Second,
+	})
+	if err != nil {
+		s.Close()
+		return nil, nil, fmt.Errorf("ssh through the session: %w", err)
+	}
+	client = ssh.NewClient(c, chans, reqs)
+	return client, func() { client.Close(); s.Terminate() }, nil
 }
 
 // streamConn lets x/crypto/ssh run over a session's stream.
