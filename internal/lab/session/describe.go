@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/passport-access/terraform-provider-passport/internal/lab/awsjson"
 )
@@ -143,17 +142,11 @@ func parseSessionFilters(fs []sessionFilter) (func(sessionWire, *session) bool, 
 		value := f.Value
 		switch f.Key {
 		case "InvokedAfter", "InvokedBefore":
-			t, err := time.Parse(time.RFC3339, value)
+			in, err := awsjson.InvokedFilter(f.Key, value)
 			if err != nil {
-				return nil, awsjson.Errorf("InvalidFilterKey", "Filter %s needs an ISO 8601 timestamp such as 2026-01-24T00:00:00Z, not %q.", f.Key, clip(value))
+				return nil, err
 			}
-			after := f.Key == "InvokedAfter"
-			preds = append(preds, func(_ sessionWire, sess *session) bool {
-				if after {
-					return !sess.start.Before(t)
-				}
-				return !sess.start.After(t)
-			})
+			preds = append(preds, func(_ sessionWire, sess *session) bool { return in(sess.start) })
 		case "Target":
 			preds = append(preds, func(w sessionWire, _ *session) bool { return w.Target == value })
 		case "Owner":

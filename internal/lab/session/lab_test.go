@@ -85,6 +85,25 @@ func (tl *testLab) dialer(sessionID string) *ssmsession.Dialer {
 	}}
 }
 
+// open opens the session StartSession answered, with Passport's client
+// resuming through ResumeSession; set adjusts the dialer first. The
+// session is closed when the test ends.
+func (tl *testLab) open(t *testing.T, out *ssmsdk.StartSessionOutput, set ...func(*ssmsession.Dialer)) *ssmsession.Session {
+	t.Helper()
+	d := tl.dialer(aws.ToString(out.SessionId))
+	for _, f := range set {
+		f(d)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := d.Dial(ctx, aws.ToString(out.StreamUrl), aws.ToString(out.TokenValue))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
 // addUser creates a user that logs in with a new ed25519 key, through the
 // host's Run Command agent.
 func addUser(t *testing.T, h *sandbox.Host, name string) ssh.Signer {
@@ -442,16 +461,7 @@ func TestIdleSessionPastKeepAliveWindow(t *testing.T) {
 	target := tl.Hosts[0].Info().InstanceID
 	open := func(version string) *ssmsession.Session {
 		out := tl.start(t, target, "AWS-StartPortForwardingSession", map[string][]string{"portNumber": {"22"}})
-		d := tl.dialer(aws.ToString(out.SessionId))
-		d.ClientVersion = version
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		s, err := d.Dial(ctx, aws.ToString(out.StreamUrl), aws.ToString(out.TokenValue))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		return s
+		return tl.open(t, out, func(d *ssmsession.Dialer) { d.ClientVersion = version })
 	}
 	banner := func(s *ssmsession.Session) error {
 		c, err := s.Open()

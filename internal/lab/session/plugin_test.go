@@ -57,6 +57,43 @@ func (tl *testLab) plugin(t *testing.T, path, target, doc string, params map[str
 	return cmd, stdin, bufio.NewReader(stdout)
 }
 
+// pluginPort waits for the plugin to say which local port it opened, and
+// keeps reading what it prints: printed has all of it once the plugin
+// closes its output.
+func pluginPort(t *testing.T, stdout *bufio.Reader) (port string, printed <-chan string) {
+	t.Helper()
+	portLine := regexp.MustCompile(`Port (\d+) opened`)
+	found := make(chan string, 1)
+	all := make(chan string, 1)
+	go func() {
+		var text strings.Builder
+		sent := false
+		for {
+			line, err := stdout.ReadString('\n')
+			text.WriteString(line)
+			if m := portLine.FindStringSubmatch(line); m != nil && !sent {
+				found <- m[1]
+				sent = true
+			}
+			if err != nil {
+				if !sent {
+					found <- ""
+				}
+				all <- text.String()
+				return
+			}
+		}
+	}()
+	select {
+	case port = <-found:
+	case <-time.After(20 * time.Second):
+	}
+	if port == "" {
+		t.Fatal("the official plugin did not open a local port")
+	}
+	return port, all
+}
+
 // TestOfficialPluginSSH: the official plugin, run as an SSH ProxyCommand
 // runs it, carries an SSH login to the host through the lab.
 func TestOfficialPluginSSH(t *testing.T) {
@@ -96,30 +133,7 @@ func TestOfficialPluginPortForwarding(t *testing.T) {
 	tl := startLab(t, 1)
 	_, _, stdout := tl.plugin(t, path, tl.Hosts[0].Info().InstanceID, "AWS-StartPortForwardingSession",
 		map[string][]string{"portNumber": {"22"}, "localPortNumber": {"0"}})
-	portLine := regexp.MustCompile(`Port (\d+) opened`)
-	found := make(chan string, 1)
-	go func() {
-		for {
-			line, err := stdout.ReadString('\n')
-			if m := portLine.FindStringSubmatch(line); m != nil {
-				found <- m[1]
-				io.Copy(io.Discard, stdout)
-				return
-			}
-			if err != nil {
-				found <- ""
-				return
-			}
-		}
-	}()
-	var port string
-	select {
-	case port = <-found:
-	case <-time.After(20 * time.Second):
-	}
-	if port == "" {
-		t.Fatal("the official plugin did not open a local port")
-	}
+	port, _ := pluginPort(t, stdout)
 	for i := range 5 {
 		c, err := net.DialTimeout("tcp", "127.0.0.1:"+port, 5*time.Second)
 		if err != nil {
@@ -147,36 +161,7 @@ func TestOfficialPluginIdlePortForwarding(t *testing.T) {
 	tl.sessions.SetMuxKeepAlive(window)
 	cmd, _, stdout := tl.plugin(t, path, tl.Hosts[0].Info().InstanceID, "AWS-StartPortForwardingSession",
 		map[string][]string{"portNumber": {"22"}, "localPortNumber": {"0"}})
-	portLine := regexp.MustCompile(`Port (\d+) opened`)
-	found := make(chan string, 1)
-	printed := make(chan string, 1)
-	go func() {
-		var all strings.Builder
-		sent := false
-		for {
-			line, err := stdout.ReadString('\n')
-			all.WriteString(line)
-			if m := portLine.FindStringSubmatch(line); m != nil && !sent {
-				found <- m[1]
-				sent = true
-			}
-			if err != nil {
-				if !sent {
-					found <- ""
-				}
-				printed <- all.String()
-				return
-			}
-		}
-	}()
-	var port string
-	select {
-	case port = <-found:
-	case <-time.After(20 * time.Second):
-	}
-	if port == "" {
-		t.Fatal("the official plugin did not open a local port")
-	}
+	port, printed := pluginPort(t, stdout)
 	banner := func() error {
 		c, err := net.DialTimeout("tcp", "127.0.0.1:"+port, 5*time.Second)
 		if err != nil {

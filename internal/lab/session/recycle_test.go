@@ -98,13 +98,7 @@ func TestTransferThroughRecycledWebsockets(t *testing.T) {
 	tl.sessions.SetWebsocketFaults(5 * time.Second)
 	h := tl.Hosts[0]
 	port := hostListener(t, h, digest)
-	out := tl.start(t, h.Info().InstanceID, "AWS-StartPortForwardingSession", map[string][]string{"portNumber": {strconv.Itoa(port)}})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	s, err := tl.dialer(aws.ToString(out.SessionId)).Dial(ctx, aws.ToString(out.StreamUrl), aws.ToString(out.TokenValue))
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := tl.open(t, tl.start(t, h.Info().InstanceID, "AWS-StartPortForwardingSession", map[string][]string{"portNumber": {strconv.Itoa(port)}}))
 	defer s.Terminate()
 	c, err := s.Open()
 	if err != nil {

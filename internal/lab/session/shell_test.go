@@ -29,13 +29,7 @@ func (tl *testLab) openShell(t *testing.T, doc string, params map[string][]strin
 	if err != nil {
 		t.Fatalf("StartSession %q: %v", doc, err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	s, err := tl.dialer(aws.ToString(out.SessionId)).Dial(ctx, aws.ToString(out.StreamUrl), aws.ToString(out.TokenValue))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
+	s := tl.open(t, out)
 	sh, err := s.Shell()
 	if err != nil {
 		t.Fatal(err)

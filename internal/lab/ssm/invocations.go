@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/passport-access/terraform-provider-passport/internal/lab/awsjson"
 )
@@ -264,17 +263,11 @@ func parseFilters(op string, fs []commandFilter) ([]filter, error) {
 		value := f.Value
 		switch f.Key {
 		case "InvokedAfter", "InvokedBefore":
-			t, err := time.Parse(time.RFC3339, value)
+			in, err := awsjson.InvokedFilter(f.Key, value)
 			if err != nil {
-				return nil, awsjson.Errorf("InvalidFilterKey", "Filter %s needs an ISO 8601 timestamp such as 2026-01-24T00:00:00Z, not %q.", f.Key, clip(value))
+				return nil, err
 			}
-			after := f.Key == "InvokedAfter"
-			out = append(out, func(c *command, _ *invocation, _, _ string) bool {
-				if after {
-					return !c.requested.Before(t)
-				}
-				return !c.requested.After(t)
-			})
+			out = append(out, func(c *command, _ *invocation, _, _ string) bool { return in(c.requested) })
 		case "Status":
 			valid := statusFilterValues[op]
 			if !slices.Contains(valid, value) {
