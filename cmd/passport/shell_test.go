@@ -41,8 +41,17 @@ func TestShell(t *testing.T) {
 	defer cancel()
 	cmd = exec.CommandContext(ctx, "script", "-qec", "stty cols 123 rows 45; '"+os.Args[0]+"' shell "+host.InstanceID+" -- 'stty size; tty'", "/dev/null")
 	cmd.Env = append(os.Environ(), "PASSPORT_RUN_MAIN=1")
+	// script ends the session it runs when its own input ends; this input
+	// stays open until the command is done.
+	keep, hold, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hold.Close()
+	cmd.Stdin = keep
 	out, err = cmd.CombinedOutput()
+	keep.Close()
 	if err != nil || !strings.Contains(string(out), "45 123") || !strings.Contains(string(out), "/dev/pts/") {
-		t.Fatalf("passport shell on a 123x45 terminal: %v\n%s\nwant the command to see the same size, on a terminal", err, out)
+		t.Fatalf("passport shell on a 123x45 terminal: %v\n%q\nwant the command to see the same size, on a terminal", err, out)
 	}
 }

@@ -78,11 +78,22 @@ func (a *Agent) serveShell(ctx context.Context) error {
 		return fmt.Errorf("session %s: this agent cannot start %s sessions", a.cfg.SessionID, a.cfg.Session.SessionType)
 	}
 	req := ShellRequest{Command: a.cfg.Command, Terminal: a.cfg.Session.SessionType != NonInteractiveCommands}
+	var early [][]byte
+	if req.Terminal {
+		// Clients send their terminal's size as soon as the session is
+		// up; a command that asks for it at once (stty size, a full-screen
+		// program) must see it, so the terminal is made that size. Input
+		// typed meanwhile is kept for the process.
+		early = a.awaitSize(&req)
+	}
 	p, err := a.cfg.Shell(ctx, req)
 	if err != nil {
 		return fmt.Errorf("Unable to start command: %v", err)
 	}
 	defer p.Kill()
+	for _, b := range early {
+		p.Write(b)
+	}
 
 	separate := a.cfg.Session.SessionType == NonInteractiveCommands && a.cfg.SeparateOutput
 	var copies sync.WaitGroup
@@ -159,6 +170,38 @@ func (a *Agent) serveShell(ctx context.Context) error {
 		}
 		a.ch.flush(30 * time.Second)
 		return errShellExited
+	}
+}
+
+// firstSizeWait bounds how long a terminal session's process waits for the
+// client's first Size message; a client that sends none (one driven by a
+// script) gets the host's default size.
+const firstSizeWait = 2 * time.Second
+
+// awaitSize reads until the client's first Size message, or firstSizeWait
+// passes, sets req's size from it, and returns the input that came first.
+func (a *Agent) awaitSize(req *ShellRequest) [][]byte {
+	var early [][]byte
+	deadline := time.Now().Add(firstSizeWait)
+	for {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return early
+		}
+		m, err := a.ch.recvTimeout(left)
+		if err != nil {
+			return early
+		}
+		switch m.PayloadType {
+		case Output:
+			early = append(early, append([]byte(nil), m.Payload...))
+		case Size:
+			var sd sizeData
+			if json.Unmarshal(m.Payload, &sd) == nil && sd.Cols > 0 && sd.Rows > 0 && sd.Cols < 1<<16 && sd.Rows < 1<<16 {
+				req.Cols, req.Rows = int(sd.Cols), int(sd.Rows)
+				return early
+			}
+		}
 	}
 }
 
