@@ -367,7 +367,7 @@ func (s *Server) awsLogin(w http.ResponseWriter, r *http.Request) {
 	var upstream *awsidentity.UpstreamError
 	switch {
 	case errors.As(err, &refused):
-		s.fail(w, r, unauthenticated("AWS sign-in refused: "+refused.Error()))
+		s.fail(w, r, unauthenticated(refused.Error()))
 		return
 	case errors.As(err, &upstream):
 		s.fail(w, r, &apiError{code: api.CodeUnavailable, msg: "AWS sign-in could not be checked: " + upstream.Error() + "; try again shortly"})
