@@ -425,5 +425,28 @@ func TestTheAPIDocumentListsEveryRoute(t *testing.T) {
 		if _, has401 := responses["401"]; !open && !has401 {
 			t.Errorf("%s needs a sign-in but documents no 401", p)
 		}
+		// Every schema compiles, with every $ref in it resolved, those of
+		// answers no test provokes too.
+		var ptrs []string
+		if body, ok := doc.get("paths", path, method, "requestBody"); ok {
+			for mt := range body["content"].(map[string]any) {
+				ptrs = append(ptrs, pointer("paths", path, method, "requestBody", "content", mt, "schema"))
+			}
+		}
+		for status, raw := range responses {
+			respPtr := pointer("paths", path, method, "responses", status)
+			if ref, ok := raw.(map[string]any)["$ref"].(string); ok {
+				respPtr = strings.TrimPrefix(ref, "#")
+			}
+			content, _ := doc.deref(raw.(map[string]any))["content"].(map[string]any)
+			for mt := range content {
+				ptrs = append(ptrs, respPtr+pointer("content", mt, "schema"))
+			}
+		}
+		for _, ptr := range ptrs {
+			if _, err := doc.schema(ptr); err != nil {
+				t.Errorf("%s: the schema at %s does not compile: %v", p, ptr, err)
+			}
+		}
 	}
 }
