@@ -1,9 +1,12 @@
 #!/bin/sh
 # The Passport demo, on the local lab, offline: three sandbox Linux hosts
-# and a lab Windows host behind a local AWS; `terraform apply` grants
-# time-boxed access (a KMS-signed SSH certificate on Linux, a password the
-# server made on Windows), both are used through OpenSSH and Session
-# Manager tunnels, and `terraform destroy` takes it all away again. Run as
+# and a lab Windows host behind a local AWS, and the Passport service,
+# which alone may touch them. A requester whose AWS identity may call
+# nothing on the access path is refused when it tries Run Command itself,
+# then `terraform apply` through the service grants time-boxed access (a
+# KMS-signed SSH certificate on Linux, a password the server made on
+# Windows), both are used through OpenSSH and Session Manager tunnels the
+# service opens, and `terraform destroy` takes it all away again. Run as
 # root on Debian 12.
 set -eu
 cd "$(dirname "$0")/.."
@@ -59,10 +62,23 @@ cat "$demo/lab.out"
 # shellcheck disable=SC1091 # written by the lab at run time
 . "$lab/env.sh"
 
-say "The lab's servers, through the real AWS CLI: aws ssm describe-instance-information"
+say "The lab's servers, through the real AWS CLI as the lab's operator: aws ssm describe-instance-information"
 # Debian's AWS CLI (2.9) predates AWS_ENDPOINT_URL, so it gets the flag.
 /usr/bin/aws --endpoint-url "$AWS_ENDPOINT_URL" ssm describe-instance-information \
 	--query 'InstanceInformationList[].[InstanceId,ComputerName,IPAddress,PingStatus,PlatformType]' --output table
+staging=$(/usr/bin/aws --endpoint-url "$AWS_ENDPOINT_URL" ssm describe-instance-information \
+	--filters Key=tag:Env,Values=staging --query 'InstanceInformationList[0].InstanceId' --output text)
+
+say "From here on, the requester: an AWS identity that may call nothing on the access path"
+export AWS_ACCESS_KEY_ID="$PASSPORT_LAB_REQUESTER_ACCESS_KEY_ID" AWS_SECRET_ACCESS_KEY="$PASSPORT_LAB_REQUESTER_SECRET_ACCESS_KEY"
+/usr/bin/aws --endpoint-url "$AWS_ENDPOINT_URL" sts get-caller-identity --query Arn --output text
+echo "Going around Passport, straight to Run Command, is refused:"
+if /usr/bin/aws --endpoint-url "$AWS_ENDPOINT_URL" ssm send-command --document-name AWS-RunShellScript \
+	--instance-ids "$staging" --parameters 'commands=["useradd mallory"]' >"$demo/denied.out" 2>"$demo/denied.err"; then
+	echo "demo: the requester ran a command on $staging without Passport" >&2
+	exit 1
+fi
+sed 's/^\s*//' "$demo/denied.err"
 
 # The provider from bin/, without a registry: dev_overrides skips
 # `terraform init`, which would need one.
@@ -100,7 +116,9 @@ tf_show() {
 	fi
 }
 
-say "terraform apply: a KMS-backed CA and one hour of sudo access to every staging server, Linux and Windows"
+say "terraform apply through the Passport service ($PASSPORT_SERVER): one hour of sudo access to every staging server, Linux and Windows"
+echo "The provider signs in to the service with the requester's AWS identity; the service asks the"
+echo "lab's policy, records the grant, signs with its KMS CA and sends Passport's own SSM documents."
 tf_show full apply -auto-approve
 user=$(tf output -raw username)
 id=$(tf output -raw id)
@@ -119,14 +137,14 @@ for a in $addresses; do
 	ssh $ssh_opts "$user@$a" 'echo "$(whoami)@$(hostname): $(sudo -n id -un) via sudo"'
 done
 
-say "The same, through a Session Manager tunnel: passport request import, then passport ssh"
+say "The same, through a Session Manager tunnel the service opens: passport request import, then passport ssh"
 export PASSPORT_CONFIG_DIR="$demo/config"
 "$root/bin/passport" request import --dir "$demo"
 first=$(tf output -json linux_addresses | tr -d '{}"' | tr ',' '\n' | head -n 1 | cut -d: -f1)
 # shellcheck disable=SC2016 # expanded on the server, not here
 "$root/bin/passport" ssh "$first" -- 'echo "$(whoami)@$(hostname), through the tunnel"'
 
-say "Remote Desktop to the Windows server: passport rdp forwards its port 3389 through Session Manager"
+say "Remote Desktop to the Windows server: passport rdp forwards its port 3389 through a tunnel the service opens"
 windows=$(tf output -json windows_targets | tr -d '[]"' | cut -d, -f1)
 "$root/bin/passport" rdp "$windows" >"$demo/rdp.out" 2>"$demo/rdp.err" &
 rdp_pid=$!
@@ -161,7 +179,7 @@ kill -INT "$rdp_pid"
 wait "$rdp_pid" || true
 rdp_pid=
 
-say "The audit trail of the request, hash-chained: passport audit list, then verify"
+say "The audit trail of the request in the service's ledger, hash-chained: passport audit list, then verify"
 "$root/bin/passport" audit list --request "$id"
 "$root/bin/passport" audit verify
 

@@ -83,7 +83,7 @@ sessions through that service, with your sign-in.
 					imported[i].Request.Server, imported[i].Request.ServerCA = srv.server(), ca
 				}
 				lookup = func(ctx context.Context, ids []string) (map[string]string, error) {
-					return serviceNames(ctx, &srv, ids)
+					return serviceNames(ctx, &srv, &awsconfig.Settings{Region: f.region, Profile: f.profile}, ids)
 				}
 			}
 			names(cmd, lookup, imported)
@@ -153,9 +153,10 @@ func names(cmd *cobra.Command, lookup func(context.Context, []string) (map[strin
 	}
 }
 
-// serviceNames asks the Passport service for the instances' names.
-func serviceNames(ctx context.Context, srv *serverFlags, ids []string) (map[string]string, error) {
-	c, err := srv.signedIn(ctx, nil)
+// serviceNames asks the Passport service for the instances' names, signed
+// in as the person, or as the machine aws names.
+func serviceNames(ctx context.Context, srv *serverFlags, aws *awsconfig.Settings, ids []string) (map[string]string, error) {
+	c, err := srv.signedIn(ctx, aws)
 	if err != nil {
 		return nil, err
 	}

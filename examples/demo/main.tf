@@ -1,7 +1,10 @@
 # The Passport demo: time-boxed access to the lab's staging servers, two
-# Linux (SSH certificate) and one Windows (a password the server made).
-# scripts/demo.sh runs it against `passport lab up`; the provider finds the
-# lab through the AWS_ENDPOINT_URL_* variables the lab prints.
+# Linux (SSH certificate) and one Windows (a password the server made),
+# asked of the Passport service. scripts/demo.sh runs it against
+# `passport lab up`, which runs the service; the provider finds it through
+# PASSPORT_SERVER and PASSPORT_SERVER_CA, and signs in with the AWS
+# identity at hand: the lab's requester, which may call nothing on the
+# access path itself.
 
 terraform {
   required_providers {
@@ -11,17 +14,15 @@ terraform {
   }
 }
 
+# Service mode (PASSPORT_SERVER): no AWS permission, no ledger, no policy
+# here; the service holds them.
 provider "passport" {}
 
-# The CA's private key stays in (the lab's) KMS: every certificate is a
-# kms:Sign call.
-resource "passport_certificate_authority" "demo" {
-  name          = "demo"
-  key_algorithm = "ecdsa-p256"
-  key_store     = "kms"
-}
+# Who the service says is asking.
+data "passport_identity" "me" {}
 
-# Every staging server whose SSM agent is connected.
+# Every staging server whose SSM agent is connected, as the service sees
+# them with its own AWS identity.
 data "passport_targets" "staging" {
   ping_status = "Online"
   tags = {
@@ -30,11 +31,14 @@ data "passport_targets" "staging" {
 }
 
 resource "passport_access_request" "incident" {
-  reason                = "INC-4711: disk alerts on the staging web servers"
-  targets               = data.passport_targets.staging.ids
-  duration              = "1h"
-  certificate_authority = passport_certificate_authority.demo.signer
-  sudo                  = true
+  reason   = "INC-4711: disk alerts on the staging web servers"
+  targets  = data.passport_targets.staging.ids
+  duration = "1h"
+  sudo     = true
+}
+
+output "requester" {
+  value = "${data.passport_identity.me.kind} ${data.passport_identity.me.subject}"
 }
 
 output "id" {
