@@ -76,6 +76,26 @@ fi
 echo "install: Go modules"
 go mod download
 
+# Lab hosts of other Debian releases (passport lab up --release, and the
+# tests that run the host programs on each) boot from root filesystems that
+# debootstrap builds once, in parallel, into the cache outside the clone:
+# about 4 minutes the first time, nothing after. It waits mostly on the
+# network and the disk, so it runs in the background while the CLIs below
+# compile.
+# shellcheck source=scripts/tools.env
+. ./scripts/tools.env
+rootfs_pid=
+built=yes
+for release in bullseye bookworm trixie; do
+	[ -f "$PASSPORT_CACHE/rootfs/$release/etc/passport-rootfs" ] || built=no
+done
+if [ "$built" = no ]; then
+	echo "install: building Debian 11, 12 and 13 for lab hosts into $PASSPORT_CACHE/rootfs in the background (about 4 minutes, once)"
+	rootfs_log=$(mktemp)
+	go run ./cmd/passport lab rootfs build --cache "$PASSPORT_CACHE/rootfs" --release bullseye,bookworm,trixie >"$rootfs_log" 2>&1 &
+	rootfs_pid=$!
+fi
+
 # The Terraform CLI is not part of the base image. Without a registry to
 # download it from, build the last MPL release from the module proxy.
 # 1.5.7 has no ephemeral resources; tests that need them skip below 1.10.
@@ -88,8 +108,6 @@ fi
 # ephemeral resources). `go install` refuses its module for a replace
 # directive, so it is built from a writable copy of the module. The binary
 # is kept outside the clone, so later runs and fresh clones reuse it.
-# shellcheck source=scripts/tools.env
-. ./scripts/tools.env
 if [ ! -x "$TOFU" ]; then
 	echo "install: building OpenTofu $TOFU_VERSION into $TOFU (about 4 minutes, once)"
 	build=$(mktemp -d)
@@ -110,16 +128,12 @@ if [ ! -x "$TOFU" ]; then
 	mv "$TOFU.partial" "$TOFU"
 	rm -rf "$build"
 fi
-# Lab hosts of other Debian releases (passport lab up --release, and the
-# tests that run the host programs on each) boot from root filesystems that
-# debootstrap builds once, in parallel, into the cache outside the clone:
-# about 4 minutes the first time, nothing after.
-built=yes
-for release in bullseye bookworm trixie; do
-	[ -f "$PASSPORT_CACHE/rootfs/$release/etc/passport-rootfs" ] || built=no
-done
-if [ "$built" = no ]; then
-	echo "install: building Debian 11, 12 and 13 for lab hosts into $PASSPORT_CACHE/rootfs (about 4 minutes, once)"
-	go run ./cmd/passport lab rootfs build --cache "$PASSPORT_CACHE/rootfs" --release bullseye,bookworm,trixie
+if [ -n "$rootfs_pid" ]; then
+	if ! wait "$rootfs_pid"; then
+		cat "$rootfs_log" >&2
+		echo "install: building the Debian root filesystems failed (above)" >&2
+		exit 1
+	fi
+	rm -f "$rootfs_log"
 fi
 echo "install: done"
