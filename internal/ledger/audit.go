@@ -33,6 +33,15 @@ const (
 	ActionRevokeFailed    Action = "revoke-failed"
 	ActionExpired         Action = "expired"
 	ActionSwept           Action = "swept"
+	// Approvals: a longer window asked for that waits for approval, an
+	// approver's approval or denial (the actor; the detail carries their
+	// comment), a request or longer window whose deadline passed without
+	// a decision, and a waiting request its requester ended.
+	ActionExtensionRequested Action = "extension-requested"
+	ActionApproved           Action = "approved"
+	ActionApprovalDenied     Action = "approval-denied"
+	ActionApprovalExpired    Action = "approval-expired"
+	ActionWithdrawn          Action = "withdrawn"
 )
 
 // Event is one entry of the audit trail. Seq, PrevHash and Hash are set by

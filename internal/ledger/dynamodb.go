@@ -213,10 +213,14 @@ func grantItem(g *Grant) (item, error) {
 	if err != nil {
 		return nil, err
 	}
+	flow, err := encodeWorkflow(g)
+	if err != nil {
+		return nil, err
+	}
 	it := item(grantKey(g.ID))
 	for k, v := range map[string]string{"id": g.ID, "requester": g.Requester, "reason": g.Reason, "username": g.Username,
 		"targets": targets, "ca_public_key": g.CAPublicKey, "public_key": g.PublicKey, "certificate": g.Certificate,
-		"state": string(g.State), "lease_holder": g.Lease.Holder, "groups": encodeGroups(g.Groups), "requester_kind": g.RequesterKind} {
+		"state": string(g.State), "lease_holder": g.Lease.Holder, "groups": encodeGroups(g.Groups), "requester_kind": g.RequesterKind, "workflow": flow} {
 		it.setS(k, v)
 	}
 	// The serial is a uint64; stored as its int64 bit pattern like sqlite.
@@ -244,6 +248,9 @@ func (it item) grant() (Grant, error) {
 	}
 	var err error
 	if g.Groups, err = decodeGroups(g.ID, it.s("groups")); err != nil {
+		return Grant{}, err
+	}
+	if err := g.setWorkflow(it.s("workflow")); err != nil {
 		return Grant{}, err
 	}
 	g.Targets, err = decodeTargets(g.ID, it.s("targets"))
@@ -284,7 +291,7 @@ func (d *dynamoBackend) grant(ctx context.Context, id string) (Grant, error) {
 // due time of a closed grant).
 var grantAttributes = []string{"id", "requester", "reason", "username", "targets", "ca_public_key", "public_key", "certificate",
 	"state", "lease_holder", "groups", "serial", "issued_at", "expires_at", "version", "lease_until", "created_at", "updated_at",
-	"sudo", "due_part", "due_at", "requester_kind"}
+	"sudo", "due_part", "due_at", "requester_kind", "workflow"}
 
 // putGrant updates the item in place rather than replacing it, so that
 // created_at, which Create wrote, stays as it is.
@@ -322,8 +329,8 @@ func (d *dynamoBackend) putGrant(ctx context.Context, g *Grant, prev int64) erro
 		ExpressionAttributeValues: values,
 	}
 	if !g.State.Closed() {
-		in.ConditionExpression = aws.String(ref("version") + " = :prev AND " + ref("state") + " IN (:provisioning, :active, :revoking)")
-		for _, s := range []State{Provisioning, Active, Revoking} {
+		in.ConditionExpression = aws.String(ref("version") + " = :prev AND " + ref("state") + " IN (:pending, :provisioning, :active, :revoking)")
+		for _, s := range OpenStates() {
 			values[":"+string(s)] = str(string(s))
 		}
 	}

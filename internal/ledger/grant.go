@@ -14,6 +14,8 @@ import (
 type State string
 
 const (
+	// Pending: waiting for approval; nothing has touched a host.
+	Pending State = "pending"
 	// Provisioning: written before any host is touched; the user may exist
 	// on some targets.
 	Provisioning State = "provisioning"
@@ -27,17 +29,23 @@ const (
 	Expired State = "expired"
 	// Failed: never provisioned, and nothing is left on the host.
 	Failed State = "failed"
+	// Denied: an approver refused it while it was pending; no host was
+	// touched.
+	Denied State = "denied"
 )
 
-var states = []State{Provisioning, Active, Revoking, Revoked, Expired, Failed}
+var states = []State{Pending, Provisioning, Active, Revoking, Revoked, Expired, Failed, Denied}
 
 // States lists every grant state, open ones first.
 func States() []State { return slices.Clone(states) }
 
+// OpenStates lists the states of grants someone still acts on.
+func OpenStates() []State { return []State{Pending, Provisioning, Active, Revoking} }
+
 // Closed reports whether s is final: nothing of the grant is left on a host
 // and no one needs to act on it again.
 func (s State) Closed() bool {
-	return s == Revoked || s == Expired || s == Failed
+	return s == Revoked || s == Expired || s == Failed || s == Denied
 }
 
 func (s State) valid() bool {
@@ -74,9 +82,23 @@ type Grant struct {
 	PublicKey   string // the requester's key, authorized_keys form
 	Certificate string
 
+	// IssuedAt and ExpiresAt are the window. While the grant is pending
+	// they are the window asked for, from the time it was asked; the last
+	// approval moves it to start then.
 	IssuedAt  time.Time
 	ExpiresAt time.Time
 	State     State
+
+	// Approval is what the grant waits for, or waited for, when policy
+	// wanted approval; nil when it was granted at once.
+	Approval *Approval
+	// Extension is a longer window waiting for approval while the current
+	// one stands; nil when none is asked for.
+	Extension *Extension
+	// SealTo is the requester's key for Windows passwords (PKIX DER,
+	// base64), kept while a grant waits so that hosts provisioned after
+	// the approval seal to it. A public key, no secret.
+	SealTo string
 
 	// Version is the grant's revision: Update succeeds only when it still
 	// matches the stored one. Create starts at 1; every write adds 1.
@@ -137,6 +159,75 @@ func retryDelay(n int) time.Duration {
 		return 0
 	}
 	return time.Minute << min(n-2, 16)
+}
+
+// Approval is what a request or an extension waits for: Required
+// distinct approvals, from those policy lets approve (Approvers names them
+// as the decision did), before Deadline. One denial ends it.
+type Approval struct {
+	Required  int      `json:"required"`
+	Approvers []string `json:"approvers,omitempty"`
+	// Why is policy's reason for asking, per target.
+	Why      string    `json:"why,omitempty"`
+	Deadline time.Time `json:"deadline"`
+	// Given are the approvals so far, in order; Denied the denial that
+	// ended it.
+	Given  []Vote `json:"given,omitempty"`
+	Denied *Vote  `json:"denied,omitempty"`
+}
+
+// Done reports whether every required approval has been given.
+func (a *Approval) Done() bool { return a != nil && a.Denied == nil && len(a.Given) >= a.Required }
+
+// Vote is one approver's word on a request.
+type Vote struct {
+	By string `json:"by"`
+	// Kind is "person" or "machine", as for the requester.
+	Kind    string    `json:"kind,omitempty"`
+	At      time.Time `json:"at"`
+	Comment string    `json:"comment,omitempty"`
+}
+
+// Extension is a window, longer than the current one, that policy grants
+// only with approval. The current window stands meanwhile.
+type Extension struct {
+	ExpiresAt time.Time `json:"expires_at"`
+	Approval  Approval  `json:"approval"`
+}
+
+// workflow is how a grant's approvals travel to a backend: one JSON
+// document, so that what waits for whom can grow without a schema change.
+type workflow struct {
+	Approval  *Approval  `json:"approval,omitempty"`
+	Extension *Extension `json:"extension,omitempty"`
+	SealTo    string     `json:"seal_to,omitempty"`
+}
+
+func (g *Grant) workflow() workflow {
+	return workflow{Approval: g.Approval, Extension: g.Extension, SealTo: g.SealTo}
+}
+
+// encodeWorkflow is g's workflow document, or "" when there is none.
+func encodeWorkflow(g *Grant) (string, error) {
+	w := g.workflow()
+	if w == (workflow{}) {
+		return "", nil
+	}
+	b, err := json.Marshal(w)
+	return string(b), err
+}
+
+// setWorkflow reads what encodeWorkflow wrote into g.
+func (g *Grant) setWorkflow(s string) error {
+	if s == "" || s == "{}" {
+		return nil
+	}
+	var w workflow
+	if err := json.Unmarshal([]byte(s), &w); err != nil {
+		return fmt.Errorf("ledger: grant %s has an unreadable workflow: %w", g.ID, err)
+	}
+	g.Approval, g.Extension, g.SealTo = w.Approval, w.Extension, w.SealTo
+	return nil
 }
 
 // Lease says who is working on a grant until when. A lease that has run
@@ -234,6 +325,9 @@ func (g *Grant) validate() error {
 	} else if !g.ExpiresAt.After(g.IssuedAt) {
 		problems = append(problems, "expires_at must be after issued_at")
 	}
+	if g.State == Pending && g.Approval == nil {
+		problems = append(problems, "a pending grant needs an approval to wait for")
+	}
 	if g.RequesterKind != "" && g.RequesterKind != "person" && g.RequesterKind != "machine" {
 		problems = append(problems, fmt.Sprintf("requester kind %.20q is not person or machine", g.RequesterKind))
 	}
@@ -267,6 +361,28 @@ func (g *Grant) normalize() {
 	for _, t := range []*time.Time{&g.IssuedAt, &g.ExpiresAt, &g.CreatedAt, &g.UpdatedAt, &g.DueAt, &g.Lease.Until} {
 		*t = fromNanos(nanos(*t))
 	}
+	for _, a := range []*Approval{g.Approval, g.extensionApproval()} {
+		if a == nil {
+			continue
+		}
+		a.Deadline = fromNanos(nanos(a.Deadline))
+		for i := range a.Given {
+			a.Given[i].At = fromNanos(nanos(a.Given[i].At))
+		}
+		if a.Denied != nil {
+			a.Denied.At = fromNanos(nanos(a.Denied.At))
+		}
+	}
+	if g.Extension != nil {
+		g.Extension.ExpiresAt = fromNanos(nanos(g.Extension.ExpiresAt))
+	}
+}
+
+func (g *Grant) extensionApproval() *Approval {
+	if g.Extension == nil {
+		return nil
+	}
+	return &g.Extension.Approval
 }
 
 func stateList() string {

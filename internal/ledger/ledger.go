@@ -190,7 +190,12 @@ func (l *Ledger) Release(ctx context.Context, id, holder string) (Grant, error) 
 func (l *Ledger) dueAt(g *Grant) time.Time {
 	stuck := g.UpdatedAt.Add(l.stuckAfter)
 	switch g.State {
+	case Pending:
+		return g.Approval.Deadline
 	case Active:
+		if g.Extension != nil && g.Extension.Approval.Deadline.Before(g.ExpiresAt) {
+			return g.Extension.Approval.Deadline
+		}
 		return g.ExpiresAt
 	case Provisioning:
 		if g.ExpiresAt.Before(stuck) {

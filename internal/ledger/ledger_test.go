@@ -186,6 +186,7 @@ func TestGrantAttributesAreComplete(t *testing.T) {
 	g := testGrant("g-all", newClock().Now(), time.Hour, Active)
 	g.Version, g.Lease = 3, Lease{Holder: "reconciler/a", Until: g.ExpiresAt}
 	g.CreatedAt, g.UpdatedAt, g.DueAt = g.IssuedAt, g.IssuedAt, g.ExpiresAt
+	g.Approval = &Approval{Required: 1, Deadline: g.ExpiresAt}
 	it, err := grantItem(&g)
 	if err != nil {
 		t.Fatal(err)

@@ -43,7 +43,8 @@ CREATE TABLE IF NOT EXISTS grants (
 	updated_at    INTEGER NOT NULL,
 	due_at        INTEGER,
 	requester_groups TEXT NOT NULL DEFAULT '[]',
-	requester_kind TEXT NOT NULL DEFAULT ''
+	requester_kind TEXT NOT NULL DEFAULT '',
+	workflow      TEXT NOT NULL DEFAULT ''
 );
 -- Only open grants have a due_at, so the reconciler's pass reads an index
 -- the size of the open grants, not of the history.
@@ -76,7 +77,7 @@ CREATE INDEX IF NOT EXISTS entries_expires ON entries (expires);
 
 // grantColumnNames is the order of grantArgs' values.
 var grantColumnNames = []string{"id", "requester", "reason", "username", "sudo", "targets", "serial", "ca_public_key", "public_key", "certificate",
-	"issued_at", "expires_at", "state", "version", "lease_holder", "lease_until", "created_at", "updated_at", "due_at", "requester_groups", "requester_kind"}
+	"issued_at", "expires_at", "state", "version", "lease_holder", "lease_until", "created_at", "updated_at", "due_at", "requester_groups", "requester_kind", "workflow"}
 
 var grantColumns = strings.Join(grantColumnNames, ", ")
 
@@ -141,8 +142,9 @@ func openSQLite(ctx context.Context, path string) (*sqliteBackend, error) {
 
 // schemaVersion is stored as the file's user_version, so that a later
 // Passport can migrate the file and an older one refuses a newer file
-// instead of misreading it. 2 added requester_groups, 3 requester_kind.
-const schemaVersion = 3
+// instead of misreading it. 2 added requester_groups, 3 requester_kind, 4
+// workflow (approvals).
+const schemaVersion = 4
 
 func prepareSchema(ctx context.Context, db *sql.DB) error {
 	var v int
@@ -165,6 +167,7 @@ func prepareSchema(ctx context.Context, db *sql.DB) error {
 	}{
 		{2, "requester_groups", "TEXT NOT NULL DEFAULT '[]'"},
 		{3, "requester_kind", "TEXT NOT NULL DEFAULT ''"},
+		{4, "workflow", "TEXT NOT NULL DEFAULT ''"},
 	} {
 		if v >= c.version {
 			continue
@@ -203,6 +206,10 @@ func grantArgs(g *Grant) ([]any, error) {
 	if err != nil {
 		return nil, err
 	}
+	flow, err := encodeWorkflow(g)
+	if err != nil {
+		return nil, err
+	}
 	var due sql.NullInt64
 	if !g.DueAt.IsZero() {
 		due = sql.NullInt64{Int64: nanos(g.DueAt), Valid: true}
@@ -210,7 +217,7 @@ func grantArgs(g *Grant) ([]any, error) {
 	// The serial is a uint64; sqlite stores int64. The cast round-trips.
 	return []any{g.ID, g.Requester, g.Reason, g.Username, g.Sudo, targets, int64(g.Serial), g.CAPublicKey, g.PublicKey, g.Certificate,
 		nanos(g.IssuedAt), nanos(g.ExpiresAt), string(g.State), g.Version, g.Lease.Holder, nanos(g.Lease.Until),
-		nanos(g.CreatedAt), nanos(g.UpdatedAt), due, encodeGroups(g.Groups), g.RequesterKind}, nil
+		nanos(g.CreatedAt), nanos(g.UpdatedAt), due, encodeGroups(g.Groups), g.RequesterKind, flow}, nil
 }
 
 type scanner interface{ Scan(dest ...any) error }
@@ -218,12 +225,12 @@ type scanner interface{ Scan(dest ...any) error }
 func scanGrant(r scanner) (Grant, error) {
 	var (
 		g                                                Grant
-		targets, state, groups                           string
+		targets, state, groups, flow                     string
 		serial, issued, expires, until, created, updated int64
 		due                                              sql.NullInt64
 	)
 	err := r.Scan(&g.ID, &g.Requester, &g.Reason, &g.Username, &g.Sudo, &targets, &serial, &g.CAPublicKey, &g.PublicKey, &g.Certificate,
-		&issued, &expires, &state, &g.Version, &g.Lease.Holder, &until, &created, &updated, &due, &groups, &g.RequesterKind)
+		&issued, &expires, &state, &g.Version, &g.Lease.Holder, &until, &created, &updated, &due, &groups, &g.RequesterKind, &flow)
 	if err != nil {
 		return Grant{}, err
 	}
@@ -231,6 +238,9 @@ func scanGrant(r scanner) (Grant, error) {
 	g.IssuedAt, g.ExpiresAt, g.Lease.Until = fromNanos(issued), fromNanos(expires), fromNanos(until)
 	g.CreatedAt, g.UpdatedAt, g.DueAt = fromNanos(created), fromNanos(updated), fromNanos(due.Int64)
 	if g.Groups, err = decodeGroups(g.ID, groups); err != nil {
+		return Grant{}, err
+	}
+	if err := g.setWorkflow(flow); err != nil {
 		return Grant{}, err
 	}
 	g.Targets, err = decodeTargets(g.ID, targets)
@@ -271,7 +281,7 @@ func (s *sqliteBackend) putGrant(ctx context.Context, g *Grant, prev int64) erro
 	}
 	cond := `id = ? AND version = ?`
 	if !g.State.Closed() {
-		cond += ` AND state IN ('provisioning', 'active', 'revoking')`
+		cond += ` AND state IN ('pending', 'provisioning', 'active', 'revoking')`
 	}
 	var created int64
 	err = s.db.QueryRowContext(ctx, `UPDATE grants SET `+grantUpdates+` WHERE `+cond+` RETURNING created_at`,
