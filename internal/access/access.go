@@ -85,6 +85,11 @@ type Config struct {
 	// AWS-RunShellScript. Nil sends the programs as scripts through
 	// AWS-RunShellScript and AWS-RunPowerShellScript (direct mode).
 	Documents *documents.Set
+	// Approvals, when set, lets requests that policy grants only with
+	// approval wait for it (Approve, Deny, EndWaiting). Nil refuses them:
+	// only the Passport service sets it, since anywhere else the
+	// requester could go around the approvers.
+	Approvals *Approvals
 }
 
 // Service grants and revokes access. It is safe for concurrent use.
@@ -96,6 +101,8 @@ type Service struct {
 	ledger  *ledger.Ledger
 	authz   Authorizer
 	docs    *documents.Set
+	// approvals: see Config.Approvals.
+	approvals *Approvals
 	// sealedOnly: see Config.SealedOnly.
 	sealedOnly bool
 	// actor is who the audit events of one call name; see as.
@@ -109,7 +116,7 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Fleet == nil {
 		return nil, errors.New("access: Config.Fleet is nil: give a fleet.Runner")
 	}
-	s := &Service{fleet: cfg.Fleet, now: cfg.Now, prefix: cfg.UsernamePrefix, timeout: cfg.Timeout, ledger: cfg.Ledger, authz: cfg.Authorizer, docs: cfg.Documents, sealedOnly: cfg.SealedOnly}
+	s := &Service{fleet: cfg.Fleet, now: cfg.Now, prefix: cfg.UsernamePrefix, timeout: cfg.Timeout, ledger: cfg.Ledger, authz: cfg.Authorizer, docs: cfg.Documents, sealedOnly: cfg.SealedOnly, approvals: cfg.Approvals}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -236,6 +243,16 @@ type Grant struct {
 	Serial uint64
 	// CAPublicKey is the signing CA's public key (authorized_keys form).
 	CAPublicKey string
+	// Approval is what the request waits, or waited, for when policy
+	// wanted approval (the Passport service only); nil when it was granted
+	// at once. Extension is a longer window that waits for approval while
+	// the current one stands.
+	Approval  *ledger.Approval
+	Extension *ledger.Extension
+	// clearExtension says the next record drops the stored Extension
+	// (it was decided), where a nil Extension otherwise keeps it: a grant
+	// rebuilt from Terraform's state knows nothing of one.
+	clearExtension bool
 }
 
 // Health is what Check found.

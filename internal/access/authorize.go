@@ -30,9 +30,14 @@ func (g *Grant) principal() principal { return principal{g.Requester, g.Requeste
 // groups; none lets the Authorizer use the session's) for a window of
 // length d. With no targets nothing would reach a host, so there is nothing
 // to ask.
-func (s *Service) authorize(ctx context.Context, who principal, reason string, sudo bool, d time.Duration, targets []string, platform func(id string) string) error {
+//
+// Where policy grants only with approval, the answer is that approval
+// when s holds requests for approval (Config.Approvals), and otherwise a
+// Denied error: only the Passport service can hold a request until people
+// approve it, since anywhere else the requester could go around them.
+func (s *Service) authorize(ctx context.Context, who principal, reason string, sudo bool, d time.Duration, targets []string, platform func(id string) string) (*policy.ApprovalError, error) {
 	if s.authz == nil || len(targets) == 0 {
-		return nil
+		return nil, nil
 	}
 	req := policy.Request{Subject: who.name, Kind: who.kind, Groups: who.groups, Duration: d, Reason: reason, Sudo: sudo}
 	for _, id := range targets {
@@ -43,13 +48,13 @@ func (s *Service) authorize(ctx context.Context, who principal, reason string, s
 	var approval *policy.ApprovalError
 	switch {
 	case err == nil || errors.As(err, &denied):
-		return err
+		return nil, err
+	case errors.As(err, &approval) && s.approvals != nil:
+		return approval, nil
 	case errors.As(err, &approval):
-		// Only the Passport service can hold a request until people
-		// approve it: anywhere else the requester could go around them.
-		return &Error{Class: Denied, Err: fmt.Errorf("%w\nApprovals are given only through the Passport service: ask there (the provider's server setting, or passport request create with PASSPORT_SERVER set)", err)}
+		return nil, &Error{Class: Denied, Err: fmt.Errorf("%w\nApprovals are given only through the Passport service: ask there (the provider's server setting, or passport request create with PASSPORT_SERVER set)", err)}
 	}
-	return classed(Unavailable, fmt.Errorf("the request could not be checked against policy, so no host was touched: %w", err))
+	return nil, classed(Unavailable, fmt.Errorf("the request could not be checked against policy, so no host was touched: %w", err))
 }
 
 // platformIn reads targets' platforms from an inventory.

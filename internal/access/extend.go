@@ -25,6 +25,11 @@ import (
 // take the new expiry, it is returned too, with those targets' Detail set,
 // alongside an error naming them: the new certificate exists either way.
 //
+// Where policy grants the longer window only with approval (and the
+// service holds requests for approval), nothing changes on the hosts: the
+// returned Grant keeps its window and carries the longer one in
+// Extension, waiting; Approve moves the window once it is approved.
+//
 // by is who asks for the change, as the audit trail names them.
 func (s *Service) Extend(ctx context.Context, by string, g *Grant, ca *sshca.CA, duration time.Duration) (*Grant, error) {
 	return s.as(by).extend(ctx, g, ca, duration)
@@ -48,9 +53,15 @@ func (s *Service) extend(ctx context.Context, g *Grant, ca *sshca.CA, duration t
 	}
 	// Shortening only takes access away, which policy never needs to allow;
 	// asking would let a since-tightened policy keep a longer window alive.
-	if end.After(g.ExpiresAt) {
-		if err := s.authorize(ctx, g.principal(), g.Reason, g.Sudo, d, ids(g.Targets, Active), g.platformOf); err != nil {
+	// A longer window whose approvals are all given was asked about then.
+	approved := g.Extension != nil && g.Extension.Approval.Done() && g.Extension.ExpiresAt.Equal(end)
+	if end.After(g.ExpiresAt) && !approved {
+		approval, err := s.authorize(ctx, g.principal(), g.Reason, g.Sudo, d, ids(g.Targets, Active), g.platformOf)
+		if err != nil {
 			return nil, err
+		}
+		if approval != nil {
+			return s.holdExtension(ctx, g, end, approval)
 		}
 	}
 	key, _, err := sshca.ParseUserPublicKey(g.PublicKey)
@@ -59,6 +70,14 @@ func (s *Service) extend(ctx context.Context, g *Grant, ca *sshca.CA, duration t
 	}
 	next := g.clone()
 	next.ExpiresAt = end
+	// Whatever waited is decided now: granted, or made moot by this window.
+	// A granted one is what the window now stands on: its approvals are
+	// what a policy re-check finds.
+	if approved {
+		a := g.Extension.Approval
+		next.Approval = &a
+	}
+	next.Extension, next.clearExtension = nil, g.Extension != nil
 	if err := s.sign(ctx, ca, next, key); err != nil {
 		return nil, err
 	}

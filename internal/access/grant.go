@@ -42,7 +42,9 @@ func (s *Service) Grant(ctx context.Context, req Request) (*Grant, error) {
 	if err := s.checkSealing(req.SealTo, req.Targets, platformIn(inv)); err != nil {
 		return nil, err
 	}
-	if err := s.authorize(ctx, principal{req.Requester, req.RequesterKind, req.Groups}, req.Reason, req.Sudo, d, req.Targets, platformIn(inv)); err != nil {
+	who := principal{req.Requester, req.RequesterKind, req.Groups}
+	approval, err := s.authorize(ctx, who, req.Reason, req.Sudo, d, req.Targets, platformIn(inv))
+	if err != nil {
 		return nil, err
 	}
 	// Whole seconds, UTC: the window is then exactly what the certificate,
@@ -65,9 +67,27 @@ func (s *Service) Grant(ctx context.Context, req Request) (*Grant, error) {
 	for _, id := range req.Targets {
 		g.Targets = append(g.Targets, Target{InstanceID: id, Platform: inv[id].PlatformType, Address: inv[id].IPAddress})
 	}
+	if approval != nil {
+		return s.hold(ctx, g, approval)
+	}
+	return s.provisionFirst(ctx, g, req.CA, key.public, s.create, func() error {
+		return s.event(ctx, g, ledger.ActionRequested, "", requestedDetail(g))
+	})
+}
+
+// provisionFirst signs g's certificate for a fresh user and provisions it
+// on every target, recording the grant first with record (which creates
+// it, or moves a waiting request on) and then recorded (its first audit
+// event). A failed target is undone everywhere; a name a host already
+// has is tried once more under another.
+func (s *Service) provisionFirst(ctx context.Context, g *Grant, ca *sshca.CA, key ssh.PublicKey, record saveFunc, recorded func() error) (*Grant, error) {
+	targets := make([]string, len(g.Targets))
+	for i, t := range g.Targets {
+		targets[i] = t.InstanceID
+	}
 	for attempt := 1; ; attempt++ {
 		g.Username = s.newUsername()
-		if err := s.sign(ctx, req.CA, g, key.public); err != nil {
+		if err := s.sign(ctx, ca, g, key); err != nil {
 			return nil, err
 		}
 		// On record before any host is touched: an apply killed from here
@@ -76,17 +96,17 @@ func (s *Service) Grant(ctx context.Context, req Request) (*Grant, error) {
 		// picked and sent twice is granted once.
 		save := s.save
 		if attempt == 1 {
-			save = s.create
+			save = record
 		}
-		if err := save(ctx, g, ledger.Provisioning, req.Targets, ledger.Provisioning); err != nil {
+		if err := save(ctx, g, ledger.Provisioning, targets, ledger.Provisioning); err != nil {
 			return nil, fmt.Errorf("no host was touched: %w", err)
 		}
 		if attempt == 1 {
-			if err := s.event(ctx, g, ledger.ActionRequested, "", requestedDetail(g)); err != nil {
+			if err := recorded(); err != nil {
 				return nil, s.abandon(ctx, g, fmt.Errorf("no host was touched: %w", err))
 			}
 		}
-		runs, err := s.provision(ctx, g, req.Targets)
+		runs, err := s.provision(ctx, g, targets)
 		if err != nil {
 			return nil, s.abandon(ctx, g, err)
 		}
@@ -117,6 +137,9 @@ func (s *Service) Grant(ctx context.Context, req Request) (*Grant, error) {
 		return left, errors.Join(grantFailed(g, len(runs), failed, undoErr), recErr)
 	}
 }
+
+// saveFunc records g in state st, its targets in pending as pend.
+type saveFunc func(ctx context.Context, g *Grant, st ledger.State, pending []string, pend ledger.State) error
 
 // requestedDetail is the requested event's detail: what was asked for,
 // never a key or certificate.

@@ -46,11 +46,15 @@ func FromRecord(r ledger.Grant) *Grant {
 		Certificate:   r.Certificate,
 		Serial:        r.Serial,
 		CAPublicKey:   r.CAPublicKey,
+		Approval:      r.Approval,
+		Extension:     r.Extension,
+		SealTo:        openSealKey(r.SealTo),
 	}
 	for _, t := range r.Targets {
 		status := Active
 		switch t.State {
-		case ledger.Failed:
+		case ledger.Failed, ledger.Pending, ledger.Denied:
+			// Nothing of a request that waited was ever on a host.
 			status = Failed
 		case ledger.Revoked, ledger.Expired:
 			status = Revoked
@@ -98,6 +102,9 @@ func (s *Service) record(g *Grant, st ledger.State, pending []string, pend ledge
 		IssuedAt:      g.IssuedAt,
 		ExpiresAt:     g.ExpiresAt,
 		State:         st,
+		Approval:      g.Approval,
+		Extension:     g.Extension,
+		SealTo:        sealKey(g),
 	}
 	closed := s.closedState(g)
 	for _, t := range g.Targets {
@@ -173,6 +180,16 @@ func (s *Service) save(ctx context.Context, g *Grant, st ledger.State, pending [
 			}
 			if next.RequesterKind == "" {
 				next.RequesterKind = cur.RequesterKind
+			}
+			// Likewise what the request waited for, and what waits on it.
+			if next.Approval == nil {
+				next.Approval = cur.Approval
+			}
+			if next.Extension == nil && !g.clearExtension {
+				next.Extension = cur.Extension
+			}
+			if next.SealTo == "" {
+				next.SealTo = cur.SealTo
 			}
 			_, err = s.ledger.Update(ctx, next)
 		}

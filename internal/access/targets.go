@@ -64,7 +64,11 @@ func (s *Service) setTargets(ctx context.Context, g *Grant, ca *sshca.CA, target
 		if err := s.checkSealing(g.SealTo, added, platformIn(inv)); err != nil {
 			return nil, err
 		}
-		if err := s.authorize(ctx, g.principal(), g.Reason, g.Sudo, g.ExpiresAt.Sub(g.IssuedAt), added, platformIn(inv)); err != nil {
+		approval, err := s.authorize(ctx, g.principal(), g.Reason, g.Sudo, g.ExpiresAt.Sub(g.IssuedAt), added, platformIn(inv))
+		if approval != nil {
+			err = &Error{Class: Denied, Err: fmt.Errorf("%w\nA request's targets change at once or not at all: ask for these in a request of their own, which waits for its approvals", approval)}
+		}
+		if err != nil {
 			return nil, err
 		}
 		// A host this request left earlier holds the certificate's serial in
