@@ -36,7 +36,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		grants: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "passport_grants",
-			Help: "Open grants in the ledger by state (provisioning, active, revoking), as of the last pass.",
+			Help: "Open grants in the ledger by state (pending, provisioning, active, revoking), as of the last pass.",
 		}, []string{"state"}),
 		revocations: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "passport_reconcile_revocations_total",
@@ -97,7 +97,7 @@ func (m *Metrics) completed(now time.Time) {
 // long the most overdue of the grants still due after the pass has waited.
 func (m *Metrics) observe(ctx context.Context, l *ledger.Ledger, now time.Time, took time.Duration, left []ledger.Grant) {
 	m.passes.Observe(took.Seconds())
-	for _, s := range open {
+	for _, s := range ledger.OpenStates() {
 		if gs, err := l.List(ctx, s); err == nil {
 			m.grants.WithLabelValues(string(s)).Set(float64(len(gs)))
 		}

@@ -72,16 +72,31 @@ func (c *PolicyCheck) Permits(ctx context.Context, g ledger.Grant) (bool, string
 	if err != nil {
 		return false, "", fmt.Errorf("checking grant %s against policy: %w", g.ID, err)
 	}
-	if d.Outcome() == policy.Grant {
+	switch {
+	case d.Outcome() == policy.Grant:
 		return true, "", nil
+	case d.Outcome() == policy.NeedsApproval && g.Approval.Done() && len(g.Approval.Given) >= d.Approvals():
+		// Granted with the approvals policy asks for still.
+		return true, "", nil
+	case d.Outcome() == policy.NeedsApproval:
+		given := 0
+		if g.Approval != nil {
+			given = len(g.Approval.Given)
+		}
+		return false, fmt.Sprintf("policy now grants it only with %d approvals, and it had %d: %s", d.Approvals(), given, strings.Join(whyNot(d), "; ")), nil
 	}
+	return false, "policy no longer permits it: " + strings.Join(whyNot(d), "; "), nil
+}
+
+// whyNot lists the targets policy does not grant at once, and why.
+func whyNot(d policy.Decision) []string {
 	var why []string
 	for _, t := range d.Targets {
 		if !t.Allowed {
 			why = append(why, t.ID+": "+t.Why)
 		}
 	}
-	return false, "policy no longer permits it: " + strings.Join(why, "; "), nil
+	return why
 }
 
 // Ready reads the policy now, so that a reconciler whose policy source

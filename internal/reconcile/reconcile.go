@@ -219,7 +219,7 @@ func (r *Reconciler) due(ctx context.Context, now time.Time, keep func(ledger.Gr
 
 // dueSince is when g became due (see due).
 func dueSince(g ledger.Grant) time.Time {
-	if !g.DueAt.IsZero() && g.DueAt.Before(g.ExpiresAt) {
+	if g.State == ledger.Pending || !g.DueAt.IsZero() && g.DueAt.Before(g.ExpiresAt) {
 		return g.DueAt
 	}
 	return g.ExpiresAt
@@ -236,12 +236,19 @@ func isOverdue(g ledger.Grant, now time.Time) bool {
 	if g.State.Closed() {
 		return false
 	}
+	// A pending request's window has not started: only its approval
+	// deadline makes it due.
+	if g.State == ledger.Pending {
+		return !g.DueAt.IsZero() && !g.DueAt.After(now)
+	}
 	return !g.DueAt.IsZero() && !g.DueAt.After(now) || !now.Before(g.ExpiresAt)
 }
 
 // dueReason says, for the log and the metrics, why a due grant is revoked.
 func (r *Reconciler) dueReason(g ledger.Grant) string {
 	switch {
+	case waits(g, r.cfg.Now()):
+		return "approval-expired"
 	case !r.cfg.Now().Before(g.ExpiresAt):
 		return "expired"
 	case g.State == ledger.Provisioning:
@@ -326,6 +333,21 @@ func (r *Reconciler) revoke(ctx context.Context, id, denial string) (outcome, er
 		return skipped, nil
 	}
 	why := r.dueReason(g)
+	if denial == "" && why == "approval-expired" {
+		// Nothing of it is on a host: the request (or its longer window)
+		// ends unapproved, and only the ledger changes.
+		ended, err := r.cfg.Access.EndWaiting(ctx, r.cfg.Holder, g.ID, true)
+		switch {
+		case err != nil:
+			r.cfg.Metrics.failure("ledger")
+			return failed, fmt.Errorf("ending grant %s, whose approval deadline passed: %w", id, err)
+		case !ended:
+			return skipped, nil
+		}
+		r.cfg.Log.Info("approval deadline passed", "grant", g.ID, "state", string(g.State))
+		r.cfg.Metrics.revoked(why)
+		return revoked, nil
+	}
 	if denial != "" {
 		why = "policy"
 		if _, err := r.cfg.Ledger.Append(ctx, ledger.Event{Actor: r.cfg.Holder, Action: ledger.ActionDenied, GrantID: g.ID, Subject: g.Requester,
@@ -352,6 +374,19 @@ func (r *Reconciler) revoke(ctx context.Context, id, denial string) (outcome, er
 		r.cfg.Metrics.failure("ledger")
 		return failed, errors.Join(fmt.Errorf("grant %s (%s) was revoked on its hosts but its record was not closed", id, why), getErr)
 	}
+}
+
+// waits reports whether g is due because what it waits for had no
+// decision in time: a pending request, or an active one's longer window
+// whose deadline passed before its window ended.
+func waits(g ledger.Grant, now time.Time) bool {
+	switch {
+	case g.State == ledger.Pending:
+		return true
+	case g.State == ledger.Active && g.Extension != nil:
+		return !now.Before(g.Extension.Approval.Deadline) && now.Before(g.ExpiresAt)
+	}
+	return false
 }
 
 func errString(err error) string {
