@@ -26,7 +26,8 @@ const (
 )
 
 // RequestPath is the route of one request, and of an action on it
-// ("extend", "targets", "end", "check", "sessions"; none for the request).
+// ("extend", "targets", "end", "check", "sessions", "approve", "deny";
+// none for the request).
 func RequestPath(id, action string) string {
 	if action == "" {
 		return PathRequests + "/" + id
@@ -82,8 +83,47 @@ type Request struct {
 	// SealedPasswords are the Windows passwords of the hosts this call
 	// provisioned, by instance id, sealed to the caller's PasswordKey. Only
 	// the response to the call that provisioned them carries them: the
-	// service keeps no copy.
+	// service keeps no copy. A request granted by its last approval is
+	// provisioned in the approver's call; its requester then reads them
+	// once, with the request, until its window ends.
 	SealedPasswords map[string]string `json:"sealed_passwords,omitempty"`
+	// Approval is what the request waits for (state pending), or waited
+	// for; absent when policy granted it at once. Extension is a longer
+	// window waiting for approval while the current one stands.
+	Approval  *Approval  `json:"approval,omitempty"`
+	Extension *Extension `json:"extension,omitempty"`
+}
+
+// Approval is what a request or a longer window waits for: Required
+// distinct approvals, from those policy names in Approvers, before
+// Deadline. One denial ends it.
+type Approval struct {
+	Required  int       `json:"required"`
+	Approvers []string  `json:"approvers,omitempty"`
+	Why       string    `json:"why,omitempty"`
+	Deadline  time.Time `json:"deadline"`
+	Given     []Vote    `json:"given,omitempty"`
+	Denied    *Vote     `json:"denied,omitempty"`
+}
+
+// Vote is one approver's word.
+type Vote struct {
+	By      string    `json:"by"`
+	Kind    string    `json:"kind,omitempty"`
+	At      time.Time `json:"at"`
+	Comment string    `json:"comment,omitempty"`
+}
+
+// Extension is a longer window that waits for approval.
+type Extension struct {
+	ExpiresAt time.Time `json:"expires_at"`
+	Approval  Approval  `json:"approval"`
+}
+
+// Decision approves or denies a request that waits for approval. A
+// denial needs a comment, for the requester and the audit trail.
+type Decision struct {
+	Comment string `json:"comment,omitempty"`
 }
 
 // Target is one host of a request.

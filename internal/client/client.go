@@ -361,6 +361,21 @@ func (c *Client) End(ctx context.Context, id string) (api.Request, error) {
 	return out, c.do(ctx, http.MethodPost, api.RequestPath(url.PathEscape(id), "end"), nil, nil, nil, &out)
 }
 
+// Approve approves a request that waits for approval (or its longer
+// window), with an optional comment. The last required approval grants
+// it, in this call.
+func (c *Client) Approve(ctx context.Context, id, comment string) (api.Request, error) {
+	var out api.Request
+	return out, c.do(ctx, http.MethodPost, api.RequestPath(url.PathEscape(id), "approve"), nil, nil, api.Decision{Comment: comment}, &out)
+}
+
+// Deny ends a request that waits for approval (or drops its longer
+// window), with a comment saying why.
+func (c *Client) Deny(ctx context.Context, id, comment string) (api.Request, error) {
+	var out api.Request
+	return out, c.do(ctx, http.MethodPost, api.RequestPath(url.PathEscape(id), "deny"), nil, nil, api.Decision{Comment: comment}, &out)
+}
+
 // Check asks the request's hosts whether it still stands.
 func (c *Client) Check(ctx context.Context, id string) (api.Health, error) {
 	var out api.Health

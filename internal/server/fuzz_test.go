@@ -26,6 +26,7 @@ var bodyTypes = []struct {
 	{"POST /v1/requests/{id}/extend", func() any { return new(api.ExtendRequest) }},
 	{"PUT /v1/requests/{id}/targets", func() any { return new(api.TargetsRequest) }},
 	{"POST /v1/requests/{id}/sessions", func() any { return new(api.SessionRequest) }},
+	{"POST /v1/requests/{id}/approve", func() any { return new(api.Decision) }},
 	{"POST /v1/login/token", func() any { return new(api.LoginCode) }},
 	{"POST /v1/login/aws", func() any { return new(api.AWSLogin) }},
 }
@@ -39,6 +40,7 @@ var readSeeds = []string{
 	`{"targets":["i-0123456789abcdef0"],"reason":"INC-7","public_key":"k"}{}`,
 	`{"tags":{"Env":"staging"},"reason":"INC-7","sudo":true,"public_key":"k","password_key":"$$$","certificate_authority":"other"}`,
 	`{"duration":"2h"}`, `{"duration":"forever"}`, `{"targets":[]}`, `{"targets":["i-$(id)"],"password_key":"MIIB"}`,
+	`{"comment":"INC-7 is real"}`, `{"comment":5}`, `{}`,
 	`{"target":"i-0123456789abcdef0","kind":"ssh"}`, `{"target":"i-1","kind":"port","port":3389}`, `{"kind":"telnet","port":-1}`,
 	`{"code":"ppc_` + strings.Repeat("A", 43) + `","verifier":"` + strings.Repeat("v", 43) + `"}`, `{"code":"alice","verifier":"v"}`,
 	`{"method":"POST","url":"https://sts.amazonaws.com/","headers":{"X-Amz-Date":["20260124T120000Z"]},"body":"QQ=="}`,

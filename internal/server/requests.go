@@ -70,6 +70,11 @@ func (s *Server) createRequest(w http.ResponseWriter, r *http.Request, p *princi
 		s.failWith(w, r, err, left)
 		return
 	}
+	if g.Waiting() {
+		// Recorded, and nothing touched a host: it waits for its approvers.
+		s.write(w, http.StatusAccepted, s.requestView(g, ledger.Pending))
+		return
+	}
 	s.write(w, http.StatusCreated, s.requestView(g, ledger.Active))
 }
 
@@ -299,6 +304,10 @@ func (s *Server) load(ctx context.Context, p *principal, id string, action polic
 		return nil, rec, notYours(id)
 	}
 	if err := s.permits(ctx, p, rec, policy.View); err != nil {
+		// An approver reads what waits for them.
+		if access.ClassOf(err) == access.Denied && action == policy.View && waits(rec) && s.permits(ctx, p, rec, policy.Approve) == nil {
+			return g, rec, nil
+		}
 		if access.ClassOf(err) == access.Denied {
 			return nil, rec, notYours(id)
 		}
@@ -308,6 +317,25 @@ func (s *Server) load(ctx context.Context, p *principal, id string, action polic
 		return nil, rec, &apiError{code: api.CodeDenied, msg: "only the requester may change request " + id}
 	}
 	return g, rec, nil
+}
+
+// loadToDecide loads request id for p to approve, deny or review: their
+// own (which the access core refuses, saying why), or another's that
+// policy lets them approve. One who may neither approve nor view it does
+// not learn it exists.
+func (s *Server) loadToDecide(ctx context.Context, p *principal, id string) (ledger.Grant, error) {
+	if !access.ValidGrantID(id) {
+		return ledger.Grant{}, &apiError{code: api.CodeNotFound, field: "id", msg: fmt.Sprintf("%.40q is not a request id (ar- and 16 hex digits)", id)}
+	}
+	_, rec, err := s.cfg.Access.Load(ctx, id)
+	if err != nil || owns(p, rec) {
+		return rec, err
+	}
+	err = s.permits(ctx, p, rec, policy.Approve)
+	if access.ClassOf(err) == access.Denied && s.permits(ctx, p, rec, policy.View) != nil {
+		return rec, notYours(id)
+	}
+	return rec, err
 }
 
 func notYours(id string) error {
@@ -346,7 +374,9 @@ func (s *Server) getRequest(w http.ResponseWriter, r *http.Request, p *principal
 		s.fail(w, r, err)
 		return
 	}
-	s.write(w, http.StatusOK, s.recordView(rec))
+	v := s.recordView(rec)
+	s.sealedFor(r, p, rec, v)
+	s.write(w, http.StatusOK, v)
 }
 
 // listRequests lists the caller's requests; with all=true, every request
@@ -354,7 +384,7 @@ func (s *Server) getRequest(w http.ResponseWriter, r *http.Request, p *principal
 func (s *Server) listRequests(w http.ResponseWriter, r *http.Request, p *principal) {
 	q := r.URL.Query()
 	all := q.Get("all") == "true"
-	states := []ledger.State{ledger.Provisioning, ledger.Active, ledger.Revoking}
+	states := ledger.OpenStates()
 	if st := q.Get("state"); st != "" && st != "open" {
 		if !slices.Contains(ledger.States(), ledger.State(st)) {
 			s.fail(w, r, invalidField("state", "state %.30q is not open or one of %s", st, strings.Join(stateNames(), ", ")))
@@ -374,7 +404,10 @@ func (s *Server) listRequests(w http.ResponseWriter, r *http.Request, p *princip
 			case owns(p, rec):
 			case !all:
 				continue
-			case s.permits(r.Context(), p, rec, policy.View) != nil:
+			case s.permits(r.Context(), p, rec, policy.View) == nil:
+			case waits(rec) && s.permits(r.Context(), p, rec, policy.Approve) == nil:
+				// An approver sees what waits for them.
+			default:
 				continue
 			}
 			out.Requests = append(out.Requests, *s.recordView(rec))
@@ -382,6 +415,12 @@ func (s *Server) listRequests(w http.ResponseWriter, r *http.Request, p *princip
 	}
 	slices.SortFunc(out.Requests, func(a, b api.Request) int { return b.IssuedAt.Compare(a.IssuedAt) })
 	s.write(w, http.StatusOK, out)
+}
+
+// waits reports whether a request, or a longer window of it, waits for
+// approval.
+func waits(rec ledger.Grant) bool {
+	return rec.State == ledger.Pending || rec.State == ledger.Active && rec.Extension != nil
 }
 
 func stateNames() []string {
@@ -419,6 +458,11 @@ func (s *Server) extendRequest(w http.ResponseWriter, r *http.Request, p *princi
 			left = s.requestView(next, rec.State)
 		}
 		s.failWith(w, r, err, left)
+		return
+	}
+	if next.Extension != nil && !next.Extension.Approval.Done() {
+		// The longer window waits for approval; the current one stands.
+		s.write(w, http.StatusAccepted, s.requestView(next, ledger.Active))
 		return
 	}
 	s.write(w, http.StatusOK, s.requestView(next, ledger.Active))
@@ -485,6 +529,15 @@ func (s *Server) endRequest(w http.ResponseWriter, r *http.Request, p *principal
 	}
 	if rec.State.Closed() {
 		s.write(w, http.StatusOK, s.recordView(rec))
+		return
+	}
+	if rec.State == ledger.Pending {
+		// Nothing is on a host yet: the request ends unapproved.
+		if _, err := s.cfg.Access.EndWaiting(r.Context(), p.Name, rec.ID, false); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		s.writeRecord(w, r, rec.ID, http.StatusOK)
 		return
 	}
 	ctx, cancel := s.detached(r.Context())

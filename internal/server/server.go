@@ -195,6 +195,8 @@ func (s *Server) routeTable() []route {
 		{"POST /v1/requests/{id}/extend", s.signedIn(s.extendRequest)},
 		{"PUT /v1/requests/{id}/targets", s.signedIn(s.setTargets)},
 		{"POST /v1/requests/{id}/end", s.signedIn(s.endRequest)},
+		{"POST /v1/requests/{id}/approve", s.signedIn(s.approveRequest)},
+		{"POST /v1/requests/{id}/deny", s.signedIn(s.denyRequest)},
 		{"POST /v1/requests/{id}/check", s.signedIn(s.checkRequest)},
 		{"POST /v1/requests/{id}/sessions", s.signedIn(s.startSession)},
 		{"POST /v1/sessions/{sid}/resume", s.signedIn(s.resumeSession)},

@@ -20,9 +20,16 @@ func (s *Server) requestView(g *access.Grant, state ledger.State) *api.Request {
 		IssuedAt: g.IssuedAt.UTC(), ExpiresAt: g.ExpiresAt.UTC(),
 		Certificate: g.Certificate, Serial: strconv.FormatUint(g.Serial, 10), PublicKey: g.PublicKey, CAPublicKey: g.CAPublicKey,
 		CertificateAuthority: s.caName(g.CAPublicKey), SealedPasswords: g.SealedPasswords, Targets: []api.Target{},
+		Approval: approvalView(g.Approval),
+	}
+	if g.Extension != nil {
+		v.Extension = &api.Extension{ExpiresAt: g.Extension.ExpiresAt.UTC(), Approval: *approvalView(&g.Extension.Approval)}
 	}
 	for _, t := range g.Targets {
-		v.Targets = append(v.Targets, api.Target{InstanceID: t.InstanceID, Platform: cmp.Or(t.Platform, access.Linux), Status: string(t.Status), Address: t.Address, Detail: t.Detail})
+		// A target nothing was done to yet (a request that waits) is in
+		// the request's own state.
+		status := cmp.Or(string(t.Status), targetStatus(state))
+		v.Targets = append(v.Targets, api.Target{InstanceID: t.InstanceID, Platform: cmp.Or(t.Platform, access.Linux), Status: status, Address: t.Address, Detail: t.Detail})
 	}
 	return v
 }
@@ -40,6 +47,24 @@ func (s *Server) recordView(r ledger.Grant) *api.Request {
 	return v
 }
 
+func approvalView(a *ledger.Approval) *api.Approval {
+	if a == nil {
+		return nil
+	}
+	v := &api.Approval{Required: a.Required, Approvers: a.Approvers, Why: a.Why, Deadline: a.Deadline.UTC(), Denied: voteView(a.Denied)}
+	for _, g := range a.Given {
+		v.Given = append(v.Given, *voteView(&g))
+	}
+	return v
+}
+
+func voteView(v *ledger.Vote) *api.Vote {
+	if v == nil {
+		return nil
+	}
+	return &api.Vote{By: v.By, Kind: v.Kind, At: v.At.UTC(), Comment: v.Comment}
+}
+
 // targetStatus is a recorded target's state in the API's words.
 func targetStatus(st ledger.State) string {
 	switch st {
@@ -50,7 +75,7 @@ func targetStatus(st ledger.State) string {
 	case ledger.Revoked, ledger.Expired:
 		return string(access.Revoked)
 	}
-	return string(st) // provisioning, revoking
+	return string(st) // pending, provisioning, revoking, denied
 }
 
 func kindName(k policy.Kind) string { return string(cmp.Or(k, policy.Person)) }

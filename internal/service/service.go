@@ -81,6 +81,10 @@ type Settings struct {
 	Documents string
 	// UsernamePrefix starts every short-lived user's name.
 	UsernamePrefix string
+	// ApprovalDeadline is how long a request (or a longer window) that
+	// policy grants only with approval waits for it before it ends
+	// unapproved; access.DefaultApprovalDeadline when zero.
+	ApprovalDeadline time.Duration
 	// RatePerMinute bounds each caller's calls; server.DefaultRatePerMinute
 	// when zero.
 	RatePerMinute int
@@ -179,6 +183,7 @@ func New(ctx context.Context, st Settings) (svc *Service, err error) {
 		Ledger:         book,
 		Authorizer:     gate{check, tags},
 		SealedOnly:     true,
+		Approvals:      &access.Approvals{Deadline: st.ApprovalDeadline},
 	})
 	if err != nil {
 		return nil, err

@@ -7,8 +7,16 @@ package servicetest
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
 	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -18,8 +26,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 
 	"github.com/passport-access/terraform-provider-passport/internal/awsconfig"
+	"github.com/passport-access/terraform-provider-passport/internal/client"
 	"github.com/passport-access/terraform-provider-passport/internal/fleet"
 	"github.com/passport-access/terraform-provider-passport/internal/lab"
+	"github.com/passport-access/terraform-provider-passport/internal/lab/idp"
 	"github.com/passport-access/terraform-provider-passport/internal/service"
 	"github.com/passport-access/terraform-provider-passport/internal/sshca"
 )
@@ -145,4 +155,51 @@ func (l *connList) closeAll() {
 	for _, c := range l.conns {
 		c.Close()
 	}
+}
+
+// Token signs person (one of the lab IdP's people, whose password is
+// their name and "-lab") in as `passport login --server` does, through
+// the loopback redirect and its one-time code, and returns their service
+// token: what PASSPORT_TOKEN carries for a test's passport processes.
+func (s *Service) Token(t testing.TB, l *lab.Lab, person string) string {
+	t.Helper()
+	raw := make([]byte, 32)
+	rand.Read(raw)
+	verifier := base64.RawURLEncoding.EncodeToString(raw)
+	sum := sha256.Sum256([]byte(verifier))
+	q := url.Values{
+		"redirect_uri":          {"http://127.0.0.1:9/callback"},
+		"code_challenge":        {base64.RawURLEncoding.EncodeToString(sum[:])},
+		"code_challenge_method": {"S256"},
+		"state":                 {base64.RawURLEncoding.EncodeToString(raw[:12])},
+	}
+	jar, _ := cookiejar.New(nil)
+	browser := &http.Client{Jar: jar, Timeout: 30 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	if s.CAFile != "" {
+		pem, err := os.ReadFile(s.CAFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(pem)
+		browser.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
+	}
+	resp, err := idp.SignInResponse(context.Background(), browser, s.URL+"/v1/login/cli?"+q.Encode(), person, person+"-lab")
+	if err != nil {
+		t.Fatalf("signing %s in: %v", person, err)
+	}
+	resp.Body.Close()
+	to, err := url.Parse(resp.Header.Get("Location"))
+	if err != nil || to.Query().Get("code") == "" {
+		t.Fatalf("signing %s in: the service answered %s to %q, without a code", person, resp.Status, resp.Header.Get("Location"))
+	}
+	c, err := client.New(s.URL, client.Options{CAFile: s.CAFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := c.ExchangeCode(context.Background(), to.Query().Get("code"), verifier)
+	if err != nil {
+		t.Fatalf("trading %s's code: %v", person, err)
+	}
+	return tok.Token
 }
