@@ -257,6 +257,12 @@ func keepCreated(cmd *cobra.Command, b broker, in createInput, m made) error {
 	}
 	out := cmd.OutOrStdout()
 	r := m.req
+	if r.State == "pending" && r.Approval != nil {
+		fmt.Fprintf(out, "Access request %s waits for %s until %s; nothing is done on its hosts until then, and its window starts at the last approval.\n",
+			r.ID, approvers(r.Approval), r.Approval.Deadline.UTC().Format(time.RFC3339))
+		fmt.Fprintf(out, "An approver runs: passport approve %s\n", r.ID)
+		return nil
+	}
 	if r.State != string(access.Active) {
 		printRequest(out, r, m.names)
 		return fmt.Errorf("access request %s, made by an earlier call with this idempotency key, is %s: ask again with another --idempotency-key", r.ID, r.State)

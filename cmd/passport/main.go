@@ -55,6 +55,8 @@ tunnel to connect. When the window ends the user is removed.`,
 	root.AddCommand(newDocumentsCommand())
 	root.AddCommand(newAuditCommand())
 	root.AddCommand(newPolicyCommand())
+	root.AddCommand(newApproveCommand())
+	root.AddCommand(newDenyCommand())
 	root.AddCommand(newRequestCommand())
 	root.AddCommand(newSSHCommand())
 	root.AddCommand(newProxyCommand())

@@ -93,6 +93,7 @@ docs/guides/service.md.`,
 	f.StringVar(&st.Documents, "documents", "publish", "Passport's SSM documents: publish (create or update at start), lookup (published already), or off (AWS-RunShellScript; lets the role run anything)")
 	f.StringVar(&st.UsernamePrefix, "username-prefix", "", "start of every short-lived user's name (default pp-)")
 	f.IntVar(&st.RatePerMinute, "rate-limit", 0, "calls per minute each caller may make (default 240)")
+	f.DurationVar(&st.ApprovalDeadline, "approval-deadline", 30*time.Minute, "how long a request that policy grants only with approval waits for it before it ends unapproved")
 	f.DurationVar(&st.Reconcile, "reconcile-interval", time.Minute, "time between reconciler passes")
 	f.DurationVar(&st.StuckAfter, "stuck-after", 0, "how long a grant may stay provisioning or revoking before a reconciler takes it over (default 15m)")
 	f.BoolVar(&st.Sweep, "sweep", true, "remove Passport users no open grant accounts for on online Linux and Windows nodes")

@@ -1,0 +1,128 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/passport-access/terraform-provider-passport/internal/api"
+)
+
+func newApproveCommand() *cobra.Command {
+	var srv serverFlags
+	var comment string
+	cmd := &cobra.Command{
+		Use:   "approve ID [--comment TEXT]",
+		Short: "Approve someone's access request that waits for approval",
+		Long: `approve gives your approval to an access request that policy grants only
+once enough people approve (or to the longer window an active request
+waits for). You must be someone policy lets approve it, and never its
+requester; each approver counts once. The last required approval grants
+the request at once: its window starts then, and its hosts are
+provisioned in this call. The comment goes to the audit trail and the
+notices.
+
+Requests waiting for you: passport request list --all --state pending.
+This talks to the Passport service (--server or PASSPORT_SERVER), as the
+person passport login --server signed in.`,
+		Example: `  passport approve ar-0123456789abcdef --comment "INC-4242 is real"`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := requestID(args[0])
+			if err != nil {
+				return err
+			}
+			if !srv.on() {
+				return errNoServer("approve")
+			}
+			c, err := srv.signedIn(cmd.Context(), nil)
+			if err != nil {
+				return err
+			}
+			r, err := c.Approve(cmd.Context(), id, comment)
+			if err != nil {
+				return serviceError(srv.server(), err)
+			}
+			printDecided(cmd.OutOrStdout(), "Approved", r)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&comment, "comment", "", "why you approve, for the requester and the audit trail")
+	srv.register(cmd)
+	return cmd
+}
+
+func newDenyCommand() *cobra.Command {
+	var srv serverFlags
+	var comment string
+	cmd := &cobra.Command{
+		Use:   "deny ID --comment TEXT",
+		Short: "Deny someone's access request that waits for approval",
+		Long: `deny ends an access request that waits for approval: one denial ends it,
+and nothing was ever done on its hosts. For an active request whose
+longer window waits, only that longer window is dropped; the current one
+stands. You must be someone policy lets approve it. The comment, which
+says why, is required: the requester reads it, and so does the audit
+trail.`,
+		Example: `  passport deny ar-0123456789abcdef --comment "no change ticket for the primary"`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := requestID(args[0])
+			if err != nil {
+				return err
+			}
+			if strings.TrimSpace(comment) == "" {
+				return fmt.Errorf("--comment is required: say why you deny %s, for its requester and the audit trail", id)
+			}
+			if !srv.on() {
+				return errNoServer("deny")
+			}
+			c, err := srv.signedIn(cmd.Context(), nil)
+			if err != nil {
+				return err
+			}
+			r, err := c.Deny(cmd.Context(), id, comment)
+			if err != nil {
+				return serviceError(srv.server(), err)
+			}
+			printDecided(cmd.OutOrStdout(), "Denied", r)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&comment, "comment", "", "why you deny it, for the requester and the audit trail (required)")
+	srv.register(cmd)
+	return cmd
+}
+
+func errNoServer(verb string) error {
+	return fmt.Errorf("%s talks to the Passport service: give --server https://passport.example.com (or set PASSPORT_SERVER); only the service holds requests for approval", verb)
+}
+
+// printDecided says what an approval or a denial made of request r.
+func printDecided(w io.Writer, verb string, r api.Request) {
+	switch {
+	case r.State == "pending" && r.Approval != nil:
+		fmt.Fprintf(w, "%s access request %s of %s: %d of %d approvals; it waits for %s until %s.\n", verb, r.ID, r.Requester,
+			len(r.Approval.Given), r.Approval.Required, approvers(r.Approval), r.Approval.Deadline.UTC().Format(time.RFC3339))
+	case r.State == "active" && r.Extension != nil:
+		fmt.Fprintf(w, "%s the longer window of access request %s of %s: %d of %d approvals; it waits for %s until %s.\n", verb, r.ID, r.Requester,
+			len(r.Extension.Approval.Given), r.Extension.Approval.Required, approvers(&r.Extension.Approval), r.Extension.Approval.Deadline.UTC().Format(time.RFC3339))
+	case r.State == "active":
+		fmt.Fprintf(w, "%s access request %s: granted to %s as %s until %s.\n", verb, r.ID, r.Requester, r.Username, r.ExpiresAt.UTC().Format(time.RFC3339))
+	default:
+		fmt.Fprintf(w, "%s access request %s of %s: it is %s.\n", verb, r.ID, r.Requester, r.State)
+	}
+}
+
+// approvers names who may still approve.
+func approvers(a *api.Approval) string {
+	need := a.Required - len(a.Given)
+	who := "approvers no policy names"
+	if len(a.Approvers) > 0 {
+		who = strings.Join(a.Approvers, " or ")
+	}
+	return fmt.Sprintf("%d more from %s", need, who)
+}

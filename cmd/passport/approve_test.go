@@ -1,0 +1,62 @@
+package main
+
+import (
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/passport-access/terraform-provider-passport/internal/client"
+	"github.com/passport-access/terraform-provider-passport/internal/lab"
+	"github.com/passport-access/terraform-provider-passport/internal/lab/labtest"
+)
+
+var rePending = regexp.MustCompile(`Access request (ar-[0-9a-f]{16}) waits for 1 more from group:admins or group:ops until `)
+
+// bob (dev) asks for 3 hours on staging, which the lab's policy grants
+// once an operator or administrator approves: the CLI says whom it waits
+// for and how to approve; alice approves it with passport approve, and
+// carol denies another with passport deny.
+func TestApproveAndDenyFromTheCLI(t *testing.T) {
+	sl := startServiceLab(t, lab.Options{Hosts: 1})
+	host := sl.Hosts[0]
+	t.Setenv(client.EnvServer, sl.svc.URL)
+	as := func(person string) { t.Setenv("PASSPORT_TOKEN", sl.svc.Token(t, sl.Lab, person)) }
+	pub := newSSHKey(t)
+	ask := func() string {
+		t.Helper()
+		as("bob")
+		stdout, stderr, err := passportRun(t, "request", "create", "--target", host.Info().InstanceID, "--reason", "CHG-81 migrate the sessions table", "--duration", "3h", "--public-key", pub)
+		m := rePending.FindStringSubmatch(stdout)
+		if err != nil || m == nil || !strings.Contains(stdout, "An approver runs: passport approve "+m[1]) {
+			t.Fatalf("request create that waits: %v\n%s%s", err, stdout, stderr)
+		}
+		return m[1]
+	}
+
+	id := ask()
+	if users := labtest.OnHost(t, host, "ls /var/lib/passport/grants 2>/dev/null || true"); users != "" {
+		t.Fatalf("a request that waits touched the host: %s", users)
+	}
+	if _, stderr, err := passportRun(t, "approve", id); err == nil || !strings.Contains(stderr, "someone else must approve or review it") {
+		t.Errorf("bob approving his own: %v %s", err, stderr)
+	}
+	as("alice")
+	stdout, stderr, err := passportRun(t, "approve", id, "--comment", "CHG-81 is on the board")
+	if err != nil || !regexp.MustCompile(`Approved access request `+id+`: granted to bob as pp-\S+ until `).MatchString(stdout) {
+		t.Fatalf("alice approving: %v\n%s%s", err, stdout, stderr)
+	}
+
+	other := ask()
+	as("carol")
+	if _, stderr, err := passportRun(t, "deny", other); err == nil || !strings.Contains(stderr, "--comment is required") {
+		t.Errorf("a denial without a comment: %v %s", err, stderr)
+	}
+	stdout, stderr, err = passportRun(t, "deny", other, "--comment", "not during the freeze")
+	if err != nil || stdout != "Denied access request "+other+" of bob: it is denied.\n" {
+		t.Errorf("carol denying: %v %q %s", err, stdout, stderr)
+	}
+	t.Setenv(client.EnvServer, "")
+	if _, stderr, err := passportRun(t, "approve", other); err == nil || !strings.Contains(stderr, "approve talks to the Passport service") {
+		t.Errorf("approve without a service: %v %s", err, stderr)
+	}
+}
