@@ -20,7 +20,7 @@ func TestApproveAndDenyFromTheCLI(t *testing.T) {
 	sl := startServiceLab(t, lab.Options{Hosts: 1})
 	host := sl.Hosts[0]
 	t.Setenv(client.EnvServer, sl.svc.URL)
-	as := func(person string) { t.Setenv("PASSPORT_TOKEN", sl.svc.Token(t, sl.Lab, person)) }
+	as := func(person string) { t.Setenv("PASSPORT_TOKEN", sl.svc.Token(t, person)) }
 	pub := newSSHKey(t)
 	ask := func() string {
 		t.Helper()

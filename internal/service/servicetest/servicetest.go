@@ -161,7 +161,7 @@ func (l *connList) closeAll() {
 // their name and "-lab") in as `passport login --server` does, through
 // the loopback redirect and its one-time code, and returns their service
 // token: what PASSPORT_TOKEN carries for a test's passport processes.
-func (s *Service) Token(t testing.TB, l *lab.Lab, person string) string {
+func (s *Service) Token(t testing.TB, person string) string {
 	t.Helper()
 	raw := make([]byte, 32)
 	rand.Read(raw)
