@@ -174,12 +174,18 @@ func (a *Agent) serveShell(ctx context.Context) error {
 }
 
 // firstSizeWait bounds how long a terminal session's process waits for the
-// client's first Size message; a client that sends none (one driven by a
-// script) gets the host's default size.
-const firstSizeWait = 2 * time.Second
+// client's first Size message. A client on a terminal sends its size before
+// anything it types, so the wait ends at once for it; one driven by a script
+// sends input (or nothing) and gets the host's default size: its first
+// input ends the wait too. The bound is generous because a client on a busy
+// machine may take seconds to send its first message, and a command that
+// reads the terminal's size at its start (stty size, a full-screen program)
+// would otherwise see 0x0.
+const firstSizeWait = 10 * time.Second
 
-// awaitSize reads until the client's first Size message, or firstSizeWait
-// passes, sets req's size from it, and returns the input that came first.
+// awaitSize reads until the client's first Size message, its first input,
+// or firstSizeWait passes, sets req's size from a Size message, and returns
+// the input that came first.
 func (a *Agent) awaitSize(req *ShellRequest) [][]byte {
 	var early [][]byte
 	deadline := time.Now().Add(firstSizeWait)
@@ -194,7 +200,8 @@ func (a *Agent) awaitSize(req *ShellRequest) [][]byte {
 		}
 		switch m.PayloadType {
 		case Output:
-			early = append(early, append([]byte(nil), m.Payload...))
+			// Input before any size: a client without a terminal.
+			return append(early, append([]byte(nil), m.Payload...))
 		case Size:
 			var sd sizeData
 			if json.Unmarshal(m.Payload, &sd) == nil && sd.Cols > 0 && sd.Rows > 0 && sd.Cols < 1<<16 && sd.Rows < 1<<16 {

@@ -264,7 +264,11 @@ func (s *Service) startSession(ctx context.Context, in *startSessionInput) (*ses
 	if !ok || !t.Online() {
 		return nil, awsjson.Errorf("TargetNotConnected", "%s is not connected.", clip(*in.Target))
 	}
-	sess := &session{id: sessionID(), target: *in.Target, doc: docName, kind: doc.kind,
+	owner := ""
+	if s.cfg.Owner != nil {
+		owner = s.cfg.Owner(ctx)
+	}
+	sess := &session{id: sessionID(owner), target: *in.Target, doc: docName, kind: doc.kind,
 		command: params["command"], separate: params["separateOutputStream"] == "true",
 		reason: deref(in.Reason), start: s.cfg.Now()}
 	if doc.props != nil {
@@ -419,10 +423,17 @@ func (s *Service) Close() {
 	}
 }
 
-func sessionID() string {
+// sessionID is an id as Session Manager makes them: the caller's name (an
+// IAM user's name, or an assumed role's session name: the end of its ARN)
+// and a random suffix.
+func sessionID(owner string) string {
 	b := make([]byte, 9)
 	rand.Read(b)
-	return "lab-operator-" + hex.EncodeToString(b)[:17]
+	name := owner[strings.LastIndexByte(owner, '/')+1:]
+	if name == "" {
+		name = "lab"
+	}
+	return name + "-" + hex.EncodeToString(b)[:17]
 }
 
 func deref(p *string) string {
