@@ -335,6 +335,9 @@ func recordAPI(t testing.TB, h http.Handler, patterns []string) http.Handler {
 			for _, p := range doc.check(x) {
 				t.Errorf("docs/service-api.yaml: %s", p)
 			}
+			if leak := leaks(x); leak != "" {
+				t.Errorf("%s: %s", x, leak)
+			}
 		}
 	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -355,6 +358,27 @@ func recordAPI(t testing.TB, h http.Handler, patterns []string) http.Handler {
 		rec.mu.Unlock()
 		doc.saw(route, cw.status)
 	})
+}
+
+// leaks says what secret an answer carries that it must not: a token
+// anywhere but in the answer of a sign-in, a private key anywhere.
+func leaks(x exchange) string {
+	signIn := x.status == http.StatusOK && (x.route == "POST /v1/login/token" || x.route == "POST /v1/login/aws")
+	if reToken.Match(x.body) && !signIn {
+		return "a service token in the body"
+	}
+	if bytes.Contains(x.body, []byte("PRIVATE KEY")) {
+		return "a private key in the body"
+	}
+	for name, values := range x.header {
+		if name == "Set-Cookie" && x.route == "POST /saml/acs" {
+			continue
+		}
+		if reToken.MatchString(strings.Join(values, " ")) {
+			return "a service token in the " + name + " header"
+		}
+	}
+	return ""
 }
 
 // cappedBuffer keeps the first 1 MiB written to it: enough for any body
