@@ -23,7 +23,6 @@ import (
 	"github.com/passport-access/terraform-provider-passport/internal/policy"
 	"github.com/passport-access/terraform-provider-passport/internal/reconcile"
 	"github.com/passport-access/terraform-provider-passport/internal/server"
-	"github.com/passport-access/terraform-provider-passport/internal/targets"
 )
 
 // ledgerFlags are how a command reaches the ledger and AWS, the way the
@@ -147,16 +146,7 @@ grant is leased to one of them while it is revoked.`,
 				cfg.Authorizer = check
 			}
 			if sweep {
-				cfg.Hosts = func(ctx context.Context) ([]string, error) {
-					found, err := targets.Find(ctx, clients.SSM, targets.Filter{PingStatus: "Online", Tags: tagFilter})
-					var ids []string
-					for _, in := range found {
-						if in.PlatformType == access.Linux || in.PlatformType == access.Windows {
-							ids = append(ids, in.InstanceID)
-						}
-					}
-					return ids, err
-				}
+				cfg.Hosts = reconcile.OnlineHosts(clients.SSM, tagFilter)
 			}
 			rec, err := reconcile.New(cfg)
 			if err != nil {

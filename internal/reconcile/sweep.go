@@ -8,6 +8,7 @@ import (
 
 	"github.com/passport-access/terraform-provider-passport/internal/access"
 	"github.com/passport-access/terraform-provider-passport/internal/ledger"
+	"github.com/passport-access/terraform-provider-passport/internal/targets"
 )
 
 // open are the states in which a grant may have a user on a host.
@@ -98,4 +99,20 @@ func (r *Reconciler) sweep(ctx context.Context, rep *Report) error {
 	rep.Strays += len(removed)
 	r.cfg.Metrics.strays(len(removed))
 	return err
+}
+
+// OnlineHosts lists, for the sweep, the online Linux and Windows nodes
+// Systems Manager knows (with every tag in tags, when given): the nodes
+// that can hold a Passport user and answer now.
+func OnlineHosts(c targets.Lister, tags map[string]string) HostLister {
+	return func(ctx context.Context) ([]string, error) {
+		found, err := targets.Find(ctx, c, targets.Filter{PingStatus: "Online", Tags: tags})
+		var ids []string
+		for _, in := range found {
+			if in.PlatformType == access.Linux || in.PlatformType == access.Windows {
+				ids = append(ids, in.InstanceID)
+			}
+		}
+		return ids, err
+	}
 }

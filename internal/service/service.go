@@ -237,16 +237,7 @@ func New(ctx context.Context, st Settings) (svc *Service, err error) {
 	}
 	rcfg := reconcile.Config{Ledger: book, Access: core, Holder: st.Name, Authorizer: check, Now: st.Now, Log: st.Log}
 	if st.Sweep {
-		rcfg.Hosts = func(ctx context.Context) ([]string, error) {
-			found, err := targets.Find(ctx, clients.SSM, targets.Filter{PingStatus: "Online"})
-			var ids []string
-			for _, in := range found {
-				if in.PlatformType == access.Linux || in.PlatformType == access.Windows {
-					ids = append(ids, in.InstanceID)
-				}
-			}
-			return ids, err
-		}
+		rcfg.Hosts = reconcile.OnlineHosts(clients.SSM, nil)
 	}
 	rec, err := reconcile.New(rcfg)
 	if err != nil {
