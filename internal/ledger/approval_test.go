@@ -97,3 +97,49 @@ func TestPendingGrantNeedsAnApproval(t *testing.T) {
 		t.Error("a pending grant without an approval to wait for was stored")
 	}
 }
+
+// A break-glass grant owes a review: while it has none, it is due for a
+// reminder at the review's deadline and every day after, closed or not,
+// and Unreviewed lists it; reviewed, it is neither.
+func TestUnreviewedBreakGlass(t *testing.T) {
+	c := newClock()
+	forEachBackend(t, Options{Now: c.Now}, func(t *testing.T, l *Ledger) {
+		ctx := context.Background()
+		g := testGrant("g-glass", c.Now(), time.Hour, Active)
+		g.BreakGlass, g.Review = true, &Review{Due: c.Now().Add(30 * time.Minute)}
+		created, err := l.Create(ctx, g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !created.DueAt.Equal(g.Review.Due) {
+			t.Errorf("an active break-glass grant is due %v, want its review's deadline %v", created.DueAt, g.Review.Due)
+		}
+		if _, err := l.Create(ctx, testGrant("g-plain", c.Now(), time.Hour, Revoked)); err != nil {
+			t.Fatal(err)
+		}
+		created.State = Revoked
+		for i := range created.Targets {
+			created.Targets[i].State = Revoked
+		}
+		created.Review.Reminded = created.Review.Due
+		closed, err := l.Update(ctx, created)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := created.Review.Due.Add(ReviewReminderEvery); !closed.DueAt.Equal(want) {
+			t.Errorf("a closed unreviewed grant, reminded once, is due %v, want a day later %v", closed.DueAt, want)
+		}
+		un, err := l.Unreviewed(ctx)
+		if err != nil || len(un) != 1 || un[0].ID != "g-glass" {
+			t.Fatalf("Unreviewed: %v, %v", grantIDs(un), err)
+		}
+		closed.Review.By, closed.Review.At, closed.Review.Comment = "erin", c.Now(), "the outage was real"
+		reviewed, err := l.Update(ctx, closed)
+		if err != nil || !reviewed.DueAt.IsZero() || !reviewed.Review.Done() {
+			t.Fatalf("reviewed: due %v, %+v, %v", reviewed.DueAt, reviewed.Review, err)
+		}
+		if un, err := l.Unreviewed(ctx); err != nil || len(un) != 0 {
+			t.Errorf("Unreviewed after the review: %v, %v", grantIDs(un), err)
+		}
+	})
+}

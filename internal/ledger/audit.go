@@ -42,6 +42,11 @@ const (
 	ActionApprovalDenied     Action = "approval-denied"
 	ActionApprovalExpired    Action = "approval-expired"
 	ActionWithdrawn          Action = "withdrawn"
+	// Break-glass: access given at once without approval, its review by
+	// someone else, and the notice that the review is overdue.
+	ActionBreakGlass    Action = "break-glass"
+	ActionReviewed      Action = "reviewed"
+	ActionReviewOverdue Action = "review-overdue"
 )
 
 // Event is one entry of the audit trail. Seq, PrevHash and Hash are set by

@@ -99,6 +99,10 @@ type Grant struct {
 	// base64), kept while a grant waits so that hosts provisioned after
 	// the approval seal to it. A public key, no secret.
 	SealTo string
+	// BreakGlass marks a grant policy gave at once because the requester
+	// broke the glass; Review is the review someone else owes it.
+	BreakGlass bool
+	Review     *Review
 
 	// Version is the grant's revision: Update succeeds only when it still
 	// matches the stored one. Create starts at 1; every write adds 1.
@@ -195,16 +199,51 @@ type Extension struct {
 	Approval  Approval  `json:"approval"`
 }
 
+// Review is the review a break-glass grant owes: someone other than its
+// requester says, by Due, that it was right.
+type Review struct {
+	Due time.Time `json:"due"`
+	// By, Kind, At and Comment are the review, once recorded.
+	By      string    `json:"by,omitempty"`
+	Kind    string    `json:"kind,omitempty"`
+	At      time.Time `json:"at,omitzero"`
+	Comment string    `json:"comment,omitempty"`
+	// Reminded is when the last notice that the review is overdue went
+	// out; the next goes ReviewReminderEvery after it.
+	Reminded time.Time `json:"reminded,omitzero"`
+}
+
+// ReviewReminderEvery is how often an overdue review is announced again.
+const ReviewReminderEvery = 24 * time.Hour
+
+// Done reports whether the review was recorded.
+func (r *Review) Done() bool { return r != nil && r.By != "" }
+
+// NextReminder is when an unreviewed grant is next due for a notice that
+// its review is overdue: at Due, then every ReviewReminderEvery; zero once
+// reviewed.
+func (r *Review) NextReminder() time.Time {
+	switch {
+	case r == nil || r.Done():
+		return time.Time{}
+	case r.Reminded.IsZero():
+		return r.Due
+	}
+	return r.Reminded.Add(ReviewReminderEvery)
+}
+
 // workflow is how a grant's approvals travel to a backend: one JSON
 // document, so that what waits for whom can grow without a schema change.
 type workflow struct {
-	Approval  *Approval  `json:"approval,omitempty"`
-	Extension *Extension `json:"extension,omitempty"`
-	SealTo    string     `json:"seal_to,omitempty"`
+	Approval   *Approval  `json:"approval,omitempty"`
+	Extension  *Extension `json:"extension,omitempty"`
+	SealTo     string     `json:"seal_to,omitempty"`
+	BreakGlass bool       `json:"break_glass,omitempty"`
+	Review     *Review    `json:"review,omitempty"`
 }
 
 func (g *Grant) workflow() workflow {
-	return workflow{Approval: g.Approval, Extension: g.Extension, SealTo: g.SealTo}
+	return workflow{Approval: g.Approval, Extension: g.Extension, SealTo: g.SealTo, BreakGlass: g.BreakGlass, Review: g.Review}
 }
 
 // encodeWorkflow is g's workflow document, or "" when there is none.
@@ -226,7 +265,7 @@ func (g *Grant) setWorkflow(s string) error {
 	if err := json.Unmarshal([]byte(s), &w); err != nil {
 		return fmt.Errorf("ledger: grant %s has an unreadable workflow: %w", g.ID, err)
 	}
-	g.Approval, g.Extension, g.SealTo = w.Approval, w.Extension, w.SealTo
+	g.Approval, g.Extension, g.SealTo, g.BreakGlass, g.Review = w.Approval, w.Extension, w.SealTo, w.BreakGlass, w.Review
 	return nil
 }
 
@@ -375,6 +414,11 @@ func (g *Grant) normalize() {
 	}
 	if g.Extension != nil {
 		g.Extension.ExpiresAt = fromNanos(nanos(g.Extension.ExpiresAt))
+	}
+	if r := g.Review; r != nil {
+		for _, t := range []*time.Time{&r.Due, &r.At, &r.Reminded} {
+			*t = fromNanos(nanos(*t))
+		}
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -186,8 +187,26 @@ func (l *Ledger) Release(ctx context.Context, id, holder string) (Grant, error) 
 	return l.b.setLease(ctx, id, Lease{}, holder, l.now())
 }
 
-// dueAt decides when a reconciler must next look at g.
+// dueAt decides when a reconciler must next look at g: the state's own
+// deadline, or sooner a deadline of what waits on an active grant or a
+// reminder that its review is overdue. A closed grant is due only for such
+// a reminder.
 func (l *Ledger) dueAt(g *Grant) time.Time {
+	if g.State.Closed() || g.State == Active {
+		return earliest(l.stateDue(g), g.Review.NextReminder())
+	}
+	return l.stateDue(g)
+}
+
+// earliest is the earlier of two times, zero standing for none.
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || !b.IsZero() && b.Before(a) {
+		return b
+	}
+	return a
+}
+
+func (l *Ledger) stateDue(g *Grant) time.Time {
 	stuck := g.UpdatedAt.Add(l.stuckAfter)
 	switch g.State {
 	case Pending:
@@ -233,4 +252,34 @@ func (l *Ledger) Touch(ctx context.Context, id string) error {
 		return nil
 	}
 	return err
+}
+
+// Unreviewed lists the break-glass grants whose review has not been
+// recorded, open or closed. An unreviewed grant stays due for its
+// reminders, so the list reads the open grants and the due index, never
+// the whole history.
+func (l *Ledger) Unreviewed(ctx context.Context) ([]Grant, error) {
+	var out []Grant
+	seen := map[string]bool{}
+	keep := func(gs []Grant) {
+		for _, g := range gs {
+			if g.BreakGlass && !g.Review.Done() && !seen[g.ID] {
+				seen[g.ID] = true
+				out = append(out, g)
+			}
+		}
+	}
+	for _, st := range OpenStates() {
+		gs, err := l.List(ctx, st)
+		if err != nil {
+			return nil, err
+		}
+		keep(gs)
+	}
+	gs, err := l.ListDue(ctx, time.Unix(0, math.MaxInt64))
+	if err != nil {
+		return nil, err
+	}
+	keep(gs)
+	return out, nil
 }
