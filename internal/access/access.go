@@ -165,6 +165,11 @@ type Request struct {
 	// saw them; the ledger keeps them so that a reconciler can ask policy
 	// again about the same person.
 	Groups []string
+	// BreakGlass asks for access at once where policy otherwise wants
+	// approval, for those policy lets break the glass: the grant is
+	// announced urgently and must be reviewed afterwards by someone else.
+	// Only the Passport service (Config.Approvals) takes it.
+	BreakGlass bool
 	// SealTo, when set, is the requester's own key for Windows passwords:
 	// each Windows host seals its password to it, and the Grant carries
 	// the sealed form in SealedPasswords instead of opening it. The
@@ -249,6 +254,10 @@ type Grant struct {
 	// the current one stands.
 	Approval  *ledger.Approval
 	Extension *ledger.Extension
+	// BreakGlass marks a grant given at once because its requester broke
+	// the glass; Review is the review someone else owes it.
+	BreakGlass bool
+	Review     *ledger.Review
 	// clearExtension says the next record drops the stored Extension
 	// (it was decided), where a nil Extension otherwise keeps it: a grant
 	// rebuilt from Terraform's state knows nothing of one.

@@ -27,12 +27,19 @@ import (
 // DefaultApprovalDeadline is how long a request waits for its approvals.
 const DefaultApprovalDeadline = 30 * time.Minute
 
-// Approvals configures requests that wait for approval.
+// DefaultReviewWithin is how long a break-glass grant may go unreviewed
+// before it is overdue.
+const DefaultReviewWithin = 24 * time.Hour
+
+// Approvals configures requests that wait for approval, and break-glass.
 type Approvals struct {
 	// Deadline is how long a request, or a longer window, may wait for
 	// its approvals before it ends unapproved; DefaultApprovalDeadline
 	// when zero.
 	Deadline time.Duration
+	// ReviewWithin is how long after a break-glass grant someone else
+	// must review it; DefaultReviewWithin when zero.
+	ReviewWithin time.Duration
 }
 
 // maxComment bounds an approver's comment.
@@ -405,6 +412,11 @@ func (s *Service) commit(ctx context.Context, g *Grant, rec ledger.Grant, st, ta
 	}
 	next := s.record(g, st, all, targetState, rec.Targets)
 	next.Version, next.Lease, next.Groups, next.RequesterKind = rec.Version, rec.Lease, rec.Groups, rec.RequesterKind
+	if rec.State.Closed() && st == rec.State {
+		// A closed grant's record changes only in what it owes (a
+		// review): its targets stay as they were closed.
+		next.Targets = rec.Targets
+	}
 	if next.Extension == nil && !g.clearExtension {
 		next.Extension = rec.Extension
 	}

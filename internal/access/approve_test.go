@@ -17,7 +17,8 @@ import (
 )
 
 // approvalPolicy: alice reaches anything at once for an hour, for up to 4
-// hours once one administrator approves, and with sudo once two do.
+// hours once one administrator approves, and with sudo once two do; she
+// may break the glass for up to 2 hours, sudo or not.
 const approvalPolicy = `
 permit (principal == Passport::User::"alice", action == Passport::Action::"access", resource)
 when { context.duration <= 3600 && !context.sudo };
@@ -29,6 +30,10 @@ when { context.duration <= 4 * 3600 && !context.sudo };
 @approvals("2")
 permit (principal == Passport::User::"alice", action == Passport::Action::"access", resource)
 when { context.sudo };
+
+@id("alice-breaks-the-glass")
+permit (principal == Passport::User::"alice", action == Passport::Action::"access", resource)
+when { context.break_glass && context.duration <= 2 * 3600 };
 
 permit (principal in Passport::Group::"admins", action == Passport::Action::"approve", resource);
 `
@@ -272,6 +277,86 @@ func TestLongerWindowsWaitForApproval(t *testing.T) {
 		t.Errorf("after the longer window's deadline: %s, extension %+v, expires %s; want the 3h window standing", rec.State, rec.Extension, rec.ExpiresAt)
 	}
 	want := []string{"requested", "provisioned " + l.Hosts[0].Info().InstanceID, "extension-requested", "approved", "extended", "extension-requested", "approval-expired"}
+	if got := trail(t, led, g.ID); !slices.Equal(got, want) {
+		t.Errorf("trail %q, want %q", got, want)
+	}
+}
+
+// Break-glass is granted at once, loudly, and owes a review by someone
+// else, which is announced again once overdue.
+func TestBreakGlassIsGrantedAtOnceAndReviewed(t *testing.T) {
+	l := startLab(t, 1, 0)
+	ca := newCA(t)
+	svc, led := approvalService(t, l)
+	svc.approvals.ReviewWithin = time.Hour
+	ctx := context.Background()
+
+	req, priv := aliceAsks(t, l, ca, 2*time.Hour, true)
+	req.BreakGlass = true
+	g := grant(t, svc, req)
+	if !g.BreakGlass || g.Waiting() || g.Review == nil || !g.Review.Due.Equal(g.IssuedAt.Add(time.Hour)) {
+		t.Fatalf("break-glass sudo for 2h: break-glass %v, waiting %v, review %+v; want granted at once with a review due in an hour", g.BreakGlass, g.Waiting(), g.Review)
+	}
+	mustLogIn(t, l.Hosts[0], g.Username, credentialOf(t, g, priv).signer)
+	if got := trail(t, led, g.ID); !slices.Equal(got[:2], []string{"requested", "break-glass"}) {
+		t.Errorf("trail %q: want requested, then break-glass before any host", got)
+	}
+	un, err := led.Unreviewed(ctx)
+	if err != nil || len(un) != 1 || un[0].ID != g.ID {
+		t.Fatalf("unreviewed: %d, %v", len(un), err)
+	}
+
+	// Too long for break-glass: policy grants 3h only with approval, and
+	// break-glass does not wait.
+	long, _ := aliceAsks(t, l, ca, 3*time.Hour, false)
+	long.BreakGlass = true
+	if _, err := svc.Grant(ctx, long); ClassOf(err) != Denied || !strings.Contains(err.Error(), "Ask without break-glass") {
+		t.Errorf("break-glass where policy wants approval: %v", err)
+	}
+	direct := l.service(t, "")
+	if _, err := direct.Grant(ctx, req); ClassOf(err) != Invalid || FieldOf(err) != "break_glass" {
+		t.Errorf("break-glass in direct mode: %v", err)
+	}
+
+	if sent, err := svc.RemindReview(ctx, "reconciler/test", g.ID); sent || err != nil {
+		t.Errorf("a reminder before the review is due: %v %v", sent, err)
+	}
+	for _, tt := range []struct {
+		by   Approver
+		want Class
+	}{{Approver{Name: "alice"}, Denied}, {bob, Denied}} {
+		if _, err := svc.Review(ctx, tt.by, g.ID, "looked at it"); ClassOf(err) != tt.want {
+			t.Errorf("%s reviewing: %v, want %s", tt.by.Name, err, tt.want)
+		}
+	}
+	if err := svc.Revoke(ctx, "alice", g); err != nil {
+		t.Fatal(err)
+	}
+	l.clock.Advance(time.Hour)
+	if sent, err := svc.RemindReview(ctx, "reconciler/test", g.ID); !sent || err != nil {
+		t.Fatalf("a reminder once the review is overdue: %v %v", sent, err)
+	}
+	if sent, _ := svc.RemindReview(ctx, "reconciler/test", g.ID); sent {
+		t.Error("reminded twice in a row")
+	}
+	if _, err := svc.Review(ctx, carol, g.ID, " "); ClassOf(err) != Invalid {
+		t.Errorf("a review without a comment: %v", err)
+	}
+	reviewed, err := svc.Review(ctx, carol, g.ID, "the primary was down; sudo was needed")
+	if err != nil || !reviewed.Review.Done() {
+		t.Fatalf("carol reviewing the ended grant: %+v, %v", reviewed, err)
+	}
+	rec, _ := led.Get(ctx, g.ID)
+	if rec.State != ledger.Revoked || !rec.Review.Done() || rec.Targets[0].State != ledger.Revoked {
+		t.Errorf("after the review: %s, targets %v, review %+v", rec.State, targetStates(rec), rec.Review)
+	}
+	if _, err := svc.Review(ctx, erin, g.ID, "me too"); ClassOf(err) != Conflict {
+		t.Errorf("a second review: %v", err)
+	}
+	if un, _ := led.Unreviewed(ctx); len(un) != 0 {
+		t.Errorf("still unreviewed: %d", len(un))
+	}
+	want := []string{"requested", "break-glass", "provisioned " + l.Hosts[0].Info().InstanceID, "revoked " + l.Hosts[0].Info().InstanceID, "review-overdue", "reviewed"}
 	if got := trail(t, led, g.ID); !slices.Equal(got, want) {
 		t.Errorf("trail %q, want %q", got, want)
 	}

@@ -35,11 +35,11 @@ func (g *Grant) principal() principal { return principal{g.Requester, g.Requeste
 // when s holds requests for approval (Config.Approvals), and otherwise a
 // Denied error: only the Passport service can hold a request until people
 // approve it, since anywhere else the requester could go around them.
-func (s *Service) authorize(ctx context.Context, who principal, reason string, sudo bool, d time.Duration, targets []string, platform func(id string) string) (*policy.ApprovalError, error) {
+func (s *Service) authorize(ctx context.Context, who principal, reason string, sudo, breakGlass bool, d time.Duration, targets []string, platform func(id string) string) (*policy.ApprovalError, error) {
 	if s.authz == nil || len(targets) == 0 {
 		return nil, nil
 	}
-	req := policy.Request{Subject: who.name, Kind: who.kind, Groups: who.groups, Duration: d, Reason: reason, Sudo: sudo}
+	req := policy.Request{Subject: who.name, Kind: who.kind, Groups: who.groups, Duration: d, Reason: reason, Sudo: sudo, BreakGlass: breakGlass}
 	for _, id := range targets {
 		req.Targets = append(req.Targets, policy.Instance{ID: id, Platform: platform(id)})
 	}

@@ -56,7 +56,7 @@ func (s *Service) extend(ctx context.Context, g *Grant, ca *sshca.CA, duration t
 	// A longer window whose approvals are all given was asked about then.
 	approved := g.Extension != nil && g.Extension.Approval.Done() && g.Extension.ExpiresAt.Equal(end)
 	if end.After(g.ExpiresAt) && !approved {
-		approval, err := s.authorize(ctx, g.principal(), g.Reason, g.Sudo, d, ids(g.Targets, Active), g.platformOf)
+		approval, err := s.authorize(ctx, g.principal(), g.Reason, g.Sudo, g.BreakGlass, d, ids(g.Targets, Active), g.platformOf)
 		if err != nil {
 			return nil, err
 		}

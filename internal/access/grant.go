@@ -42,10 +42,16 @@ func (s *Service) Grant(ctx context.Context, req Request) (*Grant, error) {
 	if err := s.checkSealing(req.SealTo, req.Targets, platformIn(inv)); err != nil {
 		return nil, err
 	}
+	if req.BreakGlass && s.approvals == nil {
+		return nil, invalid("break_glass", "break-glass is the Passport service's: only there is it announced to everyone and reviewed afterwards; ask through the service")
+	}
 	who := principal{req.Requester, req.RequesterKind, req.Groups}
-	approval, err := s.authorize(ctx, who, req.Reason, req.Sudo, d, req.Targets, platformIn(inv))
+	approval, err := s.authorize(ctx, who, req.Reason, req.Sudo, req.BreakGlass, d, req.Targets, platformIn(inv))
 	if err != nil {
 		return nil, err
+	}
+	if approval != nil && req.BreakGlass {
+		return nil, &Error{Class: Denied, Err: fmt.Errorf("break-glass is not yours here: policy grants this only with approval, not at once:\n%w\nAsk without break-glass to wait for the approvals", approval)}
 	}
 	// Whole seconds, UTC: the window is then exactly what the certificate,
 	// the hosts' records and a caller's saved state can hold.
@@ -63,6 +69,7 @@ func (s *Service) Grant(ctx context.Context, req Request) (*Grant, error) {
 		PublicKey:     key.line,
 		PrivateKey:    key.privatePEM,
 		CAPublicKey:   authorizedKey(req.CA.PublicKey()),
+		BreakGlass:    req.BreakGlass,
 	}
 	for _, id := range req.Targets {
 		g.Targets = append(g.Targets, Target{InstanceID: id, Platform: inv[id].PlatformType, Address: inv[id].IPAddress})
@@ -70,8 +77,17 @@ func (s *Service) Grant(ctx context.Context, req Request) (*Grant, error) {
 	if approval != nil {
 		return s.hold(ctx, g, approval)
 	}
+	if g.BreakGlass {
+		g.Review = &ledger.Review{Due: now.Add(s.reviewWithin())}
+	}
 	return s.provisionFirst(ctx, g, req.CA, key.public, s.create, func() error {
-		return s.event(ctx, g, ledger.ActionRequested, "", requestedDetail(g))
+		err := s.event(ctx, g, ledger.ActionRequested, "", requestedDetail(g))
+		if err == nil && g.BreakGlass {
+			// Loud before anything touches a host: the trail says so even
+			// if the grant goes no further.
+			err = s.event(ctx, g, ledger.ActionBreakGlass, "", fmt.Sprintf("break-glass access at once, without approval; someone else must review it by %s", g.Review.Due.UTC().Format(time.RFC3339)))
+		}
+		return err
 	})
 }
 

@@ -49,6 +49,8 @@ func FromRecord(r ledger.Grant) *Grant {
 		Approval:      r.Approval,
 		Extension:     r.Extension,
 		SealTo:        openSealKey(r.SealTo),
+		BreakGlass:    r.BreakGlass,
+		Review:        r.Review,
 	}
 	for _, t := range r.Targets {
 		status := Active
@@ -105,6 +107,8 @@ func (s *Service) record(g *Grant, st ledger.State, pending []string, pend ledge
 		Approval:      g.Approval,
 		Extension:     g.Extension,
 		SealTo:        sealKey(g),
+		BreakGlass:    g.BreakGlass,
+		Review:        g.Review,
 	}
 	closed := s.closedState(g)
 	for _, t := range g.Targets {
@@ -190,6 +194,10 @@ func (s *Service) save(ctx context.Context, g *Grant, st ledger.State, pending [
 			}
 			if next.SealTo == "" {
 				next.SealTo = cur.SealTo
+			}
+			next.BreakGlass = next.BreakGlass || cur.BreakGlass
+			if next.Review == nil {
+				next.Review = cur.Review
 			}
 			_, err = s.ledger.Update(ctx, next)
 		}

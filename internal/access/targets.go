@@ -64,7 +64,7 @@ func (s *Service) setTargets(ctx context.Context, g *Grant, ca *sshca.CA, target
 		if err := s.checkSealing(g.SealTo, added, platformIn(inv)); err != nil {
 			return nil, err
 		}
-		approval, err := s.authorize(ctx, g.principal(), g.Reason, g.Sudo, g.ExpiresAt.Sub(g.IssuedAt), added, platformIn(inv))
+		approval, err := s.authorize(ctx, g.principal(), g.Reason, g.Sudo, g.BreakGlass, g.ExpiresAt.Sub(g.IssuedAt), added, platformIn(inv))
 		if approval != nil {
 			err = &Error{Class: Denied, Err: fmt.Errorf("%w\nA request's targets change at once or not at all: ask for these in a request of their own, which waits for its approvals", approval)}
 		}
