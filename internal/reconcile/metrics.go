@@ -22,6 +22,7 @@ type Metrics struct {
 	passes      prometheus.Histogram
 	overdue     prometheus.Gauge
 	lastPass    prometheus.Gauge
+	unreviewed  *prometheus.GaugeVec
 
 	mu       sync.Mutex
 	lastDone time.Time // wall clock at the end of the last complete pass
@@ -55,12 +56,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "passport_oldest_overdue_grant_seconds",
 			Help: "How long the most overdue grant has been due after the last pass; 0 when none is.",
 		}),
+		unreviewed: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "passport_unreviewed_break_glass_grants",
+			Help: "Break-glass grants no one has reviewed yet, as of the last pass: overdue=\"true\" for those past their review deadline.",
+		}, []string{"overdue"}),
 		lastPass: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "passport_reconcile_last_pass_timestamp_seconds",
 			Help: "When the last pass that could read the ledger ended (Unix time); its failures are in passport_reconcile_failures_total.",
 		}),
 	}
-	reg.MustRegister(m.grants, m.revocations, m.failures, m.passes, m.overdue, m.lastPass)
+	reg.MustRegister(m.grants, m.revocations, m.failures, m.passes, m.overdue, m.lastPass, m.unreviewed)
 	m.wall = time.Now
 	return m
 }
@@ -101,6 +106,16 @@ func (m *Metrics) observe(ctx context.Context, l *ledger.Ledger, now time.Time, 
 		if gs, err := l.List(ctx, s); err == nil {
 			m.grants.WithLabelValues(string(s)).Set(float64(len(gs)))
 		}
+	}
+	if un, err := l.Unreviewed(ctx); err == nil {
+		late := 0
+		for _, g := range un {
+			if !now.Before(g.Review.Due) {
+				late++
+			}
+		}
+		m.unreviewed.WithLabelValues("true").Set(float64(late))
+		m.unreviewed.WithLabelValues("false").Set(float64(len(un) - late))
 	}
 	var oldest time.Duration
 	for _, g := range left {

@@ -59,6 +59,8 @@ func (c *PolicyCheck) Permits(ctx context.Context, g ledger.Grant) (bool, string
 		Duration: g.ExpiresAt.Sub(g.IssuedAt),
 		Reason:   g.Reason,
 		Sudo:     g.Sudo,
+		// A break-glass grant was asked as one, and is judged as one.
+		BreakGlass: g.BreakGlass,
 	}
 	for _, t := range g.Targets {
 		if !t.State.Closed() {

@@ -124,6 +124,8 @@ type Report struct {
 	Failed  int // grants this pass could not act on (ledger errors)
 	Denied  int // active grants revoked because policy no longer permits them
 	Strays  int // stray users removed
+	// Reminded counts break-glass grants announced as overdue for review.
+	Reminded int
 }
 
 // Pass runs one reconcile pass. The error joins what went wrong; the pass
@@ -134,6 +136,9 @@ func (r *Reconciler) Pass(ctx context.Context) (Report, error) {
 	defer r.pass.Unlock()
 	start := time.Now()
 	var rep Report
+	// Reminders first: they move a reminded grant's due time on, so the
+	// list below does not offer it again.
+	remindErr := r.remind(ctx, &rep)
 	due, err := r.due(ctx, r.cfg.Now(), isDue)
 	if err != nil {
 		r.cfg.Metrics.failure("list")
@@ -144,7 +149,7 @@ func (r *Reconciler) Pass(ctx context.Context) (Report, error) {
 	for _, g := range due {
 		ids[g.ID] = ""
 	}
-	errs := r.revokeAll(ctx, ids, &rep)
+	errs := append(r.revokeAll(ctx, ids, &rep), remindErr)
 	if r.cfg.Authorizer != nil {
 		errs = append(errs, r.recheck(ctx, &rep))
 	}
@@ -166,7 +171,7 @@ func (r *Reconciler) Pass(ctx context.Context) (Report, error) {
 		level = slog.LevelWarn
 	}
 	r.cfg.Log.Log(ctx, level, "reconcile pass", "due", rep.Due, "revoked", rep.Revoked, "pending", rep.Pending,
-		"skipped", rep.Skipped, "failed", rep.Failed, "denied", rep.Denied, "strays", rep.Strays,
+		"skipped", rep.Skipped, "failed", rep.Failed, "denied", rep.Denied, "strays", rep.Strays, "reminded", rep.Reminded,
 		"duration_ms", time.Since(start).Milliseconds(), "error", errString(err))
 	// The pass ran to its end: a host that does not answer is a failure
 	// to count, not a reason to call the reconciler unhealthy (a restart
@@ -236,10 +241,15 @@ func isOverdue(g ledger.Grant, now time.Time) bool {
 	if g.State.Closed() {
 		return false
 	}
-	// A pending request's window has not started: only its approval
-	// deadline makes it due.
-	if g.State == ledger.Pending {
+	switch {
+	case g.State == ledger.Pending:
+		// A pending request's window has not started: only its approval
+		// deadline makes it due.
 		return !g.DueAt.IsZero() && !g.DueAt.After(now)
+	case g.State == ledger.Active && now.Before(g.ExpiresAt):
+		// Within its window an active grant is the reconciler's only for
+		// what waits on it; a review reminder is remind's.
+		return waits(g, now)
 	}
 	return !g.DueAt.IsZero() && !g.DueAt.After(now) || !now.Before(g.ExpiresAt)
 }
@@ -387,6 +397,35 @@ func waits(g ledger.Grant, now time.Time) bool {
 		return !now.Before(g.Extension.Approval.Deadline) && now.Before(g.ExpiresAt)
 	}
 	return false
+}
+
+// remind announces each break-glass grant whose review is overdue, once
+// per ledger.ReviewReminderEvery, open or closed.
+func (r *Reconciler) remind(ctx context.Context, rep *Report) error {
+	now := r.cfg.Now()
+	due, err := r.cfg.Ledger.ListDue(ctx, now)
+	if err != nil {
+		r.cfg.Metrics.failure("list")
+		return fmt.Errorf("reading due grants from the ledger: %w", err)
+	}
+	var errs []error
+	for _, g := range due {
+		next := g.Review.NextReminder()
+		if !g.BreakGlass || next.IsZero() || next.After(now) {
+			continue
+		}
+		sent, err := r.cfg.Access.RemindReview(ctx, r.cfg.Holder, g.ID)
+		if err != nil {
+			r.cfg.Metrics.failure("ledger")
+			errs = append(errs, fmt.Errorf("announcing the overdue review of grant %s: %w", g.ID, err))
+			continue
+		}
+		if sent {
+			rep.Reminded++
+			r.cfg.Log.Warn("break-glass review overdue", "grant", g.ID, "requester", g.Requester, "due", g.Review.Due.UTC().Format(time.RFC3339))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func errString(err error) string {
