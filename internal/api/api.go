@@ -55,6 +55,10 @@ type CreateRequest struct {
 	// CertificateAuthority names one of the service's CAs; empty means its
 	// default.
 	CertificateAuthority string `json:"certificate_authority,omitempty"`
+	// BreakGlass asks for access at once where policy lets the caller
+	// break the glass: announced urgently, and reviewed afterwards by
+	// someone else.
+	BreakGlass bool `json:"break_glass,omitempty"`
 }
 
 // Request is an access request as the service reports it.
@@ -92,6 +96,21 @@ type Request struct {
 	// window waiting for approval while the current one stands.
 	Approval  *Approval  `json:"approval,omitempty"`
 	Extension *Extension `json:"extension,omitempty"`
+	// BreakGlass marks access given at once because its requester broke
+	// the glass; Review is the review someone else owes it.
+	BreakGlass bool    `json:"break_glass,omitempty"`
+	Review     *Review `json:"review,omitempty"`
+}
+
+// Review is what a break-glass request owes: someone other than its
+// requester reviews it by Due. By, At and Comment are the review, once
+// recorded.
+type Review struct {
+	Due     time.Time  `json:"due"`
+	By      string     `json:"by,omitempty"`
+	Kind    string     `json:"kind,omitempty"`
+	At      *time.Time `json:"at,omitempty"`
+	Comment string     `json:"comment,omitempty"`
 }
 
 // Approval is what a request or a longer window waits for: Required

@@ -328,6 +328,9 @@ type ListOptions struct {
 	All bool
 	// State is open (the default) or one state.
 	State string
+	// Unreviewed lists the break-glass requests that owe a review,
+	// whatever their state, instead.
+	Unreviewed bool
 }
 
 // List lists requests, newest first.
@@ -338,6 +341,9 @@ func (c *Client) List(ctx context.Context, o ListOptions) ([]api.Request, error)
 	}
 	if o.State != "" {
 		q.Set("state", o.State)
+	}
+	if o.Unreviewed {
+		q.Set("unreviewed", "true")
 	}
 	var out api.RequestList
 	return out.Requests, c.do(ctx, http.MethodGet, api.PathRequests, q, nil, nil, &out)
@@ -374,6 +380,13 @@ func (c *Client) Approve(ctx context.Context, id, comment string) (api.Request, 
 func (c *Client) Deny(ctx context.Context, id, comment string) (api.Request, error) {
 	var out api.Request
 	return out, c.do(ctx, http.MethodPost, api.RequestPath(url.PathEscape(id), "deny"), nil, nil, api.Decision{Comment: comment}, &out)
+}
+
+// Review records the caller's review of a break-glass request, with a
+// comment saying what they found.
+func (c *Client) Review(ctx context.Context, id, comment string) (api.Request, error) {
+	var out api.Request
+	return out, c.do(ctx, http.MethodPost, api.RequestPath(url.PathEscape(id), "review"), nil, nil, api.Decision{Comment: comment}, &out)
 }
 
 // Check asks the request's hosts whether it still stands.

@@ -77,6 +77,26 @@ func (s *Server) denyRequest(w http.ResponseWriter, r *http.Request, p *principa
 	s.writeRecord(w, r, rec.ID, http.StatusOK)
 }
 
+// reviewRequest records the caller's review of a break-glass request,
+// open or closed.
+func (s *Server) reviewRequest(w http.ResponseWriter, r *http.Request, p *principal) {
+	var in api.Decision
+	if err := read(r, &in); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	rec, err := s.loadToDecide(r.Context(), p, r.PathValue("id"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if _, err := s.cfg.Access.Review(r.Context(), p.approver(), rec.ID, in.Comment); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.writeRecord(w, r, rec.ID, http.StatusOK)
+}
+
 // keepSealed keeps g's sealed passwords for its requester until its
 // window ends.
 func (s *Server) keepSealed(r *http.Request, g *access.Grant) error {

@@ -27,6 +27,7 @@ var bodyTypes = []struct {
 	{"PUT /v1/requests/{id}/targets", func() any { return new(api.TargetsRequest) }},
 	{"POST /v1/requests/{id}/sessions", func() any { return new(api.SessionRequest) }},
 	{"POST /v1/requests/{id}/approve", func() any { return new(api.Decision) }},
+	{"POST /v1/requests/{id}/review", func() any { return new(api.Decision) }},
 	{"POST /v1/login/token", func() any { return new(api.LoginCode) }},
 	{"POST /v1/login/aws", func() any { return new(api.AWSLogin) }},
 }

@@ -149,7 +149,7 @@ func (s *Server) idempotent(ctx context.Context, p *principal, key string) (stri
 // the service knows (its CAs, tags to resolve, keys it needs).
 func (s *Server) newRequest(ctx context.Context, p *principal, in api.CreateRequest) (access.Request, error) {
 	req := access.Request{
-		Reason: in.Reason, Sudo: in.Sudo, PublicKey: in.PublicKey,
+		Reason: in.Reason, Sudo: in.Sudo, PublicKey: in.PublicKey, BreakGlass: in.BreakGlass,
 		Requester: p.Name, RequesterKind: p.Kind, Groups: p.Groups,
 	}
 	if strings.TrimSpace(in.PublicKey) == "" {
@@ -355,7 +355,7 @@ func (s *Server) permits(ctx context.Context, p *principal, rec ledger.Grant, ac
 	}
 	req := policy.Request{
 		Subject: p.Name, Kind: p.Kind, Groups: p.Groups, Action: action, Requester: rec.Requester,
-		Duration: rec.ExpiresAt.Sub(rec.IssuedAt), Reason: rec.Reason, Sudo: rec.Sudo,
+		Duration: rec.ExpiresAt.Sub(rec.IssuedAt), Reason: rec.Reason, Sudo: rec.Sudo, BreakGlass: rec.BreakGlass,
 	}
 	for _, t := range rec.Targets {
 		req.Targets = append(req.Targets, policy.Instance{ID: t.InstanceID, Platform: cmp.Or(t.Platform, access.Linux)})
@@ -393,8 +393,14 @@ func (s *Server) listRequests(w http.ResponseWriter, r *http.Request, p *princip
 		states = []ledger.State{ledger.State(st)}
 	}
 	out := api.RequestList{Requests: []api.Request{}}
+	list := func(st ledger.State) ([]ledger.Grant, error) { return s.cfg.Ledger.List(r.Context(), st) }
+	if q.Get("unreviewed") == "true" {
+		// Break-glass grants that owe a review, whatever their state.
+		states = []ledger.State{""}
+		list = func(ledger.State) ([]ledger.Grant, error) { return s.cfg.Ledger.Unreviewed(r.Context()) }
+	}
 	for _, st := range states {
-		recs, err := s.cfg.Ledger.List(r.Context(), st)
+		recs, err := list(st)
 		if err != nil {
 			s.fail(w, r, &apiError{code: api.CodeUnavailable, msg: "the service cannot read its ledger; try again shortly", log: err})
 			return
@@ -405,8 +411,8 @@ func (s *Server) listRequests(w http.ResponseWriter, r *http.Request, p *princip
 			case !all:
 				continue
 			case s.permits(r.Context(), p, rec, policy.View) == nil:
-			case waits(rec) && s.permits(r.Context(), p, rec, policy.Approve) == nil:
-				// An approver sees what waits for them.
+			case (waits(rec) || rec.BreakGlass && !rec.Review.Done()) && s.permits(r.Context(), p, rec, policy.Approve) == nil:
+				// An approver sees what waits for them, or owes a review.
 			default:
 				continue
 			}

@@ -197,6 +197,7 @@ func (s *Server) routeTable() []route {
 		{"POST /v1/requests/{id}/end", s.signedIn(s.endRequest)},
 		{"POST /v1/requests/{id}/approve", s.signedIn(s.approveRequest)},
 		{"POST /v1/requests/{id}/deny", s.signedIn(s.denyRequest)},
+		{"POST /v1/requests/{id}/review", s.signedIn(s.reviewRequest)},
 		{"POST /v1/requests/{id}/check", s.signedIn(s.checkRequest)},
 		{"POST /v1/requests/{id}/sessions", s.signedIn(s.startSession)},
 		{"POST /v1/sessions/{sid}/resume", s.signedIn(s.resumeSession)},

@@ -20,7 +20,14 @@ func (s *Server) requestView(g *access.Grant, state ledger.State) *api.Request {
 		IssuedAt: g.IssuedAt.UTC(), ExpiresAt: g.ExpiresAt.UTC(),
 		Certificate: g.Certificate, Serial: strconv.FormatUint(g.Serial, 10), PublicKey: g.PublicKey, CAPublicKey: g.CAPublicKey,
 		CertificateAuthority: s.caName(g.CAPublicKey), SealedPasswords: g.SealedPasswords, Targets: []api.Target{},
-		Approval: approvalView(g.Approval),
+		Approval: approvalView(g.Approval), BreakGlass: g.BreakGlass,
+	}
+	if r := g.Review; r != nil {
+		v.Review = &api.Review{Due: r.Due.UTC(), By: r.By, Kind: r.Kind, Comment: r.Comment}
+		if r.Done() {
+			at := r.At.UTC()
+			v.Review.At = &at
+		}
 	}
 	if g.Extension != nil {
 		v.Extension = &api.Extension{ExpiresAt: g.Extension.ExpiresAt.UTC(), Approval: *approvalView(&g.Extension.Approval)}

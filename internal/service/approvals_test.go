@@ -187,3 +187,106 @@ permit (principal in Passport::Group::"admins", action == Passport::Action::"app
 		t.Error("the approver's answer carries the requester's sealed passwords")
 	}
 }
+
+// dave (oncall) breaks the glass on production: granted at once, and
+// owing a review. The review is listed, counted, announced again once
+// overdue, and recorded by an administrator, never by dave.
+func TestBreakGlassThroughTheService(t *testing.T) {
+	clk := &clock.Offset{}
+	r := startRig(t, 2, 0, func(s *Settings) { s.Now = clk.Now; s.ReviewWithin = time.Hour })
+	ctx := context.Background()
+	web2 := r.lab.Hosts[1]
+	dave, erin, alice := r.signIn(t, "dave"), r.signIn(t, "erin"), r.signIn(t, "alice")
+	key := newUserKey(t)
+	in := api.CreateRequest{Targets: []string{web2.Info().InstanceID}, Reason: "INC-90 primary database down", Duration: "1h", PublicKey: key.line, BreakGlass: true}
+	req, err := dave.Create(ctx, in, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if req.State != "active" || !req.BreakGlass || req.Review == nil || req.Review.At != nil {
+		t.Fatalf("break-glass: %+v, review %+v; want active at once, owing a review", req, req.Review)
+	}
+	labtest.MustLogIn(t, web2, req.Username, labtest.CertSigner(t, key.signer, req.Certificate))
+
+	// alice (ops) may not break the glass; without it she has no production.
+	in.Duration = "1h"
+	if _, err := alice.Create(ctx, in, ""); codeOf(err) != api.CodeDenied {
+		t.Errorf("alice breaking the glass: %v", err)
+	}
+	// Longer than break-glass allows: refused, not held.
+	in.Duration = "3h"
+	if _, err := dave.Create(ctx, in, ""); codeOf(err) != api.CodeDenied || !strings.Contains(err.Error(), "Ask without break-glass") {
+		t.Errorf("3h of break-glass: %v", err)
+	}
+
+	un, err := erin.List(ctx, client.ListOptions{All: true, Unreviewed: true})
+	if err != nil || len(un) != 1 || un[0].ID != req.ID {
+		t.Fatalf("unreviewed for erin: %+v, %v", un, err)
+	}
+	if _, err := r.svc.Reconciler.Pass(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := gauge(t, r.svc, "passport_unreviewed_break_glass_grants", "overdue", "false"); got != 1 {
+		t.Errorf("unreviewed (not overdue) break-glass grants: %v, want 1", got)
+	}
+	clk.Advance(time.Hour)
+	if _, err := r.svc.Reconciler.Pass(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := gauge(t, r.svc, "passport_unreviewed_break_glass_grants", "overdue", "true"); got != 1 {
+		t.Errorf("overdue break-glass reviews: %v, want 1", got)
+	}
+	if _, err := dave.Review(ctx, req.ID, "it was fine"); codeOf(err) != api.CodeDenied {
+		t.Errorf("dave reviewing his own: %v", err)
+	}
+	if _, err := erin.Review(ctx, req.ID, ""); codeOf(err) != api.CodeInvalid {
+		t.Errorf("a review without a comment: %v", err)
+	}
+	reviewed, err := erin.Review(ctx, req.ID, "INC-90 was real; the access was needed")
+	if err != nil || reviewed.Review == nil || reviewed.Review.By != "erin" || reviewed.Review.At == nil {
+		t.Fatalf("erin's review: %+v, %v", reviewed, err)
+	}
+	if _, err := erin.Review(ctx, req.ID, "again"); codeOf(err) != api.CodeConflict {
+		t.Errorf("a second review: %v", err)
+	}
+	if un, err := erin.List(ctx, client.ListOptions{All: true, Unreviewed: true}); err != nil || len(un) != 0 {
+		t.Errorf("unreviewed after the review: %+v, %v", un, err)
+	}
+	events, err := erin.Audit(ctx, client.AuditFilter{Request: req.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var trail []string
+	for _, e := range events {
+		trail = append(trail, e.Actor+" "+e.Action)
+	}
+	// The hour that made the review overdue ended the window too.
+	if want := []string{"dave requested", "dave break-glass", "dave provisioned", r.svc.Name + " review-overdue", r.svc.Name + " revoked", r.svc.Name + " expired", "erin reviewed"}; !slices.Equal(trail, want) {
+		t.Errorf("trail %q, want %q", trail, want)
+	}
+	if _, err := alice.Review(ctx, req.ID, "x"); codeOf(err) != api.CodeNotFound {
+		t.Errorf("alice reviewing what she may not see: %v", err)
+	}
+}
+
+// gauge reads one labelled gauge of the service's metrics.
+func gauge(t *testing.T, svc *Service, name, label, value string) float64 {
+	t.Helper()
+	families, err := svc.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == label && l.GetValue() == value {
+					return m.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	return -1
+}

@@ -125,6 +125,7 @@ func TestBadCallersGetNothing(t *testing.T) {
 		{"check unsigned", call{method: "POST", path: "/v1/requests/" + id + "/check"}, 401, "unauthenticated", ""},
 		{"approve unsigned", call{method: "POST", path: "/v1/requests/" + id + "/approve", body: `{}`}, 401, "unauthenticated", ""},
 		{"deny unsigned", call{method: "POST", path: "/v1/requests/" + id + "/deny", body: `{"comment":"no"}`}, 401, "unauthenticated", ""},
+		{"review unsigned", call{method: "POST", path: "/v1/requests/" + id + "/review", body: `{"comment":"ok"}`}, 401, "unauthenticated", ""},
 		{"session unsigned", call{method: "POST", path: "/v1/requests/" + id + "/sessions", body: `{"target":"` + staging + `","kind":"ssh"}`}, 401, "unauthenticated", ""},
 		{"resume unsigned", call{method: "POST", path: "/v1/sessions/s-1/resume"}, 401, "unauthenticated", ""},
 		{"end session unsigned", call{method: "POST", path: "/v1/sessions/s-1/end"}, 401, "unauthenticated", ""},

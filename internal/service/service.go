@@ -22,6 +22,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/passport-access/terraform-provider-passport/internal/access"
 	"github.com/passport-access/terraform-provider-passport/internal/api"
@@ -85,6 +87,9 @@ type Settings struct {
 	// policy grants only with approval waits for it before it ends
 	// unapproved; access.DefaultApprovalDeadline when zero.
 	ApprovalDeadline time.Duration
+	// ReviewWithin is how long after a break-glass grant someone else
+	// must review it; access.DefaultReviewWithin when zero.
+	ReviewWithin time.Duration
 	// RatePerMinute bounds each caller's calls; server.DefaultRatePerMinute
 	// when zero.
 	RatePerMinute int
@@ -113,9 +118,13 @@ type Service struct {
 	Ledger     *ledger.Ledger
 	Clients    *awsconfig.Clients
 	Name       string
-	handler    http.Handler
-	interval   time.Duration
-	log        *slog.Logger
+	// Registry holds the service's metrics (the reconciler's, the
+	// notifications', unreviewed break-glass grants).
+	Registry *prometheus.Registry
+	handler  http.Handler
+	metrics  http.Handler
+	interval time.Duration
+	log      *slog.Logger
 }
 
 // New opens everything the service needs and checks it can work: the
@@ -183,7 +192,7 @@ func New(ctx context.Context, st Settings) (svc *Service, err error) {
 		Ledger:         book,
 		Authorizer:     gate{check, tags},
 		SealedOnly:     true,
-		Approvals:      &access.Approvals{Deadline: st.ApprovalDeadline},
+		Approvals:      &access.Approvals{Deadline: st.ApprovalDeadline, ReviewWithin: st.ReviewWithin},
 	})
 	if err != nil {
 		return nil, err
@@ -235,7 +244,9 @@ func New(ctx context.Context, st Settings) (svc *Service, err error) {
 	if err != nil {
 		return nil, err
 	}
-	rcfg := reconcile.Config{Ledger: book, Access: core, Holder: st.Name, Authorizer: check, Now: st.Now, Log: st.Log}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	rcfg := reconcile.Config{Ledger: book, Access: core, Holder: st.Name, Authorizer: check, Now: st.Now, Log: st.Log, Metrics: reconcile.NewMetrics(reg)}
 	if st.Sweep {
 		rcfg.Hosts = reconcile.OnlineHosts(clients.SSM, nil)
 	}
@@ -247,8 +258,8 @@ func New(ctx context.Context, st Settings) (svc *Service, err error) {
 	if interval <= 0 {
 		interval = time.Minute
 	}
-	return &Service{Server: srv, Reconciler: rec, Ledger: book, Clients: clients, Name: st.Name,
-		handler: srv.Handler(), interval: interval, log: st.Log}, nil
+	return &Service{Server: srv, Reconciler: rec, Ledger: book, Clients: clients, Name: st.Name, Registry: reg,
+		handler: srv.Handler(), metrics: rcfg.Metrics.Handler(reg, 3*interval+reconcile.DefaultLease), interval: interval, log: st.Log}, nil
 }
 
 // stsEndpoint is the STS endpoint the service's own calls go to: the
@@ -357,6 +368,11 @@ func (s sessions) Terminate(ctx context.Context, id string) error {
 
 // Handler is the service's HTTP handler.
 func (s *Service) Handler() http.Handler { return s.handler }
+
+// MetricsHandler serves /metrics and /healthz, for a listener of their own
+// (passport serve --metrics-listen): they need no sign-in, so they stay
+// off the API's address.
+func (s *Service) MetricsHandler() http.Handler { return s.metrics }
 
 // Run serves on ln (tlsOn says whether ln carries TLS) and runs the
 // reconciler, until ctx ends; then it lets calls in flight finish and
