@@ -126,3 +126,47 @@ func approvers(a *api.Approval) string {
 	}
 	return fmt.Sprintf("%d more from %s", need, who)
 }
+
+func newReviewCommand() *cobra.Command {
+	var srv serverFlags
+	var comment string
+	cmd := &cobra.Command{
+		Use:   "review ID --comment TEXT",
+		Short: "Review someone's break-glass access afterwards",
+		Long: `review records that you looked at break-glass access (given at once,
+without approval, because its requester broke the glass) and says what
+you found. Someone other than the requester, whom policy lets approve the
+request, must review it within the service's --review-within (24 hours by
+default); until then it is listed by passport request list --unreviewed,
+counted in the passport_unreviewed_break_glass_grants metric, and, once
+overdue, announced again every day. A request may be reviewed during its
+window or after it ended. The comment is required.`,
+		Example: `  passport review ar-0123456789abcdef --comment "INC-4242: the primary was down, access was needed"`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := requestID(args[0])
+			if err != nil {
+				return err
+			}
+			if strings.TrimSpace(comment) == "" {
+				return fmt.Errorf("--comment is required: say what you found about %s, for the audit trail", id)
+			}
+			if !srv.on() {
+				return errNoServer("review")
+			}
+			c, err := srv.signedIn(cmd.Context(), nil)
+			if err != nil {
+				return err
+			}
+			r, err := c.Review(cmd.Context(), id, comment)
+			if err != nil {
+				return serviceError(srv.server(), err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Reviewed break-glass access request %s of %s (%s).\n", r.ID, r.Requester, r.State)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&comment, "comment", "", "what you found, for the audit trail (required)")
+	srv.register(cmd)
+	return cmd
+}

@@ -15,10 +15,11 @@ var rePending = regexp.MustCompile(`Access request (ar-[0-9a-f]{16}) waits for 1
 // bob (dev) asks for 3 hours on staging, which the lab's policy grants
 // once an operator or administrator approves: the CLI says whom it waits
 // for and how to approve; alice approves it with passport approve, and
-// carol denies another with passport deny.
-func TestApproveAndDenyFromTheCLI(t *testing.T) {
-	sl := startServiceLab(t, lab.Options{Hosts: 1})
-	host := sl.Hosts[0]
+// carol denies another with passport deny. dave breaks the glass, and
+// erin reviews it.
+func TestApprovalsFromTheCLI(t *testing.T) {
+	sl := startServiceLab(t, lab.Options{Hosts: 2})
+	host, production := sl.Hosts[0], sl.Hosts[1]
 	t.Setenv(client.EnvServer, sl.svc.URL)
 	as := func(person string) { t.Setenv("PASSPORT_TOKEN", sl.svc.Token(t, person)) }
 	pub := newSSHKey(t)
@@ -55,8 +56,35 @@ func TestApproveAndDenyFromTheCLI(t *testing.T) {
 	if err != nil || stdout != "Denied access request "+other+" of bob: it is denied.\n" {
 		t.Errorf("carol denying: %v %q %s", err, stdout, stderr)
 	}
+
+	// dave (oncall) breaks the glass on production; erin (admins) finds it
+	// unreviewed and reviews it.
+	as("dave")
+	stdout, stderr, err = passportRun(t, "request", "create", "--break-glass", "--target", production.Info().InstanceID, "--reason", "INC-90 primary database down", "--public-key", pub)
+	if err != nil {
+		t.Fatalf("request create --break-glass: %v\n%s%s", err, stdout, stderr)
+	}
+	glass := createdID(t, stdout)
+	as("erin")
+	stdout, stderr, err = passportRun(t, "request", "list", "--unreviewed")
+	if err != nil || !regexp.MustCompile(glass+`\s+dave\s+active\s+\S+\s+INC-90 primary database down`).MatchString(stdout) {
+		t.Errorf("request list --unreviewed: %v\n%s%s", err, stdout, stderr)
+	}
+	if _, stderr, err := passportRun(t, "review", glass); err == nil || !strings.Contains(stderr, "--comment is required") {
+		t.Errorf("a review without a comment: %v %s", err, stderr)
+	}
+	stdout, stderr, err = passportRun(t, "review", glass, "--comment", "INC-90 was real")
+	if err != nil || stdout != "Reviewed break-glass access request "+glass+" of dave (active).\n" {
+		t.Errorf("review: %v %q %s", err, stdout, stderr)
+	}
+	if stdout, _, err := passportRun(t, "request", "list", "--unreviewed"); err != nil || !strings.Contains(stdout, "No break-glass request owes a review.") {
+		t.Errorf("after the review: %v %s", err, stdout)
+	}
+
 	t.Setenv(client.EnvServer, "")
-	if _, stderr, err := passportRun(t, "approve", other); err == nil || !strings.Contains(stderr, "approve talks to the Passport service") {
-		t.Errorf("approve without a service: %v %s", err, stderr)
+	for _, verb := range []string{"approve", "review"} {
+		if _, stderr, err := passportRun(t, verb, other, "--comment", "x"); err == nil || !strings.Contains(stderr, verb+" talks to the Passport service") {
+			t.Errorf("%s without a service: %v %s", verb, err, stderr)
+		}
 	}
 }

@@ -236,7 +236,7 @@ func (d *directBroker) list(ctx context.Context, all bool, state string) ([]api.
 // listStates are the states --state names: open (the default) or one.
 func listStates(state string) ([]ledger.State, error) {
 	if state == "" || state == "open" {
-		return []ledger.State{ledger.Provisioning, ledger.Active, ledger.Revoking}, nil
+		return ledger.OpenStates(), nil
 	}
 	if !slices.Contains(ledger.States(), ledger.State(state)) {
 		names := []string{"open"}

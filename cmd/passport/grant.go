@@ -40,7 +40,10 @@ type createInput struct {
 	reason   string
 	duration time.Duration
 	sudo     bool
-	key      requestKey
+	// breakGlass asks for access at once where policy lets the caller
+	// break the glass (the service only).
+	breakGlass bool
+	key        requestKey
 	// idempotencyKey makes a retry of the same create find the request
 	// the first one made instead of granting twice.
 	idempotencyKey string
@@ -106,7 +109,7 @@ func newRequestCreateCommand() *cobra.Command {
 		f                               brokerFlags
 		targets, tags                   []string
 		reason, duration, publicKey, ik string
-		sudo                            bool
+		sudo, breakGlass                bool
 	)
 	cmd := &cobra.Command{
 		Use:   "create (--target ID... | --tag KEY=VALUE...) --reason TEXT [--duration 2h] [--sudo] [--public-key FILE]",
@@ -145,7 +148,7 @@ proxy and ssh-config use it at once.
 			if err != nil {
 				return err
 			}
-			in.sudo = sudo
+			in.sudo, in.breakGlass = sudo, breakGlass
 			if in.key, err = loadRequestKey(publicKey); err != nil {
 				return err
 			}
@@ -175,6 +178,7 @@ proxy and ssh-config use it at once.
 	fl.StringVar(&reason, "reason", "", "why you need access, for policy and the audit trail, e.g. \"INC-4242 disk full on web-1\" (required)")
 	fl.StringVar(&duration, "duration", "1h", "how long access lasts, e.g. 45m or 2h (policy may cap it; 12h at most)")
 	fl.BoolVar(&sudo, "sudo", false, "ask for sudo on Linux targets (Administrators on Windows)")
+	fl.BoolVar(&breakGlass, "break-glass", false, "in an emergency, ask for access at once where policy lets you break the glass: everyone is told at once, and someone else must review it afterwards (the service only)")
 	fl.StringVar(&publicKey, "public-key", "", "your own SSH public key, e.g. ~/.ssh/id_ed25519.pub (default: make a fresh key pair for this request)")
 	fl.StringVar(&ik, "idempotency-key", "", "a key of your own that makes this create safe to run again: a repeat finds the request instead of granting twice (default: a fresh one per run)")
 	f.register(cmd)

@@ -57,6 +57,7 @@ tunnel to connect. When the window ends the user is removed.`,
 	root.AddCommand(newPolicyCommand())
 	root.AddCommand(newApproveCommand())
 	root.AddCommand(newDenyCommand())
+	root.AddCommand(newReviewCommand())
 	root.AddCommand(newRequestCommand())
 	root.AddCommand(newSSHCommand())
 	root.AddCommand(newProxyCommand())

@@ -209,23 +209,25 @@ func instanceNames(ctx context.Context, c *ssm.Client, ids []string) (map[string
 
 func newRequestListCommand() *cobra.Command {
 	var (
-		f     brokerFlags
-		all   bool
-		state string
+		f          brokerFlags
+		all        bool
+		state      string
+		unreviewed bool
 	)
 	cmd := &cobra.Command{
-		Use:   "list [--all] [--state S]",
+		Use:   "list [--all] [--state S] [--unreviewed]",
 		Short: "List the access requests you hold, or the service's",
 		Long: `list shows the access requests held here for the connect commands, live
 or expired.
 
 With --server (or PASSPORT_SERVER) it asks the Passport service instead:
 your open requests, or with --all every request policy lets you see, or
-with --state those in one state (open, provisioning, active, revoking,
-revoked, expired or failed). HELD says whether this machine holds the
-request's key and certificate. Without a server, --all and --state read
-the direct-mode ledger (--ledger, PASSPORT_LEDGER) with your AWS
-credentials.`,
+with --state those in one state (open, pending, provisioning, active,
+revoking, revoked, expired, failed or denied), or with --unreviewed the
+break-glass requests that owe a review, whatever their state. HELD says
+whether this machine holds the request's key and certificate. Without a
+server, --all and --state read the direct-mode ledger (--ledger,
+PASSPORT_LEDGER) with your AWS credentials.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			store, err := requestStore()
@@ -235,6 +237,21 @@ credentials.`,
 			held, err := store.List()
 			if err != nil {
 				return err
+			}
+			if unreviewed {
+				if !f.srv.on() {
+					return errNoServer("request list --unreviewed")
+				}
+				b, err := f.open(cmd.Context())
+				if err != nil {
+					return err
+				}
+				reqs, err := b.(*serviceBroker).c.List(cmd.Context(), client.ListOptions{All: true, Unreviewed: true})
+				if err != nil {
+					return serviceError(f.srv.server(), err)
+				}
+				printUnreviewed(cmd.OutOrStdout(), reqs, time.Now())
+				return nil
 			}
 			if !f.srv.on() && !all && state == "" {
 				printHeld(cmd.OutOrStdout(), held, time.Now())
@@ -257,7 +274,8 @@ credentials.`,
 		},
 	}
 	cmd.Flags().BoolVar(&all, "all", false, "every request you may see, not only yours")
-	cmd.Flags().StringVar(&state, "state", "", "only requests in this state: open (the default), provisioning, active, revoking, revoked, expired or failed")
+	cmd.Flags().StringVar(&state, "state", "", "only requests in this state: open (the default), pending, provisioning, active, revoking, revoked, expired, failed or denied")
+	cmd.Flags().BoolVar(&unreviewed, "unreviewed", false, "the break-glass requests that owe a review (the service only)")
 	f.register(cmd)
 	return cmd
 }
@@ -279,6 +297,25 @@ func printHeld(w io.Writer, all []connect.Request, now time.Time) {
 			}
 		}
 		fmt.Fprintf(w, "%-20s %-20s %-8s %-21s %v\n", r.ID, r.Username, state, r.ExpiresAt.UTC().Format(time.RFC3339), ts)
+	}
+}
+
+// printUnreviewed lists break-glass requests that owe a review, the
+// overdue first.
+func printUnreviewed(w io.Writer, reqs []api.Request, now time.Time) {
+	slices.SortFunc(reqs, func(a, b api.Request) int { return a.Review.Due.Compare(b.Review.Due) })
+	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "REQUEST	REQUESTER	STATE	REVIEW DUE	REASON")
+	for _, r := range reqs {
+		due := r.Review.Due.UTC().Format(time.RFC3339)
+		if !now.Before(r.Review.Due) {
+			due += " (overdue)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.ID, r.Requester, r.State, due, r.Reason)
+	}
+	tw.Flush()
+	if len(reqs) == 0 {
+		fmt.Fprintln(w, "No break-glass request owes a review.")
 	}
 }
 

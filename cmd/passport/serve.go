@@ -1,16 +1,19 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/passport-access/terraform-provider-passport/internal/server"
 	"github.com/passport-access/terraform-provider-passport/internal/service"
 )
 
@@ -20,6 +23,7 @@ func newServeCommand() *cobra.Command {
 		listen          string
 		tlsCert, tlsKey string
 		logLevel        string
+		metricsListen   string
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -72,7 +76,24 @@ docs/guides/service.md.`,
 				ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12})
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "passport service %s serving %s on %s\n", svc.Name, st.URL, ln.Addr())
-			return svc.Run(ctx, ln, tlsOn)
+			if metricsListen == "" {
+				return svc.Run(ctx, ln, tlsOn)
+			}
+			mln, err := net.Listen("tcp", metricsListen)
+			if err != nil {
+				ln.Close()
+				return fmt.Errorf("--metrics-listen %s: %w", metricsListen, err)
+			}
+			ctx, stop := context.WithCancel(ctx)
+			defer stop()
+			served := make(chan error, 1)
+			go func() { served <- server.RunHTTP(ctx, mln, &http.Server{Handler: svc.MetricsHandler()}) }()
+			err = svc.Run(ctx, ln, tlsOn)
+			stop()
+			if merr := <-served; merr != nil && !errors.Is(merr, http.ErrServerClosed) {
+				err = errors.Join(err, fmt.Errorf("serving /metrics on %s: %w", metricsListen, merr))
+			}
+			return err
 		},
 	}
 	f := cmd.Flags()
@@ -94,6 +115,8 @@ docs/guides/service.md.`,
 	f.StringVar(&st.UsernamePrefix, "username-prefix", "", "start of every short-lived user's name (default pp-)")
 	f.IntVar(&st.RatePerMinute, "rate-limit", 0, "calls per minute each caller may make (default 240)")
 	f.DurationVar(&st.ApprovalDeadline, "approval-deadline", 30*time.Minute, "how long a request that policy grants only with approval waits for it before it ends unapproved")
+	f.DurationVar(&st.ReviewWithin, "review-within", 24*time.Hour, "how soon after a break-glass grant someone else must review it (passport review) before it is announced as overdue")
+	f.StringVar(&metricsListen, "metrics-listen", "", "address to serve /metrics and /healthz on, e.g. 127.0.0.1:9810 (no sign-in: keep it private)")
 	f.DurationVar(&st.Reconcile, "reconcile-interval", time.Minute, "time between reconciler passes")
 	f.DurationVar(&st.StuckAfter, "stuck-after", 0, "how long a grant may stay provisioning or revoking before a reconciler takes it over (default 15m)")
 	f.BoolVar(&st.Sweep, "sweep", true, "remove Passport users no open grant accounts for on online Linux and Windows nodes")

@@ -39,7 +39,7 @@ func (s *serviceBroker) create(ctx context.Context, in createInput) (made, error
 			windows = true
 		}
 	}
-	body := api.CreateRequest{Targets: in.targets, Tags: in.tags, Reason: in.reason, Duration: in.duration.String(), Sudo: in.sudo, PublicKey: in.key.line}
+	body := api.CreateRequest{Targets: in.targets, Tags: in.tags, Reason: in.reason, Duration: in.duration.String(), Sudo: in.sudo, PublicKey: in.key.line, BreakGlass: in.breakGlass}
 	var seal *client.PasswordKey
 	if windows {
 		var err error
