@@ -236,18 +236,34 @@ func (s *Service) inventory(ctx context.Context, targets []string) (map[string]f
 	}
 	var bad []string
 	for _, id := range targets {
-		t := inv[id]
-		switch {
-		case t.Unreachable() != "":
-			bad = append(bad, t.Unreachable())
-		case t.PlatformType != Linux && t.PlatformType != Windows:
-			bad = append(bad, fmt.Sprintf("%s: is a %s node; Passport grants access to Linux and Windows nodes only: remove it from targets", id, t.PlatformType))
+		if why := Unusable(inv[id]); why != "" {
+			bad = append(bad, why)
 		}
 	}
 	if len(bad) > 0 {
 		return nil, invalid("targets", "no host was touched: %s cannot take access now:\n  - %s", plural(len(bad), "target"), strings.Join(bad, "\n  - "))
 	}
 	return inv, nil
+}
+
+// Unusable says, naming the instance, why t cannot take access now
+// (unknown to Systems Manager, offline, neither Linux nor Windows) and
+// what to do; it is empty when t can.
+func Unusable(t fleet.Target) string {
+	switch {
+	case t.Unreachable() != "":
+		return t.Unreachable()
+	case t.PlatformType != Linux && t.PlatformType != Windows:
+		return fmt.Sprintf("%s: is a %s node; Passport grants access to Linux and Windows nodes only: remove it from targets", t.InstanceID, t.PlatformType)
+	}
+	return ""
+}
+
+// Inventory is what Systems Manager says of targets, as Grant reads it
+// before touching anything: a preview of a request shows each target's
+// platform and connection, and Unusable of each, before it is made.
+func (s *Service) Inventory(ctx context.Context, targets []string) (map[string]fleet.Target, error) {
+	return s.fleetInventory(ctx, targets)
 }
 
 // Platforms reports each target's platform as Systems Manager knows it

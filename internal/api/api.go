@@ -12,6 +12,7 @@ const (
 	PathHealth    = "/v1/health"
 	PathWhoAmI    = "/v1/whoami"
 	PathRequests  = "/v1/requests"
+	PathPreview   = "/v1/requests/preview"
 	PathTargets   = "/v1/targets"
 	PathAudit     = "/v1/audit"
 	PathVerify    = "/v1/audit/verify"
@@ -59,6 +60,60 @@ type CreateRequest struct {
 	// break the glass: announced urgently, and reviewed afterwards by
 	// someone else.
 	BreakGlass bool `json:"break_glass,omitempty"`
+}
+
+// PreviewRequest asks what a create with the same fields would meet:
+// which targets it reaches and what policy would say, for the window
+// asked and for other windows. Nothing is recorded and no host is
+// touched. Reason may be empty while a person is still typing it; policy
+// is then asked with an empty reason.
+type PreviewRequest struct {
+	Targets  []string          `json:"targets,omitempty"`
+	Tags     map[string]string `json:"tags,omitempty"`
+	Reason   string            `json:"reason,omitempty"`
+	Duration string            `json:"duration,omitempty"`
+	Sudo     bool              `json:"sudo,omitempty"`
+}
+
+// Preview is policy's answer to a request not yet made.
+type Preview struct {
+	// Decision is grant (at once), approval or deny, for Duration.
+	Decision string `json:"decision"`
+	// Message says the decision in words, with policy's reasons.
+	Message  string `json:"message"`
+	Duration string `json:"duration"`
+	// Approvals and Approvers are what a decision of approval waits for.
+	Approvals int      `json:"approvals,omitempty"`
+	Approvers []string `json:"approvers,omitempty"`
+	// ReasonProblem is what a create would say of the reason (too short,
+	// more than one line), when it would refuse it.
+	ReasonProblem string `json:"reason_problem,omitempty"`
+	// Targets are the instances the request reaches, each with policy's
+	// answer and, when it could not take access now (unknown, offline,
+	// neither Linux nor Windows), Problem, which would fail the create.
+	Targets []PreviewTarget `json:"targets"`
+	// Windows are policy's answers for other lengths of the window, so a
+	// person can pick one it allows before asking.
+	Windows []PreviewWindow `json:"windows"`
+}
+
+// PreviewTarget is one target of a Preview.
+type PreviewTarget struct {
+	InstanceID   string `json:"instance_id"`
+	ComputerName string `json:"computer_name,omitempty"`
+	Platform     string `json:"platform,omitempty"`
+	PingStatus   string `json:"ping_status,omitempty"`
+	Decision     string `json:"decision"`
+	Approvals    int    `json:"approvals,omitempty"`
+	Why          string `json:"why,omitempty"`
+	Problem      string `json:"problem,omitempty"`
+}
+
+// PreviewWindow is policy's answer for one length of the window.
+type PreviewWindow struct {
+	Duration  string `json:"duration"`
+	Decision  string `json:"decision"`
+	Approvals int    `json:"approvals,omitempty"`
 }
 
 // Request is an access request as the service reports it.

@@ -465,3 +465,11 @@ func (c *Client) ResumeSession(ctx context.Context, sessionID string) (api.Sessi
 func (c *Client) EndSession(ctx context.Context, sessionID string) error {
 	return c.do(ctx, http.MethodPost, api.PathSessions+"/"+url.PathEscape(sessionID)+"/end", nil, nil, nil, nil)
 }
+
+// Preview asks what a create with these fields would meet: the targets it
+// reaches and policy's answer, for its window and others. Nothing is
+// recorded.
+func (c *Client) Preview(ctx context.Context, in api.PreviewRequest) (api.Preview, error) {
+	var out api.Preview
+	return out, c.do(ctx, http.MethodPost, api.PathPreview, nil, nil, in, &out)
+}

@@ -190,6 +190,7 @@ func (s *Server) routeTable() []route {
 		{"GET /v1/whoami", s.signedIn(s.whoami)},
 		{"GET /v1/targets", s.signedIn(s.listTargets)},
 		{"POST /v1/requests", s.signedIn(s.createRequest)},
+		{"POST /v1/requests/preview", s.signedIn(s.previewRequest)},
 		{"GET /v1/requests", s.signedIn(s.listRequests)},
 		{"GET /v1/requests/{id}", s.signedIn(s.getRequest)},
 		{"POST /v1/requests/{id}/extend", s.signedIn(s.extendRequest)},

@@ -145,6 +145,7 @@ func (fr *fuzzRig) validBody(route string, contentType string, body []byte) bool
 var bodyRoutes = []string{
 	"POST /v1/requests", "POST /v1/requests/{id}/extend", "PUT /v1/requests/{id}/targets",
 	"POST /v1/requests/{id}/sessions", "POST /v1/login/token", "POST /v1/login/aws",
+	"POST /v1/requests/preview",
 }
 
 // FuzzRequestBodies sends arbitrary bodies to every route that reads one,
@@ -179,6 +180,9 @@ func FuzzRequestBodies(f *testing.F) {
 		`{"code":"ppc_` + strings.Repeat("A", 43) + `","verifier":"` + strings.Repeat("v", 43) + `"}`, `{"code":"alice","verifier":"v"}`, `{"code":"ppc_x","verifier":"v"}`,
 	}, {
 		`{"method":"POST","url":"https://evil.example/","headers":{},"body":""}`, `{"method":7}`,
+	}, {
+		`{"targets":["NODE"],"reason":"CHG-7 look at the disk","duration":"3h"}`, `{"tags":{"Env":"scale"}}`, `{"targets":["NODE"],"reason":"fix"}`,
+		`{"targets":["NODE"],"duration":"13h"}`, `{"targets":["i-$(id)"]}`, `{"targets":["NODE"],"tags":{"Env":"scale"}}`, `{"reason":"CHG-7 look at the disk"}`,
 	}}
 	for i := range bodyRoutes {
 		for _, s := range append(seeds[i], "reason=yes", "", "null", "[]") {
