@@ -25,6 +25,7 @@ import (
 	"github.com/passport-access/terraform-provider-passport/internal/clock"
 	"github.com/passport-access/terraform-provider-passport/internal/fleet"
 	"github.com/passport-access/terraform-provider-passport/internal/lab"
+	"github.com/passport-access/terraform-provider-passport/internal/lab/labtest"
 	"github.com/passport-access/terraform-provider-passport/internal/lab/node"
 	"github.com/passport-access/terraform-provider-passport/internal/lab/sandbox"
 	"github.com/passport-access/terraform-provider-passport/internal/sshca"
@@ -43,6 +44,15 @@ type testLab struct {
 	svc   *Service
 }
 
+// The lab helpers these tests share with other packages.
+var (
+	onHost        = labtest.OnHost
+	hostKey       = labtest.HostKey
+	login         = labtest.Login
+	mustLogIn     = labtest.MustLogIn
+	mustBeRefused = labtest.MustBeRefused
+)
+
 // startLab starts a lab with sandbox hosts (skipping when they cannot boot
 // here) and model nodes.
 func startLab(t testing.TB, hosts, models int) *testLab {
@@ -54,28 +64,7 @@ func startLab(t testing.TB, hosts, models int) *testLab {
 // Service whose clock is clk.
 func startLabWith(t testing.TB, opts lab.Options, clk *clock.Fake) *testLab {
 	t.Helper()
-	if opts.Hosts > 0 {
-		if err := sandbox.Available(); err != nil {
-			t.Skip(err)
-		}
-		if testing.Short() {
-			t.Skip("-short: sandbox host tests take tens of seconds each")
-		}
-	}
-	// Short: host agent sockets live under it (107-byte limit).
-	dir, err := os.MkdirTemp("", "acc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts.Dir = dir
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	l, err := lab.Start(ctx, opts)
-	if err != nil {
-		os.RemoveAll(dir)
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
+	l := labtest.Start(t, opts)
 	c := ssmsdk.NewFromConfig(l.AWSConfig())
 	tl := &testLab{Lab: l, ssm: c, clock: clk}
 	tl.svc = tl.service(t, "")
@@ -131,22 +120,6 @@ func grant(t testing.TB, svc *Service, req Request) *Grant {
 		t.Fatalf("Grant: %v", err)
 	}
 	return g
-}
-
-// onHost runs a test's own shell commands as root on a sandbox host and
-// wants exit 0.
-func onHost(t testing.TB, h *sandbox.Host, script string) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	res, err := h.Run(ctx, node.Script{Document: fleet.ShellScript, Source: script, Timeout: time.Minute})
-	if err != nil {
-		t.Fatalf("running %q on %s: %v", script, h.Info().InstanceID, err)
-	}
-	if res.ExitCode != 0 {
-		t.Fatalf("%q on %s exited %d: %s", script, h.Info().InstanceID, res.ExitCode, res.Stderr)
-	}
-	return strings.TrimSpace(string(res.Stdout))
 }
 
 // hasUser reports whether the host has the user, or its home.
@@ -220,58 +193,6 @@ func certificate(t testing.TB, g *Grant) *ssh.Certificate {
 		t.Fatal(err)
 	}
 	return pub.(*ssh.Certificate)
-}
-
-// hostKey is the host's SSH host key, which every login pins.
-func hostKey(t testing.TB, h *sandbox.Host) ssh.PublicKey {
-	t.Helper()
-	k, _, _, _, err := ssh.ParseAuthorizedKey([]byte(onHost(t, h, "cat /etc/ssh/ssh_host_ed25519_key.pub")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
-
-// login runs command over SSH as user and returns its trimmed output.
-func login(t testing.TB, h *sandbox.Host, user string, signer ssh.Signer, command string) (string, error) {
-	t.Helper()
-	key := hostKey(t, h)
-	c, err := ssh.Dial("tcp", h.SSHAddr(), &ssh.ClientConfig{
-		User:              user,
-		Auth:              []ssh.AuthMethod{ssh.PublicKeys(signer)},
-		HostKeyCallback:   ssh.FixedHostKey(key),
-		HostKeyAlgorithms: []string{key.Type()},
-		Timeout:           10 * time.Second,
-	})
-	if err != nil {
-		return "", err
-	}
-	defer c.Close()
-	s, err := c.NewSession()
-	if err != nil {
-		return "", err
-	}
-	defer s.Close()
-	out, err := s.CombinedOutput(command)
-	return strings.TrimSpace(string(out)), err
-}
-
-func mustLogIn(t testing.TB, h *sandbox.Host, user string, signer ssh.Signer) {
-	t.Helper()
-	if got, err := login(t, h, user, signer, "id -un"); err != nil || got != user {
-		t.Fatalf("login to %s as %s: got %q, %v", h.Info().InstanceID, user, got, err)
-	}
-}
-
-func mustBeRefused(t testing.TB, h *sandbox.Host, user string, signer ssh.Signer, why string) {
-	t.Helper()
-	got, err := login(t, h, user, signer, "id -un")
-	if err == nil {
-		t.Fatalf("%s: logged in to %s as %s (ran as %q)", why, h.Info().InstanceID, user, got)
-	}
-	if !strings.Contains(err.Error(), "unable to authenticate") {
-		t.Fatalf("%s: login failed, but not as an authentication refusal: %v", why, err)
-	}
 }
 
 // opensshLogin logs in with the OpenSSH client, as a person would:

@@ -19,7 +19,7 @@ import (
 	"github.com/passport-access/terraform-provider-passport/internal/fleet"
 	"github.com/passport-access/terraform-provider-passport/internal/hostscript"
 	"github.com/passport-access/terraform-provider-passport/internal/lab"
-	"github.com/passport-access/terraform-provider-passport/internal/lab/node"
+	"github.com/passport-access/terraform-provider-passport/internal/lab/labtest"
 	"github.com/passport-access/terraform-provider-passport/internal/lab/sandbox"
 	"github.com/passport-access/terraform-provider-passport/internal/ledger"
 	"github.com/passport-access/terraform-provider-passport/internal/sshca"
@@ -181,19 +181,7 @@ func (r *rig) record(t *testing.T, id string) ledger.Grant {
 }
 
 // onHost runs a test's own shell commands as root on a sandbox host.
-func onHost(t *testing.T, h *sandbox.Host, script string) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	res, err := h.Run(ctx, node.Script{Document: fleet.ShellScript, Source: script, Timeout: time.Minute})
-	if err != nil {
-		t.Fatalf("running %q on %s: %v", script, h.Info().InstanceID, err)
-	}
-	if res.ExitCode != 0 {
-		t.Fatalf("%q on %s exited %d: %s", script, h.Info().InstanceID, res.ExitCode, res.Stderr)
-	}
-	return strings.TrimSpace(string(res.Stdout))
-}
+var onHost = labtest.OnHost
 
 // passportUsers lists what of Passport's users a host still holds: members
 // of its group and grant records.
