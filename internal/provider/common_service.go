@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/terraform-plugin-log/tflog"
+
 	"github.com/passport-access/terraform-provider-passport/internal/access"
 	"github.com/passport-access/terraform-provider-passport/internal/api"
 	"github.com/passport-access/terraform-provider-passport/internal/client"
@@ -80,6 +82,20 @@ func (s serviceGrantor) grant(ctx context.Context, a ask) (*access.Grant, error)
 	if sshca.IsRef(a.ca) {
 		return nil, errSignerToService
 	}
+	in := api.CreateRequest{Targets: a.targets, Reason: a.reason, Sudo: a.sudo, PublicKey: a.publicKey, CertificateAuthority: a.ca}
+	if a.duration > 0 {
+		in.Duration = a.duration.String()
+	}
+	// A request this configuration asked for before, which still waits
+	// for approval (an earlier apply whose create timeout passed), is
+	// picked up instead of asked again.
+	if req, found, err := c.FindPending(ctx, in); err != nil {
+		return nil, s.conn.explain(err)
+	} else if found {
+		kept, _ := client.LoadPending(req.ID)
+		tflog.Info(ctx, "Passport: picking up the access request an earlier apply made, which waits for approval", map[string]any{"request": req.ID})
+		return s.waitFor(ctx, c, req, kept.PrivateKey, kept.PasswordKey)
+	}
 	key := sshca.UserKey{Line: a.publicKey}
 	if a.publicKey == "" {
 		if key, err = sshca.NewUserKey(); err != nil {
@@ -90,10 +106,7 @@ func (s serviceGrantor) grant(ctx context.Context, a ask) (*access.Grant, error)
 	if err != nil {
 		return nil, err
 	}
-	in := api.CreateRequest{Targets: a.targets, Reason: a.reason, Sudo: a.sudo, PublicKey: key.Line, PasswordKey: seal.Public(), CertificateAuthority: a.ca}
-	if a.duration > 0 {
-		in.Duration = a.duration.String()
-	}
+	in.PublicKey, in.PasswordKey = key.Line, seal.Public()
 	// The key makes a create asked again (by Go's HTTP transport on a
 	// reused connection, or below) find the request the first one made, on
 	// any replica, instead of granting twice.
@@ -105,11 +118,59 @@ func (s serviceGrantor) grant(ctx context.Context, a ask) (*access.Grant, error)
 		// grant).
 		req, err = c.Create(ctx, in, idem)
 	}
+	if err == nil && client.Waiting(req) {
+		// The private halves wait here too, for an apply that picks the
+		// request up after this one gives up waiting.
+		if err := client.KeepPending(req.ID, client.Pending{PrivateKey: key.PrivatePEM, PasswordKey: seal}); err != nil {
+			return nil, fmt.Errorf("access request %s waits for approval, but the keys made for it could not be kept: %w; end it (passport request end %s) and apply again", req.ID, err, req.ID)
+		}
+		return s.waitFor(ctx, c, req, key.PrivatePEM, seal)
+	}
 	g, err := s.settle(req, err, key.PrivatePEM, seal)
 	if err != nil || g == nil {
 		return g, err
 	}
 	return g, lostOnTheWay(req, g)
+}
+
+// waitFor waits, up to the create timeout, for request req to be approved,
+// saying in Terraform's log what it waits for, and settles it once
+// granted. A request denied, expired or withdrawn meanwhile is an error
+// saying so; one still waiting when the timeout passes is an error naming
+// it and what to do, and the next apply picks it up.
+func (s serviceGrantor) waitFor(ctx context.Context, c *client.Client, req api.Request, privateKey string, seal *client.PasswordKey) (*access.Grant, error) {
+	say := func(r api.Request) {
+		tflog.Info(ctx, "Passport: access request waits for approval: "+client.WaitingFor(r), map[string]any{
+			"request": r.ID, "approve_with": "passport approve " + r.ID + " --server " + s.conn.url})
+	}
+	say(req)
+	got, err := c.Wait(ctx, req.ID, say)
+	if err != nil && ctx.Err() != nil {
+		if got.ID == "" {
+			got = req
+		}
+		return nil, &failure{summary: "Access request waits for approval", err: fmt.Errorf("access request %s still waits for %s, and the create timeout passed. "+
+			"An approver runs: passport approve %s --server %s. Then run terraform apply again: it picks this request up (it does not ask again) and waits for it; "+
+			"give a longer timeouts { create } to wait longer, or end it with passport request end %s", got.ID, client.WaitingFor(got), got.ID, s.conn.url, got.ID)}
+	}
+	if err != nil {
+		return nil, s.conn.explain(err)
+	}
+	switch got.State {
+	case string(ledger.Active):
+	case string(ledger.Denied):
+		by, why := "an approver", ""
+		if got.Approval != nil && got.Approval.Denied != nil {
+			by, why = got.Approval.Denied.By, ": "+got.Approval.Denied.Comment
+		}
+		client.DropPending(got.ID)
+		return nil, &failure{summary: "Access request denied", err: fmt.Errorf("access request %s was denied by %s%s", got.ID, by, why)}
+	default:
+		client.DropPending(got.ID)
+		return nil, &failure{summary: "Access request not approved", err: fmt.Errorf("access request %s is %s: it had no approval in time, or was ended; apply again to ask anew", got.ID, got.State)}
+	}
+	client.DropPending(got.ID)
+	return s.settle(got, nil, privateKey, seal)
 }
 
 // idempotencyKey names one create for the service, so that its retry is
@@ -166,6 +227,25 @@ func (s serviceGrantor) extend(ctx context.Context, g *access.Grant, _ string, d
 		return nil, err
 	}
 	req, err := c.Extend(ctx, g.ID, d)
+	if err == nil && client.Waiting(req) {
+		// The longer window waits for approval; the current one stands.
+		say := func(r api.Request) {
+			tflog.Info(ctx, "Passport: the longer window waits for approval: "+client.WaitingFor(r), map[string]any{
+				"request": r.ID, "approve_with": "passport approve " + r.ID + " --server " + s.conn.url})
+		}
+		say(req)
+		got, werr := c.Wait(ctx, g.ID, say)
+		switch {
+		case werr != nil && ctx.Err() != nil:
+			return nil, &failure{summary: "Longer window waits for approval", err: fmt.Errorf("the window of access request %s until %s still waits for %s, and the update timeout passed; the current window, until %s, stands. "+
+				"An approver runs: passport approve %s --server %s. Then run terraform apply again: it waits for the same approval", g.ID, req.Extension.ExpiresAt.UTC().Format(time.RFC3339), client.WaitingFor(req), req.ExpiresAt.UTC().Format(time.RFC3339), g.ID, s.conn.url)}
+		case werr != nil:
+			return nil, s.conn.explain(werr)
+		case !got.ExpiresAt.Equal(got.IssuedAt.Add(d)):
+			return nil, &failure{summary: "Longer window not approved", err: fmt.Errorf("the longer window of access request %s was denied, or had no approval in time; the window ends at %s as before (the audit trail says why)", g.ID, got.ExpiresAt.UTC().Format(time.RFC3339))}
+		}
+		req = got
+	}
 	return s.settle(req, err, g.PrivateKey, nil)
 }
 

@@ -1,0 +1,142 @@
+package provider
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/terraform-plugin-log/tflogtest"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/passport-access/terraform-provider-passport/internal/client"
+	"github.com/passport-access/terraform-provider-passport/internal/lab"
+	"github.com/passport-access/terraform-provider-passport/internal/lab/idp"
+	"github.com/passport-access/terraform-provider-passport/internal/lab/labtest"
+	"github.com/passport-access/terraform-provider-passport/internal/ledger"
+)
+
+var serviceBob = accMode{name: "service_as_bob", person: "bob"}
+
+// TestAccCreateWaitsForApproval: bob (dev) asks for 3 hours on staging,
+// which the lab's policy grants once an operator approves. The create
+// waits for it, saying so in Terraform's log; when its timeout passes
+// first, the error names the request and what to do, and the next apply
+// picks the same request up (its key, made by the first apply, kept
+// meanwhile) and is granted once alice approves.
+func TestAccCreateWaitsForApproval(t *testing.T) {
+	l := startAccLabIn(t, lab.Options{Hosts: 1}, serviceBob)
+	staging := l.Hosts[0].Info().InstanceID
+	conn, err := newServiceConn(l.server, client.SignIn{Options: client.Options{CAFile: l.serverCA}, Now: l.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := serviceGrantor{conn: conn}
+	want := ask{reason: "CHG-81 migrate the sessions table", targets: []string{staging}, duration: 3 * time.Hour}
+
+	var log bytes.Buffer
+	ctx, cancel := context.WithTimeout(tflogtest.RootLogger(context.Background(), &log), 3*time.Second)
+	g, waited := s.grant(ctx, want)
+	cancel()
+	if g != nil || waited == nil {
+		t.Fatalf("a create whose timeout passed while it waited: %v, %v", g, waited)
+	}
+	book, err := ledger.Open(context.Background(), os.Getenv("PASSPORT_LEDGER"), ledger.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer book.Close()
+	waiting, err := book.List(context.Background(), ledger.Pending)
+	if err != nil || len(waiting) != 1 {
+		t.Fatalf("pending requests: %d, %v", len(waiting), err)
+	}
+	id := waiting[0].ID
+	for _, w := range []string{"access request " + id + " still waits for 1 more approval from group:admins or group:ops", "passport approve " + id, "terraform apply again: it picks this request up"} {
+		if !strings.Contains(waited.Error(), w) {
+			t.Errorf("the error does not say %q:\n%v", w, waited)
+		}
+	}
+	if !strings.Contains(log.String(), "Passport: access request waits for approval: 1 more approval from group:admins or group:ops") || !strings.Contains(log.String(), id) {
+		t.Errorf("Terraform's log says:\n%s", log.String())
+	}
+	if users := passportUsers(t, l.Hosts[0]); len(users) != 0 {
+		t.Errorf("a request that waits touched %s: %v", staging, users)
+	}
+
+	// alice approves it once the next apply waits.
+	approved := make(chan error, 1)
+	alice := personClient(t, l, "alice")
+	go func() {
+		for range 120 {
+			if r, err := alice.Get(context.Background(), id); err == nil && r.State == "pending" {
+				_, err = alice.Approve(context.Background(), id, "CHG-81 is on the board")
+				approved <- err
+				return
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+		approved <- nil
+	}()
+	ctx, cancel = context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	g, err = s.grant(ctx, want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-approved; err != nil {
+		t.Fatal(err)
+	}
+	if g.ID != id || g.ExpiresAt.Sub(g.IssuedAt) != 3*time.Hour || g.PrivateKey == "" {
+		t.Fatalf("the second apply: request %s (want %s), window %s, private key kept %v", g.ID, id, g.ExpiresAt.Sub(g.IssuedAt), g.PrivateKey != "")
+	}
+	if all, _ := book.List(context.Background(), ledger.Active); len(all) != 1 {
+		t.Errorf("%d active requests; the second apply must not ask again", len(all))
+	}
+	key, err := ssh.ParsePrivateKey([]byte(g.PrivateKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	labtest.MustLogIn(t, l.Hosts[0], g.Username, labtest.CertSigner(t, key, g.Certificate))
+	if _, err := client.LoadPending(id); err == nil {
+		t.Error("the keys kept while the request waited are still on disk after it was granted")
+	}
+
+	// A longer window waits too, while the current one stands.
+	short, cancelShort := context.WithTimeout(context.Background(), 3*time.Second)
+	_, err = s.extend(short, g, "", 4*time.Hour)
+	cancelShort()
+	if err == nil || !strings.Contains(err.Error(), "still waits for 1 more approval") || !strings.Contains(err.Error(), "stands") {
+		t.Fatalf("a longer window past the update timeout: %v", err)
+	}
+	if _, err := alice.Approve(context.Background(), id, ""); err != nil {
+		t.Fatal(err)
+	}
+	longer, err := s.extend(context.Background(), g, "", 4*time.Hour)
+	if err != nil || !longer.ExpiresAt.Equal(g.IssuedAt.Add(4*time.Hour)) {
+		t.Fatalf("the approved longer window: %v, %v", longer, err)
+	}
+	if err := s.revoke(context.Background(), longer); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// personClient signs person in to the accLab's service.
+func personClient(t *testing.T, l *accLab, person string) *client.Client {
+	t.Helper()
+	hc := trusting(t, l.serverCA)
+	code, verifier, err := idp.ServiceLoginCode(context.Background(), hc.Transport, l.server, person, person+"-lab")
+	if err != nil {
+		t.Fatalf("signing %s in: %v", person, err)
+	}
+	anon, err := client.New(l.server, client.Options{HTTP: hc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := anon.ExchangeCode(context.Background(), code, verifier)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return anon.WithToken(tok.Token)
+}
