@@ -4,6 +4,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/passport-access/terraform-provider-passport/internal/client"
 	"github.com/passport-access/terraform-provider-passport/internal/lab"
@@ -45,6 +46,34 @@ func TestApprovalsFromTheCLI(t *testing.T) {
 	stdout, stderr, err := passportRun(t, "approve", id, "--comment", "CHG-81 is on the board")
 	if err != nil || !regexp.MustCompile(`Approved access request `+id+`: granted to bob as pp-\S+ until `).MatchString(stdout) {
 		t.Fatalf("alice approving: %v\n%s%s", err, stdout, stderr)
+	}
+
+	// Without --public-key the key pair made for a request that waits is
+	// kept here, and create --wait picks the same request up and waits.
+	as("bob")
+	first, stderr, err := passportRun(t, "request", "create", "--target", host.Info().InstanceID, "--reason", "CHG-82 vacuum the sessions table", "--duration", "2h")
+	m := rePending.FindStringSubmatch(first)
+	if err != nil || m == nil {
+		t.Fatalf("request create with a fresh key: %v\n%s%s", err, first, stderr)
+	}
+	waiting, waitOut, waitErr := passport(t, "request", "create", "--wait", "--target", host.Info().InstanceID, "--reason", "CHG-82 vacuum the sessions table", "--duration", "2h")
+	deadline := time.Now().Add(time.Minute)
+	for !strings.Contains(waitErr.String(), "passport: access request "+m[1]+" waits for 1 more approval from group:admins or group:ops") {
+		if time.Now().After(deadline) {
+			t.Fatalf("create --wait never said it waits for %s:\n%s%s", m[1], waitOut, waitErr)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	as("alice")
+	if _, stderr, err := passportRun(t, "approve", m[1]); err != nil {
+		t.Fatalf("alice approving: %v %s", err, stderr)
+	}
+	if err := waiting.Wait(); err != nil || !strings.Contains(waitOut.String(), "Access request "+m[1]+" granted to bob.") {
+		t.Fatalf("create --wait after the approval: %v\n%s%s", err, waitOut, waitErr)
+	}
+	as("bob")
+	if stdout, _, err := passportRun(t, "request", "list"); err != nil || !regexp.MustCompile(m[1]+`\s+bob\s+pp-\S+\s+active\s+\S+\s+\d+(h\d*m?|m)\s+yes`).MatchString(stdout) {
+		t.Errorf("the picked-up request is not held here:\n%s", stdout)
 	}
 
 	other := ask()

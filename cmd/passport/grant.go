@@ -16,6 +16,7 @@ import (
 	"github.com/passport-access/terraform-provider-passport/internal/access"
 	"github.com/passport-access/terraform-provider-passport/internal/api"
 	"github.com/passport-access/terraform-provider-passport/internal/awsconfig"
+	"github.com/passport-access/terraform-provider-passport/internal/client"
 	"github.com/passport-access/terraform-provider-passport/internal/connect"
 )
 
@@ -47,6 +48,11 @@ type createInput struct {
 	// idempotencyKey makes a retry of the same create find the request
 	// the first one made instead of granting twice.
 	idempotencyKey string
+	// wait waits for a request that needs approval until it is decided,
+	// and picks up the same request an earlier create left waiting;
+	// progress hears what it waits for.
+	wait     bool
+	progress func(api.Request)
 }
 
 // made is a created request as the commands keep it.
@@ -59,6 +65,9 @@ type made struct {
 	// replayed says an earlier call with the same idempotency key made
 	// the request, so this one's key pair was not the one signed.
 	replayed bool
+	// key, when set, is the key the request was made with, where it is
+	// not this run's: an earlier create's, picked up as it waited.
+	key *requestKey
 }
 
 // brokerFlags choose and reach the broker.
@@ -109,7 +118,7 @@ func newRequestCreateCommand() *cobra.Command {
 		f                               brokerFlags
 		targets, tags                   []string
 		reason, duration, publicKey, ik string
-		sudo, breakGlass                bool
+		sudo, breakGlass, wait          bool
 	)
 	cmd := &cobra.Command{
 		Use:   "create (--target ID... | --tag KEY=VALUE...) --reason TEXT [--duration 2h] [--sudo] [--public-key FILE]",
@@ -148,7 +157,10 @@ proxy and ssh-config use it at once.
 			if err != nil {
 				return err
 			}
-			in.sudo, in.breakGlass = sudo, breakGlass
+			in.sudo, in.breakGlass, in.wait = sudo, breakGlass, wait
+			in.progress = func(r api.Request) {
+				fmt.Fprintf(cmd.ErrOrStderr(), "passport: access request %s waits for %s\n", r.ID, client.WaitingFor(r))
+			}
 			if in.key, err = loadRequestKey(publicKey); err != nil {
 				return err
 			}
@@ -178,6 +190,7 @@ proxy and ssh-config use it at once.
 	fl.StringVar(&reason, "reason", "", "why you need access, for policy and the audit trail, e.g. \"INC-4242 disk full on web-1\" (required)")
 	fl.StringVar(&duration, "duration", "1h", "how long access lasts, e.g. 45m or 2h (policy may cap it; 12h at most)")
 	fl.BoolVar(&sudo, "sudo", false, "ask for sudo on Linux targets (Administrators on Windows)")
+	fl.BoolVar(&wait, "wait", false, "when policy grants the request only with approval, wait until it is decided (and pick up the same request an earlier create left waiting) instead of returning at once")
 	fl.BoolVar(&breakGlass, "break-glass", false, "in an emergency, ask for access at once where policy lets you break the glass: everyone is told at once, and someone else must review it afterwards (the service only)")
 	fl.StringVar(&publicKey, "public-key", "", "your own SSH public key, e.g. ~/.ssh/id_ed25519.pub (default: make a fresh key pair for this request)")
 	fl.StringVar(&ik, "idempotency-key", "", "a key of your own that makes this create safe to run again: a repeat finds the request instead of granting twice (default: a fresh one per run)")
@@ -261,11 +274,24 @@ func keepCreated(cmd *cobra.Command, b broker, in createInput, m made) error {
 	}
 	out := cmd.OutOrStdout()
 	r := m.req
-	if r.State == "pending" && r.Approval != nil {
+	if m.key != nil {
+		in.key = *m.key
+	}
+	switch {
+	case r.State == "pending" && r.Approval != nil:
 		fmt.Fprintf(out, "Access request %s waits for %s until %s; nothing is done on its hosts until then, and its window starts at the last approval.\n",
 			r.ID, approvers(r.Approval), r.Approval.Deadline.UTC().Format(time.RFC3339))
 		fmt.Fprintf(out, "An approver runs: passport approve %s\n", r.ID)
+		fmt.Fprintln(out, "Run the same request create with --wait to wait for it and keep it here once granted.")
 		return nil
+	case r.State == "denied":
+		by, why := "an approver", ""
+		if r.Approval != nil && r.Approval.Denied != nil {
+			by, why = r.Approval.Denied.By, ": "+r.Approval.Denied.Comment
+		}
+		return fmt.Errorf("access request %s was denied by %s%s", r.ID, by, why)
+	case r.Approval != nil && (r.State == "expired" || r.State == "revoked") && r.Username == "":
+		return fmt.Errorf("access request %s was not approved: it is %s (its approval deadline passed, or it was withdrawn); ask again", r.ID, r.State)
 	}
 	if r.State != string(access.Active) {
 		printRequest(out, r, m.names)

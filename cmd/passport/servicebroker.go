@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"time"
 
@@ -27,6 +28,26 @@ func (s *serviceBroker) close() error   { return nil }
 const createAttempts = 3
 
 func (s *serviceBroker) create(ctx context.Context, in createInput) (made, error) {
+	if in.wait {
+		// A create that waits picks up the same request an earlier one
+		// left waiting, with the keys it kept.
+		ask := api.CreateRequest{Targets: in.targets, Reason: in.reason, Duration: in.duration.String(), Sudo: in.sudo, BreakGlass: in.breakGlass}
+		if in.key.privatePEM == "" {
+			ask.PublicKey = in.key.line
+		}
+		r, found, err := s.c.FindPending(ctx, ask)
+		if err != nil {
+			return made{}, err
+		}
+		if found && len(in.tags) == 0 {
+			kept, _ := client.LoadPending(r.ID)
+			m := made{req: r}
+			if kept.PrivateKey != "" {
+				m.key = &requestKey{line: r.PublicKey, privatePEM: kept.PrivateKey}
+			}
+			return s.waitFor(ctx, in, m, kept.PasswordKey)
+		}
+	}
 	// The instances say which targets run Windows, whose passwords need a
 	// key of ours, and give the targets their names. Not knowing them is
 	// no reason to fail: a key is made anyway, and ids stand in for names.
@@ -66,6 +87,37 @@ func (s *serviceBroker) create(ctx context.Context, in createInput) (made, error
 		return made{}, err
 	}
 	m := made{req: r, names: names}
+	if client.Waiting(r) {
+		// Kept for a later create --wait that picks it up.
+		if err := client.KeepPending(r.ID, client.Pending{PrivateKey: in.key.privatePEM, PasswordKey: seal}); err != nil {
+			return m, err
+		}
+		if !in.wait {
+			return m, nil
+		}
+		return s.waitFor(ctx, in, m, seal)
+	}
+	return openSealed(m, seal)
+}
+
+// waitFor waits until m's request is decided, and opens its passwords
+// with seal once granted.
+func (s *serviceBroker) waitFor(ctx context.Context, in createInput, m made, seal *client.PasswordKey) (made, error) {
+	r, err := s.c.Wait(ctx, m.req.ID, in.progress)
+	if err != nil {
+		return m, fmt.Errorf("waiting for access request %s: %w (it still waits; run the same request create with --wait to wait again)", m.req.ID, err)
+	}
+	m.req = r
+	if !client.Waiting(r) {
+		client.DropPending(r.ID)
+	}
+	return openSealed(m, seal)
+}
+
+// openSealed opens the Windows passwords m's request carries.
+func openSealed(m made, seal *client.PasswordKey) (made, error) {
+	r := m.req
+	var err error
 	if seal != nil && len(r.SealedPasswords) > 0 {
 		// A password that does not open is reported, but the request is
 		// still kept: its Linux targets and other passwords work.
