@@ -110,6 +110,29 @@ func TestApprovalsFromTheCLI(t *testing.T) {
 		t.Errorf("after the review: %v %s", err, stdout)
 	}
 
+	// Less than 10 minutes left: the connect commands say so. alice holds
+	// her requests on a machine of her own.
+	as("alice")
+	t.Setenv("PASSPORT_CONFIG_DIR", t.TempDir())
+	stdout, stderr, err = passportRun(t, "request", "create", "--target", host.Info().InstanceID, "--reason", "INC-93 a quick look", "--duration", "5m", "--public-key", pub)
+	if err != nil {
+		t.Fatalf("a 5-minute request: %v\n%s%s", err, stdout, stderr)
+	}
+	short := createdID(t, stdout)
+	tun, tunOut, tunErr := passport(t, "tunnel", host.Info().InstanceID, "--remote-port", "22")
+	deadline = time.Now().Add(time.Minute)
+	for !strings.Contains(tunErr.String(), "passport: access request "+short+" ends in ") {
+		if time.Now().After(deadline) {
+			t.Fatalf("tunnel said nothing of the window's end:\n%s%s", tunOut, tunErr)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	tun.Process.Kill()
+	tun.Wait()
+	if stdout, _, err := passportRun(t, "request", "list"); err != nil || !regexp.MustCompile(short+`\s+alice\s+pp-\S+\s+active\s+\S+\s+[45]m\s`).MatchString(stdout) {
+		t.Errorf("request list does not show the time left:\n%s", stdout)
+	}
+
 	t.Setenv(client.EnvServer, "")
 	for _, verb := range []string{"approve", "review"} {
 		if _, stderr, err := passportRun(t, verb, other, "--comment", "x"); err == nil || !strings.Contains(stderr, verb+" talks to the Passport service") {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -282,7 +283,7 @@ PASSPORT_LEDGER) with your AWS credentials.`,
 
 // printHeld lists the requests held here.
 func printHeld(w io.Writer, all []connect.Request, now time.Time) {
-	fmt.Fprintf(w, "%-20s %-20s %-8s %-21s %s\n", "REQUEST", "USER", "STATE", "EXPIRES", "TARGETS")
+	fmt.Fprintf(w, "%-20s %-20s %-8s %-21s %-7s %s\n", "REQUEST", "USER", "STATE", "EXPIRES", "LEFT", "TARGETS")
 	for _, r := range all {
 		state := "live"
 		if !now.Before(r.ExpiresAt) {
@@ -296,7 +297,7 @@ func printHeld(w io.Writer, all []connect.Request, now time.Time) {
 				ts = append(ts, t.InstanceID)
 			}
 		}
-		fmt.Fprintf(w, "%-20s %-20s %-8s %-21s %v\n", r.ID, r.Username, state, r.ExpiresAt.UTC().Format(time.RFC3339), ts)
+		fmt.Fprintf(w, "%-20s %-20s %-8s %-21s %-7s %v\n", r.ID, r.Username, state, r.ExpiresAt.UTC().Format(time.RFC3339), timeLeft("", r.ExpiresAt, now), ts)
 	}
 }
 
@@ -322,7 +323,8 @@ func printUnreviewed(w io.Writer, reqs []api.Request, now time.Time) {
 // printListed lists requests a broker returned, marking those held here.
 func printListed(w io.Writer, reqs []api.Request, held []connect.Request) {
 	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "REQUEST\tREQUESTER\tUSER\tSTATE\tEXPIRES\tHELD\tTARGETS")
+	fmt.Fprintln(tw, "REQUEST\tREQUESTER\tUSER\tSTATE\tEXPIRES\tLEFT\tHELD\tTARGETS")
+	now := time.Now()
 	for _, r := range reqs {
 		h := "no"
 		if slices.ContainsFunc(held, func(c connect.Request) bool { return c.ID == r.ID }) {
@@ -332,7 +334,7 @@ func printListed(w io.Writer, reqs []api.Request, held []connect.Request) {
 		for _, t := range r.Targets {
 			ts = append(ts, t.InstanceID+"="+t.Status)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Requester, r.Username, r.State, r.ExpiresAt.UTC().Format(time.RFC3339), h, strings.Join(ts, " "))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Requester, cmp.Or(r.Username, "-"), r.State, r.ExpiresAt.UTC().Format(time.RFC3339), timeLeft(r.State, r.ExpiresAt, now), h, strings.Join(ts, " "))
 	}
 	tw.Flush()
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -41,7 +42,7 @@ func TestRequestImportWithoutAWS(t *testing.T) {
 	}
 
 	stdout, _, err = passportRun(t, "request", "list")
-	if err != nil || !strings.Contains(stdout, "pp-live") || !strings.Contains(stdout, "expired") {
+	if err != nil || !regexp.MustCompile(`ar-00000000000000a1\s+pp-live\s+live\s+\S+\s+(59m|1h)\s`).MatchString(stdout) || !regexp.MustCompile(`pp-old\s+expired\s+\S+\s+ended\s`).MatchString(stdout) {
 		t.Errorf("request list: %v\n%s", err, stdout)
 	}
 

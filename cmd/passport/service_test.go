@@ -162,7 +162,7 @@ func TestAPersonThroughTheService(t *testing.T) {
 	}
 
 	stdout, _, err = passportRun(t, "request", "list")
-	if err != nil || !regexp.MustCompile(id+`\s+alice\s+`+user+`\s+active\s+\S+\s+yes\s+`+host.Info().InstanceID+`=active`).MatchString(stdout) {
+	if err != nil || !regexp.MustCompile(id+`\s+alice\s+`+user+`\s+active\s+\S+\s+\d+(h\d*m?|m)\s+yes\s+`+host.Info().InstanceID+`=active`).MatchString(stdout) {
 		t.Errorf("request list through the service: %v\n%s", err, stdout)
 	}
 
@@ -389,7 +389,7 @@ func TestRequestsInDirectMode(t *testing.T) {
 		t.Errorf("direct extend: %v\n%s%s", err, stdout, stderr)
 	}
 	stdout, _, err = passportRun(t, "request", "list", "--all")
-	if err != nil || !regexp.MustCompile(id+`\s+`+regexp.QuoteMeta(lab.OperatorARN)+`\s+\S+\s+active\s+\S+\s+yes`).MatchString(stdout) {
+	if err != nil || !regexp.MustCompile(id+`\s+`+regexp.QuoteMeta(lab.OperatorARN)+`\s+\S+\s+active\s+\S+\s+\d+(h\d*m?|m)\s+yes`).MatchString(stdout) {
 		t.Errorf("direct list --all: %v\n%s", err, stdout)
 	}
 	stdout, stderr, err = passportRun(t, "request", "end", id)

@@ -54,6 +54,10 @@ is done, on Ctrl-C, or on SIGHUP.`,
 			// still be terminated.
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGHUP)
 			defer stop()
+			// ssh hands its ProxyCommand's stderr to the person's terminal:
+			// the proxy, which lives as long as the login, says when the
+			// window is about to end.
+			warnExpiry(ctx, cmd.ErrOrStderr(), req, realClock)
 			api, err := f.sessions(ctx, req)
 			if err != nil {
 				return err

@@ -37,6 +37,7 @@ func tunnel(ctx context.Context, cmd *cobra.Command, f *connectFlags, target str
 	ready(ln.Addr(), s)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	warnExpiry(ctx, cmd.ErrOrStderr(), req, realClock)
 	go func() {
 		select {
 		case <-s.Done():
