@@ -31,6 +31,8 @@ command -v sudo >/dev/null 2>&1 || need_apt="$need_apt sudo"
 command -v rsync >/dev/null 2>&1 || need_apt="$need_apt rsync"
 command -v unshare >/dev/null 2>&1 || need_apt="$need_apt util-linux"
 command -v pkill >/dev/null 2>&1 || need_apt="$need_apt procps"
+# asciinema plays the asciicast that passport sessions export, in the tests.
+command -v asciinema >/dev/null 2>&1 || need_apt="$need_apt asciinema"
 # Lab hosts run cron and atd, so the tests can leave jobs behind as a
 # granted user would and prove revocation removes them.
 [ -x /usr/sbin/cron ] || need_apt="$need_apt cron"

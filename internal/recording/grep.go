@@ -1,0 +1,197 @@
+package recording
+
+import (
+	"errors"
+	"io"
+	"regexp"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Match is a line of a session that matched a search.
+type Match struct {
+	// At is when the line began, from the session's start.
+	At time.Duration `json:"-"`
+	// Input is true for what the person typed or sent, false for what
+	// the session printed.
+	Input bool   `json:"input"`
+	Line  string `json:"line"`
+}
+
+// maxLine bounds a line of text a search holds; a longer one is cut
+// into pieces of this size.
+const maxLine = 4096
+
+// Grep returns the lines of the session's input and output that re
+// matches, at most limit of them (and whether more were left off).
+// Lines are what a person would have seen: escape sequences removed,
+// typed lines as edited with backspace, Ctrl-U and Ctrl-W.
+func Grep(re *regexp.Regexp, events Events, limit int) (matches []Match, more bool, err error) {
+	lines := [2]*textLines{{}, {input: true}}
+	emit := func(m Match) bool {
+		if !re.MatchString(m.Line) {
+			return true
+		}
+		if len(matches) >= limit {
+			more = true
+			return false
+		}
+		matches = append(matches, m)
+		return true
+	}
+	for {
+		ev, err := events.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return matches, more, err
+		}
+		var t *textLines
+		switch {
+		case ev.Kind.Output():
+			t = lines[0]
+		case ev.Kind.Input():
+			t = lines[1]
+		default:
+			continue
+		}
+		if !t.write(ev.At, ev.Data, emit) {
+			return matches, true, nil
+		}
+	}
+	for _, t := range lines {
+		if !t.flush(emit) {
+			break
+		}
+	}
+	return matches, more, nil
+}
+
+// Text returns the session's output (or input) as lines of plain text,
+// as Grep sees them.
+func Text(events Events, input bool) ([]Match, error) {
+	var out []Match
+	t := &textLines{input: input}
+	keep := func(m Match) bool { out = append(out, m); return true }
+	for {
+		ev, err := events.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return out, err
+		}
+		if (input && ev.Kind.Input()) || (!input && ev.Kind.Output()) {
+			t.write(ev.At, ev.Data, keep)
+		}
+	}
+	t.flush(keep)
+	return out, nil
+}
+
+// textLines turns a terminal stream into lines of text.
+type textLines struct {
+	input   bool
+	line    []byte
+	started time.Duration
+	esc     escState
+}
+
+type escState uint8
+
+const (
+	plain     escState = iota
+	escape             // after ESC
+	escOne             // ESC and an intermediate: one more byte ends it
+	csi                // ESC [ ... final byte
+	str                // OSC, DCS, SOS, PM, APC: until BEL or ESC \
+	strEscape          // ESC inside a string
+)
+
+func (t *textLines) write(at time.Duration, data []byte, emit func(Match) bool) bool {
+	for _, c := range data {
+		switch t.esc {
+		case escape:
+			switch {
+			case c == '[':
+				t.esc = csi
+			case c == ']' || c == 'P' || c == 'X' || c == '^' || c == '_':
+				t.esc = str
+			case c >= 0x20 && c <= 0x2f:
+				t.esc = escOne
+			default:
+				t.esc = plain
+			}
+			continue
+		case escOne:
+			t.esc = plain
+			continue
+		case csi:
+			if c >= 0x40 && c <= 0x7e {
+				t.esc = plain
+			}
+			continue
+		case str:
+			if c == 0x07 {
+				t.esc = plain
+			} else if c == 0x1b {
+				t.esc = strEscape
+			}
+			continue
+		case strEscape:
+			t.esc = plain
+			if c != '\\' {
+				t.esc = str
+			}
+			continue
+		}
+		switch {
+		case c == 0x1b:
+			t.esc = escape
+		case c == '\n' || c == '\r':
+			// A carriage return ends a typed line; in output it starts the
+			// line again (CR LF, or a progress bar), and the text so far
+			// is what was seen.
+			if !t.flush(emit) {
+				return false
+			}
+		case t.input && (c == 0x7f || c == 0x08):
+			t.line = dropRune(t.line)
+		case t.input && c == 0x15: // Ctrl-U
+			t.line = t.line[:0]
+		case t.input && c == 0x17: // Ctrl-W
+			s := strings.TrimRight(string(t.line), " ")
+			t.line = append(t.line[:0], s[:strings.LastIndexByte(s, ' ')+1]...)
+		case c == '\t' || c >= 0x20 && c != 0x7f:
+			if len(t.line) == 0 {
+				t.started = at
+			}
+			t.line = append(t.line, c)
+			if len(t.line) >= maxLine {
+				if !t.flush(emit) {
+					return false
+				}
+			}
+		}
+	}
+	return true
+}
+
+func (t *textLines) flush(emit func(Match) bool) bool {
+	if len(t.line) == 0 {
+		return true
+	}
+	s := strings.ToValidUTF8(string(t.line), "\uFFFD")
+	t.line = t.line[:0]
+	return emit(Match{At: t.started, Input: t.input, Line: s})
+}
+
+func dropRune(b []byte) []byte {
+	if len(b) == 0 {
+		return b
+	}
+	_, n := utf8.DecodeLastRune(b)
+	return b[:len(b)-n]
+}
