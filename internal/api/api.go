@@ -73,6 +73,9 @@ type PreviewRequest struct {
 	Reason   string            `json:"reason,omitempty"`
 	Duration string            `json:"duration,omitempty"`
 	Sudo     bool              `json:"sudo,omitempty"`
+	// BreakGlass previews the request as break-glass: at once or not at
+	// all.
+	BreakGlass bool `json:"break_glass,omitempty"`
 }
 
 // Preview is policy's answer to a request not yet made.
@@ -95,6 +98,9 @@ type Preview struct {
 	// Windows are policy's answers for other lengths of the window, so a
 	// person can pick one it allows before asking.
 	Windows []PreviewWindow `json:"windows"`
+	// BreakGlassOffered says policy grants this at once as break-glass
+	// though not otherwise: the emergency way is open to the caller.
+	BreakGlassOffered bool `json:"break_glass_offered,omitempty"`
 }
 
 // PreviewTarget is one target of a Preview.

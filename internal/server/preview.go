@@ -73,7 +73,7 @@ func (s *Server) preview(ctx context.Context, p *principal, in api.PreviewReques
 	if err != nil {
 		return nil, &apiError{code: api.CodeUnavailable, msg: "the administrators' policy could not be read; try again shortly", log: err}
 	}
-	req := policy.Request{Subject: p.Name, Kind: p.Kind, Groups: p.Groups, Reason: in.Reason, Sudo: in.Sudo}
+	req := policy.Request{Subject: p.Name, Kind: p.Kind, Groups: p.Groups, Reason: in.Reason, Sudo: in.Sudo, BreakGlass: in.BreakGlass}
 	for _, id := range ids {
 		req.Targets = append(req.Targets, policy.Instance{ID: id, Platform: inv[id].PlatformType})
 	}
@@ -84,8 +84,13 @@ func (s *Server) preview(ctx context.Context, p *principal, in api.PreviewReques
 	}
 	req.Duration = d
 	dec := pol.Authorize(req)
-	out := &api.Preview{Decision: string(dec.Outcome()), Duration: window(d), Message: previewMessage(dec),
+	out := &api.Preview{Decision: string(outcome(dec, in.BreakGlass)), Duration: window(d), Message: previewMessage(dec, in.BreakGlass),
 		Targets: make([]api.PreviewTarget, 0, len(ids)), Windows: make([]api.PreviewWindow, 0, len(previewWindows))}
+	if !in.BreakGlass && dec.Outcome() != policy.Grant {
+		glass := req
+		glass.BreakGlass = true
+		out.BreakGlassOffered = pol.Authorize(glass).Outcome() == policy.Grant
+	}
 	// A reason still being written is no reason to refuse the preview:
 	// what the create would say of it comes with the answer.
 	if in.Reason != "" {
@@ -93,7 +98,7 @@ func (s *Server) preview(ctx context.Context, p *principal, in api.PreviewReques
 			out.ReasonProblem = err.Error()
 		}
 	}
-	if dec.Outcome() == policy.NeedsApproval {
+	if out.Decision == string(policy.NeedsApproval) {
 		out.Approvals = dec.Approvals()
 		for _, a := range dec.Approvers {
 			out.Approvers = append(out.Approvers, a.String())
@@ -107,8 +112,8 @@ func (s *Server) preview(ctx context.Context, p *principal, in api.PreviewReques
 	for _, wd := range previewWindows {
 		req.Duration = wd
 		dw := pol.Authorize(req)
-		pw := api.PreviewWindow{Duration: window(wd), Decision: string(dw.Outcome())}
-		if dw.Outcome() == policy.NeedsApproval {
+		pw := api.PreviewWindow{Duration: window(wd), Decision: string(outcome(dw, in.BreakGlass))}
+		if pw.Decision == string(policy.NeedsApproval) {
 			pw.Approvals = dw.Approvals()
 		}
 		out.Windows = append(out.Windows, pw)
@@ -161,8 +166,21 @@ func targetDecision(t policy.TargetDecision) string {
 	return string(policy.Deny)
 }
 
+// outcome is what a create meets: break-glass is access at once or not
+// at all, so one policy would only hold for approval is refused, as the
+// access core refuses it.
+func outcome(d policy.Decision, breakGlass bool) policy.Outcome {
+	if breakGlass && d.Outcome() == policy.NeedsApproval {
+		return policy.Deny
+	}
+	return d.Outcome()
+}
+
 // previewMessage says a decision in words.
-func previewMessage(d policy.Decision) string {
+func previewMessage(d policy.Decision, breakGlass bool) string {
+	if outcome(d, breakGlass) != d.Outcome() {
+		return "Policy would grant this only once someone approves, and break-glass is access at once: ask without breaking the glass, and it waits for approval."
+	}
 	switch d.Outcome() {
 	case policy.Grant:
 		return "Policy grants this at once."

@@ -79,6 +79,30 @@ func TestAPreviewSaysWhatPolicyWouldBeforeARequestIsMade(t *testing.T) {
 		t.Errorf("a preview with a short reason: %+v; want a grant and the reason's problem", p)
 	}
 
+	// dave (oncall) reaches production once an administrator approves, or
+	// at once by breaking the glass for up to 2 hours: the preview offers
+	// it, and previewed as break-glass it is a grant, or a refusal past 2
+	// hours (break-glass is never held for approval).
+	dave := r.signIn(t, "dave")
+	p = preview(dave, api.PreviewRequest{Targets: []string{production}, Reason: "INC-2 production is down"})
+	if p.Decision != "approval" || !p.BreakGlassOffered {
+		t.Errorf("dave's production preview: %+v; want approval, with break-glass offered", p)
+	}
+	p = preview(dave, api.PreviewRequest{Targets: []string{production}, Reason: "INC-2 production is down", BreakGlass: true})
+	if p.Decision != "grant" || p.BreakGlassOffered || !strings.Contains(p.Message, "at once") {
+		t.Errorf("dave's break-glass preview: %+v; want a grant", p)
+	}
+	if got, want := windows(p), "15m=grant 30m=grant 1h=grant 2h=grant 3h=deny 4h=deny 6h=deny 8h=deny 12h=deny"; got != want {
+		t.Errorf("dave's break-glass windows: %s; want %s", got, want)
+	}
+	p = preview(dave, api.PreviewRequest{Targets: []string{production}, Reason: "INC-2 production is down", Duration: "3h", BreakGlass: true})
+	if p.Decision != "deny" || !strings.Contains(p.Message, "waits for approval") || p.Approvals != 0 {
+		t.Errorf("dave's 3h break-glass preview: %+v; want a refusal that says to ask without it", p)
+	}
+	if p = preview(alice, api.PreviewRequest{Targets: []string{production}, Reason: "INC-2 production is down"}); p.BreakGlassOffered {
+		t.Errorf("alice's production preview offers break-glass: %+v", p)
+	}
+
 	for _, c := range []struct {
 		name  string
 		c     *client.Client
