@@ -122,6 +122,10 @@ const PolicyParameter = "/passport/policy"
 //go:embed policy.cedar
 var labPolicy string
 
+// Policy is the lab's own Cedar policy (policy.cedar), for tests that
+// start a lab with it and a few statements more.
+func Policy() string { return labPolicy }
+
 // AccountID is the account every lab resource belongs to, and OperatorARN
 // the identity behind the credentials a lab prints.
 const (
