@@ -32,7 +32,7 @@ func newRequestCommand() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
-	cmd.AddCommand(newRequestCreateCommand(), newRequestExtendCommand(), newRequestEndCommand(), newRequestImportCommand(), newRequestListCommand())
+	cmd.AddCommand(newRequestCreateCommand(), newRequestExtendCommand(), newRequestEndCommand(), newRequestImportCommand(), newRequestListCommand(), newRequestGetCommand())
 	return cmd
 }
 

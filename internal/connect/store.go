@@ -94,6 +94,11 @@ var (
 	reName       = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$`)
 )
 
+// ValidName reports whether a computer name may serve as a host alias in
+// an ssh_config: one plain word, nothing that could start another line or
+// option of the config.
+func ValidName(name string) bool { return reName.MatchString(name) }
+
 // check refuses what must not reach a file name, an ssh_config line or an
 // ssh command line: everything here came from a Terraform state.
 func (r Request) check() error {
