@@ -26,6 +26,10 @@ const (
 	PathSAMLMeta  = "/saml/metadata"
 )
 
+// SessionCookie is the browser's sign-in: an HttpOnly, Secure, SameSite
+// cookie the ACS sets, holding a service token.
+const SessionCookie = "passport_session"
+
 // RequestPath is the route of one request, and of an action on it
 // ("extend", "targets", "end", "check", "sessions", "approve", "deny";
 // none for the request).

@@ -46,7 +46,7 @@ const (
 )
 
 // cookieName is the browser's session cookie; its value is a token.
-const cookieName = "passport_session"
+const cookieName = api.SessionCookie
 
 // tokenPrefix marks Passport's tokens, so a leaked one is recognisable
 // (and secret scanners can be taught it).

@@ -28,6 +28,7 @@ import (
 	"github.com/passport-access/terraform-provider-passport/internal/awsidentity"
 	"github.com/passport-access/terraform-provider-passport/internal/ledger"
 	"github.com/passport-access/terraform-provider-passport/internal/policy"
+	"github.com/passport-access/terraform-provider-passport/internal/portal"
 	"github.com/passport-access/terraform-provider-passport/internal/sshca"
 	"github.com/passport-access/terraform-provider-passport/internal/targets"
 )
@@ -102,11 +103,15 @@ type MachineVerifier interface {
 	Verify(ctx context.Context, login api.AWSLogin) (awsidentity.Identity, error)
 }
 
-// Server serves the Passport API.
+// Server serves the Passport API, and the portal's pages beside it.
 type Server struct {
 	cfg   Config
 	rate  *limiter
 	login *limiter
+	// api is the /v1 routes behind nothing but themselves, which the
+	// portal calls in process as the signed-in person.
+	api    http.Handler
+	portal *portal.Portal
 }
 
 // New checks cfg and returns a Server.
@@ -165,6 +170,15 @@ func New(cfg Config) (*Server, error) {
 	// ledger. The limit is generous because many people may share one
 	// address (an office's NAT, a load balancer that does not pass theirs).
 	s.login = newLimiter(cfg.RatePerMinute*5/2, cfg.Now)
+	mux := http.NewServeMux()
+	for _, r := range s.routeTable() {
+		mux.Handle(r.pattern, r.handler)
+	}
+	s.api = s.routes(mux)
+	var err error
+	if s.portal, err = portal.New(portal.Config{API: s.api, URL: cfg.URL, Now: cfg.Now, Log: cfg.Log}); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -219,11 +233,14 @@ func (s *Server) Routes() []string {
 }
 
 // Handler is the service's routes behind its edge: size and rate limits,
-// no caching, CSRF protection for cookie callers, and sign-in.
+// no caching, CSRF protection for cookie callers, and sign-in. The
+// portal's pages are served beside the API, behind the same edge; every
+// other path is the API's (a JSON no_route for one it does not serve).
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	for _, r := range s.routeTable() {
-		mux.Handle(r.pattern, r.handler)
+	mux.Handle("/", s.api)
+	for _, r := range s.portal.Routes() {
+		mux.Handle(r.Pattern, r.Handler)
 	}
 
 	// A browser must not be made to change anything for a signed-in person
@@ -234,7 +251,7 @@ func (s *Server) Handler() http.Handler {
 	csrf.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, &apiError{code: "denied", msg: "cross-origin request refused: this call changes something and did not come from the Passport service's own pages"})
 	}))
-	return s.edge(csrf.Handler(s.routes(mux)))
+	return s.edge(csrf.Handler(mux))
 }
 
 // Serve serves h on ln until ctx ends, then shuts down gracefully: calls

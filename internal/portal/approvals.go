@@ -1,0 +1,110 @@
+package portal
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/passport-access/terraform-provider-passport/internal/api"
+	"github.com/passport-access/terraform-provider-passport/internal/client"
+)
+
+type approvalsPage struct {
+	Waiting []waitingView
+	// Answered is the request a failed decision was about, to show its
+	// problem beside it; Comment what the person had written.
+	Answered string
+	Comment  string
+}
+
+// waitingView is a request waiting for someone's approval.
+type waitingView struct {
+	Summary requestView
+	// What is asked: the window, or a longer one.
+	Asked    string
+	Given    []api.Vote
+	Deadline string
+}
+
+// approvals lists what waits for an approval the person may give: the
+// service lists, with all, the requests policy lets them approve (or
+// view) while they wait. Their own are never theirs to approve; they are
+// on My requests.
+func (p *Portal) approvals(v *visit) error {
+	return p.showApprovals(v, http.StatusOK, "", "", nil)
+}
+
+func (p *Portal) showApprovals(v *visit, status int, answered, comment string, pr *problem) error {
+	reqs, err := v.api.List(v.r.Context(), client.ListOptions{All: true})
+	if err != nil {
+		return err
+	}
+	names := p.names(v)
+	page := approvalsPage{Answered: answered, Comment: comment}
+	for _, r := range reqs {
+		rv := p.requestView(v, r, names)
+		if rv.Mine {
+			continue
+		}
+		var a *api.Approval
+		asked := "for " + r.Duration
+		switch {
+		case r.State == "pending" && r.Approval != nil:
+			a = r.Approval
+		case r.State == "active" && r.Extension != nil && r.Extension.Approval.Denied == nil:
+			a = &r.Extension.Approval
+			asked = "a longer window, until " + clock(r.Extension.ExpiresAt) + " (now until " + clock(r.ExpiresAt) + ")"
+		default:
+			continue
+		}
+		page.Waiting = append(page.Waiting, waitingView{Summary: rv, Asked: asked, Given: a.Given, Deadline: clock(a.Deadline)})
+	}
+	p.render(v.w, status, "approvals", view{Title: "Approvals", Nav: "approvals", Me: v.me, Flash: flash(v.r), Problem: pr, Page: page})
+	return nil
+}
+
+// decide approves or denies a request, with the person's comment.
+func (p *Portal) decide(v *visit) error {
+	id, comment := v.r.PathValue("id"), strings.TrimSpace(v.r.PostFormValue("comment"))
+	var err error
+	done := ""
+	switch v.r.PostFormValue("decision") {
+	case "approve":
+		_, err = v.api.Approve(v.r.Context(), id, comment)
+		done = "approved"
+	case "deny":
+		if comment == "" {
+			return p.showApprovals(v, http.StatusBadRequest, id, comment, &problem{Message: "Say why you deny it in the comment: the requester and the audit trail read it.", Field: "comment", Status: http.StatusBadRequest})
+		}
+		_, err = v.api.Deny(v.r.Context(), id, comment)
+		done = "denied"
+	default:
+		return p.showApprovals(v, http.StatusBadRequest, id, comment, &problem{Message: "Choose Approve or Deny.", Status: http.StatusBadRequest})
+	}
+	if err != nil {
+		pr := problemOf(err)
+		return p.showApprovals(v, pr.Status, id, comment, pr)
+	}
+	http.Redirect(v.w, v.r, "/approvals?done="+url.QueryEscape(done), http.StatusSeeOther)
+	return nil
+}
+
+type adminPage struct {
+	Requests []requestView
+}
+
+// admin lists every open request policy lets the person see, to end any
+// policy lets them end: the service decides both, per request.
+func (p *Portal) admin(v *visit) error {
+	reqs, err := v.api.List(v.r.Context(), client.ListOptions{All: true})
+	if err != nil {
+		return err
+	}
+	names := p.names(v)
+	var page adminPage
+	for _, r := range reqs {
+		page.Requests = append(page.Requests, p.requestView(v, r, names))
+	}
+	p.render(v.w, http.StatusOK, "admin", view{Title: "Admin: every live request", Nav: "admin", Me: v.me, Flash: flash(v.r), Page: page})
+	return nil
+}

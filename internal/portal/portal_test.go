@@ -1,0 +1,448 @@
+package portal_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/passport-access/terraform-provider-passport/internal/api"
+	"github.com/passport-access/terraform-provider-passport/internal/client"
+	"github.com/passport-access/terraform-provider-passport/internal/lab"
+	"github.com/passport-access/terraform-provider-passport/internal/lab/browser"
+	"github.com/passport-access/terraform-provider-passport/internal/lab/idp"
+	"github.com/passport-access/terraform-provider-passport/internal/lab/labtest"
+	"github.com/passport-access/terraform-provider-passport/internal/service/servicetest"
+	"github.com/passport-access/terraform-provider-passport/internal/sshca"
+)
+
+// These tests drive the portal in Chromium on a lab with the Passport
+// service, as people use it: signed in at the lab's IdP, pages read and
+// forms filled like a person does. The lab's policy lets carol (admins)
+// reach every host and see and end anyone's requests; alice (ops)
+// staging. web-1 is staging, web-2 production.
+
+// mallory's name is markup: the IdP says it, the portal must show it. (A
+// name with a space is refused by the access core: requesters are
+// printable ASCII without spaces.)
+const mallory = `mallory<svg/onload=window.__pwned=1>`
+
+type rig struct {
+	lab   *lab.Lab
+	svc   *servicetest.Service
+	b     *browser.Session
+	shots string
+}
+
+func start(t *testing.T, name string) *rig {
+	t.Helper()
+	b, err := browser.Find()
+	if err != nil {
+		t.Skip(err)
+	}
+	people := append(idp.DemoUsers(), idp.User{Name: mallory, Password: "mallory-lab", Email: "mallory@lab.passport.test", Groups: []string{"admins"}})
+	l := labtest.Start(t, lab.Options{Hosts: 2, People: people})
+	r := &rig{lab: l, svc: servicetest.Start(t, l)}
+	if r.shots, err = browser.ArtifactDir("portal-" + name); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshots: %s", r.shots)
+	if r.b, err = b.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.b.Close() })
+	return r
+}
+
+func (r *rig) person(t *testing.T, name string, o browser.PageOptions) *browser.Person {
+	t.Helper()
+	p := r.b.Person(t, name, r.svc.URL, r.shots, o)
+	if name == mallory {
+		// The IdP's password for mallory is her own.
+		_, err := p.Page.Goto(r.svc.URL + "/requests")
+		p.Must(err)
+		p.Must(p.Page.SignIn(mallory, "mallory-lab"))
+		p.Must(p.Page.WaitFor("#me", "mallory"))
+		return p
+	}
+	p.SignIn("/requests")
+	return p
+}
+
+// client is name's API client, with a token of their own.
+func (r *rig) client(t *testing.T, name string) *client.Client {
+	t.Helper()
+	c, err := client.New(r.svc.URL, client.Options{Token: r.svc.Token(t, name)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// key is a public key a person brought (its private half is not needed:
+// nobody logs in here).
+func (r *rig) key(t *testing.T) string {
+	t.Helper()
+	k, err := sshca.NewUserKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k.Line
+}
+
+// unharmed fails the test when the page ran anything it was handed: an
+// element made from the markup, the flag its script would set, a dialog,
+// an error, or a script the Content-Security-Policy had to stop (escaping,
+// not the policy, must be what keeps it text).
+func unharmed(t *testing.T, p *browser.Person, where string) {
+	t.Helper()
+	var made int
+	p.Must(p.Page.Eval(`document.querySelectorAll('img[src="x"], svg[onload], script:not([src])').length`, &made))
+	var flag any
+	p.Must(p.Page.Eval(`window.__pwned === undefined ? null : String(window.__pwned)`, &flag))
+	if made != 0 || flag != nil {
+		t.Errorf("%s: the markup became part of the page (%d elements; window.__pwned=%v)", where, made, flag)
+	}
+	events, err := p.Page.Events()
+	p.Must(err)
+	for _, e := range events {
+		if strings.HasPrefix(e, "dialog") || strings.HasPrefix(e, "error:") || strings.HasPrefix(e, "csp:") {
+			t.Errorf("%s: %s", where, e)
+		}
+	}
+}
+
+// A reason, a tag value and a SAML name that are markup are shown as
+// text on every page that shows them, and never run.
+func TestThePortalShowsMarkupAsText(t *testing.T) {
+	r := start(t, "markup")
+	reason := `INC-6 <script>window.__pwned='reason'</script><img src=x onerror="window.__pwned='reason'">`
+	web2 := r.lab.Hosts[1].Info().InstanceID
+
+	m := r.person(t, mallory, browser.PageOptions{})
+	unharmed(t, m, "mallory's sign-in")
+	if who := m.Text("#me"); who != mallory {
+		t.Errorf("the header names %q; want her name as it is", who)
+	}
+	// mallory asks, with a reason that is markup, in the form.
+	m.Open("/requests/new")
+	m.Must(m.Page.Check("#by-name"))
+	m.Must(m.Page.Check("#t-" + web2))
+	m.Must(m.Page.Fill("#reason", reason))
+	m.Must(m.Page.Fill("#public_key", r.key(t)))
+	m.Must(m.Page.WaitFor("#decision", "Policy grants this at once"))
+	m.Must(m.Page.Click("#new-request button.primary"))
+	m.Must(m.Page.WaitFor(".flash", "Access granted"))
+	if got := m.Text("#request .reason"); got != reason {
+		t.Errorf("the request page shows the reason as %q", got)
+	}
+	m.Shot("markup-request")
+	unharmed(t, m, "mallory's request")
+	for _, path := range []string{"/requests", "/admin", "/audit"} {
+		m.Open(path)
+		if !strings.Contains(m.Text("main"), `<script>window.__pwned='reason'</script>`) {
+			t.Errorf("%s does not show the reason as text", path)
+		}
+		unharmed(t, m, "mallory's "+path)
+	}
+
+	// carol sees mallory's name and reason on the admin page and in the
+	// trail.
+	c := r.person(t, "carol", browser.PageOptions{})
+	for _, path := range []string{"/admin", "/audit"} {
+		c.Open(path)
+		if main := c.Text("main"); !strings.Contains(main, mallory) || !strings.Contains(main, `<img src=x onerror="window.__pwned='reason'">`) {
+			t.Errorf("carol's %s does not show mallory's name and reason as text", path)
+		}
+		c.Shot("markup-carol" + strings.ReplaceAll(path, "/", "-"))
+		unharmed(t, c, "carol's "+path)
+	}
+
+	// A tag value that is markup: the live answer, then the whole form
+	// sent back.
+	c.Open("/requests/new")
+	tag := `"><img src=x onerror="window.__pwned='tag'">`
+	c.Must(c.Page.Fill("#tag_key_0", "Env"))
+	c.Must(c.Page.Fill("#tag_value_0", tag))
+	c.Must(c.Page.WaitFor("#preview-problem", "no online Linux or Windows instance"))
+	unharmed(t, c, "the live answer to a tag")
+	c.Must(c.Page.Click("text=Check with policy"))
+	c.Must(c.Page.WaitFor("#preview-problem", "no online Linux or Windows instance"))
+	var value string
+	c.Must(c.Page.Eval(`document.getElementById('tag_value_0').value`, &value))
+	if value != tag {
+		t.Errorf("the form gave the tag value back as %q", value)
+	}
+	c.Shot("markup-tag")
+	unharmed(t, c, "the form sent back with a tag")
+}
+
+// The portal's answers carry a strict Content-Security-Policy, refuse to
+// be framed, keep the session cookie from scripts, and refuse changes
+// from another site.
+func TestThePortalIsSafeByConstruction(t *testing.T) {
+	r := start(t, "safety")
+	ctx := context.Background()
+	carol := r.client(t, "carol")
+	web1 := r.lab.Hosts[0].Info().InstanceID
+	req, err := carol.Create(ctx, api.CreateRequest{Targets: []string{web1}, Reason: "CHG-1 safety checks", PublicKey: r.key(t)}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Every page's headers.
+	token := r.svc.Token(t, "carol")
+	for _, path := range []string{"/requests", "/requests/new", "/requests/" + req.ID, "/approvals", "/audit", "/admin"} {
+		rq, _ := http.NewRequest("GET", r.svc.URL+path, nil)
+		rq.AddCookie(&http.Cookie{Name: api.SessionCookie, Value: token})
+		resp, err := http.DefaultClient.Do(rq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		h := resp.Header
+		csp := h.Get("Content-Security-Policy")
+		switch {
+		case resp.StatusCode != 200:
+			t.Errorf("%s: %s", path, resp.Status)
+		case !strings.Contains(csp, "default-src 'none'") || !strings.Contains(csp, "script-src 'self'") || strings.Contains(csp, "unsafe") ||
+			!strings.Contains(csp, "frame-ancestors 'none'") || !strings.Contains(csp, "form-action 'self'"):
+			t.Errorf("%s: Content-Security-Policy %q", path, csp)
+		case h.Get("X-Frame-Options") != "DENY" || h.Get("X-Content-Type-Options") != "nosniff" || h.Get("Cache-Control") != "no-store" || h.Get("Referrer-Policy") != "no-referrer":
+			t.Errorf("%s: headers %v", path, h)
+		}
+	}
+
+	c := r.person(t, "carol", browser.PageOptions{})
+	cookies, err := c.Page.Cookies()
+	c.Must(err)
+	var session *browser.Cookie
+	for i := range cookies {
+		if cookies[i].Name == api.SessionCookie {
+			session = &cookies[i]
+		}
+	}
+	if session == nil || !session.HTTPOnly || !session.Secure || session.SameSite != "Lax" || session.Path != "/" {
+		t.Fatalf("the session cookie: %+v; want HttpOnly, Secure, SameSite=Lax", session)
+	}
+	var visible string
+	c.Must(c.Page.Eval(`document.cookie`, &visible))
+	if strings.Contains(visible, api.SessionCookie) {
+		t.Errorf("a script reads the session cookie: %q", visible)
+	}
+
+	// Another site (localhost is another site than 127.0.0.1) frames the
+	// portal and posts an "end" to it with a plain form.
+	end := r.svc.URL + "/requests/" + req.ID + "/end"
+	evil := evilSite(t, fmt.Sprintf(`<!doctype html><title>evil</title><iframe id="f" src="%s/requests"></iframe>
+<form method="post" action="%s"><input type="hidden" name="back" value="/admin"><button id="go">win a prize</button></form>`, r.svc.URL, end))
+	_, err = c.Page.Goto(evil)
+	c.Must(err)
+	c.Must(c.Page.WaitFor("#go", ""))
+	var framed bool
+	// The frame stays empty: Chromium refused to show the portal in it.
+	c.Must(c.Page.Eval(`(() => { try { return !!document.getElementById('f').contentDocument?.querySelector('#me'); } catch (e) { return false; } })()`, &framed))
+	events, err := c.Page.Events()
+	c.Must(err)
+	refused := false
+	for _, e := range events {
+		if strings.Contains(e, "frame-ancestors") || strings.Contains(e, "X-Frame-Options") {
+			refused = true
+		}
+	}
+	if framed || !refused {
+		t.Errorf("the portal in another site's frame: shown %v, refused %v; events %q", framed, refused, events)
+	}
+	c.Must(c.Page.Click("#go"))
+	c.Shot("safety-cross-site-post")
+	if got, err := carol.Get(ctx, req.ID); err != nil || got.State != "active" {
+		t.Errorf("after another site's form posted an end: %s, %v; want it still active", got.State, err)
+	}
+	// The same from the service's own page does end it: the refusal above
+	// was the protection's.
+	c.Open("/requests/" + req.ID)
+	c.Must(c.Page.Click("#end button"))
+	c.Must(c.Page.WaitFor(".flash", "The request was ended"))
+
+	// And a cross-site POST the browser would not make, made by hand with
+	// the cookie: refused by the service's CSRF protection.
+	form := url.Values{"by": {"name"}, "target": {web1}, "reason": {"CHG-2 forged"}, "public_key": {r.key(t)}}
+	rq, _ := http.NewRequest("POST", r.svc.URL+"/requests", strings.NewReader(form.Encode()))
+	rq.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	rq.Header.Set("Origin", "https://evil.example")
+	rq.Header.Set("Sec-Fetch-Site", "cross-site")
+	rq.AddCookie(&http.Cookie{Name: api.SessionCookie, Value: token})
+	resp, err := http.DefaultClient.Do(rq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	open, _ := carol.List(ctx, client.ListOptions{})
+	if resp.StatusCode != http.StatusForbidden || len(open) != 0 {
+		t.Errorf("a forged cross-site create: %s, and %d open requests; want 403 and none", resp.Status, len(open))
+	}
+}
+
+// evilSite serves page from another site than the service's: localhost,
+// where the service is on 127.0.0.1.
+func evilSite(t *testing.T, page string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprint(w, page)
+	}), ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	return "http://localhost:" + port + "/"
+}
+
+// tabTo presses Tab until the focus is on selector, as a person without a
+// mouse moves through a page; it fails when the element cannot be reached
+// that way, or when the focus on it cannot be seen.
+func tabTo(t *testing.T, p *browser.Person, selector string) {
+	t.Helper()
+	for range 120 {
+		p.Must(p.Page.Press("Tab"))
+		var there bool
+		p.Must(p.Page.Eval(fmt.Sprintf(`document.activeElement && document.activeElement.matches(%q)`, selector), &there))
+		if !there {
+			continue
+		}
+		var outline string
+		p.Must(p.Page.Eval(`getComputedStyle(document.activeElement).outlineStyle`, &outline))
+		if outline == "none" {
+			t.Errorf("the focus on %s cannot be seen", selector)
+		}
+		return
+	}
+	t.Fatalf("%s cannot be reached with Tab", selector)
+}
+
+// Asking for access, and ending it, with the keyboard alone.
+func TestThePortalWorksWithTheKeyboardAlone(t *testing.T) {
+	r := start(t, "keyboard")
+	a := r.person(t, "alice", browser.PageOptions{})
+	a.Open("/requests/new")
+	a.Must(a.Page.Press("Tab"))
+	if first := a.Text(":focus"); first != "Skip to content" {
+		t.Errorf("the first Tab lands on %q; want the skip link", first)
+	}
+	tabTo(t, a, "#tag_key_0")
+	a.Must(a.Page.Type("Env"))
+	a.Must(a.Page.Press("Tab"))
+	a.Must(a.Page.Type("staging"))
+	tabTo(t, a, "#reason")
+	a.Must(a.Page.Type("INC-7 the keyboard alone"))
+	a.Must(a.Page.WaitFor("#decision", "Policy grants this at once"))
+	tabTo(t, a, "#duration")
+	a.Must(a.Page.Press("ArrowDown"))
+	var window string
+	a.Must(a.Page.Eval(`document.getElementById('duration').value`, &window))
+	if window != "2h" {
+		t.Errorf("ArrowDown on the window chose %q; want 2h", window)
+	}
+	tabTo(t, a, "#public_key")
+	a.Must(a.Page.Type(r.key(t)))
+	tabTo(t, a, "#new-request button.primary")
+	a.Must(a.Page.Press("Enter"))
+	a.Must(a.Page.WaitFor(".flash", "Access granted"))
+	a.Shot("keyboard-granted")
+	tabTo(t, a, "#end button")
+	a.Must(a.Page.Press("Enter"))
+	a.Must(a.Page.WaitFor(".flash", "The request was ended"))
+	a.Shot("keyboard-ended")
+}
+
+// Every control has a label, and every page reads without scrolling
+// sideways at 200% zoom and on a phone.
+func TestEveryPageIsUsableAtAnySize(t *testing.T) {
+	r := start(t, "sizes")
+	ctx := context.Background()
+	web1 := r.lab.Hosts[0].Info().InstanceID
+	mine, err := r.client(t, "carol").Create(ctx, api.CreateRequest{Targets: []string{web1}, Reason: "CHG-3 look at every page", PublicKey: r.key(t)}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// bob's longer window waits for an operator or an administrator.
+	if _, err := r.client(t, "bob").Create(ctx, api.CreateRequest{Targets: []string{web1}, Reason: "CHG-4 a longer deploy", Duration: "3h", PublicKey: r.key(t)}, ""); err != nil {
+		t.Fatal(err)
+	}
+	pages := []string{"/requests/new", "/requests", "/requests/" + mine.ID, "/approvals", "/audit", "/admin"}
+	for _, size := range []struct {
+		name string
+		o    browser.PageOptions
+	}{
+		{"desktop", browser.PageOptions{Width: 1280, Height: 900}},
+		// 200% zoom of a 1280-pixel window: half the CSS pixels.
+		{"zoom200", browser.PageOptions{Width: 640, Height: 450, Zoom: 2}},
+		{"phone", browser.PageOptions{Width: 375, Height: 740, Zoom: 2}},
+	} {
+		c := r.person(t, "carol", size.o)
+		for _, path := range pages {
+			c.Open(path)
+			var unlabelled []string
+			c.Must(c.Page.Eval(`Array.from(document.querySelectorAll('input:not([type=hidden]), select, textarea, button, a[href]'))
+				.filter((el) => !(el.tagName === 'A' || el.tagName === 'BUTTON' ? el.textContent.trim()
+					: Array.from(el.labels || []).map((l) => l.textContent.trim()).join('') || el.getAttribute('aria-label')))
+				.map((el) => el.outerHTML.slice(0, 100))`, &unlabelled))
+			if len(unlabelled) > 0 {
+				t.Errorf("%s: controls without a label: %q", path, unlabelled)
+			}
+			var wide struct{ Page, Window int }
+			c.Must(c.Page.Eval(`({Page: document.documentElement.scrollWidth, Window: window.innerWidth})`, &wide))
+			if wide.Page > wide.Window {
+				t.Errorf("%s at %s: the page is %d pixels wide in a %d-pixel window: it scrolls sideways", path, size.name, wide.Page, wide.Window)
+			}
+			c.Shot(size.name + strings.ReplaceAll(path, "/", "-"))
+		}
+	}
+}
+
+// Errors say what happened and what to do, beside the field at fault.
+func TestThePortalsErrorsSayWhatToDo(t *testing.T) {
+	r := start(t, "errors")
+	web2 := r.lab.Hosts[1].Info().InstanceID
+	a := r.person(t, "alice", browser.PageOptions{})
+	a.Open("/requests/new")
+	a.Must(a.Page.Check("#by-name"))
+	a.Must(a.Page.Check("#t-" + web2))
+	a.Must(a.Page.Fill("#reason", "fix"))
+	a.Must(a.Page.Fill("#public_key", r.key(t)))
+	a.Must(a.Page.WaitFor("#reason-problem", "at least 10"))
+	a.Must(a.Page.Click("#new-request button.primary"))
+	a.Must(a.Page.WaitFor("#problem", "say why you need access in at least 10"))
+	if e := a.Text("#reason-error"); !strings.Contains(e, "at least 10") {
+		t.Errorf("beside the reason: %q", e)
+	}
+	var invalid string
+	a.Must(a.Page.Eval(`document.getElementById('reason').getAttribute('aria-invalid')`, &invalid))
+	if invalid != "true" {
+		t.Error("the reason is not marked invalid")
+	}
+	// The link in the error goes to the field.
+	a.Must(a.Page.Click("#problem a"))
+	var focused bool
+	a.Must(a.Page.Eval(`location.hash === '#reason'`, &focused))
+	if !focused {
+		t.Error("the error's link does not lead to the reason")
+	}
+	a.Shot("errors-reason")
+	// Policy's refusal names the host and the policy.
+	a.Must(a.Page.Fill("#reason", "INC-9 production is down"))
+	a.Must(a.Page.WaitFor("#decision", "Policy denies this"))
+	a.Must(a.Page.Click("#new-request button.primary"))
+	a.Must(a.Page.WaitFor("#problem", "access denied by policy"))
+	if p := a.Text("#problem"); !strings.Contains(p, web2) || !strings.Contains(p, "no policy") {
+		t.Errorf("the refusal: %q", p)
+	}
+	a.Shot("errors-denied")
+}

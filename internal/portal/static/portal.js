@@ -1,0 +1,96 @@
+// Passport's portal: the pages work without this script; it only makes
+// them livelier. It sets text, never markup built from values (the one
+// fragment it inserts is the server's own escaped template), and it runs
+// from this file alone: the pages' Content-Security-Policy allows no
+// inline script.
+"use strict";
+
+// Time left, counting down each second.
+function countdowns() {
+  const clocks = document.querySelectorAll("time[data-countdown]");
+  if (clocks.length === 0) return;
+  const tick = () => {
+    for (const el of clocks) {
+      const left = Date.parse(el.getAttribute("datetime")) - Date.now();
+      el.textContent = left <= 0 ? "ended (reload to see it closed)" : words(left);
+    }
+  };
+  tick();
+  setInterval(tick, 1000);
+}
+
+function words(ms) {
+  const s = Math.floor(ms / 1000);
+  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = s % 60;
+  const two = (n) => String(n).padStart(2, "0");
+  return (h > 0 ? h + " h " + two(m) + " min " : m + " min ") + two(sec) + " s left";
+}
+
+// Policy's answer, asked again as the new request form changes.
+function livePreview() {
+  const form = document.getElementById("new-request");
+  const region = document.getElementById("preview");
+  if (!form || !region) return;
+  let timer = null, seq = 0;
+  const ask = async () => {
+    const mine = ++seq;
+    const body = new URLSearchParams(new FormData(form));
+    let resp;
+    try {
+      resp = await fetch("/requests/new/preview", {
+        method: "POST", body, credentials: "same-origin",
+        headers: { "X-Passport-Fragment": "preview" },
+      });
+    } catch (e) {
+      return; // the form still works: "Check with policy" asks again
+    }
+    if (mine !== seq || !resp.ok) return;
+    const doc = new DOMParser().parseFromString(await resp.text(), "text/html");
+    region.replaceChildren(...Array.from(doc.body.childNodes, (n) => document.importNode(n, true)));
+    windowLabels();
+  };
+  const later = (ev) => {
+    if (ev.target && ev.target.id === "public_key") return;
+    clearTimeout(timer);
+    timer = setTimeout(ask, 400);
+  };
+  form.addEventListener("input", later);
+  form.addEventListener("change", later);
+}
+
+// The window choices say policy's answer for each length.
+function windowLabels() {
+  const select = document.getElementById("duration");
+  const answers = document.querySelectorAll("#window-answers li");
+  if (!select || answers.length === 0) return;
+  const says = {};
+  for (const li of answers) {
+    const d = li.dataset.decision, n = Number(li.dataset.approvals);
+    says[li.dataset.duration] = d === "grant" ? "granted at once"
+      : d === "approval" ? "needs " + n + (n === 1 ? " approval" : " approvals") : "denied";
+  }
+  for (const opt of select.options) {
+    if (says[opt.value]) opt.textContent = opt.value + " (" + says[opt.value] + ")";
+  }
+}
+
+// Copy buttons for the ssh_config.
+function copyButtons() {
+  if (!navigator.clipboard) return;
+  for (const b of document.querySelectorAll("button[data-copy]")) {
+    const from = document.getElementById(b.dataset.copy);
+    if (!from) continue;
+    b.hidden = false;
+    b.addEventListener("click", async () => {
+      await navigator.clipboard.writeText(from.textContent);
+      b.textContent = "Copied";
+    });
+  }
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  countdowns();
+  livePreview();
+  windowLabels();
+  copyButtons();
+});
