@@ -58,7 +58,7 @@ resource "passport_access_request" "r" {
 			},
 			{
 				PreConfig: func() { l.nothingGranted(t) },
-				Config:    config("INC-7: disk alert", "2h", staging),
+				Config:    config("INC-7: disk alert", "1h", staging),
 				Check: resource.ComposeAggregateTestCheckFunc(
 					resource.TestCheckResourceAttr("passport_access_request.r", "requester", "alice"),
 					resource.TestCheckResourceAttr("passport_access_request.r", "requester_groups.#", "1"),
@@ -77,7 +77,7 @@ resource "passport_access_request" "r" {
 			{
 				// A longer window, still within what ops may have: the new
 				// certificate names the same person and groups.
-				Config: config("INC-7: disk alert", "3h", staging),
+				Config: config("INC-7: disk alert", "2h", staging),
 				Check: func(s *terraform.State) error {
 					a, err := attributes(s, "passport_access_request.r")
 					if err != nil {

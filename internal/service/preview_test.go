@@ -39,13 +39,14 @@ func TestAPreviewSaysWhatPolicyWouldBeforeARequestIsMade(t *testing.T) {
 		return strings.Join(out, " ")
 	}
 
-	// alice (ops) reaches staging for up to 4 hours; the tag finds win-1.
+	// alice (ops) reaches staging at once for up to 2 hours, for 4 with
+	// approval; the tag finds win-1.
 	p := preview(alice, api.PreviewRequest{Tags: map[string]string{"Env": "staging"}, Reason: "INC-1 disk full", Duration: "2h"})
 	if p.Decision != "grant" || p.Duration != "2h" || len(p.Targets) != 1 || p.Targets[0].InstanceID != staging ||
 		p.Targets[0].Platform != "Windows" || p.Targets[0].ComputerName != "win-1" || p.Targets[0].Decision != "grant" || p.Targets[0].Problem != "" {
 		t.Fatalf("alice's staging preview: %+v", p)
 	}
-	if got, want := windows(p), "15m=grant 30m=grant 1h=grant 2h=grant 3h=grant 4h=grant 6h=deny 8h=deny 12h=deny"; got != want {
+	if got, want := windows(p), "15m=grant 30m=grant 1h=grant 2h=grant 3h=approval 4h=approval 6h=deny 8h=deny 12h=deny"; got != want {
 		t.Errorf("alice's windows on staging: %s; want %s", got, want)
 	}
 	// bob (dev) reaches it for an hour at once, for longer once someone
