@@ -80,10 +80,10 @@ func TestThePortalStory(t *testing.T) {
 	if count := alice.Text("#count"); count != "1 target: 1 Linux" {
 		t.Errorf("the live count: %q", count)
 	}
-	if allowed := alice.Text("#allowed"); !strings.Contains(allowed, "up to 4h at once") {
+	if allowed := alice.Text("#allowed"); !strings.Contains(allowed, "up to 2h at once, and up to 4h once someone approves") {
 		t.Errorf("the windows policy allows: %q", allowed)
 	}
-	alice.Must(alice.Page.Select("#duration", "2h"))
+	alice.Must(alice.Page.Select("#duration", "1h"))
 	alice.Must(alice.Page.Fill("#public_key", string(pub)))
 	alice.Shot("02-new-request-policy-answer")
 	alice.Must(alice.Page.Click("#new-request button.primary"))
@@ -124,10 +124,10 @@ func TestThePortalStory(t *testing.T) {
 	}
 
 	// Longer, then over.
-	alice.Must(alice.Page.Select("#extend select", "3h"))
+	alice.Must(alice.Page.Select("#extend select", "2h"))
 	alice.Must(alice.Page.Click("#extend button"))
 	alice.Must(alice.Page.WaitFor(".flash", "The window was moved"))
-	if window := alice.Text("#request .facts"); !strings.Contains(window, "3h") {
+	if window := alice.Text("#request .facts"); !strings.Contains(window, "2h") {
 		t.Errorf("after extending: %q", window)
 	}
 	alice.Shot("04-request-extended")
