@@ -91,20 +91,63 @@ func (p *Portal) decide(v *visit) error {
 
 type adminPage struct {
 	Requests []requestView
+	// Unreviewed are the break-glass grants that owe a review, whatever
+	// their state, that the person may see or review.
+	Unreviewed []reviewView
+	// Answered is the request a failed review was about, to show its
+	// problem beside it; Comment what the person had written.
+	Answered string
+	Comment  string
+}
+
+// reviewView is a break-glass grant that owes a review.
+type reviewView struct {
+	Summary requestView
+	Overdue bool
 }
 
 // admin lists every open request policy lets the person see, to end any
-// policy lets them end: the service decides both, per request.
+// policy lets them end, and the break-glass grants that owe a review:
+// the service decides what is listed and allowed, per request.
 func (p *Portal) admin(v *visit) error {
+	return p.showAdmin(v, http.StatusOK, "", "", nil)
+}
+
+func (p *Portal) showAdmin(v *visit, status int, answered, comment string, pr *problem) error {
 	reqs, err := v.api.List(v.r.Context(), client.ListOptions{All: true})
 	if err != nil {
 		return err
 	}
+	unreviewed, err := v.api.List(v.r.Context(), client.ListOptions{All: true, Unreviewed: true})
+	if err != nil {
+		return err
+	}
 	names := p.names(v)
-	var page adminPage
+	page := adminPage{Answered: answered, Comment: comment}
 	for _, r := range reqs {
 		page.Requests = append(page.Requests, p.requestView(v, r, names))
 	}
-	p.render(v.w, http.StatusOK, "admin", view{Title: "Admin: every live request", Nav: "admin", Me: v.me, Flash: flash(v.r), Page: page})
+	now := p.cfg.Now()
+	for _, r := range unreviewed {
+		rv := reviewView{Summary: p.requestView(v, r, names)}
+		rv.Overdue = r.Review != nil && now.After(r.Review.Due)
+		page.Unreviewed = append(page.Unreviewed, rv)
+	}
+	p.render(v.w, status, "admin", view{Title: "Admin: every live request", Nav: "admin", Me: v.me, Flash: flash(v.r), Problem: pr, Page: page})
+	return nil
+}
+
+// review records the person's review of a break-glass grant: what they
+// found, in a comment the audit trail keeps.
+func (p *Portal) review(v *visit) error {
+	id, comment := v.r.PathValue("id"), strings.TrimSpace(v.r.PostFormValue("comment"))
+	if comment == "" {
+		return p.showAdmin(v, http.StatusBadRequest, id, comment, &problem{Message: "Say what you found in the comment: whether breaking the glass was warranted, and what was done. The audit trail keeps it.", Field: "comment", Status: http.StatusBadRequest})
+	}
+	if _, err := v.api.Review(v.r.Context(), id, comment); err != nil {
+		pr := problemOf(err)
+		return p.showAdmin(v, pr.Status, id, comment, pr)
+	}
+	http.Redirect(v.w, v.r, "/admin?done=reviewed", http.StatusSeeOther)
 	return nil
 }

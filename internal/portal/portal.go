@@ -111,6 +111,7 @@ func (p *Portal) Routes() []Route {
 		{"GET /audit", p.page(p.audit)},
 		{"GET /audit/export", p.page(p.auditExport)},
 		{"GET /admin", p.page(p.admin)},
+		{"POST /admin/review/{id}", p.page(p.review)},
 	}
 }
 

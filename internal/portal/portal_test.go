@@ -38,8 +38,10 @@ type rig struct {
 	shots string
 }
 
-func start(t *testing.T, name string) *rig {
-	t.Helper()
+// TestThePortal drives every page on one lab, one service and one
+// browser, as several people at once: each part is a subtest, and each
+// person who signs in has a browser context of their own.
+func TestThePortal(t *testing.T) {
 	b, err := browser.Find()
 	if err != nil {
 		t.Skip(err)
@@ -47,7 +49,7 @@ func start(t *testing.T, name string) *rig {
 	people := append(idp.DemoUsers(), idp.User{Name: mallory, Password: "mallory-lab", Email: "mallory@lab.passport.test", Groups: []string{"admins"}})
 	l := labtest.Start(t, lab.Options{Hosts: 2, People: people})
 	r := &rig{lab: l, svc: servicetest.Start(t, l)}
-	if r.shots, err = browser.ArtifactDir("portal-" + name); err != nil {
+	if r.shots, err = browser.ArtifactDir("portal"); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("screenshots: %s", r.shots)
@@ -55,7 +57,21 @@ func start(t *testing.T, name string) *rig {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.b.Close() })
-	return r
+	// The order matters where one part leaves requests the next one
+	// sees: the sizes last, with requests of every kind about.
+	for _, part := range []struct {
+		name string
+		run  func(*testing.T, *rig)
+	}{
+		{"MarkupIsText", markupIsText},
+		{"SafeByConstruction", safeByConstruction},
+		{"KeyboardAlone", keyboardAlone},
+		{"ErrorsSayWhatToDo", errorsSayWhatToDo},
+		{"BreakGlass", breakGlass},
+		{"UsableAtAnySize", usableAtAnySize},
+	} {
+		t.Run(part.name, func(t *testing.T) { part.run(t, r) })
+	}
 }
 
 func (r *rig) person(t *testing.T, name string, o browser.PageOptions) *browser.Person {
@@ -118,8 +134,7 @@ func unharmed(t *testing.T, p *browser.Person, where string) {
 
 // A reason, a tag value and a SAML name that are markup are shown as
 // text on every page that shows them, and never run.
-func TestThePortalShowsMarkupAsText(t *testing.T) {
-	r := start(t, "markup")
+func markupIsText(t *testing.T, r *rig) {
 	reason := `INC-6 <script>window.__pwned='reason'</script><img src=x onerror="window.__pwned='reason'">`
 	web2 := r.lab.Hosts[1].Info().InstanceID
 
@@ -184,8 +199,7 @@ func TestThePortalShowsMarkupAsText(t *testing.T) {
 // The portal's answers carry a strict Content-Security-Policy, refuse to
 // be framed, keep the session cookie from scripts, and refuse changes
 // from another site.
-func TestThePortalIsSafeByConstruction(t *testing.T) {
-	r := start(t, "safety")
+func safeByConstruction(t *testing.T, r *rig) {
 	ctx := context.Background()
 	carol := r.client(t, "carol")
 	web1 := r.lab.Hosts[0].Info().InstanceID
@@ -270,6 +284,10 @@ func TestThePortalIsSafeByConstruction(t *testing.T) {
 
 	// And a cross-site POST the browser would not make, made by hand with
 	// the cookie: refused by the service's CSRF protection.
+	before, err := carol.List(ctx, client.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	form := url.Values{"by": {"name"}, "target": {web1}, "reason": {"CHG-2 forged"}, "public_key": {r.key(t)}}
 	rq, _ := http.NewRequest("POST", r.svc.URL+"/requests", strings.NewReader(form.Encode()))
 	rq.Header.Set("Content-Type", "application/x-www-form-urlencoded")
@@ -281,9 +299,9 @@ func TestThePortalIsSafeByConstruction(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	open, _ := carol.List(ctx, client.ListOptions{})
-	if resp.StatusCode != http.StatusForbidden || len(open) != 0 {
-		t.Errorf("a forged cross-site create: %s, and %d open requests; want 403 and none", resp.Status, len(open))
+	after, _ := carol.List(ctx, client.ListOptions{})
+	if resp.StatusCode != http.StatusForbidden || len(after) != len(before) {
+		t.Errorf("a forged cross-site create: %s, and %d open requests (%d before); want 403 and none more", resp.Status, len(after), len(before))
 	}
 }
 
@@ -328,8 +346,7 @@ func tabTo(t *testing.T, p *browser.Person, selector string) {
 }
 
 // Asking for access, and ending it, with the keyboard alone.
-func TestThePortalWorksWithTheKeyboardAlone(t *testing.T) {
-	r := start(t, "keyboard")
+func keyboardAlone(t *testing.T, r *rig) {
 	a := r.person(t, "alice", browser.PageOptions{})
 	a.Open("/requests/new")
 	a.Must(a.Page.Press("Tab"))
@@ -364,8 +381,7 @@ func TestThePortalWorksWithTheKeyboardAlone(t *testing.T) {
 
 // Every control has a label, and every page reads without scrolling
 // sideways at 200% zoom and on a phone.
-func TestEveryPageIsUsableAtAnySize(t *testing.T) {
-	r := start(t, "sizes")
+func usableAtAnySize(t *testing.T, r *rig) {
 	ctx := context.Background()
 	web1 := r.lab.Hosts[0].Info().InstanceID
 	mine, err := r.client(t, "carol").Create(ctx, api.CreateRequest{Targets: []string{web1}, Reason: "CHG-3 look at every page", PublicKey: r.key(t)}, "")
@@ -408,8 +424,7 @@ func TestEveryPageIsUsableAtAnySize(t *testing.T) {
 }
 
 // Errors say what happened and what to do, beside the field at fault.
-func TestThePortalsErrorsSayWhatToDo(t *testing.T) {
-	r := start(t, "errors")
+func errorsSayWhatToDo(t *testing.T, r *rig) {
 	web2 := r.lab.Hosts[1].Info().InstanceID
 	a := r.person(t, "alice", browser.PageOptions{})
 	a.Open("/requests/new")
@@ -445,4 +460,71 @@ func TestThePortalsErrorsSayWhatToDo(t *testing.T) {
 		t.Errorf("the refusal: %q", p)
 	}
 	a.Shot("errors-denied")
+}
+
+// dave (oncall) reaches production only once an administrator approves,
+// or at once by breaking the glass: the form offers it only there, says
+// policy's answer for it, and the grant owes a review that carol records
+// on the admin page.
+func breakGlass(t *testing.T, r *rig) {
+	web1, web2 := r.lab.Hosts[0].Info().InstanceID, r.lab.Hosts[1].Info().InstanceID
+	d := r.person(t, "dave", browser.PageOptions{})
+	d.Open("/requests/new")
+	d.Must(d.Page.Check("#by-name"))
+	d.Must(d.Page.Check("#t-" + web1))
+	d.Must(d.Page.Fill("#reason", "INC-11 the database is down"))
+	d.Must(d.Page.Fill("#public_key", r.key(t)))
+	d.Must(d.Page.WaitFor("#decision", "Policy denies this"))
+	if !hidden(t, d, "#break-glass") {
+		t.Errorf("break-glass is offered where policy does not offer it (staging)")
+	}
+	d.Must(d.Page.Click("#t-" + web1)) // untick it
+	d.Must(d.Page.Check("#t-" + web2))
+	d.Must(d.Page.WaitFor("#decision", "once 1 person approves"))
+	d.Must(d.Page.WaitFor("#break-glass-offer", "if you break the glass"))
+	if hidden(t, d, "#break-glass") {
+		t.Fatal("break-glass is not offered where policy offers it (production)")
+	}
+	d.Shot("break-glass-offered")
+	d.Must(d.Page.Check("#break_glass"))
+	d.Must(d.Page.WaitFor("#decision", "Policy grants this at once"))
+	d.Must(d.Page.WaitFor("#break-glass-note", "reviewed afterwards"))
+	d.Must(d.Page.Click("#new-request button.primary"))
+	d.Must(d.Page.WaitFor(".flash", "you broke the glass"))
+	id := d.Text("#request .card-title a")
+	if s := d.Text("#request .break-glass"); !strings.Contains(s, "owes a review by") {
+		t.Errorf("dave's break-glass request says %q", s)
+	}
+	d.Shot("break-glass-granted")
+
+	// carol reviews it from the admin page; dave cannot review his own.
+	d.Open("/admin")
+	if own := d.Text("#review-" + id); !strings.Contains(own, "Someone else reviews your own") {
+		t.Errorf("dave's own break-glass on his admin page: %q", own)
+	}
+	c := r.person(t, "carol", browser.PageOptions{})
+	c.Open("/admin")
+	card := "#review-" + id
+	if s := c.Text(card); !strings.Contains(s, "dave (oncall)") || !strings.Contains(s, "INC-11 the database is down") {
+		t.Errorf("carol's unreviewed break-glass: %q", s)
+	}
+	c.Shot("break-glass-admin")
+	c.Must(c.Page.Fill(card+" textarea", "INC-11 warranted: the primary was down"))
+	c.Must(c.Page.Click(card + " button"))
+	c.Must(c.Page.WaitFor(".flash", "Your review was recorded"))
+	if !hidden(t, c, card) {
+		t.Errorf("the reviewed grant is still listed as owing a review")
+	}
+	d.Open("/requests/" + id)
+	if s := d.Text("#request .break-glass"); !strings.Contains(s, "reviewed by carol") || !strings.Contains(s, "warranted") {
+		t.Errorf("after carol's review dave's request says %q", s)
+	}
+}
+
+// hidden reports whether selector is hidden from the person.
+func hidden(t *testing.T, p *browser.Person, selector string) bool {
+	t.Helper()
+	var h bool
+	p.Must(p.Page.Eval(fmt.Sprintf(`(() => { const e = document.querySelector(%q); return !e || e.offsetParent === null; })()`, selector), &h))
+	return h
 }

@@ -25,13 +25,16 @@ const tagRows = 3
 
 // requestForm is the new request form as the person filled it in.
 type requestForm struct {
-	By        string // tag or name
-	Tags      []tagPair
-	Targets   []string
-	Reason    string
-	Duration  string
-	Sudo      bool
-	PublicKey string
+	By       string // tag or name
+	Tags     []tagPair
+	Targets  []string
+	Reason   string
+	Duration string
+	Sudo     bool
+	// BreakGlass asks for access at once where policy would otherwise
+	// hold it for approval, and lets the glass be broken.
+	BreakGlass bool
+	PublicKey  string
 	// Key is the form's idempotency key: sent twice, it asks once.
 	Key string
 }
@@ -40,7 +43,7 @@ type tagPair struct{ Key, Value string }
 
 func readRequestForm(r *http.Request) requestForm {
 	f := requestForm{By: r.PostFormValue("by"), Reason: strings.TrimSpace(r.PostFormValue("reason")), Duration: r.PostFormValue("duration"),
-		Sudo: r.PostFormValue("sudo") != "", PublicKey: strings.TrimSpace(r.PostFormValue("public_key")), Key: r.PostFormValue("key")}
+		Sudo: r.PostFormValue("sudo") != "", BreakGlass: r.PostFormValue("break_glass") != "", PublicKey: strings.TrimSpace(r.PostFormValue("public_key")), Key: r.PostFormValue("key")}
 	if f.By != "name" {
 		f.By = "tag"
 	}
@@ -85,7 +88,7 @@ func (f requestForm) chosen() bool {
 }
 
 func (f requestForm) preview() api.PreviewRequest {
-	in := api.PreviewRequest{Reason: f.Reason, Duration: f.Duration, Sudo: f.Sudo}
+	in := api.PreviewRequest{Reason: f.Reason, Duration: f.Duration, Sudo: f.Sudo, BreakGlass: f.BreakGlass}
 	if f.By == "name" {
 		in.Targets = f.Targets
 	} else {
@@ -96,7 +99,7 @@ func (f requestForm) preview() api.PreviewRequest {
 
 func (f requestForm) create() api.CreateRequest {
 	in := f.preview()
-	return api.CreateRequest{Targets: in.Targets, Tags: in.Tags, Reason: f.Reason, Duration: f.Duration, Sudo: f.Sudo, PublicKey: f.PublicKey}
+	return api.CreateRequest{Targets: in.Targets, Tags: in.Tags, Reason: f.Reason, Duration: f.Duration, Sudo: f.Sudo, BreakGlass: f.BreakGlass, PublicKey: f.PublicKey}
 }
 
 // newPage is the new request page.
@@ -108,6 +111,12 @@ type newPage struct {
 	// PreviewProblem is why there is no preview (a field to fix).
 	PreviewProblem *problem
 	Server         string
+}
+
+// GlassShown says whether the form offers break-glass: policy offers it
+// for what the form asks, or the person has already chosen it.
+func (n newPage) GlassShown() bool {
+	return n.Form.BreakGlass || n.Preview != nil && n.Preview.BreakGlassOffered
 }
 
 type instanceRow struct {
@@ -283,8 +292,11 @@ func (p *Portal) createRequest(v *visit) error {
 		return p.showNew(v, pr.Status, f, pr)
 	}
 	done := "granted"
-	if req.State == "pending" {
+	switch {
+	case req.State == "pending":
 		done = "pending"
+	case req.BreakGlass:
+		done = "break-glass"
 	}
 	http.Redirect(v.w, v.r, "/requests/"+url.PathEscape(req.ID)+"?done="+done, http.StatusSeeOther)
 	return nil
@@ -478,6 +490,8 @@ func (p *Portal) endRequest(v *visit) error {
 // the redirect that brought the browser there.
 var flashes = map[string]string{
 	"granted":           "Access granted. How to connect is below.",
+	"break-glass":       "Access granted at once: you broke the glass. Everyone watching has been told, and someone else reviews it afterwards. How to connect is below.",
+	"reviewed":          "Your review was recorded.",
 	"pending":           "Your request was recorded and waits for approval; nothing is done on its hosts until then.",
 	"extended":          "The window was moved.",
 	"extension-pending": "The longer window waits for approval; the current window stands meanwhile.",

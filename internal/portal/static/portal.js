@@ -48,6 +48,7 @@ function livePreview() {
     const doc = new DOMParser().parseFromString(await resp.text(), "text/html");
     region.replaceChildren(...Array.from(doc.body.childNodes, (n) => document.importNode(n, true)));
     windowLabels();
+    breakGlass();
   };
   const later = (ev) => {
     if (ev.target && ev.target.id === "public_key") return;
@@ -72,6 +73,17 @@ function windowLabels() {
   for (const opt of select.options) {
     if (says[opt.value]) opt.textContent = opt.value + " (" + says[opt.value] + ")";
   }
+}
+
+// Break-glass is offered only where policy offers it for what the form
+// asks (the answer says so), or once the person has chosen it.
+function breakGlass() {
+  const field = document.getElementById("break-glass");
+  const box = document.getElementById("break_glass");
+  if (!field || !box) return;
+  const decision = document.getElementById("decision");
+  const offered = decision !== null && decision.dataset.breakGlass === "offered";
+  field.hidden = !(offered || box.checked);
 }
 
 // Copy buttons for the ssh_config.
