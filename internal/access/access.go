@@ -258,6 +258,11 @@ type Grant struct {
 	// the glass; Review is the review someone else owes it.
 	BreakGlass bool
 	Review     *ledger.Review
+	// Why is the reason for the next change to the grant where its record
+	// does not say it (the reconciler's policy reason, an approver's
+	// denial of a longer window): the ledger puts it on the notice the
+	// change makes. Not stored.
+	Why string
 	// clearExtension says the next record drops the stored Extension
 	// (it was decided), where a nil Extension otherwise keeps it: a grant
 	// rebuilt from Terraform's state knows nothing of one.

@@ -391,7 +391,7 @@ func (s *Service) closeWaiting(ctx context.Context, g *Grant, why string) error 
 // dropExtension removes the longer window waiting on an active request,
 // on the version read, with one audit event; the current window stands.
 func (s *Service) dropExtension(ctx context.Context, g *Grant, rec ledger.Grant, action ledger.Action, detail string) error {
-	g.Extension, g.clearExtension = nil, true
+	g.Extension, g.clearExtension, g.Why = nil, true, detail
 	if err := s.commit(ctx, g, rec, rec.State, ""); err != nil {
 		return err
 	}

@@ -109,6 +109,7 @@ func (s *Service) record(g *Grant, st ledger.State, pending []string, pend ledge
 		SealTo:        sealKey(g),
 		BreakGlass:    g.BreakGlass,
 		Review:        g.Review,
+		Cause:         ledger.Cause{By: s.actorFor(g), Why: g.Why},
 	}
 	closed := s.closedState(g)
 	for _, t := range g.Targets {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -34,6 +35,12 @@ type DynamoDBOptions struct {
 //	grant    pk "grant#<id>", sk 0
 //	event    pk "audit",      sk <seq>
 //
+// A grant's notices, its outbox mark and its delivery record are
+// attributes of its own item (notice.go): a write and the notices it makes
+// are one conditional write. Index "outbox" (outbox_part, outbox_at) is
+// sparse like "due": only grants with notices some sink has not been sent
+// carry outbox_part.
+//
 // Index "due" (due_part, due_at) is sparse: only open grants carry due_part,
 // so the reconciler's query reads the open grants that are due and nothing
 // else. All open grants share one index partition, which takes about a
@@ -59,11 +66,13 @@ type dynamoBackend struct {
 }
 
 const (
-	dueIndex   = "due"
-	stateIndex = "state"
-	duePart    = "open"
-	auditPK    = "audit"
-	grantPK    = "grant#"
+	dueIndex    = "due"
+	stateIndex  = "state"
+	outboxIndex = "outbox"
+	outboxPart  = "outbox"
+	duePart     = "open"
+	auditPK     = "audit"
+	grantPK     = "grant#"
 )
 
 func openDynamoDB(ctx context.Context, table string, o DynamoDBOptions) (*dynamoBackend, error) {
@@ -107,11 +116,14 @@ func (d *dynamoBackend) createTable(ctx context.Context) (created bool, err erro
 				{AttributeName: aws.String("due_at"), AttributeType: n},
 				{AttributeName: aws.String("state"), AttributeType: s},
 				{AttributeName: aws.String("expires_at"), AttributeType: n},
+				{AttributeName: aws.String("outbox_part"), AttributeType: s},
+				{AttributeName: aws.String("outbox_at"), AttributeType: n},
 			},
 			KeySchema: keySchema("pk", "sk"),
 			GlobalSecondaryIndexes: []types.GlobalSecondaryIndex{
 				{IndexName: aws.String(dueIndex), KeySchema: keySchema("due_part", "due_at"), Projection: all},
 				{IndexName: aws.String(stateIndex), KeySchema: keySchema("state", "expires_at"), Projection: all},
+				outboxIndexSpec(),
 			},
 		})
 		var inUse *types.ResourceInUseException
@@ -235,6 +247,22 @@ func grantItem(g *Grant) (item, error) {
 	return it, nil
 }
 
+// noticeItem is the attributes of g's notices that a write making notices
+// sets.
+func noticeItem(g *Grant) (item, error) {
+	notices, err := encodeNotices(g.Notices)
+	if err != nil {
+		return nil, err
+	}
+	it := item{}
+	it.setS("notices", notices)
+	it.setN("notice_seq", g.NoticeSeq)
+	if g.Outbox {
+		it["outbox_part"], it["outbox_at"] = str(outboxPart), num(nanos(g.UpdatedAt))
+	}
+	return it, nil
+}
+
 func (it item) grant() (Grant, error) {
 	g := Grant{
 		ID: it.s("id"), Requester: it.s("requester"), RequesterKind: it.s("requester_kind"), Reason: it.s("reason"), Username: it.s("username"),
@@ -253,6 +281,13 @@ func (it item) grant() (Grant, error) {
 	if err := g.setWorkflow(it.s("workflow")); err != nil {
 		return Grant{}, err
 	}
+	if g.Notices, err = decodeNotices(g.ID, it.s("notices")); err != nil {
+		return Grant{}, err
+	}
+	if g.Delivery, err = decodeDelivery(g.ID, it.s("delivery"), it.n("delivery_version")); err != nil {
+		return Grant{}, err
+	}
+	g.NoticeSeq, g.Outbox = it.n("notice_seq"), it.s("outbox_part") != ""
 	g.Targets, err = decodeTargets(g.ID, it.s("targets"))
 	return g, err
 }
@@ -262,6 +297,11 @@ func (d *dynamoBackend) createGrant(ctx context.Context, g *Grant) error {
 	if err != nil {
 		return err
 	}
+	notices, err := noticeItem(g)
+	if err != nil {
+		return err
+	}
+	maps.Copy(it, notices)
 	_, err = d.c.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName: &d.table, Item: it,
 		ConditionExpression: aws.String("attribute_not_exists(pk)"),
@@ -295,10 +335,16 @@ var grantAttributes = []string{"id", "requester", "reason", "username", "targets
 
 // putGrant updates the item in place rather than replacing it, so that
 // created_at, which Create wrote, stays as it is.
-func (d *dynamoBackend) putGrant(ctx context.Context, g *Grant, prev int64) error {
+func (d *dynamoBackend) putGrant(ctx context.Context, g *Grant, prev int64, withNotices bool) error {
 	it, err := grantItem(g)
 	if err != nil {
 		return err
+	}
+	var notices item
+	if withNotices {
+		if notices, err = noticeItem(g); err != nil {
+			return err
+		}
 	}
 	names := map[string]string{}
 	values := map[string]types.AttributeValue{":prev": num(prev)}
@@ -315,6 +361,21 @@ func (d *dynamoBackend) putGrant(ctx context.Context, g *Grant, prev int64) erro
 			set = append(set, fmt.Sprintf("%s = :a%d", ref(a), i))
 		default:
 			remove = append(remove, ref(a))
+		}
+	}
+	// The notices and the outbox mark are set only by a write that makes
+	// notices; the mark keeps the time the grant first entered the outbox.
+	for i, a := range []string{"notices", "notice_seq", "outbox_part", "outbox_at"} {
+		v, ok := notices[a]
+		if !ok {
+			continue
+		}
+		names[fmt.Sprintf("#n%d", i)] = a
+		values[fmt.Sprintf(":n%d", i)] = v
+		if a == "outbox_at" {
+			set = append(set, fmt.Sprintf("#n%d = if_not_exists(#n%d, :n%d)", i, i, i))
+		} else {
+			set = append(set, fmt.Sprintf("#n%d = :n%d", i, i))
 		}
 	}
 	expr := "SET " + strings.Join(set, ", ")
@@ -560,4 +621,65 @@ func (it item) entry(kind, key string) Entry {
 		e.Value = v.Value
 	}
 	return e
+}
+
+func outboxIndexSpec() types.GlobalSecondaryIndex {
+	return types.GlobalSecondaryIndex{IndexName: aws.String(outboxIndex), KeySchema: keySchema("outbox_part", "outbox_at"),
+		Projection: &types.Projection{ProjectionType: types.ProjectionTypeAll}}
+}
+
+func (d *dynamoBackend) outboxGrants(ctx context.Context) ([]Grant, error) {
+	return d.queryGrants(ctx, "outbox", &dynamodb.QueryInput{
+		IndexName:                 aws.String(outboxIndex),
+		KeyConditionExpression:    aws.String("outbox_part = :outbox"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":outbox": str(outboxPart)},
+	})
+}
+
+func (d *dynamoBackend) putDelivery(ctx context.Context, id string, dl Delivery, prev int64) error {
+	doc, err := encodeDelivery(dl)
+	if err != nil {
+		return err
+	}
+	cond := "attribute_exists(pk) AND delivery_version = :prev"
+	values := map[string]types.AttributeValue{":doc": str(doc), ":version": num(dl.Version), ":prev": num(prev)}
+	if prev == 0 {
+		cond = "attribute_exists(pk) AND attribute_not_exists(delivery_version)"
+		delete(values, ":prev")
+	}
+	_, err = d.c.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: &d.table, Key: grantKey(id),
+		UpdateExpression:          aws.String("SET delivery = :doc, delivery_version = :version"),
+		ConditionExpression:       aws.String(cond),
+		ExpressionAttributeValues: values,
+	})
+	if isConditionFailed(err) {
+		if _, err := d.grant(ctx, id); err != nil {
+			return err
+		}
+		return &ConflictError{GrantID: id, Version: prev}
+	}
+	if err != nil {
+		return d.fail("recording the delivery of grant "+id+"'s notices", err)
+	}
+	return nil
+}
+
+func (d *dynamoBackend) settle(ctx context.Context, id string, through, version int64) error {
+	cond := "notice_seq = :through AND delivery_version = :version"
+	values := map[string]types.AttributeValue{":through": num(through), ":version": num(version)}
+	if version == 0 {
+		cond = "notice_seq = :through AND attribute_not_exists(delivery_version)"
+		delete(values, ":version")
+	}
+	_, err := d.c.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: &d.table, Key: grantKey(id),
+		UpdateExpression:          aws.String("REMOVE outbox_part, outbox_at"),
+		ConditionExpression:       aws.String(cond),
+		ExpressionAttributeValues: values,
+	})
+	if err != nil && !isConditionFailed(err) {
+		return d.fail("taking grant "+id+" out of the outbox", err)
+	}
+	return nil
 }

@@ -104,6 +104,19 @@ type Grant struct {
 	BreakGlass bool
 	Review     *Review
 
+	// Notices are what the ledger announced about the grant lately
+	// (notice.go), NoticeSeq the Seq of the last one ever; Delivery is how
+	// far their delivery has got. The ledger writes all three: Update
+	// ignores what a caller puts there.
+	Notices   []Notice
+	NoticeSeq int64
+	Delivery  Delivery
+	// Outbox says the grant may have notices some sink has not been sent.
+	Outbox bool
+	// Cause is who makes this write and why: not stored, put on the
+	// notices the write makes.
+	Cause Cause
+
 	// Version is the grant's revision: Update succeeds only when it still
 	// matches the stored one. Create starts at 1; every write adds 1.
 	Version int64

@@ -62,6 +62,9 @@ func (d *dynamoBackend) init(ctx context.Context) (InitResult, error) {
 	if err != nil {
 		return InitResult{}, err
 	}
+	if err := d.addOutboxIndex(ctx); err != nil {
+		return InitResult{}, err
+	}
 	if err := d.checkSchema(ctx); err != nil {
 		return InitResult{}, err
 	}
@@ -85,7 +88,7 @@ func (d *dynamoBackend) checkSchema(ctx context.Context) error {
 	if !sameKey(t.KeySchema, "pk", "sk") || attrTypes["pk"] != types.ScalarAttributeTypeS || attrTypes["sk"] != types.ScalarAttributeTypeN {
 		problems = append(problems, "its key is not pk (string, hash) and sk (number, range)")
 	}
-	for _, want := range []struct{ name, hash, rng string }{{dueIndex, "due_part", "due_at"}, {stateIndex, "state", "expires_at"}} {
+	for _, want := range []struct{ name, hash, rng string }{{dueIndex, "due_part", "due_at"}, {stateIndex, "state", "expires_at"}, {outboxIndex, "outbox_part", "outbox_at"}} {
 		i := slices.IndexFunc(t.GlobalSecondaryIndexes, func(ix types.GlobalSecondaryIndexDescription) bool { return aws.ToString(ix.IndexName) == want.name })
 		if i < 0 || !sameKey(t.GlobalSecondaryIndexes[i].KeySchema, want.hash, want.rng) {
 			problems = append(problems, fmt.Sprintf("it has no global secondary index %q on (%s, %s)", want.name, want.hash, want.rng))
@@ -95,6 +98,48 @@ func (d *dynamoBackend) checkSchema(ctx context.Context) error {
 		return fmt.Errorf("ledger: DynamoDB table %s exists but is not a Passport ledger: %s; name another table, or see the schema in the reconciler guide", d.table, strings.Join(problems, "; "))
 	}
 	return nil
+}
+
+// addOutboxIndex adds the outbox index to a table made before Passport
+// sent notifications, and waits until it is usable.
+func (d *dynamoBackend) addOutboxIndex(ctx context.Context) error {
+	out, err := d.c.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: &d.table})
+	if err != nil {
+		return d.fail("checking table", err)
+	}
+	has := func(name string) bool {
+		return slices.ContainsFunc(out.Table.GlobalSecondaryIndexes, func(ix types.GlobalSecondaryIndexDescription) bool { return aws.ToString(ix.IndexName) == name })
+	}
+	if has(outboxIndex) || !has(dueIndex) {
+		return nil // a ledger already, or no ledger at all: checkSchema says which
+	}
+	spec := outboxIndexSpec()
+	create := &types.CreateGlobalSecondaryIndexAction{IndexName: spec.IndexName, KeySchema: spec.KeySchema, Projection: spec.Projection}
+	// The table's definitions and the index's: some servers (moto) take
+	// the list given as the whole.
+	defs := append(slices.Clone(out.Table.AttributeDefinitions),
+		types.AttributeDefinition{AttributeName: aws.String("outbox_part"), AttributeType: types.ScalarAttributeTypeS},
+		types.AttributeDefinition{AttributeName: aws.String("outbox_at"), AttributeType: types.ScalarAttributeTypeN})
+	add := func() error {
+		_, err := d.c.UpdateTable(ctx, &dynamodb.UpdateTableInput{TableName: &d.table, AttributeDefinitions: defs,
+			GlobalSecondaryIndexUpdates: []types.GlobalSecondaryIndexUpdate{{Create: create}}})
+		return err
+	}
+	err = add()
+	var invalid smithy.APIError
+	if errors.As(err, &invalid) && invalid.ErrorCode() == "ValidationException" {
+		// A table with provisioned capacity (or a server that treats
+		// every table so: dynalite) needs capacity for the index too.
+		create.ProvisionedThroughput = &types.ProvisionedThroughput{ReadCapacityUnits: aws.Int64(5), WriteCapacityUnits: aws.Int64(5)}
+		if t := out.Table.ProvisionedThroughput; t != nil && aws.ToInt64(t.ReadCapacityUnits) > 0 {
+			create.ProvisionedThroughput = &types.ProvisionedThroughput{ReadCapacityUnits: t.ReadCapacityUnits, WriteCapacityUnits: t.WriteCapacityUnits}
+		}
+		err = add()
+	}
+	if err != nil {
+		return d.fail("adding the outbox index", err)
+	}
+	return d.waitActive(ctx)
 }
 
 func sameKey(ks []types.KeySchemaElement, hash, rng string) bool {

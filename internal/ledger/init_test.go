@@ -103,3 +103,55 @@ func TestInitSQLite(t *testing.T) {
 		t.Fatalf("an unknown scheme: %v", err)
 	}
 }
+
+// A ledger table made before notifications gets its outbox index from
+// init, and then holds an outbox. Not against dynalite, which answers
+// UpdateTable's index Create and makes no index.
+func TestInitAddsTheOutboxIndex(t *testing.T) {
+	for _, s := range []*server{&moto} {
+		t.Run(s.name, func(t *testing.T) {
+			endpoint, err := s.endpoint()
+			if err != nil {
+				t.Skip(err)
+			}
+			ctx := context.Background()
+			c := dynamoClient(endpoint)
+			table := fmt.Sprintf("passport-old-%d", tableSeq.Add(1))
+			t.Cleanup(func() { c.DeleteTable(ctx, &dynamodb.DeleteTableInput{TableName: &table}) })
+			str, num := types.ScalarAttributeTypeS, types.ScalarAttributeTypeN
+			all := &types.Projection{ProjectionType: types.ProjectionTypeAll}
+			if _, err := c.CreateTable(ctx, &dynamodb.CreateTableInput{TableName: &table, BillingMode: types.BillingModePayPerRequest,
+				AttributeDefinitions: []types.AttributeDefinition{{AttributeName: aws.String("pk"), AttributeType: str}, {AttributeName: aws.String("sk"), AttributeType: num},
+					{AttributeName: aws.String("due_part"), AttributeType: str}, {AttributeName: aws.String("due_at"), AttributeType: num},
+					{AttributeName: aws.String("state"), AttributeType: str}, {AttributeName: aws.String("expires_at"), AttributeType: num}},
+				KeySchema: keySchema("pk", "sk"),
+				GlobalSecondaryIndexes: []types.GlobalSecondaryIndex{
+					{IndexName: aws.String(dueIndex), KeySchema: keySchema("due_part", "due_at"), Projection: all},
+					{IndexName: aws.String(stateIndex), KeySchema: keySchema("state", "expires_at"), Projection: all}},
+			}); err != nil {
+				t.Fatal(err)
+			}
+			url := "dynamodb://" + table
+			o := Options{DynamoDB: DynamoDBOptions{Client: c}, Announce: true}
+			if _, err := Init(ctx, url, o); err != nil {
+				t.Fatalf("init of a ledger table without the outbox index: %v", err)
+			}
+			l, err := Open(ctx, url, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := l.Create(ctx, Grant{ID: "ar-1", Requester: "alice", State: Active, IssuedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+				t.Fatal(err)
+			}
+			for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+				box, err := l.Outbox(ctx)
+				if err == nil && len(box) == 1 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("outbox after init: %v, %v", grantIDs(box), err)
+				}
+			}
+		})
+	}
+}

@@ -34,6 +34,14 @@ type Options struct {
 	StuckAfter time.Duration
 	// DynamoDB configures the dynamodb:// backend.
 	DynamoDB DynamoDBOptions
+	// Announce makes every write record, in the same write, the notices
+	// people should hear about (notice.go); the Passport service turns it
+	// on when it has somewhere to send them.
+	Announce bool
+	// ExpiryNotice is how long before its window ends an active grant is
+	// due for its expiring-soon notice, when announcing;
+	// DefaultExpiryNotice when zero.
+	ExpiryNotice time.Duration
 }
 
 const defaultStuckAfter = 15 * time.Minute
@@ -42,9 +50,12 @@ const defaultStuckAfter = 15 * time.Minute
 // safe for concurrent use, also by several processes (sqlite on one
 // machine) or several machines (DynamoDB).
 type Ledger struct {
-	b          backend
-	now        func() time.Time
-	stuckAfter time.Duration
+	b            backend
+	now          func() time.Time
+	stuckAfter   time.Duration
+	announce     bool
+	expiryNotice time.Duration
+	announced    chan struct{}
 }
 
 // backend is one storage engine. Ledger validates, stamps times and
@@ -54,8 +65,19 @@ type backend interface {
 	createGrant(ctx context.Context, g *Grant) error
 	grant(ctx context.Context, id string) (Grant, error)
 	// putGrant replaces the grant if its stored version is prev, keeping
-	// the stored created_at, which it sets in g.
-	putGrant(ctx context.Context, g *Grant, prev int64) error
+	// the stored created_at, which it sets in g. With notices it also
+	// writes g's notices and puts the grant in the outbox; without, it
+	// leaves both as they are.
+	putGrant(ctx context.Context, g *Grant, prev int64, notices bool) error
+	// outboxGrants returns the grants in the outbox, oldest first.
+	outboxGrants(ctx context.Context) ([]Grant, error)
+	// putDelivery writes d as the grant's delivery record if the stored
+	// one is at version prev (0: none yet), or fails with a
+	// *ConflictError.
+	putDelivery(ctx context.Context, id string, d Delivery, prev int64) error
+	// settle takes the grant out of the outbox if its NoticeSeq is through
+	// and its delivery record at version; otherwise it does nothing.
+	settle(ctx context.Context, id string, through, version int64) error
 	grantsInState(ctx context.Context, s State) ([]Grant, error)
 	// dueGrants returns the grants whose DueAt is at or before now.
 	dueGrants(ctx context.Context, now time.Time) ([]Grant, error)
@@ -84,7 +106,10 @@ type backend interface {
 }
 
 func newLedger(b backend, o Options) *Ledger {
-	l := &Ledger{b: b, now: o.Now, stuckAfter: o.StuckAfter}
+	l := &Ledger{b: b, now: o.Now, stuckAfter: o.StuckAfter, announce: o.Announce, expiryNotice: o.ExpiryNotice, announced: make(chan struct{}, 1)}
+	if l.expiryNotice <= 0 {
+		l.expiryNotice = DefaultExpiryNotice
+	}
 	if l.now == nil {
 		l.now = time.Now
 	}
@@ -107,10 +132,19 @@ func (l *Ledger) Create(ctx context.Context, g Grant) (Grant, error) {
 	now := l.now()
 	g.Version, g.Lease = 1, Lease{}
 	g.CreatedAt, g.UpdatedAt = now, now
+	g.Notices, g.NoticeSeq, g.Delivery, g.Outbox = nil, 0, Delivery{}, false
+	if l.announce {
+		stamp(&g, nil, 0, announce(nil, &g, now), now)
+		g.Outbox = len(g.Notices) > 0
+	}
 	g.DueAt = l.dueAt(&g)
 	g.normalize()
+	g.Cause = Cause{}
 	if err := l.b.createGrant(ctx, &g); err != nil {
 		return Grant{}, err
+	}
+	if g.Outbox {
+		l.signal()
 	}
 	return g, nil
 }
@@ -131,12 +165,34 @@ func (l *Ledger) Update(ctx context.Context, g Grant) (Grant, error) {
 		return Grant{}, err
 	}
 	prev := g.Version
+	now := l.now()
+	added := false
+	if l.announce {
+		// The notices are what changed from the stored version; the
+		// write below succeeds only over that version, so they are
+		// exactly this write's.
+		cur, err := l.b.grant(ctx, g.ID)
+		if err != nil {
+			return Grant{}, err
+		}
+		if cur.Version != prev {
+			return Grant{}, updateRefused(cur, prev)
+		}
+		news := announce(&cur, &g, now)
+		stamp(&g, cur.Notices, cur.NoticeSeq, news, now)
+		g.Delivery, g.Outbox = cur.Delivery, cur.Outbox || len(news) > 0
+		added = len(news) > 0
+	}
+	g.Cause = Cause{}
 	g.Version++
-	g.UpdatedAt = l.now()
+	g.UpdatedAt = now
 	g.DueAt = l.dueAt(&g)
 	g.normalize()
-	if err := l.b.putGrant(ctx, &g, prev); err != nil {
+	if err := l.b.putGrant(ctx, &g, prev, added); err != nil {
 		return Grant{}, err
+	}
+	if added {
+		l.signal()
 	}
 	return g, nil
 }
@@ -212,10 +268,15 @@ func (l *Ledger) stateDue(g *Grant) time.Time {
 	case Pending:
 		return g.Approval.Deadline
 	case Active:
-		if g.Extension != nil && g.Extension.Approval.Deadline.Before(g.ExpiresAt) {
+		end := g.ExpiresAt
+		if l.announce && !g.warned() {
+			// Due for its expiring-soon notice first.
+			end = g.ExpiresAt.Add(-l.expiryNotice)
+		}
+		if g.Extension != nil && g.Extension.Approval.Deadline.Before(end) {
 			return g.Extension.Approval.Deadline
 		}
-		return g.ExpiresAt
+		return end
 	case Provisioning:
 		if g.ExpiresAt.Before(stuck) {
 			return g.ExpiresAt

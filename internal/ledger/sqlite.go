@@ -44,7 +44,12 @@ CREATE TABLE IF NOT EXISTS grants (
 	due_at        INTEGER,
 	requester_groups TEXT NOT NULL DEFAULT '[]',
 	requester_kind TEXT NOT NULL DEFAULT '',
-	workflow      TEXT NOT NULL DEFAULT ''
+	workflow      TEXT NOT NULL DEFAULT '',
+	notices       TEXT NOT NULL DEFAULT '',
+	notice_seq    INTEGER NOT NULL DEFAULT 0,
+	outbox_at     INTEGER,
+	delivery      TEXT NOT NULL DEFAULT '',
+	delivery_version INTEGER NOT NULL DEFAULT 0
 );
 -- Only open grants have a due_at, so the reconciler's pass reads an index
 -- the size of the open grants, not of the history.
@@ -80,6 +85,10 @@ var grantColumnNames = []string{"id", "requester", "reason", "username", "sudo",
 	"issued_at", "expires_at", "state", "version", "lease_holder", "lease_until", "created_at", "updated_at", "due_at", "requester_groups", "requester_kind", "workflow"}
 
 var grantColumns = strings.Join(grantColumnNames, ", ")
+
+// grantSelect is what a read returns: the grant's columns and its
+// outbox's, which only the ledger's outbox code writes.
+var grantSelect = grantColumns + ", notices, notice_seq, outbox_at IS NOT NULL, delivery, delivery_version"
 
 // grantPlaceholders is one "?" per column of grantColumns, so that a
 // column added to one cannot leave a statement short of a value.
@@ -143,8 +152,9 @@ func openSQLite(ctx context.Context, path string) (*sqliteBackend, error) {
 // schemaVersion is stored as the file's user_version, so that a later
 // Passport can migrate the file and an older one refuses a newer file
 // instead of misreading it. 2 added requester_groups, 3 requester_kind, 4
-// workflow (approvals).
-const schemaVersion = 4
+// workflow (approvals), 5 the outbox (notices, notice_seq, outbox_at,
+// delivery, delivery_version).
+const schemaVersion = 5
 
 func prepareSchema(ctx context.Context, db *sql.DB) error {
 	var v int
@@ -168,6 +178,11 @@ func prepareSchema(ctx context.Context, db *sql.DB) error {
 		{2, "requester_groups", "TEXT NOT NULL DEFAULT '[]'"},
 		{3, "requester_kind", "TEXT NOT NULL DEFAULT ''"},
 		{4, "workflow", "TEXT NOT NULL DEFAULT ''"},
+		{5, "notices", "TEXT NOT NULL DEFAULT ''"},
+		{5, "notice_seq", "INTEGER NOT NULL DEFAULT 0"},
+		{5, "outbox_at", "INTEGER"},
+		{5, "delivery", "TEXT NOT NULL DEFAULT ''"},
+		{5, "delivery_version", "INTEGER NOT NULL DEFAULT 0"},
 	} {
 		if v >= c.version {
 			continue
@@ -175,6 +190,11 @@ func prepareSchema(ctx context.Context, db *sql.DB) error {
 		if err := addColumn(ctx, db, c.name, c.decl); err != nil {
 			return fmt.Errorf("upgrading the ledger to schema %d: %w", c.version, err)
 		}
+	}
+	// Only grants with notices to send are in the outbox index, so a
+	// deliverer's poll reads those and nothing else.
+	if _, err := db.ExecContext(ctx, `CREATE INDEX IF NOT EXISTS grants_outbox ON grants (outbox_at) WHERE outbox_at IS NOT NULL`); err != nil {
+		return err
 	}
 	_, err := db.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, schemaVersion))
 	return err
@@ -225,13 +245,21 @@ type scanner interface{ Scan(dest ...any) error }
 func scanGrant(r scanner) (Grant, error) {
 	var (
 		g                                                Grant
-		targets, state, groups, flow                     string
+		targets, state, groups, flow, notices, delivery  string
 		serial, issued, expires, until, created, updated int64
+		deliveryVersion                                  int64
 		due                                              sql.NullInt64
 	)
 	err := r.Scan(&g.ID, &g.Requester, &g.Reason, &g.Username, &g.Sudo, &targets, &serial, &g.CAPublicKey, &g.PublicKey, &g.Certificate,
-		&issued, &expires, &state, &g.Version, &g.Lease.Holder, &until, &created, &updated, &due, &groups, &g.RequesterKind, &flow)
+		&issued, &expires, &state, &g.Version, &g.Lease.Holder, &until, &created, &updated, &due, &groups, &g.RequesterKind, &flow,
+		&notices, &g.NoticeSeq, &g.Outbox, &delivery, &deliveryVersion)
 	if err != nil {
+		return Grant{}, err
+	}
+	if g.Notices, err = decodeNotices(g.ID, notices); err != nil {
+		return Grant{}, err
+	}
+	if g.Delivery, err = decodeDelivery(g.ID, delivery, deliveryVersion); err != nil {
 		return Grant{}, err
 	}
 	g.Serial, g.State = uint64(serial), State(state)
@@ -252,8 +280,12 @@ func (s *sqliteBackend) createGrant(ctx context.Context, g *Grant) error {
 	if err != nil {
 		return err
 	}
-	res, err := s.db.ExecContext(ctx, `INSERT INTO grants (`+grantColumns+`)
-		VALUES (`+grantPlaceholders+`) ON CONFLICT (id) DO NOTHING`, args...)
+	notices, err := encodeNotices(g.Notices)
+	if err != nil {
+		return err
+	}
+	res, err := s.db.ExecContext(ctx, `INSERT INTO grants (`+grantColumns+`, notices, notice_seq, outbox_at)
+		VALUES (`+grantPlaceholders+`, ?, ?, ?) ON CONFLICT (id) DO NOTHING`, append(args, notices, g.NoticeSeq, outboxAt(g))...)
 	if err != nil {
 		return fmt.Errorf("ledger: storing grant %s: %w", g.ID, err)
 	}
@@ -264,7 +296,7 @@ func (s *sqliteBackend) createGrant(ctx context.Context, g *Grant) error {
 }
 
 func (s *sqliteBackend) grant(ctx context.Context, id string) (Grant, error) {
-	g, err := scanGrant(s.db.QueryRowContext(ctx, `SELECT `+grantColumns+` FROM grants WHERE id = ?`, id))
+	g, err := scanGrant(s.db.QueryRowContext(ctx, `SELECT `+grantSelect+` FROM grants WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Grant{}, notFound(id)
 	}
@@ -274,17 +306,26 @@ func (s *sqliteBackend) grant(ctx context.Context, id string) (Grant, error) {
 	return g, nil
 }
 
-func (s *sqliteBackend) putGrant(ctx context.Context, g *Grant, prev int64) error {
+func (s *sqliteBackend) putGrant(ctx context.Context, g *Grant, prev int64, withNotices bool) error {
 	args, err := updateArgs(g)
 	if err != nil {
 		return err
+	}
+	set := grantUpdates
+	if withNotices {
+		notices, err := encodeNotices(g.Notices)
+		if err != nil {
+			return err
+		}
+		set += `, notices = ?, notice_seq = ?, outbox_at = ?`
+		args = append(args, notices, g.NoticeSeq, outboxAt(g))
 	}
 	cond := `id = ? AND version = ?`
 	if !g.State.Closed() {
 		cond += ` AND state IN ('pending', 'provisioning', 'active', 'revoking')`
 	}
 	var created int64
-	err = s.db.QueryRowContext(ctx, `UPDATE grants SET `+grantUpdates+` WHERE `+cond+` RETURNING created_at`,
+	err = s.db.QueryRowContext(ctx, `UPDATE grants SET `+set+` WHERE `+cond+` RETURNING created_at`,
 		append(args, g.ID, prev)...).Scan(&created)
 	if err == nil {
 		g.CreatedAt = fromNanos(created)
@@ -321,11 +362,11 @@ func (s *sqliteBackend) queryGrants(ctx context.Context, what, query string, arg
 }
 
 func (s *sqliteBackend) grantsInState(ctx context.Context, st State) ([]Grant, error) {
-	return s.queryGrants(ctx, string(st), `SELECT `+grantColumns+` FROM grants WHERE state = ? ORDER BY expires_at, id`, string(st))
+	return s.queryGrants(ctx, string(st), `SELECT `+grantSelect+` FROM grants WHERE state = ? ORDER BY expires_at, id`, string(st))
 }
 
 func (s *sqliteBackend) dueGrants(ctx context.Context, now time.Time) ([]Grant, error) {
-	return s.queryGrants(ctx, "due", `SELECT `+grantColumns+` FROM grants WHERE due_at IS NOT NULL AND due_at <= ? ORDER BY due_at, id`, nanos(now))
+	return s.queryGrants(ctx, "due", `SELECT `+grantSelect+` FROM grants WHERE due_at IS NOT NULL AND due_at <= ? ORDER BY due_at, id`, nanos(now))
 }
 
 func (s *sqliteBackend) setLease(ctx context.Context, id string, l Lease, holder string, now time.Time) (Grant, error) {
@@ -337,7 +378,7 @@ func (s *sqliteBackend) setLease(ctx context.Context, id string, l Lease, holder
 		args = []any{"", int64(0), id, holder}
 	}
 	g, err := scanGrant(s.db.QueryRowContext(ctx, `UPDATE grants SET lease_holder = ?, lease_until = ?, version = version + 1
-		WHERE id = ? AND (`+cond+`) RETURNING `+grantColumns, args...))
+		WHERE id = ? AND (`+cond+`) RETURNING `+grantSelect, args...))
 	if err == nil {
 		return g, nil
 	}
@@ -506,4 +547,42 @@ func (s *sqliteBackend) takeEntry(ctx context.Context, kind, key string) (Entry,
 	}
 	e.Expires = fromNanos(expires)
 	return e, nil
+}
+
+// outboxAt is the outbox column of g: when it entered the outbox, or NULL.
+func outboxAt(g *Grant) sql.NullInt64 {
+	if !g.Outbox {
+		return sql.NullInt64{}
+	}
+	return sql.NullInt64{Int64: nanos(g.UpdatedAt), Valid: true}
+}
+
+func (s *sqliteBackend) outboxGrants(ctx context.Context) ([]Grant, error) {
+	return s.queryGrants(ctx, "outbox", `SELECT `+grantSelect+` FROM grants WHERE outbox_at IS NOT NULL ORDER BY outbox_at, id`)
+}
+
+func (s *sqliteBackend) putDelivery(ctx context.Context, id string, d Delivery, prev int64) error {
+	doc, err := encodeDelivery(d)
+	if err != nil {
+		return err
+	}
+	res, err := s.db.ExecContext(ctx, `UPDATE grants SET delivery = ?, delivery_version = ? WHERE id = ? AND delivery_version = ?`, doc, d.Version, id, prev)
+	if err != nil {
+		return fmt.Errorf("ledger: recording the delivery of grant %s's notices: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		if _, err := s.grant(ctx, id); err != nil {
+			return err
+		}
+		return &ConflictError{GrantID: id, Version: prev}
+	}
+	return nil
+}
+
+func (s *sqliteBackend) settle(ctx context.Context, id string, through, version int64) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE grants SET outbox_at = NULL WHERE id = ? AND notice_seq = ? AND delivery_version = ?`, id, through, version)
+	if err != nil {
+		return fmt.Errorf("ledger: taking grant %s out of the outbox: %w", id, err)
+	}
+	return nil
 }

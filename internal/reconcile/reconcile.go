@@ -126,6 +126,8 @@ type Report struct {
 	Strays  int // stray users removed
 	// Reminded counts break-glass grants announced as overdue for review.
 	Reminded int
+	// Warned counts grants announced as expiring soon.
+	Warned int
 }
 
 // Pass runs one reconcile pass. The error joins what went wrong; the pass
@@ -138,7 +140,7 @@ func (r *Reconciler) Pass(ctx context.Context) (Report, error) {
 	var rep Report
 	// Reminders first: they move a reminded grant's due time on, so the
 	// list below does not offer it again.
-	remindErr := r.remind(ctx, &rep)
+	remindErr := errors.Join(r.remind(ctx, &rep), r.warn(ctx, &rep))
 	due, err := r.due(ctx, r.cfg.Now(), isDue)
 	if err != nil {
 		r.cfg.Metrics.failure("list")
@@ -171,7 +173,7 @@ func (r *Reconciler) Pass(ctx context.Context) (Report, error) {
 		level = slog.LevelWarn
 	}
 	r.cfg.Log.Log(ctx, level, "reconcile pass", "due", rep.Due, "revoked", rep.Revoked, "pending", rep.Pending,
-		"skipped", rep.Skipped, "failed", rep.Failed, "denied", rep.Denied, "strays", rep.Strays, "reminded", rep.Reminded,
+		"skipped", rep.Skipped, "failed", rep.Failed, "denied", rep.Denied, "strays", rep.Strays, "reminded", rep.Reminded, "warned", rep.Warned,
 		"duration_ms", time.Since(start).Milliseconds(), "error", errString(err))
 	// The pass ran to its end: a host that does not answer is a failure
 	// to count, not a reason to call the reconciler unhealthy (a restart
@@ -369,6 +371,7 @@ func (r *Reconciler) revoke(ctx context.Context, id, denial string) (outcome, er
 	}
 	log := r.cfg.Log.With("grant", g.ID, "user", g.Username, "state", string(g.State), "reason", why)
 	ag := access.FromRecord(g)
+	ag.Why = denial
 	err = r.cfg.Access.Revoke(ctx, r.cfg.Holder, ag)
 	after, getErr := r.cfg.Ledger.Get(ctx, id)
 	switch {
