@@ -87,16 +87,15 @@ func (c *Client) Wait(ctx context.Context, id string, progress func(api.Request)
 	}
 }
 
-// FindPending finds the caller's own request that waits for approval and
-// asks what in asks (the same targets, reason, duration, sudo and, when
-// in names them, CA and public key), the newest first: a client asked
-// again picks it up instead of asking anew. Without a public key in in,
-// only a request whose key was kept here (KeepPending) will do.
+// FindPending finds the caller's own request that asks what in asks (the
+// same targets, reason, duration, sudo and, when in names them, CA and
+// public key), the newest first, and either still waits for approval or
+// was approved after this machine stopped waiting for it (its keys are
+// still kept here, so no one has collected it): a client asked again
+// picks it up instead of asking anew. Without a public key in in, only a
+// request whose keys were kept here (KeepPending) will do.
 func (c *Client) FindPending(ctx context.Context, in api.CreateRequest) (api.Request, bool, error) {
-	mine, err := c.List(ctx, ListOptions{State: "pending"})
-	if CodeOf(err) == api.CodeInvalid {
-		return api.Request{}, false, nil // a service older than approvals holds none
-	}
+	mine, err := c.List(ctx, ListOptions{})
 	if err != nil {
 		return api.Request{}, false, err
 	}
@@ -111,6 +110,8 @@ func (c *Client) FindPending(ctx context.Context, in api.CreateRequest) (api.Req
 			targets = append(targets, t.InstanceID)
 		}
 		switch {
+		case r.State != "pending" && !pendingKept(r.ID):
+			// Open, but not one this machine asked for and left waiting.
 		case r.Reason != in.Reason, r.Sudo != in.Sudo, got != want, r.BreakGlass != in.BreakGlass, !sameSet(targets, in.Targets):
 		case in.CertificateAuthority != "" && r.CertificateAuthority != in.CertificateAuthority:
 		case in.PublicKey != "" && keyOf(r.PublicKey) != keyOf(in.PublicKey):

@@ -3,12 +3,17 @@ package provider
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-log/tflogtest"
+	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/terraform"
 	"golang.org/x/crypto/ssh"
 
 	"github.com/passport-access/terraform-provider-passport/internal/client"
@@ -120,6 +125,96 @@ func TestAccCreateWaitsForApproval(t *testing.T) {
 	if err := s.revoke(context.Background(), longer); err != nil {
 		t.Fatal(err)
 	}
+
+	t.Run("terraform apply", func(t *testing.T) { applyWaitsForApproval(t, l, book, alice) })
+}
+
+// applyWaitsForApproval: the same through the terraform CLI. The first
+// apply's create timeout passes while the request waits, and the error
+// says so and what to do; a second apply waits for the same request
+// instead of opening another; once alice approves, the third picks the
+// granted request up, with the key pair the first apply made.
+func applyWaitsForApproval(t *testing.T, l *accLab, book *ledger.Ledger, alice *client.Client) {
+	const reason = "CHG-84 reindex the sessions table"
+	cfg := l.config(fmt.Sprintf(`
+resource "passport_access_request" "r" {
+  targets  = [%q]
+  reason   = %q
+  duration = "3h"
+  timeouts {
+    create = "5s"
+  }
+}
+`, l.Hosts[0].Info().InstanceID, reason))
+	// waiting lists the requests of this configuration that wait.
+	waiting := func(t *testing.T) []ledger.Grant {
+		t.Helper()
+		all, err := book.List(context.Background(), ledger.Pending)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return slices.DeleteFunc(all, func(g ledger.Grant) bool { return g.Reason != reason })
+	}
+	var id string
+	timedOut := regexp.MustCompile(`(?s)` + words("Access request waits for approval") + `.*` + words("access request ar-") + `[0-9a-f]+\s+` +
+		words("still waits for 1 more approval from group:admins or group:ops") + `.*` + words("An approver runs: passport approve ar-") +
+		`.*` + words("Then run terraform apply again: it picks this request up (it does not ask again)"))
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: l.factories(),
+		Steps: []resource.TestStep{
+			{Config: cfg, ExpectError: timedOut},
+			{
+				PreConfig: func() {
+					w := waiting(t)
+					if len(w) != 1 {
+						t.Fatalf("%d requests wait after the first apply, want 1", len(w))
+					}
+					id = w[0].ID
+					if users := passportUsers(t, l.Hosts[0]); len(users) != 0 {
+						t.Fatalf("a request that waits touched the host: %v", users)
+					}
+				},
+				Config:      cfg,
+				ExpectError: timedOut,
+			},
+			{
+				PreConfig: func() {
+					if w := waiting(t); len(w) != 1 || w[0].ID != id {
+						t.Fatalf("after the second apply %d requests wait, want %s alone: the second apply asked again", len(w), id)
+					}
+					if _, err := alice.Approve(context.Background(), id, "CHG-84 is on the board"); err != nil {
+						t.Fatal(err)
+					}
+				},
+				Config: cfg,
+				Check: resource.ComposeAggregateTestCheckFunc(
+					resource.TestCheckResourceAttrWith("passport_access_request.r", "id", func(got string) error {
+						if got != id {
+							return fmt.Errorf("the third apply holds request %s, want %s, which alice approved", got, id)
+						}
+						return nil
+					}),
+					resource.TestCheckResourceAttr("passport_access_request.r", "active", "true"),
+					logsIn("passport_access_request.r", l.Hosts[0]),
+					func(*terraform.State) error {
+						if _, err := client.LoadPending(id); err == nil {
+							return fmt.Errorf("the keys kept for %s are still on disk after the apply that collected it", id)
+						}
+						return nil
+					},
+				),
+			},
+		},
+	})
+}
+
+// words matches text as Terraform prints it, wrapped at any space.
+func words(text string) string {
+	f := strings.Fields(text)
+	for i := range f {
+		f[i] = regexp.QuoteMeta(f[i])
+	}
+	return strings.Join(f, `\s+`)
 }
 
 // personClient signs person in to the accLab's service.

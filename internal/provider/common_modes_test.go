@@ -58,7 +58,9 @@ import (
 //     refusals (passport_certificate_authority, a signer sent as a CA's
 //     name, settings the service owns, plain http);
 //   - service mode only: TestAccServiceExample (examples/service as the
-//     docs show it) and TestAccCreateRetriedAfterADroppedConnection.
+//     docs show it), TestAccCreateRetriedAfterADroppedConnection and
+//     TestAccCreateWaitsForApproval (as bob, whom policy makes wait for
+//     an approver).
 //
 // The certificate authority's own test, policy read from a file, SAML
 // sessions in the provider, the killed apply and the reconciler are direct

@@ -86,14 +86,14 @@ func (s serviceGrantor) grant(ctx context.Context, a ask) (*access.Grant, error)
 	if a.duration > 0 {
 		in.Duration = a.duration.String()
 	}
-	// A request this configuration asked for before, which still waits
-	// for approval (an earlier apply whose create timeout passed), is
-	// picked up instead of asked again.
+	// A request this configuration asked for before (an earlier apply
+	// whose create timeout passed), which still waits for approval or was
+	// approved since, is picked up instead of asked again.
 	if req, found, err := c.FindPending(ctx, in); err != nil {
 		return nil, s.conn.explain(err)
 	} else if found {
 		kept, _ := client.LoadPending(req.ID)
-		tflog.Info(ctx, "Passport: picking up the access request an earlier apply made, which waits for approval", map[string]any{"request": req.ID})
+		tflog.Info(ctx, "Passport: picking up the access request an earlier apply made, which waits for approval (or was approved since)", map[string]any{"request": req.ID})
 		return s.waitFor(ctx, c, req, kept.PrivateKey, kept.PasswordKey)
 	}
 	key := sshca.UserKey{Line: a.publicKey}
