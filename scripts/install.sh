@@ -29,6 +29,10 @@ command -v ssh >/dev/null 2>&1 || need_apt="$need_apt openssh-client"
 command -v shellcheck >/dev/null 2>&1 || need_apt="$need_apt shellcheck"
 command -v sudo >/dev/null 2>&1 || need_apt="$need_apt sudo"
 command -v rsync >/dev/null 2>&1 || need_apt="$need_apt rsync"
+# The recorder's tests prove scp, sftp, rsync and Ansible still work.
+command -v sftp >/dev/null 2>&1 || need_apt="$need_apt openssh-client"
+[ -x /usr/lib/openssh/sftp-server ] || need_apt="$need_apt openssh-sftp-server"
+command -v ansible >/dev/null 2>&1 || need_apt="$need_apt ansible-core"
 command -v unshare >/dev/null 2>&1 || need_apt="$need_apt util-linux"
 command -v pkill >/dev/null 2>&1 || need_apt="$need_apt procps"
 # asciinema plays the asciicast that passport sessions export, in the tests.

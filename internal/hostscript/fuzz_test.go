@@ -44,8 +44,8 @@ func FuzzProvision(f *testing.F) {
 				t.Fatalf("the data block %q lacks %q", data, want)
 			}
 		}
-		if n := strings.Count(data, "\n"); n != 10 {
-			t.Fatalf("the data block has %d lines, want 10: %q", n, data)
+		if n := strings.Count(data, "\n"); n != 11 {
+			t.Fatalf("the data block has %d lines, want 11: %q", n, data)
 		}
 	})
 }
@@ -102,10 +102,11 @@ func FuzzHostDecodesData(f *testing.F) {
 	valid := decodeData(f, generated(f)["provision"])
 	f.Add(valid)
 	f.Add(strings.Replace(valid, "sudo=1", "sudo=2", 1))
+	f.Add(strings.Replace(valid, "record=0", "record=yes", 1))
 	f.Add(strings.Replace(valid, "user=", "user=pp-$(id)", 1))
 	f.Add(valid + "sudo=1\n")
 	f.Add("")
-	keys := []string{"format", "action", "user", "request", "requester", "expires", "serial", "sudo", "ca_type", "ca_key"}
+	keys := []string{"format", "action", "user", "request", "requester", "expires", "serial", "sudo", "record", "ca_type", "ca_key"}
 	f.Fuzz(func(t *testing.T, data string) {
 		code, stdout, stderr := runUnprivileged(t, hostProgram(data))
 		res, err := ParseResult(stdout)
@@ -135,7 +136,7 @@ func FuzzHostDecodesData(f *testing.F) {
 			t.Fatalf("the host accepted %q (%v, %v)", data, err1, err2)
 		}
 		g := Grant{Username: fields["user"], RequestID: fields["request"], Requester: fields["requester"],
-			ExpiresAt: time.Unix(expires, 0), Serial: serial, Sudo: fields["sudo"] == "1",
+			ExpiresAt: time.Unix(expires, 0), Serial: serial, Sudo: fields["sudo"] == "1", RequireRecording: fields["record"] == "1",
 			CAPublicKey: fields["ca_type"] + " " + fields["ca_key"]}
 		script, err := Provision(g)
 		if err != nil {

@@ -186,8 +186,9 @@ type credential struct {
 	serial  uint64
 }
 
-// issue signs a certificate for principal, valid from a minute ago for an hour.
-func (c ca) issue(t *testing.T, principal string) credential {
+// issue signs a certificate for principal, valid from a minute ago for an
+// hour, with permit-pty and any further extensions named.
+func (c ca) issue(t *testing.T, principal string, extensions ...string) credential {
 	t.Helper()
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -206,6 +207,9 @@ func (c ca) issue(t *testing.T, principal string) credential {
 		ValidAfter:      uint64(now.Add(-time.Minute).Unix()),
 		ValidBefore:     uint64(now.Add(time.Hour).Unix()),
 		Permissions:     ssh.Permissions{Extensions: map[string]string{"permit-pty": ""}},
+	}
+	for _, e := range extensions {
+		cert.Permissions.Extensions[e] = ""
 	}
 	if err := cert.SignCert(rand.Reader, c.signer); err != nil {
 		t.Fatal(err)
@@ -357,6 +361,10 @@ func TestProvisionLogsIn(t *testing.T) {
 		}
 		if h.exists(t, SudoersPrefix+"pp-alice") {
 			t.Error("a sudoers drop-in exists without a grant")
+		}
+		// sudo lets the user run the recorder, and only that.
+		if out := h.sh(t, "sudo -n -l -U pp-alice"); strings.Contains(out, "(ALL") || !strings.Contains(out, "(root) NOPASSWD: "+RecordPath) {
+			t.Errorf("sudo -l for pp-alice without a grant:\n%s\nwant only the recorder", out)
 		}
 	})
 	t.Run("sudo when granted", func(t *testing.T) {

@@ -23,6 +23,12 @@
 //	                                       block between markers at the end of
 //	                                       sshd_config where it has no Include
 //	/etc/sudoers.d/passport-<user>         only when sudo is granted
+//	/etc/sudoers.d/passport_recorder       the recorder's sudo rules and I/O log options
+//	/usr/local/lib/passport/record         the recorder's root half (sshd's ForceCommand)
+//	/usr/local/lib/passport/session        what it runs as the user, inside sudo's I/O log
+//	/var/lib/passport/recordings/<user>/   sudo's I/O logs of the user's sessions, one
+//	                                       directory each, and "grant" (request, serials);
+//	                                       kept after the user goes, until collected
 //	/var/lib/passport/grants/<user>        request, requester, expiry, serial, uid
 //	/var/lib/passport/uid-high-water       the last UID a Passport user had here
 //	/usr/local/lib/passport/sweep          the sweep, run every minute by
@@ -61,6 +67,10 @@ const (
 	// new user safely (the next one still owns something, or the range is
 	// used up); nothing was changed.
 	ExitUID = 10
+	// ExitRecording: Linux: the grant required recording and the host
+	// cannot record sessions (no sudo, or sshd lets users set variables
+	// before the recorder); nothing was changed.
+	ExitRecording = 11
 )
 
 // Files the programs create on a host, for callers and tests that inspect it.
@@ -69,12 +79,17 @@ const (
 	PrincipalsDir  = "/etc/passport/principals"
 	RevokedKeys    = "/etc/passport/revoked.krl"
 	SweepPath      = "/usr/local/lib/passport/sweep"
+	SessionPath    = "/usr/local/lib/passport/session"
+	RecordPath     = "/usr/local/lib/passport/record"
+	RecorderRules  = "/etc/sudoers.d/passport_recorder"
+	RecordingsDir  = "/var/lib/passport/recordings"
 	LockFile       = "/run/passport.lock" // flock(1) on it serialises the programs on a host
 	SSHDDropIn     = "/etc/ssh/sshd_config.d/10-passport.conf"
 	SudoersPrefix  = "/etc/sudoers.d/passport-"
 	PassportGroup  = "passport"
 	resultPrefix   = "passport-result "
 	sweepDelimiter = "PASSPORT_SWEEP_PROGRAM"
+	recorderDelim  = "PASSPORT_RECORDER_PROGRAM"
 )
 
 var (
@@ -90,6 +105,10 @@ var (
 	sweepSource string
 	//go:embed programs/inventory.sh
 	inventorySource string
+	//go:embed programs/session.sh
+	sessionSource string
+	//go:embed programs/record.sh
+	recordSource string
 )
 
 // Grant is what provision needs to create one short-lived user.
@@ -101,6 +120,10 @@ type Grant struct {
 	ExpiresAt   time.Time // end of the window; the on-host sweep removes the user after it
 	Sudo        bool      // install a NOPASSWD sudoers drop-in
 	Serial      uint64    // serial of the user's certificate (not 0); recorded for the sweep's KRL
+	// RequireRecording refuses the host (ExitRecording, nothing changed)
+	// when it cannot record sessions. Without it a host that cannot
+	// record still grants, and the result says recording=off.
+	RequireRecording bool
 }
 
 // Revocation is what revoke needs to remove one user and its certificate.
@@ -121,10 +144,6 @@ func Provision(g Grant) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	sudo := "0"
-	if g.Sudo {
-		sudo = "1"
-	}
 	data := encode([][2]string{
 		{"action", "provision"},
 		{"user", g.Username},
@@ -132,7 +151,8 @@ func Provision(g Grant) (string, error) {
 		{"requester", g.Requester},
 		{"expires", fmt.Sprint(g.ExpiresAt.Unix())},
 		{"serial", fmt.Sprint(g.Serial)},
-		{"sudo", sudo},
+		{"sudo", onOff(g.Sudo)},
+		{"record", onOff(g.RequireRecording)},
 		{"ca_type", caType},
 		{"ca_key", caKey},
 	})
@@ -193,6 +213,13 @@ func Inventory() string {
 	return program("inventory", "", linuxBody("inventory"))
 }
 
+func onOff(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}
+
 // encode turns fields into the data block: "key=value" lines behind a format
 // line, base64-encoded. Callers have validated every value.
 func encode(fields [][2]string) string {
@@ -242,6 +269,15 @@ func shipped(src string) string {
 }
 
 const base64Alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="
+
+// recorderFunctions wrap the recorder's two programs (record, run as root,
+// and session, run as the user) in quoted here-documents, as sweepFunction
+// does the sweep, for provision to install. They travel without comments,
+// like every program.
+func recorderFunctions() string {
+	return "record_program() {\n\tcat <<'" + recorderDelim + "'\n#!/bin/sh\n" + shipped(recordSource) + recorderDelim + "\n}\n" +
+		"session_program() {\n\tcat <<'" + recorderDelim + "'\n#!/bin/sh\n" + shipped(sessionSource) + recorderDelim + "\n}\n"
+}
 
 // sweepFunction wraps the sweep program in a quoted here-document, so
 // provision can install it on the host; quoting makes its text inert.

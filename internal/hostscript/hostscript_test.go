@@ -22,6 +22,8 @@ func fixedGrant() Grant {
 		ExpiresAt:   time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC),
 		Sudo:        true,
 		Serial:      1234567890123456789,
+		// Required, so the golden data block shows the flag set.
+		RequireRecording: true,
 	}
 }
 

@@ -44,16 +44,17 @@ type HostUser struct {
 
 // exitMeanings say what each exit code means and what to do about it.
 var exitMeanings = map[int]string{
-	ExitFailed:   "a step failed unexpectedly; the host's stderr names it",
-	ExitData:     "the host refused the request data and changed nothing; this is a Passport bug or tampering in transit",
-	ExitHost:     "the host lacks a tool or file Passport needs; install it (the host's stderr names it) and retry",
-	ExitConflict: "the username belongs to an account Passport does not manage; it was left alone",
-	ExitNotFound: "the host has no such Passport user; provision it again",
-	ExitSSHD:     "sshd's configuration on the host is invalid or overrides Passport's; Passport's change was undone, fix sshd_config and retry",
-	ExitSudoers:  "visudo rejected the sudoers drop-in, which was not installed; check /etc/sudoers on the host",
-	ExitLock:     "another Passport program held the host lock for two minutes; retry",
-	ExitPassword: "the host's password policy refused the generated password; the host's stderr says why (minimum length, a custom password filter); relax the policy for local accounts or retry",
-	ExitUID:      "the host cannot give the new user a UID that no earlier Passport user had: the next one still owns something, or Passport's UID range is used up; the host's stderr says what to remove, nothing was changed",
+	ExitFailed:    "a step failed unexpectedly; the host's stderr names it",
+	ExitData:      "the host refused the request data and changed nothing; this is a Passport bug or tampering in transit",
+	ExitHost:      "the host lacks a tool or file Passport needs; install it (the host's stderr names it) and retry",
+	ExitConflict:  "the username belongs to an account Passport does not manage; it was left alone",
+	ExitNotFound:  "the host has no such Passport user; provision it again",
+	ExitSSHD:      "sshd's configuration on the host is invalid or overrides Passport's; Passport's change was undone, fix sshd_config and retry",
+	ExitSudoers:   "visudo rejected the sudoers drop-in, which was not installed; check /etc/sudoers on the host",
+	ExitLock:      "another Passport program held the host lock for two minutes; retry",
+	ExitPassword:  "the host's password policy refused the generated password; the host's stderr says why (minimum length, a custom password filter); relax the policy for local accounts or retry",
+	ExitRecording: "policy requires this host to record sessions and it cannot (sudo is missing, or sshd's PermitUserEnvironment is on); the host's stderr says which, nothing was changed",
+	ExitUID:       "the host cannot give the new user a UID that no earlier Passport user had: the next one still owns something, or Passport's UID range is used up; the host's stderr says what to remove, nothing was changed",
 }
 
 // Error is a host program's reported failure.

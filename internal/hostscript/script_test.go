@@ -36,7 +36,7 @@ func decodeData(t testing.TB, script string) string {
 func TestDataBlockCarriesTheFields(t *testing.T) {
 	got := decodeData(t, generated(t)["provision"])
 	want := "format=1\naction=provision\nuser=pp-golden01\nrequest=req-0123456789abcdef\n" +
-		"requester=alice@example.com\nexpires=1893553445\nserial=1234567890123456789\nsudo=1\n" +
+		"requester=alice@example.com\nexpires=1893553445\nserial=1234567890123456789\nsudo=1\nrecord=1\n" +
 		"ca_type=ssh-ed25519\nca_key=" + strings.Fields(fixedCA)[1] + "\n"
 	if got != want {
 		t.Errorf("provision data block:\n%s\nwant:\n%s", got, want)
@@ -111,6 +111,7 @@ func TestLibraryMatchesGo(t *testing.T) {
 	for name, code := range map[string]int{
 		"EX_FAILED": ExitFailed, "EX_DATA": ExitData, "EX_HOST": ExitHost, "EX_CONFLICT": ExitConflict,
 		"EX_NOTFOUND": ExitNotFound, "EX_SSHD": ExitSSHD, "EX_SUDOERS": ExitSudoers, "EX_LOCK": ExitLock,
+		"EX_UID": ExitUID, "EX_RECORDING": ExitRecording,
 	} {
 		if got := assign(name); got != strconv.Itoa(code) {
 			t.Errorf("lib.sh %s = %s, Go has %d", name, got, code)
@@ -122,15 +123,18 @@ func TestLibraryMatchesGo(t *testing.T) {
 func TestLayoutMatchesGo(t *testing.T) {
 	cmd := exec.Command("/bin/sh", "-s")
 	cmd.Stdin = strings.NewReader(libSource + `done_result=1
-printf '%s\n' "$PP_GRANTS" "$PP_PRINCIPALS" "$PP_KRL" "$PP_SWEEP" "$SSHD_DROPIN" "$SUDOERS_DIR/passport-" "$PP_GROUP" "$PP_LOCK"
+printf '%s\n' "$PP_GRANTS" "$PP_PRINCIPALS" "$PP_KRL" "$PP_SWEEP" "$SSHD_DROPIN" "$SUDOERS_DIR/passport-" "$PP_GROUP" "$PP_LOCK" "$PP_SESSION" "$PP_RECORDINGS" "$PP_RECORD" "$PP_RECORDER_SUDOERS"
 `)
 	out, err := cmd.Output()
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := strings.Join([]string{GrantsDir, PrincipalsDir, RevokedKeys, SweepPath, SSHDDropIn, SudoersPrefix, PassportGroup, LockFile}, "\n") + "\n"
+	want := strings.Join([]string{GrantsDir, PrincipalsDir, RevokedKeys, SweepPath, SSHDDropIn, SudoersPrefix, PassportGroup, LockFile, SessionPath, RecordingsDir, RecordPath, RecorderRules}, "\n") + "\n"
 	if string(out) != want {
 		t.Errorf("lib.sh's layout:\n%s\nGo's constants:\n%s", out, want)
+	}
+	if !strings.Contains(recordSource, "\nexec sudo -n -u \"$user\" -- "+SessionPath+" ") {
+		t.Errorf("the record program does not run %s", SessionPath)
 	}
 }
 
@@ -144,6 +148,8 @@ func TestShellcheck(t *testing.T) {
 		t.Fatal(err)
 	}
 	scripts["provision-no-sudo"] = rsa
+	scripts["session"] = "#!/bin/sh\n" + shipped(sessionSource)
+	scripts["record"] = "#!/bin/sh\n" + shipped(recordSource)
 	for name, script := range scripts {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
@@ -163,6 +169,9 @@ func TestScriptSize(t *testing.T) {
 		if len(script) > 48<<10 {
 			t.Errorf("%s is %d bytes; keep scripts under 48 KiB", name, len(script))
 		}
+	}
+	if strings.Contains(sessionSource+recordSource, recorderDelim) {
+		t.Errorf("the recorder's programs contain their here-document delimiter %q", recorderDelim)
 	}
 	if strings.Contains(Sweep(), sweepDelimiter) {
 		t.Errorf("the sweep program contains its own here-document delimiter %q", sweepDelimiter)

@@ -26,7 +26,7 @@ func TakesData(action string) bool {
 func linuxBody(action string) string {
 	switch action {
 	case "provision":
-		return sweepFunction() + shipped(provisionSource)
+		return sweepFunction() + recorderFunctions() + shipped(provisionSource)
 	case "extend":
 		return shipped(extendSource)
 	case "revoke":

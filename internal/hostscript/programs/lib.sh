@@ -24,6 +24,7 @@ EX_SSHD=6      # sshd's configuration is invalid; previous files restored
 EX_SUDOERS=7   # visudo rejected the sudoers drop-in; it was not installed
 EX_LOCK=8      # another Passport program held the host lock too long
 EX_UID=10      # no UID of Passport's range can be given safely; nothing changed
+EX_RECORDING=11 # recording was required and this host cannot record; nothing changed
 
 PP_ETC=/etc/passport
 PP_PRINCIPALS=$PP_ETC/principals
@@ -33,6 +34,13 @@ PP_KRL=$PP_ETC/revoked.krl
 PP_GRANTS=/var/lib/passport/grants
 PP_LIB=/usr/local/lib/passport
 PP_SWEEP=$PP_LIB/sweep
+# The recorder: sshd's ForceCommand runs every login of a Passport user
+# through PP_RECORD (as root), which runs PP_SESSION as the user inside
+# sudo's I/O log, in PP_RECORDINGS/<user>/<session>: the recording. Root
+# owns all of it; recordings outlive the user until Passport collects them.
+PP_RECORD=$PP_LIB/record
+PP_SESSION=$PP_LIB/session
+PP_RECORDINGS=/var/lib/passport/recordings
 PP_GROUP=passport
 # Written when Passport creates its group: a group of that name without it
 # belongs to someone else, and its members must not become Passport users.
@@ -43,6 +51,7 @@ SSHD_CONFIG=/etc/ssh/sshd_config
 SSHD_DROPIN_DIR=/etc/ssh/sshd_config.d
 SSHD_DROPIN=$SSHD_DROPIN_DIR/10-passport.conf
 SUDOERS_DIR=/etc/sudoers.d
+PP_RECORDER_SUDOERS=$SUDOERS_DIR/passport_recorder
 # Passport's UIDs. Each new Passport user gets the next number of this range
 # that no earlier Passport user had on this host, and a private group of the
 # same number; PP_UID_MARK keeps the last number handed out. A number is

@@ -2,13 +2,14 @@
 # Re-running it with the same data changes nothing; with a new expiry, serial
 # or sudo flag it converges the host to the new data.
 action=provision
-decode_data provision "format action user request requester expires serial sudo ca_type ca_key"
+decode_data provision "format action user request requester expires serial sudo record ca_type ca_key"
 user=$(field user)
 request=$(field request)
 requester=$(field requester)
 expires=$(field expires)
 serial=$(field serial)
 sudo=$(field sudo)
+record=$(field record)
 check_field user "$user" "$RE_USER"
 check_field request "$request" "$RE_REQUEST"
 check_field requester "$requester" "$RE_REQUESTER"
@@ -16,6 +17,7 @@ check_field expires "$expires" "$RE_EPOCH"
 check_serial "$serial"
 [ "$serial" != 0 ] || die "$EX_DATA" "field serial is not valid"
 check_field sudo "$sudo" "$RE_BOOL"
+check_field record "$record" "$RE_BOOL"
 need_tools ssh-keygen sshd useradd usermod userdel groupadd groupdel getent id cmp sort comm awk readlink pgrep find
 if [ "$sudo" = 1 ]; then
 	# Checked before anything changes: a user without the sudo it was
@@ -30,6 +32,29 @@ step=preflight
 # A host whose sshd configuration is already broken must be fixed by a person:
 # Passport cannot tell its own mistakes from someone else's there.
 sshd -t >"$work/sshd-t.err" 2>&1 || die "$EX_SSHD" "sshd -t fails before Passport changed anything: $(head -c 300 "$work/sshd-t.err")"
+
+# Every login is recorded where the host can record (sudo's I/O log around
+# Passport's session program, forced by sshd); record=1 means the grant
+# must not stand without it, so a host that cannot record is refused here,
+# before anything changed.
+step=recording
+recording=on
+record_why=
+if ! command -v sudo >/dev/null 2>&1 || ! command -v visudo >/dev/null 2>&1; then
+	record_why='sudo is not installed (its I/O log is the recorder)'
+elif [ ! -d "$SUDOERS_DIR" ]; then
+	record_why="this host has no $SUDOERS_DIR"
+elif ! sshd -T >"$work/sshd-T" 2>&1; then
+	record_why="sshd -T fails: $(head -c 200 "$work/sshd-T")"
+elif ! grep -qx 'permituserenvironment no' "$work/sshd-T"; then
+	# ~/.ssh/environment would reach the shell that starts the recorder.
+	record_why="sshd's PermitUserEnvironment is on, so users could set variables before the recorder starts"
+fi
+if [ -n "$record_why" ]; then
+	recording=off
+	[ "$record" = 0 ] || die "$EX_RECORDING" "sessions cannot be recorded on this host: $record_why"
+	warn "sessions on this host will not be recorded: $record_why"
+fi
 
 step='user-check'
 if getent group "$PP_GROUP" >/dev/null 2>&1 && [ ! -f "$PP_GROUP_MARK" ]; then
@@ -121,9 +146,13 @@ step=user
 # certificate's own validity: PAM, and sshd when UsePAM is off, refuse an
 # expired account.
 expire_day=$(((expires + 86399) / 86400))
+# Where sessions are recorded the account's shell is /bin/sh, which reads no
+# file of the user's when sshd runs the recorder with it (bash run by sshd
+# would read ~/.bashrc first, where the user could skip the recorder); the
+# session program gives the person bash.
+shell=/bin/sh
+[ "$recording" = off ] && [ -x /bin/bash ] && shell=/bin/bash
 if ! user_exists "$user"; then
-	shell=/bin/sh
-	[ -x /bin/bash ] && shell=/bin/bash
 	groupadd -g "$uid" "$user" >/dev/null 2>"$work/groupadd.err" ||
 		die "$EX_FAILED" "groupadd -g $uid $user: $(head -c 300 "$work/groupadd.err")"
 	# Password '*' rather than useradd's '!': both make password login
@@ -142,7 +171,7 @@ if ! user_exists "$user"; then
 	chmod 0700 "$PP_HOME/$user" || die "$EX_FAILED" "cannot set the mode of $PP_HOME/$user"
 	note_change user
 else
-	usermod -e "$expire_day" "$user" >"$work/usermod.err" 2>&1 || die "$EX_FAILED" "usermod -e $user: $(head -c 300 "$work/usermod.err")"
+	usermod -e "$expire_day" -s "$shell" "$user" >"$work/usermod.err" 2>&1 || die "$EX_FAILED" "usermod -e $user: $(head -c 300 "$work/usermod.err")"
 fi
 
 step=principals
@@ -156,6 +185,22 @@ cat -- "$work/ca.pub" >"$tmp" || die "$EX_FAILED" "cannot write the CA key"
 put_file "$tmp" "$PP_CAS/$user.pub" 0644 ca-key || true
 rebuild_trusted_cas
 
+# install_sudoers TMP DEST WHAT installs a sudoers drop-in after visudo
+# accepts it alone and with everything else.
+install_sudoers() {
+	chmod 0440 "$1"
+	if ! visudo -cqf "$1" >/dev/null 2>&1; then
+		rm -f -- "$1"
+		die "$EX_SUDOERS" "visudo rejected the sudoers drop-in for $3"
+	fi
+	if put_file "$1" "$2" 0440 "$4"; then
+		if ! visudo -cq >/dev/null 2>&1; then
+			rm -f -- "$2"
+			die "$EX_SUDOERS" "sudo's whole configuration is invalid with the drop-in for $3; it was removed"
+		fi
+	fi
+}
+
 step=sudoers
 sudoers=$SUDOERS_DIR/passport-$user
 if [ "$sudo" = 1 ]; then
@@ -165,23 +210,53 @@ if [ "$sudo" = 1 ]; then
 	# RHEL) whose defaults say requiretty.
 	printf 'Defaults:%s !requiretty\n%s ALL=(ALL:ALL) NOPASSWD: ALL\n' "$user" "$user" >"$tmp" ||
 		die "$EX_FAILED" "cannot write the sudoers drop-in"
-	chmod 0440 "$tmp"
-	if ! visudo -cqf "$tmp" >/dev/null 2>&1; then
-		rm -f -- "$tmp"
-		die "$EX_SUDOERS" "visudo rejected the sudoers drop-in for $user"
-	fi
-	if put_file "$tmp" "$sudoers" 0440 sudoers; then
-		if ! visudo -cq >/dev/null 2>&1; then
-			rm -f -- "$sudoers"
-			die "$EX_SUDOERS" "sudo's whole configuration is invalid with the drop-in for $user; it was removed"
-		fi
-	fi
+	install_sudoers "$tmp" "$sudoers" "$user" sudoers
 	# A drop-in directory that /etc/sudoers never includes grants nothing.
 	sudo -n -l -U "$user" 2>/dev/null | grep -q 'NOPASSWD: ALL' ||
 		die "$EX_HOST" "sudo does not read $SUDOERS_DIR (no @includedir in /etc/sudoers?)"
 elif [ -e "$sudoers" ]; then
 	rm -f -- "$sudoers" || die "$EX_FAILED" "cannot remove $sudoers"
 	note_change sudoers-removed
+fi
+
+# The recorder is two sudo hops, both root-owned programs. sshd's
+# ForceCommand has the user run PP_RECORD as root; the sudo doing that runs
+# with the user's real UID, so the user could kill it, and it logs nothing.
+# PP_RECORD, now root through and through, starts a second sudo that runs
+# PP_SESSION as the user with input and output logged: that sudo is root's,
+# so the user can neither signal it nor read or change its log. The log
+# options are Runas defaults (whatever runs as a Passport user is logged),
+# the directory the run-as user's own.
+step=recorder
+if [ "$recording" = on ]; then
+	tmp=$(tmp_in "$PP_LIB")
+	session_program >"$tmp" || die "$EX_FAILED" "cannot write the session program"
+	put_file "$tmp" "$PP_SESSION" 0755 session || true
+	tmp=$(tmp_in "$PP_LIB")
+	record_program >"$tmp" || die "$EX_FAILED" "cannot write the record program"
+	put_file "$tmp" "$PP_RECORD" 0755 record || true
+	tmp=$(tmp_in "$SUDOERS_DIR")
+	keep='env_keep += "SSH_CLIENT SSH_CONNECTION SSH_TTY"'
+	printf '%s\n' '# Managed by Passport: every session of a Passport user runs inside sudo'"'"'s I/O log.' \
+		"Defaults!$PP_RECORD !requiretty, !use_pty, $keep" \
+		"Defaults>%$PP_GROUP log_input, log_output, !compress_io, iolog_dir=$PP_RECORDINGS/%{runas_user}, iolog_file=%Y%m%d-%H%M%S-XXXXXX, $keep" \
+		"%$PP_GROUP ALL=(root) NOPASSWD: $PP_RECORD" \
+		"root ALL=(%$PP_GROUP) NOPASSWD: $PP_SESSION" >"$tmp" || die "$EX_FAILED" "cannot write $PP_RECORDER_SUDOERS"
+	install_sudoers "$tmp" "$PP_RECORDER_SUDOERS" 'the recorder' recorder-sudoers
+	sudo -n -l -U "$user" 2>/dev/null | grep -q "NOPASSWD: $PP_RECORD" ||
+		die "$EX_HOST" "sudo does not read $SUDOERS_DIR (no @includedir in /etc/sudoers?)"
+	if ! mkdir -p "$PP_RECORDINGS/$user" || ! chmod 0700 "$PP_RECORDINGS" "$PP_RECORDINGS/$user"; then
+		die "$EX_FAILED" "cannot create $PP_RECORDINGS/$user"
+	fi
+	# What ties the user's recordings to the grant once the user and its
+	# grant record are gone: every certificate serial it was given here.
+	tmp=$(tmp_in "$PP_RECORDINGS/$user")
+	{
+		printf 'user=%s\nrequest=%s\nrequester=%s\nuid=%s\n' "$user" "$request" "$requester" "$uid"
+		grep -sx 'serial=[0-9]*' "$PP_RECORDINGS/$user/grant" | grep -vx "serial=$serial"
+		printf 'serial=%s\n' "$serial"
+	} >"$tmp" || die "$EX_FAILED" "cannot write the recordings' grant file"
+	put_file "$tmp" "$PP_RECORDINGS/$user/grant" 0600 recording-grant || true
 fi
 
 step='sweep-install'
@@ -227,6 +302,7 @@ fi
 # sshd takes the first value it sees, so the early file name (10-) keeps
 # later drop-ins from overriding these lines.
 step='sshd-config'
+sudo_path=$(command -v sudo)
 sshd_block() {
 	printf '%s\n' \
 		'# Managed by Passport. Passport users log in with a Passport certificate only.' \
@@ -237,6 +313,16 @@ sshd_block() {
 		"	AuthorizedPrincipalsFile $PP_PRINCIPALS/%u" \
 		"	TrustedUserCAKeys $PP_TRUSTED" \
 		"	RevokedKeys $PP_KRL"
+	# The recorder is forced for every session, a subsystem (sftp) included;
+	# what it cannot see is switched off: forwarding, whose channels carry
+	# no session (Passport's certificates permit none either), and ~/.ssh/rc
+	# (sshd skips it under a ForceCommand already).
+	[ "$recording" = on ] && printf '%s\n' \
+		"	ForceCommand exec $sudo_path -n -- $PP_RECORD \"\$SSH_ORIGINAL_COMMAND\"" \
+		'	PermitUserRC no' \
+		'	DisableForwarding yes' \
+		'	PermitTunnel no'
+	return 0
 }
 inline_begin='# BEGIN Passport (managed; do not edit)'
 inline_end='# END Passport'
@@ -289,6 +375,11 @@ sshd_applies() {
 	grep -qx "trustedusercakeys $PP_TRUSTED" "$work/sshd-T" &&
 		grep -qx "authorizedprincipalsfile $PP_PRINCIPALS/%u" "$work/sshd-T" &&
 		grep -qx "revokedkeys $PP_KRL" "$work/sshd-T" || return 1
+	if [ "$recording" = on ]; then
+		grep -q "^forcecommand .*$PP_RECORD" "$work/sshd-T" &&
+			grep -qx 'permituserrc no' "$work/sshd-T" &&
+			grep -qx 'disableforwarding yes' "$work/sshd-T" || return 1
+	fi
 	sshd -T -C "user=root,host=passport.invalid,addr=192.0.2.1" >"$work/sshd-T" 2>&1 || return 1
 	! grep -qx "trustedusercakeys $PP_TRUSTED" "$work/sshd-T"
 }
@@ -382,4 +473,4 @@ if [ "$sshd_changed" = 1 ]; then
 	fi
 fi
 
-result ok "user=$user" "changed=${changed:-none}" "sshd=$sshd_mode" "reloaded=$reloaded" "sweeper=$sweeper"
+result ok "user=$user" "changed=${changed:-none}" "sshd=$sshd_mode" "reloaded=$reloaded" "sweeper=$sweeper" "recording=$recording"
