@@ -57,8 +57,15 @@ func (h *host) converse(t *testing.T, user string, signer ssh.Signer, steps ...[
 	done := make(chan error, 1)
 	go func() { done <- s.Wait() }()
 	deadline := time.After(time.Minute)
+	// Each step waits for its text after the previous step's, so a prompt
+	// shown earlier does not count for one that is still to come.
+	from := 0
 	for _, step := range steps {
-		for !strings.Contains(screen.String(), step[0]) {
+		for {
+			if i := strings.Index(screen.String()[from:], step[0]); i >= 0 {
+				from += i + len(step[0])
+				break
+			}
 			select {
 			case <-done:
 				t.Fatalf("the shell of %s ended before showing %q; it showed:\n%s", user, step[0], screen)
@@ -346,7 +353,10 @@ func TestRecorder(t *testing.T) {
 		root := authority.issue(t, "pp-root")
 		h.provision(t, grantFor(authority, "pp-root", root, true, time.Now().Add(time.Hour)))
 		shown := h.converse(t, "pp-root", root.signer, [2]string{"", "sudo -i\n"},
-			[2]string{"root@", "echo as-$(id -un)-$((7*6))\n"}, [2]string{"as-root-42", "exit\n"}, [2]string{"logout", "exit\n"})
+			[2]string{"root@", "echo as-$(id -un)-$((7*6))\n"}, [2]string{"as-root-42", "exit\n"},
+			// Typed before the user's own shell is back, the last exit
+			// could reach root's closing terminal instead.
+			[2]string{"logout", ""}, [2]string{"$ ", "exit\n"})
 		if !strings.Contains(shown, "as-root-42") {
 			t.Fatalf("sudo -i did not run: %q", shown)
 		}
