@@ -47,6 +47,17 @@ const (
 	ActionBreakGlass    Action = "break-glass"
 	ActionReviewed      Action = "reviewed"
 	ActionReviewOverdue Action = "review-overdue"
+	// Session recording: a recording collected into the bucket (its key,
+	// size and SHA-256 in the detail, the digest audit verify checks the
+	// object against), a recording deleted before its retention ended or
+	// when it ended, a collection that failed, and a grant given on a
+	// host that cannot record where policy asked for recording but lets
+	// the grant stand (fail open).
+	ActionRecordingCollected   Action = "recording-collected"
+	ActionRecordingDeleted     Action = "recording-deleted"
+	ActionRecordingExpired     Action = "recording-expired"
+	ActionRecordingFailed      Action = "recording-failed"
+	ActionRecordingNotRecorded Action = "not-recorded"
 )
 
 // Event is one entry of the audit trail. Seq, PrevHash and Hash are set by

@@ -2,9 +2,11 @@ package ledger
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"maps"
+	"math/big"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -680,6 +682,80 @@ func (d *dynamoBackend) settle(ctx context.Context, id string, through, version 
 	})
 	if err != nil && !isConditionFailed(err) {
 		return d.fail("taking grant "+id+" out of the outbox", err)
+	}
+	return nil
+}
+
+// Recordings share one partition, pk "recordings", like the audit trail:
+// listing them is one Query, and they are written about as often as
+// events. The sort key is a number (the table's sk is numeric): the first
+// 15 bytes of the SHA-256 of "<request>/<instance>/<session>" in decimal,
+// 36 digits of DynamoDB's 38, so two sessions never share one. The index
+// itself is the attribute "recording" (JSON).
+const recordingsPK = "recordings"
+
+func recordingKey(request, instance, session string) map[string]types.AttributeValue {
+	sum := sha256.Sum256([]byte(request + "/" + instance + "/" + session))
+	sk := new(big.Int).SetBytes(sum[:15])
+	return map[string]types.AttributeValue{"pk": str(recordingsPK), "sk": &types.AttributeValueMemberN{Value: sk.String()}}
+}
+
+func (d *dynamoBackend) putRecording(ctx context.Context, r Recording) error {
+	v, err := encodeRecording(&r)
+	if err != nil {
+		return err
+	}
+	it := item(recordingKey(r.RequestID, r.InstanceID, r.Session))
+	it["recording"], it["request_id"] = str(v), str(r.RequestID)
+	if _, err := d.c.PutItem(ctx, &dynamodb.PutItemInput{TableName: &d.table, Item: it}); err != nil {
+		return d.fail("indexing recording "+r.ID(), err)
+	}
+	return nil
+}
+
+func (d *dynamoBackend) recording(ctx context.Context, request, instance, session string) (Recording, error) {
+	out, err := d.c.GetItem(ctx, &dynamodb.GetItemInput{TableName: &d.table, Key: recordingKey(request, instance, session), ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		return Recording{}, d.fail("reading recording "+request+"/"+instance+"/"+session, err)
+	}
+	if out.Item == nil {
+		return Recording{}, recordingNotFound(request, instance, session)
+	}
+	return decodeRecording(item(out.Item).s("recording"))
+}
+
+func (d *dynamoBackend) recordings(ctx context.Context, f RecordingFilter) ([]Recording, error) {
+	in := &dynamodb.QueryInput{
+		TableName:                 &d.table,
+		KeyConditionExpression:    aws.String("pk = :p"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":p": str(recordingsPK)},
+		ConsistentRead:            aws.Bool(true),
+	}
+	if f.RequestID != "" {
+		in.FilterExpression = aws.String("request_id = :r")
+		in.ExpressionAttributeValues[":r"] = str(f.RequestID)
+	}
+	var out []Recording
+	p := dynamodb.NewQueryPaginator(d.c, in)
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, d.fail("listing recordings", err)
+		}
+		for _, it := range page.Items {
+			r, err := decodeRecording(item(it).s("recording"))
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+func (d *dynamoBackend) deleteRecording(ctx context.Context, request, instance, session string) error {
+	if _, err := d.c.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: &d.table, Key: recordingKey(request, instance, session)}); err != nil {
+		return d.fail("deleting recording "+request+"/"+instance+"/"+session, err)
 	}
 	return nil
 }

@@ -102,6 +102,15 @@ type backend interface {
 	// events calls fn for every event in seq order that f may match (the
 	// backend may pre-filter; Ledger applies f again).
 	events(ctx context.Context, f Filter, fn func(Event) error) error
+	// putRecording stores r, replacing the same session's index.
+	putRecording(ctx context.Context, r Recording) error
+	// recording returns one index, expired or not, or a missing-recording
+	// error matching ErrNotFound.
+	recording(ctx context.Context, request, instance, session string) (Recording, error)
+	// recordings returns the indexes f may match, expired or not (the
+	// backend may pre-filter; Ledger applies f again).
+	recordings(ctx context.Context, f RecordingFilter) ([]Recording, error)
+	deleteRecording(ctx context.Context, request, instance, session string) error
 	close() error
 }
 

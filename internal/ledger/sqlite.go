@@ -78,6 +78,14 @@ CREATE TABLE IF NOT EXISTS entries (
 	PRIMARY KEY (kind, key)
 );
 CREATE INDEX IF NOT EXISTS entries_expires ON entries (expires);
+
+CREATE TABLE IF NOT EXISTS recordings (
+	request_id  TEXT NOT NULL,
+	instance_id TEXT NOT NULL,
+	session     TEXT NOT NULL,
+	value       TEXT NOT NULL,
+	PRIMARY KEY (request_id, instance_id, session)
+);
 `
 
 // grantColumnNames is the order of grantArgs' values.
@@ -153,8 +161,8 @@ func openSQLite(ctx context.Context, path string) (*sqliteBackend, error) {
 // Passport can migrate the file and an older one refuses a newer file
 // instead of misreading it. 2 added requester_groups, 3 requester_kind, 4
 // workflow (approvals), 5 the outbox (notices, notice_seq, outbox_at,
-// delivery, delivery_version).
-const schemaVersion = 5
+// delivery, delivery_version), 6 the recordings table.
+const schemaVersion = 6
 
 func prepareSchema(ctx context.Context, db *sql.DB) error {
 	var v int
@@ -583,6 +591,66 @@ func (s *sqliteBackend) settle(ctx context.Context, id string, through, version 
 	_, err := s.db.ExecContext(ctx, `UPDATE grants SET outbox_at = NULL WHERE id = ? AND notice_seq = ? AND delivery_version = ?`, id, through, version)
 	if err != nil {
 		return fmt.Errorf("ledger: taking grant %s out of the outbox: %w", id, err)
+	}
+	return nil
+}
+
+func (s *sqliteBackend) putRecording(ctx context.Context, r Recording) error {
+	v, err := encodeRecording(&r)
+	if err != nil {
+		return err
+	}
+	_, err = s.db.ExecContext(ctx, `INSERT INTO recordings (request_id, instance_id, session, value) VALUES (?, ?, ?, ?)
+		ON CONFLICT (request_id, instance_id, session) DO UPDATE SET value = excluded.value`, r.RequestID, r.InstanceID, r.Session, v)
+	if err != nil {
+		return fmt.Errorf("ledger: indexing recording %s: %w", r.ID(), err)
+	}
+	return nil
+}
+
+func (s *sqliteBackend) recording(ctx context.Context, request, instance, session string) (Recording, error) {
+	var v string
+	err := s.db.QueryRowContext(ctx, `SELECT value FROM recordings WHERE request_id = ? AND instance_id = ? AND session = ?`, request, instance, session).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Recording{}, recordingNotFound(request, instance, session)
+	}
+	if err != nil {
+		return Recording{}, fmt.Errorf("ledger: reading recording %s/%s/%s: %w", request, instance, session, err)
+	}
+	return decodeRecording(v)
+}
+
+func (s *sqliteBackend) recordings(ctx context.Context, f RecordingFilter) ([]Recording, error) {
+	q, args := `SELECT value FROM recordings`, []any{}
+	if f.RequestID != "" {
+		q, args = q+` WHERE request_id = ?`, append(args, f.RequestID)
+	}
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: listing recordings: %w", err)
+	}
+	defer rows.Close()
+	var out []Recording
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			return nil, fmt.Errorf("ledger: listing recordings: %w", err)
+		}
+		r, err := decodeRecording(v)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("ledger: listing recordings: %w", err)
+	}
+	return out, nil
+}
+
+func (s *sqliteBackend) deleteRecording(ctx context.Context, request, instance, session string) error {
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM recordings WHERE request_id = ? AND instance_id = ? AND session = ?`, request, instance, session); err != nil {
+		return fmt.Errorf("ledger: deleting recording %s/%s/%s: %w", request, instance, session, err)
 	}
 	return nil
 }
