@@ -54,6 +54,7 @@ tunnel to connect. When the window ends the user is removed.`,
 	root.AddCommand(newLedgerCommand())
 	root.AddCommand(newDocumentsCommand())
 	root.AddCommand(newAuditCommand())
+	root.AddCommand(newSessionsCommand())
 	root.AddCommand(newPolicyCommand())
 	root.AddCommand(newApproveCommand())
 	root.AddCommand(newDenyCommand())

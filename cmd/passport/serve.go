@@ -120,6 +120,7 @@ docs/guides/service.md.`,
 	f.DurationVar(&st.Reconcile, "reconcile-interval", time.Minute, "time between reconciler passes")
 	f.DurationVar(&st.StuckAfter, "stuck-after", 0, "how long a grant may stay provisioning or revoking before a reconciler takes it over (default 15m)")
 	f.BoolVar(&st.Sweep, "sweep", true, "remove Passport users no open grant accounts for on online Linux and Windows nodes")
+	f.Var(recordingsDirFlag{&st.Recordings}, "recordings-dir", "read collected session recordings from this directory, laid out as the bucket's recordings/ prefix (request/instance/session/)")
 	f.StringVar(&st.Name, "name", "", "this replica's name on leases and in the audit trail (default service/<hostname>-<pid>)")
 	f.StringVar(&st.AWS.Region, "region", "", "AWS region (default: AWS_REGION or the profile's)")
 	f.StringVar(&st.AWS.Profile, "profile", "", "AWS profile (default: AWS_PROFILE, or the instance or task role)")

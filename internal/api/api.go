@@ -9,21 +9,26 @@ import "time"
 // Routes of the service. Every /v1 route but the login routes and health
 // needs a signed-in caller.
 const (
-	PathHealth    = "/v1/health"
-	PathWhoAmI    = "/v1/whoami"
-	PathRequests  = "/v1/requests"
-	PathPreview   = "/v1/requests/preview"
-	PathTargets   = "/v1/targets"
-	PathAudit     = "/v1/audit"
-	PathVerify    = "/v1/audit/verify"
-	PathLogout    = "/v1/logout"
-	PathSessions  = "/v1/sessions"
-	PathLoginAWS  = "/v1/login/aws"
-	PathLoginCLI  = "/v1/login/cli"
-	PathLoginCode = "/v1/login/token"
-	PathSAMLLogin = "/saml/login"
-	PathSAMLACS   = "/saml/acs"
-	PathSAMLMeta  = "/saml/metadata"
+	PathHealth   = "/v1/health"
+	PathWhoAmI   = "/v1/whoami"
+	PathRequests = "/v1/requests"
+	PathPreview  = "/v1/requests/preview"
+	PathTargets  = "/v1/targets"
+	PathAudit    = "/v1/audit"
+	PathVerify   = "/v1/audit/verify"
+	PathLogout   = "/v1/logout"
+	PathSessions = "/v1/sessions"
+	// PathRecordings lists recorded sessions; a recording is
+	// PathRecordings/<request>/<target>/<session>, its asciicast that
+	// plus "/asciicast"; PathRecordingsGrep searches them.
+	PathRecordings     = "/v1/recordings"
+	PathRecordingsGrep = "/v1/recordings/grep"
+	PathLoginAWS       = "/v1/login/aws"
+	PathLoginCLI       = "/v1/login/cli"
+	PathLoginCode      = "/v1/login/token"
+	PathSAMLLogin      = "/saml/login"
+	PathSAMLACS        = "/saml/acs"
+	PathSAMLMeta       = "/saml/metadata"
 )
 
 // SessionCookie is the browser's sign-in: an HttpOnly, Secure, SameSite
@@ -346,4 +351,68 @@ type Token struct {
 type HealthStatus struct {
 	Status  string `json:"status"`
 	Version string `json:"version,omitempty"`
+}
+
+// Recording is a recorded session on a target, collected under a
+// request.
+type Recording struct {
+	// ID is request/target/session: how the CLI and the routes name it.
+	ID        string `json:"id"`
+	Request   string `json:"request"`
+	Target    string `json:"target"`
+	Session   string `json:"session"`
+	Requester string `json:"requester"`
+	// User is the short-lived user the session ran as, and StartedAt when
+	// it began, where the index knows them.
+	User      string     `json:"user,omitempty"`
+	StartedAt *time.Time `json:"started_at,omitempty"`
+	// Size and SHA256 are what was collected, as the ledger indexed it.
+	Size   int64  `json:"size,omitempty"`
+	SHA256 string `json:"sha256,omitempty"`
+	// Detail is what the recording itself says, on a read of one.
+	Detail *RecordingDetail `json:"detail,omitempty"`
+}
+
+// RecordingDetail is what a recording says about its session.
+type RecordingDetail struct {
+	// Command is what the person asked sshd to run; empty for a login
+	// shell.
+	Command  string    `json:"command"`
+	Terminal bool      `json:"terminal"`
+	Rows     int       `json:"rows,omitempty"`
+	Cols     int       `json:"cols,omitempty"`
+	Host     string    `json:"host,omitempty"`
+	Client   string    `json:"client,omitempty"`
+	Start    time.Time `json:"start"`
+	Title    string    `json:"title"`
+}
+
+// RecordingList is the recordings a caller may see.
+type RecordingList struct {
+	Recordings []Recording `json:"recordings"`
+}
+
+// RecordingMatch is a line of a recording that a search matched.
+type RecordingMatch struct {
+	Recording string `json:"recording"`
+	// At is seconds from the session's start.
+	At    float64 `json:"at"`
+	Input bool    `json:"input"`
+	Line  string  `json:"line"`
+}
+
+// RecordingProblem is a recording a search could not read: damaged,
+// missing or changed since it was collected.
+type RecordingProblem struct {
+	Recording string `json:"recording"`
+	Message   string `json:"message"`
+}
+
+// RecordingMatches answers a search of recordings.
+type RecordingMatches struct {
+	Matches []RecordingMatch `json:"matches"`
+	// Truncated says more lines matched than the answer holds.
+	Truncated bool               `json:"truncated"`
+	Searched  int                `json:"searched"`
+	Problems  []RecordingProblem `json:"problems"`
 }

@@ -1,6 +1,7 @@
 package recording
 
 import (
+	"context"
 	"errors"
 	"io"
 	"regexp"
@@ -194,4 +195,53 @@ func dropRune(b []byte) []byte {
 	}
 	_, n := utf8.DecodeLastRune(b)
 	return b[:len(b)-n]
+}
+
+// Found is a matched line of one recording of a search.
+type Found struct {
+	Ref Ref
+	Match
+}
+
+// Problem is a recording a search could not read.
+type Problem struct {
+	Ref Ref
+	Err error
+}
+
+// Search greps each of refs in c for re, at most limit lines in all.
+// A recording that cannot be read (damaged, or changed since it was
+// collected) is a Problem, and the search goes on: an auditor must hear
+// of it, and still see the rest.
+func Search(ctx context.Context, c Catalog, refs []Ref, re *regexp.Regexp, limit int) (found []Found, truncated bool, problems []Problem, err error) {
+	for _, ref := range refs {
+		if err := ctx.Err(); err != nil {
+			return found, truncated, problems, err
+		}
+		if len(found) >= limit {
+			return found, true, problems, nil
+		}
+		matches, more, err := grepOne(ctx, c, ref, re, limit-len(found))
+		for _, m := range matches {
+			found = append(found, Found{Ref: ref, Match: m})
+		}
+		truncated = truncated || more
+		if err != nil {
+			problems = append(problems, Problem{Ref: ref, Err: err})
+		}
+	}
+	return found, truncated, problems, nil
+}
+
+func grepOne(ctx context.Context, c Catalog, ref Ref, re *regexp.Regexp, limit int) ([]Match, bool, error) {
+	l, err := c.Open(ctx, ref)
+	if err != nil {
+		return nil, false, err
+	}
+	events, err := l.Events()
+	if err != nil {
+		return nil, false, err
+	}
+	defer events.Close()
+	return Grep(re, events, limit)
 }

@@ -29,6 +29,7 @@ import (
 	"github.com/passport-access/terraform-provider-passport/internal/ledger"
 	"github.com/passport-access/terraform-provider-passport/internal/policy"
 	"github.com/passport-access/terraform-provider-passport/internal/portal"
+	"github.com/passport-access/terraform-provider-passport/internal/recording"
 	"github.com/passport-access/terraform-provider-passport/internal/sshca"
 	"github.com/passport-access/terraform-provider-passport/internal/targets"
 )
@@ -65,6 +66,9 @@ type Config struct {
 	// Sessions opens Session Manager sessions for callers' tunnels; nil
 	// refuses them.
 	Sessions SessionManager
+	// Recordings is where collected session recordings are read; nil
+	// answers that the service keeps none.
+	Recordings recording.Catalog
 	// SAML lets people sign in; nil refuses them.
 	SAML *SAMLConfig
 	// Machines lets machines sign in with their AWS identity; nil refuses
@@ -217,6 +221,10 @@ func (s *Server) routeTable() []route {
 		{"POST /v1/requests/{id}/sessions", s.signedIn(s.startSession)},
 		{"POST /v1/sessions/{sid}/resume", s.signedIn(s.resumeSession)},
 		{"POST /v1/sessions/{sid}/end", s.signedIn(s.endSession)},
+		{"GET /v1/recordings", s.signedIn(s.listRecordings)},
+		{"GET /v1/recordings/grep", s.signedIn(s.grepRecordings)},
+		{"GET /v1/recordings/{request}/{target}/{session}", s.signedIn(s.getRecording)},
+		{"GET /v1/recordings/{request}/{target}/{session}/asciicast", s.signedIn(s.recordingCast)},
 		{"GET /v1/audit", s.signedIn(s.listAudit)},
 		{"GET /v1/audit/verify", s.signedIn(s.verifyAudit)},
 	}

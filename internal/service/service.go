@@ -35,6 +35,7 @@ import (
 	"github.com/passport-access/terraform-provider-passport/internal/ledger"
 	"github.com/passport-access/terraform-provider-passport/internal/policy"
 	"github.com/passport-access/terraform-provider-passport/internal/reconcile"
+	"github.com/passport-access/terraform-provider-passport/internal/recording"
 	"github.com/passport-access/terraform-provider-passport/internal/server"
 	"github.com/passport-access/terraform-provider-passport/internal/sshca"
 	"github.com/passport-access/terraform-provider-passport/internal/targets"
@@ -97,6 +98,10 @@ type Settings struct {
 	// Sweep also removes Passport users no open grant accounts for.
 	Reconcile time.Duration
 	Sweep     bool
+	// Recordings is where collected session recordings are read, for the
+	// recordings routes: a recording.Dir, or the bucket's catalog; nil
+	// when the service keeps none.
+	Recordings recording.Catalog
 	// Name is this replica's name on leases and in the audit trail;
 	// service/<hostname>-<pid> when empty.
 	Name string
@@ -232,6 +237,7 @@ func New(ctx context.Context, st Settings) (svc *Service, err error) {
 			return targets.Find(ctx, clients.SSM, f)
 		},
 		Sessions:      sessions{clients.SSM},
+		Recordings:    st.Recordings,
 		SAML:          samlCfg,
 		Machines:      machines,
 		URL:           base,

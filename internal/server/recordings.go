@@ -1,0 +1,280 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"slices"
+	"time"
+
+	"github.com/passport-access/terraform-provider-passport/internal/api"
+	"github.com/passport-access/terraform-provider-passport/internal/ledger"
+	"github.com/passport-access/terraform-provider-passport/internal/policy"
+	"github.com/passport-access/terraform-provider-passport/internal/recording"
+)
+
+// Who sees a recording: the requester of the request it was made under
+// (it is their own session), and anyone policy lets view that request on
+// the recording's own target (the view action, asked with the request's
+// context as for the request itself). A recording the caller may not see
+// answers as one that does not exist.
+
+// Bounds on a search through the service.
+const (
+	maxPattern      = 512
+	maxMatches      = 1000
+	maxGrepProblems = 100
+)
+
+// viewer decides, once per request and target, whether the caller sees
+// recordings made there.
+type viewer struct {
+	s      *Server
+	p      *principal
+	grants map[string]*ledger.Grant
+	seen   map[string]bool
+}
+
+func (s *Server) viewer(p *principal) *viewer {
+	return &viewer{s: s, p: p, grants: map[string]*ledger.Grant{}, seen: map[string]bool{}}
+}
+
+// may says whether the caller sees ref, and the request it was made
+// under. An error is the ledger's or policy's, not a refusal.
+func (v *viewer) may(ctx context.Context, ref recording.Ref) (bool, *ledger.Grant, error) {
+	rec, ok := v.grants[ref.Request]
+	if !ok {
+		g, err := v.s.cfg.Ledger.Get(ctx, ref.Request)
+		switch {
+		case errors.Is(err, ledger.ErrNotFound):
+			// A recording whose request the ledger does not know is
+			// nobody's to see through the service.
+		case err != nil:
+			return false, nil, &apiError{code: api.CodeUnavailable, msg: "the service cannot read its ledger; try again shortly", log: err}
+		default:
+			rec = &g
+		}
+		v.grants[ref.Request] = rec
+	}
+	if rec == nil {
+		return false, nil, nil
+	}
+	if owns(v.p, *rec) {
+		return true, rec, nil
+	}
+	key := ref.Request + "/" + ref.Instance
+	if ok, done := v.seen[key]; done {
+		return ok, rec, nil
+	}
+	// Asked about the recording's own target: one who may view a request's
+	// staging hosts does not see its production sessions.
+	scoped := *rec
+	scoped.Targets = slices.DeleteFunc(slices.Clone(rec.Targets), func(t ledger.Target) bool { return t.InstanceID != ref.Instance })
+	if len(scoped.Targets) == 0 {
+		scoped.Targets = []ledger.Target{{InstanceID: ref.Instance}}
+	}
+	err := v.s.permits(ctx, v.p, scoped, policy.View)
+	var denied *policy.DeniedError
+	if err != nil && !errors.As(err, &denied) {
+		return false, nil, err
+	}
+	v.seen[key] = err == nil
+	return err == nil, rec, nil
+}
+
+func (s *Server) noRecordings(w http.ResponseWriter, r *http.Request) bool {
+	if s.cfg.Recordings == nil {
+		s.fail(w, r, &apiError{code: api.CodeNotFound, msg: "this service keeps no session recordings"})
+		return true
+	}
+	return false
+}
+
+// recordingQuery reads request= and target=.
+func recordingQuery(r *http.Request) (recording.Query, error) {
+	q := recording.Query{Request: r.URL.Query().Get("request"), Instance: r.URL.Query().Get("target")}
+	probe := recording.Ref{Request: "ar-0000000000000000", Instance: "i-00000000", Session: "s"}
+	if q.Request != "" {
+		probe.Request = q.Request
+		if err := probe.Check(); err != nil {
+			return q, invalidField("request", "%v", err)
+		}
+	}
+	if q.Instance != "" {
+		probe.Instance = q.Instance
+		if err := probe.Check(); err != nil {
+			return q, invalidField("target", "%v", err)
+		}
+	}
+	return q, nil
+}
+
+// visible lists the recordings q matches that the caller may see.
+func (s *Server) visible(ctx context.Context, p *principal, q recording.Query) ([]api.Recording, []recording.Ref, error) {
+	refs, err := s.cfg.Recordings.List(ctx, q)
+	if err != nil {
+		return nil, nil, &apiError{code: api.CodeUnavailable, msg: "the recordings could not be listed; try again shortly", log: err}
+	}
+	v := s.viewer(p)
+	out := []api.Recording{}
+	var kept []recording.Ref
+	for _, ref := range refs {
+		ok, rec, err := v.may(ctx, ref)
+		if err != nil {
+			return nil, nil, err
+		}
+		if ok {
+			out = append(out, recordingView(ref, rec))
+			kept = append(kept, ref)
+		}
+	}
+	return out, kept, nil
+}
+
+func recordingView(ref recording.Ref, rec *ledger.Grant) api.Recording {
+	out := api.Recording{ID: ref.ID(), Request: ref.Request, Target: ref.Instance, Session: ref.Session, Requester: rec.Requester,
+		User: ref.User, Size: ref.Size, SHA256: ref.SHA256}
+	if !ref.Start.IsZero() {
+		t := ref.Start.UTC()
+		out.StartedAt = &t
+	}
+	return out
+}
+
+// listRecordings lists the recordings the caller may see, by request and
+// target.
+func (s *Server) listRecordings(w http.ResponseWriter, r *http.Request, p *principal) {
+	if s.noRecordings(w, r) {
+		return
+	}
+	q, err := recordingQuery(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	out, _, err := s.visible(r.Context(), p, q)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.write(w, http.StatusOK, api.RecordingList{Recordings: out})
+}
+
+// openRecording finds the recording the path names, if the caller may see
+// it, and opens it.
+func (s *Server) openRecording(r *http.Request, p *principal) (api.Recording, *recording.Log, error) {
+	ref := recording.Ref{Request: r.PathValue("request"), Instance: r.PathValue("target"), Session: r.PathValue("session")}
+	if err := ref.Check(); err != nil {
+		return api.Recording{}, nil, &apiError{code: api.CodeNotFound, field: "id", msg: err.Error()}
+	}
+	notFound := &apiError{code: api.CodeNotFound, msg: "there is no recording " + ref.ID() + " that you may see"}
+	refs, err := s.cfg.Recordings.List(r.Context(), recording.Query{Request: ref.Request, Instance: ref.Instance})
+	if err != nil {
+		return api.Recording{}, nil, &apiError{code: api.CodeUnavailable, msg: "the recordings could not be listed; try again shortly", log: err}
+	}
+	i := slices.IndexFunc(refs, func(x recording.Ref) bool { return x.Session == ref.Session })
+	if i < 0 {
+		return api.Recording{}, nil, notFound
+	}
+	ok, rec, err := s.viewer(p).may(r.Context(), refs[i])
+	if err != nil {
+		return api.Recording{}, nil, err
+	}
+	if !ok {
+		return api.Recording{}, nil, notFound
+	}
+	l, err := s.cfg.Recordings.Open(r.Context(), refs[i])
+	if err != nil {
+		// Damaged or changed since it was collected: an auditor must hear
+		// it, not a 404.
+		return api.Recording{}, nil, &apiError{code: api.CodeConflict, msg: fmt.Sprintf("recording %s cannot be read: %v", ref.ID(), err), log: err}
+	}
+	return recordingView(refs[i], rec), l, nil
+}
+
+// getRecording describes one recording, with what it says of its session.
+func (s *Server) getRecording(w http.ResponseWriter, r *http.Request, p *principal) {
+	if s.noRecordings(w, r) {
+		return
+	}
+	out, l, err := s.openRecording(r, p)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	in := l.Info
+	out.Detail = &api.RecordingDetail{Command: in.Asked, Terminal: in.Terminal, Rows: in.Rows, Cols: in.Cols, Host: in.Host,
+		Client: in.Client, Start: in.Start.UTC(), Title: recording.Title(in)}
+	s.write(w, http.StatusOK, out)
+}
+
+// recordingCast sends a recording as asciicast v2, for `passport sessions
+// play` and export, and for web players.
+func (s *Server) recordingCast(w http.ResponseWriter, r *http.Request, p *principal) {
+	if s.noRecordings(w, r) {
+		return
+	}
+	_, l, err := s.openRecording(r, p)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	events, err := l.Events()
+	if err != nil {
+		s.fail(w, r, &apiError{code: api.CodeConflict, msg: "the recording cannot be read: " + err.Error()})
+		return
+	}
+	defer events.Close()
+	// A long recording streams: the write deadline is per call, so give it
+	// room, as a download would need.
+	http.NewResponseController(w).SetWriteDeadline(time.Now().Add(30 * time.Minute))
+	w.Header().Set("Content-Type", "application/x-asciicast")
+	w.WriteHeader(http.StatusOK)
+	if err := recording.WriteAsciicast(w, l.Info, events); err != nil {
+		// The status is sent; what the caller reads ends early, and the
+		// asciicast reader says where.
+		s.cfg.Log.Error("recording cut short", "path", r.URL.Path, "caller", p.Name, "error", err.Error())
+	}
+}
+
+// grepRecordings searches the recordings the caller may see for lines
+// matching pattern (RE2 syntax, which runs in linear time).
+func (s *Server) grepRecordings(w http.ResponseWriter, r *http.Request, p *principal) {
+	if s.noRecordings(w, r) {
+		return
+	}
+	pattern := r.URL.Query().Get("pattern")
+	if pattern == "" || len(pattern) > maxPattern {
+		s.fail(w, r, invalidField("pattern", "give a pattern of 1 to %d characters to search for", maxPattern))
+		return
+	}
+	re, err := regexp.Compile(pattern)
+	if err != nil {
+		s.fail(w, r, invalidField("pattern", "pattern %.60q is not a regular expression (RE2 syntax): %v", pattern, err))
+		return
+	}
+	q, err := recordingQuery(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	_, refs, err := s.visible(r.Context(), p, q)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	found, truncated, problems, err := recording.Search(r.Context(), s.cfg.Recordings, refs, re, maxMatches)
+	if err != nil {
+		return // the caller went away
+	}
+	out := api.RecordingMatches{Matches: []api.RecordingMatch{}, Problems: []api.RecordingProblem{}, Truncated: truncated, Searched: len(refs)}
+	for _, f := range found {
+		out.Matches = append(out.Matches, api.RecordingMatch{Recording: f.Ref.ID(), At: f.At.Seconds(), Input: f.Input, Line: f.Line})
+	}
+	for _, p := range problems[:min(len(problems), maxGrepProblems)] {
+		out.Problems = append(out.Problems, api.RecordingProblem{Recording: p.Ref.ID(), Message: p.Err.Error()})
+	}
+	s.write(w, http.StatusOK, out)
+}
