@@ -1,11 +1,33 @@
 package main
 
 import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/passport-access/terraform-provider-passport/internal/api"
+	"github.com/passport-access/terraform-provider-passport/internal/client"
+	"github.com/passport-access/terraform-provider-passport/internal/hostscript"
+	"github.com/passport-access/terraform-provider-passport/internal/lab"
+	"github.com/passport-access/terraform-provider-passport/internal/lab/labtest"
+	"github.com/passport-access/terraform-provider-passport/internal/lab/sandbox"
+	"github.com/passport-access/terraform-provider-passport/internal/recording"
+	"github.com/passport-access/terraform-provider-passport/internal/service"
+	"github.com/passport-access/terraform-provider-passport/internal/service/servicetest"
 )
 
 // recordingsDir lays the recording package's real sudo I/O logs out as
@@ -105,4 +127,212 @@ func TestSessionsBadInput(t *testing.T) {
 			t.Errorf("passport %s: %v\n%s\nwant an error saying %q", strings.Join(c.args, " "), err, stderr, c.want)
 		}
 	}
+}
+
+// A person's real SSH session on a lab host is recorded by the host's
+// recorder; once its recording is where collection keeps it, the person
+// lists, searches, exports and plays it with passport sessions through
+// the service, and someone policy does not let view the request sees
+// nothing of it.
+func TestSessionsThroughTheService(t *testing.T) {
+	dir := t.TempDir()
+	l := labtest.Start(t, lab.Options{Hosts: 1})
+	svc := servicetest.Start(t, l, func(s *service.Settings) { s.Recordings = recording.Dir(dir) })
+	t.Setenv("PASSPORT_CONFIG_DIR", t.TempDir())
+	for _, k := range []string{client.EnvServer, client.EnvServerCA, "PASSPORT_TOKEN", envRecordings} {
+		t.Setenv(k, "")
+	}
+	ctx := context.Background()
+	h := l.Hosts[0]
+	instance := h.Info().InstanceID
+	alice := svc.Token(t, "alice")
+	c, err := client.New(svc.URL, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	key, _ := ssh.NewSignerFromKey(priv)
+	req, err := c.WithToken(alice).Create(ctx, api.CreateRequest{Targets: []string{instance}, Reason: "INC-77 look at the disk", Duration: "1h",
+		PublicKey: strings.TrimSpace(string(ssh.MarshalAuthorizedKey(key.PublicKey())))}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert := labtest.CertSigner(t, key, req.Certificate)
+
+	// The person types on a terminal, and runs a command without one.
+	screen := converse(t, h, req.Username, cert, [2]string{"$ ", "echo typed-$((6*7))\r"}, [2]string{"typed-42", "exit\r"})
+	if !strings.Contains(screen, "typed-42") {
+		t.Fatalf("the terminal showed %q", screen)
+	}
+	if out, err := labtest.Login(t, h, req.Username, cert, "echo printed-$((7*6)) >&2"); err != nil || out != "printed-42" {
+		t.Fatalf("a command: %q, %v", out, err)
+	}
+	collectByHand(t, h, req.Username, filepath.Join(dir, req.ID, instance))
+
+	run := func(token string, args ...string) (string, string, error) {
+		t.Helper()
+		t.Setenv("PASSPORT_TOKEN", token)
+		return passportRun(t, append(args, "--server", svc.URL)...)
+	}
+	out, stderr, err := run(alice, "sessions", "list", "--request", req.ID)
+	if err != nil {
+		t.Fatalf("list: %v\n%s", err, stderr)
+	}
+	ids := regexp.MustCompile(req.ID + `/` + instance + `/[0-9]{8}-[0-9]{6}-[A-Za-z0-9]{6}`).FindAllString(out, -1)
+	if len(ids) != 2 || !strings.Contains(out, req.Username) || !strings.Contains(out, "alice") {
+		t.Fatalf("list printed:\n%s\nwant the two sessions, by %s for alice", out, req.Username)
+	}
+
+	out, stderr, err = run(alice, "sessions", "grep", `typed-|printed-`, "--request", req.ID)
+	if err != nil {
+		t.Fatalf("grep: %v\n%s", err, stderr)
+	}
+	var shell string
+	for _, want := range []string{`in   echo typed-$((6*7))`, "out  typed-42", "out  printed-42"} {
+		i := strings.Index(out, want)
+		if i < 0 {
+			t.Errorf("grep printed:\n%s\nwant a line with %q", out, want)
+			continue
+		}
+		if want == "out  typed-42" {
+			line := out[strings.LastIndex(out[:i], "\n")+1:]
+			shell = strings.Fields(line)[0]
+		}
+	}
+	if shell == "" {
+		t.FailNow()
+	}
+
+	cast, stderr, err := run(alice, "sessions", "export", "--format", "asciicast", shell)
+	if err != nil {
+		t.Fatalf("export: %v\n%s", err, stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(cast), "\n")
+	var header struct {
+		Version, Width, Height int
+		Timestamp              int64
+	}
+	if err := json.Unmarshal([]byte(lines[0]), &header); err != nil || header.Version != 2 || header.Width != 80 || header.Height != 24 ||
+		header.Timestamp < req.IssuedAt.Unix()-60 {
+		t.Fatalf("export header %q: %+v, %v", lines[0], header, err)
+	}
+	var output strings.Builder
+	for _, line := range lines[1:] {
+		var ev [3]any
+		if err := json.Unmarshal([]byte(line), &ev); err != nil {
+			t.Fatalf("export line %q: %v", line, err)
+		}
+		if ev[1] == "o" {
+			output.WriteString(ev[2].(string))
+		}
+	}
+	if !strings.Contains(output.String(), "typed-42") {
+		t.Errorf("the export's output lacks what the terminal showed: %q", output.String())
+	}
+
+	out, stderr, err = run(alice, "sessions", "play", "--speed", "20", "--idle-limit", "100ms", shell)
+	if err != nil || !strings.Contains(out, "typed-42") {
+		t.Errorf("play: %v\n%q\n%s", err, out, stderr)
+	}
+
+	// bob's requests are his own; policy does not let him view alice's.
+	bob := svc.Token(t, "bob")
+	if out, _, err := run(bob, "sessions", "list"); err != nil || strings.Contains(out, req.ID) {
+		t.Errorf("bob's list: %v\n%s", err, out)
+	}
+	if out, _, err := run(bob, "sessions", "grep", "typed"); err != nil || strings.Contains(out, "typed") {
+		t.Errorf("bob's grep: %v\n%s", err, out)
+	}
+	if _, stderr, err := run(bob, "sessions", "play", shell); err == nil || !strings.Contains(stderr, "that you may see") {
+		t.Errorf("bob plays alice's session: %v\n%s", err, stderr)
+	}
+}
+
+// collectByHand copies user's recordings from h into dir/<session>/, as
+// collection would put them in the bucket.
+func collectByHand(t *testing.T, h *sandbox.Host, user, dir string) {
+	t.Helper()
+	packed := labtest.OnHost(t, h, "cd "+hostscript.RecordingsDir+"/"+user+" && tar -czf - . | base64 -w0")
+	raw, err := base64.StdEncoding.DecodeString(packed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	z, err := gzip.NewReader(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := tar.NewReader(z)
+	for {
+		hd, err := tr.Next()
+		if err == io.EOF {
+			return
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := filepath.Join(dir, filepath.FromSlash(strings.TrimPrefix(hd.Name, "./")))
+		switch hd.Typeflag {
+		case tar.TypeDir:
+			os.MkdirAll(name, 0o700)
+		case tar.TypeReg:
+			b, _ := io.ReadAll(tr)
+			if err := os.WriteFile(name, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+// converse logs in to h on a terminal and, step by step, waits for the
+// terminal to show step[0] and types step[1]; the shell must end after
+// the last step. It returns what the terminal showed.
+func converse(t *testing.T, h *sandbox.Host, user string, signer ssh.Signer, steps ...[2]string) string {
+	t.Helper()
+	hostKey := labtest.HostKey(t, h)
+	conn, err := ssh.Dial("tcp", h.SSHAddr(), &ssh.ClientConfig{User: user, Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)},
+		HostKeyCallback: ssh.FixedHostKey(hostKey), HostKeyAlgorithms: []string{hostKey.Type()}, Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatalf("login as %s: %v", user, err)
+	}
+	defer conn.Close()
+	s, err := conn.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.RequestPty("xterm", 24, 80, ssh.TerminalModes{ssh.ECHO: 1}); err != nil {
+		t.Fatal(err)
+	}
+	screen := &output{}
+	s.Stdout = screen
+	in, err := s.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Shell(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Wait() }()
+	deadline := time.After(time.Minute)
+	seen := 0
+	for _, step := range steps {
+		for !strings.Contains(screen.String()[seen:], step[0]) {
+			select {
+			case <-done:
+				t.Fatalf("the shell ended before showing %q; it showed:\n%s", step[0], screen)
+			case <-deadline:
+				t.Fatalf("the shell did not show %q; it showed:\n%s", step[0], screen)
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+		seen = len(screen.String())
+		io.WriteString(in, step[1])
+	}
+	select {
+	case <-done:
+	case <-deadline:
+		t.Fatalf("the shell did not end; it showed:\n%s", screen)
+	}
+	return screen.String()
 }
