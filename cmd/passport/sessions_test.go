@@ -178,7 +178,7 @@ func TestSessionsThroughTheService(t *testing.T) {
 	if err != nil {
 		t.Fatalf("list: %v\n%s", err, stderr)
 	}
-	ids := regexp.MustCompile(req.ID + `/` + instance + `/[0-9]{8}-[0-9]{6}-[A-Za-z0-9]{6}`).FindAllString(out, -1)
+	ids := regexp.MustCompile(req.ID+`/`+instance+`/[0-9]{8}-[0-9]{6}-[A-Za-z0-9]{6}`).FindAllString(out, -1)
 	if len(ids) != 2 || !strings.Contains(out, req.Username) || !strings.Contains(out, "alice") {
 		t.Fatalf("list printed:\n%s\nwant the two sessions, by %s for alice", out, req.Username)
 	}
