@@ -76,6 +76,32 @@ func TestApprovalsFromTheCLI(t *testing.T) {
 		t.Errorf("the picked-up request is not held here:\n%s", stdout)
 	}
 
+	// A longer window waits for approval too, and the current one stands;
+	// extend --wait waits for the same one and keeps the new certificate.
+	stdout, stderr, err = passportRun(t, "request", "extend", m[1], "3h")
+	if err != nil || !regexp.MustCompile(`The longer window of access request `+m[1]+`, until \S+, waits for 1 more from group:admins or group:ops until \S+; the current window, until \S+, stands.`).MatchString(stdout) {
+		t.Fatalf("extend beyond what policy grants at once: %v\n%s%s", err, stdout, stderr)
+	}
+	extending, extOut, extErr := passport(t, "request", "extend", m[1], "3h", "--wait")
+	deadline = time.Now().Add(time.Minute)
+	for !strings.Contains(extErr.String(), "passport: the longer window of access request "+m[1]+" waits for 1 more approval") {
+		if time.Now().After(deadline) {
+			t.Fatalf("extend --wait never said what it waits for:\n%s%s", extOut, extErr)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	as("alice")
+	if _, stderr, err := passportRun(t, "approve", m[1]); err != nil {
+		t.Fatalf("alice approving the longer window: %v %s", err, stderr)
+	}
+	if err := extending.Wait(); err != nil || !strings.Contains(extOut.String(), "Access request "+m[1]+" now ends") {
+		t.Fatalf("extend --wait after the approval: %v\n%s%s", err, extOut, extErr)
+	}
+	as("bob")
+	if stdout, _, err := passportRun(t, "request", "list"); err != nil || !regexp.MustCompile(m[1]+`\s+bob\s+pp-\S+\s+active\s+\S+\s+(3h|2h59m)\s+yes`).MatchString(stdout) {
+		t.Errorf("the longer window is not what is held here:\n%s", stdout)
+	}
+
 	other := ask()
 	as("carol")
 	if _, stderr, err := passportRun(t, "deny", other); err == nil || !strings.Contains(stderr, "--comment is required") {

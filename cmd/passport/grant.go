@@ -382,13 +382,20 @@ func printRequest(w io.Writer, r api.Request, names map[string]string) {
 }
 
 func newRequestExtendCommand() *cobra.Command {
-	var f brokerFlags
+	var (
+		f    brokerFlags
+		wait bool
+	)
 	cmd := &cobra.Command{
-		Use:   "extend ID DURATION",
+		Use:   "extend ID DURATION [--wait]",
 		Short: "Make a request's window DURATION long from its start (longer or shorter)",
 		Long: `extend moves the end of access request ID's window to its start plus
 DURATION: longer (policy is asked again) or shorter. A new certificate is
-issued for the same key and kept for the connect commands.`,
+issued for the same key and kept for the connect commands.
+
+Through the Passport service, a longer window that policy grants only
+with approval waits for it while the current window stands; --wait waits
+until it is decided.`,
 		Example: "  passport request extend ar-0123456789abcdef 3h",
 		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -400,9 +407,29 @@ issued for the same key and kept for the connect commands.`,
 			if err != nil {
 				return err
 			}
-			r, err := f.call(cmd.Context(), func(b broker) (api.Request, error) { return b.extend(cmd.Context(), id, d) })
+			r, err := f.call(cmd.Context(), func(b broker) (api.Request, error) {
+				r, err := b.extend(cmd.Context(), id, d)
+				sb, service := b.(*serviceBroker)
+				if err != nil || !wait || !service || !client.Waiting(r) {
+					return r, err
+				}
+				return sb.c.Wait(cmd.Context(), id, func(r api.Request) {
+					fmt.Fprintf(cmd.ErrOrStderr(), "passport: the longer window of access request %s waits for %s\n", r.ID, client.WaitingFor(r))
+				})
+			})
 			if err != nil {
 				return err
+			}
+			if longer := r.IssuedAt.Add(d); r.State == string(access.Active) && r.ExpiresAt.Before(longer) {
+				if r.Extension != nil {
+					fmt.Fprintf(cmd.OutOrStdout(), "The longer window of access request %s, until %s, waits for %s until %s; the current window, until %s, stands.\n",
+						r.ID, r.Extension.ExpiresAt.UTC().Format(time.RFC3339), approvers(&r.Extension.Approval), r.Extension.Approval.Deadline.UTC().Format(time.RFC3339), r.ExpiresAt.UTC().Format(time.RFC3339))
+					fmt.Fprintf(cmd.OutOrStdout(), "An approver runs: passport approve %s\nRun the same request extend with --wait to wait for it and keep the new certificate here.\n", r.ID)
+					return nil
+				}
+				if wait {
+					return fmt.Errorf("the longer window of access request %s was denied, or had no decision in time: the window still ends %s (passport request list --all shows the request; its audit trail says why)", r.ID, r.ExpiresAt.UTC().Format(time.RFC3339))
+				}
 			}
 			store, err := requestStore()
 			if err != nil {
@@ -418,6 +445,7 @@ issued for the same key and kept for the connect commands.`,
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&wait, "wait", false, "when policy grants the longer window only with approval, wait until it is decided instead of returning at once")
 	f.register(cmd)
 	return cmd
 }
