@@ -155,6 +155,11 @@ func TestApprovalsFromTheCLI(t *testing.T) {
 	}
 	tun.Process.Kill()
 	tun.Wait()
+	// passport ssh: through its proxy, which OpenSSH lets write to the
+	// terminal.
+	if stdout, stderr, err := passportRun(t, "ssh", host.Info().InstanceID, "--", "true"); err != nil || !strings.Contains(stderr, "passport: access request "+short+" ends in ") {
+		t.Errorf("passport ssh said nothing of the window's end: %v\n%s%s", err, stdout, stderr)
+	}
 	if stdout, _, err := passportRun(t, "request", "list"); err != nil || !regexp.MustCompile(short+`\s+alice\s+pp-\S+\s+active\s+\S+\s+[45]m\s`).MatchString(stdout) {
 		t.Errorf("request list does not show the time left:\n%s", stdout)
 	}
