@@ -115,6 +115,74 @@ func BenchmarkGrantThroughTheService(b *testing.B) {
 	b.ReportMetric(float64(svc)/float64(dir), "service/direct")
 }
 
+// BenchmarkApproveAndProvision asks for 10 model nodes as bob, whom the
+// benchmark's policy makes wait for one administrator, and has erin
+// approve it: her call provisions the hosts. Alternating with it, carol
+// (admins) is granted the same 10 nodes at once, the baseline. approve/
+// direct is the approving call against the direct grant (the target: no
+// more than 1, within the noise); the pending create is the approval's
+// own round trip, reported beside it, and flow/direct is both calls
+// against the direct grant.
+func BenchmarkApproveAndProvision(b *testing.B) {
+	const models = 10
+	r := startRigWith(b, lab.Options{ModelNodes: models, Policy: lab.Policy() + benchApprovalPolicy}, func(s *Settings) { s.RatePerMinute = 1 << 24 })
+	for _, m := range r.lab.Models {
+		m.SetAnswer(0, "passport-result action=provision status=ok\n", "")
+	}
+	ctx := context.Background()
+	bob, carol, erin := r.signIn(b, "bob"), r.signIn(b, "carol"), r.signIn(b, "erin")
+	key := newUserKey(b).line
+	in := api.CreateRequest{Targets: modelIDs(r, models), Reason: "CHG-1 benchmark", PublicKey: key}
+	var direct, asked, approved time.Duration
+	grantDirect := func() {
+		start := time.Now()
+		if g, err := carol.Create(ctx, in, ""); err != nil || g.State != "active" {
+			b.Fatalf("carol's grant: %s, %v", g.State, err)
+		}
+		direct += time.Since(start)
+	}
+	grantApproved := func() {
+		start := time.Now()
+		p, err := bob.Create(ctx, in, "")
+		if err != nil || p.State != "pending" {
+			b.Fatalf("bob's request: %s, %v; want pending", p.State, err)
+		}
+		mid := time.Now()
+		g, err := erin.Approve(ctx, p.ID, "")
+		if err != nil || g.State != "active" || len(g.Targets) != models {
+			b.Fatalf("erin's approval: %s, %v; want active on %d targets", g.State, err, models)
+		}
+		asked += mid.Sub(start)
+		approved += time.Since(mid)
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		if i%2 == 0 {
+			grantDirect()
+			grantApproved()
+		} else {
+			grantApproved()
+			grantDirect()
+		}
+	}
+	n := float64(b.N)
+	b.ReportMetric(float64(direct.Microseconds())/1000/n, "ms/direct-grant")
+	b.ReportMetric(float64(approved.Microseconds())/1000/n, "ms/approve")
+	b.ReportMetric(float64(asked.Microseconds())/1000/n, "ms/pending-create")
+	b.ReportMetric(float64(approved)/float64(direct), "approve/direct")
+	b.ReportMetric(float64(asked+approved)/float64(direct), "flow/direct")
+}
+
+// benchApprovalPolicy holds developers' requests for the model nodes
+// (Env=scale) for one approval; the lab's policy lets administrators
+// approve anywhere and reach everything at once.
+const benchApprovalPolicy = `
+@id("bench-dev-scale")
+@approvals("1")
+permit (principal in Passport::Group::"dev", action == Passport::Action::"access", resource)
+when { resource.hasTag("Env") && resource.getTag("Env") == "scale" && context.duration <= 3600 && !context.sudo };
+`
+
 // BenchmarkConcurrentReads makes 200 calls at once against the service,
 // half reads of one request and half lists, and the same 200 at once
 // against the ledger alone (the reads the handlers make). It reports each
