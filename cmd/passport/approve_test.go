@@ -145,16 +145,18 @@ func TestApprovalsFromTheCLI(t *testing.T) {
 		t.Fatalf("a 5-minute request: %v\n%s%s", err, stdout, stderr)
 	}
 	short := createdID(t, stdout)
-	tun, tunOut, tunErr := passport(t, "tunnel", host.Info().InstanceID, "--remote-port", "22")
-	deadline = time.Now().Add(time.Minute)
-	for !strings.Contains(tunErr.String(), "passport: access request "+short+" ends in ") {
-		if time.Now().After(deadline) {
-			t.Fatalf("tunnel said nothing of the window's end:\n%s%s", tunOut, tunErr)
+	for _, args := range [][]string{{"tunnel", host.Info().InstanceID, "--remote-port", "22"}, {"rdp", host.Info().InstanceID}} {
+		tun, tunOut, tunErr := passport(t, args...)
+		deadline = time.Now().Add(time.Minute)
+		for !strings.Contains(tunErr.String(), "passport: access request "+short+" ends in ") {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s said nothing of the window's end:\n%s%s", args[0], tunOut, tunErr)
+			}
+			time.Sleep(100 * time.Millisecond)
 		}
-		time.Sleep(100 * time.Millisecond)
+		tun.Process.Kill()
+		tun.Wait()
 	}
-	tun.Process.Kill()
-	tun.Wait()
 	// passport ssh: through its proxy, which OpenSSH lets write to the
 	// terminal.
 	if stdout, stderr, err := passportRun(t, "ssh", host.Info().InstanceID, "--", "true"); err != nil || !strings.Contains(stderr, "passport: access request "+short+" ends in ") {
