@@ -303,6 +303,9 @@ type Event struct {
 // EventList is a slice of the audit trail.
 type EventList struct {
 	Events []Event `json:"events"`
+	// Truncated says older events the caller may see were left out: the
+	// call asked for only the newest.
+	Truncated bool `json:"truncated,omitempty"`
 }
 
 // Verification is the result of checking the whole audit chain.

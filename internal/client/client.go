@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -429,10 +430,19 @@ func (c *Client) Targets(ctx context.Context, f TargetFilter) ([]api.Instance, e
 type AuditFilter struct {
 	Request, Person, Target string
 	Since, Until            time.Time
+	// Newest, when not zero, asks for only the newest this many events.
+	Newest int
 }
 
-// Audit lists the audit events the caller may see.
+// Audit lists the audit events the caller may see, oldest first.
 func (c *Client) Audit(ctx context.Context, f AuditFilter) ([]api.Event, error) {
+	out, err := c.AuditList(ctx, f)
+	return out.Events, err
+}
+
+// AuditList is Audit with whether older events were left out (when f
+// asks for the newest only).
+func (c *Client) AuditList(ctx context.Context, f AuditFilter) (api.EventList, error) {
 	q := url.Values{}
 	for k, v := range map[string]string{"request": f.Request, "person": f.Person, "target": f.Target} {
 		if v != "" {
@@ -445,8 +455,11 @@ func (c *Client) Audit(ctx context.Context, f AuditFilter) ([]api.Event, error) 
 	if !f.Until.IsZero() {
 		q.Set("until", f.Until.UTC().Format(time.RFC3339))
 	}
+	if f.Newest > 0 {
+		q.Set("newest", strconv.Itoa(f.Newest))
+	}
 	var out api.EventList
-	return out.Events, c.do(ctx, http.MethodGet, api.PathAudit, q, nil, nil, &out)
+	return out, c.do(ctx, http.MethodGet, api.PathAudit, q, nil, nil, &out)
 }
 
 // Verify asks the service to check the whole audit chain.

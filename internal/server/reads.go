@@ -234,6 +234,9 @@ func (s *Server) endSession(w http.ResponseWriter, r *http.Request, p *principal
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// maxNewest bounds the newest parameter of the audit trail.
+const maxNewest = 10000
+
 // listAudit lists audit events, filtered by request, person, target and
 // time, showing only what the caller may see: events of their own
 // requests, and of others' that policy lets them view.
@@ -250,6 +253,15 @@ func (s *Server) listAudit(w http.ResponseWriter, r *http.Request, p *principal)
 			*t = parsed
 		}
 	}
+	newest := 0
+	if v := q.Get("newest"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxNewest {
+			s.fail(w, r, invalidField("newest", "newest %.20q is not a number from 1 to %d", v, maxNewest))
+			return
+		}
+		newest = n
+	}
 	events, err := s.cfg.Ledger.Events(r.Context(), f)
 	if err != nil {
 		s.fail(w, r, &apiError{code: api.CodeUnavailable, msg: "the service cannot read its audit trail; try again shortly", log: err})
@@ -257,13 +269,23 @@ func (s *Server) listAudit(w http.ResponseWriter, r *http.Request, p *principal)
 	}
 	out := api.EventList{Events: []api.Event{}}
 	visible := map[string]bool{}
-	for _, e := range events {
-		if !s.mayView(r.Context(), p, e, visible) {
+	ctx := withTagMemo(r.Context(), s.cfg.Tags)
+	// Newest first, so that asking for the newest few decides the
+	// visibility of those alone; one more than asked says whether older
+	// ones were left out.
+	for i := len(events) - 1; i >= 0; i-- {
+		e := events[i]
+		if !s.mayView(ctx, p, e, visible) {
 			continue
+		}
+		if newest > 0 && len(out.Events) == newest {
+			out.Truncated = true
+			break
 		}
 		out.Events = append(out.Events, api.Event{Seq: e.Seq, Time: e.Time.UTC(), Actor: e.Actor, Action: string(e.Action), GrantID: e.GrantID,
 			Target: e.Target, Subject: e.Subject, Detail: e.Detail, PrevHash: e.PrevHash, Hash: e.Hash})
 	}
+	slices.Reverse(out.Events)
 	s.write(w, http.StatusOK, out)
 }
 

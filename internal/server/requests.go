@@ -360,7 +360,7 @@ func (s *Server) permits(ctx context.Context, p *principal, rec ledger.Grant, ac
 	for _, t := range rec.Targets {
 		req.Targets = append(req.Targets, policy.Instance{ID: t.InstanceID, Platform: cmp.Or(t.Platform, access.Linux)})
 	}
-	err = (&policy.Gate{Policy: pol, Tags: s.cfg.Tags}).Authorize(ctx, req)
+	err = (&policy.Gate{Policy: pol, Tags: tagsIn(ctx, s.cfg.Tags)}).Authorize(ctx, req)
 	var denied *policy.DeniedError
 	if err != nil && !errors.As(err, &denied) {
 		return &apiError{code: api.CodeUnavailable, msg: "the request could not be checked against policy (its targets' tags could not be read); try again shortly", log: err}
@@ -393,11 +393,12 @@ func (s *Server) listRequests(w http.ResponseWriter, r *http.Request, p *princip
 		states = []ledger.State{ledger.State(st)}
 	}
 	out := api.RequestList{Requests: []api.Request{}}
-	list := func(st ledger.State) ([]ledger.Grant, error) { return s.cfg.Ledger.List(r.Context(), st) }
+	ctx := withTagMemo(r.Context(), s.cfg.Tags)
+	list := func(st ledger.State) ([]ledger.Grant, error) { return s.cfg.Ledger.List(ctx, st) }
 	if q.Get("unreviewed") == "true" {
 		// Break-glass grants that owe a review, whatever their state.
 		states = []ledger.State{""}
-		list = func(ledger.State) ([]ledger.Grant, error) { return s.cfg.Ledger.Unreviewed(r.Context()) }
+		list = func(ledger.State) ([]ledger.Grant, error) { return s.cfg.Ledger.Unreviewed(ctx) }
 	}
 	for _, st := range states {
 		recs, err := list(st)
@@ -410,8 +411,8 @@ func (s *Server) listRequests(w http.ResponseWriter, r *http.Request, p *princip
 			case owns(p, rec):
 			case !all:
 				continue
-			case s.permits(r.Context(), p, rec, policy.View) == nil:
-			case (waits(rec) || rec.BreakGlass && !rec.Review.Done()) && s.permits(r.Context(), p, rec, policy.Approve) == nil:
+			case s.permits(ctx, p, rec, policy.View) == nil:
+			case (waits(rec) || rec.BreakGlass && !rec.Review.Done()) && s.permits(ctx, p, rec, policy.Approve) == nil:
 				// An approver sees what waits for them, or owes a review.
 			default:
 				continue

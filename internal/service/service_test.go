@@ -281,6 +281,27 @@ when { resource.hasTag("Env") && resource.getTag("Env") == "staging" };
 		t.Fatalf("bob ending alice's request: %+v, %v", ended, err)
 	}
 	labtest.MustBeRefused(t, h, first.Username, labtest.CertSigner(t, key.signer, first.Certificate), "after bob ended it")
+
+	// The newest few of the trail are the newest the caller may see:
+	// alice's own, the last of them; none of hers for carol.
+	all, err := alice.Audit(ctx, client.AuditFilter{})
+	if err != nil || len(all) < 3 {
+		t.Fatalf("alice's trail: %d events, %v", len(all), err)
+	}
+	if last, err := alice.AuditList(ctx, client.AuditFilter{Newest: 2}); err != nil || !last.Truncated || len(last.Events) != 2 ||
+		last.Events[0].Seq != all[len(all)-2].Seq || last.Events[1].Seq != all[len(all)-1].Seq {
+		t.Errorf("alice's newest 2 events: %+v, %v; want the last 2 of %d, truncated", last, err, len(all))
+	}
+	if every, err := alice.AuditList(ctx, client.AuditFilter{Newest: len(all)}); err != nil || every.Truncated || len(every.Events) != len(all) {
+		t.Errorf("alice's newest %d events: %d, truncated %v, %v; want all, not truncated", len(all), len(every.Events), every.Truncated, err)
+	}
+	if theirs, err := carol.AuditList(ctx, client.AuditFilter{Newest: 5}); err != nil || theirs.Truncated || len(theirs.Events) != 0 {
+		t.Errorf("carol's newest 5 events: %+v, %v; want none of alice's", theirs, err)
+	}
+	var e *api.Error
+	if _, err := alice.AuditList(ctx, client.AuditFilter{Newest: 10001}); codeOf(err) != api.CodeInvalid || !errors.As(err, &e) || e.Field != "newest" {
+		t.Errorf("newest=10001: %v; want invalid on newest", err)
+	}
 }
 
 // syncBuffer is a log sink the service writes from many goroutines.
