@@ -183,6 +183,29 @@ say "The audit trail of the request in the service's ledger, hash-chained: passp
 "$root/bin/passport" audit list --request "$id"
 "$root/bin/passport" audit verify
 
+say "The Passport portal: the same service in a browser, at $PASSPORT_SERVER/"
+# A browser that is not signed in is sent to the service's SAML sign-in.
+portal=$(curl -s -o /dev/null -w '%{http_code} %{redirect_url}' --cacert "$PASSPORT_SERVER_CA" "$PASSPORT_SERVER/requests/new")
+case $portal in
+"303 $PASSPORT_SERVER/saml/login"*) ;;
+*)
+	echo "demo: the portal at $PASSPORT_SERVER/requests/new answered $portal, not the sign-in" >&2
+	exit 1
+	;;
+esac
+echo "Open $PASSPORT_SERVER/ in a browser (it does not know the lab's CA: trust"
+echo "$PASSPORT_SERVER_CA, or accept the warning) and sign in at the lab's IdP as:"
+echo "  alice / alice-lab   (ops: staging at once for 2 hours, up to 4 once someone approves; approves staging)"
+echo "  bob   / bob-lab     (dev: staging at once for an hour, up to 4 once someone approves)"
+echo "  carol / carol-lab   (admins and ops: everything; approves, reviews break-glass, sees every request)"
+echo "  dave  / dave-lab    (oncall: production once an administrator approves, or at once by breaking the glass)"
+echo "  erin  / erin-lab    (admins)"
+echo "(the lab's policy: docs/guides/policy.md)"
+if [ -t 0 ]; then
+	printf 'The lab stays up for the portal until you press Enter. '
+	read -r _
+fi
+
 say "Stopping the lab: every host, namespace and process it started goes"
 kill -INT "$lab_pid"
 wait "$lab_pid" || true

@@ -35,6 +35,8 @@ command -v sftp >/dev/null 2>&1 || need_apt="$need_apt openssh-client"
 command -v ansible >/dev/null 2>&1 || need_apt="$need_apt ansible-core"
 command -v unshare >/dev/null 2>&1 || need_apt="$need_apt util-linux"
 command -v pkill >/dev/null 2>&1 || need_apt="$need_apt procps"
+# The demo checks that the portal answers a browser with curl.
+command -v curl >/dev/null 2>&1 || need_apt="$need_apt curl"
 # asciinema plays the asciicast that passport sessions export, in the tests.
 command -v asciinema >/dev/null 2>&1 || need_apt="$need_apt asciinema"
 # Lab hosts run cron and atd, so the tests can leave jobs behind as a

@@ -154,6 +154,8 @@ func printLab(w io.Writer, l *lab.Lab, svc *labService) {
 		fmt.Fprintf(w, "\nThe Passport service runs at %s (TLS from the lab's CA, %s), as the service identity.\n"+
 			"People sign in with passport login --server %s; machines with their AWS identity\n"+
 			"(the requester identity may call nothing else on the access path).\n", svc.URL, svc.CAFile, svc.URL)
+		fmt.Fprintf(w, "The Passport portal is at %s/ : sign in there as one of the people above. Browsers do not\n"+
+			"know the lab's CA: trust %s, or accept the warning for this lab.\n", svc.URL, svc.CAFile)
 	}
 	fmt.Fprintln(w, "\nPress Ctrl-C to stop the lab; it removes every host it started.")
 }

@@ -66,10 +66,10 @@ func (f auditFilter) client() (client.AuditFilter, *problem) {
 }
 
 type auditPage struct {
-	Filter   auditFilter
-	Events   []api.Event
-	Total    int
-	Shown    int
+	Filter auditFilter
+	Events []api.Event
+	// Older says the service left out older events than those shown.
+	Older    bool
 	Verified *api.Verification
 	// VerifyProblem is why the chain could not be checked.
 	VerifyProblem string
@@ -88,14 +88,13 @@ func (p *Portal) audit(v *visit) error {
 	}
 	cf, pr := f.client()
 	if pr == nil {
-		events, err := v.api.Audit(v.r.Context(), cf)
+		cf.Newest = auditRows
+		list, err := v.api.AuditList(v.r.Context(), cf)
 		if err != nil {
 			pr = problemOf(err)
 		}
-		page.Total = len(events)
-		slices.Reverse(events)
-		page.Events = events[:min(len(events), auditRows)]
-		page.Shown = len(page.Events)
+		page.Events, page.Older = list.Events, list.Truncated
+		slices.Reverse(page.Events)
 	}
 	status := http.StatusOK
 	if pr != nil {
