@@ -1,10 +1,10 @@
 package main
 
 import (
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/passport-access/terraform-provider-passport/internal/client"
 	"github.com/passport-access/terraform-provider-passport/internal/lab"
@@ -57,13 +57,7 @@ func TestApprovalsFromTheCLI(t *testing.T) {
 		t.Fatalf("request create with a fresh key: %v\n%s%s", err, first, stderr)
 	}
 	waiting, waitOut, waitErr := passport(t, "request", "create", "--wait", "--target", host.Info().InstanceID, "--reason", "CHG-82 vacuum the sessions table", "--duration", "2h")
-	deadline := time.Now().Add(time.Minute)
-	for !strings.Contains(waitErr.String(), "passport: access request "+m[1]+" waits for 1 more approval from group:admins or group:ops") {
-		if time.Now().After(deadline) {
-			t.Fatalf("create --wait never said it waits for %s:\n%s%s", m[1], waitOut, waitErr)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	said(t, waitErr, waitOut, "passport: access request "+m[1]+" waits for 1 more approval from group:admins or group:ops")
 	as("alice")
 	if _, stderr, err := passportRun(t, "approve", m[1]); err != nil {
 		t.Fatalf("alice approving: %v %s", err, stderr)
@@ -83,13 +77,7 @@ func TestApprovalsFromTheCLI(t *testing.T) {
 		t.Fatalf("extend beyond what policy grants at once: %v\n%s%s", err, stdout, stderr)
 	}
 	extending, extOut, extErr := passport(t, "request", "extend", m[1], "3h", "--wait")
-	deadline = time.Now().Add(time.Minute)
-	for !strings.Contains(extErr.String(), "passport: the longer window of access request "+m[1]+" waits for 1 more approval") {
-		if time.Now().After(deadline) {
-			t.Fatalf("extend --wait never said what it waits for:\n%s%s", extOut, extErr)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	said(t, extErr, extOut, "passport: the longer window of access request "+m[1]+" waits for 1 more approval")
 	as("alice")
 	if _, stderr, err := passportRun(t, "approve", m[1]); err != nil {
 		t.Fatalf("alice approving the longer window: %v %s", err, stderr)
@@ -147,13 +135,7 @@ func TestApprovalsFromTheCLI(t *testing.T) {
 	short := createdID(t, stdout)
 	for _, args := range [][]string{{"tunnel", host.Info().InstanceID, "--remote-port", "22"}, {"rdp", host.Info().InstanceID}} {
 		tun, tunOut, tunErr := passport(t, args...)
-		deadline = time.Now().Add(time.Minute)
-		for !strings.Contains(tunErr.String(), "passport: access request "+short+" ends in ") {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s said nothing of the window's end:\n%s%s", args[0], tunOut, tunErr)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+		said(t, tunErr, tunOut, "passport: access request "+short+" ends in ")
 		tun.Process.Kill()
 		tun.Wait()
 	}
@@ -172,4 +154,10 @@ func TestApprovalsFromTheCLI(t *testing.T) {
 			t.Errorf("%s without a service: %v %s", verb, err, stderr)
 		}
 	}
+}
+
+// said waits until a running command has written text to stderr.
+func said(t *testing.T, stderr, stdout fmt.Stringer, text string) {
+	t.Helper()
+	waitFor(t, stderr, stdout, regexp.MustCompile("("+regexp.QuoteMeta(text)+")"))
 }

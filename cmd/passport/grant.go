@@ -285,11 +285,8 @@ func keepCreated(cmd *cobra.Command, b broker, in createInput, m made) error {
 		fmt.Fprintln(out, "Run the same request create with --wait to wait for it and keep it here once granted.")
 		return nil
 	case r.State == "denied":
-		by, why := "an approver", ""
-		if r.Approval != nil && r.Approval.Denied != nil {
-			by, why = r.Approval.Denied.By, ": "+r.Approval.Denied.Comment
-		}
-		return fmt.Errorf("access request %s was denied by %s%s", r.ID, by, why)
+		why, _ := client.Denied(r)
+		return fmt.Errorf("access request %s was denied by %s", r.ID, why)
 	case r.Approval != nil && (r.State == "expired" || r.State == "revoked") && r.Username == "":
 		return fmt.Errorf("access request %s was not approved: it is %s (its approval deadline passed, or it was withdrawn); ask again", r.ID, r.State)
 	}

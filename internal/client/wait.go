@@ -48,6 +48,18 @@ func WaitingFor(r api.Request) string {
 	return fmt.Sprintf("%d more %s from %s, until %s", need, noun, who, a.Deadline.UTC().Format(time.RFC3339))
 }
 
+// Denied says who denied request r and why ("carol: no change ticket"),
+// and whether it was denied at all.
+func Denied(r api.Request) (string, bool) {
+	if r.State != "denied" {
+		return "", false
+	}
+	if r.Approval == nil || r.Approval.Denied == nil {
+		return "an approver", true
+	}
+	return r.Approval.Denied.By + ": " + r.Approval.Denied.Comment, true
+}
+
 // Wait reads request id until it no longer waits for approval (nor is
 // being provisioned after its last one), and returns it then: granted, or
 // denied, expired or withdrawn. progress, when

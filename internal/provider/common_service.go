@@ -159,12 +159,9 @@ func (s serviceGrantor) waitFor(ctx context.Context, c *client.Client, req api.R
 	switch got.State {
 	case string(ledger.Active):
 	case string(ledger.Denied):
-		by, why := "an approver", ""
-		if got.Approval != nil && got.Approval.Denied != nil {
-			by, why = got.Approval.Denied.By, ": "+got.Approval.Denied.Comment
-		}
+		why, _ := client.Denied(got)
 		client.DropPending(got.ID)
-		return nil, &failure{summary: "Access request denied", err: fmt.Errorf("access request %s was denied by %s%s", got.ID, by, why)}
+		return nil, &failure{summary: "Access request denied", err: fmt.Errorf("access request %s was denied by %s", got.ID, why)}
 	default:
 		client.DropPending(got.ID)
 		return nil, &failure{summary: "Access request not approved", err: fmt.Errorf("access request %s is %s: it had no approval in time, or was ended; apply again to ask anew", got.ID, got.State)}
