@@ -235,3 +235,18 @@ func personClient(t *testing.T, l *accLab, person string) *client.Client {
 	}
 	return anon.WithToken(tok.Token)
 }
+
+// A wait for approval that ends early says why: the timeout, or Terraform
+// interrupted (Ctrl-C), which is no timeout to lengthen.
+func TestStoppedWaitingSaysWhy(t *testing.T) {
+	interrupted, cancel := context.WithCancel(context.Background())
+	cancel()
+	if got := stoppedWaiting(interrupted, "create"); got != "Terraform stopped waiting (interrupted)" {
+		t.Errorf("interrupted: %q", got)
+	}
+	timedOut, cancel := context.WithDeadline(context.Background(), time.Unix(0, 0))
+	defer cancel()
+	if got := stoppedWaiting(timedOut, "update"); got != "the update timeout passed" {
+		t.Errorf("timed out: %q", got)
+	}
+}

@@ -149,9 +149,9 @@ func (s serviceGrantor) waitFor(ctx context.Context, c *client.Client, req api.R
 		if got.ID == "" {
 			got = req
 		}
-		return nil, &failure{summary: "Access request waits for approval", err: fmt.Errorf("access request %s still waits for %s, and the create timeout passed. "+
+		return nil, &failure{summary: "Access request waits for approval", err: fmt.Errorf("access request %s still waits for %s, and %s. "+
 			"An approver runs: passport approve %s --server %s. Then run terraform apply again: it picks this request up (it does not ask again) and waits for it; "+
-			"give a longer timeouts { create } to wait longer, or end it with passport request end %s", got.ID, client.WaitingFor(got), got.ID, s.conn.url, got.ID)}
+			"give a longer timeouts { create } to wait longer, or end it with passport request end %s", got.ID, client.WaitingFor(got), stoppedWaiting(ctx, "create"), got.ID, s.conn.url, got.ID)}
 	}
 	if err != nil {
 		return nil, s.conn.explain(err)
@@ -168,6 +168,15 @@ func (s serviceGrantor) waitFor(ctx context.Context, c *client.Client, req api.R
 	}
 	client.DropPending(got.ID)
 	return s.settle(got, nil, privateKey, seal)
+}
+
+// stoppedWaiting says why a wait for approval ended early: the
+// operation's timeout, or Terraform stopping (Ctrl-C).
+func stoppedWaiting(ctx context.Context, op string) string {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return "the " + op + " timeout passed"
+	}
+	return "Terraform stopped waiting (interrupted)"
 }
 
 // idempotencyKey names one create for the service, so that its retry is
@@ -234,8 +243,8 @@ func (s serviceGrantor) extend(ctx context.Context, g *access.Grant, _ string, d
 		got, werr := c.Wait(ctx, g.ID, say)
 		switch {
 		case werr != nil && ctx.Err() != nil:
-			return nil, &failure{summary: "Longer window waits for approval", err: fmt.Errorf("the window of access request %s until %s still waits for %s, and the update timeout passed; the current window, until %s, stands. "+
-				"An approver runs: passport approve %s --server %s. Then run terraform apply again: it waits for the same approval", g.ID, req.Extension.ExpiresAt.UTC().Format(time.RFC3339), client.WaitingFor(req), req.ExpiresAt.UTC().Format(time.RFC3339), g.ID, s.conn.url)}
+			return nil, &failure{summary: "Longer window waits for approval", err: fmt.Errorf("the window of access request %s until %s still waits for %s, and %s; the current window, until %s, stands. "+
+				"An approver runs: passport approve %s --server %s. Then run terraform apply again: it waits for the same approval", g.ID, req.Extension.ExpiresAt.UTC().Format(time.RFC3339), client.WaitingFor(req), stoppedWaiting(ctx, "update"), req.ExpiresAt.UTC().Format(time.RFC3339), g.ID, s.conn.url)}
 		case werr != nil:
 			return nil, s.conn.explain(werr)
 		case !got.ExpiresAt.Equal(got.IssuedAt.Add(d)):
