@@ -28,6 +28,7 @@ import (
 	"github.com/passport-access/terraform-provider-passport/internal/lab/kms"
 	"github.com/passport-access/terraform-provider-passport/internal/lab/node"
 	"github.com/passport-access/terraform-provider-passport/internal/lab/rootfs"
+	"github.com/passport-access/terraform-provider-passport/internal/lab/s3"
 	"github.com/passport-access/terraform-provider-passport/internal/lab/sandbox"
 	"github.com/passport-access/terraform-provider-passport/internal/lab/session"
 	"github.com/passport-access/terraform-provider-passport/internal/lab/ssm"
@@ -99,6 +100,7 @@ type Lab struct {
 
 	Server   *awsjson.Server
 	SSM      *ssm.Service
+	S3       *s3.Service
 	Sessions *session.Service
 	KMS      *kms.Service
 	STS      *sts.Service
@@ -118,6 +120,10 @@ type Lab struct {
 // PolicyParameter is where the lab keeps its Cedar policy, Passport's
 // default policy source.
 const PolicyParameter = "/passport/policy"
+
+// RecordingsBucket is the lab's bucket for session recordings, the name
+// examples/iam/passport-service.json grants.
+const RecordingsBucket = "passport-recordings"
 
 //go:embed policy.cedar
 var labPolicy string
@@ -174,7 +180,8 @@ func Start(ctx context.Context, opts Options) (l *Lab, err error) {
 		}
 	}()
 	l.Server = awsjson.NewServer(awsjson.Config{Region: l.Region, Credentials: map[string]string{l.AccessKeyID: l.SecretAccessKey}})
-	l.SSM = ssm.New(ssm.Config{Region: l.Region, AccountID: AccountID, Caller: l.callerARN})
+	l.S3 = s3.New(s3.Config{Verify: l.Server.VerifyS3, Authorize: l.Server.Authorize, Now: opts.Now})
+	l.SSM = ssm.New(ssm.Config{Region: l.Region, AccountID: AccountID, Caller: l.callerARN, PutOutput: l.S3.Put})
 	l.Sessions = session.New(session.Config{
 		Lookup:   l.sessionTarget,
 		Endpoint: func() string { return l.Endpoint },
@@ -202,6 +209,10 @@ func Start(ctx context.Context, opts Options) (l *Lab, err error) {
 	// the signature's scope tells them apart.
 	l.EC2 = ec2.New(l.Server, l.instanceTags)
 	l.Server.Handle("POST /{$}", ec2.Route(l.EC2, l.STS))
+	// Every other path is S3's (path-style /bucket/key, or a bucket in
+	// the Host); Passport's bucket for recordings is there from the start.
+	l.Server.Handle("/", l.S3)
+	l.S3.CreateBucket(RecordingsBucket)
 
 	l.listener, err = net.Listen("tcp", opts.Listen)
 	if err != nil {

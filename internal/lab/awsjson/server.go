@@ -179,7 +179,7 @@ func (s *Server) Verify(r *http.Request, signingName string) (*http.Request, err
 	if err != nil {
 		return nil, err
 	}
-	r2, err := s.verify(r, body, signingName)
+	r2, err := s.verify(r, body, signingName, false)
 	if err != nil {
 		return nil, err
 	}
@@ -187,8 +187,16 @@ func (s *Server) Verify(r *http.Request, signingName string) (*http.Request, err
 	return r2, nil
 }
 
-func (s *Server) verify(r *http.Request, body []byte, signingName string) (*http.Request, error) {
+// VerifyS3 checks the SigV4 signature of an S3 request over body, which
+// the handler has read (S3's objects are larger than MaxBodyBytes), with
+// S3's signing rules, and returns r with the caller in its context.
+func (s *Server) VerifyS3(r *http.Request, body []byte) (*http.Request, error) {
+	return s.verify(r, body, "s3", true)
+}
+
+func (s *Server) verify(r *http.Request, body []byte, signingName string, s3 bool) (*http.Request, error) {
 	v := sigv4.Verifier{
+		S3:      s3,
 		Region:  s.region,
 		Service: signingName,
 		Credential: func(id string) (sigv4.Credential, bool) {
@@ -245,7 +253,7 @@ func (s *Server) call(r *http.Request) (Service, any, error) {
 	if err != nil {
 		return svc, nil, err
 	}
-	r, err = s.verify(r, body, svc.SigningName)
+	r, err = s.verify(r, body, svc.SigningName, false)
 	if err != nil {
 		return svc, nil, err
 	}

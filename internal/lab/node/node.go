@@ -52,7 +52,15 @@ type Script struct {
 	// from "executionTimeout"). A script still running when it passes is
 	// killed and reported with TimedOut set.
 	Timeout time.Duration
+	// WholeStdout is set when the command's output goes to S3: the agent
+	// then keeps all of stdout (up to MaxS3Output) for the upload, not
+	// only what the API reports.
+	WholeStdout bool
 }
+
+// MaxS3Output bounds the stdout an agent keeps for an S3 upload in the
+// lab, which holds it in memory.
+const MaxS3Output = 512 << 20
 
 // PluginName returns s.Plugin, or the plugin AWS's script document
 // s.Document runs, or "" when neither says.

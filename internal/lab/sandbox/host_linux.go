@@ -330,7 +330,7 @@ func (h *Host) Run(ctx context.Context, s node.Script) (node.Result, error) {
 		case <-t.C:
 		}
 	}
-	body, err := json.Marshal(runRequest{Document: s.Document, Plugin: s.PluginName(), Source: s.Source, WorkingDirectory: s.WorkingDirectory, Timeout: s.Timeout})
+	body, err := json.Marshal(runRequest{Document: s.Document, Plugin: s.PluginName(), Source: s.Source, WorkingDirectory: s.WorkingDirectory, Timeout: s.Timeout, WholeStdout: s.WholeStdout})
 	if err != nil {
 		return node.Result{}, err
 	}

@@ -36,6 +36,7 @@ type runRequest struct {
 	Source           string        `json:"source"`
 	WorkingDirectory string        `json:"workingDirectory"`
 	Timeout          time.Duration `json:"timeout"`
+	WholeStdout      bool          `json:"wholeStdout"`
 }
 
 type runResult struct {

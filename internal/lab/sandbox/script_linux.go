@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"github.com/passport-access/terraform-provider-passport/internal/lab/node"
 )
 
 // maxOutput caps what a script's stdout and stderr each keep; the rest is
@@ -87,7 +89,11 @@ func (a *agent) run(ctx context.Context, req runRequest) runResult {
 	}
 	defer stdin.Close()
 	cmd.Stdin = stdin
-	var stdout, stderr capped
+	stdout, stderr := capped{limit: maxOutput}, capped{limit: maxOutput}
+	if req.WholeStdout {
+		// Bound for S3, as the agent uploads its stdout file whole.
+		stdout.limit = node.MaxS3Output
+	}
 	outDone, err := pipeTo(cmd, &stdout, &stderr)
 	if err != nil {
 		return failed("%v", err)
@@ -128,11 +134,19 @@ func (a *agent) run(ctx context.Context, req runRequest) runResult {
 	return res
 }
 
-// capped keeps the first maxOutput bytes written to it and drops the rest.
-type capped struct{ buf bytes.Buffer }
+// capped keeps the first limit bytes written to it (maxOutput when 0) and
+// drops the rest.
+type capped struct {
+	buf   bytes.Buffer
+	limit int
+}
 
 func (c *capped) Write(p []byte) (int, error) {
-	if room := maxOutput - c.buf.Len(); room > 0 {
+	limit := c.limit
+	if limit == 0 {
+		limit = maxOutput
+	}
+	if room := limit - c.buf.Len(); room > 0 {
 		c.buf.Write(p[:min(len(p), room)])
 	}
 	return len(p), nil

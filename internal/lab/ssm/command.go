@@ -61,6 +61,7 @@ func terminal(detail string) bool {
 type document struct {
 	name     string // AWS-RunShellScript
 	plugin   string // the name of its step, which invocations report as PluginName
+	action   string // its step's action, aws:runShellScript or aws:runPowerShellScript
 	platform string // node.Linux or node.Windows
 }
 
@@ -112,7 +113,10 @@ type invocation struct {
 	start, end   time.Time
 	stdout       string
 	stderr       string
-	cancel       func() // cancels a running script; nil when not running
+	// outputURL holds the S3 URLs of the output objects the agent wrote
+	// (stdout, stderr), for GetCommandInvocation.
+	outputURL map[string]string
+	cancel    func() // cancels a running script; nil when not running
 	// interrupted is set when the node dropped off while the script ran:
 	// the invocation stays InProgress until the node is back or its
 	// execution timeout has passed, then ends Failed.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/passport-access/terraform-provider-passport/internal/lab/node"
@@ -125,7 +126,9 @@ func (s *Service) start(c *command, inv *invocation, n node.Node, now time.Time)
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		res, err := run(ctx, n, c.script)
+		sc := c.script
+		sc.WholeStdout = c.outputS3.Bucket != ""
+		res, err := run(ctx, n, sc)
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		cancelled := ctx.Err() != nil
@@ -146,10 +149,10 @@ func (s *Service) start(c *command, inv *invocation, n node.Node, now time.Time)
 			inv.stderr = err.Error()
 			inv.finish(detailFailed, end)
 		case res.TimedOut:
-			inv.record(res)
+			inv.record(res, s.putOutput, s.region)
 			inv.finish(detailExecutionTimedOut, end)
 		default:
-			inv.record(res)
+			inv.record(res, s.putOutput, s.region)
 			detail := detailSuccess
 			if res.ExitCode != 0 {
 				detail = detailFailed
@@ -174,8 +177,44 @@ func run(ctx context.Context, n node.Node, sc node.Script) (res node.Result, err
 // record keeps what the API can ever report of a result: the output is
 // cut to the GetCommandInvocation limits here, so a chatty script cannot
 // grow the lab's memory.
-func (inv *invocation) record(res node.Result) {
+//
+// A command that names an output bucket has its whole stdout and stderr
+// written there first, before it reports a status, as the agent does:
+// under <prefix>/<command>/<instance>/<action without its colon>/<step>/,
+// the objects stdout and stderr (only those not empty). An upload that
+// fails is reported at the end of stderr; the status is the script's.
+func (inv *invocation) record(res node.Result, put func(bucket, key string, data []byte) error, region string) {
 	inv.exitCode = res.ExitCode
+	if o := inv.cmd.outputS3; o.Bucket != "" && put != nil {
+		// The agent names a step's folder after the step, and a schema 1.2
+		// document's only plugin (AWS-RunShellScript's aws:runShellScript)
+		// 0.<plugin without its colon>.
+		action := strings.ReplaceAll(inv.cmd.doc.action, ":", "")
+		step := inv.cmd.doc.plugin
+		if step == inv.cmd.doc.action {
+			step = "0." + action
+		}
+		dir := inv.cmd.id + "/" + inv.instanceID + "/" + action + "/" + step + "/"
+		if o.KeyPrefix != "" {
+			dir = strings.TrimSuffix(o.KeyPrefix, "/") + "/" + dir
+		}
+		for _, stream := range []struct {
+			name string
+			data []byte
+		}{{"stdout", res.Stdout}, {"stderr", res.Stderr}} {
+			if len(stream.data) == 0 {
+				continue
+			}
+			if err := put(o.Bucket, dir+stream.name, stream.data); err != nil {
+				res.Stderr = append(res.Stderr, fmt.Sprintf("\nfailed to upload %s to s3://%s/%s%s: %v\n", stream.name, o.Bucket, dir, stream.name, err)...)
+			} else {
+				if inv.outputURL == nil {
+					inv.outputURL = map[string]string{}
+				}
+				inv.outputURL[stream.name] = "https://s3." + region + ".amazonaws.com/" + o.Bucket + "/" + dir + stream.name
+			}
+		}
+	}
 	inv.stdout = truncate(string(res.Stdout), maxStdoutContent)
 	inv.stderr = truncate(string(res.Stderr), maxStderrContent)
 }

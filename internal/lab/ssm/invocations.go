@@ -173,6 +173,8 @@ func (s *Service) getCommandInvocation(_ context.Context, in *getCommandInvocati
 	if terminal(inv.detail) {
 		out.StandardOutputContent = truncate(inv.stdout, maxStdoutContent)
 		out.StandardErrorContent = truncate(inv.stderr, maxStderrContent)
+		out.StandardOutputUrl = inv.outputURL["stdout"]
+		out.StandardErrorUrl = inv.outputURL["stderr"]
 	}
 	return out, nil
 }

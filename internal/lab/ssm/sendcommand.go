@@ -80,7 +80,7 @@ func (s *Service) sendCommand(_ context.Context, in *sendCommandInput) (*sendCom
 		return nil, awsjson.Errorf("MaxDocumentSizeExceeded", "Document %s with these parameters is %d bytes; Systems Manager runs at most 64 KB.", entry.name, n)
 	}
 	script := dv.spec.script(entry.name, values)
-	doc := document{name: entry.name, plugin: dv.spec.step.name, platform: dv.spec.step.platform}
+	doc := document{name: entry.name, plugin: dv.spec.step.name, action: dv.spec.step.action, platform: dv.spec.step.platform}
 	var ids []string
 	if len(in.InstanceIds) > 0 {
 		ids, err = s.instancesFor(in.InstanceIds, doc)

@@ -47,6 +47,10 @@ type Config struct {
 	// Caller names the principal behind a request (its IAM ARN), for
 	// LastModifiedUser; the account's root when nil.
 	Caller func(ctx context.Context) string
+	// PutOutput writes a command's whole output to S3, as the agent does
+	// with the instance's role when a command names OutputS3BucketName;
+	// nil where the lab serves no S3.
+	PutOutput func(bucket, key string, data []byte) error
 }
 
 // Service is the lab's Systems Manager.
@@ -56,6 +60,7 @@ type Service struct {
 	poll            time.Duration
 	invisibleFor    time.Duration
 	callerARN       func(ctx context.Context) string
+	putOutput       func(bucket, key string, data []byte) error
 	pages           *awsjson.Pager
 	secureKey       []byte // seals SecureString values at rest
 
@@ -88,6 +93,7 @@ func New(cfg Config) *Service {
 		poll:         cfg.PollInterval,
 		invisibleFor: cfg.InvocationDelay,
 		callerARN:    cfg.Caller,
+		putOutput:    cfg.PutOutput,
 		nodes:        make(map[string]*managedNode),
 		commands:     make(map[string]*command),
 		parameters:   make(map[string][]parameterVersion),
