@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/passport-access/terraform-provider-passport/internal/documents"
@@ -25,6 +26,13 @@ var clients = map[string]reflect.Type{
 	"kms":      reflect.TypeFor[*kms.Client](),
 	"ec2":      reflect.TypeFor[*ec2.Client](),
 	"dynamodb": reflect.TypeFor[*dynamodb.Client](),
+	"s3":       reflect.TypeFor[*s3.Client](),
+}
+
+// iamOnly are IAM actions named otherwise than the operation they allow.
+var iamOnly = map[string]string{
+	"s3:ListBucket":                "ListObjectsV2",
+	"s3:PutLifecycleConfiguration": "PutBucketLifecycleConfiguration",
 }
 
 // resourceTypes are the ARN shapes each service's actions may name, as in
@@ -33,6 +41,7 @@ var resourceTypes = map[string]*regexp.Regexp{
 	"ssm":      regexp.MustCompile(`^arn:aws:(ssm:\*:(\$\{aws:PrincipalAccount\})?:(document|parameter|session|managed-instance)/[A-Za-z0-9_.*/-]+|ec2:\*:\$\{aws:PrincipalAccount\}:instance/\*)$`),
 	"kms":      regexp.MustCompile(`^arn:aws:kms:\*:\$\{aws:PrincipalAccount\}:key/\*$`),
 	"dynamodb": regexp.MustCompile(`^arn:aws:dynamodb:\*:\$\{aws:PrincipalAccount\}:table/[A-Za-z0-9_.-]+(/index/\*)?$`),
+	"s3":       regexp.MustCompile(`^arn:aws:s3:::[a-z0-9.-]+(/[A-Za-z0-9_./*-]+)?$`),
 }
 
 type policyDoc struct {
@@ -96,6 +105,10 @@ func TestShippedPoliciesAreValidIAM(t *testing.T) {
 					case !ok:
 						t.Errorf("%s: %s is not a service Passport uses", st.Sid, a)
 					case op == "*":
+					case iamOnly[a] != "":
+						if _, ok := client.MethodByName(iamOnly[a]); !ok {
+							t.Errorf("%s: %s allows %s, which is not an operation of %s", st.Sid, a, iamOnly[a], service)
+						}
 					default:
 						if _, ok := client.MethodByName(op); !ok {
 							t.Errorf("%s: %s is not an operation of %s", st.Sid, a, service)

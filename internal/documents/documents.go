@@ -95,7 +95,9 @@ func Names() []string {
 	var names []string
 	for _, p := range []string{Linux, Windows} {
 		for _, a := range hostscript.Actions {
-			names = append(names, Name(p, a))
+			if hostscript.Ships(p, a) {
+				names = append(names, Name(p, a))
+			}
 		}
 	}
 	return names
@@ -106,6 +108,9 @@ func All() ([]Document, error) {
 	var docs []Document
 	for _, p := range []string{Linux, Windows} {
 		for _, a := range hostscript.Actions {
+			if !hostscript.Ships(p, a) {
+				continue
+			}
 			d, err := build(p, a)
 			if err != nil {
 				return nil, err

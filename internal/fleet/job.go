@@ -55,6 +55,12 @@ type Job struct {
 	// the job starts are never sent anything, so this only matters for hosts
 	// that disconnect in between.
 	DeliveryTimeout time.Duration
+	// OutputS3Bucket, when set, has each host's agent write the script's
+	// whole stdout and stderr to that bucket with the instance's role,
+	// under OutputS3KeyPrefix/<command>/<instance>/...: the way out for
+	// output larger than Result's 24,000 characters (session recordings).
+	OutputS3Bucket    string
+	OutputS3KeyPrefix string
 }
 
 // scriptDocument reports whether the job runs one of AWS's script

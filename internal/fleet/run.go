@@ -132,6 +132,12 @@ func (r *Runner) sendBatch(ctx context.Context, job Job, hosts []string, t *tall
 	if job.Comment != "" {
 		in.Comment = aws.String(job.Comment)
 	}
+	if job.OutputS3Bucket != "" {
+		in.OutputS3BucketName = aws.String(job.OutputS3Bucket)
+		if job.OutputS3KeyPrefix != "" {
+			in.OutputS3KeyPrefix = aws.String(job.OutputS3KeyPrefix)
+		}
+	}
 	if job.DocumentVersion != "" {
 		in.DocumentVersion = aws.String(job.DocumentVersion)
 	}

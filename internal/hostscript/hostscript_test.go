@@ -42,7 +42,11 @@ func generated(t testing.TB) map[string]string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return map[string]string{"provision": prov, "extend": ext, "revoke": rev, "sweep": Sweep(), "inventory": Inventory()}
+	col, err := Collect(Collection{Users: []string{"pp-golden01", "pp-golden02"}, Prune: []string{"pp-golden01/20300101-000000-Ab12Cd"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return map[string]string{"provision": prov, "extend": ext, "revoke": rev, "sweep": Sweep(), "inventory": Inventory(), "collect": col}
 }
 
 func TestGolden(t *testing.T) {

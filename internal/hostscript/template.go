@@ -12,7 +12,17 @@ const (
 )
 
 // Actions are the host programs Passport ships for each platform.
-var Actions = []string{"provision", "extend", "revoke", "check", "inventory", "sweep"}
+var Actions = []string{"provision", "extend", "revoke", "check", "inventory", "sweep", "collect"}
+
+// Ships reports whether Passport ships action's program for platform:
+// every action on Linux, all but collect (session recordings) on Windows.
+func Ships(platform, action string) bool {
+	if platform == Windows {
+		_, ok := winBodies[action]
+		return ok
+	}
+	return slices.Contains(Actions, action)
+}
 
 // TakesData reports whether action's program reads a data block; inventory
 // and sweep run the same on every host.
@@ -37,6 +47,8 @@ func linuxBody(action string) string {
 		return shipped(inventorySource)
 	case "sweep":
 		return shipped(sweepSource)
+	case "collect":
+		return shipped(collectSource)
 	}
 	return ""
 }
@@ -58,6 +70,9 @@ func Template(platform, action, marker string) (string, error) {
 	case Linux:
 		return assemble(action, marker, linuxBody(action)), nil
 	case Windows:
+		if !Ships(Windows, action) {
+			return "", fmt.Errorf("hostscript: Passport ships no %s program for Windows", action)
+		}
 		return winAssemble(action, marker), nil
 	}
 	return "", fmt.Errorf("hostscript: %q is not a platform Passport ships programs for; use %s or %s", platform, Linux, Windows)
