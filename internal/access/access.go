@@ -90,6 +90,11 @@ type Config struct {
 	// only the Passport service sets it, since anywhere else the
 	// requester could go around the approvers.
 	Approvals *Approvals
+	// Recordings, when set, collects session recordings into its bucket:
+	// from each host a grant is revoked on, from hosts stray users are
+	// removed from, and whenever CollectRecordings is called. Nil collects
+	// nothing (the recordings wait on the hosts).
+	Recordings *Recordings
 }
 
 // Service grants and revokes access. It is safe for concurrent use.
@@ -105,6 +110,8 @@ type Service struct {
 	approvals *Approvals
 	// sealedOnly: see Config.SealedOnly.
 	sealedOnly bool
+	// recordings: see Config.Recordings.
+	recordings *Recordings
 	// actor is who the audit events of one call name; see as.
 	actor string
 }
@@ -116,7 +123,7 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Fleet == nil {
 		return nil, errors.New("access: Config.Fleet is nil: give a fleet.Runner")
 	}
-	s := &Service{fleet: cfg.Fleet, now: cfg.Now, prefix: cfg.UsernamePrefix, timeout: cfg.Timeout, ledger: cfg.Ledger, authz: cfg.Authorizer, docs: cfg.Documents, sealedOnly: cfg.SealedOnly, approvals: cfg.Approvals}
+	s := &Service{fleet: cfg.Fleet, now: cfg.Now, prefix: cfg.UsernamePrefix, timeout: cfg.Timeout, ledger: cfg.Ledger, authz: cfg.Authorizer, docs: cfg.Documents, sealedOnly: cfg.SealedOnly, approvals: cfg.Approvals, recordings: cfg.Recordings}
 	if s.now == nil {
 		s.now = time.Now
 	}

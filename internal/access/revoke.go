@@ -44,6 +44,7 @@ func (s *Service) revoke(ctx context.Context, g *Grant) error {
 	before := s.save(ctx, g, ledger.Revoking, pending, ledger.Revoking)
 	err := s.revokeOn(ctx, g, pending)
 	events := s.targetEvents(ctx, g, pending, ledger.ActionRevoked, ledger.ActionRevokeFailed)
+	events = errors.Join(events, s.collectAfterRevoke(ctx, g, g.Username, pending))
 	state := s.settled(g)
 	after := s.saveAfter(ctx, g, state)
 	if state == ledger.Expired {
@@ -93,4 +94,27 @@ func (s *Service) revokeOn(ctx context.Context, g *Grant, targets []string) erro
 	}
 	return classed(HostFailure, fmt.Errorf("user %s of request %s may still be on %s: revoke again once they answer; each host's own sweep removes the user after %s in any case:%s",
 		g.Username, g.ID, plural(len(failed), "target"), g.ExpiresAt.UTC().Format(time.RFC3339), listing(failed)))
+}
+
+// collectAfterRevoke collects user's recordings from the Linux targets of g
+// where the user is now gone: revoke ended their sessions, so the
+// recordings are whole. A failure is an audit event, not a failed revoke:
+// the recordings stay on the host for the reconciler's next collection.
+func (s *Service) collectAfterRevoke(ctx context.Context, g *Grant, user string, targets []string) error {
+	if s.recordings == nil {
+		return nil
+	}
+	var linux []string
+	for _, id := range targets {
+		if t := g.target(id); t != nil && t.Status == Revoked && !isWindows(g.platformOf(id)) {
+			linux = append(linux, id)
+		}
+	}
+	var errs []error
+	for _, c := range s.CollectRecordings(context.WithoutCancel(ctx), s.actor, linux, []string{user}) {
+		if c.Err != nil {
+			errs = append(errs, s.event(ctx, g, ledger.ActionRecordingFailed, c.InstanceID, c.Err.Error()))
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -132,8 +132,10 @@ func (s *Service) RemoveStrays(ctx context.Context, by string, strays []Stray) (
 			default:
 				removed = append(removed, Stray{InstanceID: h.id, Username: user, Platform: platforms[h.id]})
 				errs = append(errs, s.event(ctx, stray, ledger.ActionSwept, h.id, "no open grant accounts for Passport user "+user+" on this host"))
+				stray.target(h.id).Status = Revoked
 			}
 		}
+		errs = append(errs, s.collectAfterRevoke(ctx, stray, user, byUser[user]))
 	}
 	return removed, errors.Join(errs...)
 }

@@ -133,6 +133,21 @@ func (s *Store) TransferOutput(ctx context.Context, commandID, instanceID string
 	return "", s.fail("finding the output of", prefix, ErrMissing)
 }
 
+// DeleteTransfer deletes what the agent wrote for one host of a command
+// (stdout and stderr) once its sessions are stored.
+func (s *Store) DeleteTransfer(ctx context.Context, commandID, instanceID string) error {
+	keys, err := s.List(ctx, TransferPrefix+commandID+"/"+instanceID+"/")
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if err := s.Delete(ctx, k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Lifecycle is the bucket's lifecycle configuration for recordings:
 // recordings expire retention after they were written (S3 counts whole
 // days, rounding up), transfer objects left behind after one day. It

@@ -1,0 +1,76 @@
+package collect
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/passport-access/terraform-provider-passport/internal/ledger"
+)
+
+// A Problem is one recording that does not match what was recorded of it
+// when it was collected.
+type Problem struct {
+	ID     string // <request>/<instance>/<session>
+	Key    string
+	Reason string
+}
+
+func (p Problem) String() string { return p.ID + " (s3://" + p.Key + "): " + p.Reason }
+
+// Verify checks every recording the ledger indexes against the bucket and
+// the audit trail: the object must be there, its SHA-256 must be the one
+// indexed, and the last recording-collected event for its key must carry
+// that same digest (so changing the index to match a changed object is
+// caught too, as long as the trail itself verifies). It returns how many
+// recordings it checked and what does not match.
+func Verify(ctx context.Context, l *ledger.Ledger, st *Store) (int, []Problem, error) {
+	recs, err := l.Recordings(ctx, ledger.RecordingFilter{})
+	if err != nil {
+		return 0, nil, err
+	}
+	events, err := l.Events(ctx, ledger.Filter{})
+	if err != nil {
+		return 0, nil, err
+	}
+	digests := map[string]string{} // s3://bucket/key → the detail of its last collection
+	for _, e := range events {
+		if e.Action == ledger.ActionRecordingCollected {
+			where, _, _ := strings.Cut(e.Detail, " ")
+			digests[where] = e.Detail
+		}
+	}
+	var problems []Problem
+	for _, r := range recs {
+		where := "s3://" + r.Bucket + "/" + r.Key
+		p := Problem{ID: r.ID(), Key: r.Bucket + "/" + r.Key}
+		if !strings.HasSuffix(digests[where], " sha256="+r.SHA256) {
+			p.Reason = "the index's SHA-256 is not the one the audit trail recorded at collection"
+			problems = append(problems, p)
+			continue
+		}
+		if r.Bucket != st.Bucket {
+			p.Reason = "it is in bucket " + r.Bucket + ", not the configured " + st.Bucket + "; verify with that bucket"
+			problems = append(problems, p)
+			continue
+		}
+		data, err := st.Get(ctx, r.Key)
+		if errors.Is(err, ErrMissing) {
+			p.Reason = "the object is missing from the bucket"
+			problems = append(problems, p)
+			continue
+		}
+		if err != nil {
+			return 0, nil, err
+		}
+		sum := sha256.Sum256(data)
+		if got := hex.EncodeToString(sum[:]); got != r.SHA256 {
+			p.Reason = fmt.Sprintf("the object was changed after collection: SHA-256 %s, %d bytes; collected %s, %d bytes", got, len(data), r.SHA256, r.Size)
+			problems = append(problems, p)
+		}
+	}
+	return len(recs), problems, nil
+}
