@@ -191,20 +191,30 @@ verify on its own.`,
 
 func newAuditVerifyCommand() *cobra.Command {
 	var f ledgerFlags
+	var rf recordingFlags
 	cmd := &cobra.Command{
 		Use:   "verify",
 		Short: "Check the audit trail's hash chain; exit non-zero naming the first broken event",
 		Long: `Reads the whole trail and checks that every event is intact and in its
 place. On success it prints the last event's number and hash: keep them
 where the ledger's writers cannot change them (a SIEM, a ticket), since
-removing events from the end leaves a shorter chain that still verifies.`,
+removing events from the end leaves a shorter chain that still verifies.
+
+With --recordings-bucket it then reads every session recording the ledger
+indexes and checks its SHA-256 against the index and against the digest
+the trail recorded when it was collected, naming each recording changed,
+missing or re-indexed since.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			l, _, err := f.open(cmd.Context(), nil, false)
+			l, clients, err := f.open(cmd.Context(), nil, rf.bucket != "")
 			if err != nil {
 				return err
 			}
 			defer l.Close()
+			st, err := rf.store(clients)
+			if err != nil {
+				return err
+			}
 			if err := l.Verify(cmd.Context()); err != nil {
 				var broken *ledger.BrokenChainError
 				if errors.As(err, &broken) {
@@ -218,13 +228,17 @@ removing events from the end leaves a shorter chain that still verifies.`,
 			}
 			if head.Seq == 0 {
 				fmt.Fprintln(cmd.OutOrStdout(), "audit trail is empty")
+			} else {
+				fmt.Fprintf(cmd.OutOrStdout(), "audit trail intact: %d events, last %s\n", head.Seq, head.Hash)
+			}
+			if st == nil {
 				return nil
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "audit trail intact: %d events, last %s\n", head.Seq, head.Hash)
-			return nil
+			return verifyRecordings(cmd.Context(), cmd.OutOrStdout(), l, st)
 		},
 	}
 	f.register(cmd)
+	rf.register(cmd, false)
 	return cmd
 }
 

@@ -87,6 +87,7 @@ func newReconcileCommand() *cobra.Command {
 		sweep        bool
 		tags         []string
 		policySrc    string
+		rf           recordingFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "reconcile",
@@ -122,6 +123,9 @@ grant is leased to one of them while it is revoked.`,
 				name = defaultReconcilerName()
 			}
 			acfg := access.Config{Fleet: fleet.New(clients.SSM, fleet.Options{}), Ledger: l}
+			if acfg.Recordings, err = rf.recordings(ctx, clients); err != nil {
+				return err
+			}
 			if viaDocuments {
 				if acfg.Documents, err = documents.Lookup(ctx, clients.SSM); err != nil {
 					return err
@@ -154,8 +158,8 @@ grant is leased to one of them while it is revoked.`,
 			}
 			if once {
 				rep, err := rec.Pass(ctx)
-				fmt.Fprintf(cmd.OutOrStdout(), "due %d, revoked %d, pending %d, skipped %d, failed %d, denied %d, strays removed %d\n",
-					rep.Due, rep.Revoked, rep.Pending, rep.Skipped, rep.Failed, rep.Denied, rep.Strays)
+				fmt.Fprintf(cmd.OutOrStdout(), "due %d, revoked %d, pending %d, skipped %d, failed %d, denied %d, strays removed %d, recordings collected %d, expired %d\n",
+					rep.Due, rep.Revoked, rep.Pending, rep.Skipped, rep.Failed, rep.Denied, rep.Strays, rep.Recordings, rep.RecordingsExpired)
 				return err
 			}
 			if listen != "" {
@@ -194,6 +198,7 @@ grant is leased to one of them while it is revoked.`,
 	}
 	f.register(cmd)
 	cmd.Flags().BoolVar(&viaDocuments, "documents", false, "send host programs through Passport's own SSM documents, by version and hash (publish them first with passport documents publish), so the role needs ssm:SendCommand on those documents only; without it they go through AWS-RunShellScript and AWS-RunPowerShellScript")
+	rf.register(cmd, true)
 	cmd.Flags().BoolVar(&once, "once", false, "run one pass and exit (non-zero when something could not be done)")
 	cmd.Flags().DurationVar(&interval, "interval", time.Minute, "time between passes in daemon mode")
 	cmd.Flags().StringVar(&listen, "listen", "", "address to serve /metrics and /healthz on, e.g. 127.0.0.1:9810 (daemon mode)")

@@ -48,6 +48,10 @@ type Collected struct {
 	Err error
 }
 
+// Records reports whether the service collects session recordings (it has
+// a bucket for them).
+func (s *Service) Records() bool { return s.recordings != nil && s.recordings.Store != nil }
+
 // CollectRecordings takes the session recordings of users (every user
 // with recordings when empty) off each Linux target: one Run Command per
 // host whose output the agent writes to the bucket, then each session

@@ -428,6 +428,7 @@ func (l *Lab) Env() []string {
 		"AWS_ENDPOINT_URL_STS=" + l.Endpoint,
 		"AWS_ENDPOINT_URL_SSMMESSAGES=" + l.Endpoint,
 		"AWS_ENDPOINT_URL_EC2=" + l.Endpoint,
+		"AWS_ENDPOINT_URL_S3=" + l.Endpoint,
 		"AWS_REGION=" + l.Region,
 		"AWS_DEFAULT_REGION=" + l.Region,
 		"AWS_ACCESS_KEY_ID=" + l.AccessKeyID,

@@ -81,13 +81,24 @@ type Config struct {
 	Now     func() time.Time
 	Log     *slog.Logger
 	Metrics *Metrics
+	// CollectEvery is how often a pass collects session recordings from
+	// the hosts it sweeps, when Access has a recordings bucket. Default
+	// DefaultCollectEvery; revokes collect at once whatever it says.
+	CollectEvery time.Duration
 }
+
+// DefaultCollectEvery bounds how long a recording waits on a host for its
+// collection when no revoke takes it sooner.
+const DefaultCollectEvery = 15 * time.Minute
 
 // Reconciler runs passes. It is safe for concurrent use, but passes of one
 // Reconciler do not overlap.
 type Reconciler struct {
 	cfg  Config
 	pass sync.Mutex
+	// mu guards lastCollect, the start of the last collection.
+	mu          sync.Mutex
+	lastCollect time.Time
 }
 
 // New checks cfg and returns a Reconciler.
@@ -109,6 +120,9 @@ func New(cfg Config) (*Reconciler, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.CollectEvery <= 0 {
+		cfg.CollectEvery = DefaultCollectEvery
+	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
@@ -128,6 +142,9 @@ type Report struct {
 	Reminded int
 	// Warned counts grants announced as expiring soon.
 	Warned int
+	// Recordings counts session recordings collected into the bucket;
+	// RecordingsExpired those deleted at the end of their retention.
+	Recordings, RecordingsExpired int
 }
 
 // Pass runs one reconcile pass. The error joins what went wrong; the pass

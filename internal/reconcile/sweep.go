@@ -46,7 +46,7 @@ func (r *Reconciler) recheck(ctx context.Context, rep *Report) error {
 // are asked first and the ledger read after: a grant is on record before
 // its user reaches any host, so every user the hosts report that belongs to
 // a grant is explained by what the ledger holds by then.
-func (r *Reconciler) sweep(ctx context.Context, rep *Report) error {
+func (r *Reconciler) sweep(ctx context.Context, rep *Report) (err error) {
 	hosts, err := r.cfg.Hosts(ctx)
 	if err != nil {
 		r.cfg.Metrics.failure("sweep")
@@ -63,6 +63,8 @@ func (r *Reconciler) sweep(ctx context.Context, rep *Report) error {
 	if len(inv.Unreachable) > 0 {
 		r.cfg.Log.Warn("sweep: hosts not asked; swept on a later pass", "hosts", strings.Join(inv.Unreachable, "; "))
 	}
+	// Recordings after the strays: a stray's removal collects its own.
+	defer func() { err = errors.Join(err, r.collect(ctx, inv, rep)) }()
 	explained := make(map[[2]string]bool)
 	for _, s := range open {
 		grants, err := r.cfg.Ledger.List(ctx, s)
