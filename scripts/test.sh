@@ -85,7 +85,7 @@ FUZZTIME=30s ./scripts/fuzz.sh internal/identity:FuzzVerify \
 # ledger variants take minutes and are left to those.
 echo "test: every benchmark runs once"
 report -- go test -json -count=1 -timeout 10m -run '^$' -benchtime 1x \
-	-bench 'Throughput|Download|RoundTrip|Sign|Authorize|ApprovalDecision|Verify|FanOut1000|Grant100|Provision|SignedCall|SendCommandFanOut|^BenchmarkPass$|DuePass/sqlite|GrantThroughTheService|ConcurrentReads|TimeToAccess|PortalPages' \
+	-bench 'Throughput|Download|RoundTrip|RecorderOutput|Sign|Authorize|ApprovalDecision|Verify|FanOut1000|Grant100|Provision|SignedCall|SendCommandFanOut|^BenchmarkPass$|DuePass/sqlite|GrantThroughTheService|ConcurrentReads|TimeToAccess|PortalPages' \
 	./internal/ssmsession/ ./internal/sshca/ ./internal/policy/ ./internal/identity/ ./internal/fleet/ \
 	./internal/access/ ./internal/hostscript/ ./internal/lab/awsjson/ ./internal/lab/ssm/ ./internal/reconcile/ ./internal/ledger/ \
 	./internal/awsidentity/ ./internal/service/ ./internal/portal/

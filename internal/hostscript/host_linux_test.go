@@ -36,19 +36,19 @@ type host struct {
 	key ssh.PublicKey // its SSH host key, pinned by every login
 }
 
-func bootHost(t *testing.T, name string) *host {
+func bootHost(t testing.TB, name string) *host {
 	t.Helper()
 	return boot(t, name, false)
 }
 
 // boot boots a host; schedulers runs cron and atd in it.
-func boot(t *testing.T, name string, schedulers bool) *host {
+func boot(t testing.TB, name string, schedulers bool) *host {
 	t.Helper()
 	return bootWith(t, name, func(c *sandbox.Config) { c.Schedulers = schedulers })
 }
 
 // bootWith boots a host whose configuration set adjusts.
-func bootWith(t *testing.T, name string, set func(*sandbox.Config)) *host {
+func bootWith(t testing.TB, name string, set func(*sandbox.Config)) *host {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("sandbox host tests take minutes on a busy machine; run without -short")
@@ -81,7 +81,7 @@ func bootWith(t *testing.T, name string, set func(*sandbox.Config)) *host {
 	return hh
 }
 
-func (h *host) run(t *testing.T, script string) node.Result {
+func (h *host) run(t testing.TB, script string) node.Result {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -93,7 +93,7 @@ func (h *host) run(t *testing.T, script string) node.Result {
 }
 
 // sh runs a test's own shell commands on the host and wants exit 0.
-func (h *host) sh(t *testing.T, script string) string {
+func (h *host) sh(t testing.TB, script string) string {
 	t.Helper()
 	res := h.run(t, script)
 	if res.ExitCode != 0 {
@@ -103,7 +103,7 @@ func (h *host) sh(t *testing.T, script string) string {
 }
 
 // program runs a Passport program and returns its parsed result.
-func (h *host) program(t *testing.T, script string) (Result, node.Result) {
+func (h *host) program(t testing.TB, script string) (Result, node.Result) {
 	t.Helper()
 	res := h.run(t, script)
 	r, err := ParseResult(string(res.Stdout))
@@ -120,7 +120,7 @@ func (h *host) program(t *testing.T, script string) (Result, node.Result) {
 }
 
 // mustProgram runs a Passport program and wants it to succeed.
-func (h *host) mustProgram(t *testing.T, script string) Result {
+func (h *host) mustProgram(t testing.TB, script string) Result {
 	t.Helper()
 	r, res := h.program(t, script)
 	if !r.OK {
@@ -129,7 +129,7 @@ func (h *host) mustProgram(t *testing.T, script string) Result {
 	return r
 }
 
-func (h *host) provision(t *testing.T, g Grant) Result {
+func (h *host) provision(t testing.TB, g Grant) Result {
 	t.Helper()
 	script, err := Provision(g)
 	if err != nil {
@@ -159,13 +159,13 @@ type ca struct {
 	public string // authorized_keys form
 }
 
-func newCA(t *testing.T) ca {
+func newCA(t testing.TB) ca {
 	t.Helper()
 	s := newKey(t)
 	return ca{signer: s, public: strings.TrimSpace(string(ssh.MarshalAuthorizedKey(s.PublicKey())))}
 }
 
-func newKey(t *testing.T) ssh.Signer {
+func newKey(t testing.TB) ssh.Signer {
 	t.Helper()
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -188,7 +188,7 @@ type credential struct {
 
 // issue signs a certificate for principal, valid from a minute ago for an
 // hour, with permit-pty and any further extensions named.
-func (c ca) issue(t *testing.T, principal string, extensions ...string) credential {
+func (c ca) issue(t testing.TB, principal string, extensions ...string) credential {
 	t.Helper()
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -306,7 +306,7 @@ func (h *host) opensshLogin(t *testing.T, user string, c credential) (string, er
 
 // plainUser creates an ordinary account that logs in with authorized_keys,
 // the way the host's own admins do, and returns its key.
-func (h *host) plainUser(t *testing.T, name string) ssh.Signer {
+func (h *host) plainUser(t testing.TB, name string) ssh.Signer {
 	t.Helper()
 	key := newKey(t)
 	h.sh(t, "set -e\nuseradd -m -s /bin/sh "+name+"\ninstall -d -m 700 -o "+name+" -g "+name+" /home/"+name+"/.ssh\n"+
