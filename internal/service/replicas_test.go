@@ -33,12 +33,22 @@ type replica struct {
 // shared DynamoDB ledger, and waits until it answers.
 func startReplica(t *testing.T, bin string, l *lab.Lab, dynamo, caKey, name string) *replica {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	return startServe(t, bin, l, "", caKey, name, "--ledger", "dynamodb://passport-ledger", "--create-table", "--endpoint-dynamodb", dynamo)
+}
+
+// startServe runs `passport serve` as the lab's service identity on addr
+// (a free loopback port when empty) with the ledger and other flags in
+// args, and waits until it answers.
+func startServe(t *testing.T, bin string, l *lab.Lab, addr, caKey, name string, args ...string) *replica {
+	t.Helper()
+	if addr == "" {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr = ln.Addr().String()
+		ln.Close()
 	}
-	addr := ln.Addr().String()
-	ln.Close()
 	r := &replica{url: "http://" + addr, log: filepath.Join(t.TempDir(), "serve.log")}
 	out, err := os.Create(r.log)
 	if err != nil {
@@ -46,12 +56,11 @@ func startReplica(t *testing.T, bin string, l *lab.Lab, dynamo, caKey, name stri
 	}
 	t.Cleanup(func() { out.Close() })
 	e := l.Endpoint
-	r.cmd = exec.Command(bin, "serve", "--url", r.url, "--listen", addr,
-		"--ledger", "dynamodb://passport-ledger", "--create-table", "--endpoint-dynamodb", dynamo,
-		"--ca", "lab=kms:"+caKey, "--policy", "ssm://"+lab.PolicyParameter,
+	r.cmd = exec.Command(bin, append([]string{"serve", "--url", r.url, "--listen", addr,
+		"--ca", "lab=kms:" + caKey, "--policy", "ssm://" + lab.PolicyParameter,
 		"--saml-metadata", l.IdP.MetadataURL(), "--saml-entity-id", "passport",
 		"--reconcile-interval", "1s", "--stuck-after", "8s", "--sweep=false", "--name", name,
-		"--region", l.Region, "--endpoint-ssm", e, "--endpoint-kms", e, "--endpoint-sts", e, "--endpoint-ec2", e)
+		"--region", l.Region, "--endpoint-ssm", e, "--endpoint-kms", e, "--endpoint-sts", e, "--endpoint-ec2", e}, args...)...)
 	r.cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID="+l.Service.AccessKeyID, "AWS_SECRET_ACCESS_KEY="+l.Service.SecretAccessKey,
 		"AWS_SESSION_TOKEN=", "AWS_PROFILE=", "AWS_ENDPOINT_URL=")
 	r.cmd.Stdout, r.cmd.Stderr = out, out

@@ -33,6 +33,7 @@ import (
 	"github.com/passport-access/terraform-provider-passport/internal/fleet"
 	"github.com/passport-access/terraform-provider-passport/internal/identity"
 	"github.com/passport-access/terraform-provider-passport/internal/ledger"
+	"github.com/passport-access/terraform-provider-passport/internal/notify"
 	"github.com/passport-access/terraform-provider-passport/internal/policy"
 	"github.com/passport-access/terraform-provider-passport/internal/reconcile"
 	"github.com/passport-access/terraform-provider-passport/internal/recording"
@@ -91,6 +92,9 @@ type Settings struct {
 	// ReviewWithin is how long after a break-glass grant someone else
 	// must review it; access.DefaultReviewWithin when zero.
 	ReviewWithin time.Duration
+	// Notify is where the service sends notifications (notify.Load reads
+	// it from --notify-config); nil sends none and records none.
+	Notify *notify.Config
 	// RatePerMinute bounds each caller's calls; server.DefaultRatePerMinute
 	// when zero.
 	RatePerMinute int
@@ -120,9 +124,11 @@ type Settings struct {
 type Service struct {
 	Server     *server.Server
 	Reconciler *reconcile.Reconciler
-	Ledger     *ledger.Ledger
-	Clients    *awsconfig.Clients
-	Name       string
+	// Notifier delivers notifications; nil without Settings.Notify.
+	Notifier *notify.Deliverer
+	Ledger   *ledger.Ledger
+	Clients  *awsconfig.Clients
+	Name     string
 	// Registry holds the service's metrics (the reconciler's, the
 	// notifications', unreviewed break-glass grants).
 	Registry *prometheus.Registry
@@ -158,8 +164,13 @@ func New(ctx context.Context, st Settings) (svc *Service, err error) {
 	// minutes rather than the quarter hour a killed `terraform apply` is
 	// given.
 	stuck := cmp.Or(st.StuckAfter, DefaultStuckAfter)
-	book, err := ledger.Open(ctx, st.Ledger, ledger.Options{Now: st.Now, StuckAfter: stuck,
-		DynamoDB: ledger.DynamoDBOptions{Client: clients.DynamoDB, CreateTable: st.CreateTable}})
+	lo := ledger.Options{Now: st.Now, StuckAfter: stuck, DynamoDB: ledger.DynamoDBOptions{Client: clients.DynamoDB, CreateTable: st.CreateTable}}
+	if st.Notify != nil {
+		// The ledger records what to announce in the same write as each
+		// change: the outbox the deliverer reads.
+		lo.Announce, lo.ExpiryNotice = true, st.Notify.ExpiryLead()
+	}
+	book, err := ledger.Open(ctx, st.Ledger, lo)
 	if err != nil {
 		return nil, fmt.Errorf("--ledger %s: %w", st.Ledger, err)
 	}
@@ -260,11 +271,17 @@ func New(ctx context.Context, st Settings) (svc *Service, err error) {
 	if err != nil {
 		return nil, err
 	}
+	var notifier *notify.Deliverer
+	if st.Notify != nil {
+		if notifier, err = notify.New(book, st.Notify, notify.Options{Holder: st.Name, Registry: reg, Now: st.Now, Log: st.Log}); err != nil {
+			return nil, err
+		}
+	}
 	interval := st.Reconcile
 	if interval <= 0 {
 		interval = time.Minute
 	}
-	return &Service{Server: srv, Reconciler: rec, Ledger: book, Clients: clients, Name: st.Name, Registry: reg,
+	return &Service{Server: srv, Reconciler: rec, Notifier: notifier, Ledger: book, Clients: clients, Name: st.Name, Registry: reg,
 		handler: srv.Handler(), metrics: rcfg.Metrics.Handler(reg, 3*interval+reconcile.DefaultLease), interval: interval, log: st.Log}, nil
 }
 
@@ -394,6 +411,9 @@ func (s *Service) Run(ctx context.Context, ln net.Listener, tlsOn bool) error {
 			recErr = nil
 		}
 	})
+	if s.Notifier != nil {
+		wg.Go(func() { _ = s.Notifier.Run(ctx) }) // it logs its failures and goes on
+	}
 	s.log.Info("passport service started", "name", s.Name, "addr", ln.Addr().String(), "reconcile_every", s.interval.String())
 	err := server.Serve(ctx, ln, s.handler, tlsOn, s.log)
 	cancel()
