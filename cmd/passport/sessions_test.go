@@ -1,13 +1,9 @@
 package main
 
 import (
-	"archive/tar"
-	"bytes"
-	"compress/gzip"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"io"
 	"os"
@@ -21,7 +17,6 @@ import (
 
 	"github.com/passport-access/terraform-provider-passport/internal/api"
 	"github.com/passport-access/terraform-provider-passport/internal/client"
-	"github.com/passport-access/terraform-provider-passport/internal/hostscript"
 	"github.com/passport-access/terraform-provider-passport/internal/lab"
 	"github.com/passport-access/terraform-provider-passport/internal/lab/labtest"
 	"github.com/passport-access/terraform-provider-passport/internal/lab/sandbox"
@@ -167,7 +162,7 @@ func TestSessionsThroughTheService(t *testing.T) {
 	if out, err := labtest.Login(t, h, req.Username, cert, "echo printed-$((7*6)) >&2"); err != nil || out != "printed-42" {
 		t.Fatalf("a command: %q, %v", out, err)
 	}
-	collectByHand(t, h, req.Username, filepath.Join(dir, req.ID, instance))
+	labtest.CollectRecordings(t, h, req.Username, filepath.Join(dir, req.ID, instance))
 
 	run := func(token string, args ...string) (string, string, error) {
 		t.Helper()
@@ -245,41 +240,6 @@ func TestSessionsThroughTheService(t *testing.T) {
 	}
 	if _, stderr, err := run(bob, "sessions", "play", shell); err == nil || !strings.Contains(stderr, "that you may see") {
 		t.Errorf("bob plays alice's session: %v\n%s", err, stderr)
-	}
-}
-
-// collectByHand copies user's recordings from h into dir/<session>/, as
-// collection would put them in the bucket.
-func collectByHand(t *testing.T, h *sandbox.Host, user, dir string) {
-	t.Helper()
-	packed := labtest.OnHost(t, h, "cd "+hostscript.RecordingsDir+"/"+user+" && tar -czf - . | base64 -w0")
-	raw, err := base64.StdEncoding.DecodeString(packed)
-	if err != nil {
-		t.Fatal(err)
-	}
-	z, err := gzip.NewReader(bytes.NewReader(raw))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := tar.NewReader(z)
-	for {
-		hd, err := tr.Next()
-		if err == io.EOF {
-			return
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		name := filepath.Join(dir, filepath.FromSlash(strings.TrimPrefix(hd.Name, "./")))
-		switch hd.Typeflag {
-		case tar.TypeDir:
-			os.MkdirAll(name, 0o700)
-		case tar.TypeReg:
-			b, _ := io.ReadAll(tr)
-			if err := os.WriteFile(name, b, 0o600); err != nil {
-				t.Fatal(err)
-			}
-		}
 	}
 }
 
