@@ -16,6 +16,8 @@ import (
 	labbrowser "github.com/passport-access/terraform-provider-passport/internal/lab/browser"
 	"github.com/passport-access/terraform-provider-passport/internal/lab/labtest"
 	"github.com/passport-access/terraform-provider-passport/internal/ledger"
+	"github.com/passport-access/terraform-provider-passport/internal/recording"
+	"github.com/passport-access/terraform-provider-passport/internal/service"
 )
 
 // The portal's story, in Chromium, as the issue tells it: alice asks for
@@ -38,7 +40,9 @@ func TestThePortalStory(t *testing.T) {
 	if err != nil {
 		t.Skip(err)
 	}
-	sl := startServiceLab(t, lab.Options{Hosts: 2, Policy: lab.Policy() + portalPolicy})
+	recordings := t.TempDir()
+	sl := startServiceLab(t, lab.Options{Hosts: 2, Policy: lab.Policy() + portalPolicy},
+		func(s *service.Settings) { s.Recordings = recording.Dir(recordings) })
 	staging, production := sl.Hosts[0], sl.Hosts[1]
 	shots, err := labbrowser.ArtifactDir("portal-story")
 	if err != nil {
@@ -106,6 +110,10 @@ func TestThePortalStory(t *testing.T) {
 	}
 	if out, err := shell(shown[2] + " id -un"); err != nil || strings.TrimSpace(out) != username {
 		t.Fatalf("%s id -un: %v\n%s; want %s", shown[2], err, out, username)
+	}
+	// A second session, that prints a line later, for the player below.
+	if out, err := shell(shown[2] + ` "id -un; sleep 0.5; echo cleaned /var/log for INC-4242"`); err != nil || !strings.Contains(out, "cleaned /var/log") {
+		t.Fatalf("%s with a command: %v\n%s", shown[2], err, out)
 	}
 	// And the ssh_config it shows works for OpenSSH itself. (OpenSSH reads
 	// ~ from the password file, not HOME, so the test spells it out.)
@@ -211,19 +219,57 @@ func TestThePortalStory(t *testing.T) {
 		t.Errorf("the whole trail carol exported: %v (last event %d; the service checked %d)", err, last.Seq, checked)
 	}
 
+	// The sessions alice's connections left on web-1, collected as the
+	// service's collection would, are carol's to find, search and play.
+	labtest.CollectRecordings(t, staging, username, filepath.Join(recordings, id, staging.Info().InstanceID))
+	carol.Open("/sessions?request=" + id)
+	var sessions []string
+	carol.Must(carol.Page.Eval(`Array.from(document.querySelectorAll('#recordings a[href^="/sessions/ar-"]'), (a) => a.getAttribute('href'))`, &sessions))
+	if len(sessions) != 3 || !strings.Contains(carol.Text("#recordings"), username) {
+		t.Errorf("carol's recordings of %s: %q; want alice's 3 sessions as %s", id, sessions, username)
+	}
+	carol.Shot("14-sessions")
+	carol.Must(carol.Page.Fill("#pattern", "cleaned .* INC-[0-9]+"))
+	carol.Must(carol.Page.Click("#find-heading ~ .actions button"))
+	carol.Must(carol.Page.WaitFor("#matches-count", "1 line in 3 recordings"))
+	carol.Shot("15-sessions-search")
+	carol.Must(carol.Page.Click("#matches a"))
+	carol.Must(carol.Page.WaitFor("#player-heading", ""))
+	// Play hides what the session printed and shows it again line by
+	// line: the first at once, the second half a second of the session
+	// later.
+	var atOnce int
+	carol.Must(carol.Page.Eval(`(() => { document.getElementById('play').click(); return document.querySelectorAll('#transcript .line:not([hidden])').length; })()`, &atOnce))
+	carol.Must(carol.Page.WaitFor("#player-clock", "the end"))
+	if played := carol.Text("#transcript"); atOnce >= 2 || !strings.Contains(played, username) || !strings.Contains(played, "cleaned /var/log for INC-4242") {
+		t.Errorf("the player showed %d lines at once, then %q", atOnce, played)
+	}
+	carol.Shot("16-session-played")
+	cast := filepath.Join(t.TempDir(), "session.cast")
+	_, err = carol.Page.Download("#download-cast", cast)
+	carol.Must(err)
+	if b, err := os.ReadFile(cast); err != nil || !bytes.HasPrefix(b, []byte(`{"version":2`)) || !bytes.Contains(b, []byte("cleaned /var/log")) {
+		t.Errorf("the asciicast carol downloaded: %v %.80q", err, b)
+	}
+	// bob may not view alice's requests, nor their sessions.
+	bob.Open("/sessions")
+	if got := bob.Text("main"); strings.Contains(got, id) || !strings.Contains(got, "No recording that you may see") {
+		t.Errorf("bob's sessions: %q", got)
+	}
+
 	// Admin: every live grant; carol ends alice's.
 	carol.Open("/admin")
 	if live := carol.Text("#live-" + waiting); !strings.Contains(live, "alice") {
 		t.Errorf("the admin page: %q", live)
 	}
-	carol.Shot("14-admin")
+	carol.Shot("17-admin")
 	carol.Must(carol.Page.Click("#live-" + waiting + " button"))
 	carol.Must(carol.Page.WaitFor(".flash", "The request was ended"))
-	carol.Shot("15-admin-ended")
+	carol.Shot("18-admin-ended")
 
 	alice.Must(alice.Page.Click("text=Sign out"))
 	alice.Must(alice.Page.WaitFor("h1", "Signed out"))
-	alice.Shot("16-signed-out")
+	alice.Shot("19-signed-out")
 	// Nothing secret ever stood in an address the browser went to.
 	for _, p := range []*labbrowser.Person{alice, bob, carol} {
 		events, err := p.Page.Events()

@@ -17,6 +17,7 @@ import (
 	"github.com/passport-access/terraform-provider-passport/internal/client"
 	"github.com/passport-access/terraform-provider-passport/internal/lab"
 	"github.com/passport-access/terraform-provider-passport/internal/lab/labtest"
+	"github.com/passport-access/terraform-provider-passport/internal/service"
 	"github.com/passport-access/terraform-provider-passport/internal/service/servicetest"
 )
 
@@ -35,7 +36,7 @@ type serviceLab struct {
 // startServiceLab starts a lab with opts' hosts and the service on it, and
 // points this test's passport processes at the lab's AWS endpoints (as
 // its operator) with a fresh config directory and nobody signed in.
-func startServiceLab(t *testing.T, opts lab.Options) *serviceLab {
+func startServiceLab(t *testing.T, opts lab.Options, change ...func(*service.Settings)) *serviceLab {
 	t.Helper()
 	if opts.Hosts > 0 {
 		for _, tool := range []string{"ssh", "ssh-keygen"} {
@@ -49,7 +50,7 @@ func startServiceLab(t *testing.T, opts lab.Options) *serviceLab {
 		k, v, _ := strings.Cut(kv, "=")
 		t.Setenv(k, v)
 	}
-	sl := &serviceLab{Lab: l, svc: servicetest.Start(t, l), configDir: t.TempDir()}
+	sl := &serviceLab{Lab: l, svc: servicetest.Start(t, l, change...), configDir: t.TempDir()}
 	t.Setenv("PASSPORT_CONFIG_DIR", sl.configDir)
 	for _, k := range []string{client.EnvServer, client.EnvServerCA, "PASSPORT_TOKEN", "PASSPORT_CA"} {
 		t.Setenv(k, "")

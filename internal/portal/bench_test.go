@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -13,6 +15,7 @@ import (
 	"github.com/passport-access/terraform-provider-passport/internal/lab/idp"
 	"github.com/passport-access/terraform-provider-passport/internal/lab/labtest"
 	"github.com/passport-access/terraform-provider-passport/internal/ledger"
+	"github.com/passport-access/terraform-provider-passport/internal/recording"
 	"github.com/passport-access/terraform-provider-passport/internal/service"
 	"github.com/passport-access/terraform-provider-passport/internal/service/servicetest"
 )
@@ -38,16 +41,24 @@ when { resource.hasTag("Env") && resource.getTag("Env") == "scale" };
 // The target is 100 ms a page.
 func BenchmarkPortalPages(b *testing.B) {
 	l := labtest.Start(b, lab.Options{ModelNodes: 20, Policy: lab.Policy() + scalePolicy})
+	recordings := b.TempDir()
 	svc := servicetest.Start(b, l, func(s *service.Settings) {
 		s.RatePerMinute = 1 << 24
 		s.Reconcile = 24 * time.Hour
+		s.Recordings = recording.Dir(recordings)
 	})
 	var nodes []string
 	for _, m := range l.Models {
 		nodes = append(nodes, m.Info().InstanceID)
 	}
-	mine, err := fillLedger(context.Background(), svc.Ledger, nodes)
+	mine, target, err := fillLedger(context.Background(), svc.Ledger, nodes)
 	if err != nil {
+		b.Fatal(err)
+	}
+	// A terminal session recorded on a host (the recording package's
+	// own), as collection keeps it, under alice's request.
+	session := mine + "/" + target + "/20261206-064656-PAwD9y"
+	if err := os.CopyFS(filepath.Join(recordings, filepath.FromSlash(session)), os.DirFS("../recording/testdata/sudo-terminal")); err != nil {
 		b.Fatal(err)
 	}
 	alice, carol := svc.Token(b, "alice"), svc.Token(b, "carol")
@@ -59,6 +70,8 @@ func BenchmarkPortalPages(b *testing.B) {
 		{"request", "/requests/" + mine, api.RequestPath(mine, ""), alice},
 		{"approvals", "/approvals", api.PathRequests + "?all=true", carol},
 		{"audit", "/audit", api.PathAudit + "?newest=500", carol},
+		{"sessions", "/sessions", api.PathRecordings, alice},
+		{"recording", "/sessions/" + session, api.PathRecordings + "/" + session + "/asciicast", alice},
 		{"admin", "/admin", api.PathRequests + "?all=true", carol},
 	} {
 		b.Run(page.name, func(b *testing.B) {
@@ -110,16 +123,16 @@ func fetch(b *testing.B, url, token string, browser bool) time.Duration {
 
 // fillLedger writes benchGrants grants of the lab's five people on the
 // model nodes, with the events the service would have recorded for each,
-// and returns an active request of alice's.
-func fillLedger(ctx context.Context, url string, nodes []string) (string, error) {
+// and returns an active request of alice's and its first target.
+func fillLedger(ctx context.Context, url string, nodes []string) (string, string, error) {
 	led, err := ledger.Open(ctx, url, ledger.Options{})
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	defer led.Close()
 	people := idp.DemoUsers()
 	now := time.Now().UTC()
-	aliceActive := ""
+	var aliceActive, target string
 	for i := range benchGrants {
 		who := people[i%len(people)]
 		issued := now.Add(-time.Duration(benchGrants-i) * time.Minute)
@@ -146,7 +159,7 @@ func fillLedger(ctx context.Context, url string, nodes []string) (string, error)
 			g.Targets = append(g.Targets, t)
 		}
 		if _, err := led.Create(ctx, g); err != nil {
-			return "", err
+			return "", "", err
 		}
 		events := []ledger.Event{{Action: ledger.ActionRequested, Detail: g.Reason}}
 		if g.State != ledger.Pending {
@@ -164,12 +177,12 @@ func fillLedger(ctx context.Context, url string, nodes []string) (string, error)
 		for _, e := range events {
 			e.Actor, e.GrantID, e.Subject = who.Name, g.ID, g.Username
 			if _, err := led.Append(ctx, e); err != nil {
-				return "", err
+				return "", "", err
 			}
 		}
 		if who.Name == "alice" && g.State == ledger.Active {
-			aliceActive = g.ID
+			aliceActive, target = g.ID, g.Targets[0].InstanceID
 		}
 	}
-	return aliceActive, nil
+	return aliceActive, target, nil
 }

@@ -110,6 +110,9 @@ func (p *Portal) Routes() []Route {
 		{"POST /approvals/{id}", p.page(p.decide)},
 		{"GET /audit", p.page(p.audit)},
 		{"GET /audit/export", p.page(p.auditExport)},
+		{"GET /sessions", p.page(p.sessions)},
+		{"GET /sessions/{request}/{target}/{session}", p.page(p.showRecording)},
+		{"GET /sessions/{request}/{target}/{session}/asciicast", p.page(p.recordingCast)},
 		{"GET /admin", p.page(p.admin)},
 		{"POST /admin/review/{id}", p.page(p.review)},
 	}
@@ -311,6 +314,8 @@ func newKey() string { return "portal-" + rand.Text() }
 func (p *Portal) funcs() template.FuncMap {
 	return template.FuncMap{
 		"join":    strings.Join,
+		"plural":  plural,
+		"seconds": seconds,
 		"inc":     func(i int) int { return i + 1 },
 		"clock":   clock,
 		"rfc3339": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
@@ -324,7 +329,7 @@ func (p *Portal) funcs() template.FuncMap {
 		},
 		"nav": func(current string) []navItem {
 			items := []navItem{{"/requests/new", "New request", "new", false}, {"/requests", "My requests", "requests", false},
-				{"/approvals", "Approvals", "approvals", false}, {"/audit", "Audit", "audit", false}, {"/admin", "Admin", "admin", false}}
+				{"/approvals", "Approvals", "approvals", false}, {"/audit", "Audit", "audit", false}, {"/sessions", "Sessions", "sessions", false}, {"/admin", "Admin", "admin", false}}
 			for i := range items {
 				items[i].Current = items[i].Section == current
 			}

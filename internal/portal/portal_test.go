@@ -6,9 +6,13 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/ssh"
 
 	"github.com/passport-access/terraform-provider-passport/internal/api"
 	"github.com/passport-access/terraform-provider-passport/internal/client"
@@ -16,6 +20,8 @@ import (
 	"github.com/passport-access/terraform-provider-passport/internal/lab/browser"
 	"github.com/passport-access/terraform-provider-passport/internal/lab/idp"
 	"github.com/passport-access/terraform-provider-passport/internal/lab/labtest"
+	"github.com/passport-access/terraform-provider-passport/internal/recording"
+	"github.com/passport-access/terraform-provider-passport/internal/service"
 	"github.com/passport-access/terraform-provider-passport/internal/service/servicetest"
 	"github.com/passport-access/terraform-provider-passport/internal/sshca"
 )
@@ -36,6 +42,9 @@ type rig struct {
 	svc   *servicetest.Service
 	b     *browser.Session
 	shots string
+	// recordings is where the service reads collected recordings:
+	// request/instance/session/, as tests collect them from the hosts.
+	recordings string
 }
 
 // TestThePortal drives every page on one lab, one service and one
@@ -48,7 +57,8 @@ func TestThePortal(t *testing.T) {
 	}
 	people := append(idp.DemoUsers(), idp.User{Name: mallory, Password: "mallory-lab", Email: "mallory@lab.passport.test", Groups: []string{"admins"}})
 	l := labtest.Start(t, lab.Options{Hosts: 2, People: people})
-	r := &rig{lab: l, svc: servicetest.Start(t, l)}
+	r := &rig{lab: l, recordings: t.TempDir()}
+	r.svc = servicetest.Start(t, l, func(s *service.Settings) { s.Recordings = recording.Dir(r.recordings) })
 	if r.shots, err = browser.ArtifactDir("portal"); err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +158,11 @@ func markupIsText(t *testing.T, r *rig) {
 	m.Must(m.Page.Check("#by-name"))
 	m.Must(m.Page.Check("#t-" + web2))
 	m.Must(m.Page.Fill("#reason", reason))
-	m.Must(m.Page.Fill("#public_key", r.key(t)))
+	key, err := sshca.NewUserKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Must(m.Page.Fill("#public_key", key.Line))
 	m.Must(m.Page.WaitFor("#decision", "Policy grants this at once"))
 	m.Must(m.Page.Click("#new-request button.primary"))
 	m.Must(m.Page.WaitFor(".flash", "Access granted"))
@@ -157,6 +171,7 @@ func markupIsText(t *testing.T, r *rig) {
 	}
 	m.Shot("markup-request")
 	unharmed(t, m, "mallory's request")
+	id := m.Text("#request .card-title a")
 	for _, path := range []string{"/requests", "/admin", "/audit"} {
 		m.Open(path)
 		if !strings.Contains(m.Text("main"), `<script>window.__pwned='reason'</script>`) {
@@ -164,6 +179,42 @@ func markupIsText(t *testing.T, r *rig) {
 		}
 		unharmed(t, m, "mallory's "+path)
 	}
+
+	// What a session printed is markup too: its recording shows it as
+	// text, in the search and in the player.
+	m.Open("/requests/" + id)
+	username := m.Text("#request code")
+	certFile := filepath.Join(t.TempDir(), "cert.pub")
+	if _, err := m.Page.Download("#certificate", certFile); err != nil {
+		t.Fatal(err)
+	}
+	cert, err := os.ReadFile(certFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := ssh.ParsePrivateKey([]byte(key.PrivatePEM))
+	if err != nil {
+		t.Fatal(err)
+	}
+	printed := `<img src=x onerror="window.__pwned=2">`
+	if out, err := labtest.Login(t, r.lab.Hosts[1], username, labtest.CertSigner(t, signer, string(cert)), "printf '%s\\n' '"+printed+"'"); err != nil || out != printed {
+		t.Fatalf("mallory's session printed %q, %v", out, err)
+	}
+	labtest.CollectRecordings(t, r.lab.Hosts[1], username, filepath.Join(r.recordings, id, web2))
+	m.Open("/sessions?request=" + id + "&pattern=" + url.QueryEscape("onerror"))
+	if got := m.Text("#matches"); !strings.Contains(got, printed) {
+		t.Errorf("the search does not show what the session printed as text: %q", got)
+	}
+	unharmed(t, m, "mallory's search of her sessions")
+	m.Must(m.Page.Click("#matches a"))
+	m.Must(m.Page.WaitFor("#transcript", printed))
+	m.Must(m.Page.Click("#play"))
+	m.Must(m.Page.WaitFor("#player-clock", "the end"))
+	if got := m.Text("#transcript"); !strings.Contains(got, printed) {
+		t.Errorf("the player shows %q; want what the session printed, as text", got)
+	}
+	m.Shot("markup-session")
+	unharmed(t, m, "mallory's session in the player")
 
 	// carol sees mallory's name and reason on the admin page and in the
 	// trail.
@@ -392,7 +443,7 @@ func usableAtAnySize(t *testing.T, r *rig) {
 	if _, err := r.client(t, "bob").Create(ctx, api.CreateRequest{Targets: []string{web1}, Reason: "CHG-4 a longer deploy", Duration: "3h", PublicKey: r.key(t)}, ""); err != nil {
 		t.Fatal(err)
 	}
-	pages := []string{"/requests/new", "/requests", "/requests/" + mine.ID, "/approvals", "/audit", "/admin"}
+	pages := []string{"/requests/new", "/requests", "/requests/" + mine.ID, "/approvals", "/audit", "/sessions", "/admin"}
 	for _, size := range []struct {
 		name string
 		o    browser.PageOptions

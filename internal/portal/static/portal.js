@@ -86,6 +86,60 @@ function breakGlass() {
   field.hidden = !(offered || box.checked);
 }
 
+// The recording's player: the page lists what the session printed, line
+// by line with each line's time; playing shows the lines again as they
+// came, faster or slower, with long silences cut short (as asciinema's
+// idle limit does). It only hides and shows the server's own lines.
+function player() {
+  const pre = document.getElementById("transcript");
+  const controls = document.querySelector(".player-controls");
+  if (!pre || !controls) return;
+  const lines = Array.from(pre.querySelectorAll(".line"));
+  const play = document.getElementById("play");
+  const pause = document.getElementById("pause");
+  const speed = document.getElementById("speed");
+  const clock = document.getElementById("player-clock");
+  const idle = 2;
+  const at = [];
+  let prev = 0, shown = 0;
+  for (const line of lines) {
+    const t = Number(line.dataset.at) || 0;
+    shown += Math.min(Math.max(t - prev, 0), idle);
+    prev = t;
+    at.push(shown);
+  }
+  let timer = null, pos = 0, next = 0, last = 0;
+  const stop = () => { clearInterval(timer); timer = null; };
+  const tick = () => {
+    const now = performance.now();
+    pos += ((now - last) / 1000) * Number(speed.value);
+    last = now;
+    while (next < lines.length && at[next] <= pos) {
+      lines[next].hidden = false;
+      next++;
+    }
+    clock.textContent = pos.toFixed(1) + "s";
+    pre.scrollTop = pre.scrollHeight;
+    if (next >= lines.length) {
+      stop();
+      clock.textContent = pos.toFixed(1) + "s, the end";
+    }
+  };
+  play.addEventListener("click", () => {
+    if (timer) return;
+    if (next >= lines.length || pos === 0) {
+      for (const line of lines) line.hidden = true;
+      pos = 0;
+      next = 0;
+    }
+    last = performance.now();
+    timer = setInterval(tick, 50);
+    tick();
+  });
+  pause.addEventListener("click", stop);
+  controls.hidden = false;
+}
+
 // Copy buttons for the ssh_config.
 function copyButtons() {
   if (!navigator.clipboard) return;
@@ -105,4 +159,5 @@ document.addEventListener("DOMContentLoaded", () => {
   livePreview();
   windowLabels();
   copyButtons();
+  player();
 });

@@ -1,0 +1,187 @@
+package portal
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/passport-access/terraform-provider-passport/internal/api"
+	"github.com/passport-access/terraform-provider-passport/internal/client"
+	"github.com/passport-access/terraform-provider-passport/internal/recording"
+)
+
+// transcriptLines bounds the lines a recording's page shows; the
+// asciicast download carries the whole session.
+const transcriptLines = 5000
+
+// sessionsPage lists recordings, or what a search of them found.
+type sessionsPage struct {
+	Request, Target, Pattern string
+	Recordings               []recordingRow
+	// Searched says a search was made; Found is what it found.
+	Searched bool
+	Found    api.RecordingMatches
+	// Where is a recording id's place for people: request, target name.
+	Where map[string]string
+}
+
+// recordingRow is a recording as the list shows it.
+type recordingRow struct {
+	api.Recording
+	TargetName string
+}
+
+// sessions lists the recordings the person may see, by request and
+// target, and searches them when the form asks.
+func (p *Portal) sessions(v *visit) error {
+	q := v.r.URL.Query()
+	page := sessionsPage{Request: strings.TrimSpace(q.Get("request")), Target: strings.TrimSpace(q.Get("target")), Pattern: q.Get("pattern"),
+		Where: map[string]string{}}
+	f := client.RecordingFilter{Request: page.Request, Target: page.Target}
+	names := p.names(v)
+	var pr *problem
+	recs, err := v.api.Recordings(v.r.Context(), f)
+	if err != nil {
+		pr = problemOf(err)
+	}
+	for _, r := range recs {
+		name := names[r.Target]
+		if name == "" {
+			name = r.Target
+		}
+		page.Recordings = append(page.Recordings, recordingRow{Recording: r, TargetName: name})
+		page.Where[r.ID] = r.Request + " on " + name
+	}
+	if pr == nil && page.Pattern != "" {
+		page.Searched = true
+		if page.Found, err = v.api.GrepRecordings(v.r.Context(), page.Pattern, f); err != nil {
+			pr = problemOf(err)
+			page.Searched = false
+		}
+	}
+	status := http.StatusOK
+	if pr != nil {
+		status = pr.Status
+	}
+	p.render(v.w, status, "sessions", view{Title: "Sessions", Nav: "sessions", Me: v.me, Problem: pr, Page: page})
+	return nil
+}
+
+// recordingPage is one recording: what it says of its session, and its
+// output as lines of text with their times, which the page's script
+// plays back.
+type recordingPage struct {
+	Recording  api.Recording
+	TargetName string
+	Lines      []castLine
+	Typed      []castLine
+	// More says the session went on past the lines shown.
+	More     bool
+	Duration string
+}
+
+// castLine is a line of a session at a time from its start.
+type castLine struct {
+	At   float64 // seconds
+	Text string
+}
+
+// Clock is the line's time as the page prints it.
+func (l castLine) Clock() string { return seconds(l.At) }
+
+// seconds says a time into a session: tenths of a second in the first
+// minute, whole seconds after.
+func seconds(s float64) string {
+	if s < 60 {
+		return fmt.Sprintf("%.1f s", s)
+	}
+	return time.Duration(s * float64(time.Second)).Round(time.Second).String()
+}
+
+// recordingID is the recording the page's path names, as the API's path
+// takes it: each part escaped, so that none can reach another route.
+func recordingID(r *http.Request) string {
+	return url.PathEscape(r.PathValue("request")) + "/" + url.PathEscape(r.PathValue("target")) + "/" + url.PathEscape(r.PathValue("session"))
+}
+
+// showRecording shows one recording with a player.
+func (p *Portal) showRecording(v *visit) error {
+	id := recordingID(v.r)
+	rec, err := v.api.Recording(v.r.Context(), id)
+	if err != nil {
+		return err
+	}
+	page := recordingPage{Recording: rec, TargetName: p.names(v)[rec.Target]}
+	if page.TargetName == "" {
+		page.TargetName = rec.Target
+	}
+	// The service's asciicast, read twice here: what the session printed,
+	// and what was typed into it.
+	for _, input := range []bool{false, true} {
+		lines, more, err := castText(v, id, input)
+		if err != nil {
+			return err
+		}
+		if input {
+			page.Typed = lines
+		} else {
+			page.Lines, page.More = lines, more
+			if n := len(lines); n > 0 {
+				page.Duration = lines[n-1].Clock()
+			}
+		}
+	}
+	p.render(v.w, http.StatusOK, "recording", view{Title: "Session " + rec.Session, Nav: "sessions", Me: v.me, Page: page})
+	return nil
+}
+
+// castText reads a recording's asciicast from the service as lines of
+// plain text: what a person would have seen (or typed), escape sequences
+// removed.
+func castText(v *visit, id string, input bool) ([]castLine, bool, error) {
+	body, err := v.api.RecordingCast(v.r.Context(), id)
+	if err != nil {
+		return nil, false, err
+	}
+	defer body.Close()
+	cast, err := recording.ReadAsciicast(body)
+	if err != nil {
+		return nil, false, &api.Error{Code: api.CodeConflict, Status: http.StatusConflict, Message: "recording " + id + " could not be read: " + err.Error()}
+	}
+	text, err := recording.Text(cast, input)
+	if err != nil {
+		return nil, false, &api.Error{Code: api.CodeConflict, Status: http.StatusConflict, Message: "recording " + id + " could not be read: " + err.Error()}
+	}
+	more := len(text) > transcriptLines
+	text = text[:min(len(text), transcriptLines)]
+	out := make([]castLine, 0, len(text))
+	for _, m := range text {
+		out = append(out, castLine{At: m.At.Seconds(), Text: m.Line})
+	}
+	return out, more, nil
+}
+
+// recordingCast downloads a recording as asciicast v2, for asciinema.
+func (p *Portal) recordingCast(v *visit) error {
+	id := recordingID(v.r)
+	body, err := v.api.RecordingCast(v.r.Context(), id)
+	if err != nil {
+		return err
+	}
+	defer body.Close()
+	// The service found the recording by these parts, so they are plain
+	// words fit for a file name.
+	name := v.r.PathValue("request") + "_" + v.r.PathValue("target") + "_" + v.r.PathValue("session") + ".cast"
+	v.w.Header().Set("Content-Type", "application/x-asciicast")
+	v.w.Header().Set("Content-Disposition", `attachment; filename="`+name+`"`)
+	_, err = io.Copy(v.w, body)
+	if err != nil {
+		// The answer has begun: the download is cut short, and the log
+		// says why.
+		p.cfg.Log.Warn("portal: sending a recording", "recording", id, "error", err.Error())
+	}
+	return nil
+}
