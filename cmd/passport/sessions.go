@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -55,9 +56,12 @@ commands read what was collected.
 
 Through the Passport service (--server or PASSPORT_SERVER) you see your own
 requests' recordings, and others' where policy lets you view those
-requests (the view action, for the recording's target). Directly
-(--recordings DIR or PASSPORT_RECORDINGS, a copy of the bucket's
-recordings/ prefix) you see everything the directory holds.
+requests (the view action, for the recording's target). Directly, with
+your own access to the recordings bucket and the ledger
+(--recordings-bucket with --ledger), or to a copy of the bucket's
+recordings/ prefix (--recordings DIR), you see everything there; each
+recording read from the bucket must still be the object the ledger
+indexed (size and SHA-256).
 
 A recording is named request/instance/session, as list prints it; a
 session name alone is enough where it is unique.`,
@@ -68,59 +72,98 @@ session name alone is enough where it is unique.`,
 	return cmd
 }
 
-// sessionFlags choose where recordings are read: the service, or a
-// directory directly.
+// sessionFlags choose where recordings are read: the service, the
+// bucket with the ledger's index, or a directory.
 type sessionFlags struct {
 	srv serverFlags
+	lf  ledgerFlags
+	rf  recordingFlags
 	dir string
-	// srvChanged says --server was given on the command line, which then
-	// beats PASSPORT_RECORDINGS from the environment (and the reverse).
-	srvChanged, dirChanged bool
+	// changed names the sources given on the command line, which beat
+	// those from the environment.
+	changed map[string]bool
 }
 
 func (f *sessionFlags) register(cmd *cobra.Command) {
 	f.srv.register(cmd)
-	cmd.Flags().StringVar(&f.dir, "recordings", os.Getenv(envRecordings), "read recordings directly from this directory, a copy of the bucket's recordings/ prefix (env "+envRecordings+"); without it, --server is needed")
+	f.lf.register(cmd)
+	f.rf.register(cmd, false)
+	cmd.Flags().StringVar(&f.dir, "recordings", os.Getenv(envRecordings), "read recordings directly from this directory, a copy of the bucket's recordings/ prefix (env "+envRecordings+")")
+}
+
+// noteChanged records which sources the command line named.
+func (f *sessionFlags) noteChanged(cmd *cobra.Command) {
+	f.changed = map[string]bool{}
+	for _, name := range []string{"server", "recordings-bucket", "recordings"} {
+		f.changed[name] = cmd.Flags().Changed(name)
+	}
+}
+
+func (f *sessionFlags) open(ctx context.Context) (recordings, error) {
+	on := map[string]bool{"server": f.srv.on(), "recordings-bucket": f.rf.bucket != "", "recordings": f.dir != ""}
+	var chosen []string
+	for _, name := range []string{"server", "recordings-bucket", "recordings"} {
+		if on[name] {
+			chosen = append(chosen, name)
+		}
+	}
+	if len(chosen) > 1 {
+		// What the command line says beats what the environment says.
+		var given []string
+		for _, name := range chosen {
+			if f.changed[name] {
+				given = append(given, name)
+			}
+		}
+		if len(given) != 1 {
+			return nil, fmt.Errorf("recordings can be read from one place: give one of --%s", strings.Join(chosen, ", --"))
+		}
+		chosen = given
+	}
+	if len(chosen) == 0 {
+		return nil, errors.New("give --server (or PASSPORT_SERVER) to read recordings through the Passport service, or, with your own access to them, --recordings-bucket with --ledger, or --recordings DIR for a copy of the bucket's recordings/")
+	}
+	switch chosen[0] {
+	case "recordings":
+		if st, err := os.Stat(f.dir); err != nil || !st.IsDir() {
+			return nil, fmt.Errorf("--recordings %q is not a directory of recordings (request/instance/session/)", f.dir)
+		}
+		return direct{c: recording.Dir(f.dir)}, nil
+	case "recordings-bucket":
+		l, clients, err := f.lf.open(ctx, nil, true)
+		if err != nil {
+			return nil, fmt.Errorf("--recordings-bucket reads the ledger's index of recordings: %w", err)
+		}
+		st, err := f.rf.store(clients)
+		if err != nil {
+			l.Close()
+			return nil, err
+		}
+		get := func(ctx context.Context, bucket, key string) (io.ReadCloser, error) {
+			if bucket != st.Bucket {
+				return nil, fmt.Errorf("the ledger indexes it in bucket %s, not --recordings-bucket %s", bucket, st.Bucket)
+			}
+			b, err := st.Get(ctx, key)
+			if err != nil {
+				return nil, err
+			}
+			return io.NopCloser(bytes.NewReader(b)), nil
+		}
+		return direct{c: recording.Bucket{Index: l, Get: get}, closer: l}, nil
+	}
+	c, err := f.srv.signedIn(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	return viaService{c, f.srv.server()}, nil
 }
 
 // recordings is where a command reads recordings.
 type recordings interface {
+	close()
 	list(ctx context.Context, f client.RecordingFilter) ([]api.Recording, error)
 	cast(ctx context.Context, id string) (io.ReadCloser, error)
 	grep(ctx context.Context, re *regexp.Regexp, f client.RecordingFilter) (api.RecordingMatches, error)
-}
-
-func (f *sessionFlags) changed(cmd *cobra.Command) {
-	f.srvChanged, f.dirChanged = cmd.Flags().Changed("server"), cmd.Flags().Changed("recordings")
-}
-
-func (f *sessionFlags) open(ctx context.Context) (recordings, error) {
-	useDir, useSrv := f.dir != "", f.srv.on()
-	if useDir && useSrv {
-		// What the command line says beats what the environment says.
-		switch {
-		case f.dirChanged && !f.srvChanged:
-			useSrv = false
-		case f.srvChanged && !f.dirChanged:
-			useDir = false
-		default:
-			return nil, errors.New("give --recordings (read a directory directly) or --server (read through the Passport service), not both")
-		}
-	}
-	switch {
-	case useDir:
-		if st, err := os.Stat(f.dir); err != nil || !st.IsDir() {
-			return nil, fmt.Errorf("--recordings %q is not a directory of recordings (request/instance/session/)", f.dir)
-		}
-		return direct{recording.Dir(f.dir)}, nil
-	case useSrv:
-		c, err := f.srv.signedIn(ctx, nil)
-		if err != nil {
-			return nil, err
-		}
-		return viaService{c, f.srv.server()}, nil
-	}
-	return nil, errors.New("give --server (or PASSPORT_SERVER) to read recordings through the Passport service, or --recordings DIR to read a copy of the bucket's recordings/ directly")
 }
 
 // viaService reads recordings through the Passport service.
@@ -128,6 +171,8 @@ type viaService struct {
 	c   *client.Client
 	url string
 }
+
+func (viaService) close() {}
 
 func (s viaService) list(ctx context.Context, f client.RecordingFilter) ([]api.Recording, error) {
 	out, err := s.c.Recordings(ctx, f)
@@ -153,7 +198,16 @@ func serviceErr(url string, err error) error {
 
 // direct reads a catalog itself: the operator's own access to the
 // recordings.
-type direct struct{ c recording.Catalog }
+type direct struct {
+	c      recording.Catalog
+	closer io.Closer
+}
+
+func (d direct) close() {
+	if d.closer != nil {
+		d.closer.Close()
+	}
+}
 
 func (d direct) list(ctx context.Context, f client.RecordingFilter) ([]api.Recording, error) {
 	refs, err := d.c.List(ctx, recording.Query{Request: f.Request, Instance: f.Target})
@@ -258,11 +312,12 @@ func newSessionsListCommand() *cobra.Command {
 		Short: "List recorded sessions, oldest first",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			sf.changed(cmd)
+			sf.noteChanged(cmd)
 			r, err := sf.open(cmd.Context())
 			if err != nil {
 				return err
 			}
+			defer r.close()
 			list, err := r.list(cmd.Context(), f)
 			if err != nil {
 				return err
@@ -309,11 +364,12 @@ stderr is output too, since asciicast has one output stream.`,
 			if format != "asciicast" {
 				return fmt.Errorf("--format %q: asciicast is the one format (asciicast v2)", format)
 			}
-			sf.changed(cmd)
+			sf.noteChanged(cmd)
 			r, err := sf.open(cmd.Context())
 			if err != nil {
 				return err
 			}
+			defer r.close()
 			id, err := resolve(cmd.Context(), r, args[0])
 			if err != nil {
 				return err
@@ -367,11 +423,12 @@ paused, q (or Ctrl-C) stops.`,
 				return fmt.Errorf("--idle-limit %v: give a duration of 0 (keep every pause) or more", p.IdleLimit)
 			}
 			p.Speed = speed
-			sf.changed(cmd)
+			sf.noteChanged(cmd)
 			r, err := sf.open(cmd.Context())
 			if err != nil {
 				return err
 			}
+			defer r.close()
 			id, err := resolve(cmd.Context(), r, args[0])
 			if err != nil {
 				return err
@@ -455,11 +512,12 @@ rest.`,
 			if err != nil {
 				return fmt.Errorf("PATTERN %q is not a regular expression (RE2 syntax): %w", args[0], err)
 			}
-			sf.changed(cmd)
+			sf.noteChanged(cmd)
 			r, err := sf.open(cmd.Context())
 			if err != nil {
 				return err
 			}
+			defer r.close()
 			out, err := r.grep(cmd.Context(), re, f)
 			if err != nil {
 				return err

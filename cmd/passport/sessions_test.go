@@ -17,9 +17,11 @@ import (
 
 	"github.com/passport-access/terraform-provider-passport/internal/api"
 	"github.com/passport-access/terraform-provider-passport/internal/client"
+	"github.com/passport-access/terraform-provider-passport/internal/collect"
 	"github.com/passport-access/terraform-provider-passport/internal/lab"
 	"github.com/passport-access/terraform-provider-passport/internal/lab/labtest"
 	"github.com/passport-access/terraform-provider-passport/internal/lab/sandbox"
+	"github.com/passport-access/terraform-provider-passport/internal/ledger"
 	"github.com/passport-access/terraform-provider-passport/internal/recording"
 	"github.com/passport-access/terraform-provider-passport/internal/service"
 	"github.com/passport-access/terraform-provider-passport/internal/service/servicetest"
@@ -115,7 +117,8 @@ func TestSessionsBadInput(t *testing.T) {
 		{[]string{"sessions", "play", "--recordings", dir, "--idle-limit", "-1s", shell}, "--idle-limit -1s"},
 		{[]string{"sessions", "export", "--recordings", dir, "--format", "json", shell}, `--format "json"`},
 		{[]string{"sessions", "grep", "--recordings", dir, "("}, "not a regular expression"},
-		{[]string{"sessions", "list", "--recordings", dir, "--server", "https://passport.example.com"}, "not both"},
+		{[]string{"sessions", "list", "--recordings", dir, "--server", "https://passport.example.com"}, "recordings can be read from one place: give one of --server, --recordings"},
+		{[]string{"sessions", "list", "--recordings-bucket", "passport-recordings"}, "--ledger is required"},
 	} {
 		_, stderr, err := passportRun(t, c.args...)
 		if err == nil || !strings.Contains(stderr, c.want) {
@@ -228,6 +231,45 @@ func TestSessionsThroughTheService(t *testing.T) {
 	out, stderr, err = run(alice, "sessions", "play", "--speed", "20", "--idle-limit", "100ms", shell)
 	if err != nil || !strings.Contains(out, "typed-42") {
 		t.Errorf("play: %v\n%q\n%s", err, out, stderr)
+	}
+
+	// An operator with the ledger and the bucket reads them directly,
+	// once collection (here the reconciler's pass) has stored them, and
+	// is told when an object is no longer the one collected.
+	for _, kv := range l.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	if _, stderr, err := passportRun(t, "reconcile", "--once", "--ledger", svc.Ledger, "--recordings-bucket", lab.RecordingsBucket, "--policy", "none"); err != nil {
+		t.Fatalf("reconcile: %v\n%s", err, stderr)
+	}
+	direct := []string{"--ledger", svc.Ledger, "--recordings-bucket", lab.RecordingsBucket}
+	out, stderr, err = passportRun(t, append([]string{"sessions", "list", "--request", req.ID}, direct...)...)
+	if err != nil || !strings.Contains(out, ids[0]) || !strings.Contains(out, ids[1]) {
+		t.Fatalf("list from the bucket: %v\n%s\n%s", err, out, stderr)
+	}
+	out, stderr, err = passportRun(t, append([]string{"sessions", "grep", "typed-42"}, direct...)...)
+	if err != nil || !strings.Contains(out, shell) {
+		t.Fatalf("grep in the bucket: %v\n%s\n%s", err, out, stderr)
+	}
+	store, err := collect.NewStore(l.AWSConfig(), lab.RecordingsBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The command session's object, put where the shell session's was.
+	other := ids[0]
+	if other == shell {
+		other = ids[1]
+	}
+	forged, err := store.Get(ctx, "recordings/"+other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Put(ctx, ledger.RecordingKey(req.ID, instance, strings.Split(shell, "/")[2]), forged, "application/gzip"); err != nil {
+		t.Fatal(err)
+	}
+	if _, stderr, err := passportRun(t, append([]string{"sessions", "grep", "typed-42"}, direct...)...); err == nil || !strings.Contains(stderr, shell+" could not be searched: "+shell+" changed since it was collected") {
+		t.Errorf("grep after an object was replaced: %v\n%s", err, stderr)
 	}
 
 	// bob's requests are his own; policy does not let him view alice's.
