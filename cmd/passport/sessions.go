@@ -158,6 +158,37 @@ func (f *sessionFlags) open(ctx context.Context) (recordings, error) {
 	return viaService{c, f.srv.server()}, nil
 }
 
+// openCast opens the recording arg names as asciicast; closing it closes
+// what it was read from.
+func (f *sessionFlags) openCast(cmd *cobra.Command, arg string) (string, io.ReadCloser, error) {
+	f.noteChanged(cmd)
+	r, err := f.open(cmd.Context())
+	if err != nil {
+		return "", nil, err
+	}
+	id, err := resolve(cmd.Context(), r, arg)
+	if err == nil {
+		var body io.ReadCloser
+		if body, err = r.cast(cmd.Context(), id); err == nil {
+			return id, closeBoth{body, r}, nil
+		}
+	}
+	r.close()
+	return "", nil, err
+}
+
+// closeBoth closes a recording's stream and where it came from.
+type closeBoth struct {
+	io.ReadCloser
+	from recordings
+}
+
+func (c closeBoth) Close() error {
+	err := c.ReadCloser.Close()
+	c.from.close()
+	return err
+}
+
 // recordings is where a command reads recordings.
 type recordings interface {
 	close()
@@ -364,17 +395,7 @@ stderr is output too, since asciicast has one output stream.`,
 			if format != "asciicast" {
 				return fmt.Errorf("--format %q: asciicast is the one format (asciicast v2)", format)
 			}
-			sf.noteChanged(cmd)
-			r, err := sf.open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer r.close()
-			id, err := resolve(cmd.Context(), r, args[0])
-			if err != nil {
-				return err
-			}
-			cast, err := r.cast(cmd.Context(), id)
+			id, cast, err := sf.openCast(cmd, args[0])
 			if err != nil {
 				return err
 			}
@@ -423,17 +444,7 @@ paused, q (or Ctrl-C) stops.`,
 				return fmt.Errorf("--idle-limit %v: give a duration of 0 (keep every pause) or more", p.IdleLimit)
 			}
 			p.Speed = speed
-			sf.noteChanged(cmd)
-			r, err := sf.open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer r.close()
-			id, err := resolve(cmd.Context(), r, args[0])
-			if err != nil {
-				return err
-			}
-			body, err := r.cast(cmd.Context(), id)
+			id, body, err := sf.openCast(cmd, args[0])
 			if err != nil {
 				return err
 			}

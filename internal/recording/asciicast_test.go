@@ -25,29 +25,11 @@ func (l *eventList) Next() (Event, error) {
 	return l.evs[l.i-1], nil
 }
 
-func exportDir(t *testing.T, dir string) (Info, []byte) {
-	t.Helper()
-	l, err := Open(os.DirFS(dir))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ev, err := l.Events()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ev.Close()
-	var out bytes.Buffer
-	if err := WriteAsciicast(&out, l.Info, ev); err != nil {
-		t.Fatal(err)
-	}
-	return l.Info, out.Bytes()
-}
-
 // The export is asciicast v2 as its specification says: JSON lines, a
 // header object with version 2 and the terminal's size, then
 // [time, code, data] events in time order.
 func TestAsciicastExport(t *testing.T) {
-	info, cast := exportDir(t, "testdata/sudo-terminal")
+	info, cast := exportFile(t, "testdata/sudo-terminal")
 	lines := strings.Split(strings.TrimSuffix(string(cast), "\n"), "\n")
 	var h map[string]any
 	if err := json.Unmarshal([]byte(lines[0]), &h); err != nil {
@@ -110,7 +92,7 @@ func TestAsciinemaReadsExport(t *testing.T) {
 	if err != nil {
 		t.Skip("asciinema is not installed (scripts/install.sh installs it)")
 	}
-	_, cast := exportDir(t, "testdata/sudo-terminal")
+	_, cast := exportFile(t, "testdata/sudo-terminal")
 	file := t.TempDir() + "/s.cast"
 	if err := os.WriteFile(file, cast, 0o600); err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/passport-access/terraform-provider-passport/internal/collect"
 	"github.com/passport-access/terraform-provider-passport/internal/ledger"
 )
 
@@ -64,7 +65,7 @@ func TestBucket(t *testing.T) {
 		t.Errorf("a replaced object: %v", err)
 	}
 	// An object indexed under another name than the one it holds.
-	other := object(t, "testdata/sudo-terminal", func(i *ObjectInfo, _ map[string][]byte) { i.Session = "20261206-000000-other" })
+	other := object(t, "testdata/sudo-terminal", func(i *collect.Meta, _ map[string][]byte) { i.Session = "20261206-000000-other" })
 	sum = sha256.Sum256(other)
 	idx.Size, idx.SHA256 = int64(len(other)), hex.EncodeToString(sum[:])
 	if err := book.PutRecording(ctx, idx); err != nil {

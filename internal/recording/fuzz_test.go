@@ -81,6 +81,7 @@ func FuzzAsciicast(f *testing.F) {
 	})
 }
 
+// exportFile exports the I/O log in dir as asciicast.
 func exportFile(t testing.TB, dir string) (Info, []byte) {
 	t.Helper()
 	l, err := Open(os.DirFS(dir))

@@ -13,11 +13,9 @@ import (
 	"slices"
 	"strings"
 	"testing/fstest"
-	"time"
-)
 
-// ObjectFormat is the format a recording object's recording.json names.
-const ObjectFormat = "passport-recording/1"
+	"github.com/passport-access/terraform-provider-passport/internal/collect"
+)
 
 // Limits on a recording object: what collection writes stays far below
 // them.
@@ -27,45 +25,22 @@ const (
 	MaxObjectBytes = 2 << 30
 )
 
-// ObjectInfo is recording.json, what collection says of a recording
-// object (DESIGN.md, "Collecting recordings").
-type ObjectInfo struct {
-	Format      string       `json:"format"`
-	RequestID   string       `json:"request_id"`
-	InstanceID  string       `json:"instance_id"`
-	Session     string       `json:"session"`
-	Username    string       `json:"username"`
-	Subject     string       `json:"subject,omitempty"`
-	Serials     []uint64     `json:"serials,omitempty"`
-	KeyID       string       `json:"key_id,omitempty"`
-	Start       time.Time    `json:"start"`
-	End         time.Time    `json:"end,omitzero"`
-	CollectedAt time.Time    `json:"collected_at"`
-	Files       []ObjectFile `json:"files"`
-}
-
-// ObjectFile is one file of sudo's I/O log in an object, as collected.
-type ObjectFile struct {
-	Name   string `json:"name"`
-	Size   int64  `json:"size"`
-	SHA256 string `json:"sha256"`
-}
-
 // ioLogFiles are the files of sudo's I/O log an object may hold.
 var ioLogFiles = []string{"log", "log.json", "timing", "stdin", "stdout", "stderr", "ttyin", "ttyout"}
 
-// ReadObject reads a recording object (a gzip-compressed tar of
-// recording.json and iolog/<file>) and opens the I/O log in it. Every
+// ReadObject reads a recording object, as collect.Pack writes it (a
+// gzip-compressed tar of recording.json and iolog/<file>), and opens the
+// I/O log in it. Every
 // file must be one recording.json lists, with its size and SHA-256, and
 // every file it lists must be there.
-func ReadObject(r io.Reader) (*ObjectInfo, *Log, error) {
+func ReadObject(r io.Reader) (*collect.Meta, *Log, error) {
 	z, err := gzip.NewReader(r)
 	if err != nil {
 		return nil, nil, fmt.Errorf("recording object: not gzip: %v", err)
 	}
 	tr := tar.NewReader(z)
 	fsys := fstest.MapFS{}
-	var info *ObjectInfo
+	var info *collect.Meta
 	var total int64
 	for n := 0; ; n++ {
 		h, err := tr.Next()
@@ -100,7 +75,7 @@ func ReadObject(r io.Reader) (*ObjectInfo, *Log, error) {
 			if info != nil {
 				return nil, nil, errors.New("recording object: two recording.json")
 			}
-			info = &ObjectInfo{}
+			info = &collect.Meta{}
 			dec := json.NewDecoder(bytes.NewReader(b))
 			dec.DisallowUnknownFields()
 			if err := dec.Decode(info); err != nil {
@@ -116,8 +91,8 @@ func ReadObject(r io.Reader) (*ObjectInfo, *Log, error) {
 	if info == nil {
 		return nil, nil, errors.New("recording object: no recording.json")
 	}
-	if info.Format != ObjectFormat {
-		return nil, nil, fmt.Errorf("recording object: format %.40q, not %s", info.Format, ObjectFormat)
+	if info.Format != collect.Format {
+		return nil, nil, fmt.Errorf("recording object: format %.40q, not %s", info.Format, collect.Format)
 	}
 	listed := map[string]bool{}
 	for _, f := range info.Files {

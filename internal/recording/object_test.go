@@ -10,21 +10,23 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/passport-access/terraform-provider-passport/internal/collect"
 )
 
 // object builds a recording object as collection writes it, from the
 // files of a testdata I/O log; change edits the tar entries before they
 // are written.
-func object(t testing.TB, dir string, change func(info *ObjectInfo, files map[string][]byte)) []byte {
+func object(t testing.TB, dir string, change func(info *collect.Meta, files map[string][]byte)) []byte {
 	t.Helper()
 	m := mapFS(t, dir)
 	files := map[string][]byte{}
-	info := ObjectInfo{Format: ObjectFormat, RequestID: "ar-0123456789abcdef", InstanceID: "i-0a1b2c3d4e5f67890", Session: "20261206-064656-PAwD9y",
+	info := collect.Meta{Format: collect.Format, RequestID: "ar-0123456789abcdef", InstanceID: "i-0a1b2c3d4e5f67890", Session: "20261206-064656-PAwD9y",
 		Username: "nobody", Start: time.Unix(1796539616, 0).UTC(), CollectedAt: time.Unix(1796539700, 0).UTC()}
 	for name, f := range m {
 		files["iolog/"+name] = f.Data
 		sum := sha256.Sum256(f.Data)
-		info.Files = append(info.Files, ObjectFile{Name: name, Size: int64(len(f.Data)), SHA256: hex.EncodeToString(sum[:])})
+		info.Files = append(info.Files, collect.FileMeta{Name: name, Size: int64(len(f.Data)), SHA256: hex.EncodeToString(sum[:])})
 	}
 	if change != nil {
 		change(&info, files)
@@ -86,18 +88,18 @@ func TestReadObject(t *testing.T) {
 func TestBadObjects(t *testing.T) {
 	for _, c := range []struct {
 		name   string
-		change func(*ObjectInfo, map[string][]byte)
+		change func(*collect.Meta, map[string][]byte)
 		want   string
 	}{
-		{"changed stream", func(_ *ObjectInfo, f map[string][]byte) { f["iolog/ttyout"] = []byte("forged") }, "ttyout is not the file collected"},
-		{"unlisted file", func(i *ObjectInfo, _ map[string][]byte) { i.Files = i.Files[1:] }, "is not listed in recording.json"},
-		{"listed, missing", func(i *ObjectInfo, f map[string][]byte) { delete(f, "iolog/"+i.Files[0].Name) }, "which the object does not hold"},
-		{"another file", func(_ *ObjectInfo, f map[string][]byte) { f["iolog/evil"] = []byte("x") }, `"iolog/evil" is not a file a recording holds`},
-		{"a path out", func(_ *ObjectInfo, f map[string][]byte) { f["../../etc/cron.d/x"] = []byte("x") }, "is not a file a recording holds"},
-		{"a link", func(_ *ObjectInfo, f map[string][]byte) { f["link:iolog/stdin"] = nil }, "is not a regular file"},
-		{"format", func(i *ObjectInfo, _ map[string][]byte) { i.Format = "passport-recording/9" }, "format"},
-		{"json", func(_ *ObjectInfo, f map[string][]byte) { f["recording.json"] = []byte(`{"format":1}`) }, "recording.json"},
-		{"unknown field", func(_ *ObjectInfo, f map[string][]byte) {
+		{"changed stream", func(_ *collect.Meta, f map[string][]byte) { f["iolog/ttyout"] = []byte("forged") }, "ttyout is not the file collected"},
+		{"unlisted file", func(i *collect.Meta, _ map[string][]byte) { i.Files = i.Files[1:] }, "is not listed in recording.json"},
+		{"listed, missing", func(i *collect.Meta, f map[string][]byte) { delete(f, "iolog/"+i.Files[0].Name) }, "which the object does not hold"},
+		{"another file", func(_ *collect.Meta, f map[string][]byte) { f["iolog/evil"] = []byte("x") }, `"iolog/evil" is not a file a recording holds`},
+		{"a path out", func(_ *collect.Meta, f map[string][]byte) { f["../../etc/cron.d/x"] = []byte("x") }, "is not a file a recording holds"},
+		{"a link", func(_ *collect.Meta, f map[string][]byte) { f["link:iolog/stdin"] = nil }, "is not a regular file"},
+		{"format", func(i *collect.Meta, _ map[string][]byte) { i.Format = "passport-recording/9" }, "format"},
+		{"json", func(_ *collect.Meta, f map[string][]byte) { f["recording.json"] = []byte(`{"format":1}`) }, "recording.json"},
+		{"unknown field", func(_ *collect.Meta, f map[string][]byte) {
 			f["recording.json"] = []byte(`{"format":"passport-recording/1","files":[],"evil":1}`)
 		}, "unknown field"},
 	} {
@@ -117,5 +119,21 @@ func TestBadObjects(t *testing.T) {
 	z.Close()
 	if _, _, err := ReadObject(&buf); err == nil {
 		t.Error("a gzip of no tar was read")
+	}
+}
+
+// What collection writes is what this reads.
+func TestReadObjectOfCollectPack(t *testing.T) {
+	var files []collect.File
+	for _, name := range []string{"log", "log.json", "timing", "ttyin", "ttyout"} {
+		files = append(files, collect.File{Name: name, Data: mapFS(t, "testdata/sudo-terminal")[name].Data})
+	}
+	obj, _, err := collect.Pack(collect.Meta{RequestID: "ar-0123456789abcdef", InstanceID: "i-0a1b2c3d4e5f67890", Session: "20261206-064656-PAwD9y", Username: "nobody"}, files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta, l, err := ReadObject(bytes.NewReader(obj))
+	if err != nil || meta.Session != "20261206-064656-PAwD9y" || l.Info.User != "nobody" {
+		t.Fatalf("ReadObject of collect.Pack's object: %+v, %v", meta, err)
 	}
 }
