@@ -63,7 +63,7 @@ strict -- env TF_ACC_TERRAFORM_PATH="$TOFU" TF_ACC_PROVIDER_HOST=registry.opento
 # passes, sessions and commands run at once.
 echo "test: race detector"
 report -- go test -json -race -count=1 -timeout 30m -skip 'TestOneGiBIntact|TestTransferThroughRecycledWebsockets' \
-	./internal/ssmsession/ ./internal/fleet/ ./internal/ledger/ ./internal/lab/session/ ./internal/connect/ ./internal/server/
+	./internal/ssmsession/ ./internal/fleet/ ./internal/ledger/ ./internal/lab/session/ ./internal/connect/ ./internal/server/ ./internal/notify/
 report -- go test -json -race -count=1 -timeout 30m \
 	-run 'TestTwoReconcilers|TestSweepRacing|TestHealthz|TestConnect|TestLab|TestReconcilerKilled|TestReconcileDaemon|TestShell' \
 	./internal/reconcile/ ./cmd/passport/

@@ -12,11 +12,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/passport-access/terraform-provider-passport/internal/clock"
 	"github.com/passport-access/terraform-provider-passport/internal/ledger"
+	"github.com/passport-access/terraform-provider-passport/internal/ledger/dynamotest"
 )
 
 const testSecret = "0123456789abcdef0123456789abcdef-test-secret"
@@ -189,11 +193,33 @@ func TestDeadLetter(t *testing.T) {
 }
 
 // Two replicas delivering from one ledger at once send each notice once:
-// the delivery record's conditional write gives a request's notices to one.
+// the delivery record's conditional write gives a request's notices to
+// one. On sqlite (two handles on one file) and on a DynamoDB-compatible
+// server whose conditional writes are atomic (dynalite).
 func TestReplicasDeliverEachNoticeOnce(t *testing.T) {
-	c := clock.NewFake(time.Date(2026, 12, 6, 9, 0, 0, 0, time.UTC))
-	path := filepath.Join(t.TempDir(), "ledger.db")
-	la, lb := openLedger(t, path, c), openLedger(t, path, c)
+	t.Run("sqlite", func(t *testing.T) {
+		c := clock.NewFake(time.Date(2026, 12, 6, 9, 0, 0, 0, time.UTC))
+		path := filepath.Join(t.TempDir(), "ledger.db")
+		replicasDeliverOnce(t, c, openLedger(t, path, c), openLedger(t, path, c))
+	})
+	t.Run("dynalite", func(t *testing.T) {
+		c := clock.NewFake(time.Date(2026, 12, 6, 9, 0, 0, 0, time.UTC))
+		endpoint := dynamotest.Start(t, dynamotest.Dynalite)
+		client := dynamodb.NewFromConfig(aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("x", "x", "")},
+			func(o *dynamodb.Options) { o.BaseEndpoint = aws.String(endpoint) })
+		open := func() *ledger.Ledger {
+			l, err := ledger.Open(context.Background(), "dynamodb://passport-notify", ledger.Options{Now: c.Now, Announce: true,
+				DynamoDB: ledger.DynamoDBOptions{Client: client, CreateTable: true}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return l
+		}
+		replicasDeliverOnce(t, c, open(), open())
+	})
+}
+
+func replicasDeliverOnce(t *testing.T, c *clock.Fake, la, lb *ledger.Ledger) {
 	r := newReceiver(t, []byte(testSecret), c.Now)
 	cfg := writeConfig(t, "", webhookSink("siem", r.srv.URL))
 	da, err := New(la, cfg, Options{Holder: "service/a", Now: c.Now})
@@ -210,6 +236,8 @@ func TestReplicasDeliverEachNoticeOnce(t *testing.T) {
 	}
 	ctx := context.Background()
 	for range 3 {
+		// The outbox index of a DynamoDB table is eventually consistent:
+		// a pass may not see a grant yet, and a later one does.
 		var wg sync.WaitGroup
 		for _, d := range []*Deliverer{da, db} {
 			wg.Go(func() {
@@ -328,4 +356,14 @@ func value(t *testing.T, m prometheus.Metric) float64 {
 		return out.Counter.GetValue()
 	}
 	return out.Gauge.GetValue()
+}
+
+// A sink limited to some events gets those, and break-glass always.
+func TestSinkEvents(t *testing.T) {
+	s := &sink{cfg: SinkConfig{Events: []string{"approval-needed"}}}
+	for kind, want := range map[string]bool{"approval-needed": true, "break-glass": true, "granted": false, "ended": false} {
+		if got := s.wants(kind); got != want {
+			t.Errorf("a sink for approval-needed wants %s: %v, want %v", kind, got, want)
+		}
+	}
 }

@@ -17,6 +17,8 @@ import (
 	"strings"
 	"time"
 	"unicode"
+
+	"github.com/passport-access/terraform-provider-passport/internal/ledger"
 )
 
 // The generic webhook's headers.
@@ -75,8 +77,10 @@ func newSink(cfg SinkConfig, timeout time.Duration) *sink {
 	}}
 }
 
+// wants reports whether s is sent events of kind. Break-glass goes to
+// every sink, whatever its events say: it must be heard everywhere.
 func (s *sink) wants(kind string) bool {
-	return len(s.cfg.Events) == 0 || slices.Contains(s.cfg.Events, kind)
+	return len(s.cfg.Events) == 0 || slices.Contains(s.cfg.Events, kind) || kind == string(ledger.NoticeBreakGlass)
 }
 
 // sendError is a failed send: what to log, and how long the receiver
