@@ -157,7 +157,7 @@ func (r *Reconciler) Pass(ctx context.Context) (Report, error) {
 	var rep Report
 	// Reminders first: they move a reminded grant's due time on, so the
 	// list below does not offer it again.
-	remindErr := errors.Join(r.remind(ctx, &rep), r.warn(ctx, &rep))
+	remindErr := r.remind(ctx, &rep)
 	due, err := r.due(ctx, r.cfg.Now(), isDue)
 	if err != nil {
 		r.cfg.Metrics.failure("list")
@@ -420,7 +420,8 @@ func waits(g ledger.Grant, now time.Time) bool {
 }
 
 // remind announces each break-glass grant whose review is overdue, once
-// per ledger.ReviewReminderEvery, open or closed.
+// per ledger.ReviewReminderEvery, open or closed, and each window that
+// ends soon (warn).
 func (r *Reconciler) remind(ctx context.Context, rep *Report) error {
 	now := r.cfg.Now()
 	due, err := r.cfg.Ledger.ListDue(ctx, now)
@@ -430,6 +431,9 @@ func (r *Reconciler) remind(ctx context.Context, rep *Report) error {
 	}
 	var errs []error
 	for _, g := range due {
+		if err := r.warn(ctx, g, now, rep); err != nil {
+			errs = append(errs, err)
+		}
 		next := g.Review.NextReminder()
 		if !g.BreakGlass || next.IsZero() || next.After(now) {
 			continue
