@@ -77,6 +77,10 @@ func (r *statusRecorder) Write(b []byte) (int, error) {
 	return r.ResponseWriter.Write(b)
 }
 
+// Unwrap lets http.ResponseController reach the connection, so a long
+// answer (a recording's asciicast) can extend its own write deadline.
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
 // routes answers calls that name no route, or the wrong method, in the
 // API's JSON error shape instead of ServeMux's plain text.
 func (s *Server) routes(mux *http.ServeMux) http.Handler {

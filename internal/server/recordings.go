@@ -26,6 +26,9 @@ const (
 	maxPattern      = 512
 	maxMatches      = 1000
 	maxGrepProblems = 100
+	// castWriteTime is how long one recording's asciicast may take to
+	// send.
+	castWriteTime = 30 * time.Minute
 )
 
 // viewer decides, once per request and target, whether the caller sees
@@ -227,9 +230,11 @@ func (s *Server) recordingCast(w http.ResponseWriter, r *http.Request, p *princi
 		return
 	}
 	defer events.Close()
-	// A long recording streams: the write deadline is per call, so give it
-	// room, as a download would need.
-	http.NewResponseController(w).SetWriteDeadline(time.Now().Add(30 * time.Minute))
+	// A long recording streams for longer than the server's write timeout
+	// allows an answer: give it the room a download needs.
+	if err := http.NewResponseController(w).SetWriteDeadline(time.Now().Add(castWriteTime)); err != nil {
+		s.cfg.Log.Warn("a recording's asciicast keeps the server's write timeout", "error", err.Error())
+	}
 	w.Header().Set("Content-Type", "application/x-asciicast")
 	w.WriteHeader(http.StatusOK)
 	if err := recording.WriteAsciicast(w, l.Info, events); err != nil {
