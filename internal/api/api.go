@@ -170,6 +170,11 @@ type Request struct {
 	// the glass; Review is the review someone else owes it.
 	BreakGlass bool    `json:"break_glass,omitempty"`
 	Review     *Review `json:"review,omitempty"`
+	// CallerMayDecide says the caller may decide on what the request
+	// waits for: approve or deny it (or its longer window), or review it
+	// (break-glass owing a review). Policy's approve action lets them, and
+	// the request is not theirs. Set on reads and lists.
+	CallerMayDecide bool `json:"caller_may_decide,omitempty"`
 }
 
 // Review is what a break-glass request owes: someone other than its

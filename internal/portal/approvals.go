@@ -1,6 +1,7 @@
 package portal
 
 import (
+	"cmp"
 	"net/http"
 	"net/url"
 	"strings"
@@ -24,6 +25,9 @@ type waitingView struct {
 	Asked    string
 	Given    []api.Vote
 	Deadline string
+	// Approved says the person has approved it already: it waits for
+	// others.
+	Approved bool
 }
 
 // approvals lists what waits for an approval the person may give: the
@@ -42,10 +46,13 @@ func (p *Portal) showApprovals(v *visit, status int, answered, comment string, p
 	names := p.names(v)
 	page := approvalsPage{Answered: answered, Comment: comment}
 	for _, r := range reqs {
-		rv := p.requestView(v, r, names)
-		if rv.Mine {
+		// The service says which are the person's to decide: policy
+		// lets them approve, and they are not theirs. Others they may
+		// only view are on the admin page.
+		if !r.CallerMayDecide {
 			continue
 		}
+		rv := p.requestView(v, r, names)
 		var a *api.Approval
 		asked := "for " + r.Duration
 		switch {
@@ -57,7 +64,13 @@ func (p *Portal) showApprovals(v *visit, status int, answered, comment string, p
 		default:
 			continue
 		}
-		page.Waiting = append(page.Waiting, waitingView{Summary: rv, Asked: asked, Given: a.Given, Deadline: clock(a.Deadline)})
+		w := waitingView{Summary: rv, Asked: asked, Given: a.Given, Deadline: clock(a.Deadline)}
+		for _, g := range a.Given {
+			if g.By == v.me.Name && cmp.Or(g.Kind, "person") == v.me.Kind {
+				w.Approved = true
+			}
+		}
+		page.Waiting = append(page.Waiting, w)
 	}
 	p.render(v.w, status, "approvals", view{Title: "Approvals", Nav: "approvals", Me: v.me, Flash: flash(v.r), Problem: pr, Page: page})
 	return nil

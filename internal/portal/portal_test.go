@@ -32,6 +32,12 @@ import (
 // reach every host and see and end anyone's requests; alice (ops)
 // staging. web-1 is staging, web-2 production.
 
+// auditorsPolicy lets ivy (auditors) see every request, and approve none.
+const auditorsPolicy = `
+@id("auditors-view")
+permit (principal in Passport::Group::"auditors", action == Passport::Action::"view", resource);
+`
+
 // mallory's name is markup: the IdP says it, the portal must show it. (A
 // name with a space is refused by the access core: requesters are
 // printable ASCII without spaces.)
@@ -55,8 +61,9 @@ func TestThePortal(t *testing.T) {
 	if err != nil {
 		t.Skip(err)
 	}
-	people := append(idp.DemoUsers(), idp.User{Name: mallory, Password: "mallory-lab", Email: "mallory@lab.passport.test", Groups: []string{"admins"}})
-	l := labtest.Start(t, lab.Options{Hosts: 2, People: people})
+	people := append(idp.DemoUsers(), idp.User{Name: mallory, Password: "mallory-lab", Email: "mallory@lab.passport.test", Groups: []string{"admins"}},
+		idp.User{Name: "ivy", Password: "ivy-lab", Email: "ivy@lab.passport.test", Groups: []string{"auditors"}})
+	l := labtest.Start(t, lab.Options{Hosts: 2, People: people, Policy: lab.Policy() + auditorsPolicy})
 	r := &rig{lab: l, recordings: t.TempDir()}
 	r.svc = servicetest.Start(t, l, func(s *service.Settings) { s.Recordings = recording.Dir(r.recordings) })
 	if r.shots, err = browser.ArtifactDir("portal"); err != nil {
@@ -78,6 +85,7 @@ func TestThePortal(t *testing.T) {
 		{"KeyboardAlone", keyboardAlone},
 		{"ErrorsSayWhatToDo", errorsSayWhatToDo},
 		{"BreakGlass", breakGlass},
+		{"ApprovalsAreTheirsToDecide", approvalsAreTheirsToDecide},
 		{"UsableAtAnySize", usableAtAnySize},
 	} {
 		t.Run(part.name, func(t *testing.T) { part.run(t, r) })
@@ -443,7 +451,12 @@ func usableAtAnySize(t *testing.T, r *rig) {
 	if _, err := r.client(t, "bob").Create(ctx, api.CreateRequest{Targets: []string{web1}, Reason: "CHG-4 a longer deploy", Duration: "3h", PublicKey: r.key(t)}, ""); err != nil {
 		t.Fatal(err)
 	}
-	pages := []string{"/requests/new", "/requests", "/requests/" + mine.ID, "/approvals", "/audit", "/sessions", "/admin"}
+	// mallory's session (MarkupIsText) is the recording carol looks at.
+	recs, err := r.client(t, "carol").Recordings(ctx, client.RecordingFilter{})
+	if err != nil || len(recs) == 0 {
+		t.Fatalf("carol's recordings: %d, %v; want mallory's session", len(recs), err)
+	}
+	pages := []string{"/requests/new", "/requests", "/requests/" + mine.ID, "/approvals", "/audit", "/sessions", "/sessions/" + recs[0].ID, "/admin"}
 	for _, size := range []struct {
 		name string
 		o    browser.PageOptions
@@ -578,4 +591,42 @@ func hidden(t *testing.T, p *browser.Person, selector string) bool {
 	var h bool
 	p.Must(p.Page.Eval(fmt.Sprintf(`(() => { const e = document.querySelector(%q); return !e || e.offsetParent === null; })()`, selector), &h))
 	return h
+}
+
+// The approvals queue holds what the person may decide, as the service
+// says: alice (ops) approves staging though she may not view others'
+// requests; ivy (auditors) views everything and approves nothing, so
+// bob's waiting request is on her admin page and not in her queue.
+func approvalsAreTheirsToDecide(t *testing.T, r *rig) {
+	web1 := r.lab.Hosts[0].Info().InstanceID
+	waiting, err := r.client(t, "bob").Create(context.Background(), api.CreateRequest{Targets: []string{web1}, Reason: "CHG-12 a longer migration",
+		Duration: "3h", PublicKey: r.key(t)}, "")
+	if err != nil || waiting.State != "pending" {
+		t.Fatalf("bob's 3h request: %+v, %v; want it pending", waiting, err)
+	}
+	card := "#wait-" + waiting.ID
+	ivy := r.person(t, "ivy", browser.PageOptions{})
+	ivy.Open("/admin")
+	if got := ivy.Text("#live"); !strings.Contains(got, waiting.ID) {
+		t.Errorf("ivy's admin page does not list bob's request: %q", got)
+	}
+	ivy.Open("/approvals")
+	if !hidden(t, ivy, card) {
+		t.Errorf("ivy's queue offers her bob's request, which policy does not let her approve")
+	}
+	ivy.Shot("approvals-ivy")
+	a := r.person(t, "alice", browser.PageOptions{})
+	a.Open("/approvals")
+	if got := a.Text(card); !strings.Contains(got, "bob (dev)") || !strings.Contains(got, "CHG-12 a longer migration") {
+		t.Errorf("alice's queue: %q", got)
+	}
+	a.Must(a.Page.Click(card + " button[value=deny]"))
+	a.Must(a.Page.WaitFor("#problem", "Say why you deny it"))
+	a.Must(a.Page.Fill(card+" textarea", "CHG-12 is not approved yet"))
+	a.Must(a.Page.Click(card + " button[value=deny]"))
+	a.Must(a.Page.WaitFor(".flash", "Your denial was recorded"))
+	a.Shot("approvals-alice-denied")
+	if got, err := r.client(t, "bob").Get(context.Background(), waiting.ID); err != nil || got.State != "denied" {
+		t.Errorf("bob's request after alice's denial: %+v, %v", got, err)
+	}
 }

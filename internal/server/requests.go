@@ -375,6 +375,7 @@ func (s *Server) getRequest(w http.ResponseWriter, r *http.Request, p *principal
 		return
 	}
 	v := s.recordView(rec)
+	v.CallerMayDecide = s.mayDecide(r.Context(), p, rec)
 	s.sealedFor(r, p, rec, v)
 	s.write(w, http.StatusOK, v)
 }
@@ -417,11 +418,24 @@ func (s *Server) listRequests(w http.ResponseWriter, r *http.Request, p *princip
 			default:
 				continue
 			}
-			out.Requests = append(out.Requests, *s.recordView(rec))
+			v := s.recordView(rec)
+			v.CallerMayDecide = s.mayDecide(ctx, p, rec)
+			out.Requests = append(out.Requests, *v)
 		}
 	}
 	slices.SortFunc(out.Requests, func(a, b api.Request) int { return b.IssuedAt.Compare(a.IssuedAt) })
 	s.write(w, http.StatusOK, out)
+}
+
+// mayDecide reports whether p may decide on what rec waits for: approve
+// or deny it, or review a break-glass grant, as policy's approve action
+// lets them; never on their own. The portal offers the decision where
+// this says so.
+func (s *Server) mayDecide(ctx context.Context, p *principal, rec ledger.Grant) bool {
+	if owns(p, rec) || !waits(rec) && !(rec.BreakGlass && !rec.Review.Done()) {
+		return false
+	}
+	return s.permits(ctx, p, rec, policy.Approve) == nil
 }
 
 // waits reports whether a request, or a longer window of it, waits for

@@ -50,8 +50,12 @@ func TestRequestsWaitForApproversThroughTheService(t *testing.T) {
 		t.Fatalf("a pending request touched web-2: %s", users)
 	}
 	// erin sees what waits for her; bob does not learn it exists.
-	if list, err := erin.List(ctx, client.ListOptions{All: true, State: "pending"}); err != nil || len(list) != 1 || list[0].ID != waiting.ID {
-		t.Errorf("erin's pending list: %+v, %v", list, err)
+	if list, err := erin.List(ctx, client.ListOptions{All: true, State: "pending"}); err != nil || len(list) != 1 || list[0].ID != waiting.ID || !list[0].CallerMayDecide {
+		t.Errorf("erin's pending list: %+v, %v; want dave's, hers to decide", list, err)
+	}
+	// The requester reads his own, which is not his to decide.
+	if own, err := dave.Get(ctx, waiting.ID); err != nil || own.CallerMayDecide || waiting.CallerMayDecide {
+		t.Errorf("dave's own pending request says he may decide it: %+v, %v", own, err)
 	}
 	for _, c := range []struct {
 		name string
@@ -80,6 +84,9 @@ func TestRequestsWaitForApproversThroughTheService(t *testing.T) {
 	mine, err := dave.Get(ctx, waiting.ID)
 	if err != nil || mine.Certificate == "" {
 		t.Fatalf("dave reads his granted request: %+v, %v", mine, err)
+	}
+	if after, err := erin.Get(ctx, waiting.ID); err != nil || after.CallerMayDecide {
+		t.Errorf("erin reads the granted request: %+v, %v; want nothing left to decide", after, err)
 	}
 	labtest.MustLogIn(t, web2, mine.Username, labtest.CertSigner(t, key.signer, mine.Certificate))
 	if _, err := erin.Approve(ctx, waiting.ID, ""); codeOf(err) != api.CodeConflict {
@@ -220,8 +227,8 @@ func TestBreakGlassThroughTheService(t *testing.T) {
 	}
 
 	un, err := erin.List(ctx, client.ListOptions{All: true, Unreviewed: true})
-	if err != nil || len(un) != 1 || un[0].ID != req.ID {
-		t.Fatalf("unreviewed for erin: %+v, %v", un, err)
+	if err != nil || len(un) != 1 || un[0].ID != req.ID || !un[0].CallerMayDecide {
+		t.Fatalf("unreviewed for erin: %+v, %v; want dave's, hers to review", un, err)
 	}
 	if _, err := r.svc.Reconciler.Pass(ctx); err != nil {
 		t.Fatal(err)
