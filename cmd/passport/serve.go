@@ -130,6 +130,8 @@ docs/guides/service.md.`,
 	f.DurationVar(&st.Reconcile, "reconcile-interval", time.Minute, "time between reconciler passes")
 	f.DurationVar(&st.StuckAfter, "stuck-after", 0, "how long a grant may stay provisioning or revoking before a reconciler takes it over (default 15m)")
 	f.BoolVar(&st.Sweep, "sweep", true, "remove Passport users no open grant accounts for on online Linux and Windows nodes")
+	f.StringVar(&st.RecordingsBucket, "recordings-bucket", os.Getenv("PASSPORT_RECORDINGS_BUCKET"), "the S3 bucket session recordings are collected into and read from (env PASSPORT_RECORDINGS_BUCKET; the lab's is passport-recordings); empty collects nothing")
+	f.DurationVar(&st.RecordingRetention, "recording-retention", 0, "how long recordings and their index are kept after collection (default 8760h, a year); the bucket's lifecycle rule is set to the same")
 	f.Var(recordingsDirFlag{&st.Recordings}, "recordings-dir", "read collected session recordings from this directory, laid out as the bucket's recordings/ prefix (request/instance/session/)")
 	f.StringVar(&st.Name, "name", "", "this replica's name on leases and in the audit trail (default service/<hostname>-<pid>)")
 	f.StringVar(&st.AWS.Region, "region", "", "AWS region (default: AWS_REGION or the profile's)")

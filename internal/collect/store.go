@@ -79,6 +79,20 @@ func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
 	return data, nil
 }
 
+// GetObject opens an object of bucket for reading, for readers of the
+// recordings (package recording's Bucket) that share this client.
+func (s *Store) GetObject(ctx context.Context, bucket, key string) (io.ReadCloser, error) {
+	out, err := s.c.GetObject(ctx, &s3.GetObjectInput{Bucket: &bucket, Key: &key})
+	var nk *types.NoSuchKey
+	if errors.As(err, &nk) {
+		return nil, fmt.Errorf("recording: reading s3://%s/%s: %w", bucket, key, ErrMissing)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("recording: reading s3://%s/%s: %w", bucket, key, err)
+	}
+	return out.Body, nil
+}
+
 // Size returns an object's size (HeadObject), or an error matching
 // ErrMissing.
 func (s *Store) Size(ctx context.Context, key string) (int64, error) {

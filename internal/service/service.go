@@ -29,6 +29,7 @@ import (
 	"github.com/passport-access/terraform-provider-passport/internal/api"
 	"github.com/passport-access/terraform-provider-passport/internal/awsconfig"
 	"github.com/passport-access/terraform-provider-passport/internal/awsidentity"
+	"github.com/passport-access/terraform-provider-passport/internal/collect"
 	"github.com/passport-access/terraform-provider-passport/internal/documents"
 	"github.com/passport-access/terraform-provider-passport/internal/fleet"
 	"github.com/passport-access/terraform-provider-passport/internal/identity"
@@ -106,6 +107,13 @@ type Settings struct {
 	// recordings routes: a recording.Dir, or the bucket's catalog; nil
 	// when the service keeps none.
 	Recordings recording.Catalog
+	// RecordingsBucket is the S3 bucket session recordings are collected
+	// into (on every revoke and reconciler pass) and, unless Recordings
+	// is set, read from; empty collects nothing. RecordingRetention is
+	// how long they are kept (access.DefaultRetention when zero); the
+	// bucket's lifecycle rule is set to it at start.
+	RecordingsBucket   string
+	RecordingRetention time.Duration
 	// Name is this replica's name on leases and in the audit trail;
 	// service/<hostname>-<pid> when empty.
 	Name string
@@ -200,7 +208,22 @@ func New(ctx context.Context, st Settings) (svc *Service, err error) {
 	if err != nil {
 		return nil, err
 	}
+	var recs *access.Recordings
+	if st.RecordingsBucket != "" {
+		store, err := collect.NewStore(clients.Config, st.RecordingsBucket)
+		if err != nil {
+			return nil, err
+		}
+		recs = &access.Recordings{Store: store, Retention: cmp.Or(st.RecordingRetention, access.DefaultRetention)}
+		if err := store.ApplyRetention(ctx, recs.Retention); err != nil {
+			return nil, fmt.Errorf("--recordings-bucket %s: %w (the service's role needs s3:PutLifecycleConfiguration on it)", st.RecordingsBucket, err)
+		}
+		if st.Recordings == nil {
+			st.Recordings = recording.Bucket{Index: book, Get: store.GetObject}
+		}
+	}
 	core, err := access.New(access.Config{
+		Recordings:     recs,
 		Documents:      docs,
 		Fleet:          fleet.New(clients.SSM, st.Fleet),
 		Now:            st.Now,
