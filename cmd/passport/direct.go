@@ -115,6 +115,15 @@ func (g *lazyGate) Authorize(ctx context.Context, req policy.Request) error {
 	return g.gate.Authorize(ctx, req)
 }
 
+// Recording implements access.RecordingPolicy with the policy Authorize
+// read (Authorize always comes first).
+func (g *lazyGate) Recording(ctx context.Context, req policy.Request) ([]policy.RecordRule, error) {
+	if g.gate == nil {
+		return nil, errors.Join(errors.New("policy was not read before provisioning"), g.err)
+	}
+	return g.gate.Recording(ctx, req)
+}
+
 // signer opens the CA direct mode signs with.
 func (d *directBroker) signer(ctx context.Context) (*sshca.CA, error) {
 	if d.f.ca == "" {

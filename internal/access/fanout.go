@@ -44,7 +44,7 @@ func (h hostRun) untouched() bool {
 		return true
 	}
 	switch h.code {
-	case hostscript.ExitData, hostscript.ExitConflict, hostscript.ExitLock, hostscript.ExitUID:
+	case hostscript.ExitData, hostscript.ExitConflict, hostscript.ExitLock, hostscript.ExitUID, hostscript.ExitRecording:
 		return true
 	case hostscript.ExitHost, hostscript.ExitPassword:
 		// On Windows both come before any change: the role check is the

@@ -251,10 +251,17 @@ func (s *Service) sign(ctx context.Context, ca *sshca.CA, g *Grant, key ssh.Publ
 	return nil
 }
 
-// provision creates g's user on targets in one fan-out, and opens the
-// passwords the Windows hosts among them made.
+// provision creates g's user on targets, in one fan-out per platform (and
+// one more for hosts policy requires to record, see provisionRecorded),
+// and opens the passwords the Windows hosts among them made.
 func (s *Service) provision(ctx context.Context, g *Grant, targets []string) ([]hostRun, error) {
-	p, key, err := provisionPrograms(g, targets)
+	return s.provisionRecorded(ctx, g, targets)
+}
+
+// provisionWith is provision of one fan-out; requireRecording makes the
+// Linux hosts refuse the grant where they cannot record.
+func (s *Service) provisionWith(ctx context.Context, g *Grant, targets []string, requireRecording bool) ([]hostRun, error) {
+	p, key, err := provisionPrograms(g, targets, requireRecording)
 	if err != nil {
 		return nil, fmt.Errorf("building the provision program for %s: %w", g.ID, err)
 	}

@@ -18,7 +18,7 @@ const sealKeyBits = 3072
 
 // provisionPrograms builds the provision program of each platform among
 // targets. The key is nil when no target is Windows.
-func provisionPrograms(g *Grant, targets []string) (programs, *rsa.PrivateKey, error) {
+func provisionPrograms(g *Grant, targets []string, requireRecording bool) (programs, *rsa.PrivateKey, error) {
 	var p programs
 	var err error
 	p.linux, err = hostscript.Provision(hostscript.Grant{
@@ -29,6 +29,9 @@ func provisionPrograms(g *Grant, targets []string) (programs, *rsa.PrivateKey, e
 		ExpiresAt:   g.ExpiresAt,
 		Sudo:        g.Sudo,
 		Serial:      g.Serial,
+		// Policy's rule, where it requires recording and refuses a host
+		// that cannot (see provisionRecorded).
+		RequireRecording: requireRecording,
 	})
 	if err != nil || !hasWindows(targets, g.platformOf) {
 		return p, nil, err

@@ -174,6 +174,22 @@ func (a Action) uid() types.EntityUID {
 	return types.NewEntityUID(typeAction, types.String(a))
 }
 
+// requestContext is the context of every action about req.
+func requestContext(req Request) types.Record {
+	requester := req.Requester
+	if requester == "" {
+		requester = req.Subject
+	}
+	return types.NewRecord(types.RecordMap{
+		"duration":     types.Long(req.Duration / time.Second),
+		"reason":       types.String(req.Reason),
+		"sudo":         types.Boolean(req.Sudo),
+		"target_count": types.Long(len(req.Targets)),
+		"requester":    types.String(requester),
+		"break_glass":  types.Boolean(req.BreakGlass),
+	})
+}
+
 // Authorize decides every target of req. A Policy with no statements denies
 // each target and says where policy was looked for.
 //
@@ -191,18 +207,7 @@ func (p *Policy) Authorize(req Request) Decision {
 		return d
 	}
 	entities, principal := principalEntities(req.Kind, req.Subject, req.Groups)
-	requester := req.Requester
-	if requester == "" {
-		requester = req.Subject
-	}
-	ctx := types.NewRecord(types.RecordMap{
-		"duration":     types.Long(req.Duration / time.Second),
-		"reason":       types.String(req.Reason),
-		"sudo":         types.Boolean(req.Sudo),
-		"target_count": types.Long(len(req.Targets)),
-		"requester":    types.String(requester),
-		"break_glass":  types.Boolean(req.BreakGlass),
-	})
+	ctx := requestContext(req)
 	action := req.Action.uid()
 	for _, t := range req.Targets {
 		resource := instanceEntity(t)

@@ -74,6 +74,12 @@ type statement struct {
 	line int
 	// approvals is the permit's @approvals: 0 grants at once.
 	approvals int
+	// failOpen is a record permit's @if_cannot_record("grant").
+	failOpen bool
+	// names record is set when the policy's action scope names
+	// Passport::Action::"record" itself: a permit of every action is a
+	// grant of rights, not an obligation to record.
+	namesRecord bool
 }
 
 // ParameterGetter is the one SSM call Load needs; *ssm.Client has it.
@@ -170,12 +176,17 @@ func Parse(source string, doc []byte) (*Policy, error) {
 		if err != nil {
 			return nil, fmt.Errorf("policy from %s: %s (line %d): %s", source, quoteName(name), line, err)
 		}
+		failOpen, err := failOpenOf(ast)
+		if err != nil {
+			return nil, fmt.Errorf("policy from %s: %s (line %d): %s", source, quoteName(name), line, err)
+		}
 		id := cedar.PolicyID(fmt.Sprint(i))
 		p.set[id] = c
 		if appliesTo(ast.Action, Approve.uid()) {
 			p.approveSet[id] = c
 		}
-		p.statements = append(p.statements, statement{id: id, name: name, line: line, approvals: approvals})
+		p.statements = append(p.statements, statement{id: id, name: name, line: line, approvals: approvals, failOpen: failOpen,
+			namesRecord: appliesTo(ast.Action, Record.uid()) && !isAllActions(ast.Action)})
 	}
 	p.candidates = approveCandidates(list)
 	var approveList []*cedar.Policy

@@ -101,6 +101,16 @@ func (g *Gate) Decide(ctx context.Context, req Request) (Decision, error) {
 	if g == nil || g.Policy == nil {
 		return Decision{}, fmt.Errorf("access cannot be authorized: no policy was loaded")
 	}
+	req, err := g.tagged(ctx, req)
+	if err != nil {
+		return Decision{}, err
+	}
+	return g.Policy.Authorize(req), nil
+}
+
+// tagged fills in the session's groups and the tags of targets that came
+// without any.
+func (g *Gate) tagged(ctx context.Context, req Request) (Request, error) {
 	if len(req.Groups) == 0 {
 		req.Groups = g.Groups
 	}
@@ -115,7 +125,7 @@ func (g *Gate) Decide(ctx context.Context, req Request) (Decision, error) {
 	if g.Tags != nil && len(untagged) > 0 && g.Policy.Len() > 0 {
 		tags, err := g.Tags.Tags(ctx, untagged)
 		if err != nil {
-			return Decision{}, err
+			return req, err
 		}
 		req.Targets = slices.Clone(req.Targets)
 		for i, t := range req.Targets {
@@ -124,7 +134,7 @@ func (g *Gate) Decide(ctx context.Context, req Request) (Decision, error) {
 			}
 		}
 	}
-	return g.Policy.Authorize(req), nil
+	return req, nil
 }
 
 // someIDs names ids in an error: all of a few, the first of many.

@@ -2,6 +2,7 @@ package provider
 
 import (
 	"context"
+	"errors"
 	"sync"
 
 	"github.com/passport-access/terraform-provider-passport/internal/awsidentity"
@@ -66,4 +67,13 @@ func (g *requestGate) Authorize(ctx context.Context, req policy.Request) error {
 		return g.gateErr
 	}
 	return g.gate.Authorize(ctx, req)
+}
+
+// Recording implements access.RecordingPolicy with the policy Authorize
+// read (Authorize always comes first).
+func (g *requestGate) Recording(ctx context.Context, req policy.Request) ([]policy.RecordRule, error) {
+	if g.gate == nil {
+		return nil, errors.Join(errors.New("policy was not read before provisioning"), g.gateErr)
+	}
+	return g.gate.Recording(ctx, req)
 }

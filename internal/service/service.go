@@ -387,6 +387,17 @@ func (g gate) Authorize(ctx context.Context, req policy.Request) error {
 	return (&policy.Gate{Policy: p, Tags: g.tags}).Authorize(ctx, req)
 }
 
+var _ access.RecordingPolicy = gate{}
+
+// Recording implements access.RecordingPolicy with the current policy.
+func (g gate) Recording(ctx context.Context, req policy.Request) ([]policy.RecordRule, error) {
+	p, err := g.check.Current(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return (&policy.Gate{Policy: p, Tags: g.tags}).Recording(ctx, req)
+}
+
 // sessions opens Session Manager sessions with the service's identity.
 type sessions struct{ ssm *ssm.Client }
 
