@@ -71,12 +71,12 @@ report -- go test -json -race -count=1 -timeout 30m \
 # The fuzz targets that guard what others control, 30 s each: SAML
 # responses, the data block the root programs decode and the result lines
 # hosts print, data-channel frames, audit exports, the session recordings
-# hosts leave (sudo I/O logs), and what callers send
+# hosts leave (sudo I/O logs) and hand over (the collect bundle), and what callers send
 # the Passport service (bodies, credentials, the IdP's form at the ACS).
 echo "test: fuzzing"
 FUZZTIME=30s ./scripts/fuzz.sh internal/identity:FuzzVerify \
 	internal/hostscript:FuzzHostDecodesData internal/hostscript:FuzzParseResult \
-	internal/ssmsession:FuzzDecode internal/ledger:FuzzVerifyExport internal/recording:FuzzIOLog \
+	internal/ssmsession:FuzzDecode internal/ledger:FuzzVerifyExport internal/recording:FuzzIOLog internal/collect:FuzzReadBundle \
 	internal/server:FuzzRead internal/service:FuzzRequestBodies \
 	internal/service:FuzzCredentials internal/service:FuzzACS
 
