@@ -247,10 +247,14 @@ func (d direct) list(ctx context.Context, f client.RecordingFilter) ([]api.Recor
 	}
 	out := make([]api.Recording, 0, len(refs))
 	for _, r := range refs {
-		a := api.Recording{ID: r.ID(), Request: r.Request, Target: r.Instance, Session: r.Session, User: r.User, Size: r.Size, SHA256: r.SHA256}
+		a := api.Recording{ID: r.ID(), Request: r.Request, Target: r.Instance, Session: r.Session, Requester: r.Subject, User: r.User, Size: r.Size, SHA256: r.SHA256}
 		if !r.Start.IsZero() {
 			t := r.Start
 			a.StartedAt = &t
+		}
+		if !r.End.IsZero() {
+			t := r.End
+			a.EndedAt = &t
 		}
 		out = append(out, a)
 	}
@@ -354,17 +358,20 @@ func newSessionsListCommand() *cobra.Command {
 				return err
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "RECORDING\tUSER\tREQUESTER\tSTARTED\tSIZE")
+			fmt.Fprintln(tw, "RECORDING\tUSER\tREQUESTER\tSTARTED\tLASTED\tSIZE")
 			for _, x := range list {
-				started := "-"
+				started, lasted := "-", "-"
 				if x.StartedAt != nil {
 					started = x.StartedAt.UTC().Format(time.RFC3339)
+					if x.EndedAt != nil {
+						lasted = x.EndedAt.Sub(*x.StartedAt).Round(time.Second).String()
+					}
 				}
 				size := "-"
 				if x.Size > 0 {
 					size = fmt.Sprint(x.Size)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", x.ID, dash(x.User), dash(x.Requester), started, size)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", x.ID, dash(x.User), dash(x.Requester), started, lasted, size)
 			}
 			return tw.Flush()
 		},

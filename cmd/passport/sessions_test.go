@@ -245,8 +245,8 @@ func TestSessionsThroughTheService(t *testing.T) {
 	}
 	direct := []string{"--ledger", svc.Ledger, "--recordings-bucket", lab.RecordingsBucket}
 	out, stderr, err = passportRun(t, append([]string{"sessions", "list", "--request", req.ID}, direct...)...)
-	if err != nil || !strings.Contains(out, ids[0]) || !strings.Contains(out, ids[1]) {
-		t.Fatalf("list from the bucket: %v\n%s\n%s", err, out, stderr)
+	if err != nil || !strings.Contains(out, ids[0]) || !strings.Contains(out, ids[1]) || !regexp.MustCompile(`(?m)^`+regexp.QuoteMeta(shell)+` +`+req.Username+` +alice +\S+ +[0-9.]+m?s `).MatchString(out) {
+		t.Fatalf("list from the bucket: %v\n%s\n%s\nwant both sessions, by %s for alice, with how long each lasted", err, out, stderr, req.Username)
 	}
 	out, stderr, err = passportRun(t, append([]string{"sessions", "grep", "typed-42"}, direct...)...)
 	if err != nil || !strings.Contains(out, shell) {

@@ -374,6 +374,9 @@ type Recording struct {
 	// it began, where the index knows them.
 	User      string     `json:"user,omitempty"`
 	StartedAt *time.Time `json:"started_at,omitempty"`
+	// EndedAt is when it ended; absent for a session collected while it
+	// ran, or where the index does not say.
+	EndedAt *time.Time `json:"ended_at,omitempty"`
 	// Size and SHA256 are what was collected, as the ledger indexed it.
 	Size   int64  `json:"size,omitempty"`
 	SHA256 string `json:"sha256,omitempty"`

@@ -50,7 +50,8 @@ func (b Bucket) List(ctx context.Context, q Query) ([]Ref, error) {
 }
 
 func refOf(r ledger.Recording) Ref {
-	return Ref{Request: r.RequestID, Instance: r.InstanceID, Session: r.Session, User: r.Username, Start: r.Start, Size: r.Size, SHA256: r.SHA256}
+	return Ref{Request: r.RequestID, Instance: r.InstanceID, Session: r.Session, User: r.Username, Subject: r.Subject,
+		Start: r.Start, End: r.End, Size: r.Size, SHA256: r.SHA256}
 }
 
 // Open reads the recording's object and checks it against the index.

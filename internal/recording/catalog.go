@@ -20,10 +20,14 @@ type Ref struct {
 	Request  string `json:"request"`
 	Instance string `json:"instance"`
 	Session  string `json:"session"`
-	// User is the Passport user the session ran as, and Start when it
-	// began, when the catalog knows them.
-	User  string    `json:"user,omitempty"`
-	Start time.Time `json:"start,omitzero"`
+	// User is the Passport user the session ran as, Subject the person it
+	// was for, and Start and End when it began and ended, where the
+	// catalog knows them (End is zero for a session collected while it
+	// ran).
+	User    string    `json:"user,omitempty"`
+	Subject string    `json:"subject,omitempty"`
+	Start   time.Time `json:"start,omitzero"`
+	End     time.Time `json:"end,omitzero"`
 	// Size and SHA256 are what the ledger's index recorded at collection:
 	// a recording that no longer matches them is refused.
 	Size   int64  `json:"size,omitempty"`

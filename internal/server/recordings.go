@@ -139,11 +139,16 @@ func (s *Server) visible(ctx context.Context, p *principal, q recording.Query) (
 func recordingView(ref recording.Ref, rec *ledger.Grant) api.Recording {
 	out := api.Recording{ID: ref.ID(), Request: ref.Request, Target: ref.Instance, Session: ref.Session, Requester: rec.Requester,
 		User: ref.User, Size: ref.Size, SHA256: ref.SHA256}
-	if !ref.Start.IsZero() {
-		t := ref.Start.UTC()
-		out.StartedAt = &t
-	}
+	out.StartedAt, out.EndedAt = timeOrNil(ref.Start), timeOrNil(ref.End)
 	return out
+}
+
+func timeOrNil(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	t = t.UTC()
+	return &t
 }
 
 // listRecordings lists the recordings the caller may see, by request and
