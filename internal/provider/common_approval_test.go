@@ -11,11 +11,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/tfsdk"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+	"github.com/hashicorp/terraform-plugin-go/tftypes"
 	"github.com/hashicorp/terraform-plugin-log/tflogtest"
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 	"golang.org/x/crypto/ssh"
 
+	"github.com/passport-access/terraform-provider-passport/internal/api"
 	"github.com/passport-access/terraform-provider-passport/internal/client"
 	"github.com/passport-access/terraform-provider-passport/internal/lab"
 	"github.com/passport-access/terraform-provider-passport/internal/lab/idp"
@@ -32,7 +38,7 @@ var serviceBob = accMode{name: "service_as_bob", person: "bob"}
 // picks the same request up (its key, made by the first apply, kept
 // meanwhile) and is granted once alice approves.
 func TestAccCreateWaitsForApproval(t *testing.T) {
-	l := startAccLabIn(t, lab.Options{Hosts: 1}, serviceBob)
+	l := startAccLabIn(t, lab.Options{Hosts: 2}, serviceBob)
 	staging := l.Hosts[0].Info().InstanceID
 	conn, err := newServiceConn(l.server, client.SignIn{Options: client.Options{CAFile: l.serverCA}, Now: l.clock.Now})
 	if err != nil {
@@ -127,6 +133,46 @@ func TestAccCreateWaitsForApproval(t *testing.T) {
 	}
 
 	t.Run("terraform apply", func(t *testing.T) { applyWaitsForApproval(t, l, book, alice) })
+	t.Run("break glass", func(t *testing.T) { applyBreaksTheGlass(t, l, book) })
+}
+
+// applyBreaksTheGlass: dave (oncall), signed in on this machine now,
+// breaks the glass on production with break_glass = true: granted at
+// once, recorded as break-glass owing a review.
+func applyBreaksTheGlass(t *testing.T, l *accLab, book *ledger.Ledger) {
+	keepSignIn(t, l, "dave")
+	production := l.Hosts[1]
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: l.factories(),
+		Steps: []resource.TestStep{{
+			Config: l.config(fmt.Sprintf(`
+resource "passport_access_request" "glass" {
+  targets     = [%q]
+  reason      = "INC-90 primary database down"
+  break_glass = true
+  timeouts {
+    create = "1m"
+  }
+}
+`, production.Info().InstanceID)),
+			Check: resource.ComposeAggregateTestCheckFunc(
+				resource.TestCheckResourceAttr("passport_access_request.glass", "active", "true"),
+				resource.TestCheckResourceAttr("passport_access_request.glass", "requester", "dave"),
+				logsIn("passport_access_request.glass", production),
+				func(s *terraform.State) error {
+					a, err := attributes(s, "passport_access_request.glass")
+					if err != nil {
+						return err
+					}
+					g, err := book.Get(context.Background(), a["id"])
+					if err != nil || !g.BreakGlass || g.Review == nil || g.Review.Due.IsZero() {
+						return fmt.Errorf("request %s is not recorded as break-glass owing a review: %+v, %v", a["id"], g, err)
+					}
+					return nil
+				},
+			),
+		}},
+	})
 }
 
 // applyWaitsForApproval: the same through the terraform CLI. The first
@@ -217,8 +263,24 @@ func words(text string) string {
 	return strings.Join(f, `\s+`)
 }
 
+// keepSignIn signs person in to the accLab's service and keeps the token
+// where the provider reads it, as passport login --server does.
+func keepSignIn(t *testing.T, l *accLab, person string) {
+	t.Helper()
+	_, tok := signInTo(t, l, person)
+	if err := client.SaveToken(l.server, tok); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // personClient signs person in to the accLab's service.
 func personClient(t *testing.T, l *accLab, person string) *client.Client {
+	t.Helper()
+	c, _ := signInTo(t, l, person)
+	return c
+}
+
+func signInTo(t *testing.T, l *accLab, person string) (*client.Client, api.Token) {
 	t.Helper()
 	hc := trusting(t, l.serverCA)
 	code, verifier, err := idp.ServiceLoginCode(context.Background(), hc.Transport, l.server, person, person+"-lab")
@@ -233,7 +295,7 @@ func personClient(t *testing.T, l *accLab, person string) *client.Client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return anon.WithToken(tok.Token)
+	return anon.WithToken(tok.Token), tok
 }
 
 // A wait for approval that ends early says why: the timeout, or Terraform
@@ -248,5 +310,32 @@ func TestStoppedWaitingSaysWhy(t *testing.T) {
 	defer cancel()
 	if got := stoppedWaiting(timedOut, "update"); got != "the update timeout passed" {
 		t.Errorf("timed out: %q", got)
+	}
+}
+
+// Changing break_glass replaces a request, but a state written before the
+// attribute existed (null) does not, when the configuration leaves it
+// false: upgrading the provider replaces nothing.
+func TestBreakGlassReplaces(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		state, plan types.Bool
+		want        bool
+	}{
+		{"an older state, left out", types.BoolNull(), types.BoolValue(false), false},
+		{"an older state, now true", types.BoolNull(), types.BoolValue(true), true},
+		{"turned on", types.BoolValue(false), types.BoolValue(true), true},
+		{"turned off", types.BoolValue(true), types.BoolValue(false), true},
+		{"unchanged", types.BoolValue(false), types.BoolValue(false), false},
+	} {
+		state := tfsdk.State{Raw: tftypes.NewValue(tftypes.Object{}, map[string]tftypes.Value{})}
+		plan := tfsdk.Plan{Raw: tftypes.NewValue(tftypes.Object{}, map[string]tftypes.Value{})}
+		req := planmodifier.BoolRequest{Path: path.Root("break_glass"), State: state, Plan: plan, StateValue: tc.state, PlanValue: tc.plan, ConfigValue: tc.plan}
+		var resp planmodifier.BoolResponse
+		resp.PlanValue = tc.plan
+		breakGlassReplaces.PlanModifyBool(context.Background(), req, &resp)
+		if resp.RequiresReplace != tc.want {
+			t.Errorf("%s: replaces %v, want %v", tc.name, resp.RequiresReplace, tc.want)
+		}
 	}
 }

@@ -26,6 +26,11 @@ const sudoWarning = "**Revocation cannot undo what an administrator does.** When
 	"a setuid program, changed configuration or binaries (Passport's own files included), files given to other users, copies of the host's secrets. " +
 	"Grant it only to people trusted with the host beyond the window; after a grant you doubt, rebuild the host from its image."
 
+// breakGlassHelp is what both access request kinds say of break_glass.
+const breakGlassHelp = "In an emergency, ask for access at once where policy lets you break the glass (policy sees `context.break_glass`): granted without waiting for approvers, " +
+	"announced to everyone at once, and owing a review by someone else afterwards (`passport review`). Where policy would only hold the request for approval, it is refused: leave it out to wait for approvers. " +
+	"Through the Passport service only (`server`). Default false."
+
 // requestInputs are what a person writes to ask for access, in the managed
 // passport_access_request and in its ephemeral twin alike, so both check
 // and build a request the same way.
@@ -36,6 +41,7 @@ type requestInputs struct {
 	Duration             types.String
 	PublicKey            types.String
 	Sudo                 types.Bool
+	BreakGlass           types.Bool
 }
 
 // validate refuses, naming the attribute, the mistakes that can be seen
@@ -73,6 +79,11 @@ func (in requestInputs) validate(diags *diag.Diagnostics) {
 func (in requestInputs) checkMode(data *providerData, diags *diag.Diagnostics) {
 	ca := in.CertificateAuthority
 	attr := path.Root("certificate_authority")
+	if data.service == nil && in.BreakGlass.ValueBool() {
+		diags.AddAttributeError(path.Root("break_glass"), "Break-glass needs the Passport service",
+			"break_glass = true is for the Passport service (set server, or PASSPORT_SERVER): only the service announces break-glass access and follows up the review it owes. "+
+				"In direct mode your own AWS credentials already reach the hosts; leave break_glass out.")
+	}
 	switch {
 	case data.service != nil:
 		if known(ca) && sshca.IsRef(ca.ValueString()) {
@@ -124,11 +135,14 @@ type ask struct {
 	duration  time.Duration
 	publicKey string
 	sudo      bool
+	// breakGlass asks for access at once where policy lets the caller
+	// break the glass (service mode only; checkMode refuses it direct).
+	breakGlass bool
 }
 
 // ask reads the inputs. It returns false when diags got an error.
 func (in requestInputs) ask(ctx context.Context, diags *diag.Diagnostics) (ask, bool) {
-	a := ask{reason: in.Reason.ValueString(), ca: in.CertificateAuthority.ValueString(), publicKey: in.PublicKey.ValueString(), sudo: in.Sudo.ValueBool()}
+	a := ask{reason: in.Reason.ValueString(), ca: in.CertificateAuthority.ValueString(), publicKey: in.PublicKey.ValueString(), sudo: in.Sudo.ValueBool(), breakGlass: in.BreakGlass.ValueBool()}
 	diags.Append(in.Targets.ElementsAs(ctx, &a.targets, false)...)
 	if diags.HasError() {
 		return a, false

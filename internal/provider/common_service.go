@@ -82,7 +82,7 @@ func (s serviceGrantor) grant(ctx context.Context, a ask) (*access.Grant, error)
 	if sshca.IsRef(a.ca) {
 		return nil, errSignerToService
 	}
-	in := api.CreateRequest{Targets: a.targets, Reason: a.reason, Sudo: a.sudo, PublicKey: a.publicKey, CertificateAuthority: a.ca}
+	in := api.CreateRequest{Targets: a.targets, Reason: a.reason, Sudo: a.sudo, BreakGlass: a.breakGlass, PublicKey: a.publicKey, CertificateAuthority: a.ca}
 	if a.duration > 0 {
 		in.Duration = a.duration.String()
 	}

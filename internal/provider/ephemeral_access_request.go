@@ -48,6 +48,7 @@ type ephemeralAccessRequestModel struct {
 	Duration             types.String `tfsdk:"duration"`
 	PublicKey            types.String `tfsdk:"public_key"`
 	Sudo                 types.Bool   `tfsdk:"sudo"`
+	BreakGlass           types.Bool   `tfsdk:"break_glass"`
 
 	ID           types.String `tfsdk:"id"`
 	Username     types.String `tfsdk:"username"`
@@ -59,7 +60,7 @@ type ephemeralAccessRequestModel struct {
 }
 
 func (m ephemeralAccessRequestModel) inputs() requestInputs {
-	return requestInputs{Reason: m.Reason, Targets: m.Targets, CertificateAuthority: m.CertificateAuthority, Duration: m.Duration, PublicKey: m.PublicKey, Sudo: m.Sudo}
+	return requestInputs{Reason: m.Reason, Targets: m.Targets, CertificateAuthority: m.CertificateAuthority, Duration: m.Duration, PublicKey: m.PublicKey, Sudo: m.Sudo, BreakGlass: m.BreakGlass}
 }
 
 func (e *ephemeralAccessRequest) Metadata(_ context.Context, req ephemeral.MetadataRequest, resp *ephemeral.MetadataResponse) {
@@ -104,6 +105,10 @@ func (e *ephemeralAccessRequest) Schema(_ context.Context, _ ephemeral.SchemaReq
 			"sudo": schema.BoolAttribute{
 				Optional:    true,
 				Description: "Passwordless sudo on Linux targets, Administrators on Windows targets. Default false. " + sudoWarning,
+			},
+			"break_glass": schema.BoolAttribute{
+				Optional:    true,
+				Description: breakGlassHelp,
 			},
 			"id":          schema.StringAttribute{Computed: true, Description: "The request's id: `ar-` and 16 hex digits."},
 			"username":    schema.StringAttribute{Computed: true, Description: "The short-lived user, the same on every target."},

@@ -71,6 +71,7 @@ type accessRequestModel struct {
 	Duration             types.String   `tfsdk:"duration"`
 	PublicKey            types.String   `tfsdk:"public_key"`
 	Sudo                 types.Bool     `tfsdk:"sudo"`
+	BreakGlass           types.Bool     `tfsdk:"break_glass"`
 	Timeouts             timeouts.Value `tfsdk:"timeouts"`
 	// Computed.
 	ID              types.String `tfsdk:"id"`
@@ -92,8 +93,15 @@ type accessRequestModel struct {
 	Active          types.Bool   `tfsdk:"active"`
 }
 
+// breakGlassReplaces replaces a request whose break_glass changes, but
+// not one from a state written before break_glass existed (null there)
+// that leaves it false: upgrading the provider must not replace requests.
+var breakGlassReplaces = boolplanmodifier.RequiresReplaceIf(func(_ context.Context, req planmodifier.BoolRequest, resp *boolplanmodifier.RequiresReplaceIfFuncResponse) {
+	resp.RequiresReplace = !req.StateValue.IsNull() || req.PlanValue.ValueBool()
+}, "Changing break_glass replaces the request.", "Changing `break_glass` replaces the request.")
+
 func (m accessRequestModel) inputs() requestInputs {
-	return requestInputs{Reason: m.Reason, Targets: m.Targets, CertificateAuthority: m.CertificateAuthority, Duration: m.Duration, PublicKey: m.PublicKey, Sudo: m.Sudo}
+	return requestInputs{Reason: m.Reason, Targets: m.Targets, CertificateAuthority: m.CertificateAuthority, Duration: m.Duration, PublicKey: m.PublicKey, Sudo: m.Sudo, BreakGlass: m.BreakGlass}
 }
 
 func (r *accessRequestResource) Metadata(_ context.Context, req resource.MetadataRequest, resp *resource.MetadataResponse) {
@@ -152,6 +160,13 @@ func (r *accessRequestResource) Schema(ctx context.Context, _ resource.SchemaReq
 				Default:       booldefault.StaticBool(false),
 				Description:   "Grant passwordless sudo on every Linux target and membership of Administrators on every Windows target. Default false. Changing it replaces the request. " + sudoWarning,
 				PlanModifiers: []planmodifier.Bool{boolplanmodifier.RequiresReplace()},
+			},
+			"break_glass": schema.BoolAttribute{
+				Optional:      true,
+				Computed:      true,
+				Default:       booldefault.StaticBool(false),
+				Description:   breakGlassHelp + " Changing it replaces the request.",
+				PlanModifiers: []planmodifier.Bool{breakGlassReplaces},
 			},
 			// Computed, fixed for the request's life.
 			"id": schema.StringAttribute{

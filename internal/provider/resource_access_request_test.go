@@ -632,7 +632,7 @@ resource "passport_access_request" "bad" {
 	}
 	with := func(name, value string) string {
 		var b strings.Builder
-		for _, k := range []string{"reason", "targets", "certificate_authority", "duration", "public_key"} {
+		for _, k := range []string{"reason", "targets", "certificate_authority", "duration", "public_key", "break_glass"} {
 			v := valid[k]
 			if k == name {
 				v = value
@@ -663,7 +663,9 @@ resource "passport_access_request" "bad" {
 	} else {
 		refusals = append(refusals,
 			refusal{"certificate_authority", `"ca-0123456789abcdef0123456789abcdef"`, `must be the signer attribute`},
-			refusal{"certificate_authority", "", `certificate_authority is required without server`})
+			refusal{"certificate_authority", "", `certificate_authority is required without server`},
+			// Only the service announces break-glass and follows its review up.
+			refusal{"break_glass", "true", `break_glass = true is for the Passport service`})
 	}
 	var steps []resource.TestStep
 	for _, tc := range refusals {
