@@ -87,6 +87,17 @@ func TestSessionsDirect(t *testing.T) {
 		}
 	}
 
+	// -o writes a file only its owner can read: it holds what was typed.
+	file := filepath.Join(t.TempDir(), "s.cast")
+	if _, stderr, err := passportRun(t, "sessions", "export", "--recordings", dir, "-o", file, shell); err != nil {
+		t.Fatalf("export -o: %v\n%s", err, stderr)
+	}
+	if st, err := os.Stat(file); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("export -o wrote %v, %v; want mode 0600", st, err)
+	} else if b, _ := os.ReadFile(file); string(b) != cast {
+		t.Errorf("export -o wrote another asciicast than stdout's")
+	}
+
 	out, stderr, err = passportRun(t, "sessions", "grep", "--recordings", dir, "secret|stderr")
 	if err != nil {
 		t.Fatalf("grep: %v\n%s", err, stderr)
