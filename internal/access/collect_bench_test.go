@@ -2,7 +2,6 @@ package access
 
 import (
 	"context"
-	"crypto/rand"
 	"strconv"
 	"testing"
 	"time"
@@ -14,13 +13,12 @@ import (
 
 // BenchmarkCollect50MB collects one recorded session whose output is about
 // 50 MB from a sandbox host, and compares it, in the same iterations, with
-// its floor: one Run Command round trip of a trivial script to that host
-// plus one S3 upload of what the host hands over (the compressed bundle,
-// as the agent uploads it). collect/floor is the whole cost over that
-// floor: the host's tar and gzip, the agent's upload, Passport's download,
-// one object per session (re-packed with recording.json, gzip again), its
-// upload and the transfer object's deletion. MB/s is the recording's size
-// over the collection's time.
+// its floor: one Run Command round trip whose output, as large as what the
+// host hands over, the agent uploads to the bucket (a file already on the
+// host, printed with cat): "one round trip plus the S3 upload".
+// collect/floor is the whole cost over that floor: the host's tar and
+// gzip, Passport's download, one object per session (re-packed with
+// recording.json, gzip again), its upload and the transfer's deletion.
 func BenchmarkCollect50MB(b *testing.B) {
 	l := startLab(b, 1, 0)
 	store, err := collect.NewStore(l.AWSConfig(), lab.RecordingsBucket)
@@ -39,8 +37,9 @@ func BenchmarkCollect50MB(b *testing.B) {
 	cred := credentialOf(b, g, nil)
 	// Base64 of random bytes: terminal-like text that compresses as
 	// little as real output does at best (about 3:4).
-	if _, err := login(b, h, g.Username, cred.signer, "head -c 37500000 /dev/urandom | base64 -w 0 >/dev/stdout; echo"); err != nil {
-		b.Fatal(err)
+	out, err := login(b, h, g.Username, cred.signer, "head -c 37500000 /dev/urandom | base64 -w 0; echo")
+	if err != nil || len(out) < 50e6 {
+		b.Fatalf("the session printed %d bytes (%.200s), want 50 MB: %v", len(out), out, err)
 	}
 	// No ledger: nothing counts as stored, so every iteration collects
 	// the same session whole.
@@ -50,20 +49,22 @@ func BenchmarkCollect50MB(b *testing.B) {
 	}
 	rec := first[0].Stored[0]
 	raw := onHost(b, h, "du -sb /var/lib/passport/recordings/"+g.Username+" | cut -f1")
-	bundle := make([]byte, rec.Size)
-	rand.Read(bundle)
+	transfer := onHost(b, h, "cd /var/lib/passport/recordings && tar -cf - "+g.Username+" | gzip -1 | wc -c")
+	onHost(b, h, "head -c "+transfer+" /dev/urandom >/root/bench-bundle")
 	runner := fleet.New(l.ssm, fleet.Options{FirstPoll: 50 * time.Millisecond, MaxPoll: 250 * time.Millisecond})
+	floorJob := fleet.Job{Targets: []string{id}, Script: "cat /root/bench-bundle", OutputS3Bucket: store.Bucket, OutputS3KeyPrefix: collect.TransferPrefix + "bench"}
 	var floor, collecting time.Duration
 	b.ResetTimer()
 	for range b.N {
 		start := time.Now()
-		if res, err := runner.Run(ctx, fleet.Job{Targets: []string{id}, Script: "true"}); err != nil || res[0].Outcome != fleet.Success {
+		res, err := runner.Run(ctx, floorJob)
+		if err != nil || res[0].Outcome != fleet.Success {
 			b.Fatalf("round trip: %v", err)
 		}
-		if err := store.Put(ctx, collect.TransferPrefix+"bench/upload", bundle, "application/octet-stream"); err != nil {
+		floor += time.Since(start)
+		if err := store.DeleteTransfer(ctx, "bench/"+res[0].CommandID, id); err != nil {
 			b.Fatal(err)
 		}
-		floor += time.Since(start)
 
 		start = time.Now()
 		got := svc.CollectRecordings(ctx, "bench", []string{id}, nil)
@@ -81,6 +82,9 @@ func BenchmarkCollect50MB(b *testing.B) {
 	b.ReportMetric(float64(floor.Nanoseconds())/float64(b.N), "ns/floor")
 	b.ReportMetric(float64(collecting)/float64(floor), "collect/floor")
 	b.ReportMetric(size/1e6, "MB-object")
+	if n, err := strconv.ParseFloat(transfer, 64); err == nil {
+		b.ReportMetric(n/1e6, "MB-transfer")
+	}
 	if n, err := strconv.ParseFloat(raw, 64); err == nil {
 		b.ReportMetric(n/1e6, "MB-on-host")
 	}
