@@ -136,6 +136,17 @@ func TestRecordingsAreCollected(t *testing.T) {
 		t.Errorf("Verify after the object changed: %v, %v", problems, err)
 	}
 	l.S3.Replace(lab.RecordingsBucket, rec.Key, obj)
+	// One deleted behind Passport's back (no recording-deleted event) is
+	// named too.
+	if err := store.Delete(ctx, rec.Key); err != nil {
+		t.Fatal(err)
+	}
+	if _, problems, _ := collect.Verify(ctx, led, store); len(problems) != 1 || !strings.Contains(problems[0].Reason, "missing") {
+		t.Errorf("Verify after the object was deleted in S3: %v", problems)
+	}
+	if err := store.Put(ctx, rec.Key, obj, collect.ContentType); err != nil {
+		t.Fatal(err)
+	}
 
 	// Deleting one early needs a reason and is on the trail.
 	if err := svc.DeleteRecording(ctx, "admin", g.ID, id, rec.Session, " "); ClassOf(err) != Invalid {
