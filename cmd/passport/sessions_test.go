@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -348,4 +349,28 @@ func converse(t *testing.T, h *sandbox.Host, user string, signer ssh.Signer, ste
 		t.Fatalf("the shell did not end; it showed:\n%s", screen)
 	}
 	return screen.String()
+}
+
+// On a terminal, play reads keys: q stops the playback at once, long
+// before the slowed-down session would end.
+func TestSessionsPlayStopsOnQ(t *testing.T) {
+	dir, shell, _ := recordingsDir(t)
+	if _, err := exec.LookPath("script"); err != nil {
+		t.Fatal("script (util-linux) gives play a terminal here; install util-linux")
+	}
+	// At this speed the recording's 0.3 s take a minute: only q ends it
+	// within the test's wait.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	play := strings.Join([]string{os.Args[0], "sessions", "play", "--recordings", dir, "--speed", "0.005", shell}, " ")
+	cmd := exec.CommandContext(ctx, "script", "-qec", play, "/dev/null")
+	cmd.Env = append(os.Environ(), "PASSPORT_RUN_MAIN=1")
+	cmd.Stdin = strings.NewReader("q")
+	out, err := cmd.CombinedOutput()
+	if err != nil || ctx.Err() != nil {
+		t.Fatalf("play on a terminal, then q: %v\n%q", err, out)
+	}
+	if !strings.Contains(string(out), "space pauses, . steps, q quits") || strings.Contains(string(out), "done") {
+		t.Errorf("play showed %q; want the keys named and the playback stopped before the session's end", out)
+	}
 }
