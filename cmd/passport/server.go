@@ -10,7 +10,6 @@ import (
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/spf13/cobra"
 
 	"github.com/passport-access/terraform-provider-passport/internal/api"
@@ -109,14 +108,7 @@ func (f *serverFlags) signedIn(ctx context.Context, aws *awsconfig.Settings) (*c
 // region to sign for.
 func machineConfig(s awsconfig.Settings) func(context.Context) (aws.Config, error) {
 	return func(ctx context.Context) (aws.Config, error) {
-		var opts []func(*config.LoadOptions) error
-		if s.Region != "" {
-			opts = append(opts, config.WithRegion(s.Region))
-		}
-		if s.Profile != "" {
-			opts = append(opts, config.WithSharedConfigProfile(s.Profile))
-		}
-		return config.LoadDefaultConfig(ctx, opts...)
+		return awsconfig.LoadConfig(ctx, s)
 	}
 }
 

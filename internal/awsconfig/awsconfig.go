@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -18,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/aws/smithy-go/logging"
 )
 
 // Endpoints overrides the URL of individual services. Empty fields keep the
@@ -94,6 +96,7 @@ func LoadConfig(ctx context.Context, s Settings) (aws.Config, error) {
 	if s.Credentials != nil {
 		opts = append(opts, config.WithCredentialsProvider(s.Credentials))
 	}
+	opts = append(opts, config.WithLogger(sdkLogger{}))
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
 		var missing config.SharedConfigProfileNotExistError
@@ -103,6 +106,20 @@ func LoadConfig(ctx context.Context, s Settings) (aws.Config, error) {
 		return aws.Config{}, fmt.Errorf("loading the AWS configuration: %w", err)
 	}
 	return cfg, nil
+}
+
+// sdkLogger passes what the SDK itself has to say (a retry it gave up on,
+// a response body it could not drain) to Passport's log, so it comes out
+// in the same form as everything else: the SDK's own logger writes plain
+// lines to stderr, which break a JSON log a collector reads line by line.
+type sdkLogger struct{}
+
+func (sdkLogger) Logf(c logging.Classification, format string, v ...any) {
+	level := slog.LevelDebug
+	if c == logging.Warn {
+		level = slog.LevelWarn
+	}
+	slog.Default().Log(context.Background(), level, fmt.Sprintf(format, v...), "from", "aws-sdk")
 }
 
 // override sets a client's BaseEndpoint only when the endpoints block names

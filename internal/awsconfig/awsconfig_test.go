@@ -1,13 +1,20 @@
 package awsconfig
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
 )
 
 // isolate keeps the machine's own AWS configuration out of a test.
@@ -70,5 +77,47 @@ func TestSettingsErrorsNameTheField(t *testing.T) {
 	os.Unsetenv("AWS_DEFAULT_REGION")
 	if _, err := Load(context.Background(), Settings{}); err == nil || !strings.Contains(err.Error(), "region") {
 		t.Errorf("no region anywhere: %v", err)
+	}
+}
+
+// What the SDK logs itself goes to Passport's log, as JSON there, not as
+// plain lines on stderr that break a log read line by line.
+func TestTheSDKLogsThroughPassportsLog(t *testing.T) {
+	isolate(t)
+	var buf bytes.Buffer
+	old := slog.Default()
+	slog.SetDefault(slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	t.Cleanup(func() { slog.SetDefault(old) })
+
+	failing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	defer failing.Close()
+	cfg, err := LoadConfig(context.Background(), Settings{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.ClientLogMode = aws.LogRetries
+	cfg.RetryMaxAttempts = 2
+	c := sts.NewFromConfig(cfg, func(o *sts.Options) { o.BaseEndpoint = aws.String(failing.URL) })
+	if _, err := c.GetCallerIdentity(context.Background(), &sts.GetCallerIdentityInput{}); err == nil {
+		t.Fatal("a call to a server that always fails succeeded")
+	}
+	if buf.Len() == 0 {
+		t.Fatal("Passport's log is empty: the SDK logged its retry somewhere else")
+	}
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	found := false
+	for _, line := range lines {
+		var v map[string]any
+		if err := json.Unmarshal([]byte(line), &v); err != nil {
+			t.Fatalf("log line is not JSON: %q", line)
+		}
+		if v["from"] == "aws-sdk" && strings.Contains(fmt.Sprint(v["msg"]), "retry") {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("the SDK's retry was not logged through Passport's log; it holds:\n%s", buf.String())
 	}
 }
