@@ -78,7 +78,7 @@ FUZZTIME=30s ./scripts/fuzz.sh internal/identity:FuzzVerify \
 	internal/hostscript:FuzzHostDecodesData internal/hostscript:FuzzParseResult \
 	internal/ssmsession:FuzzDecode internal/ledger:FuzzVerifyExport internal/recording:FuzzIOLog internal/collect:FuzzReadBundle \
 	internal/server:FuzzRead internal/service:FuzzRequestBodies \
-	internal/service:FuzzCredentials internal/service:FuzzACS
+	internal/service:FuzzCredentials internal/service:FuzzACS internal/portal:FuzzPagesShowValuesAsText
 
 # Every benchmark once: a change can break a benchmark that no test runs.
 # Their figures come from BENCHMARKS.md's commands; the emulator-backed

@@ -3,11 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/csv"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -217,6 +219,21 @@ func TestThePortalStory(t *testing.T) {
 	f.Close()
 	if err != nil || checked == 0 || last.Seq != checked {
 		t.Errorf("the whole trail carol exported: %v (last event %d; the service checked %d)", err, last.Seq, checked)
+	}
+	// The same trail as CSV, for a spreadsheet: a header, then a row an
+	// event.
+	sheet := filepath.Join(t.TempDir(), "trail.csv")
+	_, err = carol.Page.Download("#export-csv", sheet)
+	carol.Must(err)
+	f, err = os.Open(sheet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := csv.NewReader(f).ReadAll()
+	f.Close()
+	if err != nil || len(rows) != int(checked)+1 || strings.Join(rows[0], ",") != "seq,time,actor,action,request,target,subject,detail,prev_hash,hash" ||
+		rows[len(rows)-1][0] != strconv.FormatInt(checked, 10) {
+		t.Errorf("the CSV carol exported: %d rows, %v; want a header and %d events", len(rows), err, checked)
 	}
 
 	// The sessions alice's connections left on web-1, collected as the
