@@ -92,14 +92,14 @@ func FuzzPagesShowValuesAsText(f *testing.F) {
 func TestCSVCellsAreNeverFormulas(t *testing.T) {
 	for in, want := range map[string]string{
 		`=HYPERLINK("http://evil.example","x")`: `'=HYPERLINK("http://evil.example","x")`,
-		"+1+1":           "'+1+1",
-		"-2+3":           "'-2+3",
-		"@SUM(A1)":       "'@SUM(A1)",
-		"\tcmd":          "'\tcmd",
-		"INC-1 disk":     "INC-1 disk",
-		"":               "",
-		"alice":          "alice",
-		"reason: =later": "reason: =later",
+		"+1+1":                                  "'+1+1",
+		"-2+3":                                  "'-2+3",
+		"@SUM(A1)":                              "'@SUM(A1)",
+		"\tcmd":                                 "'\tcmd",
+		"INC-1 disk":                            "INC-1 disk",
+		"":                                      "",
+		"alice":                                 "alice",
+		"reason: =later":                        "reason: =later",
 	} {
 		if got := cell(in); got != want {
 			t.Errorf("cell(%q) = %q; want %q", in, got, want)
