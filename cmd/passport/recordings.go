@@ -2,16 +2,20 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/passport-access/terraform-provider-passport/internal/access"
 	"github.com/passport-access/terraform-provider-passport/internal/awsconfig"
+	"github.com/passport-access/terraform-provider-passport/internal/awsidentity"
 	"github.com/passport-access/terraform-provider-passport/internal/collect"
+	"github.com/passport-access/terraform-provider-passport/internal/fleet"
 	"github.com/passport-access/terraform-provider-passport/internal/ledger"
 )
 
@@ -70,4 +74,64 @@ func verifyRecordings(ctx context.Context, w io.Writer, l *ledger.Ledger, st *co
 	}
 	fmt.Fprintf(w, "recordings intact: %d in s3://%s match their index and the audit trail\n", n, st.Bucket)
 	return nil
+}
+
+// newSessionsDeleteCommand deletes one recording before its retention
+// ends, directly with the caller's AWS access to the ledger and bucket.
+func newSessionsDeleteCommand() *cobra.Command {
+	var (
+		f      ledgerFlags
+		rf     recordingFlags
+		reason string
+	)
+	cmd := &cobra.Command{
+		Use:   "delete REQUEST/INSTANCE/SESSION --reason TEXT",
+		Short: "Delete one collected recording before its retention ends; an audit event names you and the reason",
+		Long: `Deletes the recording's object from the bucket and its entry from the
+ledger's index, and appends a recording-deleted event naming your AWS
+identity and the reason: deleting evidence early is as visible in the
+audit trail as anything Passport does. Recordings are otherwise deleted
+when their retention ends. It needs your own access to the ledger and the
+bucket (--ledger, --recordings-bucket).`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			parts := strings.Split(args[0], "/")
+			if len(parts) != 3 || parts[0] == "" || parts[1] == "" || parts[2] == "" {
+				return fmt.Errorf("%q is not REQUEST/INSTANCE/SESSION, as passport sessions list prints it", args[0])
+			}
+			if strings.TrimSpace(reason) == "" {
+				return errors.New("--reason is required: it goes into the audit trail")
+			}
+			if rf.bucket == "" {
+				return errors.New("--recordings-bucket is required (or PASSPORT_RECORDINGS_BUCKET)")
+			}
+			ctx := cmd.Context()
+			l, clients, err := f.open(ctx, nil, true)
+			if err != nil {
+				return err
+			}
+			defer l.Close()
+			st, err := rf.store(clients)
+			if err != nil {
+				return err
+			}
+			who, err := awsidentity.Caller(ctx, clients.STS)
+			if err != nil {
+				return err
+			}
+			svc, err := access.New(access.Config{Fleet: fleet.New(clients.SSM, fleet.Options{}), Ledger: l, Recordings: &access.Recordings{Store: st}})
+			if err != nil {
+				return err
+			}
+			if err := svc.DeleteRecording(ctx, who, parts[0], parts[1], parts[2], reason); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "deleted %s; the audit trail records it as deleted by %s\n", args[0], who)
+			return nil
+		},
+	}
+	f.register(cmd)
+	rf.register(cmd, false)
+	cmd.Flags().StringVar(&reason, "reason", "", "why it is deleted before its retention ends (required; recorded in the audit trail)")
+	return cmd
 }

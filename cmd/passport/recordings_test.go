@@ -74,6 +74,34 @@ func TestAuditVerifyChecksRecordings(t *testing.T) {
 	if err != nil || !strings.Contains(stdout, "recordings intact: 1 in s3://passport-recordings") {
 		t.Fatalf("verify of an intact recording: %v\n%s%s", err, stdout, stderr)
 	}
+	// Deleting it early needs a reason, and the trail names who and why.
+	del := []string{"sessions", "delete", rec.ID(), "--ledger", "sqlite://" + path, "--recordings-bucket", lab.RecordingsBucket}
+	if _, stderr, err := passportRun(t, del...); err == nil || !strings.Contains(stderr, "--reason is required") {
+		t.Errorf("delete without a reason: %v\n%s", err, stderr)
+	}
+	if stdout, stderr, err := passportRun(t, append(del, "--reason", "legal hold released")...); err != nil || !strings.Contains(stdout, "deleted "+rec.ID()) {
+		t.Fatalf("delete: %v\n%s%s", err, stdout, stderr)
+	}
+	if _, ok := lb.S3.Object(lab.RecordingsBucket, rec.Key); ok {
+		t.Error("the deleted recording's object is still in the bucket")
+	}
+	stdout, _, _ = passportRun(t, "audit", "list", "--ledger", "sqlite://"+path)
+	if !strings.Contains(stdout, "recording-deleted") || !strings.Contains(stdout, "legal hold released") {
+		t.Errorf("the trail does not show the deletion:\n%s", stdout)
+	}
+	// Put it back, indexed again, for what follows.
+	if err := st.Put(ctx, rec.Key, obj, collect.ContentType); err != nil {
+		t.Fatal(err)
+	}
+	l, err = ledger.Open(ctx, "sqlite://"+path, ledger.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.PutRecording(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+
 	lb.S3.Replace(lab.RecordingsBucket, rec.Key, append(obj[:len(obj):len(obj)], 0))
 	stdout, stderr, err = passportRun(t, args...)
 	if err == nil || !strings.Contains(stdout, "ar-1/i-0123456789abcdef0/20261206-091500-Ab12Cd") || !strings.Contains(stdout, "changed after collection") ||

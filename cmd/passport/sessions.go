@@ -68,7 +68,7 @@ session name alone is enough where it is unique.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
-	cmd.AddCommand(newSessionsListCommand(), newSessionsPlayCommand(), newSessionsExportCommand(), newSessionsGrepCommand())
+	cmd.AddCommand(newSessionsListCommand(), newSessionsPlayCommand(), newSessionsExportCommand(), newSessionsGrepCommand(), newSessionsDeleteCommand())
 	return cmd
 }
 

@@ -312,6 +312,6 @@ func (s *Service) deleteRecording(ctx context.Context, r ledger.Recording, actio
 		return err
 	}
 	_, err := s.ledger.Append(ctx, ledger.Event{Actor: s.actorOr("passport"), Action: action, GrantID: r.RequestID, Target: r.InstanceID,
-		Subject: r.Subject, Detail: "s3://" + r.Bucket + "/" + r.Key + " sha256=" + r.SHA256 + ": " + detail})
+		Subject: r.Subject, Detail: detail + ": s3://" + r.Bucket + "/" + r.Key + " sha256=" + r.SHA256})
 	return err
 }
