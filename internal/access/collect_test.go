@@ -178,3 +178,37 @@ func TestRecordingsAreCollected(t *testing.T) {
 		t.Errorf("GetRecording after expiry: %v", err)
 	}
 }
+
+// TestStrayRemovalCollectsRecordings: a Passport user no grant accounts
+// for (made by a run whose record was lost) is removed by the sweep, and
+// its sessions are collected under the request its host's grant file
+// names, before anything of it is forgotten.
+func TestStrayRemovalCollectsRecordings(t *testing.T) {
+	l := startLab(t, 1, 0)
+	h := l.Hosts[0]
+	id := h.Info().InstanceID
+	// Granted by a service without a ledger: the ledger never hears of it.
+	g := grant(t, l.svc, request(newCA(t), id))
+	if _, err := login(t, h, g.Username, credentialOf(t, g, nil).signer, "echo unaccounted-for"); err != nil {
+		t.Fatal(err)
+	}
+	svc, led := withLedger(t, l)
+	store, err := collect.NewStore(l.AWSConfig(), lab.RecordingsBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.recordings = &Recordings{Store: store}
+	ctx := context.Background()
+	removed, err := svc.RemoveStrays(ctx, "reconciler/test", []Stray{{InstanceID: id, Username: g.Username, Platform: Linux}})
+	if err != nil || len(removed) != 1 {
+		t.Fatalf("RemoveStrays: %v, %v", removed, err)
+	}
+	recs, err := led.Recordings(ctx, ledger.RecordingFilter{RequestID: g.ID})
+	if err != nil || len(recs) != 1 || recs[0].Username != g.Username || recs[0].Subject != hostRequester(g.Requester) {
+		t.Fatalf("the stray's recordings: %+v, %v", recs, err)
+	}
+	obj, _ := l.S3.Object(lab.RecordingsBucket, recs[0].Key)
+	if !strings.Contains(objectFiles(t, obj)["iolog/stdout"], "unaccounted-for") {
+		t.Error("the stray's session is not in its object")
+	}
+}
