@@ -3,6 +3,7 @@ package collect
 import (
 	"archive/tar"
 	"bufio"
+	"bytes"
 	"compress/gzip"
 	"encoding/json"
 	"errors"
@@ -90,10 +91,13 @@ func ReadBundle(r io.Reader) ([]HostSession, map[string]HostGrant, error) {
 				byKey[key] = s
 				order = append(order, key)
 			}
-			data, err := io.ReadAll(tr)
-			if err != nil {
+			// The header's size sizes the buffer, up to a bound: a host
+			// that lies about it gets no more memory than that up front.
+			buf := bytes.NewBuffer(make([]byte, 0, min(max(hdr.Size, 0), 64<<20)+bytes.MinRead))
+			if _, err := buf.ReadFrom(tr); err != nil {
 				return nil, nil, fmt.Errorf("recording: reading %s from the host's bundle: %w", hdr.Name, err)
 			}
+			data := buf.Bytes()
 			s.Files = append(s.Files, File{Name: parts[2], Data: data})
 			if parts[2] == "timing" && hdr.Mode&0o222 == 0 {
 				s.Finished, s.End = true, hdr.ModTime.UTC()

@@ -77,8 +77,12 @@ func Pack(m Meta, files []File) ([]byte, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	var buf bytes.Buffer
-	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
+	var total int
+	for _, f := range files {
+		total += len(f.Data)
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, total/2+4096))
+	zw, _ := gzip.NewWriterLevel(buf, gzip.BestSpeed)
 	tw := tar.NewWriter(zw)
 	// Every member carries the collection time: the object depends on
 	// what was recorded, not on when tar ran.

@@ -72,11 +72,13 @@ func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
 		return nil, s.fail("reading", key, err)
 	}
 	defer out.Body.Close()
-	data, err := io.ReadAll(out.Body)
-	if err != nil {
+	// Recordings run to tens of megabytes: one buffer of the announced
+	// size, not a series of doublings.
+	buf := bytes.NewBuffer(make([]byte, 0, max(aws.ToInt64(out.ContentLength), 0)+bytes.MinRead))
+	if _, err := buf.ReadFrom(out.Body); err != nil {
 		return nil, s.fail("reading", key, err)
 	}
-	return data, nil
+	return buf.Bytes(), nil
 }
 
 // GetObject opens an object of bucket for reading, for readers of the
