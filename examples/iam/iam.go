@@ -19,3 +19,12 @@ var Service []byte
 //
 //go:embed passport-requester.json
 var Requester []byte
+
+// Instance is what a target's instance role needs for Passport beyond
+// the SSM agent's own managed policy: writing what the host hands over
+// (session recordings, as Run Command output) under the recordings
+// bucket's transfer prefix, and nothing else, so a host can never write
+// over a recording already collected.
+//
+//go:embed passport-instance.json
+var Instance []byte

@@ -74,7 +74,7 @@ func list(v any) []string {
 // operation of its service, every resource an ARN of a type that action
 // takes. The lab parses the same bytes it enforces.
 func TestShippedPoliciesAreValidIAM(t *testing.T) {
-	for name, raw := range map[string][]byte{"passport-service.json": Service, "passport-requester.json": Requester} {
+	for name, raw := range map[string][]byte{"passport-service.json": Service, "passport-requester.json": Requester, "passport-instance.json": Instance} {
 		t.Run(name, func(t *testing.T) {
 			var p policyDoc
 			dec := json.NewDecoder(bytes.NewReader(raw))

@@ -87,3 +87,22 @@ func (l *Lab) identityEnv() []string {
 		"PASSPORT_LAB_REQUESTER_ARN=" + l.Requester.ARN,
 	}
 }
+
+// agentPut is how a lab host's agent writes Run Command output to S3: with
+// the instance's role, whose policy is examples/iam/passport-instance.json,
+// the file Passport ships for instance profiles.
+func agentPut(s3 interface {
+	Put(bucket, key string, data []byte) error
+}) (func(bucket, key string, data []byte) error, error) {
+	role, err := iam.Parse(shipped.Instance)
+	if err != nil {
+		return nil, fmt.Errorf("lab: examples/iam/passport-instance.json: %w", err)
+	}
+	return func(bucket, key string, data []byte) error {
+		arn := "arn:aws:s3:::" + bucket + "/" + key
+		if d := role.Decide(iam.Request{Action: "s3:PutObject", Resources: []iam.Resource{{ARN: arn}}, Account: AccountID}); !d.Allowed {
+			return fmt.Errorf("AccessDenied: the instance's role (examples/iam/passport-instance.json) may not s3:PutObject on %s", arn)
+		}
+		return s3.Put(bucket, key, data)
+	}, nil
+}

@@ -181,7 +181,11 @@ func Start(ctx context.Context, opts Options) (l *Lab, err error) {
 	}()
 	l.Server = awsjson.NewServer(awsjson.Config{Region: l.Region, Credentials: map[string]string{l.AccessKeyID: l.SecretAccessKey}})
 	l.S3 = s3.New(s3.Config{Verify: l.Server.VerifyS3, Authorize: l.Server.Authorize, Now: opts.Now})
-	l.SSM = ssm.New(ssm.Config{Region: l.Region, AccountID: AccountID, Caller: l.callerARN, PutOutput: l.S3.Put})
+	put, err := agentPut(l.S3)
+	if err != nil {
+		return nil, err
+	}
+	l.SSM = ssm.New(ssm.Config{Region: l.Region, AccountID: AccountID, Caller: l.callerARN, PutOutput: put})
 	l.Sessions = session.New(session.Config{
 		Lookup:   l.sessionTarget,
 		Endpoint: func() string { return l.Endpoint },
