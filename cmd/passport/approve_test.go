@@ -49,14 +49,15 @@ func TestApprovalsFromTheCLI(t *testing.T) {
 	}
 
 	// Without --public-key the key pair made for a request that waits is
-	// kept here, and create --wait picks the same request up and waits.
+	// kept here, and create --wait picks the same request up and waits,
+	// also when it names the targets by tag.
 	as("bob")
 	first, stderr, err := passportRun(t, "request", "create", "--target", host.Info().InstanceID, "--reason", "CHG-82 vacuum the sessions table", "--duration", "2h")
 	m := rePending.FindStringSubmatch(first)
 	if err != nil || m == nil {
 		t.Fatalf("request create with a fresh key: %v\n%s%s", err, first, stderr)
 	}
-	waiting, waitOut, waitErr := passport(t, "request", "create", "--wait", "--target", host.Info().InstanceID, "--reason", "CHG-82 vacuum the sessions table", "--duration", "2h")
+	waiting, waitOut, waitErr := passport(t, "request", "create", "--wait", "--tag", "Name="+host.Info().Tags["Name"], "--reason", "CHG-82 vacuum the sessions table", "--duration", "2h")
 	said(t, waitErr, waitOut, "passport: access request "+m[1]+" waits for 1 more approval from group:admins or group:ops")
 	as("alice")
 	if _, stderr, err := passportRun(t, "approve", m[1]); err != nil {

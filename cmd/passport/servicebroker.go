@@ -31,7 +31,7 @@ func (s *serviceBroker) create(ctx context.Context, in createInput) (made, error
 	if in.wait {
 		// A create that waits picks up the same request an earlier one
 		// left waiting, with the keys it kept.
-		ask := api.CreateRequest{Targets: in.targets, Reason: in.reason, Duration: in.duration.String(), Sudo: in.sudo, BreakGlass: in.breakGlass}
+		ask := api.CreateRequest{Targets: in.targets, Tags: in.tags, Reason: in.reason, Duration: in.duration.String(), Sudo: in.sudo, BreakGlass: in.breakGlass}
 		if in.key.privatePEM == "" {
 			ask.PublicKey = in.key.line
 		}
@@ -39,7 +39,7 @@ func (s *serviceBroker) create(ctx context.Context, in createInput) (made, error
 		if err != nil {
 			return made{}, err
 		}
-		if found && len(in.tags) == 0 {
+		if found {
 			kept, _ := client.LoadPending(r.ID)
 			m := made{req: r}
 			if kept.PrivateKey != "" {

@@ -105,8 +105,20 @@ func (c *Client) Wait(ctx context.Context, id string, progress func(api.Request)
 // was approved after this machine stopped waiting for it (its keys are
 // still kept here, so no one has collected it): a client asked again
 // picks it up instead of asking anew. Without a public key in in, only a
-// request whose keys were kept here (KeepPending) will do.
+// request whose keys were kept here (KeepPending) will do. Targets
+// asked by tag are the instances the tags reach now, as the service
+// resolves them.
 func (c *Client) FindPending(ctx context.Context, in api.CreateRequest) (api.Request, bool, error) {
+	asked := in.Targets
+	if len(asked) == 0 && len(in.Tags) > 0 {
+		p, err := c.Preview(ctx, api.PreviewRequest{Tags: in.Tags, Duration: in.Duration, Sudo: in.Sudo, BreakGlass: in.BreakGlass})
+		if err != nil {
+			return api.Request{}, false, err
+		}
+		for _, t := range p.Targets {
+			asked = append(asked, t.InstanceID)
+		}
+	}
 	mine, err := c.List(ctx, ListOptions{})
 	if err != nil {
 		return api.Request{}, false, err
@@ -124,7 +136,7 @@ func (c *Client) FindPending(ctx context.Context, in api.CreateRequest) (api.Req
 		switch {
 		case r.State != "pending" && !pendingKept(r.ID):
 			// Open, but not one this machine asked for and left waiting.
-		case r.Reason != in.Reason, r.Sudo != in.Sudo, got != want, r.BreakGlass != in.BreakGlass, !sameSet(targets, in.Targets):
+		case r.Reason != in.Reason, r.Sudo != in.Sudo, got != want, r.BreakGlass != in.BreakGlass, !sameSet(targets, asked):
 		case in.CertificateAuthority != "" && r.CertificateAuthority != in.CertificateAuthority:
 		case in.PublicKey != "" && keyOf(r.PublicKey) != keyOf(in.PublicKey):
 		case in.PublicKey == "" && !pendingKept(r.ID):
