@@ -212,3 +212,33 @@ func TestStrayRemovalCollectsRecordings(t *testing.T) {
 		t.Error("the stray's session is not in its object")
 	}
 }
+
+// TestRemovingATargetCollectsItsRecordings: taking a host out of a live
+// request revokes the user there and collects what they did on it.
+func TestRemovingATargetCollectsItsRecordings(t *testing.T) {
+	l := startLab(t, 2, 0)
+	svc, led := withLedger(t, l)
+	store, err := collect.NewStore(l.AWSConfig(), lab.RecordingsBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.recordings = &Recordings{Store: store}
+	ctx := context.Background()
+	ca := newCA(t)
+	keep, drop := l.Hosts[0].Info().InstanceID, l.Hosts[1].Info().InstanceID
+	g := grant(t, svc, request(ca, keep, drop))
+	if _, err := login(t, l.Hosts[1], g.Username, credentialOf(t, g, nil).signer, "echo on-the-dropped-host"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.SetTargets(ctx, "alice", g, ca, []string{keep}); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := led.Recordings(ctx, ledger.RecordingFilter{RequestID: g.ID, InstanceID: drop})
+	if err != nil || len(recs) != 1 {
+		t.Fatalf("recordings of the dropped host: %+v, %v", recs, err)
+	}
+	obj, _ := l.S3.Object(lab.RecordingsBucket, recs[0].Key)
+	if !strings.Contains(objectFiles(t, obj)["iolog/stdout"], "on-the-dropped-host") {
+		t.Error("the dropped host's session is not in its object")
+	}
+}

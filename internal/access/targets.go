@@ -102,6 +102,7 @@ func (s *Service) setTargets(ctx context.Context, g *Grant, ca *sshca.CA, target
 			errs = append(errs, err)
 		}
 		errs = append(errs, s.targetEvents(ctx, next, removed, ledger.ActionRevoked, ledger.ActionRevokeFailed))
+		errs = append(errs, s.collectAfterRevoke(ctx, next, next.Username, removed))
 	}
 	// The new order is the caller's; targets that are gone and clean are
 	// dropped, those that may still hold the user follow.
