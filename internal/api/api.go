@@ -175,6 +175,10 @@ type Request struct {
 	// (break-glass owing a review). Policy's approve action lets them, and
 	// the request is not theirs. Set on reads and lists.
 	CallerMayDecide bool `json:"caller_may_decide,omitempty"`
+	// CallerMayEnd says the caller may end (or withdraw) the request: it
+	// is open, and theirs or policy's end action lets them. Set on reads
+	// and lists.
+	CallerMayEnd bool `json:"caller_may_end,omitempty"`
 }
 
 // Review is what a break-glass request owes: someone other than its

@@ -19,7 +19,7 @@ func pagesWith(v string) map[string]view {
 	req := api.Request{ID: v, Requester: v, RequesterKind: v, Groups: []string{v}, Reason: v, Username: v, Duration: v, State: v,
 		Targets:  []api.Target{{InstanceID: v, Platform: v, Status: v, Detail: v}},
 		Approval: &api.Approval{Approvers: []string{v}, Why: v, Given: votes, Denied: &votes[0]}, BreakGlass: true,
-		Review: &api.Review{Due: now, By: v, At: &now, Comment: v}, ExpiresAt: now}
+		Review: &api.Review{Due: now, By: v, At: &now, Comment: v}, ExpiresAt: now, CallerMayDecide: true, CallerMayEnd: true}
 	rv := requestView{Request: req, Targets: []targetView{{Target: req.Targets[0], Name: v}}, Left: v, Live: true, Waiting: v}
 	rec := api.Recording{ID: v, Request: v, Target: v, Session: v, Requester: v, User: v, StartedAt: &now,
 		Detail: &api.RecordingDetail{Command: v, Terminal: true, Host: v, Client: v, Start: now, Title: v}}

@@ -607,8 +607,11 @@ func approvalsAreTheirsToDecide(t *testing.T, r *rig) {
 	card := "#wait-" + waiting.ID
 	ivy := r.person(t, "ivy", browser.PageOptions{})
 	ivy.Open("/admin")
-	if got := ivy.Text("#live"); !strings.Contains(got, waiting.ID) {
-		t.Errorf("ivy's admin page does not list bob's request: %q", got)
+	if got := ivy.Text("#live-" + waiting.ID); !strings.Contains(got, "Policy does not let you end it") {
+		t.Errorf("ivy's admin page does not list bob's request as one she may not end: %q", got)
+	}
+	if !hidden(t, ivy, "#live-"+waiting.ID+" form") {
+		t.Errorf("ivy's admin page offers to end bob's request, which policy does not let her")
 	}
 	ivy.Open("/approvals")
 	if !hidden(t, ivy, card) {

@@ -375,7 +375,7 @@ func (s *Server) getRequest(w http.ResponseWriter, r *http.Request, p *principal
 		return
 	}
 	v := s.recordView(rec)
-	v.CallerMayDecide = s.mayDecide(r.Context(), p, rec)
+	s.callerMay(r.Context(), p, rec, v)
 	s.sealedFor(r, p, rec, v)
 	s.write(w, http.StatusOK, v)
 }
@@ -419,12 +419,19 @@ func (s *Server) listRequests(w http.ResponseWriter, r *http.Request, p *princip
 				continue
 			}
 			v := s.recordView(rec)
-			v.CallerMayDecide = s.mayDecide(ctx, p, rec)
+			s.callerMay(ctx, p, rec, v)
 			out.Requests = append(out.Requests, *v)
 		}
 	}
 	slices.SortFunc(out.Requests, func(a, b api.Request) int { return b.IssuedAt.Compare(a.IssuedAt) })
 	s.write(w, http.StatusOK, out)
+}
+
+// callerMay says in v what p may do with rec, for a client to offer
+// exactly that (the portal's buttons).
+func (s *Server) callerMay(ctx context.Context, p *principal, rec ledger.Grant, v *api.Request) {
+	v.CallerMayDecide = s.mayDecide(ctx, p, rec)
+	v.CallerMayEnd = !rec.State.Closed() && (owns(p, rec) || s.permits(ctx, p, rec, policy.End) == nil)
 }
 
 // mayDecide reports whether p may decide on what rec waits for: approve

@@ -277,8 +277,14 @@ when { resource.hasTag("Env") && resource.getTag("Env") == "staging" };
 	if others, err := bob.List(ctx, client.ListOptions{All: true}); err != nil || len(others) != 0 {
 		t.Errorf("bob listing everyone's: %d, %v; want none", len(others), err)
 	}
+	if own, err := alice.Get(ctx, first.ID); err != nil || !own.CallerMayEnd || own.CallerMayDecide {
+		t.Errorf("alice reads her own active request: %+v, %v; want hers to end, nothing to decide", own, err)
+	}
 	if ended, err := bob.End(ctx, first.ID); err != nil || ended.State != "revoked" {
 		t.Fatalf("bob ending alice's request: %+v, %v", ended, err)
+	}
+	if own, err := alice.Get(ctx, first.ID); err != nil || own.CallerMayEnd {
+		t.Errorf("alice reads her ended request: %+v, %v; want nothing left to end", own, err)
 	}
 	labtest.MustBeRefused(t, h, first.Username, labtest.CertSigner(t, key.signer, first.Certificate), "after bob ended it")
 
