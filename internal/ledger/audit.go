@@ -163,6 +163,8 @@ type Filter struct {
 	Target  string
 	Since   time.Time // inclusive
 	Until   time.Time // exclusive
+	// newestFirst reads the trail from its end (NewestEvents).
+	newestFirst bool
 }
 
 func (f Filter) match(e Event) bool {
@@ -191,6 +193,26 @@ func (l *Ledger) Events(ctx context.Context, f Filter) ([]Event, error) {
 		return nil
 	})
 	return out, err
+}
+
+// errEnough ends a read of the trail once the reader has what it wants.
+var errEnough = errors.New("ledger: enough events read")
+
+// NewestEvents calls keep with the events f matches, newest first, until
+// keep returns false or the trail's start: a reader that wants the last
+// few events of a long trail reads no more of it than that.
+func (l *Ledger) NewestEvents(ctx context.Context, f Filter, keep func(Event) bool) error {
+	f.newestFirst = true
+	err := l.b.events(ctx, f, func(e Event) error {
+		if f.match(e) && !keep(e) {
+			return errEnough
+		}
+		return nil
+	})
+	if errors.Is(err, errEnough) {
+		return nil
+	}
+	return err
 }
 
 // BrokenChainError names the first event at which the audit chain does not

@@ -542,9 +542,9 @@ func (d *dynamoBackend) lastEvent(ctx context.Context) (Event, error) {
 // events reads the whole trail in order and leaves filtering to Ledger: a
 // FilterExpression would save bandwidth but not read capacity, which
 // DynamoDB charges before filtering.
-func (d *dynamoBackend) events(ctx context.Context, _ Filter, fn func(Event) error) error {
+func (d *dynamoBackend) events(ctx context.Context, f Filter, fn func(Event) error) error {
 	pages := dynamodb.NewQueryPaginator(d.c, &dynamodb.QueryInput{
-		TableName: &d.table, ConsistentRead: aws.Bool(true),
+		TableName: &d.table, ConsistentRead: aws.Bool(true), ScanIndexForward: aws.Bool(!f.newestFirst),
 		KeyConditionExpression:    aws.String("pk = :audit"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{":audit": str(auditPK)},
 	})

@@ -453,6 +453,25 @@ func TestAudit(t *testing.T) {
 				if !slices.Equal(seqs, tc.want) {
 					t.Errorf("events %v, want %v", seqs, tc.want)
 				}
+				// The same newest first, and the newest two alone: the
+				// reader stops the read.
+				var newest []int64
+				read := 0
+				if err := l.NewestEvents(ctx, tc.f, func(e Event) bool {
+					read++
+					if !reflect.DeepEqual(e, all[e.Seq-1]) {
+						t.Errorf("read %+v, appended %+v", e, all[e.Seq-1])
+					}
+					newest = append(newest, e.Seq)
+					return len(newest) < 2
+				}); err != nil {
+					t.Fatal(err)
+				}
+				want := slices.Clone(tc.want)
+				slices.Reverse(want)
+				if want = want[:min(2, len(want))]; !slices.Equal(newest, want) || read != len(want) {
+					t.Errorf("newest events %v (%d read), want %v", newest, read, want)
+				}
 			})
 		}
 

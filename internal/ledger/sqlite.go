@@ -471,7 +471,11 @@ func (s *sqliteBackend) events(ctx context.Context, f Filter, fn func(Event) err
 	if len(where) > 0 {
 		q += ` WHERE ` + strings.Join(where, " AND ")
 	}
-	return scanEvents(ctx, s.db, q+` ORDER BY seq`, args, fn)
+	order := ` ORDER BY seq`
+	if f.newestFirst {
+		order += ` DESC`
+	}
+	return scanEvents(ctx, s.db, q+order, args, fn)
 }
 
 func scanEvents(ctx context.Context, q querier, query string, args []any, fn func(Event) error) error {

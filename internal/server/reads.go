@@ -262,28 +262,27 @@ func (s *Server) listAudit(w http.ResponseWriter, r *http.Request, p *principal)
 		}
 		newest = n
 	}
-	events, err := s.cfg.Ledger.Events(r.Context(), f)
-	if err != nil {
-		s.fail(w, r, &apiError{code: api.CodeUnavailable, msg: "the service cannot read its audit trail; try again shortly", log: err})
-		return
-	}
 	out := api.EventList{Events: []api.Event{}}
 	visible := map[string]bool{}
 	ctx := withTagMemo(r.Context(), s.cfg.Tags)
-	// Newest first, so that asking for the newest few decides the
-	// visibility of those alone; one more than asked says whether older
-	// ones were left out.
-	for i := len(events) - 1; i >= 0; i-- {
-		e := events[i]
+	// Newest first, from the ledger on, so that asking for the newest few
+	// reads and decides the visibility of those alone; one more than asked
+	// says whether older ones were left out.
+	err := s.cfg.Ledger.NewestEvents(ctx, f, func(e ledger.Event) bool {
 		if !s.mayView(ctx, p, e, visible) {
-			continue
+			return true
 		}
 		if newest > 0 && len(out.Events) == newest {
 			out.Truncated = true
-			break
+			return false
 		}
 		out.Events = append(out.Events, api.Event{Seq: e.Seq, Time: e.Time.UTC(), Actor: e.Actor, Action: string(e.Action), GrantID: e.GrantID,
 			Target: e.Target, Subject: e.Subject, Detail: e.Detail, PrevHash: e.PrevHash, Hash: e.Hash})
+		return true
+	})
+	if err != nil {
+		s.fail(w, r, &apiError{code: api.CodeUnavailable, msg: "the service cannot read its audit trail; try again shortly", log: err})
+		return
 	}
 	slices.Reverse(out.Events)
 	s.write(w, http.StatusOK, out)
