@@ -28,7 +28,9 @@ func TestAgentWritesOutputWithTheInstanceRole(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		w := ssm.NewCommandExecutedWaiter(c, func(o *ssm.CommandExecutedWaiterOptions) { o.MinDelay, o.MaxDelay = 20*time.Millisecond, 200*time.Millisecond })
+		w := ssm.NewCommandExecutedWaiter(c, func(o *ssm.CommandExecutedWaiterOptions) {
+			o.MinDelay, o.MaxDelay = 20*time.Millisecond, 200*time.Millisecond
+		})
 		inv, err := w.WaitForOutput(ctx, &ssm.GetCommandInvocationInput{CommandId: out.Command.CommandId, InstanceId: aws.String(m.Info().InstanceID)}, time.Minute)
 		if err != nil {
 			t.Fatal(err)
