@@ -53,7 +53,7 @@ func TestRequestCommandsNameWhatIsWrong(t *testing.T) {
 		{[]string{"request", "end", "ar-1"}, `"ar-1" is not an access request id`},
 		{[]string{"request", "list", "--server", server, "--state", "gone"}, `--state "gone" is not one of`},
 		{[]string{"request", "get", "web-1"}, `"web-1" is not an access request id`},
-		{[]string{"request", "get", "ar-0123456789abcdef"}, "request get talks to the Passport service: give --server"},
+		{[]string{"request", "get", "ar-0123456789abcdef"}, "request get reads a request from the Passport service: give --server"},
 		{[]string{"login", "--server", server, "--metadata", "https://idp.example.com/metadata"}, "--metadata is for direct sign-in"},
 		{[]string{"whoami", "--server", server, "--session", "s.json"}, "--session is for direct sign-in"},
 		// Nobody signed in, and no AWS credentials to sign in as a machine.

@@ -47,7 +47,7 @@ in as passport login --server left you.
 				return err
 			}
 			if !srv.on() {
-				return errNoServer("request get")
+				return errors.New("request get reads a request from the Passport service: give --server https://passport.example.com (or set PASSPORT_SERVER); a request made in direct mode is already kept here")
 			}
 			c, err := srv.signedIn(cmd.Context(), nil)
 			if err != nil {
