@@ -74,7 +74,7 @@ report -- go test -json -race -count=1 -timeout 30m \
 # hosts leave (sudo I/O logs) and hand over (the collect bundle), and what callers send
 # the Passport service (bodies, credentials, the IdP's form at the ACS).
 echo "test: fuzzing"
-FUZZTIME=30s ./scripts/fuzz.sh internal/identity:FuzzVerify \
+FUZZTIME=30s FUZZJOBS=2 ./scripts/fuzz.sh internal/identity:FuzzVerify \
 	internal/hostscript:FuzzHostDecodesData internal/hostscript:FuzzParseResult \
 	internal/ssmsession:FuzzDecode internal/ledger:FuzzVerifyExport internal/recording:FuzzIOLog internal/collect:FuzzReadBundle \
 	internal/server:FuzzRead internal/service:FuzzRequestBodies \
