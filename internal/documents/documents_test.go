@@ -84,6 +84,7 @@ func programs(t *testing.T) map[[2]string]string {
 		{Windows, "check"}:     must(hostscript.CheckWindows("pp-docs0000001", "ar-0123456789abcdef")),
 		{Windows, "inventory"}: hostscript.InventoryWindows(),
 		{Windows, "sweep"}:     hostscript.SweepWindows(),
+		{Windows, "collect"}:   must(hostscript.CollectWindows("pp-docs0000001", expires)),
 	}
 }
 
@@ -92,9 +93,8 @@ func TestDocumentsAreValidCommandDocuments(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Every program on Linux; all but collect (session recordings) on
-	// Windows.
-	want := 2*len(hostscript.Actions) - 1
+	// Every program on each platform.
+	want := 2 * len(hostscript.Actions)
 	if len(docs) != want || len(Names()) != want {
 		t.Fatalf("%d documents, %d names; want %d, one per platform and program it ships", len(docs), len(Names()), want)
 	}

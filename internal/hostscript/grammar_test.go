@@ -40,7 +40,8 @@ func windowsSources(t *testing.T) map[string]string {
 	extend, _ := ExtendWindows(g.Username, time.Now().Add(time.Hour))
 	revoke, _ := RevokeWindows(g.Username)
 	check, _ := CheckWindows(g.Username, g.RequestID)
-	for name, p := range map[string]string{"provision": provision, "extend": extend, "revoke": revoke, "check": check,
+	collect, _ := CollectWindows(g.Username, time.Now().Add(-time.Hour))
+	for name, p := range map[string]string{"provision": provision, "extend": extend, "revoke": revoke, "check": check, "collect": collect,
 		"inventory": InventoryWindows(), "sweep": SweepWindows()} {
 		sources[name+" program"] = p
 	}

@@ -15,7 +15,7 @@ const (
 var Actions = []string{"provision", "extend", "revoke", "check", "inventory", "sweep", "collect"}
 
 // Ships reports whether Passport ships action's program for platform:
-// every action on Linux, all but collect (session recordings) on Windows.
+// every action on both (Windows' collect hands over the event log).
 func Ships(platform, action string) bool {
 	if platform == Windows {
 		_, ok := winBodies[action]

@@ -7,7 +7,7 @@
 //
 // which the program decodes and validates again. Data fields:
 //
-//	action     provision, extend, revoke or check
+//	action     provision, extend, revoke, check or collect
 //	user       the local user, [a-z][a-z0-9-]{0,19}
 //	request    the access request id (provision, check)
 //	requester  who asked (provision)
@@ -15,6 +15,7 @@
 //	admin      0 or 1: Administrators as well as Remote Desktop Users (provision)
 //	seal_n     base64url RSA modulus, 3072-8192 bits (provision)
 //	seal_e     base64url RSA exponent, always AQAB (65537) (provision)
+//	since      unix seconds: the oldest event to hand over (collect)
 //
 // On a host, Passport's state is the local group "Passport Users" (created
 // by provision with a description saying Passport manages it, and marked by
@@ -61,6 +62,8 @@ var (
 	winInventorySource string
 	//go:embed programs/windows/sweep.ps1
 	winSweepSource string
+	//go:embed programs/windows/collect.ps1
+	winCollectSource string
 )
 
 // Windows-only field rules; the PowerShell holds the same inner patterns.
@@ -175,6 +178,23 @@ func CheckWindows(username, requestID string) (string, error) {
 	})), nil
 }
 
+// CollectWindows returns the read-only program that prints username's
+// logons, logoffs and process creations (Security events 4624, 4634 and
+// 4688) since the given time as JSON lines on stdout (collect.ReadEvents
+// reads them) and its result line on stderr. It is an event log, not a
+// screen recording.
+func CollectWindows(username string, since time.Time) (string, error) {
+	if err := validUsername(username); err != nil {
+		return "", err
+	}
+	if since.Unix() < 1 {
+		return "", &FieldError{"Since", "must be after 1970-01-01"}
+	}
+	return winProgram("collect", encode([][2]string{
+		{"action", "collect"}, {"user", username}, {"since", fmt.Sprint(since.Unix())},
+	})), nil
+}
+
 // InventoryWindows returns the read-only program listing Passport users in
 // the same "accounts=" form as the Linux inventory (Result.Inventory).
 func InventoryWindows() string { return winProgram("inventory", "") }
@@ -186,6 +206,7 @@ func SweepWindows() string { return winProgram("sweep", "") }
 var winBodies = map[string]*string{
 	"provision": &winProvisionSource, "extend": &winExtendSource, "revoke": &winRevokeSource,
 	"check": &winCheckSource, "inventory": &winInventorySource, "sweep": &winSweepSource,
+	"collect": &winCollectSource,
 }
 
 const (
@@ -294,9 +315,10 @@ var winFieldRules = map[string][]struct {
 }{
 	"provision": {{"action", nil}, {"user", reUsername}, {"request", reRequestID}, {"requester", reRequester},
 		{"expires", reEpoch}, {"admin", reBool}, {"seal_n", reSealN}, {"seal_e", reSealE}},
-	"extend": {{"action", nil}, {"user", reUsername}, {"expires", reEpoch}},
-	"revoke": {{"action", nil}, {"user", reUsername}},
-	"check":  {{"action", nil}, {"user", reUsername}, {"request", reRequestID}},
+	"extend":  {{"action", nil}, {"user", reUsername}, {"expires", reEpoch}},
+	"revoke":  {{"action", nil}, {"user", reUsername}},
+	"check":   {{"action", nil}, {"user", reUsername}, {"request", reRequestID}},
+	"collect": {{"action", nil}, {"user", reUsername}, {"since", reEpoch}},
 }
 
 // ReadWindowsProgram accepts source only if it is byte for byte one of the

@@ -78,9 +78,13 @@ func windowsGenerated(t testing.TB) map[string]string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	col, err := CollectWindows("pp-golden01", time.Date(2030, 1, 2, 0, 0, 0, 0, time.UTC))
+	if err != nil {
+		t.Fatal(err)
+	}
 	return map[string]string{
 		"provision": prov, "extend": ext, "revoke": rev, "check": chk,
-		"inventory": InventoryWindows(), "sweep": SweepWindows(),
+		"inventory": InventoryWindows(), "sweep": SweepWindows(), "collect": col,
 	}
 }
 
@@ -288,6 +292,7 @@ func TestWindowsGoRefusesHostileFields(t *testing.T) {
 			{"Username", func() (string, error) { return RevokeWindows("pp" + h) }},
 			{"Username", func() (string, error) { return CheckWindows("pp"+h, "r") }},
 			{"RequestID", func() (string, error) { return CheckWindows("pp", "r"+h) }},
+			{"Username", func() (string, error) { return CollectWindows("pp"+h, time.Unix(1e9, 0)) }},
 		} {
 			out, err := c.run()
 			var fe *FieldError
@@ -316,6 +321,10 @@ func TestWindowsGoRefusesHostileFields(t *testing.T) {
 	g.ExpiresAt = time.Time{}
 	if _, err := ProvisionWindows(g); err == nil {
 		t.Error("zero expiry accepted")
+	}
+	var fe *FieldError
+	if _, err := CollectWindows("pp", time.Time{}); !errors.As(err, &fe) || fe.Field != "Since" {
+		t.Errorf("collect since the zero time: got %v, want a FieldError naming Since", err)
 	}
 }
 
@@ -492,6 +501,8 @@ func FuzzReadWindowsProgram(f *testing.F) {
 			again, err = RevokeWindows(fields["user"])
 		case "check":
 			again, err = CheckWindows(fields["user"], fields["request"])
+		case "collect":
+			again, err = CollectWindows(fields["user"], unix(t, fields["since"]))
 		case "provision":
 			n, _ := base64.RawURLEncoding.DecodeString(fields["seal_n"])
 			again, err = ProvisionWindows(WindowsGrant{Username: fields["user"], RequestID: fields["request"], Requester: fields["requester"],

@@ -120,6 +120,10 @@ func (h *Host) answer(c net.Conn) {
 		reply([]byte("DENIED " + reason + "\n"))
 		return
 	}
+	source, _, _ := net.SplitHostPort(c.RemoteAddr().String())
+	h.mu.Lock()
+	h.recordLogon(canonical, source)
+	h.mu.Unlock()
 	reply([]byte("OK " + canonical + "\n"))
 }
 

@@ -100,6 +100,8 @@ func (h *Host) Run(ctx context.Context, s node.Script) (node.Result, error) {
 		kv, f = h.inventory(p)
 	case action == "sweep":
 		kv, f = h.sweep(p)
+	case action == "collect":
+		kv, f = h.collect(p)
 	default:
 		f = fail(hostscript.ExitData, "data", "unknown action %q", clip(action))
 	}
@@ -118,6 +120,9 @@ type program struct {
 	action string
 	fields map[string]string
 	stderr strings.Builder
+	// stdout is what collect prints before its result line, which it
+	// prints on stderr.
+	stdout string
 }
 
 // failure is a failed step, as the programs' die reports it.
@@ -149,6 +154,9 @@ func (p *program) finish(kv []string, f *failure) node.Result {
 		for _, s := range kv {
 			line += " " + s
 		}
+	}
+	if p.action == "collect" {
+		return node.Result{ExitCode: code, Stdout: []byte(p.stdout), Stderr: []byte(p.stderr.String() + line + "\n")}
 	}
 	return node.Result{ExitCode: code, Stdout: []byte(line + "\n"), Stderr: []byte(p.stderr.String())}
 }
@@ -340,6 +348,7 @@ func (h *Host) revoke(p *program) ([]string, *failure) {
 	if ok || hasRecord {
 		present = "yes"
 	}
+	h.logOff(user)
 	delete(h.accounts, key(user))
 	delete(h.records, key(user))
 	return []string{"user=" + user, "removed=" + present}, nil
@@ -439,6 +448,7 @@ func (h *Host) sweep(p *program) ([]string, *failure) {
 			failed++
 			continue
 		}
+		h.logOff(name)
 		delete(h.accounts, name)
 		delete(h.records, name)
 		removed = append(removed, name)

@@ -82,6 +82,11 @@ type Host struct {
 	mu       sync.Mutex
 	accounts map[string]*account // by lower-case name: Windows names are case-insensitive
 	records  map[string]Grant    // by lower-case name
+	// The Security log (events.go): every event, and the open logons by
+	// lower-case user name.
+	events    []SecurityEvent
+	open      map[string][]uint64
+	nextLogon uint64
 
 	power   sync.Mutex // orders Start, Stop and Close
 	state   sync.Mutex // guards the fields below
@@ -130,8 +135,12 @@ func New(cfg Config) (*Host, error) {
 		},
 		accounts: make(map[string]*account),
 		records:  make(map[string]Grant),
-		conns:    make(map[net.Conn]struct{}),
-		slots:    make(chan struct{}, cfg.MaxLogons),
+		open:     make(map[string][]uint64),
+		// Windows' logon ids are LUIDs; the model's start where a busy
+		// host's might.
+		nextLogon: 0x3e7a00,
+		conns:     make(map[net.Conn]struct{}),
+		slots:     make(chan struct{}, cfg.MaxLogons),
 	}
 	if err := h.Start(); err != nil {
 		return nil, err

@@ -41,11 +41,17 @@ $script:Step = 'start'
 $script:ExitCode = 0
 $script:Done = $false
 
-# Write-PassportResult prints the one line the Go side parses.
+# Write-PassportResult prints the one line the Go side parses: on stdout,
+# but on stderr for collect, whose stdout is the events the agent writes to
+# S3 (and which may be longer than the API returns).
 function Write-PassportResult([string]$Status, [string[]]$Pairs) {
 	$line = 'passport-result action=' + $PassportAction + ' status=' + $Status
 	foreach ($p in $Pairs) { $line = $line + ' ' + $p }
-	[Console]::Out.WriteLine($line)
+	if ($PassportAction -ceq 'collect') {
+		[Console]::Error.WriteLine($line)
+	} else {
+		[Console]::Out.WriteLine($line)
+	}
 	$script:Done = $true
 }
 

@@ -70,6 +70,23 @@ function Install-PassportSweep {
 	Register-ScheduledTask -TaskName $PassportTask -Action $action -Trigger $trigger -Principal $principal -Force | Out-Null
 }
 
+# Enable-PassportAudit turns on what the collect program reads: success
+# auditing of Logon, Logoff and Process Creation (by subcategory GUID: the
+# names are localized), and command lines in process creation events. It
+# changes the host's audit policy for everyone, as an auditor would want;
+# a domain's Group Policy may set it back, and then collect finds less.
+function Enable-PassportAudit {
+	$script:Step = 'audit'
+	foreach ($sub in @('{0CCE9215-69AE-11D9-BED3-505054503030}', '{0CCE9216-69AE-11D9-BED3-505054503030}', '{0CCE922B-69AE-11D9-BED3-505054503030}')) {
+		& auditpol.exe /set ('/subcategory:' + $sub) /success:enable | Out-Null
+		# The grant stands without it: collection then finds fewer events.
+		if ($LASTEXITCODE -ne 0) { [Console]::Error.WriteLine('passport: provision: auditpol could not turn on logon and process creation auditing') }
+	}
+	$audit = 'HKLM:\SOFTWARE\Microsoft\Windows\CurrentVersion\Policies\System\Audit'
+	if (-not (Test-Path -LiteralPath $audit)) { New-Item -Path $audit -Force | Out-Null }
+	New-ItemProperty -LiteralPath $audit -Name 'ProcessCreationIncludeCmdLine_Enabled' -Value 1 -PropertyType DWord -Force | Out-Null
+}
+
 function Invoke-PassportAction {
 	$f = Read-PassportData @('action', 'user', 'request', 'requester', 'expires', 'admin', 'seal_n', 'seal_e') @('provision', $ReUser, $ReRequest, $ReRequester, $ReEpoch, $ReBool, $ReSealN, $ReSealE)
 	$name = $f['user']
@@ -141,6 +158,7 @@ function Invoke-PassportAction {
 	New-ItemProperty -LiteralPath $path -Name 'expires' -Value $f['expires'] -PropertyType String -Force | Out-Null
 
 	Install-PassportSweep
+	Enable-PassportAudit
 
 	$c = 'none'
 	if ($changed.Count -gt 0) { $c = ($changed | Select-Object -Unique) -join ',' }
