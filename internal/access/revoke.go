@@ -98,20 +98,31 @@ func (s *Service) revokeOn(ctx context.Context, g *Grant, targets []string) erro
 
 // collectAfterRevoke collects user's recordings from the Linux targets of g
 // where the user is now gone: revoke ended their sessions, so the
-// recordings are whole. A failure is an audit event, not a failed revoke:
-// the recordings stay on the host for the reconciler's next collection.
+// recordings are whole; and from its Windows targets the user's logons,
+// logoffs and process creations in the Security log since the window
+// began (revoke's logoff is among them). A failure is an audit event, not
+// a failed revoke: the recordings stay on the host, and the events in its
+// log, for the reconciler's next collection.
 func (s *Service) collectAfterRevoke(ctx context.Context, g *Grant, user string, targets []string) error {
 	if s.recordings == nil {
 		return nil
 	}
 	var linux []string
+	var windows []WindowsUser
 	for _, id := range targets {
-		if t := g.target(id); t != nil && t.Status == Revoked && !isWindows(g.platformOf(id)) {
+		t := g.target(id)
+		switch {
+		case t == nil || t.Status != Revoked:
+		case isWindows(g.platformOf(id)):
+			windows = append(windows, WindowsUser{Instance: id, User: user, Request: g.ID, Since: g.IssuedAt.Add(-eventSkew)})
+		default:
 			linux = append(linux, id)
 		}
 	}
 	var errs []error
-	for _, c := range s.CollectRecordings(context.WithoutCancel(ctx), s.actor, linux, []string{user}) {
+	collected := s.CollectRecordings(context.WithoutCancel(ctx), s.actor, linux, []string{user})
+	collected = append(collected, s.CollectWindowsEvents(context.WithoutCancel(ctx), s.actor, windows)...)
+	for _, c := range collected {
 		if c.Err != nil {
 			errs = append(errs, s.event(ctx, g, ledger.ActionRecordingFailed, c.InstanceID, c.Err.Error()))
 		}

@@ -83,7 +83,7 @@ func ReadBundle(r io.Reader) ([]HostSession, map[string]HostGrant, error) {
 				byKey[key] = &HostSession{User: user, Name: parts[1]}
 				order = append(order, key)
 			}
-		case len(parts) == 3 && reSession.MatchString(parts[1]) && validFileName(parts[2]) && hdr.Typeflag == tar.TypeReg:
+		case len(parts) == 3 && reSession.MatchString(parts[1]) && slices.Contains(ioLogFiles, parts[2]) && hdr.Typeflag == tar.TypeReg:
 			key := user + "/" + parts[1]
 			s := byKey[key]
 			if s == nil {

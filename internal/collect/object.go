@@ -115,5 +115,5 @@ func Pack(m Meta, files []File) ([]byte, string, error) {
 var ioLogFiles = []string{"log", "log.json", "timing", "ttyin", "ttyout", "stdin", "stdout", "stderr"}
 
 func validFileName(name string) bool {
-	return slices.Contains(ioLogFiles, name) && path.Base(name) == name
+	return (slices.Contains(ioLogFiles, name) || name == EventsFile) && path.Base(name) == name
 }

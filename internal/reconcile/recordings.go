@@ -9,9 +9,10 @@ import (
 )
 
 // collect takes the session recordings off the Linux hosts that answered
-// this pass's inventory, every CollectEvery, and deletes those past their
-// retention: a user the host's own sweep removed, or one whose revoke
-// could not collect, loses nothing.
+// this pass's inventory, and the Security log events of the users of
+// active requests off their Windows targets, every CollectEvery, and
+// deletes those past their retention: a user the host's own sweep
+// removed, or one whose revoke could not collect, loses nothing.
 func (r *Reconciler) collect(ctx context.Context, inv access.Inventory, rep *Report) error {
 	if !r.cfg.Access.Records() {
 		return nil
@@ -31,7 +32,13 @@ func (r *Reconciler) collect(ctx context.Context, inv access.Inventory, rep *Rep
 				hosts = append(hosts, host)
 			}
 		}
-		for _, c := range r.cfg.Access.CollectRecordings(ctx, r.cfg.Holder, hosts, nil) {
+		collected := r.cfg.Access.CollectRecordings(ctx, r.cfg.Holder, hosts, nil)
+		windows, err := r.cfg.Access.ActiveWindowsUsers(ctx)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("listing the Windows users whose events to collect: %w", err))
+		}
+		collected = append(collected, r.cfg.Access.CollectWindowsEvents(ctx, r.cfg.Holder, windows)...)
+		for _, c := range collected {
 			rep.Recordings += len(c.Stored)
 			if c.Err != nil {
 				r.cfg.Metrics.failure("recordings")
