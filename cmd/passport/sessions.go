@@ -161,6 +161,15 @@ func (f *sessionFlags) open(ctx context.Context) (recordings, error) {
 // openCast opens the recording arg names as asciicast; closing it closes
 // what it was read from.
 func (f *sessionFlags) openCast(cmd *cobra.Command, arg string) (string, io.ReadCloser, error) {
+	return f.openAs(cmd, arg, recordings.cast)
+}
+
+// openEvents opens the Windows event session arg names as JSON lines.
+func (f *sessionFlags) openEvents(cmd *cobra.Command, arg string) (string, io.ReadCloser, error) {
+	return f.openAs(cmd, arg, recordings.events)
+}
+
+func (f *sessionFlags) openAs(cmd *cobra.Command, arg string, as func(recordings, context.Context, string) (io.ReadCloser, error)) (string, io.ReadCloser, error) {
 	f.noteChanged(cmd)
 	r, err := f.open(cmd.Context())
 	if err != nil {
@@ -169,7 +178,7 @@ func (f *sessionFlags) openCast(cmd *cobra.Command, arg string) (string, io.Read
 	id, err := resolve(cmd.Context(), r, arg)
 	if err == nil {
 		var body io.ReadCloser
-		if body, err = r.cast(cmd.Context(), id); err == nil {
+		if body, err = as(r, cmd.Context(), id); err == nil {
 			return id, closeBoth{body, r}, nil
 		}
 	}
@@ -194,6 +203,7 @@ type recordings interface {
 	close()
 	list(ctx context.Context, f client.RecordingFilter) ([]api.Recording, error)
 	cast(ctx context.Context, id string) (io.ReadCloser, error)
+	events(ctx context.Context, id string) (io.ReadCloser, error)
 	grep(ctx context.Context, re *regexp.Regexp, f client.RecordingFilter) (api.RecordingMatches, error)
 }
 
@@ -212,6 +222,11 @@ func (s viaService) list(ctx context.Context, f client.RecordingFilter) ([]api.R
 
 func (s viaService) cast(ctx context.Context, id string) (io.ReadCloser, error) {
 	out, err := s.c.RecordingCast(ctx, id)
+	return out, serviceErr(s.url, err)
+}
+
+func (s viaService) events(ctx context.Context, id string) (io.ReadCloser, error) {
+	out, err := s.c.RecordingEvents(ctx, id)
 	return out, serviceErr(s.url, err)
 }
 
@@ -270,6 +285,9 @@ func (d direct) cast(ctx context.Context, id string) (io.ReadCloser, error) {
 	if err != nil {
 		return nil, err
 	}
+	if l.Info.EventLog {
+		return nil, fmt.Errorf("%s: %w", id, recording.ErrEventLog)
+	}
 	events, err := l.Events()
 	if err != nil {
 		return nil, err
@@ -279,6 +297,23 @@ func (d direct) cast(ctx context.Context, id string) (io.ReadCloser, error) {
 		defer events.Close()
 		pw.CloseWithError(recording.WriteAsciicast(pw, l.Info, events))
 	}()
+	return pr, nil
+}
+
+func (d direct) events(ctx context.Context, id string) (io.ReadCloser, error) {
+	ref, err := recording.ParseID(id)
+	if err != nil {
+		return nil, err
+	}
+	l, err := d.c.Open(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	if !l.Info.EventLog {
+		return nil, fmt.Errorf("%s is a terminal recording, not a Windows event log: export it with --format asciicast", id)
+	}
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(l.EventLines(pw)) }()
 	return pr, nil
 }
 
@@ -388,21 +423,32 @@ func newSessionsExportCommand() *cobra.Command {
 		output string
 	)
 	cmd := &cobra.Command{
-		Use:   "export --format asciicast SESSION",
-		Short: "Write a recorded session as asciicast v2, for asciinema and its players",
-		Long: `export writes the session as asciicast v2 (newline-delimited JSON: a header,
-then [time, "o"|"i"|"r", data] events), which asciinema play, asciinema
-cat and the asciinema web player read. Output of a session without a
-terminal (a command, scp, sftp) has its line feeds shown as CR LF, and
-stderr is output too, since asciicast has one output stream.`,
+		Use:   "export --format asciicast|jsonl SESSION",
+		Short: "Write a recorded session as asciicast v2, or a Windows event session as JSON lines",
+		Long: `export writes a terminal session as asciicast v2 (newline-delimited JSON: a
+header, then [time, "o"|"i"|"r", data] events), which asciinema play,
+asciinema cat and the asciinema web player read. Output of a session without
+a terminal (a command, scp, sftp) has its line feeds shown as CR LF, and
+stderr is output too, since asciicast has one output stream.
+
+A Windows target's session is its Security log events of one logon (4624
+logon, 4688 process creation with its command line where audited, 4634
+logoff), not a screen recording: --format jsonl writes them as collected,
+one JSON object a line. asciicast is for terminal sessions only.`,
 		Example: `  passport sessions export --format asciicast ar-0123456789abcdef/i-0a1b2c3d4e5f67890/20261206-091500-Ab12Cd > s.cast
-  asciinema play s.cast`,
+  asciinema play s.cast
+  passport sessions export --format jsonl ar-0123456789abcdef/i-0fedcba9876543210/20261206-091500-3e7a01`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if format != "asciicast" {
-				return fmt.Errorf("--format %q: asciicast is the one format (asciicast v2)", format)
+			open := sf.openCast
+			switch format {
+			case "asciicast":
+			case "jsonl":
+				open = sf.openEvents
+			default:
+				return fmt.Errorf("--format %q: use asciicast (v2) for a terminal session, jsonl for a Windows event session", format)
 			}
-			id, cast, err := sf.openCast(cmd, args[0])
+			id, cast, err := open(cmd, args[0])
 			if err != nil {
 				return err
 			}
@@ -422,7 +468,7 @@ stderr is output too, since asciicast has one output stream.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&format, "format", "asciicast", "the format: asciicast (v2)")
+	cmd.Flags().StringVar(&format, "format", "asciicast", "the format: asciicast (v2), or jsonl for a Windows event session")
 	cmd.Flags().StringVarP(&output, "output", "o", "", "write to this file (mode 0600: recordings hold what people typed) instead of stdout")
 	sf.register(cmd)
 	return cmd

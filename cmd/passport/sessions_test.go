@@ -374,3 +374,40 @@ func TestSessionsPlayStopsOnQ(t *testing.T) {
 		t.Errorf("play showed %q; want the keys named and the playback stopped before the session's end", out)
 	}
 }
+
+// A Windows target's session is its Security log events of one logon:
+// list shows it, grep finds a program's command line, export writes its
+// JSON lines, and asciicast and play say it is not a terminal recording.
+func TestSessionsWindowsEvents(t *testing.T) {
+	dir := t.TempDir()
+	id := "ar-0123456789abcdef/i-0fedcba9876543210/20261206-091500-3e7a01"
+	dst := filepath.Join(dir, filepath.FromSlash(id))
+	want, err := os.ReadFile("../../internal/recording/testdata/windows-events/events.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(dst, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dst, "events.jsonl"), want, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, err := passportRun(t, "sessions", "list", "--recordings", dir)
+	if err != nil || !strings.Contains(out, id) {
+		t.Errorf("list: %v\n%s%s", err, out, stderr)
+	}
+	out, stderr, err = passportRun(t, "sessions", "grep", "--recordings", dir, `payroll`)
+	if err != nil || !strings.Contains(out, id+"  +42.2s  out  2026-12-06T09:15:42.250Z 4688 process C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe command line: powershell.exe -NoProfile -Command \"Copy-Item C:\\payroll\\2026.xlsx \\\\fileserver\\out\"") {
+		t.Errorf("grep: %v\n%s%s", err, out, stderr)
+	}
+	out, stderr, err = passportRun(t, "sessions", "export", "--format", "jsonl", "--recordings", dir, id)
+	if err != nil || out != string(want) {
+		t.Errorf("export --format jsonl: %v\n%q\n%s", err, out, stderr)
+	}
+	for _, args := range [][]string{{"export", "--format", "asciicast"}, {"play"}} {
+		_, stderr, err = passportRun(t, append(append([]string{"sessions"}, args...), "--recordings", dir, id)...)
+		if err == nil || !strings.Contains(stderr, "not a terminal recording") || !strings.Contains(stderr, "--format jsonl") {
+			t.Errorf("%v of an event log: %v\n%s", args, err, stderr)
+		}
+	}
+}

@@ -52,7 +52,16 @@ func (c *Client) GrepRecordings(ctx context.Context, pattern string, f Recording
 // session is more than any answer this client buffers. Close it when
 // done.
 func (c *Client) RecordingCast(ctx context.Context, id string) (io.ReadCloser, error) {
-	path := api.PathRecordings + "/" + id + "/asciicast"
+	return c.recordingStream(ctx, api.PathRecordings+"/"+id+"/asciicast")
+}
+
+// RecordingEvents opens a Windows event session's events as JSON lines,
+// as they were collected. Close it when done.
+func (c *Client) RecordingEvents(ctx context.Context, id string) (io.ReadCloser, error) {
+	return c.recordingStream(ctx, api.PathRecordings+"/"+id+"/events")
+}
+
+func (c *Client) recordingStream(ctx context.Context, path string) (io.ReadCloser, error) {
 	token := c.bearer()
 	resp, err := c.stream(ctx, path, token)
 	if err == nil && resp.StatusCode == http.StatusUnauthorized && c.renew != nil {
@@ -78,7 +87,7 @@ func (c *Client) stream(ctx context.Context, path, token string) (*http.Response
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Accept", "application/x-asciicast, application/json")
+	req.Header.Set("Accept", "application/x-asciicast, application/x-ndjson, application/json")
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}

@@ -42,6 +42,9 @@ const (
 // not UTF-8 become U+FFFD, as asciinema's own recorder writes them; a
 // character split across two writes is joined first.
 func WriteAsciicast(w io.Writer, info Info, events Events) error {
+	if info.EventLog {
+		return ErrEventLog
+	}
 	bw := bufio.NewWriterSize(w, 64<<10)
 	h := Header{Version: 2, Width: info.Cols, Height: info.Rows, Timestamp: info.Start.Unix(),
 		Title: Title(info), Env: map[string]string{"SHELL": "/bin/bash"}}

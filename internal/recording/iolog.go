@@ -24,6 +24,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/passport-access/terraform-provider-passport/internal/collect"
 )
 
 // Kind says what an event of a session is.
@@ -101,6 +103,9 @@ type Info struct {
 	// Client is the SSH client's address and port (SSH_CONNECTION), when
 	// the recorder kept it.
 	Client string `json:"client,omitempty"`
+	// EventLog is true for a Windows event session (winevents.go): its
+	// events are Security log lines, not a terminal's bytes.
+	EventLog bool `json:"event_log,omitempty"`
 }
 
 // SessionProgram is the program Passport's recorder runs under sudo; its
@@ -128,6 +133,9 @@ type Log struct {
 // directory): log.json where sudo wrote one, else the legacy log file.
 // The timing file and the streams are read by Events.
 func Open(fsys fs.FS) (*Log, error) {
+	if _, err := fs.Stat(fsys, collect.EventsFile); err == nil {
+		return openEvents(fsys)
+	}
 	l := &Log{fsys: fsys}
 	js, jerr := readSmall(fsys, "log.json")
 	switch {
@@ -317,6 +325,13 @@ func (in *Info) check(file string) error {
 // Events reads the session's events from the timing file and the streams.
 // Close the returned reader when done.
 func (l *Log) Events() (*LogEvents, error) {
+	if l.Info.EventLog {
+		f, err := l.fsys.Open(collect.EventsFile)
+		if err != nil {
+			return nil, fmt.Errorf("recording: opening %s: %w", collect.EventsFile, err)
+		}
+		return &LogEvents{events: bufio.NewReaderSize(f, 64<<10), start: l.Info.Start, closers: []io.Closer{f}}, nil
+	}
 	tf, err := l.fsys.Open("timing")
 	if err != nil {
 		return nil, fmt.Errorf("recording: opening the timing file: %w", err)
@@ -339,6 +354,9 @@ type LogEvents struct {
 	read    [5]int64
 	closers []io.Closer
 	buf     []byte
+	// events reads a Windows event session's lines, from start.
+	events *bufio.Reader
+	start  time.Time
 }
 
 var streamFiles = [5]string{"stdin", "stdout", "stderr", "ttyin", "ttyout"}
@@ -355,6 +373,9 @@ func (e *LogEvents) Close() error {
 
 // Next returns the next event, or io.EOF after the last.
 func (e *LogEvents) Next() (Event, error) {
+	if e.events != nil {
+		return e.nextEvent()
+	}
 	line, err := e.readLine()
 	if err != nil {
 		return Event{}, err

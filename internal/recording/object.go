@@ -60,7 +60,7 @@ func ReadObject(r io.Reader) (*collect.Meta, *Log, error) {
 			return nil, nil, fmt.Errorf("recording object: %.60q is not a regular file", h.Name)
 		}
 		name, isLog := strings.CutPrefix(h.Name, "iolog/")
-		if !(isLog && slices.Contains(ioLogFiles, name)) && h.Name != "recording.json" {
+		if !(isLog && (slices.Contains(ioLogFiles, name) || name == collect.EventsFile)) && h.Name != "recording.json" {
 			return nil, nil, fmt.Errorf("recording object: %.60q is not a file a recording holds (recording.json, iolog/ and sudo's files)", h.Name)
 		}
 		if h.Size < 0 || total+h.Size > MaxObjectBytes || h.Name == "recording.json" && h.Size > maxInfoBytes {

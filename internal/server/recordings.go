@@ -229,6 +229,10 @@ func (s *Server) recordingCast(w http.ResponseWriter, r *http.Request, p *princi
 		s.fail(w, r, err)
 		return
 	}
+	if l.Info.EventLog {
+		s.fail(w, r, &apiError{code: api.CodeConflict, msg: recording.ErrEventLog.Error()})
+		return
+	}
 	events, err := l.Events()
 	if err != nil {
 		s.fail(w, r, &apiError{code: api.CodeConflict, msg: "the recording cannot be read: " + err.Error()})
@@ -246,6 +250,28 @@ func (s *Server) recordingCast(w http.ResponseWriter, r *http.Request, p *princi
 		// The status is sent; what the caller reads ends early, and the
 		// asciicast reader says where.
 		s.cfg.Log.Error("recording cut short", "path", r.URL.Path, "caller", p.Name, "error", err.Error())
+	}
+}
+
+// recordingEvents sends a Windows event session's events.jsonl as it was
+// collected, for `passport sessions export --format jsonl`.
+func (s *Server) recordingEvents(w http.ResponseWriter, r *http.Request, p *principal) {
+	if s.noRecordings(w, r) {
+		return
+	}
+	_, l, err := s.openRecording(r, p)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if !l.Info.EventLog {
+		s.fail(w, r, &apiError{code: api.CodeConflict, msg: "this is a terminal recording, not a Windows event log: export it as asciicast"})
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.WriteHeader(http.StatusOK)
+	if err := l.EventLines(w); err != nil {
+		s.cfg.Log.Error("event log cut short", "path", r.URL.Path, "caller", p.Name, "error", err.Error())
 	}
 }
 

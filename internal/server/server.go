@@ -225,6 +225,7 @@ func (s *Server) routeTable() []route {
 		{"GET /v1/recordings/grep", s.signedIn(s.grepRecordings)},
 		{"GET /v1/recordings/{request}/{target}/{session}", s.signedIn(s.getRecording)},
 		{"GET /v1/recordings/{request}/{target}/{session}/asciicast", s.signedIn(s.recordingCast)},
+		{"GET /v1/recordings/{request}/{target}/{session}/events", s.signedIn(s.recordingEvents)},
 		{"GET /v1/audit", s.signedIn(s.listAudit)},
 		{"GET /v1/audit/verify", s.signedIn(s.verifyAudit)},
 	}
