@@ -113,6 +113,9 @@ func (s *Service) collectAfterRevoke(ctx context.Context, g *Grant, user string,
 		t := g.target(id)
 		switch {
 		case t == nil || t.Status != Revoked:
+		case isWindows(g.platformOf(id)) && (g.ID == "" || g.IssuedAt.IsZero()):
+			// A stray user the sweep removed has no request to file its
+			// events under; they stay in the host's Security log.
 		case isWindows(g.platformOf(id)):
 			windows = append(windows, WindowsUser{Instance: id, User: user, Request: g.ID, Since: g.IssuedAt.Add(-eventSkew)})
 		default:

@@ -77,4 +77,20 @@ func TestWindowsEventsAreCollected(t *testing.T) {
 	if n, problems, err := collect.Verify(ctx, led, store); err != nil || n != 1 || len(problems) != 0 {
 		t.Errorf("Verify: %d, %v, %v", n, problems, err)
 	}
+
+	// A stray Windows user (no grant accounts for it) has no request to
+	// file its events under: the sweep removes it and leaves its events
+	// in the host's log, without a failed collection in the trail.
+	stray := grant(t, l.svc, request(newCA(t), id))
+	mustLogOn(t, h, stray.Username, stray.Passwords[id])
+	removed, err := svc.RemoveStrays(ctx, "reconciler/test", []Stray{{InstanceID: id, Username: stray.Username, Platform: Windows}})
+	if err != nil || len(removed) != 1 {
+		t.Fatalf("RemoveStrays: %v, %v", removed, err)
+	}
+	if all, _ := led.Recordings(ctx, ledger.RecordingFilter{InstanceID: id}); len(all) != 1 {
+		t.Errorf("after the stray's removal the index holds %d recordings, want the one", len(all))
+	}
+	if events := strings.Join(trail(t, led, ""), "\n"); strings.Contains(events, string(ledger.ActionRecordingFailed)) || !strings.Contains(events, string(ledger.ActionSwept)) {
+		t.Errorf("the stray's trail:\n%s\nwant it swept, and no failed collection", events)
+	}
 }
