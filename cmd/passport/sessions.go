@@ -276,12 +276,17 @@ func (d direct) list(ctx context.Context, f client.RecordingFilter) ([]api.Recor
 	return out, nil
 }
 
-func (d direct) cast(ctx context.Context, id string) (io.ReadCloser, error) {
+// open opens the recording id names.
+func (d direct) open(ctx context.Context, id string) (*recording.Log, error) {
 	ref, err := recording.ParseID(id)
 	if err != nil {
 		return nil, err
 	}
-	l, err := d.c.Open(ctx, ref)
+	return d.c.Open(ctx, ref)
+}
+
+func (d direct) cast(ctx context.Context, id string) (io.ReadCloser, error) {
+	l, err := d.open(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -301,11 +306,7 @@ func (d direct) cast(ctx context.Context, id string) (io.ReadCloser, error) {
 }
 
 func (d direct) events(ctx context.Context, id string) (io.ReadCloser, error) {
-	ref, err := recording.ParseID(id)
-	if err != nil {
-		return nil, err
-	}
-	l, err := d.c.Open(ctx, ref)
+	l, err := d.open(ctx, id)
 	if err != nil {
 		return nil, err
 	}

@@ -134,9 +134,17 @@ func (s *Service) collectHost(ctx context.Context, instance string, users []stri
 		c.Err = fmt.Errorf("%s: %w; the transfer object s3://%s/%s is kept for inspection", instance, err, st.Bucket, key)
 		return c
 	}
+	s.storeAll(ctx, &c, r.CommandID, sessions, func(user string) collect.HostGrant { return grants[user] })
+	return c
+}
+
+// storeAll stores each session a host handed over for command into c,
+// and deletes the command's transfer object once all are stored; one
+// that was not stays for inspection and the next collection.
+func (s *Service) storeAll(ctx context.Context, c *Collected, command string, sessions []collect.HostSession, grantOf func(user string) collect.HostGrant) {
 	var errs []error
 	for _, hs := range sessions {
-		rec, changed, err := s.storeSession(ctx, instance, hs, grants[hs.User])
+		rec, changed, err := s.storeSession(ctx, c.InstanceID, hs, grantOf(hs.User))
 		switch {
 		case err != nil:
 			errs = append(errs, err)
@@ -147,10 +155,9 @@ func (s *Service) collectHost(ctx context.Context, instance string, users []stri
 		}
 	}
 	if len(errs) == 0 {
-		errs = append(errs, st.DeleteTransfer(ctx, r.CommandID, instance))
+		errs = append(errs, s.recordings.Store.DeleteTransfer(ctx, command, c.InstanceID))
 	}
 	c.Err = errors.Join(errs...)
-	return c
 }
 
 // storedWhole lists the sessions on instance that the ledger holds as

@@ -105,22 +105,7 @@ func (s *Service) collectEvents(ctx context.Context, u WindowsUser) Collected {
 		return c
 	}
 	grant := collect.HostGrant{User: u.User, Request: u.Request}
-	var errs []error
-	for _, hs := range sessions {
-		rec, changed, err := s.storeSession(ctx, u.Instance, hs, grant)
-		switch {
-		case err != nil:
-			errs = append(errs, err)
-		case changed:
-			c.Stored = append(c.Stored, rec)
-		default:
-			c.Unchanged = append(c.Unchanged, rec)
-		}
-	}
-	if len(errs) == 0 {
-		errs = append(errs, st.DeleteTransfer(ctx, r.CommandID, u.Instance))
-	}
-	c.Err = errors.Join(errs...)
+	s.storeAll(ctx, &c, r.CommandID, sessions, func(string) collect.HostGrant { return grant })
 	return c
 }
 

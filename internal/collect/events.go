@@ -36,9 +36,9 @@ const (
 	EventProcessCreation = 4688
 )
 
-// maxEventLine bounds one event line: a command line is at most 32,767
+// MaxEventLine bounds one event line: a command line is at most 32,767
 // UTF-16 characters on Windows, which JSON may escape to six bytes each.
-const maxEventLine = 256 << 10
+const MaxEventLine = 256 << 10
 
 var reLogonID = regexp.MustCompile(`^0x[0-9a-f]{1,16}$`)
 
@@ -57,7 +57,7 @@ func ReadEvents(r io.Reader, user string) ([]HostSession, error) {
 	byID := map[string]*logon{}
 	var order []string
 	for n := 1; ; n++ {
-		line, err := readLine(br)
+		line, err := ReadEventLine(br)
 		if err == io.EOF {
 			break
 		}
@@ -98,13 +98,15 @@ func ReadEvents(r io.Reader, user string) ([]HostSession, error) {
 	return out, nil
 }
 
-func readLine(br *bufio.Reader) ([]byte, error) {
+// ReadEventLine reads one line of an event log, without its line end,
+// refusing one longer than any event; io.EOF after the last.
+func ReadEventLine(br *bufio.Reader) ([]byte, error) {
 	var line []byte
 	for {
 		chunk, err := br.ReadSlice('\n')
 		line = append(line, chunk...)
-		if len(line) > maxEventLine {
-			return nil, fmt.Errorf("longer than %d bytes", maxEventLine)
+		if len(line) > MaxEventLine {
+			return nil, fmt.Errorf("longer than %d bytes", MaxEventLine)
 		}
 		switch {
 		case err == bufio.ErrBufferFull:

@@ -34,7 +34,7 @@ func TestReadEvents(t *testing.T) {
 		"a logon id that is a path":          `{"time":"2026-12-06T09:15:00Z","event_id":4624,"logon_id":"../../x"}`,
 		"no time":                            `{"event_id":4624,"logon_id":"0x1"}`,
 		"not JSON":                           `4624 0x1`,
-		"a line too long":                    strings.Repeat("x", maxEventLine+1),
+		"a line too long":                    strings.Repeat("x", MaxEventLine+1),
 	} {
 		if _, err := ReadEvents(strings.NewReader(eventsOfOneLogon+text+"\n"), "pp-eve"); err == nil || !strings.Contains(err.Error(), "line 5") {
 			t.Errorf("%s: %v, want a refusal naming line 5", name, err)

@@ -24,9 +24,6 @@ import (
 // exported as asciicast.
 var ErrEventLog = errors.New("this is a Windows event log (logons, logoffs and process creations), not a terminal recording: asciicast and play are for terminal sessions only; export it with --format jsonl")
 
-// maxEventLine bounds one event line, as collection does.
-const maxEventLine = 256 << 10
-
 // openEvents opens a Windows event session: its first event says who and
 // when.
 func openEvents(fsys fs.FS) (*Log, error) {
@@ -36,7 +33,7 @@ func openEvents(fsys fs.FS) (*Log, error) {
 	}
 	defer f.Close()
 	br := bufio.NewReaderSize(f, 64<<10)
-	line, err := readEventLine(br)
+	line, err := collect.ReadEventLine(br)
 	if err != nil {
 		return nil, fmt.Errorf("recording: %s: %w", collect.EventsFile, err)
 	}
@@ -48,32 +45,16 @@ func openEvents(fsys fs.FS) (*Log, error) {
 	return &Log{Info: info, fsys: fsys}, nil
 }
 
-func readEventLine(br *bufio.Reader) ([]byte, error) {
-	var b []byte
-	for {
-		chunk, err := br.ReadSlice('\n')
-		b = append(b, chunk...)
-		if len(b) > maxEventLine {
-			return nil, fmt.Errorf("a line longer than %d bytes: not what Passport collects", maxEventLine)
-		}
-		switch {
-		case errors.Is(err, bufio.ErrBufferFull):
-			continue
-		case err == nil, errors.Is(err, io.EOF) && len(bytes.TrimSpace(b)) > 0:
-			return bytes.TrimRight(b, "\r\n"), nil
-		case errors.Is(err, io.EOF):
-			return nil, io.EOF
-		}
-		return nil, err
-	}
-}
-
 // nextEvent returns one event line as a line of output, written as a
 // person reads an event log (grep searches it so): the JSON line's
 // escapes undone.
 func (e *LogEvents) nextEvent() (Event, error) {
-	e.line++
-	line, err := readEventLine(e.events)
+	var line []byte
+	var err error
+	for len(bytes.TrimSpace(line)) == 0 && err == nil {
+		e.line++
+		line, err = collect.ReadEventLine(e.events)
+	}
 	if err != nil {
 		if errors.Is(err, io.EOF) {
 			return Event{}, io.EOF

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"testing/fstest"
 	"time"
+
+	"github.com/passport-access/terraform-provider-passport/internal/collect"
 )
 
 // A Windows event session reads as its events, one line each as a person
@@ -61,7 +63,7 @@ func TestWindowsEventSessionBadInput(t *testing.T) {
 		"a logon id not hex":  {good + `{"time":"2026-12-06T09:15:01Z","event_id":4634,"logon_id":"../x"}` + "\n", "line 2: logon id"},
 		"not JSON":            {good + "4688 cmd.exe\n", "line 2: not an event line"},
 		"no time":             {good + `{"event_id":4634,"logon_id":"0x1"}` + "\n", "line 2: time"},
-		"a line far too long": {good + strings.Repeat("x", maxEventLine+10) + "\n", "longer than"},
+		"a line far too long": {good + strings.Repeat("x", collect.MaxEventLine+10) + "\n", "longer than"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			l, err := Open(fstest.MapFS{"events.jsonl": {Data: []byte(c.text)}})
