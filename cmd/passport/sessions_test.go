@@ -245,6 +245,29 @@ func TestSessionsThroughTheService(t *testing.T) {
 		t.Errorf("play: %v\n%q\n%s", err, out, stderr)
 	}
 
+	// A Windows target's event session of the same request, through the
+	// service: JSON lines as collected; asciicast refused, saying why.
+	events, err := os.ReadFile("../../internal/recording/testdata/windows-events/events.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	win := req.ID + "/i-0fedcba9876543210/20261206-091500-3e7a01"
+	if err := os.MkdirAll(filepath.Join(dir, filepath.FromSlash(win)), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, filepath.FromSlash(win), "events.jsonl"), events, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, stderr, err := run(alice, "sessions", "export", "--format", "jsonl", win); err != nil || out != string(events) {
+		t.Errorf("export --format jsonl through the service: %v\n%q\n%s", err, out, stderr)
+	}
+	if _, stderr, err := run(alice, "sessions", "export", "--format", "asciicast", win); err == nil || !strings.Contains(stderr, "not a terminal recording") {
+		t.Errorf("asciicast of an event session through the service: %v\n%s", err, stderr)
+	}
+	if _, stderr, err := run(alice, "sessions", "export", "--format", "jsonl", shell); err == nil || !strings.Contains(stderr, "terminal recording, not a Windows event log") {
+		t.Errorf("jsonl of a terminal session through the service: %v\n%s", err, stderr)
+	}
+
 	// An operator with the ledger and the bucket reads them directly,
 	// once collection (here the reconciler's pass) has stored them, and
 	// is told when an object is no longer the one collected.
