@@ -20,11 +20,11 @@ func TestPolicyCommands(t *testing.T) {
 	const lab, cases = "../../internal/lab/policy.cedar", "../../internal/lab/policy-cases.json"
 
 	out, errOut, err := passportRun(t, "policy", "validate", lab)
-	if err != nil || !strings.Contains(out, "14 policies fit Passport's schema (13 permit, 1 forbid; 4 grant only with approval)") {
+	if err != nil || !strings.Contains(out, "15 policies fit Passport's schema (14 permit, 1 forbid; 4 grant only with approval)") {
 		t.Fatalf("validate: %v\n%s%s", err, out, errOut)
 	}
 	out, errOut, err = passportRun(t, "policy", "test", lab, cases)
-	if err != nil || !strings.Contains(out, "29 cases, 0 failed") {
+	if err != nil || !strings.Contains(out, "31 cases, 0 failed") {
 		t.Fatalf("test: %v\n%s%s", err, out, errOut)
 	}
 
@@ -49,7 +49,7 @@ func TestPolicyCommands(t *testing.T) {
 	for _, want := range []string{
 		"FAIL  bob (dev) reaches staging for 3h once an operator or admin approves: got approval (1 approval, from group:admins, group:ops), want grant",
 		`needs 1 approval under policy "dev-staging-longer"`,
-		"29 cases, 1 failed",
+		"31 cases, 1 failed",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
@@ -67,7 +67,7 @@ func TestPolicyCommands(t *testing.T) {
 			}
 		}
 	}
-	if !strings.Contains(errOut, "1 of 29 cases got another decision than they expect") {
+	if !strings.Contains(errOut, "1 of 31 cases got another decision than they expect") {
 		t.Errorf("stderr: %s", errOut)
 	}
 

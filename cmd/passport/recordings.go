@@ -77,9 +77,11 @@ func verifyRecordings(ctx context.Context, w io.Writer, l *ledger.Ledger, st *co
 }
 
 // newSessionsDeleteCommand deletes one recording before its retention
-// ends, directly with the caller's AWS access to the ledger and bucket.
+// ends: through the service, which asks policy, or directly with the
+// caller's AWS access to the ledger and bucket.
 func newSessionsDeleteCommand() *cobra.Command {
 	var (
+		srv    serverFlags
 		f      ledgerFlags
 		rf     recordingFlags
 		reason string
@@ -88,11 +90,17 @@ func newSessionsDeleteCommand() *cobra.Command {
 		Use:   "delete REQUEST/INSTANCE/SESSION --reason TEXT",
 		Short: "Delete one collected recording before its retention ends; an audit event names you and the reason",
 		Long: `Deletes the recording's object from the bucket and its entry from the
-ledger's index, and appends a recording-deleted event naming your AWS
-identity and the reason: deleting evidence early is as visible in the
-audit trail as anything Passport does. Recordings are otherwise deleted
-when their retention ends. It needs your own access to the ledger and the
-bucket (--ledger, --recordings-bucket).`,
+ledger's index, and appends a recording-deleted event naming you and the
+reason: deleting evidence early is as visible in the audit trail as
+anything Passport does. Recordings are otherwise deleted when their
+retention ends.
+
+Through the Passport service (--server or PASSPORT_SERVER) policy decides
+(the delete-recording action, for the recording's target; the requester
+gets no say over their own recording) and the event names the person
+signed in. Directly it needs your own access to the ledger and the
+bucket (--ledger, --recordings-bucket), and the event names your AWS
+identity.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			parts := strings.Split(args[0], "/")
@@ -102,10 +110,22 @@ bucket (--ledger, --recordings-bucket).`,
 			if strings.TrimSpace(reason) == "" {
 				return errors.New("--reason is required: it goes into the audit trail")
 			}
-			if rf.bucket == "" {
-				return errors.New("--recordings-bucket is required (or PASSPORT_RECORDINGS_BUCKET)")
-			}
 			ctx := cmd.Context()
+			viaServer, err := deleteThroughServer(cmd, &srv, &rf)
+			if err != nil {
+				return err
+			}
+			if viaServer {
+				c, err := srv.signedIn(ctx, nil)
+				if err != nil {
+					return err
+				}
+				if err := c.DeleteRecording(ctx, args[0], reason); err != nil {
+					return fmt.Errorf("deleting %s through the Passport service at %s: %w", args[0], srv.server(), err)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "deleted %s; the audit trail records it as deleted by you, with your reason\n", args[0])
+				return nil
+			}
 			l, clients, err := f.open(ctx, nil, true)
 			if err != nil {
 				return err
@@ -130,8 +150,27 @@ bucket (--ledger, --recordings-bucket).`,
 			return nil
 		},
 	}
+	srv.register(cmd)
 	f.register(cmd)
 	rf.register(cmd, false)
 	cmd.Flags().StringVar(&reason, "reason", "", "why it is deleted before its retention ends (required; recorded in the audit trail)")
 	return cmd
+}
+
+// deleteThroughServer says whether a delete goes through the service or
+// directly to the bucket: the one given, and where both are (one from the
+// environment), the one the command line named.
+func deleteThroughServer(cmd *cobra.Command, srv *serverFlags, rf *recordingFlags) (bool, error) {
+	server, bucket := srv.on(), rf.bucket != ""
+	if server && bucket {
+		named := map[bool]bool{true: cmd.Flags().Changed("server"), false: cmd.Flags().Changed("recordings-bucket")}
+		if named[true] == named[false] {
+			return false, errors.New("give one of --server (through the Passport service) and --recordings-bucket (directly, with --ledger)")
+		}
+		return named[true], nil
+	}
+	if !server && !bucket {
+		return false, errors.New("give --server (or PASSPORT_SERVER) to delete through the Passport service, or --recordings-bucket (or PASSPORT_RECORDINGS_BUCKET) with --ledger to delete directly")
+	}
+	return server, nil
 }

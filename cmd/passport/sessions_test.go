@@ -131,6 +131,9 @@ func TestSessionsBadInput(t *testing.T) {
 		{[]string{"sessions", "grep", "--recordings", dir, "("}, "not a regular expression"},
 		{[]string{"sessions", "list", "--recordings", dir, "--server", "https://passport.example.com"}, "recordings can be read from one place: give one of --server, --recordings"},
 		{[]string{"sessions", "list", "--recordings-bucket", "passport-recordings"}, "--ledger is required"},
+		{[]string{"sessions", "delete", shell, "--reason", "INC-1"}, "give --server (or PASSPORT_SERVER) to delete through the Passport service, or --recordings-bucket"},
+		{[]string{"sessions", "delete", shell, "--reason", "INC-1", "--server", "https://passport.example.com", "--recordings-bucket", "b"}, "give one of --server (through the Passport service) and --recordings-bucket"},
+		{[]string{"sessions", "delete", shell, "--server", "https://passport.example.com"}, "--reason is required"},
 	} {
 		_, stderr, err := passportRun(t, c.args...)
 		if err == nil || !strings.Contains(stderr, c.want) {

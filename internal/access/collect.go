@@ -302,7 +302,9 @@ func (s *Service) DeleteRecording(ctx context.Context, by, request, instance, se
 		return classed(Invalid, errors.New("deleting a recording before its retention ends needs a reason; it goes into the audit trail"))
 	}
 	if s.ledger == nil || s.recordings == nil || s.recordings.Store == nil {
-		return errors.New("no recordings bucket and ledger are configured")
+		// A service reading recordings from a directory keeps none it may
+		// delete.
+		return classed(NotFound, errors.New("recordings are kept in no bucket and ledger here: delete it where it is kept"))
 	}
 	r, err := s.ledger.GetRecording(ctx, request, instance, session)
 	if err != nil {

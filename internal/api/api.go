@@ -402,6 +402,12 @@ type RecordingDetail struct {
 	Title    string    `json:"title"`
 }
 
+// DeleteRecording asks to delete one recording before its retention
+// ends. Reason is required: it goes into the audit trail with who asked.
+type DeleteRecording struct {
+	Reason string `json:"reason"`
+}
+
 // RecordingList is the recordings a caller may see.
 type RecordingList struct {
 	Recordings []Recording `json:"recordings"`

@@ -39,6 +39,13 @@ func (c *Client) Recording(ctx context.Context, id string) (api.Recording, error
 	return out, c.do(ctx, http.MethodGet, api.PathRecordings+"/"+id, nil, nil, nil, &out)
 }
 
+// DeleteRecording deletes one recording (request/target/session) before
+// its retention ends, for reason, which the audit trail keeps with the
+// caller's name.
+func (c *Client) DeleteRecording(ctx context.Context, id, reason string) error {
+	return c.do(ctx, http.MethodDelete, api.PathRecordings+"/"+id, nil, nil, api.DeleteRecording{Reason: reason}, nil)
+}
+
 // GrepRecordings searches the recordings the caller may see for lines
 // matching pattern (RE2 syntax).
 func (c *Client) GrepRecordings(ctx context.Context, pattern string, f RecordingFilter) (api.RecordingMatches, error) {

@@ -158,13 +158,16 @@ func (e *DeniedError) Error() string {
 type Action string
 
 // Actions. The service asks View and End about someone else's request (a
-// requester may always see and end their own), and Approve about
-// approving or reviewing it (never one's own).
+// requester may always see and end their own), Approve about approving or
+// reviewing it (never one's own), and DeleteRecording about deleting a
+// recording made under it before its retention ends (never allowed
+// without a permit, the requester's own included).
 const (
-	Access  Action = "access"
-	View    Action = "view"
-	End     Action = "end"
-	Approve Action = "approve"
+	Access          Action = "access"
+	View            Action = "view"
+	End             Action = "end"
+	Approve         Action = "approve"
+	DeleteRecording Action = "delete-recording"
 )
 
 func (a Action) uid() types.EntityUID {
@@ -265,6 +268,9 @@ func (p *Policy) explain(id string, dec cedar.Decision, diag cedar.Diagnostic, r
 	sudo := ""
 	if req.Sudo {
 		sudo = " with sudo"
+	}
+	if req.Action == DeleteRecording {
+		return TargetDecision{ID: id, Why: fmt.Sprintf("no policy in %s permits %q%s to delete recordings of requests of %q made on it", p.source, req.Subject, groupsPhrase(req.Groups), req.Requester)}
 	}
 	if req.Action == View || req.Action == End || req.Action == Approve {
 		return TargetDecision{ID: id, Why: fmt.Sprintf("no policy in %s permits %q%s to %s requests of %q on it", p.source, req.Subject, groupsPhrase(req.Groups), req.Action, req.Requester)}

@@ -145,8 +145,8 @@ func (cs *Cases) request(c Case) (Request, error) {
 	default:
 		req.Subject, req.Groups = p.User, p.Groups
 	}
-	if !slices.Contains([]Action{Access, View, End, Approve}, req.Action) {
-		return req, fmt.Errorf("action %q is not access, view, end or approve", req.Action)
+	if !slices.Contains([]Action{Access, View, End, Approve, DeleteRecording}, req.Action) {
+		return req, fmt.Errorf("action %q is not access, view, end, approve or delete-recording", req.Action)
 	}
 	want := []string{string(Grant), string(NeedsApproval), string(Deny)}
 	if req.Action != Access {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"regexp"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/passport-access/terraform-provider-passport/internal/api"
@@ -170,36 +171,88 @@ func (s *Server) listRecordings(w http.ResponseWriter, r *http.Request, p *princ
 	s.write(w, http.StatusOK, api.RecordingList{Recordings: out})
 }
 
-// openRecording finds the recording the path names, if the caller may see
-// it, and opens it.
-func (s *Server) openRecording(r *http.Request, p *principal) (api.Recording, *recording.Log, error) {
+// findRecording finds the recording the path names, if the caller may
+// see it, with the request it was made under.
+func (s *Server) findRecording(r *http.Request, p *principal) (recording.Ref, *ledger.Grant, error) {
 	ref := recording.Ref{Request: r.PathValue("request"), Instance: r.PathValue("target"), Session: r.PathValue("session")}
 	if err := ref.Check(); err != nil {
-		return api.Recording{}, nil, &apiError{code: api.CodeNotFound, field: "id", msg: err.Error()}
+		return ref, nil, &apiError{code: api.CodeNotFound, field: "id", msg: err.Error()}
 	}
 	notFound := &apiError{code: api.CodeNotFound, msg: "there is no recording " + ref.ID() + " that you may see"}
 	refs, err := s.cfg.Recordings.List(r.Context(), recording.Query{Request: ref.Request, Instance: ref.Instance})
 	if err != nil {
-		return api.Recording{}, nil, &apiError{code: api.CodeUnavailable, msg: "the recordings could not be listed; try again shortly", log: err}
+		return ref, nil, &apiError{code: api.CodeUnavailable, msg: "the recordings could not be listed; try again shortly", log: err}
 	}
 	i := slices.IndexFunc(refs, func(x recording.Ref) bool { return x.Session == ref.Session })
 	if i < 0 {
-		return api.Recording{}, nil, notFound
+		return ref, nil, notFound
 	}
 	ok, rec, err := s.viewer(p).may(r.Context(), refs[i])
 	if err != nil {
-		return api.Recording{}, nil, err
+		return ref, nil, err
 	}
 	if !ok {
-		return api.Recording{}, nil, notFound
+		return ref, nil, notFound
 	}
-	l, err := s.cfg.Recordings.Open(r.Context(), refs[i])
+	return refs[i], rec, nil
+}
+
+// openRecording finds the recording the path names, if the caller may see
+// it, and opens it.
+func (s *Server) openRecording(r *http.Request, p *principal) (api.Recording, *recording.Log, error) {
+	ref, rec, err := s.findRecording(r, p)
+	if err != nil {
+		return api.Recording{}, nil, err
+	}
+	l, err := s.cfg.Recordings.Open(r.Context(), ref)
 	if err != nil {
 		// Damaged or changed since it was collected: an auditor must hear
 		// it, not a 404.
 		return api.Recording{}, nil, &apiError{code: api.CodeConflict, msg: fmt.Sprintf("recording %s cannot be read: %v", ref.ID(), err), log: err}
 	}
-	return recordingView(refs[i], rec), l, nil
+	return recordingView(ref, rec), l, nil
+}
+
+// deleteRecording deletes one recording before its retention ends: its
+// object and index, with a recording-deleted event naming the caller and
+// their reason. Policy decides (delete-recording, asked about the
+// recording's own target with its request's context); the requester gets
+// no say over their own recording. A caller who may not see it is told
+// it does not exist; one who sees it but may not delete it is told why.
+func (s *Server) deleteRecording(w http.ResponseWriter, r *http.Request, p *principal) {
+	if s.noRecordings(w, r) {
+		return
+	}
+	var in api.DeleteRecording
+	if err := read(r, &in); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if strings.TrimSpace(in.Reason) == "" {
+		s.fail(w, r, invalidField("reason", "give the reason this recording is deleted before its retention ends; it goes into the audit trail with your name"))
+		return
+	}
+	ref, rec, err := s.findRecording(r, p)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	scoped := *rec
+	scoped.Targets = []ledger.Target{{InstanceID: ref.Instance}}
+	if i := slices.IndexFunc(rec.Targets, func(t ledger.Target) bool { return t.InstanceID == ref.Instance }); i >= 0 {
+		scoped.Targets = []ledger.Target{rec.Targets[i]}
+	}
+	if err := s.permits(r.Context(), p, scoped, policy.DeleteRecording); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	ctx, cancel := s.detached(r.Context())
+	defer cancel()
+	if err := s.cfg.Access.DeleteRecording(ctx, p.Name, ref.Request, ref.Instance, ref.Session, in.Reason); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }
 
 // getRecording describes one recording, with what it says of its session.

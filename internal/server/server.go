@@ -224,6 +224,7 @@ func (s *Server) routeTable() []route {
 		{"GET /v1/recordings", s.signedIn(s.listRecordings)},
 		{"GET /v1/recordings/grep", s.signedIn(s.grepRecordings)},
 		{"GET /v1/recordings/{request}/{target}/{session}", s.signedIn(s.getRecording)},
+		{"DELETE /v1/recordings/{request}/{target}/{session}", s.signedIn(s.deleteRecording)},
 		{"GET /v1/recordings/{request}/{target}/{session}/asciicast", s.signedIn(s.recordingCast)},
 		{"GET /v1/recordings/{request}/{target}/{session}/events", s.signedIn(s.recordingEvents)},
 		{"GET /v1/audit", s.signedIn(s.listAudit)},
