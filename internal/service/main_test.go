@@ -13,6 +13,9 @@ import (
 
 func TestMain(m *testing.M) {
 	code := m.Run()
+	if builtPassport.dir != "" {
+		os.RemoveAll(builtPassport.dir)
+	}
 	if code == 0 && wholeRun() {
 		if missing := apiCoverage(); len(missing) > 0 {
 			fmt.Fprintf(os.Stderr, "FAIL: the tests of internal/service never made the service answer these, which docs/service-api.yaml promises; add a call that does (or, where one cannot, a reason to unexercised in main_test.go):\n\t%s\n", strings.Join(missing, "\n\t"))

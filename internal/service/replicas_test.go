@@ -2,12 +2,14 @@ package service
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -62,7 +64,7 @@ func startServe(t *testing.T, bin string, l *lab.Lab, addr, caKey, name string, 
 		"--reconcile-interval", "1s", "--stuck-after", "8s", "--sweep=false", "--name", name,
 		"--region", l.Region, "--endpoint-ssm", e, "--endpoint-kms", e, "--endpoint-sts", e, "--endpoint-ec2", e}, args...)...)
 	r.cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID="+l.Service.AccessKeyID, "AWS_SECRET_ACCESS_KEY="+l.Service.SecretAccessKey,
-		"AWS_SESSION_TOKEN=", "AWS_PROFILE=", "AWS_ENDPOINT_URL=")
+		"AWS_SESSION_TOKEN=", "AWS_PROFILE=", "AWS_ENDPOINT_URL=", "AWS_ENDPOINT_URL_S3="+e)
 	r.cmd.Stdout, r.cmd.Stderr = out, out
 	r.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := r.cmd.Start(); err != nil {
@@ -94,15 +96,32 @@ func waitFor(t *testing.T, deadline time.Duration, what string, cond func() bool
 	}
 }
 
-// buildPassport builds the passport command as it ships.
+// builtPassport is the passport command, built once for every test of
+// the package that runs it; TestMain removes its directory.
+var builtPassport struct {
+	once     sync.Once
+	dir, bin string
+	err      error
+}
+
+// buildPassport builds the passport command as it ships, once per run.
 func buildPassport(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "passport")
-	out, err := exec.Command("go", "build", "-o", bin, "github.com/passport-access/terraform-provider-passport/cmd/passport").CombinedOutput()
-	if err != nil {
-		t.Fatalf("building passport: %v\n%s", err, out)
+	b := &builtPassport
+	b.once.Do(func() {
+		if b.dir, b.err = os.MkdirTemp("", "passport-bin-"); b.err != nil {
+			return
+		}
+		b.bin = filepath.Join(b.dir, "passport")
+		out, err := exec.Command("go", "build", "-o", b.bin, "github.com/passport-access/terraform-provider-passport/cmd/passport").CombinedOutput()
+		if err != nil {
+			b.err = fmt.Errorf("%v\n%s", err, out)
+		}
+	})
+	if b.err != nil {
+		t.Fatalf("building passport: %v", b.err)
 	}
-	return bin
+	return b.bin
 }
 
 // TestReplicasShareOneLedger runs two `passport serve` processes on one
