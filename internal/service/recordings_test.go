@@ -189,11 +189,29 @@ func TestRecordingsFollowPolicy(t *testing.T) {
 			{"get a bad name", call{method: "GET", path: "/v1/recordings/" + req.ID + "/" + staging + "/bad%20name", token: tok}, 404, "id"},
 			{"get no such session", call{method: "GET", path: "/v1/recordings/" + req.ID + "/" + staging + "/20990101-000000-none", token: tok}, 404, ""},
 			{"asciicast of no such session", call{method: "GET", path: "/v1/recordings/" + req.ID + "/" + staging + "/nothing/asciicast", token: tok}, 404, ""},
+			{"delete unsigned", call{method: "DELETE", path: "/v1/recordings/" + shell, body: `{"reason": "INC-1"}`}, 401, ""},
+			{"delete without a reason", call{method: "DELETE", path: "/v1/recordings/" + shell, token: tok, body: `{}`}, 400, "reason"},
+			{"delete with a field it does not know", call{method: "DELETE", path: "/v1/recordings/" + shell, token: tok, body: `{"reason": "INC-1", "force": true}`}, 400, "force"},
+			// Read from a directory, nothing is kept where the service may
+			// delete it: the administrator is told so.
 		} {
 			a := r.do(t, c.call)
 			if a.status != c.status || a.field != c.field {
 				t.Errorf("%s: %d %s; want %d (field %q)", c.name, a.status, a.raw, c.status, c.field)
 			}
+		}
+	})
+
+	t.Run("deleting from a directory", func(t *testing.T) {
+		// Read from a directory, nothing is kept where the service may
+		// delete it: an administrator policy lets delete is told so, and
+		// the recording stays.
+		a := r.do(t, call{method: "DELETE", path: "/v1/recordings/" + shell, token: r.token(t, "carol"), body: `{"reason": "INC-1"}`})
+		if a.status != 404 || !strings.Contains(a.msg, "kept in no bucket") {
+			t.Errorf("carol deletes a recording the service reads from a directory: %d %s", a.status, a.raw)
+		}
+		if _, err := os.Stat(filepath.Join(dir, shell, "log.json")); err != nil {
+			t.Errorf("the recording is gone: %v", err)
 		}
 	})
 
@@ -205,6 +223,9 @@ func TestRecordingsFollowPolicy(t *testing.T) {
 		}
 		if _, err := c.GrepRecordings(ctx, "x", client.RecordingFilter{}); codeOf(err) != api.CodeNotFound {
 			t.Errorf("grep: %v; want not_found", err)
+		}
+		if err := c.DeleteRecording(ctx, shell, "INC-1"); codeOf(err) != api.CodeNotFound {
+			t.Errorf("delete: %v; want not_found", err)
 		}
 	})
 }
