@@ -19,9 +19,13 @@
 #    "logon_type":10,"source":"<address>","process":"<image>",
 #    "command_line":"<as audited>"}
 # The result line goes to stderr, which is all Passport reads from the API.
+# Get-PassportEventData returns one EventData field of an event's XML, or
+# '' when it is missing or empty. It uses the DOM's methods, not
+# PowerShell's XML properties: under StrictMode an empty element (a
+# CommandLine Windows did not audit) has no '#text' to read.
 function Get-PassportEventData($Xml, [string]$Name) {
-	foreach ($d in @($Xml.Event.EventData.Data)) {
-		if ($d.Name -ceq $Name) { return [string]$d.'#text' }
+	foreach ($d in @($Xml.SelectNodes("//*[local-name()='EventData']/*[local-name()='Data']"))) {
+		if ($d.GetAttribute('Name') -ceq $Name) { return [string]$d.InnerText }
 	}
 	return ''
 }
