@@ -76,7 +76,7 @@ report -- go test -json -race -count=1 -timeout 30m \
 echo "test: fuzzing"
 FUZZTIME=30s FUZZJOBS=2 ./scripts/fuzz.sh internal/identity:FuzzVerify \
 	internal/hostscript:FuzzHostDecodesData internal/hostscript:FuzzParseResult \
-	internal/ssmsession:FuzzDecode internal/ledger:FuzzVerifyExport internal/recording:FuzzIOLog internal/collect:FuzzReadBundle \
+	internal/ssmsession:FuzzDecode internal/ledger:FuzzVerifyExport internal/recording:FuzzIOLog internal/collect:FuzzReadBundle internal/collect:FuzzReadEvents \
 	internal/server:FuzzRead internal/service:FuzzRequestBodies \
 	internal/service:FuzzCredentials internal/service:FuzzACS internal/portal:FuzzPagesShowValuesAsText
 
