@@ -215,6 +215,31 @@ func TestRecordingsFollowPolicy(t *testing.T) {
 		}
 	})
 
+	t.Run("a Windows event session", func(t *testing.T) {
+		events := placeRecording(t, dir, filepath.Join(testdata, "windows-events"), req.ID, staging, "20261206-091500-WinEvt")
+		body, err := alice.RecordingEvents(ctx, events)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines, err := io.ReadAll(body)
+		body.Close()
+		if err != nil || !strings.Contains(string(lines), `"event_id":4688`) || !strings.Contains(string(lines), `Copy-Item C:\\payroll`) {
+			t.Errorf("its events: %v\n%s", err, lines)
+		}
+		if _, err := alice.RecordingEvents(ctx, shell); codeOf(err) != api.CodeConflict {
+			t.Errorf("events of a terminal recording: %v; want conflict", err)
+		}
+		if _, err := alice.RecordingCast(ctx, events); codeOf(err) != api.CodeConflict {
+			t.Errorf("asciicast of an event session: %v; want conflict", err)
+		}
+		if _, err := bob.RecordingEvents(ctx, events); codeOf(err) != api.CodeNotFound {
+			t.Errorf("bob reads alice's events: %v; want not_found", err)
+		}
+		if a := r.do(t, call{method: "GET", path: "/v1/recordings/" + events + "/events"}); a.status != 401 {
+			t.Errorf("events unsigned: %d %s", a.status, a.raw)
+		}
+	})
+
 	t.Run("a service that keeps none", func(t *testing.T) {
 		none := startRig(t, 0, 0)
 		c := none.signIn(t, "alice")
