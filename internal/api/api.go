@@ -400,6 +400,9 @@ type RecordingDetail struct {
 	Client   string    `json:"client,omitempty"`
 	Start    time.Time `json:"start"`
 	Title    string    `json:"title"`
+	// EventLog says this is a Windows logon's Security events (read them
+	// at .../events), not a terminal recording.
+	EventLog bool `json:"event_log,omitempty"`
 }
 
 // DeleteRecording asks to delete one recording before its retention

@@ -320,6 +320,7 @@ func (p *Portal) funcs() template.FuncMap {
 		"clock":   clock,
 		"rfc3339": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 		"state":   stateWords,
+		"event":   eventWords,
 		// errFor is the problem's message when it is about field.
 		"errFor": func(pr *problem, field string) string {
 			if pr != nil && pr.Field == field {

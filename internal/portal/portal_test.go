@@ -2,6 +2,7 @@ package portal_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -223,6 +224,33 @@ func markupIsText(t *testing.T, r *rig) {
 	}
 	m.Shot("markup-session")
 	unharmed(t, m, "mallory's session in the player")
+
+	// A Windows logon's Security events show as a table of text, not in
+	// the player, and a command line that is markup stays text.
+	events := filepath.Join(r.recordings, id, web2, "20261206-080000-3e7abc")
+	if err := os.MkdirAll(events, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	commandLine := `cmd /c echo <img src=x onerror="window.__pwned=3">`
+	lines := []map[string]any{
+		{"time": "2026-12-06T08:00:00Z", "event_id": 4624, "logon_id": "0x3e7abc", "logon_type": 10, "source": "10.0.0.5"},
+		{"time": "2026-12-06T08:00:05Z", "event_id": 4688, "logon_id": "0x3e7abc", "process": `C:\Windows\System32\cmd.exe`, "command_line": commandLine},
+	}
+	var jsonl []byte
+	for _, l := range lines {
+		b, _ := json.Marshal(l)
+		jsonl = append(append(jsonl, b...), '\n')
+	}
+	if err := os.WriteFile(filepath.Join(events, "events.jsonl"), jsonl, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m.Open("/sessions/" + id + "/" + web2 + "/20261206-080000-3e7abc")
+	m.Must(m.Page.WaitFor("#events", "process started"))
+	if got := m.Text("#events"); !strings.Contains(got, "logon (Remote Desktop)") || !strings.Contains(got, commandLine) {
+		t.Errorf("the Windows events show %q; want the logon and the command line, as text", got)
+	}
+	m.Shot("markup-windows-events")
+	unharmed(t, m, "mallory's Windows events")
 
 	// carol sees mallory's name and reason on the admin page and in the
 	// trail.

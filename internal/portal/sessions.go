@@ -1,15 +1,19 @@
 package portal
 
 import (
+	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/passport-access/terraform-provider-passport/internal/api"
 	"github.com/passport-access/terraform-provider-passport/internal/client"
+	"github.com/passport-access/terraform-provider-passport/internal/collect"
 	"github.com/passport-access/terraform-provider-passport/internal/recording"
 )
 
@@ -81,6 +85,9 @@ type recordingPage struct {
 	// More says the session went on past the lines shown.
 	More     bool
 	Duration string
+	// Events are a Windows logon's Security events, shown instead of a
+	// player: an event log is no screen recording.
+	Events []collect.Event
 }
 
 // castLine is a line of a session at a time from its start.
@@ -118,6 +125,13 @@ func (p *Portal) showRecording(v *visit) error {
 	if page.TargetName == "" {
 		page.TargetName = rec.Target
 	}
+	if rec.Detail != nil && rec.Detail.EventLog {
+		if page.Events, page.More, err = eventRows(v, id); err != nil {
+			return err
+		}
+		p.render(v.w, http.StatusOK, "recording", view{Title: "Session " + rec.Session, Nav: "sessions", Me: v.me, Page: page})
+		return nil
+	}
 	// The service's asciicast, read twice here: what the session printed,
 	// and what was typed into it.
 	for _, input := range []bool{false, true} {
@@ -136,6 +150,56 @@ func (p *Portal) showRecording(v *visit) error {
 	}
 	p.render(v.w, http.StatusOK, "recording", view{Title: "Session " + rec.Session, Nav: "sessions", Me: v.me, Page: page})
 	return nil
+}
+
+// eventWords names a Windows Security event the way its log does.
+func eventWords(e collect.Event) string {
+	switch e.EventID {
+	case collect.EventLogon:
+		switch e.LogonType {
+		case 10:
+			return "logon (Remote Desktop)"
+		case 3:
+			return "logon (network)"
+		case 2:
+			return "logon (at the console)"
+		}
+		return "logon"
+	case collect.EventLogoff:
+		return "logoff"
+	case collect.EventProcessCreation:
+		return "process started"
+	}
+	return "event " + strconv.Itoa(e.EventID)
+}
+
+// eventRows reads a Windows event session's events from the service, as
+// many as a transcript shows.
+func eventRows(v *visit, id string) ([]collect.Event, bool, error) {
+	body, err := v.api.RecordingEvents(v.r.Context(), id)
+	if err != nil {
+		return nil, false, err
+	}
+	defer body.Close()
+	br := bufio.NewReader(body)
+	var out []collect.Event
+	for {
+		line, err := collect.ReadEventLine(br)
+		if errors.Is(err, io.EOF) {
+			return out, false, nil
+		}
+		if err == nil && len(out) == transcriptLines {
+			return out, true, nil
+		}
+		var e collect.Event
+		if err == nil {
+			e, err = collect.ParseEvent(line)
+		}
+		if err != nil {
+			return nil, false, &api.Error{Code: api.CodeConflict, Status: http.StatusConflict, Message: "recording " + id + " could not be read: " + err.Error()}
+		}
+		out = append(out, e)
+	}
 }
 
 // castText reads a recording's asciicast from the service as lines of

@@ -135,10 +135,14 @@ func (s *Server) signedIn(h func(http.ResponseWriter, *http.Request, *principal)
 			s.fail(w, r, err)
 			return
 		}
+		// A call from outside is charged once: a portal page makes its API
+		// calls in process, within the page's own call, and a person pays
+		// for the page they open, not for each of its parts.
+		first := true
 		if c, ok := r.Context().Value(callKey{}).(*callInfo); ok {
-			c.caller = p.Name
+			first = c.signedInAs(p.Name)
 		}
-		if s.limited(w, r, s.rate, string(p.Kind)+":"+p.Name) {
+		if first && s.limited(w, r, s.rate, string(p.Kind)+":"+p.Name) {
 			return
 		}
 		h(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)), p)

@@ -53,7 +53,7 @@ func (s *Server) edge(next http.Handler) http.Handler {
 				}
 			}
 			s.cfg.Log.Info("call", "method", r.Method, "path", r.URL.Path, "status", rec.status,
-				"caller", call.caller, "took_ms", time.Since(start).Milliseconds())
+				"caller", call.name(), "took_ms", time.Since(start).Milliseconds())
 		}()
 		next.ServeHTTP(rec, r)
 	})
@@ -303,8 +303,28 @@ func clientAddr(r *http.Request) string {
 }
 
 // callInfo is what the edge learns of a call while it is served: who made
-// it, once signedIn knows.
-type callInfo struct{ caller string }
+// it, once signedIn knows. A portal page's API calls run in process
+// within the page's call, some at once, and share it.
+type callInfo struct {
+	mu     sync.Mutex
+	caller string
+}
+
+// signedInAs records who the call is signed in as, and says whether this
+// is the call's first signed-in part.
+func (c *callInfo) signedInAs(name string) (first bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	first = c.caller == ""
+	c.caller = name
+	return first
+}
+
+func (c *callInfo) name() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.caller
+}
 
 type callKey struct{}
 
@@ -312,7 +332,7 @@ type callKey struct{}
 // signed in.
 func callerName(r *http.Request) string {
 	if c, ok := r.Context().Value(callKey{}).(*callInfo); ok {
-		return c.caller
+		return c.name()
 	}
 	return ""
 }

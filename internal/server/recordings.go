@@ -267,7 +267,7 @@ func (s *Server) getRecording(w http.ResponseWriter, r *http.Request, p *princip
 	}
 	in := l.Info
 	out.Detail = &api.RecordingDetail{Command: in.Asked, Terminal: in.Terminal, Rows: in.Rows, Cols: in.Cols, Host: in.Host,
-		Client: in.Client, Start: in.Start.UTC(), Title: recording.Title(in)}
+		Client: in.Client, Start: in.Start.UTC(), Title: recording.Title(in), EventLog: in.EventLog}
 	s.write(w, http.StatusOK, out)
 }
 

@@ -242,6 +242,15 @@ func (s *Server) Routes() []string {
 	return out
 }
 
+// Pages lists the patterns of the portal's pages, served beside the API.
+func (s *Server) Pages() []string {
+	var out []string
+	for _, r := range s.portal.Routes() {
+		out = append(out, r.Pattern)
+	}
+	return out
+}
+
 // Handler is the service's routes behind its edge: size and rate limits,
 // no caching, CSRF protection for cookie callers, and sign-in. The
 // portal's pages are served beside the API, behind the same edge; every

@@ -367,4 +367,23 @@ func TestCallsAreRateLimitedPerCaller(t *testing.T) {
 	if a := r.do(t, call{method: "GET", path: "/v1/whoami", token: bob}); a.status != 200 {
 		t.Errorf("bob after alice was limited: %d %s", a.status, a.raw)
 	}
+
+	// A portal page is one call, however many API calls it makes in
+	// process: carol opens the admin page (who she is, every open
+	// request, the unreviewed break-glass grants, the targets' names) as
+	// often as her burst of 5 allows calls, and then is limited.
+	carol := map[string]string{"Cookie": api.SessionCookie + "=" + r.token(t, "carol")}
+	pages := 0
+	for ; pages < 20; pages++ {
+		a := r.do(t, call{method: "GET", path: "/admin", header: carol})
+		if a.status == 429 {
+			break
+		}
+		if a.status != 200 {
+			t.Fatalf("carol's admin page: %d %s", a.status, a.raw)
+		}
+	}
+	if pages < 5 || pages == 20 {
+		t.Errorf("carol opened the admin page %d times before being limited; want each page charged once: 5 (her burst), then limited", pages)
+	}
 }

@@ -106,7 +106,7 @@ func (r *rig) start(t testing.TB, st Settings) {
 	// Every answer of every test is held to the API document. Benchmarks
 	// time the service as it runs, without the recorder.
 	if _, bench := t.(*testing.B); !bench {
-		svc.handler = recordAPI(t, svc.handler, svc.Server.Routes())
+		svc.handler = recordAPI(t, svc.handler, svc.Server.Routes(), svc.Server.Pages()...)
 	}
 	r.svc, r.cancel, r.done, r.settings = svc, cancel, make(chan error, 1), st
 	go func() { r.done <- svc.Run(ctx, ln, false) }()
