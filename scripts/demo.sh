@@ -179,6 +179,10 @@ kill -INT "$rdp_pid"
 wait "$rdp_pid" || true
 rdp_pid=
 
+say "What was done on the servers: every login recorded on its host, collected into the lab's S3 at destroy: passport sessions list, then grep"
+"$root/bin/passport" sessions list --request "$id"
+"$root/bin/passport" sessions grep --request "$id" 'via sudo|through the tunnel'
+
 say "The audit trail of the request in the service's ledger, hash-chained: passport audit list, then verify"
 "$root/bin/passport" audit list --request "$id"
 "$root/bin/passport" audit verify

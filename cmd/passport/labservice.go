@@ -51,7 +51,7 @@ func startLabService(ctx context.Context, l *lab.Lab, listen string, log *slog.L
 	e := l.Endpoint
 	svc, err := service.New(ctx, service.Settings{
 		URL: url,
-		AWS: awsconfig.Settings{Region: l.Region, Endpoints: awsconfig.Endpoints{SSM: e, KMS: e, STS: e, SSMMessages: e, EC2: e},
+		AWS: awsconfig.Settings{Region: l.Region, Endpoints: awsconfig.Endpoints{SSM: e, KMS: e, STS: e, SSMMessages: e, EC2: e, S3: e},
 			Credentials: credentials.NewStaticCredentialsProvider(l.Service.AccessKeyID, l.Service.SecretAccessKey, "")},
 		Ledger:       "sqlite://" + filepath.Join(l.Dir, "ledger.db"),
 		CAs:          []string{"lab=kms:" + ca.KMSKeyID()},
@@ -61,11 +61,14 @@ func startLabService(ctx context.Context, l *lab.Lab, listen string, log *slog.L
 		// IdP registers the service under its own entity ID.
 		SAMLEntityID: "passport",
 		Machines:     true,
-		Reconcile:    30 * time.Second,
-		Sweep:        true,
-		Name:         "service/lab",
-		Version:      version,
-		Log:          log,
+		// Every login to a lab host is recorded and collected into the
+		// lab's S3, as a company's service would do.
+		RecordingsBucket: lab.RecordingsBucket,
+		Reconcile:        30 * time.Second,
+		Sweep:            true,
+		Name:             "service/lab",
+		Version:          version,
+		Log:              log,
 	})
 	if err != nil {
 		ln.Close()

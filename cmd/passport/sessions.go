@@ -17,6 +17,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/passport-access/terraform-provider-passport/internal/api"
+	"github.com/passport-access/terraform-provider-passport/internal/awsconfig"
 	"github.com/passport-access/terraform-provider-passport/internal/client"
 	"github.com/passport-access/terraform-provider-passport/internal/recording"
 )
@@ -151,7 +152,9 @@ func (f *sessionFlags) open(ctx context.Context) (recordings, error) {
 		}
 		return direct{c: recording.Bucket{Index: l, Get: get}, closer: l}, nil
 	}
-	c, err := f.srv.signedIn(ctx, nil)
+	// Signed in as the person, or, where nobody is, as the machine (a CI
+	// job reading what its own requests did).
+	c, err := f.srv.signedIn(ctx, &awsconfig.Settings{Region: f.lf.region, Profile: f.lf.profile})
 	if err != nil {
 		return nil, err
 	}

@@ -31,6 +31,8 @@ type Endpoints struct {
 	SSMMessages string
 	DynamoDB    string
 	EC2         string
+	// S3 is where session recordings are kept (collect.NewStore).
+	S3 string
 }
 
 // Settings is what a provider block or CLI flags say about AWS. Empty
@@ -133,7 +135,7 @@ func override(base **string, u string) {
 
 func (e Endpoints) validate() error {
 	for _, f := range []struct{ name, value string }{
-		{"ssm", e.SSM}, {"kms", e.KMS}, {"sts", e.STS}, {"ssmmessages", e.SSMMessages}, {"dynamodb", e.DynamoDB}, {"ec2", e.EC2},
+		{"ssm", e.SSM}, {"kms", e.KMS}, {"sts", e.STS}, {"ssmmessages", e.SSMMessages}, {"dynamodb", e.DynamoDB}, {"ec2", e.EC2}, {"s3", e.S3},
 	} {
 		if f.value == "" {
 			continue

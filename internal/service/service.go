@@ -210,7 +210,11 @@ func New(ctx context.Context, st Settings) (svc *Service, err error) {
 	}
 	var recs *access.Recordings
 	if st.RecordingsBucket != "" {
-		store, err := collect.NewStore(clients.Config, st.RecordingsBucket)
+		s3cfg := clients.Config.Copy()
+		if e := clients.Endpoints.S3; e != "" {
+			s3cfg.BaseEndpoint = aws.String(e)
+		}
+		store, err := collect.NewStore(s3cfg, st.RecordingsBucket)
 		if err != nil {
 			return nil, err
 		}
