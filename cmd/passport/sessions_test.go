@@ -5,7 +5,6 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,7 +20,6 @@ import (
 	"github.com/passport-access/terraform-provider-passport/internal/collect"
 	"github.com/passport-access/terraform-provider-passport/internal/lab"
 	"github.com/passport-access/terraform-provider-passport/internal/lab/labtest"
-	"github.com/passport-access/terraform-provider-passport/internal/lab/sandbox"
 	"github.com/passport-access/terraform-provider-passport/internal/ledger"
 	"github.com/passport-access/terraform-provider-passport/internal/recording"
 	"github.com/passport-access/terraform-provider-passport/internal/service"
@@ -173,7 +171,7 @@ func TestSessionsThroughTheService(t *testing.T) {
 	cert := labtest.CertSigner(t, key, req.Certificate)
 
 	// The person types on a terminal, and runs a command without one.
-	screen := converse(t, h, req.Username, cert, [2]string{"$ ", "echo typed-$((6*7))\r"}, [2]string{"typed-42", "exit\r"})
+	screen := labtest.Converse(t, h, req.Username, cert, [2]string{"$ ", "echo typed-$((6*7))\r"}, [2]string{"typed-42", "exit\r"})
 	if !strings.Contains(screen, "typed-42") {
 		t.Fatalf("the terminal showed %q", screen)
 	}
@@ -321,60 +319,6 @@ func TestSessionsThroughTheService(t *testing.T) {
 	if _, stderr, err := run(bob, "sessions", "play", shell); err == nil || !strings.Contains(stderr, "that you may see") {
 		t.Errorf("bob plays alice's session: %v\n%s", err, stderr)
 	}
-}
-
-// converse logs in to h on a terminal and, step by step, waits for the
-// terminal to show step[0] and types step[1]; the shell must end after
-// the last step. It returns what the terminal showed.
-func converse(t *testing.T, h *sandbox.Host, user string, signer ssh.Signer, steps ...[2]string) string {
-	t.Helper()
-	hostKey := labtest.HostKey(t, h)
-	conn, err := ssh.Dial("tcp", h.SSHAddr(), &ssh.ClientConfig{User: user, Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)},
-		HostKeyCallback: ssh.FixedHostKey(hostKey), HostKeyAlgorithms: []string{hostKey.Type()}, Timeout: 10 * time.Second})
-	if err != nil {
-		t.Fatalf("login as %s: %v", user, err)
-	}
-	defer conn.Close()
-	s, err := conn.NewSession()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if err := s.RequestPty("xterm", 24, 80, ssh.TerminalModes{ssh.ECHO: 1}); err != nil {
-		t.Fatal(err)
-	}
-	screen := &output{}
-	s.Stdout = screen
-	in, err := s.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Shell(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- s.Wait() }()
-	deadline := time.After(time.Minute)
-	seen := 0
-	for _, step := range steps {
-		for !strings.Contains(screen.String()[seen:], step[0]) {
-			select {
-			case <-done:
-				t.Fatalf("the shell ended before showing %q; it showed:\n%s", step[0], screen)
-			case <-deadline:
-				t.Fatalf("the shell did not show %q; it showed:\n%s", step[0], screen)
-			case <-time.After(20 * time.Millisecond):
-			}
-		}
-		seen = len(screen.String())
-		io.WriteString(in, step[1])
-	}
-	select {
-	case <-done:
-	case <-deadline:
-		t.Fatalf("the shell did not end; it showed:\n%s", screen)
-	}
-	return screen.String()
 }
 
 // On a terminal, play reads keys: q stops the playback at once, long

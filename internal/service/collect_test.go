@@ -1,7 +1,6 @@
 package service
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -14,18 +13,14 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/kms"
-	"golang.org/x/crypto/ssh"
 
 	"github.com/passport-access/terraform-provider-passport/internal/api"
 	"github.com/passport-access/terraform-provider-passport/internal/client"
 	"github.com/passport-access/terraform-provider-passport/internal/lab"
 	"github.com/passport-access/terraform-provider-passport/internal/lab/labtest"
-	"github.com/passport-access/terraform-provider-passport/internal/lab/sandbox"
 	"github.com/passport-access/terraform-provider-passport/internal/ledger"
 	"github.com/passport-access/terraform-provider-passport/internal/sshca"
 )
@@ -71,7 +66,7 @@ func TestServeCollectsRecordings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	typeOnTerminal(t, h, req.Username, labtest.CertSigner(t, key.signer, req.Certificate), "echo typed-$((6*7))\r")
+	labtest.Converse(t, h, req.Username, labtest.CertSigner(t, key.signer, req.Certificate), [2]string{"$ ", "echo typed-$((6*7))\r"}, [2]string{"typed-42", "exit\r"})
 	if ended, err := alice.End(ctx, req.ID); err != nil || ended.State != "revoked" {
 		t.Fatalf("ending the request: %+v, %v", ended, err)
 	}
@@ -176,75 +171,6 @@ func TestServeCollectsRecordings(t *testing.T) {
 	}) {
 		t.Errorf("the trail has no recording-deleted event by carol with her reason: %+v", trail)
 	}
-}
-
-// typeOnTerminal logs in to h as user on a terminal, types line, then
-// exit, and waits for the session to end.
-func typeOnTerminal(t *testing.T, h *sandbox.Host, user string, signer ssh.Signer, line string) {
-	t.Helper()
-	hostKey := labtest.HostKey(t, h)
-	conn, err := ssh.Dial("tcp", h.SSHAddr(), &ssh.ClientConfig{User: user, Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)},
-		HostKeyCallback: ssh.FixedHostKey(hostKey), HostKeyAlgorithms: []string{hostKey.Type()}, Timeout: 10 * time.Second})
-	if err != nil {
-		t.Fatalf("login as %s: %v", user, err)
-	}
-	defer conn.Close()
-	s, err := conn.NewSession()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if err := s.RequestPty("xterm", 24, 80, ssh.TerminalModes{ssh.ECHO: 1}); err != nil {
-		t.Fatal(err)
-	}
-	screen := &lockedBuffer{}
-	s.Stdout = screen
-	in, err := s.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Shell(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- s.Wait() }()
-	// Typed once the shell prompts, as a person would.
-	deadline := time.After(time.Minute)
-	for !strings.Contains(screen.String(), "$ ") {
-		select {
-		case err := <-done:
-			t.Fatalf("the shell ended (%v) before it prompted; it showed %q", err, screen.String())
-		case <-deadline:
-			t.Fatalf("the shell did not prompt; it showed %q", screen.String())
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-	if _, err := in.Write([]byte(line + "exit\r")); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-done:
-	case <-deadline:
-		t.Fatalf("the session did not end after exit; it showed %q", screen.String())
-	}
-}
-
-// lockedBuffer is a terminal's output, read while the session writes it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // recordedProxy serves a proxy to the service at target on a loopback
