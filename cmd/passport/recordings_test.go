@@ -89,7 +89,7 @@ func TestAuditVerifyChecksRecordings(t *testing.T) {
 	if !strings.Contains(stdout, "recording-deleted") || !strings.Contains(stdout, "legal hold released") {
 		t.Errorf("the trail does not show the deletion:\n%s", stdout)
 	}
-	// Put it back, indexed again, for what follows.
+	// Put it back, collected again, for what follows.
 	if err := st.Put(ctx, rec.Key, obj, collect.ContentType); err != nil {
 		t.Fatal(err)
 	}
@@ -98,6 +98,10 @@ func TestAuditVerifyChecksRecordings(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := l.PutRecording(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Append(ctx, ledger.Event{Actor: "reconciler/r1", Action: ledger.ActionRecordingCollected, GrantID: "ar-1",
+		Target: rec.InstanceID, Detail: access.RecordingDigest(rec)}); err != nil {
 		t.Fatal(err)
 	}
 	l.Close()

@@ -313,14 +313,22 @@ func (s *Service) DeleteRecording(ctx context.Context, by, request, instance, se
 	return s.as(by).deleteRecording(ctx, r, ledger.ActionRecordingDeleted, reason)
 }
 
+// deleteRecording deletes r, its event on the trail first: a recording
+// must never go without one. A deletion that then fails half-way leaves
+// the event and the recording (collect.Verify names it); run again, it
+// finishes, with a second event.
 func (s *Service) deleteRecording(ctx context.Context, r ledger.Recording, action ledger.Action, detail string) error {
-	if err := s.recordings.Store.Delete(ctx, r.Key); err != nil {
+	if _, err := s.ledger.Append(ctx, ledger.Event{Actor: s.actorOr("passport"), Action: action, GrantID: r.RequestID, Target: r.InstanceID,
+		Subject: r.Subject, Detail: detail + ": s3://" + r.Bucket + "/" + r.Key + " sha256=" + r.SHA256}); err != nil {
 		return err
+	}
+	// The object before its index entry: an entry left behind is found by
+	// Verify and by the next try, an object left without one by nothing.
+	if err := s.recordings.Store.Delete(ctx, r.Key); err != nil {
+		return fmt.Errorf("%s is on the audit trail, but the object could not be deleted: %w (run it again to finish)", action, err)
 	}
 	if err := s.ledger.DeleteRecording(ctx, r.RequestID, r.InstanceID, r.Session); err != nil {
-		return err
+		return fmt.Errorf("%s is on the audit trail and the object is gone, but its index entry could not be deleted: %w (run it again to finish)", action, err)
 	}
-	_, err := s.ledger.Append(ctx, ledger.Event{Actor: s.actorOr("passport"), Action: action, GrantID: r.RequestID, Target: r.InstanceID,
-		Subject: r.Subject, Detail: detail + ": s3://" + r.Bucket + "/" + r.Key + " sha256=" + r.SHA256})
-	return err
+	return nil
 }

@@ -152,8 +152,28 @@ func TestRecordingsAreCollected(t *testing.T) {
 	if err := svc.DeleteRecording(ctx, "admin", g.ID, id, rec.Session, " "); ClassOf(err) != Invalid {
 		t.Errorf("deleting without a reason: %v", err)
 	}
+	// A deletion the bucket refuses fails, its event already on the trail
+	// (a recording never goes without one), and Verify names it as half
+	// done until a second try finishes it.
+	l.Server.Deny(l.AccessKeyID, "s3:DeleteObject")
+	if err := svc.DeleteRecording(ctx, "admin", g.ID, id, rec.Session, "court order 17"); err == nil || !strings.Contains(err.Error(), "run it again") {
+		t.Errorf("a deletion the bucket refused: %v", err)
+	}
+	if _, ok := l.S3.Object(lab.RecordingsBucket, rec.Key); !ok {
+		t.Fatal("a deletion the bucket refused removed the object")
+	}
+	if events, _ := led.Events(ctx, ledger.Filter{GrantID: g.ID}); events[len(events)-1].Action != ledger.ActionRecordingDeleted {
+		t.Errorf("after a refused deletion the last event is %+v, want the deletion", events[len(events)-1])
+	}
+	if _, problems, _ := collect.Verify(ctx, led, store); len(problems) != 1 || !strings.Contains(problems[0].Reason, "half-way") {
+		t.Errorf("Verify after a half-done deletion: %v", problems)
+	}
+	l.Server.Undeny(l.AccessKeyID, "s3:DeleteObject")
 	if err := svc.DeleteRecording(ctx, "admin", g.ID, id, rec.Session, "court order 17"); err != nil {
 		t.Fatal(err)
+	}
+	if n, problems, err := collect.Verify(ctx, led, store); err != nil || n != 1 || len(problems) != 0 {
+		t.Errorf("Verify after the deletion finished: %d, %v, %v", n, problems, err)
 	}
 	if _, ok := l.S3.Object(lab.RecordingsBucket, rec.Key); ok {
 		t.Error("the deleted recording's object is still in the bucket")

@@ -36,17 +36,31 @@ func Verify(ctx context.Context, l *ledger.Ledger, st *Store) (int, []Problem, e
 	if err != nil {
 		return 0, nil, err
 	}
-	digests := map[string]string{} // s3://bucket/key → the detail of its last collection
+	digests := map[string]string{}        // s3://bucket/key → the detail of its last collection
+	deleted := map[string]ledger.Action{} // s3://bucket/key → a deletion after its last collection
 	for _, e := range events {
-		if e.Action == ledger.ActionRecordingCollected {
+		switch e.Action {
+		case ledger.ActionRecordingCollected:
 			where, _, _ := strings.Cut(e.Detail, " ")
 			digests[where] = e.Detail
+			delete(deleted, where)
+		case ledger.ActionRecordingDeleted, ledger.ActionRecordingExpired:
+			// "<reason>: s3://bucket/key sha256=…"
+			if i := strings.LastIndex(e.Detail, ": s3://"); i >= 0 {
+				where, _, _ := strings.Cut(e.Detail[i+2:], " ")
+				deleted[where] = e.Action
+			}
 		}
 	}
 	var problems []Problem
 	for _, r := range recs {
 		where := "s3://" + r.Bucket + "/" + r.Key
 		p := Problem{ID: r.ID(), Key: r.Bucket + "/" + r.Key}
+		if action, ok := deleted[where]; ok {
+			p.Reason = "the audit trail records its deletion (" + string(action) + "), but it is still indexed: the deletion stopped half-way; run it again to finish"
+			problems = append(problems, p)
+			continue
+		}
 		if !strings.HasSuffix(digests[where], " sha256="+r.SHA256) {
 			p.Reason = "the index's SHA-256 is not the one the audit trail recorded at collection"
 			problems = append(problems, p)

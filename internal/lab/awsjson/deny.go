@@ -45,6 +45,13 @@ func (s *Server) Deny(accessKeyID, action string) {
 	s.denied[accessKeyID][strings.ToLower(action)] = true
 }
 
+// Undeny takes back a Deny of action for accessKeyID.
+func (s *Server) Undeny(accessKeyID, action string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.denied[accessKeyID], strings.ToLower(action))
+}
+
 // Authorize decides whether the caller of ctx (a request Verify checked)
 // may call action on resources: nil when it may, else
 // AccessDeniedException as the JSON protocols answer it. Handlers of
