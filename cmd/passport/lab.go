@@ -19,6 +19,7 @@ import (
 	"github.com/passport-access/terraform-provider-passport/internal/lab"
 	"github.com/passport-access/terraform-provider-passport/internal/lab/rootfs"
 	"github.com/passport-access/terraform-provider-passport/internal/lab/winhost"
+	"github.com/passport-access/terraform-provider-passport/internal/notify"
 )
 
 func newLabCommand() *cobra.Command {
@@ -59,6 +60,7 @@ func newLabUpCommand() *cobra.Command {
 		withService   bool
 		serviceListen string
 		logFile       string
+		notifyConfig  string
 	)
 	cmd := &cobra.Command{
 		Use:   "up",
@@ -66,6 +68,18 @@ func newLabUpCommand() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
+			// A bad notifications file is said before anything starts.
+			var notices *notify.Config
+			if notifyConfig != "" {
+				if !withService {
+					return errors.New("--notify-config is for the lab's Passport service: drop --service=false, or the file")
+				}
+				c, err := notify.Load(notifyConfig)
+				if err != nil {
+					return err
+				}
+				notices = c
+			}
 			l, err := lab.Start(ctx, opts)
 			if err != nil {
 				return err
@@ -82,7 +96,7 @@ func newLabUpCommand() *cobra.Command {
 					defer f.Close()
 					log = slog.New(slog.NewJSONHandler(f, nil))
 				}
-				if svc, err = startLabService(ctx, l, serviceListen, log); err != nil {
+				if svc, err = startLabService(ctx, l, serviceListen, notices, log); err != nil {
 					return err
 				}
 			}
@@ -105,6 +119,7 @@ func newLabUpCommand() *cobra.Command {
 	cmd.Flags().BoolVar(&withService, "service", true, "also run the Passport service on the lab, as its service identity, over TLS from a lab CA")
 	cmd.Flags().StringVar(&serviceListen, "service-listen", "127.0.0.1:0", "address of the Passport service")
 	cmd.Flags().StringVar(&logFile, "service-log", "", "file the service logs to, as JSON lines (default: no log)")
+	cmd.Flags().StringVar(&notifyConfig, "notify-config", "", "a notifications file for the lab's service, as passport serve takes it: watch approvals, grants and break-glass reach your own webhook or Slack (docs/guides/notifications.md)")
 	cmd.Flags().StringSliceVar(&opts.Releases, "release", nil, "Debian releases the sandbox hosts run, in turn (bullseye, bookworm, trixie; built by passport lab rootfs build); default: the machine's own root")
 	cmd.Flags().StringVar(&opts.Init, "init", "", "what release hosts boot: systemd (the release's own), lab (the lab's init); default: systemd where this machine allows it")
 	cmd.Flags().DurationVar(&opts.WebsocketLifetime, "websocket-lifetime", 60*time.Minute, "how long a Session Manager websocket stays open before the lab closes it, as AWS does (clients resume)")

@@ -15,6 +15,7 @@ import (
 	"github.com/passport-access/terraform-provider-passport/internal/awsconfig"
 	"github.com/passport-access/terraform-provider-passport/internal/client"
 	"github.com/passport-access/terraform-provider-passport/internal/lab"
+	"github.com/passport-access/terraform-provider-passport/internal/notify"
 	"github.com/passport-access/terraform-provider-passport/internal/service"
 	"github.com/passport-access/terraform-provider-passport/internal/sshca"
 )
@@ -30,7 +31,7 @@ type labService struct {
 }
 
 // startLabService starts the service on l until ctx ends.
-func startLabService(ctx context.Context, l *lab.Lab, listen string, log *slog.Logger) (*labService, error) {
+func startLabService(ctx context.Context, l *lab.Lab, listen string, notices *notify.Config, log *slog.Logger) (*labService, error) {
 	// The CA is the operator's doing, as passport_certificate_authority
 	// does it: a KMS key tagged as Passport's, which the service's role
 	// may use and nothing else.
@@ -65,6 +66,7 @@ func startLabService(ctx context.Context, l *lab.Lab, listen string, log *slog.L
 		// lab's S3, as a company's service would do.
 		RecordingsBucket: lab.RecordingsBucket,
 		Reconcile:        30 * time.Second,
+		Notify:           notices,
 		Sweep:            true,
 		Name:             "service/lab",
 		Version:          version,

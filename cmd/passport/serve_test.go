@@ -28,3 +28,22 @@ func TestServeRefusesABadNotifyConfig(t *testing.T) {
 		t.Error("the ledger was opened before the notifications file was checked")
 	}
 }
+
+// passport lab up checks a notifications file for its service before it
+// starts anything, with passport serve's words.
+func TestLabUpRefusesABadNotifyConfig(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "notify.json")
+	os.WriteFile(path, []byte(`{"sinks": [{"name": "ops", "type": "pager"}]}`), 0o600)
+	labDir := filepath.Join(dir, "lab")
+	_, stderr, err := passportRun(t, "lab", "up", "--hosts", "0", "--dir", labDir, "--notify-config", path)
+	if err == nil || !strings.Contains(stderr, "--notify-config "+path+": sinks[0] (ops)") {
+		t.Fatalf("lab up with a bad notifications file: %v\n%s", err, stderr)
+	}
+	if _, err := os.Stat(labDir); err == nil {
+		t.Error("the lab started before the notifications file was checked")
+	}
+	if _, stderr, err := passportRun(t, "lab", "up", "--hosts", "0", "--dir", labDir, "--service=false", "--notify-config", path); err == nil || !strings.Contains(stderr, "--notify-config is for the lab's Passport service") {
+		t.Errorf("lab up --service=false --notify-config: %v\n%s", err, stderr)
+	}
+}
