@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	cryptorand "crypto/rand"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -295,6 +296,15 @@ func (it item) grant() (Grant, error) {
 }
 
 func (d *dynamoBackend) createGrant(ctx context.Context, g *Grant) error {
+	return d.createGrantAs(ctx, g, cryptorand.Text())
+}
+
+// createGrantAs creates g, its item marked with token, which is this
+// create's own: the SDK retries a put whose answer was lost (a timeout, a
+// 500 after the write), and the retry's condition then fails on the first
+// attempt's item. Finding its own token there, the create succeeded;
+// another create's item (another token) is ErrExists.
+func (d *dynamoBackend) createGrantAs(ctx context.Context, g *Grant, token string) error {
 	it, err := grantItem(g)
 	if err != nil {
 		return err
@@ -304,11 +314,19 @@ func (d *dynamoBackend) createGrant(ctx context.Context, g *Grant) error {
 		return err
 	}
 	maps.Copy(it, notices)
+	it[createToken] = str(token)
 	_, err = d.c.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName: &d.table, Item: it,
 		ConditionExpression: aws.String("attribute_not_exists(pk)"),
 	})
 	if isConditionFailed(err) {
+		out, getErr := d.c.GetItem(ctx, &dynamodb.GetItemInput{TableName: &d.table, Key: grantKey(g.ID), ConsistentRead: aws.Bool(true),
+			ProjectionExpression: aws.String(createToken)})
+		if getErr == nil {
+			if v, ok := out.Item[createToken].(*types.AttributeValueMemberS); ok && v.Value == token {
+				return nil
+			}
+		}
 		return fmt.Errorf("grant %s: %w", g.ID, ErrExists)
 	}
 	if err != nil {
@@ -327,6 +345,10 @@ func (d *dynamoBackend) grant(ctx context.Context, id string) (Grant, error) {
 	}
 	return item(out.Item).grant()
 }
+
+// createToken is the attribute that tells a create its own item from
+// another's; updates leave it as it is.
+const createToken = "create_token"
 
 // grantAttributes names every attribute grantItem may write besides the
 // key; an update removes those a grant no longer has (a released lease, the

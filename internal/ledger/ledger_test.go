@@ -737,3 +737,32 @@ func TestDynamoDBOpen(t *testing.T) {
 		t.Errorf("Open without a client or region: %v, want an error asking for a region", err)
 	}
 }
+
+// A create the SDK retried after its answer was lost (the first attempt
+// wrote) finds its own item and succeeds; another create of the same id
+// still fails. (Seen on moto under load: a first Create of a fresh table
+// failed with ErrExists.)
+func TestRetriedCreateFindsItsOwnWrite(t *testing.T) {
+	c := newClock()
+	forEachBackend(t, Options{Now: c.Now}, func(t *testing.T, l *Ledger) {
+		d, ok := l.b.(*dynamoBackend)
+		if !ok {
+			return // sqlite writes in one transaction: nothing is retried after it
+		}
+		ctx := context.Background()
+		g := testGrant("g-retry", c.Now(), time.Hour, Active)
+		g.Version, g.CreatedAt = 1, c.Now()
+		if err := d.createGrantAs(ctx, &g, "first"); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.createGrantAs(ctx, &g, "first"); err != nil {
+			t.Errorf("the same create again (a retried put): %v, want success", err)
+		}
+		if err := d.createGrantAs(ctx, &g, "second"); !errors.Is(err, ErrExists) {
+			t.Errorf("another create of g-retry: %v, want ErrExists", err)
+		}
+		if got, err := l.Get(ctx, "g-retry"); err != nil || got.ID != "g-retry" {
+			t.Errorf("after the retried create: %+v, %v", got, err)
+		}
+	})
+}

@@ -88,10 +88,11 @@ type server struct {
 	name  string
 	start func(port int) (*exec.Cmd, error)
 
-	once sync.Once
-	url  string
-	err  error
-	cmd  *exec.Cmd
+	once   sync.Once
+	url    string
+	err    error
+	cmd    *exec.Cmd
+	exited chan error // the process's end, once started
 }
 
 var moto = server{name: "moto_server", start: func(port int) (*exec.Cmd, error) {
@@ -122,7 +123,22 @@ func (s *server) endpoint() (string, error) {
 	return s.url, s.err
 }
 
+// launch starts the server on a free port. The port is free when picked,
+// but another test binary's server may take it before ours binds it: ours
+// then exits, and answering is the other one, whose tables are not this
+// binary's. A server that exited is started again on another port.
 func (s *server) launch() (string, error) {
+	var err error
+	for range 3 {
+		var url string
+		if url, err = s.launchOnce(); err == nil {
+			return url, nil
+		}
+	}
+	return "", err
+}
+
+func (s *server) launchOnce() (string, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", err
@@ -137,13 +153,20 @@ func (s *server) launch() (string, error) {
 	if err := cmd.Start(); err != nil {
 		return "", fmt.Errorf("starting %s: %v", s.name, err)
 	}
-	s.cmd = cmd
+	s.cmd, s.exited = cmd, make(chan error, 1)
+	go func(exited chan<- error) { exited <- cmd.Wait() }(s.exited)
 	url := fmt.Sprintf("http://127.0.0.1:%d", port)
 	c := dynamoClient(url)
 	for deadline := time.Now().Add(30 * time.Second); ; {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		_, err := c.ListTables(ctx, &dynamodb.ListTablesInput{})
 		cancel()
+		select {
+		case werr := <-s.exited:
+			s.cmd = nil
+			return "", fmt.Errorf("%s exited on port %d (%v): another server has the port", s.name, port, werr)
+		default:
+		}
 		if err == nil {
 			return url, nil
 		}
@@ -158,7 +181,7 @@ func (s *server) stop() {
 	if s.cmd != nil {
 		// moto may fork a reloader: end the whole process group.
 		_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGTERM)
-		_ = s.cmd.Wait()
+		<-s.exited
 	}
 }
 
