@@ -30,7 +30,7 @@ func TestExpiryWarnings(t *testing.T) {
 			fired := make(chan time.Time, 1)
 			var armed time.Duration
 			c := clockFuncs{now: clk.Now, after: func(d time.Duration) <-chan time.Time { armed = d; return fired }}
-			var out syncWriter
+			out := syncWriter{wrote: make(chan struct{}, 1)}
 			ctx, cancel := context.WithCancel(context.Background())
 			req := &connect.Request{ID: "ar-0123456789abcdef", ExpiresAt: start.Add(tc.left)}
 			warnExpiry(ctx, &out, req, c)
@@ -40,9 +40,10 @@ func TestExpiryWarnings(t *testing.T) {
 				}
 				clk.Advance(tc.wait)
 				fired <- clk.Now()
-				deadline := time.Now().Add(time.Minute)
-				for out.String() == "" && time.Now().Before(deadline) {
-					time.Sleep(10 * time.Millisecond)
+				select {
+				case <-out.wrote:
+				case <-time.After(time.Minute):
+					t.Fatal("nothing was written a minute after the warning's time came")
 				}
 			}
 			cancel()
@@ -76,5 +77,20 @@ func TestTimeLeft(t *testing.T) {
 	}
 }
 
-// syncWriter collects what a goroutine writes while the test reads.
-type syncWriter struct{ output }
+// syncWriter collects what a goroutine writes while the test reads, and
+// says on wrote (when it has one) that something was.
+type syncWriter struct {
+	output
+	wrote chan struct{}
+}
+
+func (w *syncWriter) Write(p []byte) (int, error) {
+	n, err := w.output.Write(p)
+	if w.wrote != nil {
+		select {
+		case w.wrote <- struct{}{}:
+		default:
+		}
+	}
+	return n, err
+}

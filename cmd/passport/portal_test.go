@@ -40,7 +40,7 @@ when { resource.hasTag("Env") && resource.getTag("Env") == "production" && conte
 func TestThePortalStory(t *testing.T) {
 	b, err := labbrowser.Find()
 	if err != nil {
-		t.Skip(err)
+		t.Skipf("the portal's story needs a real browser, and there is none here: %v (scripts/install.sh installs Chromium and playwright-core)", err)
 	}
 	recordings := t.TempDir()
 	sl := startServiceLab(t, lab.Options{Hosts: 2, Policy: lab.Policy() + portalPolicy},

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/passport-access/terraform-provider-passport/internal/lab"
+	"github.com/passport-access/terraform-provider-passport/internal/testwait"
 )
 
 // TestConnectCommandsSurviveRecycledWebsockets: the lab's gateway closes
@@ -92,13 +93,7 @@ func TestConnectCommandsSurviveRecycledWebsockets(t *testing.T) {
 // waitForResume waits until resumes counts more than after.
 func waitForResume(t *testing.T, resumes func() int, after int) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for resumes() <= after {
-		if time.Now().After(deadline) {
-			t.Fatal("no websocket was recycled and resumed within 30 s")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testwait.Until(t, "a websocket recycled and resumed (ResumeSession called)", func() bool { return resumes() > after })
 }
 
 // sshAcrossRecycles runs passport ssh to target with a remote command

@@ -97,7 +97,7 @@ func FuzzRevoke(f *testing.F) {
 // are never weaker than Go's.
 func FuzzHostDecodesData(f *testing.F) {
 	if _, err := exec.LookPath("ssh-keygen"); err != nil {
-		f.Skip("ssh-keygen is not installed (openssh-client)")
+		f.Skip("ssh-keygen is not installed: the host's checks of keys are held to it (scripts/install.sh installs openssh-client)")
 	}
 	valid := decodeData(f, generated(f)["provision"])
 	f.Add(valid)

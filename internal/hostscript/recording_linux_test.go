@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/passport-access/terraform-provider-passport/internal/testwait"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -199,13 +200,7 @@ func (h *host) recordings(t *testing.T, user string) []string {
 // want: a session cut off from its client still runs to its end.
 func (h *host) waitRecorded(t *testing.T, user string, want ...string) {
 	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for !h.holds(t, user, want) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no recording of %s on %s came to hold all of %q", user, h, want)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	testwait.Until(t, fmt.Sprintf("a recording of %s on %s holding all of %q", user, h, want), func() bool { return h.holds(t, user, want) })
 }
 
 // holds reports whether one of user's recordings holds every one of want.

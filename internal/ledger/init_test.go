@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/passport-access/terraform-provider-passport/internal/testwait"
 )
 
 // TestInitDynamoDB: Init makes a table the ledger works in, runs again
@@ -22,7 +23,7 @@ func TestInitDynamoDB(t *testing.T) {
 		t.Run(s.name, func(t *testing.T) {
 			endpoint, err := s.endpoint()
 			if err != nil {
-				t.Skip(err)
+				t.Skipf("adding an index to a table is checked on moto alone (dynalite never builds one), and moto is not here: %v (scripts/install.sh installs it)", err)
 			}
 			ctx := context.Background()
 			c := dynamoClient(endpoint)
@@ -143,15 +144,11 @@ func TestInitAddsTheOutboxIndex(t *testing.T) {
 			if _, err := l.Create(ctx, Grant{ID: "ar-1", Requester: "alice", State: Active, IssuedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
 				t.Fatal(err)
 			}
-			for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			// moto builds an index it adds to a table in the background.
+			testwait.Until(t, "the outbox index, added by init, to list the new grant", func() bool {
 				box, err := l.Outbox(ctx)
-				if err == nil && len(box) == 1 {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("outbox after init: %v, %v", grantIDs(box), err)
-				}
-			}
+				return err == nil && len(box) == 1
+			})
 		})
 	}
 }

@@ -60,7 +60,7 @@ type rig struct {
 func TestThePortal(t *testing.T) {
 	b, err := browser.Find()
 	if err != nil {
-		t.Skip(err)
+		t.Skipf("the portal is judged in a real browser, and there is none here: %v (scripts/install.sh installs Chromium and playwright-core)", err)
 	}
 	people := append(idp.DemoUsers(), idp.User{Name: mallory, Password: "mallory-lab", Email: "mallory@lab.passport.test", Groups: []string{"admins"}},
 		idp.User{Name: "ivy", Password: "ivy-lab", Email: "ivy@lab.passport.test", Groups: []string{"auditors"}})

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -76,21 +77,21 @@ func TestAccCreateWaitsForApproval(t *testing.T) {
 		t.Errorf("a request that waits touched %s: %v", staging, users)
 	}
 
-	// alice approves it once the next apply waits.
+	// alice approves it once the next apply says in Terraform's log that
+	// it waits, so the approval comes to a create that waits.
 	approved := make(chan error, 1)
 	alice := personClient(t, l, "alice")
+	waits := &logSignal{want: "access request waits for approval", seen: make(chan struct{})}
 	go func() {
-		for range 120 {
-			if r, err := alice.Get(context.Background(), id); err == nil && r.State == "pending" {
-				_, err = alice.Approve(context.Background(), id, "CHG-81 is on the board")
-				approved <- err
-				return
-			}
-			time.Sleep(500 * time.Millisecond)
+		select {
+		case <-waits.seen:
+			_, err := alice.Approve(context.Background(), id, "CHG-81 is on the board")
+			approved <- err
+		case <-time.After(3 * time.Minute):
+			approved <- fmt.Errorf("the second apply never said in its log that it waits for approval")
 		}
-		approved <- nil
 	}()
-	ctx, cancel = context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel = context.WithTimeout(tflogtest.RootLogger(context.Background(), waits), 3*time.Minute)
 	defer cancel()
 	g, err = s.grant(ctx, want)
 	if err != nil {
@@ -338,4 +339,19 @@ func TestBreakGlassReplaces(t *testing.T) {
 			t.Errorf("%s: replaces %v, want %v", tc.name, resp.RequiresReplace, tc.want)
 		}
 	}
+}
+
+// logSignal is a log's writer that closes seen the first time a line
+// with want is written.
+type logSignal struct {
+	want string
+	seen chan struct{}
+	once sync.Once
+}
+
+func (l *logSignal) Write(p []byte) (int, error) {
+	if bytes.Contains(p, []byte(l.want)) {
+		l.once.Do(func() { close(l.seen) })
+	}
+	return len(p), nil
 }

@@ -35,7 +35,7 @@ import (
 // trail names the person who did it and why.
 func TestServeCollectsRecordings(t *testing.T) {
 	if testing.Short() {
-		t.Skip("-short: builds passport and runs a service process")
+		t.Skip("-short leaves it out: it builds the passport binary and runs passport serve as a process; the full run (scripts/test.sh) has it")
 	}
 	l := labtest.Start(t, lab.Options{Hosts: 1})
 	ctx := context.Background()

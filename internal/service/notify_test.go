@@ -147,7 +147,7 @@ func typesOf(es []notify.Event, request string) []string {
 // what happened, and no secret reaches the log.
 func TestNotificationsSurviveAKilledService(t *testing.T) {
 	if testing.Short() {
-		t.Skip("-short: builds passport and runs a service process twice")
+		t.Skip("-short leaves it out: it builds the passport binary and runs passport serve as a process twice; the full run (scripts/test.sh) has it")
 	}
 	l := labtest.Start(t, lab.Options{Hosts: 2})
 	ctx := context.Background()
