@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/passport-access/terraform-provider-passport/internal/api"
+	"github.com/passport-access/terraform-provider-passport/internal/client"
 )
 
 func newApproveCommand() *cobra.Command {
@@ -31,23 +33,13 @@ person passport login --server signed in.`,
 		Example: `  passport approve ar-0123456789abcdef --comment "INC-4242 is real"`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := requestID(args[0])
-			if err != nil {
+			return decide(cmd, &srv, "approve", args[0], nil, func(ctx context.Context, c *client.Client, id string) error {
+				r, err := c.Approve(ctx, id, comment)
+				if err == nil {
+					printDecided(cmd.OutOrStdout(), "Approved", r)
+				}
 				return err
-			}
-			if !srv.on() {
-				return errNoServer("approve")
-			}
-			c, err := srv.signedIn(cmd.Context(), nil)
-			if err != nil {
-				return err
-			}
-			r, err := c.Approve(cmd.Context(), id, comment)
-			if err != nil {
-				return serviceError(srv.server(), err)
-			}
-			printDecided(cmd.OutOrStdout(), "Approved", r)
-			return nil
+			})
 		},
 	}
 	cmd.Flags().StringVar(&comment, "comment", "", "why you approve, for the requester and the audit trail")
@@ -70,31 +62,51 @@ trail.`,
 		Example: `  passport deny ar-0123456789abcdef --comment "no change ticket for the primary"`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := requestID(args[0])
-			if err != nil {
+			need := func(id string) error {
+				if strings.TrimSpace(comment) == "" {
+					return fmt.Errorf("--comment is required: say why you deny %s, for its requester and the audit trail", id)
+				}
+				return nil
+			}
+			return decide(cmd, &srv, "deny", args[0], need, func(ctx context.Context, c *client.Client, id string) error {
+				r, err := c.Deny(ctx, id, comment)
+				if err == nil {
+					printDecided(cmd.OutOrStdout(), "Denied", r)
+				}
 				return err
-			}
-			if strings.TrimSpace(comment) == "" {
-				return fmt.Errorf("--comment is required: say why you deny %s, for its requester and the audit trail", id)
-			}
-			if !srv.on() {
-				return errNoServer("deny")
-			}
-			c, err := srv.signedIn(cmd.Context(), nil)
-			if err != nil {
-				return err
-			}
-			r, err := c.Deny(cmd.Context(), id, comment)
-			if err != nil {
-				return serviceError(srv.server(), err)
-			}
-			printDecided(cmd.OutOrStdout(), "Denied", r)
-			return nil
+			})
 		},
 	}
 	cmd.Flags().StringVar(&comment, "comment", "", "why you deny it, for the requester and the audit trail (required)")
 	srv.register(cmd)
 	return cmd
+}
+
+// decide runs one approver's decision on request arg through the service:
+// the checks approve, deny and review share (the id, what need asks of
+// the flags, a server, a sign-in), then call, whose refusal is said as
+// the service says it.
+func decide(cmd *cobra.Command, srv *serverFlags, verb, arg string, need func(id string) error, call func(context.Context, *client.Client, string) error) error {
+	id, err := requestID(arg)
+	if err != nil {
+		return err
+	}
+	if need != nil {
+		if err := need(id); err != nil {
+			return err
+		}
+	}
+	if !srv.on() {
+		return errNoServer(verb)
+	}
+	c, err := srv.signedIn(cmd.Context(), nil)
+	if err != nil {
+		return err
+	}
+	if err := call(cmd.Context(), c, id); err != nil {
+		return serviceError(srv.server(), err)
+	}
+	return nil
 }
 
 func errNoServer(verb string) error {
@@ -144,26 +156,19 @@ window or after it ended. The comment is required.`,
 		Example: `  passport review ar-0123456789abcdef --comment "INC-4242: the primary was down, access was needed"`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := requestID(args[0])
-			if err != nil {
+			need := func(id string) error {
+				if strings.TrimSpace(comment) == "" {
+					return fmt.Errorf("--comment is required: say what you found about %s, for the audit trail", id)
+				}
+				return nil
+			}
+			return decide(cmd, &srv, "review", args[0], need, func(ctx context.Context, c *client.Client, id string) error {
+				r, err := c.Review(ctx, id, comment)
+				if err == nil {
+					fmt.Fprintf(cmd.OutOrStdout(), "Reviewed break-glass access request %s of %s (%s).\n", r.ID, r.Requester, r.State)
+				}
 				return err
-			}
-			if strings.TrimSpace(comment) == "" {
-				return fmt.Errorf("--comment is required: say what you found about %s, for the audit trail", id)
-			}
-			if !srv.on() {
-				return errNoServer("review")
-			}
-			c, err := srv.signedIn(cmd.Context(), nil)
-			if err != nil {
-				return err
-			}
-			r, err := c.Review(cmd.Context(), id, comment)
-			if err != nil {
-				return serviceError(srv.server(), err)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "Reviewed break-glass access request %s of %s (%s).\n", r.ID, r.Requester, r.State)
-			return nil
+			})
 		},
 	}
 	cmd.Flags().StringVar(&comment, "comment", "", "what you found, for the audit trail (required)")
