@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"maps"
@@ -60,26 +61,25 @@ func (s *Server) approveRequest(w http.ResponseWriter, r *http.Request, p *princ
 // denyRequest ends a request that waits for approval (or drops its
 // longer window), with the approver's comment.
 func (s *Server) denyRequest(w http.ResponseWriter, r *http.Request, p *principal) {
-	var in api.Decision
-	if err := read(r, &in); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	rec, err := s.loadToDecide(r.Context(), p, r.PathValue("id"))
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	if _, err := s.cfg.Access.Deny(r.Context(), p.approver(), rec.ID, in.Comment); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	s.writeRecord(w, r, rec.ID, http.StatusOK)
+	s.decideComment(w, r, p, func(ctx context.Context, id, comment string) error {
+		_, err := s.cfg.Access.Deny(ctx, p.approver(), id, comment)
+		return err
+	})
 }
 
 // reviewRequest records the caller's review of a break-glass request,
 // open or closed.
 func (s *Server) reviewRequest(w http.ResponseWriter, r *http.Request, p *principal) {
+	s.decideComment(w, r, p, func(ctx context.Context, id, comment string) error {
+		_, err := s.cfg.Access.Review(ctx, p.approver(), id, comment)
+		return err
+	})
+}
+
+// decideComment reads a decision's comment, loads the request the path
+// names for the caller to decide on, applies act, and answers the request
+// as it now stands.
+func (s *Server) decideComment(w http.ResponseWriter, r *http.Request, p *principal, act func(ctx context.Context, id, comment string) error) {
 	var in api.Decision
 	if err := read(r, &in); err != nil {
 		s.fail(w, r, err)
@@ -90,7 +90,7 @@ func (s *Server) reviewRequest(w http.ResponseWriter, r *http.Request, p *princi
 		s.fail(w, r, err)
 		return
 	}
-	if _, err := s.cfg.Access.Review(r.Context(), p.approver(), rec.ID, in.Comment); err != nil {
+	if err := act(r.Context(), rec.ID, in.Comment); err != nil {
 		s.fail(w, r, err)
 		return
 	}
