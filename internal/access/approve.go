@@ -149,6 +149,23 @@ func checkComment(c string, required bool) error {
 	return nil
 }
 
+// toDecide loads request id for by to approve or deny: what it waits for,
+// provided by is someone policy lets decide on it.
+func (s *Service) toDecide(ctx context.Context, by Approver, id string) (*Grant, ledger.Grant, *ledger.Approval, error) {
+	g, rec, err := s.Load(ctx, id)
+	if err != nil {
+		return nil, ledger.Grant{}, nil, err
+	}
+	a, err := s.waitingFor(g, rec)
+	if err != nil {
+		return nil, ledger.Grant{}, nil, err
+	}
+	if err := s.mayApprove(ctx, by, g, false); err != nil {
+		return nil, ledger.Grant{}, nil, err
+	}
+	return g, rec, a, nil
+}
+
 // waitingFor is the approval a loaded request waits for: its own while
 // pending, its longer window's while active. It refuses a request that
 // waits for nothing, or whose deadline has passed.
@@ -212,15 +229,8 @@ func (s *Service) Approve(ctx context.Context, by Approver, id, comment string, 
 	}
 	s = s.as(by.Name)
 	for attempt := 1; ; attempt++ {
-		g, rec, err := s.Load(ctx, id)
+		g, rec, a, err := s.toDecide(ctx, by, id)
 		if err != nil {
-			return nil, err
-		}
-		a, err := s.waitingFor(g, rec)
-		if err != nil {
-			return nil, err
-		}
-		if err := s.mayApprove(ctx, by, g, false); err != nil {
 			return nil, err
 		}
 		if i := slices.IndexFunc(a.Given, func(v ledger.Vote) bool { return by.is(v.By, policy.Kind(v.Kind)) }); i >= 0 {
@@ -304,15 +314,8 @@ func (s *Service) Deny(ctx context.Context, by Approver, id, comment string) (*G
 	}
 	s = s.as(by.Name)
 	for attempt := 1; ; attempt++ {
-		g, rec, err := s.Load(ctx, id)
+		g, rec, a, err := s.toDecide(ctx, by, id)
 		if err != nil {
-			return nil, err
-		}
-		a, err := s.waitingFor(g, rec)
-		if err != nil {
-			return nil, err
-		}
-		if err := s.mayApprove(ctx, by, g, false); err != nil {
 			return nil, err
 		}
 		a.Denied = &ledger.Vote{By: by.Name, Kind: by.kind(), At: s.now().UTC(), Comment: comment}
