@@ -63,14 +63,19 @@ func Find() (*Parser, error) {
 	if modules == "" {
 		return nil, errors.New("psparse: no .tools/node/node_modules above the working directory: " + install)
 	}
-	for pkg, want := range map[string]string{"tree-sitter-powershell": GrammarVersion, "web-tree-sitter": WebRuntimeVersion} {
+	// A slice, not a map: with both missing, the grammar is named first on
+	// every run.
+	for _, need := range []struct{ pkg, version string }{
+		{"tree-sitter-powershell", GrammarVersion},
+		{"web-tree-sitter", WebRuntimeVersion},
+	} {
 		var meta struct{ Version string }
-		b, err := os.ReadFile(filepath.Join(modules, pkg, "package.json"))
+		b, err := os.ReadFile(filepath.Join(modules, need.pkg, "package.json"))
 		if err == nil {
 			err = json.Unmarshal(b, &meta)
 		}
-		if err != nil || meta.Version != want {
-			return nil, fmt.Errorf("psparse: %s %s is not in %s (found %q): %s", pkg, want, modules, meta.Version, install)
+		if err != nil || meta.Version != need.version {
+			return nil, fmt.Errorf("psparse: %s %s is not in %s (found %q): %s", need.pkg, need.version, modules, meta.Version, install)
 		}
 	}
 	return &Parser{node: node, modules: modules}, nil
