@@ -3,22 +3,17 @@
 package hostscript
 
 import (
-	"fmt"
-	"io"
-	"slices"
-	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/passport-access/terraform-provider-passport/internal/benchpair"
 )
 
 // The recorder's cost, measured on one sandbox host against a login that
 // is not recorded: an ordinary account of the same host, same sshd and
-// shell, logging in with a key. Each iteration times both, one after the
-// other (taking turns at going first), so a busy machine slows both
-// alike; the median of the iterations' ratios is what to read, since a
-// burst of someone else's work lands on one side of one pair.
+// shell, logging in with a key, in pairs (package benchpair).
 // BENCHMARKS.md has the figures.
 
 // benchHost boots a host with a recorded Passport user and a plain
@@ -34,82 +29,64 @@ func benchHost(b *testing.B) (h *host, recorded, plain ssh.Signer) {
 	return h, cred.signer, h.plainUser(b, "plain")
 }
 
-// echoSession is a terminal running cat, which hands back each line typed.
-type echoSession struct {
-	c   *ssh.Client
-	s   *ssh.Session
-	in  io.Writer
-	out io.Reader
+// The recorder as shipped, and what it is made of: each variant changes
+// the recorded user's sudoers or session program on the host, so that the
+// figures say where the cost lies. Only "recorder" is what Passport
+// installs; the others record nothing or use a relay Passport does not.
+var recorderVariants = []struct{ name, script string }{
+	// sudo's I/O log, forced by sshd: what provision installs.
+	{"recorder", ""},
+	// The same sudo relaying the terminal with its I/O log off: the cost
+	// of the second terminal alone.
+	{"relay-without-log", `sed -i 's/log_input, log_output, /use_pty, /' ` + recorderSudoers},
+	// util-linux's script(1), a minimal terminal relay in C, in place of
+	// sudo's: what any recorder that gives the program a terminal pays.
+	{"script-relay", `sed -i 's/log_input, log_output, /!use_pty, /' ` + recorderSudoers + `
+sed -i 's|^exec "$shell" -c "$command"$|exec script -qfec "$command" /dev/null|' ` + sessionProgram + `
+grep -q '^exec script' ` + sessionProgram},
+	// The chain of sudo and shells without a second terminal: no relay,
+	// nothing recorded.
+	{"no-relay", `sed -i 's/log_input, log_output, /!use_pty, /' ` + recorderSudoers},
 }
 
-func openEcho(b *testing.B, h *host, user string, signer ssh.Signer) *echoSession {
-	b.Helper()
-	c, err := h.dial(user, signer)
-	if err != nil {
-		b.Fatalf("login as %s: %v", user, err)
-	}
-	s, err := c.NewSession()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := s.RequestPty("xterm", 24, 80, ssh.TerminalModes{ssh.ECHO: 0}); err != nil {
-		b.Fatal(err)
-	}
-	in, _ := s.StdinPipe()
-	out, _ := s.StdoutPipe()
-	// Without echo, each line comes back once, from cat, when Enter is
-	// typed: one keystroke's trip to the program and back.
-	if err := s.Start("stty -echo; echo ready; exec cat"); err != nil {
-		b.Fatal(err)
-	}
-	e := &echoSession{c: c, s: s, in: in, out: out}
-	e.expect(b, "ready\r\n")
-	return e
-}
+const (
+	recorderSudoers = "/etc/sudoers.d/passport_recorder"
+	sessionProgram  = "/usr/local/lib/passport/session"
+)
 
-func (e *echoSession) expect(b *testing.B, want string) {
-	got := make([]byte, 0, len(want))
-	buf := make([]byte, 256)
-	for !strings.HasSuffix(string(got), want) {
-		n, err := e.out.Read(buf)
-		if err != nil {
-			b.Fatalf("reading the terminal: %v (read %q, want %q)", err, got, want)
-		}
-		got = append(got, buf[:n]...)
+// eachVariant runs bench as a sub-benchmark per recorder variant, with
+// the host's recorder as provision left it, changed by the variant.
+func eachVariant(b *testing.B, h *host, bench func(b *testing.B)) {
+	h.sh(b, "cp -p "+recorderSudoers+" /root/sudoers.bench && cp -p "+sessionProgram+" /root/session.bench")
+	for _, v := range recorderVariants {
+		b.Run(v.name, func(b *testing.B) {
+			h.sh(b, "cp -p /root/sudoers.bench "+recorderSudoers+" && cp -p /root/session.bench "+sessionProgram+"\n"+v.script)
+			bench(b)
+		})
 	}
-}
-
-func (e *echoSession) close() {
-	e.s.Close()
-	e.c.Close()
 }
 
 // BenchmarkRecorderRoundTrip types a line and waits for it to come back,
-// recorded and not.
+// recorded and not, straight to the host's sshd: the recorder's whole
+// cost with nothing in front of it. access's
+// BenchmarkRecorderRoundTripTunnel measures it the way a person types,
+// through a Session Manager tunnel.
 func BenchmarkRecorderRoundTrip(b *testing.B) {
 	h, recorded, plain := benchHost(b)
+	eachVariant(b, h, func(b *testing.B) { recorderRoundTrip(b, h, recorded, plain) })
+}
+
+func recorderRoundTrip(b *testing.B, h *host, recorded, plain ssh.Signer) {
 	rec := openEcho(b, h, "pp-bench", recorded)
-	defer rec.close()
+	defer rec.Close()
 	base := openEcho(b, h, "plain", plain)
-	defer base.close()
+	defer base.Close()
 	recRoot, baseRoot := sessionRoot(h.PID(), "pp-bench"), sessionRoot(h.PID(), "plain")
 	if recRoot == 0 || baseRoot == 0 {
 		b.Fatalf("the sessions' sshd processes are not found on %s", h)
 	}
 	recCPU, baseCPU := treeCPU(recRoot), treeCPU(baseRoot)
-	var p pairs
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		line := fmt.Sprintf("k%d", i)
-		trip := func(e *echoSession) time.Duration {
-			start := time.Now()
-			io.WriteString(e.in, line+"\r")
-			e.expect(b, line+"\r\n")
-			return time.Since(start)
-		}
-		p.add(i, func() time.Duration { return trip(base) }, func() time.Duration { return trip(rec) })
-	}
-	p.report(b, time.Microsecond, "µs")
+	benchpair.RoundTrips(b, base, rec)
 	recCPU, baseCPU = treeCPU(recRoot)-recCPU, treeCPU(baseRoot)-baseCPU
 	// CPU time comes in ticks of 10 ms: a short run may see none.
 	if baseCPU > 0 {
@@ -117,33 +94,15 @@ func BenchmarkRecorderRoundTrip(b *testing.B) {
 	}
 }
 
-// pairs times a baseline and the recorded run of each iteration.
-type pairs struct {
-	base, rec time.Duration
-	ratios    []float64
-}
-
-// add runs both, the baseline first in even iterations.
-func (p *pairs) add(i int, base, rec func() time.Duration) {
-	var tb, tr time.Duration
-	if i%2 == 0 {
-		tb = base()
-		tr = rec()
-	} else {
-		tr = rec()
-		tb = base()
+// openEcho logs in as user and starts an echo terminal.
+func openEcho(b *testing.B, h *host, user string, signer ssh.Signer) *benchpair.Echo {
+	b.Helper()
+	c, err := h.dial(user, signer)
+	if err != nil {
+		b.Fatalf("login as %s: %v", user, err)
 	}
-	p.base += tb
-	p.rec += tr
-	p.ratios = append(p.ratios, float64(tr)/float64(tb))
-}
-
-func (p *pairs) report(b *testing.B, unit time.Duration, name string) {
-	n := float64(len(p.ratios))
-	slices.Sort(p.ratios)
-	b.ReportMetric(float64(p.base)/float64(unit)/n, "plain-"+name+"/op")
-	b.ReportMetric(float64(p.rec)/float64(unit)/n, "recorded-"+name+"/op")
-	b.ReportMetric(p.ratios[len(p.ratios)/2], "recorded/plain")
+	b.Cleanup(func() { c.Close() })
+	return benchpair.OpenEcho(b, c)
 }
 
 // outputBytes is how much a command prints to its terminal per iteration.
@@ -153,7 +112,10 @@ const outputBytes = 100 << 20
 // 100 MiB, recorded and not, and reads all of it.
 func BenchmarkRecorderOutput(b *testing.B) {
 	h, recorded, plain := benchHost(b)
-	command := fmt.Sprintf("head -c %d /dev/zero | tr '\\0' x", outputBytes)
+	eachVariant(b, h, func(b *testing.B) { recorderOutput(b, h, recorded, plain) })
+}
+
+func recorderOutput(b *testing.B, h *host, recorded, plain ssh.Signer) {
 	var hostCPU func(user string) *time.Duration
 	run := func(user string, signer ssh.Signer) time.Duration {
 		c, err := h.dial(user, signer)
@@ -161,25 +123,8 @@ func BenchmarkRecorderOutput(b *testing.B) {
 			b.Fatalf("login as %s: %v", user, err)
 		}
 		defer c.Close()
-		s, err := c.NewSession()
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer s.Close()
-		if err := s.RequestPty("xterm", 24, 80, ssh.TerminalModes{}); err != nil {
-			b.Fatal(err)
-		}
-		var n countWriter
-		s.Stdout = &n
 		cpu := treeCPU(h.PID())
-		start := time.Now()
-		if err := s.Run(command); err != nil {
-			b.Fatalf("%s: %v", user, err)
-		}
-		took := time.Since(start)
-		if n < outputBytes {
-			b.Fatalf("%s's terminal showed %d bytes, want %d", user, n, outputBytes)
-		}
+		took := benchpair.Print(b, c, outputBytes)
 		// The session's processes have ended and been reaped by the time
 		// the client sees the channel close, so their time is counted.
 		*hostCPU(user) += treeCPU(h.PID()) - cpu
@@ -192,25 +137,18 @@ func BenchmarkRecorderOutput(b *testing.B) {
 		}
 		return &cpuRec
 	}
-	var p pairs
+	var p benchpair.Pairs
 	b.SetBytes(outputBytes)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		p.add(i, func() time.Duration { return run("plain", plain) }, func() time.Duration { return run("pp-bench", recorded) })
+		p.Add(i, func() time.Duration { return run("plain", plain) }, func() time.Duration { return run("pp-bench", recorded) })
 		b.StopTimer()
 		// Each recording holds the 100 MiB; the host's disk is a test's.
 		h.sh(b, "rm -rf "+RecordingsDir+"/pp-bench/*")
 		b.StartTimer()
 	}
-	p.report(b, time.Millisecond, "ms")
+	p.Report(b, time.Millisecond, "ms")
 	if cpuPlain > 0 {
 		b.ReportMetric(float64(cpuRec)/float64(cpuPlain), "host-cpu-recorded/plain")
 	}
-}
-
-type countWriter int64
-
-func (c *countWriter) Write(p []byte) (int, error) {
-	*c += countWriter(len(p))
-	return len(p), nil
 }
