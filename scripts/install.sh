@@ -35,6 +35,9 @@ command -v sftp >/dev/null 2>&1 || need_apt="$need_apt openssh-client"
 command -v ansible >/dev/null 2>&1 || need_apt="$need_apt ansible-core"
 command -v unshare >/dev/null 2>&1 || need_apt="$need_apt util-linux"
 command -v pkill >/dev/null 2>&1 || need_apt="$need_apt procps"
+# Lab hosts hand recordings over compressed with zstd, as hosts that have
+# it do (the Debian releases built below have none, and use gzip).
+command -v zstd >/dev/null 2>&1 || need_apt="$need_apt zstd"
 # The demo checks that the portal answers a browser with curl.
 command -v curl >/dev/null 2>&1 || need_apt="$need_apt curl"
 # asciinema plays the asciicast that passport sessions export, in the tests.

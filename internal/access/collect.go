@@ -1,7 +1,6 @@
 package access
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -124,12 +123,14 @@ func (s *Service) collectHost(ctx context.Context, instance string, users []stri
 		c.Err = fmt.Errorf("%s: the agent wrote no recordings to the bucket (does the instance's role allow s3:PutObject on %s%s*?): %w", instance, st.Bucket+"/", collect.TransferPrefix, err)
 		return c
 	}
-	bundle, err := st.Get(ctx, key)
+	// Read as it downloads: the transfer is never held whole.
+	bundle, err := st.GetObject(ctx, st.Bucket, key)
 	if err != nil {
 		c.Err = err
 		return c
 	}
-	sessions, grants, err := collect.ReadBundle(bytes.NewReader(bundle))
+	sessions, grants, err := collect.ReadBundle(bundle)
+	bundle.Close()
 	if err != nil {
 		c.Err = fmt.Errorf("%s: %w; the transfer object s3://%s/%s is kept for inspection", instance, err, st.Bucket, key)
 		return c

@@ -17,8 +17,9 @@ import (
 // host hands over, the agent uploads to the bucket (a file already on the
 // host, printed with cat): "one round trip plus the S3 upload".
 // collect/floor is the whole cost over that floor: the host's tar and
-// gzip, Passport's download, one object per session (re-packed with
-// recording.json, gzip again), its upload and the transfer's deletion.
+// zstd, Passport's download and decompression, one object per session
+// (re-packed with recording.json, gzip), its upload and the transfer's
+// deletion.
 func BenchmarkCollect50MB(b *testing.B) {
 	l := startLab(b, 1, 0)
 	store, err := collect.NewStore(l.AWSConfig(), lab.RecordingsBucket)
@@ -49,7 +50,8 @@ func BenchmarkCollect50MB(b *testing.B) {
 	}
 	rec := first[0].Stored[0]
 	raw := onHost(b, h, "du -sb /var/lib/passport/recordings/"+g.Username+" | cut -f1")
-	transfer := onHost(b, h, "cd /var/lib/passport/recordings && tar -cf - "+g.Username+" | gzip -1 | wc -c")
+	// What the host hands over: compressed as the collect program does.
+	transfer := onHost(b, h, "cd /var/lib/passport/recordings && tar -cf - "+g.Username+" | if command -v zstd >/dev/null; then zstd -1 -q -c; else gzip -1 -c; fi | wc -c")
 	onHost(b, h, "head -c "+transfer+" /dev/urandom >/root/bench-bundle")
 	runner := fleet.New(l.ssm, fleet.Options{FirstPoll: 50 * time.Millisecond, MaxPoll: 250 * time.Millisecond})
 	floorJob := fleet.Job{Targets: []string{id}, Script: "cat /root/bench-bundle", OutputS3Bucket: store.Bucket, OutputS3KeyPrefix: collect.TransferPrefix + "bench"}

@@ -4,7 +4,6 @@ import (
 	"archive/tar"
 	"bufio"
 	"bytes"
-	"compress/gzip"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +13,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
 )
 
 // A HostSession is one session as a host handed it over.
@@ -43,16 +45,18 @@ var (
 	reSession = regexp.MustCompile(`^[0-9]{8}-[0-9]{6}-[A-Za-z0-9]{6}$`)
 )
 
-// ReadBundle reads the gzip-compressed tar the collect program writes:
-// <user>/grant and <user>/<session>/<file>. Members it does not expect (a
-// link, a name outside that shape) are refused: the host is root's, and
-// whatever it sends is checked.
+// ReadBundle reads the tar the collect program writes, compressed with
+// zstd or gzip (whichever the host has): <user>/grant and
+// <user>/<session>/<file>. Members it does not expect (a link, a name
+// outside that shape) are refused: the host is root's, and whatever it
+// sends is checked.
 func ReadBundle(r io.Reader) ([]HostSession, map[string]HostGrant, error) {
-	zr, err := gzip.NewReader(r)
+	plain, done, err := decompress(r)
 	if err != nil {
-		return nil, nil, fmt.Errorf("recording: the host's bundle is not gzip: %w", err)
+		return nil, nil, err
 	}
-	tr := tar.NewReader(io.LimitReader(zr, MaxBundle))
+	defer done()
+	tr := tar.NewReader(io.LimitReader(plain, MaxBundle))
 	grants := map[string]HostGrant{}
 	byKey := map[string]*HostSession{}
 	var order []string
@@ -118,6 +122,32 @@ func ReadBundle(r io.Reader) ([]HostSession, map[string]HostGrant, error) {
 		sessions = append(sessions, *s)
 	}
 	return sessions, grants, nil
+}
+
+// maxWindow bounds the zstd window a bundle may ask for, and so the
+// memory decoding it takes: zstd -1 uses at most 2 MiB.
+const maxWindow = 64 << 20
+
+// decompress opens a bundle by its magic number: zstd or gzip. done
+// releases the decoder.
+func decompress(r io.Reader) (io.Reader, func(), error) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	magic, _ := br.Peek(4)
+	switch {
+	case bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
+		zr, err := zstd.NewReader(br, zstd.WithDecoderMaxWindow(maxWindow), zstd.WithDecoderMaxMemory(maxWindow), zstd.WithDecoderConcurrency(2))
+		if err != nil {
+			return nil, nil, fmt.Errorf("recording: the host's bundle is not zstd: %w", err)
+		}
+		return zr, zr.Close, nil
+	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, nil, fmt.Errorf("recording: the host's bundle is not gzip: %w", err)
+		}
+		return zr, func() {}, nil
+	}
+	return nil, nil, fmt.Errorf("recording: the host's bundle is neither zstd nor gzip (it starts %q)", magic)
 }
 
 // submitTime reads when sudo started the session from its log.json, or

@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/passport-access/terraform-provider-passport/internal/ledger/dynamotest"
 )
@@ -59,14 +60,34 @@ func tarGz(t testing.TB, members ...*tar.Header) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	zw := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(zw)
+	writeTar(t, zw, members)
+	zw.Close()
+	return buf.Bytes()
+}
+
+// tarZst builds the same compressed with zstd, as hosts with zstd do.
+func tarZst(t testing.TB, members ...*tar.Header) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw, err := zstd.NewWriter(&buf, zstd.WithEncoderLevel(zstd.SpeedFastest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeTar(t, zw, members)
+	zw.Close()
+	return buf.Bytes()
+}
+
+func writeTar(t testing.TB, w io.Writer, members []*tar.Header) {
+	tw := tar.NewWriter(w)
 	for _, h := range members {
+		h := *h
 		data := []byte(h.Linkname)
 		if h.Typeflag == tar.TypeReg {
 			h.Size = int64(len(data))
 			h.Linkname = ""
 		}
-		if err := tw.WriteHeader(h); err != nil {
+		if err := tw.WriteHeader(&h); err != nil {
 			t.Fatal(err)
 		}
 		if h.Typeflag == tar.TypeReg {
@@ -74,9 +95,18 @@ func tarGz(t testing.TB, members ...*tar.Header) []byte {
 		}
 	}
 	tw.Close()
-	zw.Close()
-	return buf.Bytes()
 }
+
+// zstdFrame is a zstd frame holding data as one raw block, which asks
+// for a window of 1<<windowLog bytes.
+func zstdFrame(windowLog byte, data []byte) []byte {
+	n := len(data)<<3 | 1 // the last block, raw
+	frame := []byte{0x28, 0xb5, 0x2f, 0xfd, 0, (windowLog - 10) << 3, byte(n), byte(n >> 8), byte(n >> 16)}
+	return append(frame, data...)
+}
+
+// compressions are the ways a host may compress its bundle.
+var compressions = map[string]func(testing.TB, ...*tar.Header) []byte{"gzip": tarGz, "zstd": tarZst}
 
 // file makes a regular member; its content rides in Linkname until tarGz.
 func file(name, content string, mode int64) *tar.Header {
@@ -87,31 +117,36 @@ func dir(name string) *tar.Header {
 	return &tar.Header{Name: name + "/", Typeflag: tar.TypeDir, Mode: 0o700}
 }
 
+// TestReadBundle reads a bundle as hosts write it, compressed either way.
 func TestReadBundle(t *testing.T) {
-	bundle := tarGz(t, dir("pp-abc"), file("pp-abc/grant", "user=pp-abc\nrequest=req-1\nrequester=alice\nuid=60001\nserial=7\nserial=42\n", 0o600),
-		dir("pp-abc/20261206-091500-Ab12Cd"),
-		file("pp-abc/20261206-091500-Ab12Cd/log.json", `{"submit_time":{"seconds":1765012500,"nanoseconds":5}}`, 0o600),
-		file("pp-abc/20261206-091500-Ab12Cd/timing", "1 0.5 3\n", 0o400),
-		file("pp-abc/20261206-091500-Ab12Cd/stdout", "out", 0o600),
-		dir("pp-abc/20261206-091600-Zz0011"),
-		file("pp-abc/20261206-091600-Zz0011/timing", "", 0o600))
-	sessions, grants, err := ReadBundle(bytes.NewReader(bundle))
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := grants["pp-abc"]
-	if g.Request != "req-1" || g.Requester != "alice" || len(g.Serials) != 2 || g.Serials[1] != 42 {
-		t.Errorf("grant: %+v", g)
-	}
-	if len(sessions) != 2 {
-		t.Fatalf("sessions: %+v", sessions)
-	}
-	s := sessions[0]
-	if !s.Finished || s.Start != time.Unix(1765012500, 5).UTC() || s.End.IsZero() || len(s.Files) != 3 || s.Files[0].Name != "log.json" || s.Files[1].Name != "timing" {
-		t.Errorf("finished session: %+v", s)
-	}
-	if sessions[1].Finished {
-		t.Error("a session whose timing file is writable reads as finished")
+	for name, compress := range compressions {
+		t.Run(name, func(t *testing.T) {
+			bundle := compress(t, dir("pp-abc"), file("pp-abc/grant", "user=pp-abc\nrequest=req-1\nrequester=alice\nuid=60001\nserial=7\nserial=42\n", 0o600),
+				dir("pp-abc/20261206-091500-Ab12Cd"),
+				file("pp-abc/20261206-091500-Ab12Cd/log.json", `{"submit_time":{"seconds":1765012500,"nanoseconds":5}}`, 0o600),
+				file("pp-abc/20261206-091500-Ab12Cd/timing", "1 0.5 3\n", 0o400),
+				file("pp-abc/20261206-091500-Ab12Cd/stdout", "out", 0o600),
+				dir("pp-abc/20261206-091600-Zz0011"),
+				file("pp-abc/20261206-091600-Zz0011/timing", "", 0o600))
+			sessions, grants, err := ReadBundle(bytes.NewReader(bundle))
+			if err != nil {
+				t.Fatal(err)
+			}
+			g := grants["pp-abc"]
+			if g.Request != "req-1" || g.Requester != "alice" || len(g.Serials) != 2 || g.Serials[1] != 42 {
+				t.Errorf("grant: %+v", g)
+			}
+			if len(sessions) != 2 {
+				t.Fatalf("sessions: %+v", sessions)
+			}
+			s := sessions[0]
+			if !s.Finished || s.Start != time.Unix(1765012500, 5).UTC() || s.End.IsZero() || len(s.Files) != 3 || s.Files[0].Name != "log.json" || s.Files[1].Name != "timing" {
+				t.Errorf("finished session: %+v", s)
+			}
+			if sessions[1].Finished {
+				t.Error("a session whose timing file is writable reads as finished")
+			}
+		})
 	}
 }
 
@@ -127,18 +162,39 @@ func TestReadBundleRefusesWhatTheRecorderNeverWrites(t *testing.T) {
 		"a bad user":       file("Root/grant", "x", 0o600),
 		"a bad session":    file("pp-abc/2026/stdout", "x", 0o600),
 	} {
-		if _, _, err := ReadBundle(bytes.NewReader(tarGz(t, h))); err == nil {
-			t.Errorf("%s: accepted", name)
+		for how, compress := range compressions {
+			if _, _, err := ReadBundle(bytes.NewReader(compress(t, h))); err == nil {
+				t.Errorf("%s (%s): accepted", name, how)
+			}
 		}
 	}
-	if _, _, err := ReadBundle(strings.NewReader("not gzip")); err == nil {
-		t.Error("a bundle that is not gzip was accepted")
+	var plain bytes.Buffer
+	grant := file("pp-abc/grant", "request=r\n", 0o600)
+	writeTar(t, &plain, []*tar.Header{grant})
+	// A window larger than the bound would have the decoder take that
+	// much memory; the same frame with a small window reads.
+	if _, _, err := ReadBundle(bytes.NewReader(zstdFrame(20, plain.Bytes()))); err != nil {
+		t.Fatalf("a zstd frame with a 1 MiB window: %v", err)
+	}
+	for name, bundle := range map[string][]byte{
+		"not compressed":          []byte("not gzip"),
+		"a plain tar":             plain.Bytes(),
+		"gzip cut short":          tarGz(t, grant)[:20],
+		"zstd cut short":          tarZst(t, grant)[:20],
+		"a zstd header":           {0x28, 0xb5, 0x2f, 0xfd},
+		"a window over the bound": zstdFrame(27, plain.Bytes()),
+	} {
+		if _, _, err := ReadBundle(bytes.NewReader(bundle)); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
 	}
 }
 
 func FuzzReadBundle(f *testing.F) {
 	f.Add(tarGz(f, dir("pp-abc"), file("pp-abc/grant", "request=r\n", 0o600)))
+	f.Add(tarZst(f, dir("pp-abc"), dir("pp-abc/20261206-091500-Ab12Cd"), file("pp-abc/20261206-091500-Ab12Cd/timing", "1 0.5 3\n", 0o400)))
 	f.Add([]byte{0x1f, 0x8b})
+	f.Add([]byte{0x28, 0xb5, 0x2f, 0xfd})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		sessions, _, err := ReadBundle(bytes.NewReader(data))
 		if err != nil {

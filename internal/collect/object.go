@@ -12,7 +12,6 @@ package collect
 import (
 	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -20,6 +19,8 @@ import (
 	"path"
 	"slices"
 	"time"
+
+	"github.com/klauspost/compress/gzip"
 )
 
 // Format names the layout of a recording object, in recording.json.

@@ -35,7 +35,7 @@ var reSession = regexp.MustCompile(`^(?:[0-9]{8}-[0-9]{6}-[A-Za-z0-9]{6})$`)
 func ValidSession(name string) bool { return reSession.MatchString(name) }
 
 // Collect returns the program that hands over session recordings as a
-// gzip-compressed tar on stdout (which only Run Command's S3 output can
+// tar compressed with zstd (gzip where the host has no zstd) on stdout (which only Run Command's S3 output can
 // carry) and its result line on stderr (ParseResult reads it there).
 func Collect(c Collection) (string, error) {
 	for _, u := range c.Users {

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
+
 	"github.com/passport-access/terraform-provider-passport/internal/lab/node"
 )
 
@@ -20,6 +22,15 @@ import (
 // output (all of stdout kept) and returns its result, read from stderr,
 // and the tar it wrote to stdout: member name → header and content.
 func (h *host) collect(t *testing.T, c Collection) (Result, map[string]*tar.Header, map[string]string) {
+	t.Helper()
+	r, stdout := h.collectStdout(t, c)
+	headers, files := untar(t, stdout)
+	return r, headers, files
+}
+
+// collectStdout runs the collect program and returns its result and its
+// stdout as it is, compressed.
+func (h *host) collectStdout(t *testing.T, c Collection) (Result, []byte) {
 	t.Helper()
 	script, err := Collect(c)
 	if err != nil {
@@ -35,13 +46,27 @@ func (h *host) collect(t *testing.T, c Collection) (Result, map[string]*tar.Head
 	if err != nil || !r.OK {
 		t.Fatalf("collect on %s: %+v, %v (exit %d)\nstderr: %s", h, r, err, res.ExitCode, res.Stderr)
 	}
+	return r, res.Stdout
+}
+
+var zstdMagic, gzipMagic = []byte{0x28, 0xb5, 0x2f, 0xfd}, []byte{0x1f, 0x8b}
+
+// untar reads what collect wrote: a tar compressed with zstd or gzip.
+func untar(t *testing.T, stdout []byte) (map[string]*tar.Header, map[string]string) {
+	t.Helper()
 	headers, files := map[string]*tar.Header{}, map[string]string{}
-	if len(res.Stdout) == 0 {
-		return r, headers, files
+	if len(stdout) == 0 {
+		return headers, files
 	}
-	zr, err := gzip.NewReader(bytes.NewReader(res.Stdout))
+	var zr io.Reader
+	var err error
+	if bytes.HasPrefix(stdout, zstdMagic) {
+		zr, err = zstd.NewReader(bytes.NewReader(stdout))
+	} else {
+		zr, err = gzip.NewReader(bytes.NewReader(stdout))
+	}
 	if err != nil {
-		t.Fatalf("collect's stdout is not gzip: %v", err)
+		t.Fatalf("collect's stdout is neither zstd nor gzip: %v", err)
 	}
 	tr := tar.NewReader(zr)
 	for {
@@ -56,7 +81,7 @@ func (h *host) collect(t *testing.T, c Collection) (Result, map[string]*tar.Head
 		name := strings.TrimSuffix(hdr.Name, "/")
 		headers[name], files[name] = hdr, string(b)
 	}
-	return r, headers, files
+	return headers, files
 }
 
 // sessionsIn lists the <user>/<session> directories of a collected tar.

@@ -3,6 +3,7 @@
 package hostscript
 
 import (
+	"bytes"
 	"strconv"
 	"strings"
 	"testing"
@@ -101,6 +102,27 @@ func programLifecycle(t *testing.T, h *host, systemd bool) {
 	}
 	if strings.Join(names, ",") != "pp-gone,pp-live" {
 		t.Errorf("inventory lists %v, want pp-gone and pp-live", names)
+	}
+
+	// collect: the live user's session comes over, compressed with zstd
+	// where the release has it and with gzip where it has not (minbase
+	// installs no zstd).
+	if out, err := h.login("pp-live", live.signer, "echo collected-on-release"); err != nil {
+		t.Fatalf("pp-live: %q, %v", out, err)
+	}
+	h.waitRecorded(t, "pp-live", "collected-on-release")
+	_, stdout := h.collectStdout(t, Collection{Users: []string{"pp-live"}})
+	want, compressor := gzipMagic, "gzip"
+	if h.run(t, "command -v zstd").ExitCode == 0 {
+		want, compressor = zstdMagic, "zstd"
+	}
+	headers, files := untar(t, stdout)
+	var recorded bool
+	for _, s := range sessionsIn(headers, "pp-live") {
+		recorded = recorded || strings.Contains(files[s+"/stdout"]+files[s+"/ttyout"], "collected-on-release")
+	}
+	if !bytes.HasPrefix(stdout, want) || !recorded {
+		t.Errorf("collect handed over %d bytes starting % x, with %v; want %s holding pp-live's session", len(stdout), stdout[:min(len(stdout), 4)], sessionsIn(headers, "pp-live"), compressor)
 	}
 
 	// revoke: the user, its files and its certificate are gone.
