@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/passport-access/terraform-provider-passport/internal/ledger"
@@ -71,7 +72,7 @@ func Verify(ctx context.Context, l *ledger.Ledger, st *Store) (int, []Problem, e
 			problems = append(problems, p)
 			continue
 		}
-		data, err := st.Get(ctx, r.Key)
+		got, size, err := st.digest(ctx, r.Key)
 		if errors.Is(err, ErrMissing) {
 			p.Reason = "the object is missing from the bucket"
 			problems = append(problems, p)
@@ -80,11 +81,26 @@ func Verify(ctx context.Context, l *ledger.Ledger, st *Store) (int, []Problem, e
 		if err != nil {
 			return 0, nil, err
 		}
-		sum := sha256.Sum256(data)
-		if got := hex.EncodeToString(sum[:]); got != r.SHA256 {
-			p.Reason = fmt.Sprintf("the object was changed after collection: SHA-256 %s, %d bytes; collected %s, %d bytes", got, len(data), r.SHA256, r.Size)
+		if got != r.SHA256 {
+			p.Reason = fmt.Sprintf("the object was changed after collection: SHA-256 %s, %d bytes; collected %s, %d bytes", got, size, r.SHA256, r.Size)
 			problems = append(problems, p)
 		}
 	}
 	return len(recs), problems, nil
+}
+
+// digest reads an object's SHA-256 and size as it downloads: recordings
+// run to gigabytes, and verifying holds none of them whole.
+func (s *Store) digest(ctx context.Context, key string) (string, int64, error) {
+	body, err := s.GetObject(ctx, s.Bucket, key)
+	if err != nil {
+		return "", 0, err
+	}
+	defer body.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, body)
+	if err != nil {
+		return "", 0, s.fail("reading", key, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), n, nil
 }
