@@ -29,13 +29,19 @@ func newLedgerInitCommand() *cobra.Command {
 		Long: `init makes the ledger a URL names ready, and may be run again:
 
   dynamodb://TABLE   creates the table, its key (pk, sk) and its indexes (due,
-                     state) when they are missing, on demand billing; checks
-                     that an existing table is a ledger's; turns on time to
-                     live on the "ttl" attribute where the server supports it
+                     state, outbox, recording_instance, recording_request)
+                     when they are missing, on demand billing; adds the
+                     indexes a table made by an older Passport lacks, first
+                     giving its recordings the attributes they key on;
+                     checks that an existing table is a ledger's; turns on
+                     time to live on the "ttl" attribute where the server
+                     supports it
   sqlite:///PATH     creates the file and its schema, readable only by you
 
-The identity needs dynamodb:CreateTable, DescribeTable, DescribeTimeToLive
-and UpdateTimeToLive on the table. The reconciler guide gives the schema.`,
+The identity needs dynamodb:CreateTable, DescribeTable, Query,
+DescribeTimeToLive and UpdateTimeToLive on the table, and UpdateTable and
+UpdateItem on a table an older Passport made. The reconciler guide gives the
+schema.`,
 		Example: "  passport ledger init dynamodb://passport-ledger --region eu-west-1",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -58,6 +64,9 @@ and UpdateTimeToLive on the table. The reconciler guide gives the schema.`,
 				what = "created"
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: %s\n", url, what)
+			if res.Backfilled > 0 {
+				fmt.Fprintf(cmd.OutOrStdout(), "recordings indexed by host for the first time: %d\n", res.Backfilled)
+			}
 			if res.TTL != "" {
 				fmt.Fprintf(cmd.OutOrStdout(), "time to live on %q: %s\n", ledger.TTLAttribute, res.TTL)
 			}

@@ -169,3 +169,82 @@ func writeBatch(b *testing.B, d *dynamoBackend, gs []Grant) {
 		reqs = out.UnprocessedItems[d.table]
 	}
 }
+
+// BenchmarkHostRecordings measures what a collection asks the ledger
+// before it runs on a host: the host's recordings (5 of them), in a ledger
+// holding 10 recordings of other hosts and in one holding 1,000, read
+// alternately. A read that is proportional to what it returns costs the
+// same in both (x-1000/10 near 1); the full listing a collection used to
+// filter in Go, measured on the 1,000, is the baseline
+// (x-faster-than-full-listing). Not on moto, whose index queries look at
+// every item of the table, as its full listing does.
+//
+//	go test -run '^$' -bench HostRecordings -benchtime 200x ./internal/ledger/
+func BenchmarkHostRecordings(b *testing.B) {
+	const own = 5
+	for _, bc := range backendCases() {
+		if bc.name == "moto" {
+			continue
+		}
+		b.Run(bc.name, func(b *testing.B) {
+			c := newClock()
+			ctx := context.Background()
+			now := c.Now()
+			load := func(others int) *Ledger {
+				l := bc.open(b, Options{Now: c.Now})
+				put := func(request, instance string, i int) {
+					session := fmt.Sprintf("20261124-090000-%06d", i)
+					if err := l.PutRecording(ctx, testRecording(request, instance, session, now, now.Add(24*time.Hour))); err != nil {
+						b.Fatal(err)
+					}
+				}
+				for i := range own {
+					put(fmt.Sprintf("req-%d", i), "i-target", i)
+				}
+				for i := range others {
+					put(fmt.Sprintf("req-%d", i/4), fmt.Sprintf("i-%04d", i%250), i)
+				}
+				return l
+			}
+			small, large := load(10), load(1_000)
+			read := func(l *Ledger) time.Duration {
+				start := time.Now()
+				rs, err := l.Recordings(ctx, RecordingFilter{InstanceID: "i-target"})
+				if err != nil || len(rs) != own {
+					b.Fatalf("the host's recordings: %d, %v; want %d", len(rs), err, own)
+				}
+				return time.Since(start)
+			}
+			const fullReads = 5
+			start := time.Now()
+			for range fullReads {
+				all, err := large.Recordings(ctx, RecordingFilter{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				found := 0
+				for _, r := range all {
+					if r.InstanceID == "i-target" {
+						found++
+					}
+				}
+				if found != own {
+					b.Fatalf("the full listing has %d of the host's recordings, want %d", found, own)
+				}
+			}
+			full := time.Since(start) / fullReads
+
+			var amongSmall, amongLarge time.Duration
+			b.ResetTimer()
+			for b.Loop() {
+				amongSmall += read(small)
+				amongLarge += read(large)
+			}
+			n := time.Duration(b.N)
+			b.ReportMetric(float64((amongSmall/n).Microseconds())/1000, "ms/read-among-10")
+			b.ReportMetric(float64((amongLarge/n).Microseconds())/1000, "ms/read-among-1000")
+			b.ReportMetric(float64(amongLarge)/float64(amongSmall), "x-1000/10")
+			b.ReportMetric(float64(full)/float64(amongLarge/n), "x-faster-than-full-listing")
+		})
+	}
+}

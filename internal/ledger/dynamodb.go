@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/smithy-go"
 )
 
 // DynamoDBOptions says how to reach the table of a dynamodb:// ledger.
@@ -76,6 +77,10 @@ const (
 	duePart     = "open"
 	auditPK     = "audit"
 	grantPK     = "grant#"
+
+	// The recordings' indexes (see recordingsPK).
+	recordingInstanceIndex = "recording_instance"
+	recordingRequestIndex  = "recording_request"
 )
 
 func openDynamoDB(ctx context.Context, table string, o DynamoDBOptions) (*dynamoBackend, error) {
@@ -107,26 +112,18 @@ func (d *dynamoBackend) createTable(ctx context.Context) (created bool, err erro
 	}
 	if err != nil {
 		created = true
-		s, n := types.ScalarAttributeTypeS, types.ScalarAttributeTypeN
 		all := &types.Projection{ProjectionType: types.ProjectionTypeAll}
 		_, err = d.c.CreateTable(ctx, &dynamodb.CreateTableInput{
-			TableName:   &d.table,
-			BillingMode: types.BillingModePayPerRequest,
-			AttributeDefinitions: []types.AttributeDefinition{
-				{AttributeName: aws.String("pk"), AttributeType: s},
-				{AttributeName: aws.String("sk"), AttributeType: n},
-				{AttributeName: aws.String("due_part"), AttributeType: s},
-				{AttributeName: aws.String("due_at"), AttributeType: n},
-				{AttributeName: aws.String("state"), AttributeType: s},
-				{AttributeName: aws.String("expires_at"), AttributeType: n},
-				{AttributeName: aws.String("outbox_part"), AttributeType: s},
-				{AttributeName: aws.String("outbox_at"), AttributeType: n},
-			},
-			KeySchema: keySchema("pk", "sk"),
+			TableName:            &d.table,
+			BillingMode:          types.BillingModePayPerRequest,
+			AttributeDefinitions: keyAttributes(),
+			KeySchema:            keySchema("pk", "sk"),
 			GlobalSecondaryIndexes: []types.GlobalSecondaryIndex{
 				{IndexName: aws.String(dueIndex), KeySchema: keySchema("due_part", "due_at"), Projection: all},
 				{IndexName: aws.String(stateIndex), KeySchema: keySchema("state", "expires_at"), Projection: all},
 				outboxIndexSpec(),
+				recordingIndexSpec(recordingInstanceIndex),
+				recordingIndexSpec(recordingRequestIndex),
 			},
 		})
 		var inUse *types.ResourceInUseException
@@ -135,6 +132,20 @@ func (d *dynamoBackend) createTable(ctx context.Context) (created bool, err erro
 		}
 	}
 	return created, d.waitActive(ctx)
+}
+
+// keyAttributes defines every attribute the table or an index keys on.
+func keyAttributes() []types.AttributeDefinition {
+	s, n := types.ScalarAttributeTypeS, types.ScalarAttributeTypeN
+	var defs []types.AttributeDefinition
+	for _, a := range []struct {
+		name string
+		typ  types.ScalarAttributeType
+	}{{"pk", s}, {"sk", n}, {"due_part", s}, {"due_at", n}, {"state", s}, {"expires_at", n},
+		{"outbox_part", s}, {"outbox_at", n}, {"instance_id", s}, {"request_id", s}} {
+		defs = append(defs, types.AttributeDefinition{AttributeName: aws.String(a.name), AttributeType: a.typ})
+	}
+	return defs
 }
 
 func keySchema(hash, rng string) []types.KeySchemaElement {
@@ -709,12 +720,31 @@ func (d *dynamoBackend) settle(ctx context.Context, id string, through, version 
 }
 
 // Recordings share one partition, pk "recordings", like the audit trail:
-// listing them is one Query, and they are written about as often as
-// events. The sort key is a number (the table's sk is numeric): the first
-// 15 bytes of the SHA-256 of "<request>/<instance>/<session>" in decimal,
-// 36 digits of DynamoDB's 38, so two sessions never share one. The index
-// itself is the attribute "recording" (JSON).
+// the full listing (and the reconciler's search for expired ones) is one
+// Query, and they are written about as often as events. The sort key is a
+// number (the table's sk is numeric): the first 15 bytes of the SHA-256
+// of "<request>/<instance>/<session>" in decimal, 36 digits of
+// DynamoDB's 38, so two sessions never share one. The index itself is the
+// attribute "recording" (JSON).
+//
+// Reads by host or by request go through the sparse indexes
+// "recording_instance" (instance_id, sk) and "recording_request"
+// (request_id, sk): only recording items carry those attributes, so a
+// collection's "what is stored from this host" reads that host's
+// recordings and no other, however many a year's retention holds. Being
+// indexes they are eventually consistent; the callers tolerate that (a
+// session indexed a moment ago is pruned from its host by the next
+// collection instead of this one) and GetRecording stays consistent.
+// Items written before the indexes lack instance_id: Init gives it to
+// them (backfillRecordings) before it adds the indexes, and a table
+// without the indexes is read the old way, the whole partition.
 const recordingsPK = "recordings"
+
+func recordingIndexSpec(name string) types.GlobalSecondaryIndex {
+	hash := map[string]string{recordingInstanceIndex: "instance_id", recordingRequestIndex: "request_id"}[name]
+	return types.GlobalSecondaryIndex{IndexName: aws.String(name), KeySchema: keySchema(hash, "sk"),
+		Projection: &types.Projection{ProjectionType: types.ProjectionTypeAll}}
+}
 
 func recordingKey(request, instance, session string) map[string]types.AttributeValue {
 	sum := sha256.Sum256([]byte(request + "/" + instance + "/" + session))
@@ -728,7 +758,7 @@ func (d *dynamoBackend) putRecording(ctx context.Context, r Recording) error {
 		return err
 	}
 	it := item(recordingKey(r.RequestID, r.InstanceID, r.Session))
-	it["recording"], it["request_id"] = str(v), str(r.RequestID)
+	it["recording"], it["request_id"], it["instance_id"] = str(v), str(r.RequestID), str(r.InstanceID)
 	if _, err := d.c.PutItem(ctx, &dynamodb.PutItemInput{TableName: &d.table, Item: it}); err != nil {
 		return d.fail("indexing recording "+r.ID(), err)
 	}
@@ -746,22 +776,56 @@ func (d *dynamoBackend) recording(ctx context.Context, request, instance, sessio
 	return decodeRecording(item(out.Item).s("recording"))
 }
 
+// recordings queries the index of the request when f names one (a
+// request's recordings are few; its host, if f names one too, is picked
+// here), else the host's, else the whole partition.
 func (d *dynamoBackend) recordings(ctx context.Context, f RecordingFilter) ([]Recording, error) {
-	in := &dynamodb.QueryInput{
-		TableName:                 &d.table,
+	var in *dynamodb.QueryInput
+	switch {
+	case f.RequestID != "":
+		in = recordingIndexQuery(recordingRequestIndex, "request_id", f.RequestID)
+	case f.InstanceID != "":
+		in = recordingIndexQuery(recordingInstanceIndex, "instance_id", f.InstanceID)
+	default:
+		return d.queryRecordings(ctx, recordingsPartitionQuery(), f)
+	}
+	out, err := d.queryRecordings(ctx, in, f)
+	if missingIndex(err, aws.ToString(in.IndexName)) {
+		// A table Init has not given the indexes yet: read it as
+		// before them, all of it.
+		return d.queryRecordings(ctx, recordingsPartitionQuery(), f)
+	}
+	return out, err
+}
+
+func recordingIndexQuery(index, attr, v string) *dynamodb.QueryInput {
+	return &dynamodb.QueryInput{
+		IndexName:                 aws.String(index),
+		KeyConditionExpression:    aws.String("#k = :v"),
+		ExpressionAttributeNames:  map[string]string{"#k": attr},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":v": str(v)},
+	}
+}
+
+func recordingsPartitionQuery() *dynamodb.QueryInput {
+	return &dynamodb.QueryInput{
 		KeyConditionExpression:    aws.String("pk = :p"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{":p": str(recordingsPK)},
 		ConsistentRead:            aws.Bool(true),
 	}
-	if f.RequestID != "" {
-		in.FilterExpression = aws.String("request_id = :r")
-		in.ExpressionAttributeValues[":r"] = str(f.RequestID)
-	}
+}
+
+// queryRecordings runs in and keeps the recordings f selects.
+func (d *dynamoBackend) queryRecordings(ctx context.Context, in *dynamodb.QueryInput, f RecordingFilter) ([]Recording, error) {
+	in.TableName = &d.table
 	var out []Recording
 	p := dynamodb.NewQueryPaginator(d.c, in)
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
+			if in.IndexName != nil && missingIndex(err, *in.IndexName) {
+				return nil, err
+			}
 			return nil, d.fail("listing recordings", err)
 		}
 		for _, it := range page.Items {
@@ -769,10 +833,63 @@ func (d *dynamoBackend) recordings(ctx context.Context, f RecordingFilter) ([]Re
 			if err != nil {
 				return nil, err
 			}
-			out = append(out, r)
+			if f.match(&r) {
+				out = append(out, r)
+			}
 		}
 	}
 	return out, nil
+}
+
+// missingIndex reports the answer to a query of an index the table does
+// not have: DynamoDB's ValidationException "The table does not have the
+// specified index: <name>", or moto's ResourceNotFoundException "Invalid
+// index: <name> ...".
+func missingIndex(err error, index string) bool {
+	var api smithy.APIError
+	if !errors.As(err, &api) {
+		return false
+	}
+	code, msg := api.ErrorCode(), api.ErrorMessage()
+	return (code == "ValidationException" || code == "ResourceNotFoundException") && strings.Contains(msg, "index") && strings.Contains(msg, index)
+}
+
+// backfillRecordings gives instance_id (and request_id) to the recording
+// items written before the recordings' indexes, so the indexes hold them
+// too; it returns how many it changed. A recording deleted meanwhile is
+// left deleted.
+func (d *dynamoBackend) backfillRecordings(ctx context.Context) (int, error) {
+	in := recordingsPartitionQuery()
+	in.TableName = &d.table
+	in.FilterExpression = aws.String("attribute_not_exists(instance_id) OR attribute_not_exists(request_id)")
+	n := 0
+	p := dynamodb.NewQueryPaginator(d.c, in)
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return n, d.fail("finding recordings to index", err)
+		}
+		for _, raw := range page.Items {
+			r, err := decodeRecording(item(raw).s("recording"))
+			if err != nil {
+				return n, err
+			}
+			_, err = d.c.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+				TableName: &d.table, Key: map[string]types.AttributeValue{"pk": raw["pk"], "sk": raw["sk"]},
+				UpdateExpression:          aws.String("SET instance_id = :i, request_id = :r"),
+				ConditionExpression:       aws.String("attribute_exists(pk)"),
+				ExpressionAttributeValues: map[string]types.AttributeValue{":i": str(r.InstanceID), ":r": str(r.RequestID)},
+			})
+			if isConditionFailed(err) {
+				continue
+			}
+			if err != nil {
+				return n, d.fail("indexing recording "+r.ID(), err)
+			}
+			n++
+		}
+	}
+	return n, nil
 }
 
 func (d *dynamoBackend) deleteRecording(ctx context.Context, request, instance, session string) error {

@@ -26,6 +26,10 @@ type InitResult struct {
 	// "enabled" (now), "already enabled", or why it is not, for a server
 	// that does not support it. Empty for sqlite.
 	TTL string
+	// Backfilled counts the recordings written before the recordings'
+	// indexes that Init gave the attributes those indexes read. Zero for
+	// sqlite, whose index needs none.
+	Backfilled int
 }
 
 // Init makes the ledger a URL names ready for use, and may be run again:
@@ -62,14 +66,15 @@ func (d *dynamoBackend) init(ctx context.Context) (InitResult, error) {
 	if err != nil {
 		return InitResult{}, err
 	}
-	if err := d.addOutboxIndex(ctx); err != nil {
+	backfilled, err := d.addIndexes(ctx)
+	if err != nil {
 		return InitResult{}, err
 	}
 	if err := d.checkSchema(ctx); err != nil {
 		return InitResult{}, err
 	}
 	ttl, err := d.enableTTL(ctx)
-	return InitResult{Created: created, TTL: ttl}, err
+	return InitResult{Created: created, TTL: ttl, Backfilled: backfilled}, err
 }
 
 // checkSchema refuses a table that is not a ledger's: its key must be
@@ -88,7 +93,8 @@ func (d *dynamoBackend) checkSchema(ctx context.Context) error {
 	if !sameKey(t.KeySchema, "pk", "sk") || attrTypes["pk"] != types.ScalarAttributeTypeS || attrTypes["sk"] != types.ScalarAttributeTypeN {
 		problems = append(problems, "its key is not pk (string, hash) and sk (number, range)")
 	}
-	for _, want := range []struct{ name, hash, rng string }{{dueIndex, "due_part", "due_at"}, {stateIndex, "state", "expires_at"}, {outboxIndex, "outbox_part", "outbox_at"}} {
+	for _, want := range []struct{ name, hash, rng string }{{dueIndex, "due_part", "due_at"}, {stateIndex, "state", "expires_at"}, {outboxIndex, "outbox_part", "outbox_at"},
+		{recordingInstanceIndex, "instance_id", "sk"}, {recordingRequestIndex, "request_id", "sk"}} {
 		i := slices.IndexFunc(t.GlobalSecondaryIndexes, func(ix types.GlobalSecondaryIndexDescription) bool { return aws.ToString(ix.IndexName) == want.name })
 		if i < 0 || !sameKey(t.GlobalSecondaryIndexes[i].KeySchema, want.hash, want.rng) {
 			problems = append(problems, fmt.Sprintf("it has no global secondary index %q on (%s, %s)", want.name, want.hash, want.rng))
@@ -100,26 +106,59 @@ func (d *dynamoBackend) checkSchema(ctx context.Context) error {
 	return nil
 }
 
-// addOutboxIndex adds the outbox index to a table made before Passport
-// sent notifications, and waits until it is usable.
-func (d *dynamoBackend) addOutboxIndex(ctx context.Context) error {
+// addIndexes adds the indexes a table made by an older Passport lacks
+// (the outbox's, the recordings'), one at a time as DynamoDB requires, and
+// waits until each is usable. First it gives the recordings an older
+// Passport wrote the attributes the recordings' indexes key on, so that
+// DynamoDB's own build of an index finds every one; it does so on every
+// Init, for recordings an older replica wrote since, and returns how many.
+func (d *dynamoBackend) addIndexes(ctx context.Context) (backfilled int, err error) {
+	out, err := d.c.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: &d.table})
+	if err != nil {
+		return 0, d.fail("checking table", err)
+	}
+	if !hasIndex(out.Table, dueIndex) {
+		return 0, nil // no ledger: checkSchema says so
+	}
+	if backfilled, err = d.backfillRecordings(ctx); err != nil {
+		return backfilled, err
+	}
+	for _, spec := range []types.GlobalSecondaryIndex{outboxIndexSpec(), recordingIndexSpec(recordingInstanceIndex), recordingIndexSpec(recordingRequestIndex)} {
+		if err := d.addIndex(ctx, spec); err != nil {
+			return backfilled, err
+		}
+	}
+	return backfilled, nil
+}
+
+func hasIndex(t *types.TableDescription, name string) bool {
+	return slices.ContainsFunc(t.GlobalSecondaryIndexes, func(ix types.GlobalSecondaryIndexDescription) bool { return aws.ToString(ix.IndexName) == name })
+}
+
+func (d *dynamoBackend) addIndex(ctx context.Context, spec types.GlobalSecondaryIndex) error {
 	out, err := d.c.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: &d.table})
 	if err != nil {
 		return d.fail("checking table", err)
 	}
-	has := func(name string) bool {
-		return slices.ContainsFunc(out.Table.GlobalSecondaryIndexes, func(ix types.GlobalSecondaryIndexDescription) bool { return aws.ToString(ix.IndexName) == name })
+	name := aws.ToString(spec.IndexName)
+	if hasIndex(out.Table, name) {
+		return nil
 	}
-	if has(outboxIndex) || !has(dueIndex) {
-		return nil // a ledger already, or no ledger at all: checkSchema says which
-	}
-	spec := outboxIndexSpec()
 	create := &types.CreateGlobalSecondaryIndexAction{IndexName: spec.IndexName, KeySchema: spec.KeySchema, Projection: spec.Projection}
 	// The table's definitions and the index's: some servers (moto) take
 	// the list given as the whole.
-	defs := append(slices.Clone(out.Table.AttributeDefinitions),
-		types.AttributeDefinition{AttributeName: aws.String("outbox_part"), AttributeType: types.ScalarAttributeTypeS},
-		types.AttributeDefinition{AttributeName: aws.String("outbox_at"), AttributeType: types.ScalarAttributeTypeN})
+	defs := slices.Clone(out.Table.AttributeDefinitions)
+	for _, def := range keyAttributes() {
+		named := func(a types.AttributeDefinition) bool {
+			return aws.ToString(a.AttributeName) == aws.ToString(def.AttributeName)
+		}
+		if slices.ContainsFunc(spec.KeySchema, func(k types.KeySchemaElement) bool {
+			return aws.ToString(k.AttributeName) == aws.ToString(def.AttributeName)
+		}) &&
+			!slices.ContainsFunc(defs, named) {
+			defs = append(defs, def)
+		}
+	}
 	add := func() error {
 		_, err := d.c.UpdateTable(ctx, &dynamodb.UpdateTableInput{TableName: &d.table, AttributeDefinitions: defs,
 			GlobalSecondaryIndexUpdates: []types.GlobalSecondaryIndexUpdate{{Create: create}}})
@@ -137,7 +176,7 @@ func (d *dynamoBackend) addOutboxIndex(ctx context.Context) error {
 		err = add()
 	}
 	if err != nil {
-		return d.fail("adding the outbox index", err)
+		return d.fail("adding the "+name+" index", err)
 	}
 	return d.waitActive(ctx)
 }

@@ -3,9 +3,18 @@ package ledger
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/smithy-go/middleware"
+
+	"github.com/passport-access/terraform-provider-passport/internal/testwait"
 )
 
 func testRecording(request, instance, session string, start, expires time.Time) Recording {
@@ -105,4 +114,244 @@ func recordingIDs(rs []Recording) string {
 		ids = append(ids, r.ID())
 	}
 	return strings.Join(ids, " ")
+}
+
+// TestRecordingFilters: with the recordings of several requests on
+// several hosts, each filter returns exactly its own, live ones; on
+// DynamoDB a filtered read queries the host's or the request's index and
+// reads only the items under that key (ScannedCount counts what a query
+// read, before any filter: what DynamoDB charges for).
+func TestRecordingFilters(t *testing.T) {
+	c := newClock()
+	forEachBackend(t, Options{Now: c.Now}, func(t *testing.T, l *Ledger) {
+		ctx := context.Background()
+		var log *queryLog
+		if d, ok := l.b.(*dynamoBackend); ok {
+			log = &queryLog{}
+			var err error
+			if l, err = Open(ctx, "dynamodb://"+d.table, Options{Now: c.Now, DynamoDB: DynamoDBOptions{Client: log.client(d.c)}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		stored := fleetRecordings(c.Now())
+		for _, r := range stored {
+			if err := l.PutRecording(ctx, r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		c.Advance(2 * time.Hour) // past the retention of those that keep an hour
+		now := c.Now()
+		for _, f := range []RecordingFilter{
+			{InstanceID: "i-01"}, {InstanceID: "i-02"}, {InstanceID: "i-03"}, {InstanceID: "i-04"}, {InstanceID: "i-99"},
+			{RequestID: "req-1"}, {RequestID: "req-2"}, {RequestID: "req-3"}, {RequestID: "req-9"},
+			{RequestID: "req-1", InstanceID: "i-02"}, {RequestID: "req-2", InstanceID: "i-01"}, {},
+		} {
+			var want, under []Recording
+			for _, r := range stored {
+				if f.match(&r) && r.Expires.After(now) {
+					want = append(want, r)
+				}
+				if (f.RequestID == "" || f.RequestID == r.RequestID) && (f.RequestID != "" || f.InstanceID == "" || f.InstanceID == r.InstanceID) {
+					under = append(under, r) // what the index's key selects, expired or not
+				}
+			}
+			sortRecordings(want)
+			got, err := l.Recordings(ctx, f)
+			if err != nil {
+				t.Fatalf("%+v: %v", f, err)
+			}
+			if recordingIDs(got) != recordingIDs(want) {
+				t.Errorf("Recordings(%+v) = %s\nwant %s", f, recordingIDs(got), recordingIDs(want))
+			}
+			if log == nil {
+				continue
+			}
+			index := map[bool]string{true: recordingInstanceIndex}[f.InstanceID != ""]
+			if f.RequestID != "" {
+				index = recordingRequestIndex
+			}
+			if qs := log.take(); len(qs) != 1 || qs[0].index != index || int(qs[0].scanned) != len(under) {
+				t.Errorf("Recordings(%+v) made the queries %+v; want one of index %q reading %d items (of %d)", f, qs, index, len(under), len(stored))
+			}
+		}
+		expired, err := l.ExpiredRecordings(ctx)
+		if err != nil || len(expired) != 3 {
+			t.Errorf("ExpiredRecordings = %s, %v; want the 3 kept an hour", recordingIDs(expired), err)
+		}
+	})
+}
+
+// fleetRecordings are the sessions of three requests on four hosts; the
+// third request's keep an hour, the others a day.
+func fleetRecordings(now time.Time) []Recording {
+	var rs []Recording
+	for _, p := range []struct {
+		request, instance string
+		sessions          int
+	}{{"req-1", "i-01", 2}, {"req-1", "i-02", 1}, {"req-2", "i-01", 1}, {"req-2", "i-02", 2}, {"req-2", "i-03", 1}, {"req-3", "i-01", 2}, {"req-3", "i-04", 1}} {
+		keep := 24 * time.Hour
+		if p.request == "req-3" {
+			keep = time.Hour
+		}
+		for s := range p.sessions {
+			start := now.Add(time.Duration(s) * time.Minute)
+			rs = append(rs, testRecording(p.request, p.instance, fmt.Sprintf("20261124-09%02d00-Ab12C%d", s, s), start, start.Add(keep)))
+		}
+	}
+	return rs
+}
+
+// TestInitIndexesRecordingsWrittenBefore: a DynamoDB ledger whose
+// recordings an older Passport wrote (one partition, no instance_id, no
+// recordings' indexes) answers by host and by request before init (reading
+// it all, as before), and through the indexes after; init gives the old
+// items what the indexes key on, and again to one an older replica writes
+// after it. Against moto only: dynalite answers UpdateTable's index Create
+// and makes no index (TestInitAddsTheOutboxIndex).
+func TestInitIndexesRecordingsWrittenBefore(t *testing.T) {
+	endpoint, err := moto.endpoint()
+	if err != nil {
+		t.Skip(err)
+	}
+	ctx := context.Background()
+	c := dynamoClient(endpoint)
+	table := fmt.Sprintf("passport-old-recordings-%d", tableSeq.Add(1))
+	t.Cleanup(func() { c.DeleteTable(ctx, &dynamodb.DeleteTableInput{TableName: &table}) })
+	S, N := types.ScalarAttributeTypeS, types.ScalarAttributeTypeN
+	all := &types.Projection{ProjectionType: types.ProjectionTypeAll}
+	if _, err := c.CreateTable(ctx, &dynamodb.CreateTableInput{TableName: &table, BillingMode: types.BillingModePayPerRequest,
+		AttributeDefinitions: []types.AttributeDefinition{{AttributeName: aws.String("pk"), AttributeType: S}, {AttributeName: aws.String("sk"), AttributeType: N},
+			{AttributeName: aws.String("due_part"), AttributeType: S}, {AttributeName: aws.String("due_at"), AttributeType: N},
+			{AttributeName: aws.String("state"), AttributeType: S}, {AttributeName: aws.String("expires_at"), AttributeType: N},
+			{AttributeName: aws.String("outbox_part"), AttributeType: S}, {AttributeName: aws.String("outbox_at"), AttributeType: N}},
+		KeySchema: keySchema("pk", "sk"),
+		GlobalSecondaryIndexes: []types.GlobalSecondaryIndex{
+			{IndexName: aws.String(dueIndex), KeySchema: keySchema("due_part", "due_at"), Projection: all},
+			{IndexName: aws.String(stateIndex), KeySchema: keySchema("state", "expires_at"), Projection: all},
+			outboxIndexSpec()},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	clk := newClock()
+	stored := fleetRecordings(clk.Now())
+	// The way Passport wrote a recording before the indexes.
+	putOld := func(r Recording) {
+		t.Helper()
+		r.normalize()
+		v, err := encodeRecording(&r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		it := item(recordingKey(r.RequestID, r.InstanceID, r.Session))
+		it["recording"], it["request_id"] = str(v), str(r.RequestID)
+		if _, err := c.PutItem(ctx, &dynamodb.PutItemInput{TableName: &table, Item: it}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, r := range stored {
+		putOld(r)
+	}
+
+	log := &queryLog{}
+	url := "dynamodb://" + table
+	o := Options{Now: clk.Now, DynamoDB: DynamoDBOptions{Client: log.client(c)}}
+	l, err := Open(ctx, url, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// byHost reads i-01's recordings and says how the ledger read them.
+	byHost := func() (string, []loggedQuery) {
+		t.Helper()
+		got, err := l.Recordings(ctx, RecordingFilter{InstanceID: "i-01"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return recordingIDs(got), log.take()
+	}
+	var want []Recording
+	for _, r := range stored {
+		if r.InstanceID == "i-01" {
+			want = append(want, r)
+		}
+	}
+	sortRecordings(want)
+
+	if got, qs := byHost(); got != recordingIDs(want) || len(qs) != 1 || qs[0].index != "" || int(qs[0].scanned) != len(stored) {
+		t.Fatalf("before init, i-01's recordings: %s through %+v; want %s, the whole partition read", got, qs, recordingIDs(want))
+	}
+	if got, err := l.Recordings(ctx, RecordingFilter{RequestID: "req-2"}); err != nil || len(got) != 4 {
+		t.Fatalf("before init, req-2's recordings: %s, %v; want its 4", recordingIDs(got), err)
+	}
+	log.take()
+
+	res, err := Init(ctx, url, Options{DynamoDB: DynamoDBOptions{Client: c}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Backfilled != len(stored) {
+		t.Errorf("init backfilled %d recordings, want all %d", res.Backfilled, len(stored))
+	}
+	testwait.Until(t, "i-01's recordings through the index init added", func() bool {
+		got, qs := byHost()
+		return got == recordingIDs(want) && len(qs) == 1 && qs[0].index == recordingInstanceIndex && int(qs[0].scanned) == len(want)
+	})
+	got, err := l.Recordings(ctx, RecordingFilter{RequestID: "req-2"})
+	if qs := log.take(); err != nil || len(got) != 4 || len(qs) != 1 || qs[0].index != recordingRequestIndex || qs[0].scanned != 4 {
+		t.Errorf("after init, req-2's recordings: %s, %v through %+v; want its 4, read through the request index", recordingIDs(got), err, qs)
+	}
+
+	// An older replica still running writes one more the old way: the
+	// next init indexes it.
+	late := testRecording("req-4", "i-01", "20261124-100000-Late00", clk.Now(), clk.Now().Add(24*time.Hour))
+	putOld(late)
+	if res, err := Init(ctx, url, Options{DynamoDB: DynamoDBOptions{Client: c}}); err != nil || res.Backfilled != 1 {
+		t.Fatalf("init after an old write: %+v, %v; want the one recording backfilled", res, err)
+	}
+	want = append(want, late)
+	sortRecordings(want)
+	if got, _ := byHost(); got != recordingIDs(want) {
+		t.Errorf("after the second init, i-01's recordings: %s, want %s", got, recordingIDs(want))
+	}
+	if res, err := Init(ctx, url, Options{DynamoDB: DynamoDBOptions{Client: c}}); err != nil || res.Backfilled != 0 {
+		t.Errorf("init with nothing to backfill: %+v, %v", res, err)
+	}
+}
+
+// queryLog records the Query calls a DynamoDB client makes: the index
+// each one read and how many items it read; a refused query is not one.
+type queryLog struct {
+	mu      sync.Mutex
+	queries []loggedQuery
+}
+
+type loggedQuery struct {
+	index   string
+	scanned int32
+}
+
+func (q *queryLog) client(c *dynamodb.Client) *dynamodb.Client {
+	return dynamodb.New(c.Options(), func(o *dynamodb.Options) {
+		o.APIOptions = append(o.APIOptions, func(s *middleware.Stack) error {
+			return s.Initialize.Add(middleware.InitializeMiddlewareFunc("passport-query-log",
+				func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+					out, md, err := next.HandleInitialize(ctx, in)
+					qi, isQuery := in.Parameters.(*dynamodb.QueryInput)
+					if qo, ok := out.Result.(*dynamodb.QueryOutput); ok && isQuery && err == nil {
+						q.mu.Lock()
+						q.queries = append(q.queries, loggedQuery{aws.ToString(qi.IndexName), qo.ScannedCount})
+						q.mu.Unlock()
+					}
+					return out, md, err
+				}), middleware.After)
+		})
+	})
+}
+
+// take returns the queries logged since the last take.
+func (q *queryLog) take() []loggedQuery {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	qs := q.queries
+	q.queries = nil
+	return qs
 }

@@ -86,6 +86,9 @@ CREATE TABLE IF NOT EXISTS recordings (
 	value       TEXT NOT NULL,
 	PRIMARY KEY (request_id, instance_id, session)
 );
+-- A collection asks what is stored from one host: the primary key serves a
+-- request's recordings, this index a host's.
+CREATE INDEX IF NOT EXISTS recordings_instance ON recordings (instance_id);
 `
 
 // grantColumnNames is the order of grantArgs' values.
@@ -625,9 +628,16 @@ func (s *sqliteBackend) recording(ctx context.Context, request, instance, sessio
 }
 
 func (s *sqliteBackend) recordings(ctx context.Context, f RecordingFilter) ([]Recording, error) {
-	q, args := `SELECT value FROM recordings`, []any{}
-	if f.RequestID != "" {
-		q, args = q+` WHERE request_id = ?`, append(args, f.RequestID)
+	var where []string
+	var args []any
+	for _, c := range []struct{ column, v string }{{"request_id", f.RequestID}, {"instance_id", f.InstanceID}} {
+		if c.v != "" {
+			where, args = append(where, c.column+" = ?"), append(args, c.v)
+		}
+	}
+	q := `SELECT value FROM recordings`
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, " AND ")
 	}
 	rows, err := s.db.QueryContext(ctx, q, args...)
 	if err != nil {

@@ -217,3 +217,40 @@ func TestSQLiteUpgradesASchema1File(t *testing.T) {
 		t.Errorf("user_version %d, %v; want %d", v, err, schemaVersion)
 	}
 }
+
+// A sqlite file made before the recordings' host index gets it when it is
+// opened, and a host's recordings are then read through it, not by
+// reading the table.
+func TestSQLiteIndexesRecordingsByHost(t *testing.T) {
+	ctx := context.Background()
+	url := "sqlite://" + filepath.Join(t.TempDir(), "ledger.db")
+	l, err := Open(ctx, url, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.b.(*sqliteBackend).db.Exec(`DROP INDEX IF EXISTS recordings_instance`); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	if l, err = Open(ctx, url, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	rows, err := l.b.(*sqliteBackend).db.QueryContext(ctx, `EXPLAIN QUERY PLAN SELECT value FROM recordings WHERE instance_id = ?`, "i-01")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	if p := strings.Join(plan, "; "); !strings.Contains(p, "USING INDEX recordings_instance") {
+		t.Errorf("a host's recordings are read by: %s; want the recordings_instance index", p)
+	}
+}
