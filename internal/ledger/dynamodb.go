@@ -112,19 +112,12 @@ func (d *dynamoBackend) createTable(ctx context.Context) (created bool, err erro
 	}
 	if err != nil {
 		created = true
-		all := &types.Projection{ProjectionType: types.ProjectionTypeAll}
 		_, err = d.c.CreateTable(ctx, &dynamodb.CreateTableInput{
-			TableName:            &d.table,
-			BillingMode:          types.BillingModePayPerRequest,
-			AttributeDefinitions: keyAttributes(),
-			KeySchema:            keySchema("pk", "sk"),
-			GlobalSecondaryIndexes: []types.GlobalSecondaryIndex{
-				{IndexName: aws.String(dueIndex), KeySchema: keySchema("due_part", "due_at"), Projection: all},
-				{IndexName: aws.String(stateIndex), KeySchema: keySchema("state", "expires_at"), Projection: all},
-				outboxIndexSpec(),
-				recordingIndexSpec(recordingInstanceIndex),
-				recordingIndexSpec(recordingRequestIndex),
-			},
+			TableName:              &d.table,
+			BillingMode:            types.BillingModePayPerRequest,
+			AttributeDefinitions:   keyAttributes(),
+			KeySchema:              keySchema("pk", "sk"),
+			GlobalSecondaryIndexes: ledgerIndexes(),
 		})
 		var inUse *types.ResourceInUseException
 		if err != nil && !errors.As(err, &inUse) {
@@ -132,6 +125,18 @@ func (d *dynamoBackend) createTable(ctx context.Context) (created bool, err erro
 		}
 	}
 	return created, d.waitActive(ctx)
+}
+
+// ledgerIndexes are the table's indexes, in the order Passport came to
+// have them; each projects every attribute.
+func ledgerIndexes() []types.GlobalSecondaryIndex {
+	var ixs []types.GlobalSecondaryIndex
+	for _, ix := range []struct{ name, hash, rng string }{{dueIndex, "due_part", "due_at"}, {stateIndex, "state", "expires_at"},
+		{outboxIndex, "outbox_part", "outbox_at"}, {recordingInstanceIndex, "instance_id", "sk"}, {recordingRequestIndex, "request_id", "sk"}} {
+		ixs = append(ixs, types.GlobalSecondaryIndex{IndexName: aws.String(ix.name), KeySchema: keySchema(ix.hash, ix.rng),
+			Projection: &types.Projection{ProjectionType: types.ProjectionTypeAll}})
+	}
+	return ixs
 }
 
 // keyAttributes defines every attribute the table or an index keys on.
@@ -658,11 +663,6 @@ func (it item) entry(kind, key string) Entry {
 	return e
 }
 
-func outboxIndexSpec() types.GlobalSecondaryIndex {
-	return types.GlobalSecondaryIndex{IndexName: aws.String(outboxIndex), KeySchema: keySchema("outbox_part", "outbox_at"),
-		Projection: &types.Projection{ProjectionType: types.ProjectionTypeAll}}
-}
-
 func (d *dynamoBackend) outboxGrants(ctx context.Context) ([]Grant, error) {
 	return d.queryGrants(ctx, "outbox", &dynamodb.QueryInput{
 		IndexName:                 aws.String(outboxIndex),
@@ -739,12 +739,6 @@ func (d *dynamoBackend) settle(ctx context.Context, id string, through, version 
 // them (backfillRecordings) before it adds the indexes, and a table
 // without the indexes is read the old way, the whole partition.
 const recordingsPK = "recordings"
-
-func recordingIndexSpec(name string) types.GlobalSecondaryIndex {
-	hash := map[string]string{recordingInstanceIndex: "instance_id", recordingRequestIndex: "request_id"}[name]
-	return types.GlobalSecondaryIndex{IndexName: aws.String(name), KeySchema: keySchema(hash, "sk"),
-		Projection: &types.Projection{ProjectionType: types.ProjectionTypeAll}}
-}
 
 func recordingKey(request, instance, session string) map[string]types.AttributeValue {
 	sum := sha256.Sum256([]byte(request + "/" + instance + "/" + session))

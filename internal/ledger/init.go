@@ -93,11 +93,12 @@ func (d *dynamoBackend) checkSchema(ctx context.Context) error {
 	if !sameKey(t.KeySchema, "pk", "sk") || attrTypes["pk"] != types.ScalarAttributeTypeS || attrTypes["sk"] != types.ScalarAttributeTypeN {
 		problems = append(problems, "its key is not pk (string, hash) and sk (number, range)")
 	}
-	for _, want := range []struct{ name, hash, rng string }{{dueIndex, "due_part", "due_at"}, {stateIndex, "state", "expires_at"}, {outboxIndex, "outbox_part", "outbox_at"},
-		{recordingInstanceIndex, "instance_id", "sk"}, {recordingRequestIndex, "request_id", "sk"}} {
-		i := slices.IndexFunc(t.GlobalSecondaryIndexes, func(ix types.GlobalSecondaryIndexDescription) bool { return aws.ToString(ix.IndexName) == want.name })
-		if i < 0 || !sameKey(t.GlobalSecondaryIndexes[i].KeySchema, want.hash, want.rng) {
-			problems = append(problems, fmt.Sprintf("it has no global secondary index %q on (%s, %s)", want.name, want.hash, want.rng))
+	for _, want := range ledgerIndexes() {
+		name := aws.ToString(want.IndexName)
+		hash, rng := aws.ToString(want.KeySchema[0].AttributeName), aws.ToString(want.KeySchema[1].AttributeName)
+		i := slices.IndexFunc(t.GlobalSecondaryIndexes, func(ix types.GlobalSecondaryIndexDescription) bool { return aws.ToString(ix.IndexName) == name })
+		if i < 0 || !sameKey(t.GlobalSecondaryIndexes[i].KeySchema, hash, rng) {
+			problems = append(problems, fmt.Sprintf("it has no global secondary index %q on (%s, %s)", name, hash, rng))
 		}
 	}
 	if len(problems) > 0 {
@@ -123,7 +124,7 @@ func (d *dynamoBackend) addIndexes(ctx context.Context) (backfilled int, err err
 	if backfilled, err = d.backfillRecordings(ctx); err != nil {
 		return backfilled, err
 	}
-	for _, spec := range []types.GlobalSecondaryIndex{outboxIndexSpec(), recordingIndexSpec(recordingInstanceIndex), recordingIndexSpec(recordingRequestIndex)} {
+	for _, spec := range ledgerIndexes() {
 		if err := d.addIndex(ctx, spec); err != nil {
 			return backfilled, err
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -117,21 +118,7 @@ func TestInitAddsTheOutboxIndex(t *testing.T) {
 			}
 			ctx := context.Background()
 			c := dynamoClient(endpoint)
-			table := fmt.Sprintf("passport-old-%d", tableSeq.Add(1))
-			t.Cleanup(func() { c.DeleteTable(ctx, &dynamodb.DeleteTableInput{TableName: &table}) })
-			str, num := types.ScalarAttributeTypeS, types.ScalarAttributeTypeN
-			all := &types.Projection{ProjectionType: types.ProjectionTypeAll}
-			if _, err := c.CreateTable(ctx, &dynamodb.CreateTableInput{TableName: &table, BillingMode: types.BillingModePayPerRequest,
-				AttributeDefinitions: []types.AttributeDefinition{{AttributeName: aws.String("pk"), AttributeType: str}, {AttributeName: aws.String("sk"), AttributeType: num},
-					{AttributeName: aws.String("due_part"), AttributeType: str}, {AttributeName: aws.String("due_at"), AttributeType: num},
-					{AttributeName: aws.String("state"), AttributeType: str}, {AttributeName: aws.String("expires_at"), AttributeType: num}},
-				KeySchema: keySchema("pk", "sk"),
-				GlobalSecondaryIndexes: []types.GlobalSecondaryIndex{
-					{IndexName: aws.String(dueIndex), KeySchema: keySchema("due_part", "due_at"), Projection: all},
-					{IndexName: aws.String(stateIndex), KeySchema: keySchema("state", "expires_at"), Projection: all}},
-			}); err != nil {
-				t.Fatal(err)
-			}
+			table := createOlderTable(t, c, "passport-old", ledgerIndexes()[:2]...)
 			url := "dynamodb://" + table
 			o := Options{DynamoDB: DynamoDBOptions{Client: c}, Announce: true}
 			if _, err := Init(ctx, url, o); err != nil {
@@ -151,4 +138,31 @@ func TestInitAddsTheOutboxIndex(t *testing.T) {
 			})
 		})
 	}
+}
+
+// createOlderTable makes a ledger table as an older Passport made it: the
+// table's key and the indexes given, nothing else. It goes at the test's
+// end.
+func createOlderTable(t *testing.T, c *dynamodb.Client, prefix string, indexes ...types.GlobalSecondaryIndex) string {
+	t.Helper()
+	ctx := context.Background()
+	table := fmt.Sprintf("%s-%d", prefix, tableSeq.Add(1))
+	keys := []string{"pk", "sk"}
+	for _, ix := range indexes {
+		for _, k := range ix.KeySchema {
+			keys = append(keys, aws.ToString(k.AttributeName))
+		}
+	}
+	var defs []types.AttributeDefinition
+	for _, d := range keyAttributes() {
+		if slices.Contains(keys, aws.ToString(d.AttributeName)) {
+			defs = append(defs, d)
+		}
+	}
+	if _, err := c.CreateTable(ctx, &dynamodb.CreateTableInput{TableName: &table, BillingMode: types.BillingModePayPerRequest,
+		AttributeDefinitions: defs, KeySchema: keySchema("pk", "sk"), GlobalSecondaryIndexes: indexes}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.DeleteTable(ctx, &dynamodb.DeleteTableInput{TableName: &table}) })
+	return table
 }

@@ -11,7 +11,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/smithy-go/middleware"
 
 	"github.com/passport-access/terraform-provider-passport/internal/testwait"
@@ -215,23 +214,7 @@ func TestInitIndexesRecordingsWrittenBefore(t *testing.T) {
 	}
 	ctx := context.Background()
 	c := dynamoClient(endpoint)
-	table := fmt.Sprintf("passport-old-recordings-%d", tableSeq.Add(1))
-	t.Cleanup(func() { c.DeleteTable(ctx, &dynamodb.DeleteTableInput{TableName: &table}) })
-	S, N := types.ScalarAttributeTypeS, types.ScalarAttributeTypeN
-	all := &types.Projection{ProjectionType: types.ProjectionTypeAll}
-	if _, err := c.CreateTable(ctx, &dynamodb.CreateTableInput{TableName: &table, BillingMode: types.BillingModePayPerRequest,
-		AttributeDefinitions: []types.AttributeDefinition{{AttributeName: aws.String("pk"), AttributeType: S}, {AttributeName: aws.String("sk"), AttributeType: N},
-			{AttributeName: aws.String("due_part"), AttributeType: S}, {AttributeName: aws.String("due_at"), AttributeType: N},
-			{AttributeName: aws.String("state"), AttributeType: S}, {AttributeName: aws.String("expires_at"), AttributeType: N},
-			{AttributeName: aws.String("outbox_part"), AttributeType: S}, {AttributeName: aws.String("outbox_at"), AttributeType: N}},
-		KeySchema: keySchema("pk", "sk"),
-		GlobalSecondaryIndexes: []types.GlobalSecondaryIndex{
-			{IndexName: aws.String(dueIndex), KeySchema: keySchema("due_part", "due_at"), Projection: all},
-			{IndexName: aws.String(stateIndex), KeySchema: keySchema("state", "expires_at"), Projection: all},
-			outboxIndexSpec()},
-	}); err != nil {
-		t.Fatal(err)
-	}
+	table := createOlderTable(t, c, "passport-old-recordings", ledgerIndexes()[:3]...)
 	clk := newClock()
 	stored := fleetRecordings(clk.Now())
 	// The way Passport wrote a recording before the indexes.
