@@ -141,8 +141,8 @@ func TestInitAddsTheOutboxIndex(t *testing.T) {
 }
 
 // createOlderTable makes a ledger table as an older Passport made it: the
-// table's key and the indexes given, nothing else. It goes at the test's
-// end.
+// table's key and the indexes given, nothing else, and waits until it is
+// usable. It goes at the test's end.
 func createOlderTable(t *testing.T, c *dynamodb.Client, prefix string, indexes ...types.GlobalSecondaryIndex) string {
 	t.Helper()
 	ctx := context.Background()
@@ -164,5 +164,9 @@ func createOlderTable(t *testing.T, c *dynamodb.Client, prefix string, indexes .
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.DeleteTable(ctx, &dynamodb.DeleteTableInput{TableName: &table}) })
+	// dynalite makes a table in the background, even with --createTableMs 0.
+	if err := (&dynamoBackend{c: c, table: table}).waitActive(ctx); err != nil {
+		t.Fatal(err)
+	}
 	return table
 }
