@@ -284,10 +284,11 @@ func TestInitIndexesRecordingsWrittenBefore(t *testing.T) {
 				got, qs := byHost()
 				return got == recordingIDs(want) && len(qs) == 1 && qs[0].index == recordingInstanceIndex && int(qs[0].scanned) == len(want)
 			})
-			got, err := l.Recordings(ctx, RecordingFilter{RequestID: "req-2"})
-			if qs := log.take(); err != nil || len(got) != 4 || len(qs) != 1 || qs[0].index != recordingRequestIndex || qs[0].scanned != 4 {
-				t.Errorf("after init, req-2's recordings: %s, %v through %+v; want its 4, read through the request index", recordingIDs(got), err, qs)
-			}
+			testwait.Until(t, "req-2's 4 recordings through the request index init added", func() bool {
+				got, err := l.Recordings(ctx, RecordingFilter{RequestID: "req-2"})
+				qs := log.take()
+				return err == nil && len(got) == 4 && len(qs) == 1 && qs[0].index == recordingRequestIndex && qs[0].scanned == 4
+			})
 
 			// An older replica still running writes one more the old way: the
 			// next init indexes it.
