@@ -58,6 +58,11 @@ const (
 	ActionRecordingExpired     Action = "recording-expired"
 	ActionRecordingFailed      Action = "recording-failed"
 	ActionRecordingNotRecorded Action = "not-recorded"
+
+	// A notification given up on after retrying (package notify): those
+	// it was meant for never heard of the event, and an auditor asks why
+	// nobody reacted.
+	ActionNotificationDeadLettered Action = "notification-dead-lettered"
 )
 
 // Event is one entry of the audit trail. Seq, PrevHash and Hash are set by

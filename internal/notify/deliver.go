@@ -225,6 +225,14 @@ func (d *Deliverer) toSink(ctx context.Context, g ledger.Grant, s *sink, dl *led
 			d.metrics.delivered.WithLabelValues(name).Inc()
 			log.Debug("notification delivered")
 		case !p.FailingSince.IsZero() && now.Sub(p.FailingSince) >= d.cfg.DeadLetterAfter.or(DefaultDeadLetterAfter):
+			// The audit trail hears of it first: if that write fails, the
+			// notice stays where it was and is tried, and given up on,
+			// again at the next pass, so the event is never lost.
+			if _, aerr := d.ledger.Append(ctx, ledger.Event{Actor: d.holder, Action: ledger.ActionNotificationDeadLettered, GrantID: g.ID, Subject: g.Requester,
+				Detail: fmt.Sprintf("the %s notification %s to %s was given up on after %d attempts since %s: %v",
+					e.Type, e.ID, name, p.Attempts+1, p.FailingSince.UTC().Format(time.RFC3339), err)}); aerr != nil {
+				return fmt.Errorf("recording that request %s's %s notification to %s was given up on: %w", g.ID, e.Type, name, aerr)
+			}
 			p.Dead = append(p.Dead, n.Seq)
 			if len(p.Dead) > 20 {
 				p.Dead = p.Dead[len(p.Dead)-20:]

@@ -190,6 +190,24 @@ func TestDeadLetter(t *testing.T) {
 	if err != nil || !slices.Equal(g.Delivery.Sinks["siem"].Dead, []int64{2}) {
 		t.Errorf("the delivery record's dead letters: %+v, %v", g.Delivery.Sinks["siem"], err)
 	}
+	// The audit trail says so, once, naming the sink and the event.
+	events, err := l.Events(ctx, ledger.Filter{GrantID: "ar-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lost []ledger.Event
+	for _, e := range events {
+		if e.Action == ledger.ActionNotificationDeadLettered {
+			lost = append(lost, e)
+		}
+	}
+	if len(lost) != 1 || lost[0].Actor != "service/a" || !strings.Contains(lost[0].Detail, "approved notification") || !strings.Contains(lost[0].Detail, "to siem") ||
+		strings.Contains(lost[0].Detail, r.srv.URL) {
+		t.Errorf("dead-letter audit events: %+v", lost)
+	}
+	if err := l.Verify(ctx); err != nil {
+		t.Errorf("the audit chain after the dead letter: %v", err)
+	}
 }
 
 // Two replicas delivering from one ledger at once send each notice once:
