@@ -112,10 +112,7 @@ func TestInitSQLite(t *testing.T) {
 func TestInitAddsTheOutboxIndex(t *testing.T) {
 	for _, s := range []*server{&moto} {
 		t.Run(s.name, func(t *testing.T) {
-			endpoint, err := s.endpoint()
-			if err != nil {
-				t.Skip(err)
-			}
+			endpoint := s.endpointFor(t)
 			ctx := context.Background()
 			c := dynamoClient(endpoint)
 			table := createOlderTable(t, c, "passport-old", ledgerIndexes()[:2]...)

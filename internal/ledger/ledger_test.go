@@ -701,10 +701,7 @@ func mustExec(t *testing.T, b *sqliteBackend, q string, args ...any) {
 func TestDynamoDBOpen(t *testing.T) {
 	for _, s := range []*server{&moto, &dynalite} {
 		t.Run(s.name, func(t *testing.T) {
-			endpoint, err := s.endpoint()
-			if err != nil {
-				t.Skip(err)
-			}
+			endpoint := s.endpointFor(t)
 			ctx := context.Background()
 			table := fmt.Sprintf("passport-open-%d", tableSeq.Add(1))
 			open := func(create bool) *Ledger {
@@ -716,7 +713,7 @@ func TestDynamoDBOpen(t *testing.T) {
 				return l
 			}
 
-			_, err = open(false).Get(ctx, "g-1")
+			_, err := open(false).Get(ctx, "g-1")
 			if err == nil || !strings.Contains(err.Error(), "do not exist") || !strings.Contains(err.Error(), table) {
 				t.Errorf("Get on a missing table: %v, want an error naming the table and saying it does not exist", err)
 			}

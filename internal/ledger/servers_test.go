@@ -58,10 +58,7 @@ var tableSeq atomic.Int64
 
 func openTestDynamo(t testing.TB, s *server, o Options) *Ledger {
 	t.Helper()
-	endpoint, err := s.endpoint()
-	if err != nil {
-		t.Skip(err)
-	}
+	endpoint := s.endpointFor(t)
 	o.DynamoDB = DynamoDBOptions{Client: dynamoClient(endpoint), CreateTable: true}
 	table := fmt.Sprintf("passport-ledger-%d", tableSeq.Add(1))
 	l, err := Open(context.Background(), "dynamodb://"+table, o)
@@ -117,6 +114,16 @@ var dynalite = server{name: "dynalite", start: func(port int) (*exec.Cmd, error)
 	return exec.Command(path, "--host", "127.0.0.1", "--port", strconv.Itoa(port),
 		"--createTableMs", "0", "--deleteTableMs", "0", "--updateTableMs", "0"), nil
 }}
+
+// endpointFor is s's endpoint, or skips t saying why s cannot run here.
+func (s *server) endpointFor(t testing.TB) string {
+	t.Helper()
+	endpoint, err := s.endpoint()
+	if err != nil {
+		t.Skip(err)
+	}
+	return endpoint
+}
 
 func (s *server) endpoint() (string, error) {
 	s.once.Do(func() { s.url, s.err = s.launch() })
