@@ -7,16 +7,15 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/passport-access/terraform-provider-passport/internal/testterm"
 	"github.com/passport-access/terraform-provider-passport/internal/testwait"
 	"golang.org/x/crypto/ssh"
 )
@@ -38,70 +37,7 @@ func (h *host) converse(t *testing.T, user string, signer ssh.Signer, steps ...[
 		t.Fatalf("login as %s: %v", user, err)
 	}
 	defer c.Close()
-	s, err := c.NewSession()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if err := s.RequestPty("xterm", 24, 80, ssh.TerminalModes{ssh.ECHO: 1}); err != nil {
-		t.Fatal(err)
-	}
-	screen := &lockedBuffer{}
-	s.Stdout = screen
-	in, err := s.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Shell(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- s.Wait() }()
-	deadline := time.After(time.Minute)
-	// Each step waits for its text after the previous step's, so a prompt
-	// shown earlier does not count for one that is still to come.
-	from := 0
-	for _, step := range steps {
-		for {
-			if i := strings.Index(screen.String()[from:], step[0]); i >= 0 {
-				from += i + len(step[0])
-				break
-			}
-			select {
-			case <-done:
-				t.Fatalf("the shell of %s ended before showing %q; it showed:\n%s", user, step[0], screen)
-			case <-deadline:
-				t.Fatalf("the shell of %s did not show %q; it showed:\n%s", user, step[0], screen)
-			case <-time.After(20 * time.Millisecond):
-			}
-		}
-		io.WriteString(in, step[1])
-	}
-	select {
-	case <-done:
-	case <-deadline:
-		t.Fatalf("the shell of %s did not end; it showed:\n%s", user, screen)
-	}
-	return screen.String()
-}
-
-// lockedBuffer is a bytes.Buffer that the SSH session writes while the
-// test reads.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+	return testterm.Converse(t, c, steps...)
 }
 
 // openssh runs an OpenSSH tool (ssh, scp, sftp, rsync through ssh) as user
