@@ -41,7 +41,7 @@ func pagesWith(v string) map[string]view {
 		"sessions": sessionsPage{Request: v, Target: v, Pattern: v, Searched: true, Where: map[string]string{v: v},
 			Recordings: []recordingRow{{Recording: rec, TargetName: v}},
 			Found:      api.RecordingMatches{Matches: []api.RecordingMatch{{Recording: v, Line: v}}, Problems: []api.RecordingProblem{{Recording: v, Message: v}}}},
-		"recording": recordingPage{Recording: rec, TargetName: v, Lines: []castLine{{1, v}}, Typed: []castLine{{2, v}}, Duration: v},
+		"recording": recordingPage{Recording: rec, TargetName: v, Lines: []castLine{{1, v}}, Typed: []castLine{{2, v}}, Duration: v, Reason: v},
 		"error":     nil,
 		"signin":    nil,
 		"signedout": nil,

@@ -113,6 +113,7 @@ func (p *Portal) Routes() []Route {
 		{"GET /sessions", p.page(p.sessions)},
 		{"GET /sessions/{request}/{target}/{session}", p.page(p.showRecording)},
 		{"GET /sessions/{request}/{target}/{session}/asciicast", p.page(p.recordingCast)},
+		{"POST /sessions/{request}/{target}/{session}/delete", p.page(p.deleteRecording)},
 		{"GET /admin", p.page(p.admin)},
 		{"POST /admin/review/{id}", p.page(p.review)},
 	}

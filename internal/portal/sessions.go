@@ -70,7 +70,7 @@ func (p *Portal) sessions(v *visit) error {
 	if pr != nil {
 		status = pr.Status
 	}
-	p.render(v.w, status, "sessions", view{Title: "Sessions", Nav: "sessions", Me: v.me, Problem: pr, Page: page})
+	p.render(v.w, status, "sessions", view{Title: "Sessions", Nav: "sessions", Me: v.me, Flash: deletedFlash(v.r), Problem: pr, Page: page})
 	return nil
 }
 
@@ -88,6 +88,8 @@ type recordingPage struct {
 	// Events are a Windows logon's Security events, shown instead of a
 	// player: an event log is no screen recording.
 	Events []collect.Event
+	// Reason is what the person wrote in a deletion the service refused.
+	Reason string
 }
 
 // castLine is a line of a session at a time from its start.
@@ -116,40 +118,69 @@ func recordingID(r *http.Request) string {
 
 // showRecording shows one recording with a player.
 func (p *Portal) showRecording(v *visit) error {
+	return p.recordingPage(v, http.StatusOK, "", nil)
+}
+
+// recordingPage shows one recording, with the problem of a deletion that
+// was refused and the reason the person gave for it.
+func (p *Portal) recordingPage(v *visit, status int, reason string, pr *problem) error {
 	id := recordingID(v.r)
 	rec, err := v.api.Recording(v.r.Context(), id)
 	if err != nil {
 		return err
 	}
-	page := recordingPage{Recording: rec, TargetName: p.names(v)[rec.Target]}
+	page := recordingPage{Recording: rec, TargetName: p.names(v)[rec.Target], Reason: reason}
 	if page.TargetName == "" {
 		page.TargetName = rec.Target
 	}
 	if rec.Detail != nil && rec.Detail.EventLog {
-		if page.Events, page.More, err = eventRows(v, id); err != nil {
-			return err
-		}
-		p.render(v.w, http.StatusOK, "recording", view{Title: "Session " + rec.Session, Nav: "sessions", Me: v.me, Page: page})
-		return nil
-	}
-	// The service's asciicast, read twice here: what the session printed,
-	// and what was typed into it.
-	for _, input := range []bool{false, true} {
-		lines, more, err := castText(v, id, input)
-		if err != nil {
-			return err
-		}
-		if input {
-			page.Typed = lines
-		} else {
-			page.Lines, page.More = lines, more
-			if n := len(lines); n > 0 {
-				page.Duration = lines[n-1].Clock()
-			}
+		page.Events, page.More, err = eventRows(v, id)
+	} else {
+		page.Lines, page.Typed, page.More, err = castText(v, id)
+		if n := len(page.Lines); n > 0 {
+			page.Duration = page.Lines[n-1].Clock()
 		}
 	}
-	p.render(v.w, http.StatusOK, "recording", view{Title: "Session " + rec.Session, Nav: "sessions", Me: v.me, Page: page})
+	if err != nil {
+		return err
+	}
+	p.render(v.w, status, "recording", view{Title: "Session " + rec.Session, Nav: "sessions", Me: v.me, Problem: pr, Page: page})
 	return nil
+}
+
+// deleteRecording deletes a recording before its retention ends, for the
+// reason the person gives, which the audit trail keeps with their name.
+// The service asks policy (delete-recording); the person recorded gets
+// no say over their own. The form is on every recording's page, since
+// the API does not say beforehand whom policy lets: a refusal is shown
+// there with policy's reason.
+func (p *Portal) deleteRecording(v *visit) error {
+	reason := strings.TrimSpace(v.r.PostFormValue("reason"))
+	if reason == "" {
+		return p.recordingPage(v, http.StatusBadRequest, "", &problem{Message: "Say why this recording is deleted before its retention ends in the reason: the audit trail keeps it with your name.",
+			Field: "reason", Status: http.StatusBadRequest})
+	}
+	id := recordingID(v.r)
+	if err := v.api.DeleteRecording(v.r.Context(), id, reason); err != nil {
+		pr := problemOf(err)
+		if pr.Status == http.StatusNotFound {
+			// Gone, or never the person's to see: no page to show it on.
+			return err
+		}
+		return p.recordingPage(v, pr.Status, reason, pr)
+	}
+	http.Redirect(v.w, v.r, "/sessions?"+url.Values{"deleted": {id}}.Encode(), http.StatusSeeOther)
+	return nil
+}
+
+// deletedFlash is what the sessions list says after a deletion: the
+// recording's id, when the link carries one.
+func deletedFlash(r *http.Request) string {
+	ref, err := recording.ParseID(r.URL.Query().Get("deleted"))
+	if err != nil {
+		return ""
+	}
+	return "Deleted recording " + ref.ID() + ". The audit trail keeps who deleted it and why."
 }
 
 // eventWords names a Windows Security event the way its log does.
@@ -202,30 +233,77 @@ func eventRows(v *visit, id string) ([]collect.Event, bool, error) {
 	}
 }
 
-// castText reads a recording's asciicast from the service as lines of
-// plain text: what a person would have seen (or typed), escape sequences
-// removed.
-func castText(v *visit, id string, input bool) ([]castLine, bool, error) {
+// castText reads a recording's asciicast from the service once, as
+// lines of plain text: what a person would have seen, and what was typed,
+// escape sequences removed. more says the session printed more lines
+// than are shown.
+func castText(v *visit, id string) (printed, typed []castLine, more bool, err error) {
+	unreadable := func(err error) error {
+		return &api.Error{Code: api.CodeConflict, Status: http.StatusConflict, Message: "recording " + id + " could not be read: " + err.Error()}
+	}
 	body, err := v.api.RecordingCast(v.r.Context(), id)
 	if err != nil {
-		return nil, false, err
+		return nil, nil, false, err
 	}
 	defer body.Close()
 	cast, err := recording.ReadAsciicast(body)
 	if err != nil {
-		return nil, false, &api.Error{Code: api.CodeConflict, Status: http.StatusConflict, Message: "recording " + id + " could not be read: " + err.Error()}
+		return nil, nil, false, unreadable(err)
 	}
-	text, err := recording.Text(cast, input)
+	// What was printed is read as it streams; what was typed is kept
+	// aside on the way (it is the smaller part of a session) and read
+	// after.
+	aside := &typedAside{cast: cast}
+	out, err := recording.Text(aside, false)
 	if err != nil {
-		return nil, false, &api.Error{Code: api.CodeConflict, Status: http.StatusConflict, Message: "recording " + id + " could not be read: " + err.Error()}
+		return nil, nil, false, unreadable(err)
 	}
+	in, err := recording.Text(&aside.typed, true)
+	if err != nil {
+		return nil, nil, false, unreadable(err)
+	}
+	printed, more = castLines(out)
+	typed, _ = castLines(in)
+	return printed, typed, more, nil
+}
+
+// typedAside passes a cast's events on, and keeps those typed in a
+// replay of their own.
+type typedAside struct {
+	cast  recording.Events
+	typed replay
+}
+
+func (t *typedAside) Next() (recording.Event, error) {
+	ev, err := t.cast.Next()
+	if err == nil && ev.Kind.Input() {
+		t.typed = append(t.typed, ev)
+	}
+	return ev, err
+}
+
+// replay gives back events kept in memory, in order.
+type replay []recording.Event
+
+func (r *replay) Next() (recording.Event, error) {
+	if len(*r) == 0 {
+		return recording.Event{}, io.EOF
+	}
+	ev := (*r)[0]
+	*r = (*r)[1:]
+	return ev, nil
+}
+
+// castLines is text as the page shows it: as many lines as a transcript
+// holds, and whether there were more.
+func castLines(text []recording.Match) ([]castLine, bool) {
 	more := len(text) > transcriptLines
 	text = text[:min(len(text), transcriptLines)]
 	out := make([]castLine, 0, len(text))
 	for _, m := range text {
 		out = append(out, castLine{At: m.At.Seconds(), Text: m.Line})
 	}
-	return out, more, nil
+	return out, more
 }
 
 // recordingCast downloads a recording as asciicast v2, for asciinema.
