@@ -17,6 +17,7 @@ import (
 
 	"github.com/passport-access/terraform-provider-passport/internal/api"
 	"github.com/passport-access/terraform-provider-passport/internal/client"
+	"github.com/passport-access/terraform-provider-passport/internal/collect"
 	"github.com/passport-access/terraform-provider-passport/internal/lab"
 	"github.com/passport-access/terraform-provider-passport/internal/lab/browser"
 	"github.com/passport-access/terraform-provider-passport/internal/lab/idp"
@@ -49,9 +50,11 @@ type rig struct {
 	svc   *servicetest.Service
 	b     *browser.Session
 	shots string
-	// recordings is where the service reads collected recordings:
-	// request/instance/session/, as tests collect them from the hosts.
+	// recordings is where the service reads recordings that tests
+	// collect from the hosts by hand: request/instance/session/. It reads
+	// those it collects itself from the lab's bucket (catalog).
 	recordings string
+	catalog    *bothCatalogs
 }
 
 // TestThePortal drives every page on one lab, one service and one
@@ -66,7 +69,16 @@ func TestThePortal(t *testing.T) {
 		idp.User{Name: "ivy", Password: "ivy-lab", Email: "ivy@lab.passport.test", Groups: []string{"auditors"}})
 	l := labtest.Start(t, lab.Options{Hosts: 2, People: people, Policy: lab.Policy() + auditorsPolicy})
 	r := &rig{lab: l, recordings: t.TempDir()}
-	r.svc = servicetest.Start(t, l, func(s *service.Settings) { s.Recordings = recording.Dir(r.recordings) })
+	r.catalog = &bothCatalogs{dir: recording.Dir(r.recordings), opened: map[string]int{}}
+	r.svc = servicetest.Start(t, l, func(s *service.Settings) {
+		s.Recordings = r.catalog
+		s.RecordingsBucket, s.AWS.Endpoints.S3 = lab.RecordingsBucket, l.Endpoint
+	})
+	store, err := collect.NewStore(l.AWSConfig(), lab.RecordingsBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.catalog.useBucket(recording.Bucket{Index: r.svc.Service.Ledger, Get: store.GetObject})
 	if r.shots, err = browser.ArtifactDir("portal"); err != nil {
 		t.Fatal(err)
 	}
@@ -87,6 +99,7 @@ func TestThePortal(t *testing.T) {
 		{"ErrorsSayWhatToDo", errorsSayWhatToDo},
 		{"BreakGlass", breakGlass},
 		{"ApprovalsAreTheirsToDecide", approvalsAreTheirsToDecide},
+		{"DeletingARecording", deletingARecording},
 		{"UsableAtAnySize", usableAtAnySize},
 	} {
 		t.Run(part.name, func(t *testing.T) { part.run(t, r) })
