@@ -19,7 +19,6 @@ import (
 	"github.com/passport-access/terraform-provider-passport/internal/lab"
 	"github.com/passport-access/terraform-provider-passport/internal/lab/rootfs"
 	"github.com/passport-access/terraform-provider-passport/internal/lab/winhost"
-	"github.com/passport-access/terraform-provider-passport/internal/notify"
 )
 
 func newLabCommand() *cobra.Command {
@@ -60,7 +59,7 @@ func newLabUpCommand() *cobra.Command {
 		withService   bool
 		serviceListen string
 		logFile       string
-		notifyConfig  string
+		notifyConfig  notifyFlag
 	)
 	cmd := &cobra.Command{
 		Use:   "up",
@@ -69,16 +68,12 @@ func newLabUpCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			// A bad notifications file is said before anything starts.
-			var notices *notify.Config
-			if notifyConfig != "" {
-				if !withService {
-					return errors.New("--notify-config is for the lab's Passport service: drop --service=false, or the file")
-				}
-				c, err := notify.Load(notifyConfig)
-				if err != nil {
-					return err
-				}
-				notices = c
+			if notifyConfig != "" && !withService {
+				return errors.New("--notify-config is for the lab's Passport service: drop --service=false, or the file")
+			}
+			notices, err := notifyConfig.load()
+			if err != nil {
+				return err
 			}
 			l, err := lab.Start(ctx, opts)
 			if err != nil {
@@ -119,7 +114,7 @@ func newLabUpCommand() *cobra.Command {
 	cmd.Flags().BoolVar(&withService, "service", true, "also run the Passport service on the lab, as its service identity, over TLS from a lab CA")
 	cmd.Flags().StringVar(&serviceListen, "service-listen", "127.0.0.1:0", "address of the Passport service")
 	cmd.Flags().StringVar(&logFile, "service-log", "", "file the service logs to, as JSON lines (default: no log)")
-	cmd.Flags().StringVar(&notifyConfig, "notify-config", "", "a notifications file for the lab's service, as passport serve takes it: watch approvals, grants and break-glass reach your own webhook or Slack (docs/guides/notifications.md)")
+	notifyConfig.register(cmd, "", "a notifications file for the lab's service, as passport serve takes it: watch approvals, grants and break-glass reach your own webhook or Slack (docs/guides/notifications.md)")
 	cmd.Flags().StringSliceVar(&opts.Releases, "release", nil, "Debian releases the sandbox hosts run, in turn (bullseye, bookworm, trixie; built by passport lab rootfs build); default: the machine's own root")
 	cmd.Flags().StringVar(&opts.Init, "init", "", "what release hosts boot: systemd (the release's own), lab (the lab's init); default: systemd where this machine allows it")
 	cmd.Flags().DurationVar(&opts.WebsocketLifetime, "websocket-lifetime", 60*time.Minute, "how long a Session Manager websocket stays open before the lab closes it, as AWS does (clients resume)")

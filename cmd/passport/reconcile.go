@@ -20,6 +20,7 @@ import (
 	"github.com/passport-access/terraform-provider-passport/internal/documents"
 	"github.com/passport-access/terraform-provider-passport/internal/fleet"
 	"github.com/passport-access/terraform-provider-passport/internal/ledger"
+	"github.com/passport-access/terraform-provider-passport/internal/notify"
 	"github.com/passport-access/terraform-provider-passport/internal/policy"
 	"github.com/passport-access/terraform-provider-passport/internal/reconcile"
 	"github.com/passport-access/terraform-provider-passport/internal/server"
@@ -51,6 +52,11 @@ func (f *ledgerFlags) registerAWS(cmd *cobra.Command) {
 // clients anyway: the reconciler does (it runs commands on hosts); audit
 // only for a DynamoDB ledger.
 func (f *ledgerFlags) open(ctx context.Context, now func() time.Time, needsAWS bool) (*ledger.Ledger, *awsconfig.Clients, error) {
+	return f.openWith(ctx, ledger.Options{Now: now}, needsAWS)
+}
+
+// openWith opens the ledger with o, to which it adds the DynamoDB client.
+func (f *ledgerFlags) openWith(ctx context.Context, o ledger.Options, needsAWS bool) (*ledger.Ledger, *awsconfig.Clients, error) {
 	if f.ledger == "" {
 		return nil, nil, errors.New("--ledger is required: give sqlite:///path/to/ledger.db or dynamodb://table, or set PASSPORT_LEDGER")
 	}
@@ -62,7 +68,6 @@ func (f *ledgerFlags) open(ctx context.Context, now func() time.Time, needsAWS b
 		}
 		clients = c
 	}
-	o := ledger.Options{Now: now}
 	if clients != nil {
 		o.DynamoDB.Client = clients.DynamoDB
 	}
@@ -88,6 +93,7 @@ func newReconcileCommand() *cobra.Command {
 		tags         []string
 		policySrc    string
 		rf           recordingFlags
+		notifyConfig notifyFlag
 	)
 	cmd := &cobra.Command{
 		Use:   "reconcile",
@@ -102,7 +108,13 @@ does; the audit trail names it and says why.
 
 Run it as a daemon (--interval), or once per run (--once) from cron or a
 scheduled task. Several reconcilers may share a DynamoDB ledger: each
-grant is leased to one of them while it is revoked.`,
+grant is leased to one of them while it is revoked.
+
+With --notify-config (the file passport serve takes) what the reconciler
+does is announced: the grants it ends or revokes and the windows that end
+soon reach the file's webhooks and Slack channels. A daemon delivers as
+it goes; --once delivers after its pass, and leaves what a receiver
+refused to the next run's retry. See docs/guides/notifications.md.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !once && interval <= 0 {
@@ -112,9 +124,16 @@ grant is leased to one of them while it is revoked.`,
 			if err != nil {
 				return err
 			}
+			// A bad notifications file is said before the ledger is opened.
+			notices, err := notifyConfig.load()
+			if err != nil {
+				return err
+			}
 			ctx := cmd.Context()
 			log := slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), nil))
-			l, clients, err := f.open(ctx, time.Now, true)
+			lo := ledger.Options{Now: time.Now}
+			notices.Announce(&lo)
+			l, clients, err := f.openWith(ctx, lo, true)
 			if err != nil {
 				return err
 			}
@@ -156,50 +175,57 @@ grant is leased to one of them while it is revoked.`,
 			if err != nil {
 				return err
 			}
+			var deliverer *notify.Deliverer
+			if notices != nil {
+				// The reconciler's own name holds the delivery leases, so it
+				// and a service on the same ledger never send a request's
+				// notices at once.
+				if deliverer, err = notify.New(l, notices, notify.Options{Holder: name, Registry: reg, Log: log}); err != nil {
+					return err
+				}
+			}
 			if once {
 				rep, err := rec.Pass(ctx)
 				fmt.Fprintf(cmd.OutOrStdout(), "due %d, revoked %d, pending %d, skipped %d, failed %d, denied %d, strays removed %d, recordings collected %d, expired %d\n",
 					rep.Due, rep.Revoked, rep.Pending, rep.Skipped, rep.Failed, rep.Denied, rep.Strays, rep.Recordings, rep.RecordingsExpired)
+				if deliverer != nil {
+					// One delivery pass, also after a pass that failed in
+					// part: what it did record is sent. A receiver that
+					// refuses is retried by the next run.
+					if derr := deliverer.Pass(ctx); derr != nil {
+						err = errors.Join(err, fmt.Errorf("delivering notifications: %w", derr))
+					}
+				}
 				return err
+			}
+			jobs := []func(context.Context) error{func(ctx context.Context) error { return rec.Run(ctx, interval) }}
+			if deliverer != nil {
+				jobs = append(jobs, deliverer.Run)
 			}
 			if listen != "" {
 				ln, err := net.Listen("tcp", listen)
 				if err != nil {
 					return fmt.Errorf("--listen %s: %w", listen, err)
 				}
-				ctx, stop := context.WithCancel(ctx)
-				defer stop()
-				served := make(chan error, 1)
-				go func() {
-					served <- server.RunHTTP(ctx, ln, &http.Server{Handler: metrics.Handler(reg, 3*interval+lease)})
-				}()
-				log.Info("serving /metrics and /healthz", "addr", ln.Addr().String())
-				log.Info("reconciler started", "name", name, "interval", interval.String(), "sweep", sweep)
 				// The metrics server failing stops the reconciler too: a
 				// daemon whose health nobody can see is worse than one that
 				// exits and is restarted.
-				passes := make(chan error, 1)
-				go func() { passes <- rec.Run(ctx, interval) }()
-				select {
-				case err := <-served:
-					stop()
-					if err != nil {
-						err = fmt.Errorf("serving /metrics on %s: %w", listen, err)
+				jobs = append(jobs, func(ctx context.Context) error {
+					if err := server.RunHTTP(ctx, ln, &http.Server{Handler: metrics.Handler(reg, 3*interval+lease)}); err != nil {
+						return fmt.Errorf("serving /metrics on %s: %w", listen, err)
 					}
-					return errors.Join(err, <-passes)
-				case err := <-passes:
-					stop()
-					return errors.Join(err, <-served)
-				}
+					return nil
+				})
+				log.Info("serving /metrics and /healthz", "addr", ln.Addr().String())
 			}
-			log.Info("reconciler started", "name", name, "interval", interval.String(), "sweep", sweep)
-			return rec.Run(ctx, interval)
+			log.Info("reconciler started", "name", name, "interval", interval.String(), "sweep", sweep, "notify", deliverer != nil)
+			return together(ctx, jobs...)
 		},
 	}
 	f.register(cmd)
 	cmd.Flags().BoolVar(&viaDocuments, "documents", false, "send host programs through Passport's own SSM documents, by version and hash (publish them first with passport documents publish), so the role needs ssm:SendCommand on those documents only; without it they go through AWS-RunShellScript and AWS-RunPowerShellScript")
 	rf.register(cmd, true)
-	cmd.Flags().BoolVar(&once, "once", false, "run one pass and exit (non-zero when something could not be done)")
+	cmd.Flags().BoolVar(&once, "once", false, "run one pass and exit (non-zero when something could not be done); with --notify-config, then one delivery pass")
 	cmd.Flags().DurationVar(&interval, "interval", time.Minute, "time between passes in daemon mode")
 	cmd.Flags().StringVar(&listen, "listen", "", "address to serve /metrics and /healthz on, e.g. 127.0.0.1:9810 (daemon mode)")
 	cmd.Flags().StringVar(&name, "name", "", "this reconciler's name on leases and in the audit trail (default reconciler/<hostname>-<pid>)")
@@ -209,7 +235,26 @@ grant is leased to one of them while it is revoked.`,
 	cmd.Flags().StringArrayVar(&tags, "sweep-tag", nil, "sweep only nodes with this tag, key=value (repeatable)")
 	cmd.Flags().StringVar(&policySrc, "policy", "ssm:///passport/policy", "the administrators' Cedar policy that live grants are checked against again (ssm:///<parameter> or file:///<path>), or none; "+
 		"a policy that cannot be read, or is missing, revokes nothing")
+	notifyConfig.register(cmd, os.Getenv("PASSPORT_NOTIFY_CONFIG"), "a notifications file, as passport serve takes it: announce the grants this reconciler ends or revokes and the windows ending soon "+
+		"to its webhooks and Slack channels; a daemon delivers beside its passes, --once after its pass, leaving what a receiver refused to the next run (env PASSPORT_NOTIFY_CONFIG; docs/guides/notifications.md)")
 	return cmd
+}
+
+// together runs jobs until the first of them returns, then stops the
+// others and waits for them: a daemon's parts live and die as one.
+func together(ctx context.Context, jobs ...func(context.Context) error) error {
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	done := make(chan error, len(jobs))
+	for _, job := range jobs {
+		go func() { done <- job(ctx) }()
+	}
+	err := <-done
+	stop()
+	for range len(jobs) - 1 {
+		err = errors.Join(err, <-done)
+	}
+	return err
 }
 
 func defaultReconcilerName() string {

@@ -30,6 +30,14 @@ func reconcileLab(t *testing.T) (ledgerURL string, l *ledger.Ledger) {
 
 func reconcileLabNode(t *testing.T) (ledgerURL string, l *ledger.Ledger, n *node.Model) {
 	t.Helper()
+	n = startReconcileLab(t)
+	ledgerURL, l = expiredGrantLedger(t, n)
+	return ledgerURL, l, n
+}
+
+// startReconcileLab starts the lab of reconcileLab and returns its node.
+func startReconcileLab(t *testing.T) *node.Model {
+	t.Helper()
 	dir, err := os.MkdirTemp("", "rcl")
 	if err != nil {
 		t.Fatal(err)
@@ -49,9 +57,17 @@ func reconcileLabNode(t *testing.T) (ledgerURL string, l *ledger.Ledger, n *node
 	t.Setenv("AWS_PROFILE", "")
 	node := lb.Models[0]
 	node.SetAnswer(0, "passport-result action=revoke status=ok user=pp-cliexpired\n", "")
+	return node
+}
 
+// expiredGrantLedger makes a sqlite ledger holding a grant on node whose
+// window ended a minute ago, written as the provider or the CLI in direct
+// mode writes it: by a ledger that announces nothing.
+func expiredGrantLedger(t *testing.T, node *node.Model) (ledgerURL string, l *ledger.Ledger) {
+	t.Helper()
+	ctx := context.Background()
 	ledgerURL = "sqlite://" + filepath.Join(t.TempDir(), "ledger.db")
-	l, err = ledger.Open(ctx, ledgerURL, ledger.Options{})
+	l, err := ledger.Open(ctx, ledgerURL, ledger.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +80,7 @@ func reconcileLabNode(t *testing.T) (ledgerURL string, l *ledger.Ledger, n *node
 	}); err != nil {
 		t.Fatal(err)
 	}
-	return ledgerURL, l, node
+	return ledgerURL, l
 }
 
 func TestReconcileOnce(t *testing.T) {

@@ -13,7 +13,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/passport-access/terraform-provider-passport/internal/notify"
 	"github.com/passport-access/terraform-provider-passport/internal/server"
 	"github.com/passport-access/terraform-provider-passport/internal/service"
 )
@@ -25,7 +24,7 @@ func newServeCommand() *cobra.Command {
 		tlsCert, tlsKey string
 		logLevel        string
 		metricsListen   string
-		notifyConfig    string
+		notifyConfig    notifyFlag
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -58,12 +57,9 @@ docs/guides/service.md.`,
 				return errors.New("--tls-cert and --tls-key go together")
 			}
 			st.Version, st.Log = version, log
-			if notifyConfig != "" {
-				c, err := notify.Load(notifyConfig)
-				if err != nil {
-					return err
-				}
-				st.Notify = c
+			var err error
+			if st.Notify, err = notifyConfig.load(); err != nil {
+				return err
 			}
 			ctx := cmd.Context()
 			svc, err := service.New(ctx, st)
@@ -125,7 +121,7 @@ docs/guides/service.md.`,
 	f.IntVar(&st.RatePerMinute, "rate-limit", 0, "calls per minute each caller may make (default 240)")
 	f.DurationVar(&st.ApprovalDeadline, "approval-deadline", 30*time.Minute, "how long a request that policy grants only with approval waits for it before it ends unapproved")
 	f.DurationVar(&st.ReviewWithin, "review-within", 24*time.Hour, "how soon after a break-glass grant someone else must review it (passport review) before it is announced as overdue")
-	f.StringVar(&notifyConfig, "notify-config", os.Getenv("PASSPORT_NOTIFY_CONFIG"), "a JSON file naming the webhooks and Slack channels that hear about requests (approval needed, granted, expiring soon, revoked, break-glass...); see docs/guides/notifications.md (env PASSPORT_NOTIFY_CONFIG)")
+	notifyConfig.register(cmd, os.Getenv("PASSPORT_NOTIFY_CONFIG"), "a JSON file naming the webhooks and Slack channels that hear about requests (approval needed, granted, expiring soon, revoked, break-glass...); see docs/guides/notifications.md (env PASSPORT_NOTIFY_CONFIG)")
 	f.StringVar(&metricsListen, "metrics-listen", "", "address to serve /metrics and /healthz on, e.g. 127.0.0.1:9810 (no sign-in: keep it private)")
 	f.DurationVar(&st.Reconcile, "reconcile-interval", time.Minute, "time between reconciler passes")
 	f.DurationVar(&st.StuckAfter, "stuck-after", 0, "how long a grant may stay provisioning or revoking before a reconciler takes it over (default 15m)")

@@ -38,8 +38,8 @@ const (
 	DefaultLease           = time.Minute
 )
 
-// Config is the notifications file `passport serve --notify-config`
-// reads (JSON). Secrets are never in it: a webhook's signing secret and a
+// Config is the notifications file `passport serve --notify-config` and
+// `passport reconcile --notify-config` read (JSON). Secrets are never in it: a webhook's signing secret and a
 // Slack URL (which is itself a secret) come from a file or an environment
 // variable it names.
 type Config struct {
@@ -285,3 +285,14 @@ func kindList() string {
 
 // ExpiryLead is how long before a window ends it is announced.
 func (c *Config) ExpiryLead() time.Duration { return c.ExpiryNotice.or(ledger.DefaultExpiryNotice) }
+
+// Announce makes o open a ledger that records, in the same write as each
+// change, what c's sinks are to hear (the outbox a Deliverer reads), and
+// announces windows ending within c's expiry notice. A nil c, no
+// notifications configured, leaves o as it is: nothing is announced.
+func (c *Config) Announce(o *ledger.Options) {
+	if c == nil {
+		return
+	}
+	o.Announce, o.ExpiryNotice = true, c.ExpiryLead()
+}

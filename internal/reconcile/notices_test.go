@@ -62,3 +62,53 @@ func TestPassesAnnounceWindowsEndingSoon(t *testing.T) {
 		t.Errorf("notices %v (by %q), want %v by the reconciler", kinds, got.Notices[len(got.Notices)-1].By, want)
 	}
 }
+
+// A grant written by a ledger that does not announce (the provider or the
+// CLI in direct mode) is due only at its window's end; a reconciler whose
+// ledger announces still announces that the window ends soon.
+func TestPassesAnnounceWindowsEndingSoonOfGrantsWrittenWithoutNotices(t *testing.T) {
+	clk := clock.NewFake(time.Date(2026, 12, 6, 9, 0, 0, 0, time.UTC))
+	ctx := context.Background()
+	url := "sqlite://" + filepath.Join(t.TempDir(), "ledger.db")
+	direct, err := ledger.Open(ctx, url, ledger.Options{Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Close()
+	g, err := direct.Create(ctx, ledger.Grant{ID: "ar-2", Requester: "alice", State: ledger.Active, IssuedAt: clk.Now(), ExpiresAt: clk.Now().Add(time.Hour),
+		Targets: []ledger.Target{{InstanceID: "i-0123456789abcdef0", State: ledger.Active}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	led, err := ledger.Open(ctx, url, ledger.Options{Now: clk.Now, Announce: true, ExpiryNotice: 15 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer led.Close()
+	nowhere := fleet.New(ssmsdk.New(ssmsdk.Options{Region: "us-east-1", BaseEndpoint: new("http://127.0.0.1:1")}), fleet.Options{})
+	core, err := access.New(access.Config{Fleet: nowhere, Now: clk.Now, Ledger: led})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := New(Config{Ledger: led, Access: core, Holder: "reconciler/cron", Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range []struct {
+		advance time.Duration
+		warned  int
+	}{{0, 0}, {44 * time.Minute, 0}, {2 * time.Minute, 1}, {time.Minute, 0}} {
+		clk.Advance(step.advance)
+		rep, err := rec.Pass(ctx)
+		if err != nil || rep.Warned != step.warned || rep.Revoked != 0 {
+			t.Errorf("pass at %s before the end: %+v, %v; want %d warned, none revoked", g.ExpiresAt.Sub(clk.Now()), rep, err, step.warned)
+		}
+	}
+	got, err := led.Get(ctx, g.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Notices) != 1 || got.Notices[0].Kind != ledger.NoticeExpiringSoon || !got.Outbox {
+		t.Errorf("notices %+v (in the outbox: %v), want one expiring-soon notice waiting to be sent", got.Notices, got.Outbox)
+	}
+}

@@ -424,7 +424,11 @@ func waits(g ledger.Grant, now time.Time) bool {
 // ends soon (warn).
 func (r *Reconciler) remind(ctx context.Context, rep *Report) error {
 	now := r.cfg.Now()
-	due, err := r.cfg.Ledger.ListDue(ctx, now)
+	// A grant written by a ledger that does not announce (the provider or
+	// the CLI in direct mode) is due only when its window ends, not its
+	// expiry notice before: look that far ahead so its window is announced
+	// too. warn and the reminders below each check their own time.
+	due, err := r.cfg.Ledger.ListDue(ctx, now.Add(r.cfg.Ledger.ExpiryNotice()))
 	if err != nil {
 		r.cfg.Metrics.failure("list")
 		return fmt.Errorf("reading due grants from the ledger: %w", err)

@@ -173,11 +173,7 @@ func New(ctx context.Context, st Settings) (svc *Service, err error) {
 	// given.
 	stuck := cmp.Or(st.StuckAfter, DefaultStuckAfter)
 	lo := ledger.Options{Now: st.Now, StuckAfter: stuck, DynamoDB: ledger.DynamoDBOptions{Client: clients.DynamoDB, CreateTable: st.CreateTable}}
-	if st.Notify != nil {
-		// The ledger records what to announce in the same write as each
-		// change: the outbox the deliverer reads.
-		lo.Announce, lo.ExpiryNotice = true, st.Notify.ExpiryLead()
-	}
+	st.Notify.Announce(&lo)
 	book, err := ledger.Open(ctx, st.Ledger, lo)
 	if err != nil {
 		return nil, fmt.Errorf("--ledger %s: %w", st.Ledger, err)
