@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -12,13 +11,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -158,34 +155,14 @@ func TestReconcileNotifies(t *testing.T) {
 	t.Run("daemon", func(t *testing.T) {
 		ledgerURL, _ := expiredGrantLedger(t, node)
 		h, srv := newWebhook(t)
-		cmd := exec.Command(os.Args[0], "reconcile", "--interval", "200ms", "--sweep=false", "--policy", "none", "--listen", "127.0.0.1:0",
+		addr, stop := reconcileDaemon(t, "--interval", "200ms", "--sweep=false", "--policy", "none", "--listen", "127.0.0.1:0",
 			"--ledger", ledgerURL, "--name", "reconciler/daemon", "--notify-config", notifyConfigFor(t, h, srv))
-		cmd.Env = append(os.Environ(), "PASSPORT_RUN_MAIN=1")
-		stderr, err := cmd.StderrPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			if cmd.ProcessState == nil {
-				cmd.Process.Kill()
-				cmd.Wait()
-			}
-		})
-		addr := logAddr(t, bufio.NewScanner(stderr))
-		drained := make(chan struct{})
-		go func() { io.Copy(io.Discard, stderr); close(drained) }() // keep the child's log from blocking it
-
 		want := []string{"ar-00000000000000c1 ended by reconciler/daemon"}
 		testwait.Until(t, "the daemon's ended event at the webhook", func() bool { return len(h.events(t)) > 0 })
 		delivered := `passport_notifications_delivered_total{sink="siem"} 1`
 		testwait.Until(t, "/metrics counting the delivery", func() bool { return strings.Contains(get(t, "http://"+addr+"/metrics"), delivered) })
 
-		cmd.Process.Signal(syscall.SIGTERM)
-		<-drained
-		if err := cmd.Wait(); err != nil {
+		if err := stop(); err != nil {
 			t.Errorf("the daemon did not exit cleanly on SIGTERM: %v", err)
 		}
 		if got := h.events(t); !slices.Equal(got, want) {

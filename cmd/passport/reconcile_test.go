@@ -115,9 +115,12 @@ func TestReconcileOnce(t *testing.T) {
 	}
 }
 
-func TestReconcileDaemonServesMetricsAndHealth(t *testing.T) {
-	ledgerURL, l := reconcileLab(t)
-	cmd := exec.Command(os.Args[0], "reconcile", "--interval", "200ms", "--sweep=false", "--listen", "127.0.0.1:0", "--ledger", ledgerURL)
+// reconcileDaemon starts passport reconcile with args, a daemon given
+// --listen, and returns the address of its /metrics, and stop, which
+// signals it as a service manager does and says how it exited.
+func reconcileDaemon(t *testing.T, args ...string) (addr string, stop func() error) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], append([]string{"reconcile"}, args...)...)
 	cmd.Env = append(os.Environ(), "PASSPORT_RUN_MAIN=1")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -132,8 +135,19 @@ func TestReconcileDaemonServesMetricsAndHealth(t *testing.T) {
 			cmd.Wait()
 		}
 	})
-	log := bufio.NewScanner(stderr)
-	addr := logAddr(t, log)
+	addr = logAddr(t, bufio.NewScanner(stderr))
+	drained := make(chan struct{})
+	go func() { io.Copy(io.Discard, stderr); close(drained) }() // keep the child's log from blocking it
+	return addr, func() error {
+		cmd.Process.Signal(syscall.SIGTERM)
+		<-drained
+		return cmd.Wait()
+	}
+}
+
+func TestReconcileDaemonServesMetricsAndHealth(t *testing.T) {
+	ledgerURL, l := reconcileLab(t)
+	addr, stop := reconcileDaemon(t, "--interval", "200ms", "--sweep=false", "--listen", "127.0.0.1:0", "--ledger", ledgerURL)
 
 	deadline := time.Now().Add(time.Minute)
 	for {
@@ -146,9 +160,6 @@ func TestReconcileDaemonServesMetricsAndHealth(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	drained := make(chan struct{})
-	go func() { io.Copy(io.Discard, stderr); close(drained) }() // keep the child's log from blocking it
-
 	health := get(t, "http://"+addr+"/healthz")
 	if !strings.Contains(health, `"healthy":true`) {
 		t.Errorf("/healthz: %s", health)
@@ -178,9 +189,7 @@ func TestReconcileDaemonServesMetricsAndHealth(t *testing.T) {
 		t.Errorf("/metrics lacks %q", w)
 	}
 
-	cmd.Process.Signal(syscall.SIGTERM)
-	<-drained
-	if err := cmd.Wait(); err != nil {
+	if err := stop(); err != nil {
 		t.Errorf("the daemon did not exit cleanly on SIGTERM: %v", err)
 	}
 }

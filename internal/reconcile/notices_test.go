@@ -26,30 +26,13 @@ func TestPassesAnnounceWindowsEndingSoon(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer led.Close()
-	nowhere := fleet.New(ssmsdk.New(ssmsdk.Options{Region: "us-east-1", BaseEndpoint: new("http://127.0.0.1:1")}), fleet.Options{})
-	core, err := access.New(access.Config{Fleet: nowhere, Now: clk.Now, Ledger: led})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec, err := New(Config{Ledger: led, Access: core, Holder: "reconciler/test", Now: clk.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
+	rec := reconcilerOf(t, led, clk, "reconciler/test")
 	g, err := led.Create(ctx, ledger.Grant{ID: "ar-1", Requester: "alice", State: ledger.Active, IssuedAt: clk.Now(), ExpiresAt: clk.Now().Add(time.Hour),
 		Targets: []ledger.Target{{InstanceID: "i-0123456789abcdef0", State: ledger.Active}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, step := range []struct {
-		advance time.Duration
-		warned  int
-	}{{0, 0}, {44 * time.Minute, 0}, {2 * time.Minute, 1}, {time.Minute, 0}} {
-		clk.Advance(step.advance)
-		rep, err := rec.Pass(ctx)
-		if err != nil || rep.Warned != step.warned || rep.Revoked != 0 {
-			t.Errorf("pass at %s before the end: %+v, %v; want %d warned, none revoked", g.ExpiresAt.Sub(clk.Now()), rep, err, step.warned)
-		}
-	}
+	passUpToTheEnd(t, rec, clk, g.ExpiresAt)
 	got, err := led.Get(ctx, g.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -85,30 +68,45 @@ func TestPassesAnnounceWindowsEndingSoonOfGrantsWrittenWithoutNotices(t *testing
 		t.Fatal(err)
 	}
 	defer led.Close()
-	nowhere := fleet.New(ssmsdk.New(ssmsdk.Options{Region: "us-east-1", BaseEndpoint: new("http://127.0.0.1:1")}), fleet.Options{})
-	core, err := access.New(access.Config{Fleet: nowhere, Now: clk.Now, Ledger: led})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec, err := New(Config{Ledger: led, Access: core, Holder: "reconciler/cron", Now: clk.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, step := range []struct {
-		advance time.Duration
-		warned  int
-	}{{0, 0}, {44 * time.Minute, 0}, {2 * time.Minute, 1}, {time.Minute, 0}} {
-		clk.Advance(step.advance)
-		rep, err := rec.Pass(ctx)
-		if err != nil || rep.Warned != step.warned || rep.Revoked != 0 {
-			t.Errorf("pass at %s before the end: %+v, %v; want %d warned, none revoked", g.ExpiresAt.Sub(clk.Now()), rep, err, step.warned)
-		}
-	}
+	rec := reconcilerOf(t, led, clk, "reconciler/cron")
+	passUpToTheEnd(t, rec, clk, g.ExpiresAt)
 	got, err := led.Get(ctx, g.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(got.Notices) != 1 || got.Notices[0].Kind != ledger.NoticeExpiringSoon || !got.Outbox {
 		t.Errorf("notices %+v (in the outbox: %v), want one expiring-soon notice waiting to be sent", got.Notices, got.Outbox)
+	}
+}
+
+// reconcilerOf is a reconciler on led whose fleet reaches no host.
+func reconcilerOf(t *testing.T, led *ledger.Ledger, clk *clock.Fake, holder string) *Reconciler {
+	t.Helper()
+	nowhere := fleet.New(ssmsdk.New(ssmsdk.Options{Region: "us-east-1", BaseEndpoint: new("http://127.0.0.1:1")}), fleet.Options{})
+	core, err := access.New(access.Config{Fleet: nowhere, Now: clk.Now, Ledger: led})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := New(Config{Ledger: led, Access: core, Holder: holder, Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rec
+}
+
+// passUpToTheEnd passes with the clock an hour, 16, 14 and 13 minutes
+// before expires (a window of an hour, a 15-minute notice): only the pass
+// at 14 minutes announces it.
+func passUpToTheEnd(t *testing.T, rec *Reconciler, clk *clock.Fake, expires time.Time) {
+	t.Helper()
+	for _, step := range []struct {
+		advance time.Duration
+		warned  int
+	}{{0, 0}, {44 * time.Minute, 0}, {2 * time.Minute, 1}, {time.Minute, 0}} {
+		clk.Advance(step.advance)
+		rep, err := rec.Pass(context.Background())
+		if err != nil || rep.Warned != step.warned || rep.Revoked != 0 {
+			t.Errorf("pass at %s before the end: %+v, %v; want %d warned, none revoked", expires.Sub(clk.Now()), rep, err, step.warned)
+		}
 	}
 }
