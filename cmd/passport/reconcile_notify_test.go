@@ -27,12 +27,20 @@ import (
 // webhook is a receiver on a real loopback HTTP server. It checks each
 // request as docs/guides/notifications.md tells receivers to, with an
 // HMAC of its own rather than notify's, and keeps the events it accepted
-// and the reasons it refused any.
+// and the reasons it refused any. While down it answers 503 to all.
 type webhook struct {
 	secret  []byte
 	mu      sync.Mutex
+	down    bool
+	tries   int
 	got     []notify.Event
 	refused []string
+}
+
+func (h *webhook) setDown(down bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.down = down
 }
 
 func newWebhook(t *testing.T) (*webhook, *httptest.Server) {
@@ -46,6 +54,11 @@ func (h *webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(r.Body)
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.tries++
+	if h.down {
+		http.Error(w, "down for maintenance", http.StatusServiceUnavailable)
+		return
+	}
 	refuse := func(why string) {
 		h.refused = append(h.refused, why)
 		http.Error(w, why, http.StatusUnauthorized)
@@ -99,7 +112,8 @@ func (h *webhook) events(t *testing.T) []string {
 }
 
 // notifyConfigFor writes a notifications file naming srv as a signed
-// webhook, and returns its path.
+// webhook, and returns its path. A failed event may be retried a
+// millisecond later: by the next run of reconcile --once.
 func notifyConfigFor(t *testing.T, h *webhook, srv *httptest.Server) string {
 	t.Helper()
 	dir := t.TempDir()
@@ -108,7 +122,7 @@ func notifyConfigFor(t *testing.T, h *webhook, srv *httptest.Server) string {
 		t.Fatal(err)
 	}
 	path := filepath.Join(dir, "notify.json")
-	cfg := fmt.Sprintf(`{"sinks": [{"name": "siem", "type": "webhook", "url": %q, "secret_file": %q}], "expiry_notice": "20m"}`, srv.URL, secret)
+	cfg := fmt.Sprintf(`{"sinks": [{"name": "siem", "type": "webhook", "url": %q, "secret_file": %q}], "expiry_notice": "20m", "retry_min": "1ms"}`, srv.URL, secret)
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -134,9 +148,22 @@ func TestReconcileNotifies(t *testing.T) {
 		}
 		h, srv := newWebhook(t)
 		args := []string{"reconcile", "--once", "--sweep=false", "--policy", "none", "--ledger", ledgerURL, "--name", "reconciler/cron", "--notify-config", notifyConfigFor(t, h, srv)}
+		// A receiver that is down fails neither the run nor the events:
+		// the next run sends them.
+		h.setDown(true)
 		stdout, stderr, err := passportRun(t, args...)
 		if err != nil || !strings.Contains(stdout, "due 1, revoked 1,") {
 			t.Fatalf("reconcile --once --notify-config: %v\n%s\n%s", err, stdout, stderr)
+		}
+		h.mu.Lock()
+		tries, got := h.tries, len(h.got)
+		h.mu.Unlock()
+		if tries == 0 || got != 0 {
+			t.Fatalf("the webhook, down, was tried %d times and accepted %d events; want tried, nothing accepted", tries, got)
+		}
+		h.setDown(false)
+		if stdout, stderr, err := passportRun(t, args...); err != nil || !strings.Contains(stdout, "due 0, revoked 0,") {
+			t.Fatalf("reconcile --once with the webhook back: %v\n%s\n%s", err, stdout, stderr)
 		}
 		want := []string{"ar-00000000000000c1 ended by reconciler/cron", "ar-00000000000000c2 expiring-soon by reconciler/cron"}
 		if got := h.events(t); !slices.Equal(got, want) {
@@ -149,6 +176,38 @@ func TestReconcileNotifies(t *testing.T) {
 		}
 		if got := h.events(t); !slices.Equal(got, want) {
 			t.Errorf("after a second run the webhook got %q, want still %q", got, want)
+		}
+	})
+
+	t.Run("policy", func(t *testing.T) {
+		ledgerURL, l := expiredGrantLedger(t, node)
+		now := time.Now()
+		if _, err := l.Create(context.Background(), ledger.Grant{
+			ID: "ar-00000000000000c3", Requester: "carol@example.com", Reason: "policy tightened since", Username: "pp-cliexpired",
+			Targets:  []ledger.Target{{InstanceID: node.Info().InstanceID, State: ledger.Active}},
+			IssuedAt: now.Add(-time.Minute), ExpiresAt: now.Add(time.Hour), State: ledger.Active,
+		}); err != nil {
+			t.Fatal(err)
+		}
+		adminsOnly := filepath.Join(t.TempDir(), "policy.cedar")
+		if err := os.WriteFile(adminsOnly, []byte(`permit (principal in Passport::Group::"admins", action == Passport::Action::"access", resource);`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		h, srv := newWebhook(t)
+		stdout, stderr, err := passportRun(t, "reconcile", "--once", "--sweep=false", "--policy", "file://"+adminsOnly, "--ledger", ledgerURL,
+			"--name", "reconciler/cron", "--notify-config", notifyConfigFor(t, h, srv))
+		if err != nil || !strings.Contains(stdout, "denied 1,") {
+			t.Fatalf("reconcile --once under a tightened policy: %v\n%s\n%s", err, stdout, stderr)
+		}
+		want := []string{"ar-00000000000000c1 ended by reconciler/cron", "ar-00000000000000c3 revoked by reconciler/cron"}
+		if got := h.events(t); !slices.Equal(got, want) {
+			t.Fatalf("the webhook got %q, want %q", got, want)
+		}
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		i := slices.IndexFunc(h.got, func(e notify.Event) bool { return e.Type == "revoked" })
+		if revoked := h.got[i]; !revoked.Urgent || !strings.Contains(revoked.Detail, "policy no longer permits it") {
+			t.Errorf("the revoked event is urgent %v with detail %q; want urgent, saying policy no longer permits it", revoked.Urgent, revoked.Detail)
 		}
 	})
 
