@@ -114,7 +114,9 @@ With --notify-config (the file passport serve takes) what the reconciler
 does is announced: the grants it ends or revokes and the windows that end
 soon reach the file's webhooks and Slack channels. A daemon delivers as
 it goes; --once delivers after its pass, and leaves what a receiver
-refused to the next run's retry. See docs/guides/notifications.md.`,
+refused to the next run's retry. Beside a service on the same ledger,
+give it the service's file: every process delivering from one ledger
+needs the same sinks. See docs/guides/notifications.md.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !once && interval <= 0 {
