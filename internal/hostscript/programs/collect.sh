@@ -2,8 +2,9 @@
 # Run with the command's output going to S3 (OutputS3BucketName): stdout is
 # the recordings, a tar of <user>/grant and <user>/<session>/<sudo's I/O
 # log files> compressed with zstd -1 (gzip -1 on a host without zstd),
-# which the agent writes to the bucket whole with the instance's role. Everything else, the result line
-# included, goes to stderr, which is all Passport reads from the API.
+# which the agent writes to the bucket whole with the instance's role.
+# Everything else, the result line included, goes to stderr, which is all
+# Passport reads from the API.
 #
 # Sessions Passport has already stored whole (field prune, <user>/<session>
 # items) are deleted first; a session still being written never is. The
