@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -19,7 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/passport-access/terraform-provider-passport/internal/ledger"
 	"github.com/passport-access/terraform-provider-passport/internal/notify"
 	"github.com/passport-access/terraform-provider-passport/internal/testwait"
 )
@@ -138,14 +136,7 @@ func TestReconcileNotifies(t *testing.T) {
 
 	t.Run("once", func(t *testing.T) {
 		ledgerURL, l := expiredGrantLedger(t, node)
-		now := time.Now()
-		if _, err := l.Create(context.Background(), ledger.Grant{
-			ID: "ar-00000000000000c2", Requester: "bob@example.com", Reason: "window ends soon", Username: "pp-clisoon",
-			Targets:  []ledger.Target{{InstanceID: node.Info().InstanceID, State: ledger.Active}},
-			IssuedAt: now.Add(-time.Hour), ExpiresAt: now.Add(15 * time.Minute), State: ledger.Active,
-		}); err != nil {
-			t.Fatal(err)
-		}
+		activeGrant(t, l, node, "ar-00000000000000c2", "bob@example.com", "pp-clisoon", 15*time.Minute)
 		h, srv := newWebhook(t)
 		args := []string{"reconcile", "--once", "--sweep=false", "--policy", "none", "--ledger", ledgerURL, "--name", "reconciler/cron", "--notify-config", notifyConfigFor(t, h, srv)}
 		// A receiver that is down fails neither the run nor the events:
@@ -181,14 +172,7 @@ func TestReconcileNotifies(t *testing.T) {
 
 	t.Run("policy", func(t *testing.T) {
 		ledgerURL, l := expiredGrantLedger(t, node)
-		now := time.Now()
-		if _, err := l.Create(context.Background(), ledger.Grant{
-			ID: "ar-00000000000000c3", Requester: "carol@example.com", Reason: "policy tightened since", Username: "pp-cliexpired",
-			Targets:  []ledger.Target{{InstanceID: node.Info().InstanceID, State: ledger.Active}},
-			IssuedAt: now.Add(-time.Minute), ExpiresAt: now.Add(time.Hour), State: ledger.Active,
-		}); err != nil {
-			t.Fatal(err)
-		}
+		activeGrant(t, l, node, "ar-00000000000000c3", "carol@example.com", "pp-cliexpired", time.Hour)
 		adminsOnly := filepath.Join(t.TempDir(), "policy.cedar")
 		if err := os.WriteFile(adminsOnly, []byte(`permit (principal in Passport::Group::"admins", action == Passport::Action::"access", resource);`), 0o600); err != nil {
 			t.Fatal(err)

@@ -72,15 +72,22 @@ func expiredGrantLedger(t *testing.T, node *node.Model) (ledgerURL string, l *le
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Close() })
+	activeGrant(t, l, node, "ar-00000000000000c1", "alice@example.com", "pp-cliexpired", -time.Minute)
+	return ledgerURL, l
+}
+
+// activeGrant writes an active grant of user on node to l, issued an hour
+// ago and ending endsIn from now.
+func activeGrant(t *testing.T, l *ledger.Ledger, node *node.Model, id, requester, user string, endsIn time.Duration) {
+	t.Helper()
 	now := time.Now()
-	if _, err := l.Create(ctx, ledger.Grant{
-		ID: "ar-00000000000000c1", Requester: "alice@example.com", Reason: "window already over", Username: "pp-cliexpired",
+	if _, err := l.Create(context.Background(), ledger.Grant{
+		ID: id, Requester: requester, Reason: "a reconcile test", Username: user,
 		Targets:  []ledger.Target{{InstanceID: node.Info().InstanceID, State: ledger.Active}},
-		IssuedAt: now.Add(-time.Hour), ExpiresAt: now.Add(-time.Minute), State: ledger.Active,
+		IssuedAt: now.Add(-time.Hour), ExpiresAt: now.Add(endsIn), State: ledger.Active,
 	}); err != nil {
 		t.Fatal(err)
 	}
-	return ledgerURL, l
 }
 
 func TestReconcileOnce(t *testing.T) {
