@@ -295,6 +295,13 @@ func (s *Service) ExpireRecordings(ctx context.Context, by string) (int, error) 
 	return n, errors.Join(errs...)
 }
 
+// DeletesRecordings says recordings are kept where this Service may
+// delete them: a bucket and the ledger's index. One reading recordings
+// from a directory keeps none it may delete.
+func (s *Service) DeletesRecordings() bool {
+	return s.ledger != nil && s.recordings != nil && s.recordings.Store != nil
+}
+
 // DeleteRecording deletes one recording before its retention ends: the
 // object, its index, and a recording-deleted event naming who and why,
 // which auditors see as loudly as any revoke. reason is required.
@@ -302,9 +309,7 @@ func (s *Service) DeleteRecording(ctx context.Context, by, request, instance, se
 	if strings.TrimSpace(reason) == "" {
 		return classed(Invalid, errors.New("deleting a recording before its retention ends needs a reason; it goes into the audit trail"))
 	}
-	if s.ledger == nil || s.recordings == nil || s.recordings.Store == nil {
-		// A service reading recordings from a directory keeps none it may
-		// delete.
+	if !s.DeletesRecordings() {
 		return classed(NotFound, errors.New("recordings are kept in no bucket and ledger here: delete it where it is kept"))
 	}
 	r, err := s.ledger.GetRecording(ctx, request, instance, session)

@@ -403,6 +403,10 @@ type RecordingDetail struct {
 	// EventLog says this is a Windows logon's Security events (read them
 	// at .../events), not a terminal recording.
 	EventLog bool `json:"event_log,omitempty"`
+	// CallerMayDelete says the caller may delete the recording before
+	// its retention ends (DELETE /v1/recordings/{id}): policy lets them,
+	// and the service keeps it where it may delete it.
+	CallerMayDelete bool `json:"caller_may_delete,omitempty"`
 }
 
 // DeleteRecording asks to delete one recording before its retention

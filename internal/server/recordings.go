@@ -74,12 +74,7 @@ func (v *viewer) may(ctx context.Context, ref recording.Ref) (bool, *ledger.Gran
 	}
 	// Asked about the recording's own target: one who may view a request's
 	// staging hosts does not see its production sessions.
-	scoped := *rec
-	scoped.Targets = slices.DeleteFunc(slices.Clone(rec.Targets), func(t ledger.Target) bool { return t.InstanceID != ref.Instance })
-	if len(scoped.Targets) == 0 {
-		scoped.Targets = []ledger.Target{{InstanceID: ref.Instance}}
-	}
-	err := v.s.permits(ctx, v.p, scoped, policy.View)
+	err := v.s.permits(ctx, v.p, scopedTo(*rec, ref.Instance), policy.View)
 	var denied *policy.DeniedError
 	if err != nil && !errors.As(err, &denied) {
 		return false, nil, err
@@ -197,6 +192,17 @@ func (s *Server) findRecording(r *http.Request, p *principal) (recording.Ref, *l
 	return refs[i], rec, nil
 }
 
+// scopedTo is rec as policy is asked about one of its recordings: with
+// the recording's own target alone, so one who may act on a request's
+// staging hosts is not taken to act on its production sessions.
+func scopedTo(rec ledger.Grant, instance string) ledger.Grant {
+	rec.Targets = slices.DeleteFunc(slices.Clone(rec.Targets), func(t ledger.Target) bool { return t.InstanceID != instance })
+	if len(rec.Targets) == 0 {
+		rec.Targets = []ledger.Target{{InstanceID: instance}}
+	}
+	return rec
+}
+
 // openRecording finds the recording the path names, if the caller may see
 // it, and opens it.
 func (s *Server) openRecording(r *http.Request, p *principal) (api.Recording, *recording.Log, error) {
@@ -204,7 +210,12 @@ func (s *Server) openRecording(r *http.Request, p *principal) (api.Recording, *r
 	if err != nil {
 		return api.Recording{}, nil, err
 	}
-	l, err := s.cfg.Recordings.Open(r.Context(), ref)
+	return s.openFound(r.Context(), ref, rec)
+}
+
+// openFound opens a recording findRecording found.
+func (s *Server) openFound(ctx context.Context, ref recording.Ref, rec *ledger.Grant) (api.Recording, *recording.Log, error) {
+	l, err := s.cfg.Recordings.Open(ctx, ref)
 	if err != nil {
 		// Damaged or changed since it was collected: an auditor must hear
 		// it, not a 404.
@@ -237,12 +248,7 @@ func (s *Server) deleteRecording(w http.ResponseWriter, r *http.Request, p *prin
 		s.fail(w, r, err)
 		return
 	}
-	scoped := *rec
-	scoped.Targets = []ledger.Target{{InstanceID: ref.Instance}}
-	if i := slices.IndexFunc(rec.Targets, func(t ledger.Target) bool { return t.InstanceID == ref.Instance }); i >= 0 {
-		scoped.Targets = []ledger.Target{rec.Targets[i]}
-	}
-	if err := s.permits(r.Context(), p, scoped, policy.DeleteRecording); err != nil {
+	if err := s.permits(r.Context(), p, scopedTo(*rec, ref.Instance), policy.DeleteRecording); err != nil {
 		s.fail(w, r, err)
 		return
 	}
@@ -260,14 +266,22 @@ func (s *Server) getRecording(w http.ResponseWriter, r *http.Request, p *princip
 	if s.noRecordings(w, r) {
 		return
 	}
-	out, l, err := s.openRecording(r, p)
+	ref, rec, err := s.findRecording(r, p)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	out, l, err := s.openFound(r.Context(), ref, rec)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	in := l.Info
 	out.Detail = &api.RecordingDetail{Command: in.Asked, Terminal: in.Terminal, Rows: in.Rows, Cols: in.Cols, Host: in.Host,
-		Client: in.Client, Start: in.Start.UTC(), Title: recording.Title(in), EventLog: in.EventLog}
+		Client: in.Client, Start: in.Start.UTC(), Title: recording.Title(in), EventLog: in.EventLog,
+		// Policy that cannot be read offers no deletion; the DELETE would
+		// say why.
+		CallerMayDelete: s.cfg.Access.DeletesRecordings() && s.permits(r.Context(), p, scopedTo(*rec, ref.Instance), policy.DeleteRecording) == nil}
 	s.write(w, http.StatusOK, out)
 }
 

@@ -206,6 +206,9 @@ func TestRecordingsFollowPolicy(t *testing.T) {
 		// Read from a directory, nothing is kept where the service may
 		// delete it: an administrator policy lets delete is told so, and
 		// the recording stays.
+		if one, err := r.signIn(t, "carol").Recording(ctx, shell); err != nil || one.Detail == nil || one.Detail.CallerMayDelete {
+			t.Errorf("carol's read of a recording in a directory: %+v, %v; want it readable and not offered for deletion", one, err)
+		}
 		a := r.do(t, call{method: "DELETE", path: "/v1/recordings/" + shell, token: r.token(t, "carol"), body: `{"reason": "INC-1"}`})
 		if a.status != 404 || !strings.Contains(a.msg, "kept in no bucket") {
 			t.Errorf("carol deletes a recording the service reads from a directory: %d %s", a.status, a.raw)
