@@ -56,18 +56,24 @@ func TestAuditVerifyChecksRecordings(t *testing.T) {
 		t.Fatal(err)
 	}
 	path := filepath.Join(t.TempDir(), "ledger.db")
-	l, err := ledger.Open(ctx, "sqlite://"+path, ledger.Options{})
-	if err != nil {
-		t.Fatal(err)
+	// indexed records rec in the ledger as a collection does: its index
+	// entry and the audit event with its digest.
+	indexed := func() {
+		t.Helper()
+		l, err := ledger.Open(ctx, "sqlite://"+path, ledger.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		if err := l.PutRecording(ctx, rec); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := l.Append(ctx, ledger.Event{Actor: "reconciler/r1", Action: ledger.ActionRecordingCollected, GrantID: "ar-1",
+			Target: rec.InstanceID, Detail: access.RecordingDigest(rec)}); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if err := l.PutRecording(ctx, rec); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := l.Append(ctx, ledger.Event{Actor: "reconciler/r1", Action: ledger.ActionRecordingCollected, GrantID: "ar-1",
-		Target: rec.InstanceID, Detail: access.RecordingDigest(rec)}); err != nil {
-		t.Fatal(err)
-	}
-	l.Close()
+	indexed()
 
 	args := []string{"audit", "verify", "--ledger", "sqlite://" + path, "--recordings-bucket", lab.RecordingsBucket}
 	stdout, stderr, err := passportRun(t, args...)
@@ -93,18 +99,7 @@ func TestAuditVerifyChecksRecordings(t *testing.T) {
 	if err := st.Put(ctx, rec.Key, obj, collect.ContentType); err != nil {
 		t.Fatal(err)
 	}
-	l, err = ledger.Open(ctx, "sqlite://"+path, ledger.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := l.PutRecording(ctx, rec); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := l.Append(ctx, ledger.Event{Actor: "reconciler/r1", Action: ledger.ActionRecordingCollected, GrantID: "ar-1",
-		Target: rec.InstanceID, Detail: access.RecordingDigest(rec)}); err != nil {
-		t.Fatal(err)
-	}
-	l.Close()
+	indexed()
 
 	lb.S3.Replace(lab.RecordingsBucket, rec.Key, append(obj[:len(obj):len(obj)], 0))
 	stdout, stderr, err = passportRun(t, args...)

@@ -8,7 +8,6 @@ import (
 
 	"github.com/passport-access/terraform-provider-passport/internal/collect"
 	"github.com/passport-access/terraform-provider-passport/internal/fleet"
-	"github.com/passport-access/terraform-provider-passport/internal/lab"
 )
 
 // BenchmarkCollect50MB collects one recorded session whose output is about
@@ -22,12 +21,8 @@ import (
 // deletion.
 func BenchmarkCollect50MB(b *testing.B) {
 	l := startLab(b, 1, 0)
-	store, err := collect.NewStore(l.AWSConfig(), lab.RecordingsBucket)
-	if err != nil {
-		b.Fatal(err)
-	}
 	svc := l.service(b, "")
-	svc.recordings = &Recordings{Store: store}
+	store := recordInto(b, l, svc)
 	h := l.Hosts[0]
 	id := h.Info().InstanceID
 	ctx := context.Background()

@@ -53,11 +53,8 @@ func objectFiles(t *testing.T, obj []byte) map[string]string {
 func TestRecordingsAreCollected(t *testing.T) {
 	l := startLab(t, 1, 0)
 	svc, led := withLedger(t, l)
-	store, err := collect.NewStore(l.AWSConfig(), lab.RecordingsBucket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc.recordings = &Recordings{Store: store, Retention: 30 * 24 * time.Hour}
+	store := recordInto(t, l, svc)
+	svc.recordings.Retention = 30 * 24 * time.Hour
 	ctx := context.Background()
 	h := l.Hosts[0]
 	id := h.Info().InstanceID
@@ -213,11 +210,7 @@ func TestStrayRemovalCollectsRecordings(t *testing.T) {
 		t.Fatal(err)
 	}
 	svc, led := withLedger(t, l)
-	store, err := collect.NewStore(l.AWSConfig(), lab.RecordingsBucket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc.recordings = &Recordings{Store: store}
+	recordInto(t, l, svc)
 	ctx := context.Background()
 	removed, err := svc.RemoveStrays(ctx, "reconciler/test", []Stray{{InstanceID: id, Username: g.Username, Platform: Linux}})
 	if err != nil || len(removed) != 1 {
@@ -238,11 +231,7 @@ func TestStrayRemovalCollectsRecordings(t *testing.T) {
 func TestRemovingATargetCollectsItsRecordings(t *testing.T) {
 	l := startLab(t, 2, 0)
 	svc, led := withLedger(t, l)
-	store, err := collect.NewStore(l.AWSConfig(), lab.RecordingsBucket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc.recordings = &Recordings{Store: store}
+	recordInto(t, l, svc)
 	ctx := context.Background()
 	ca := newCA(t)
 	keep, drop := l.Hosts[0].Info().InstanceID, l.Hosts[1].Info().InstanceID
@@ -261,4 +250,16 @@ func TestRemovingATargetCollectsItsRecordings(t *testing.T) {
 	if !strings.Contains(objectFiles(t, obj)["iolog/stdout"], "on-the-dropped-host") {
 		t.Error("the dropped host's session is not in its object")
 	}
+}
+
+// recordInto has svc collect recordings into the lab's recordings bucket,
+// and returns that bucket.
+func recordInto(t testing.TB, l *testLab, svc *Service) *collect.Store {
+	t.Helper()
+	store, err := collect.NewStore(l.AWSConfig(), lab.RecordingsBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.recordings = &Recordings{Store: store}
+	return store
 }

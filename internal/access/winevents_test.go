@@ -19,11 +19,7 @@ import (
 func TestWindowsEventsAreCollected(t *testing.T) {
 	l := startMixedLab(t, 0, 1)
 	svc, led := withLedger(t, l)
-	store, err := collect.NewStore(l.AWSConfig(), lab.RecordingsBucket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc.recordings = &Recordings{Store: store}
+	store := recordInto(t, l, svc)
 	ctx := context.Background()
 	h := l.Windows[0]
 	id := h.Info().InstanceID

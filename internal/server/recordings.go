@@ -203,25 +203,33 @@ func scopedTo(rec ledger.Grant, instance string) ledger.Grant {
 	return rec
 }
 
-// openRecording finds the recording the path names, if the caller may see
-// it, and opens it.
-func (s *Server) openRecording(r *http.Request, p *principal) (api.Recording, *recording.Log, error) {
-	ref, rec, err := s.findRecording(r, p)
-	if err != nil {
-		return api.Recording{}, nil, err
-	}
-	return s.openFound(r.Context(), ref, rec)
+// opened is a recording the caller may see, open for reading.
+type opened struct {
+	ref   recording.Ref
+	grant *ledger.Grant
+	log   *recording.Log
 }
 
-// openFound opens a recording findRecording found.
-func (s *Server) openFound(ctx context.Context, ref recording.Ref, rec *ledger.Grant) (api.Recording, *recording.Log, error) {
-	l, err := s.cfg.Recordings.Open(ctx, ref)
+// openRecording finds the recording the path names, if the caller may see
+// it, and opens it; when it cannot, it has answered the caller and
+// returns false.
+func (s *Server) openRecording(w http.ResponseWriter, r *http.Request, p *principal) (opened, bool) {
+	if s.noRecordings(w, r) {
+		return opened{}, false
+	}
+	ref, rec, err := s.findRecording(r, p)
+	if err != nil {
+		s.fail(w, r, err)
+		return opened{}, false
+	}
+	l, err := s.cfg.Recordings.Open(r.Context(), ref)
 	if err != nil {
 		// Damaged or changed since it was collected: an auditor must hear
 		// it, not a 404.
-		return api.Recording{}, nil, &apiError{code: api.CodeConflict, msg: fmt.Sprintf("recording %s cannot be read: %v", ref.ID(), err), log: err}
+		s.fail(w, r, &apiError{code: api.CodeConflict, msg: fmt.Sprintf("recording %s cannot be read: %v", ref.ID(), err), log: err})
+		return opened{}, false
 	}
-	return recordingView(ref, rec), l, nil
+	return opened{ref: ref, grant: rec, log: l}, true
 }
 
 // deleteRecording deletes one recording before its retention ends: its
@@ -263,39 +271,27 @@ func (s *Server) deleteRecording(w http.ResponseWriter, r *http.Request, p *prin
 
 // getRecording describes one recording, with what it says of its session.
 func (s *Server) getRecording(w http.ResponseWriter, r *http.Request, p *principal) {
-	if s.noRecordings(w, r) {
+	o, ok := s.openRecording(w, r, p)
+	if !ok {
 		return
 	}
-	ref, rec, err := s.findRecording(r, p)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	out, l, err := s.openFound(r.Context(), ref, rec)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	in := l.Info
+	out, in := recordingView(o.ref, o.grant), o.log.Info
 	out.Detail = &api.RecordingDetail{Command: in.Asked, Terminal: in.Terminal, Rows: in.Rows, Cols: in.Cols, Host: in.Host,
 		Client: in.Client, Start: in.Start.UTC(), Title: recording.Title(in), EventLog: in.EventLog,
 		// Policy that cannot be read offers no deletion; the DELETE would
 		// say why.
-		CallerMayDelete: s.cfg.Access.DeletesRecordings() && s.permits(r.Context(), p, scopedTo(*rec, ref.Instance), policy.DeleteRecording) == nil}
+		CallerMayDelete: s.cfg.Access.DeletesRecordings() && s.permits(r.Context(), p, scopedTo(*o.grant, o.ref.Instance), policy.DeleteRecording) == nil}
 	s.write(w, http.StatusOK, out)
 }
 
 // recordingCast sends a recording as asciicast v2, for `passport sessions
 // play` and export, and for web players.
 func (s *Server) recordingCast(w http.ResponseWriter, r *http.Request, p *principal) {
-	if s.noRecordings(w, r) {
+	o, ok := s.openRecording(w, r, p)
+	if !ok {
 		return
 	}
-	_, l, err := s.openRecording(r, p)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
+	l := o.log
 	if l.Info.EventLog {
 		s.fail(w, r, &apiError{code: api.CodeConflict, msg: recording.ErrEventLog.Error()})
 		return
@@ -323,14 +319,11 @@ func (s *Server) recordingCast(w http.ResponseWriter, r *http.Request, p *princi
 // recordingEvents sends a Windows event session's events.jsonl as it was
 // collected, for `passport sessions export --format jsonl`.
 func (s *Server) recordingEvents(w http.ResponseWriter, r *http.Request, p *principal) {
-	if s.noRecordings(w, r) {
+	o, ok := s.openRecording(w, r, p)
+	if !ok {
 		return
 	}
-	_, l, err := s.openRecording(r, p)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
+	l := o.log
 	if !l.Info.EventLog {
 		s.fail(w, r, &apiError{code: api.CodeConflict, msg: "this is a terminal recording, not a Windows event log: export it as asciicast"})
 		return
