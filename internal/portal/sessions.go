@@ -250,48 +250,13 @@ func castText(v *visit, id string) (printed, typed []castLine, more bool, err er
 	if err != nil {
 		return nil, nil, false, unreadable(err)
 	}
-	// What was printed is read as it streams; what was typed is kept
-	// aside on the way (it is the smaller part of a session) and read
-	// after.
-	aside := &typedAside{cast: cast}
-	out, err := recording.Text(aside, false)
-	if err != nil {
-		return nil, nil, false, unreadable(err)
-	}
-	in, err := recording.Text(&aside.typed, true)
+	out, in, err := recording.Text(cast)
 	if err != nil {
 		return nil, nil, false, unreadable(err)
 	}
 	printed, more = castLines(out)
 	typed, _ = castLines(in)
 	return printed, typed, more, nil
-}
-
-// typedAside passes a cast's events on, and keeps those typed in a
-// replay of their own.
-type typedAside struct {
-	cast  recording.Events
-	typed replay
-}
-
-func (t *typedAside) Next() (recording.Event, error) {
-	ev, err := t.cast.Next()
-	if err == nil && ev.Kind.Input() {
-		t.typed = append(t.typed, ev)
-	}
-	return ev, err
-}
-
-// replay gives back events kept in memory, in order.
-type replay []recording.Event
-
-func (r *replay) Next() (recording.Event, error) {
-	if len(*r) == 0 {
-		return recording.Event{}, io.EOF
-	}
-	ev := (*r)[0]
-	*r = (*r)[1:]
-	return ev, nil
 }
 
 // castLines is text as the page shows it: as many lines as a transcript

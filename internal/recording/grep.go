@@ -70,26 +70,30 @@ func Grep(re *regexp.Regexp, events Events, limit int) (matches []Match, more bo
 	return matches, more, nil
 }
 
-// Text returns the session's output (or input) as lines of plain text,
-// as Grep sees them.
-func Text(events Events, input bool) ([]Match, error) {
-	var out []Match
-	t := &textLines{input: input}
-	keep := func(m Match) bool { out = append(out, m); return true }
+// Text reads the session once and returns what it printed and what was
+// typed into it as lines of plain text, as Grep sees them.
+func Text(events Events) (printed, typed []Match, err error) {
+	out, in := &textLines{}, &textLines{input: true}
+	keepOut := func(m Match) bool { printed = append(printed, m); return true }
+	keepIn := func(m Match) bool { typed = append(typed, m); return true }
 	for {
 		ev, err := events.Next()
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
-			return out, err
+			return printed, typed, err
 		}
-		if (input && ev.Kind.Input()) || (!input && ev.Kind.Output()) {
-			t.write(ev.At, ev.Data, keep)
+		switch {
+		case ev.Kind.Output():
+			out.write(ev.At, ev.Data, keepOut)
+		case ev.Kind.Input():
+			in.write(ev.At, ev.Data, keepIn)
 		}
 	}
-	t.flush(keep)
-	return out, nil
+	out.flush(keepOut)
+	in.flush(keepIn)
+	return printed, typed, nil
 }
 
 // textLines turns a terminal stream into lines of text.

@@ -37,6 +37,8 @@ func TestGrepRealRecording(t *testing.T) {
 	}
 }
 
+// TestText: what was typed and what was printed become the lines a person
+// typed and saw, with line editing and escape sequences applied.
 func TestText(t *testing.T) {
 	for _, c := range []struct {
 		name  string
@@ -62,9 +64,16 @@ func TestText(t *testing.T) {
 			for i, d := range c.data {
 				l.evs = append(l.evs, Event{At: time.Duration(i) * time.Second, Kind: kind, Data: []byte(d)})
 			}
-			lines, err := Text(l, c.input)
+			printed, typed, err := Text(l)
 			if err != nil {
 				t.Fatal(err)
+			}
+			lines, other := printed, typed
+			if c.input {
+				lines, other = typed, printed
+			}
+			if len(other) != 0 {
+				t.Errorf("the other direction has lines: %+v", other)
 			}
 			var got []string
 			for _, x := range lines {
@@ -83,5 +92,33 @@ func TestGrepLimit(t *testing.T) {
 	m, more, err := Grep(regexp.MustCompile("x"), l, 2)
 	if err != nil || !more || len(m) != 2 || m[1].Line != "x2" {
 		t.Errorf("Grep = %v, %v, %v", m, more, err)
+	}
+}
+
+// One read splits a session whose typing and output interleave, each in
+// its own order.
+func TestTextSplitsTypedFromPrinted(t *testing.T) {
+	l := &eventList{evs: []Event{
+		{At: 0, Kind: TTYOut, Data: []byte("$ ")},
+		{At: time.Second, Kind: TTYIn, Data: []byte("ech")},
+		{At: 2 * time.Second, Kind: TTYOut, Data: []byte("echo hi\r\nhi\r\n$ ")},
+		{At: 3 * time.Second, Kind: TTYIn, Data: []byte("o hi\rexit\r")},
+	}}
+	printed, typed, err := Text(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out, in []string
+	for _, m := range printed {
+		out = append(out, m.Line)
+	}
+	for _, m := range typed {
+		in = append(in, m.Line)
+	}
+	if strings.Join(out, "|") != "$ echo hi|hi|$ " || strings.Join(in, "|") != "echo hi|exit" {
+		t.Errorf("printed %q, typed %q", out, in)
+	}
+	if typed[0].At != time.Second {
+		t.Errorf("the first typed line began at %v, want 1s", typed[0].At)
 	}
 }

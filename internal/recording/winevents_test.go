@@ -37,9 +37,9 @@ func TestWindowsEventSession(t *testing.T) {
 		t.Errorf("grep for the command line: %+v, %v", matches, err)
 	}
 	events, _ = l.Events()
-	lines, err := Text(events, false)
+	lines, typed, err := Text(events)
 	events.Close()
-	if err != nil || len(lines) != 3 || !strings.Contains(lines[0].Line, "4624 logon 0x3e7a01 type 10 from 10.0.3.7") || !strings.Contains(lines[2].Line, "4634 logoff 0x3e7a01") {
+	if err != nil || len(lines) != 3 || len(typed) != 0 || !strings.Contains(lines[0].Line, "4624 logon 0x3e7a01 type 10 from 10.0.3.7") || !strings.Contains(lines[2].Line, "4634 logoff 0x3e7a01") {
 		t.Errorf("the session's lines: %+v, %v", lines, err)
 	}
 	events, _ = l.Events()
@@ -72,7 +72,7 @@ func TestWindowsEventSessionBadInput(t *testing.T) {
 			}
 			events, _ := l.Events()
 			defer events.Close()
-			_, err = Text(events, false)
+			_, _, err = Text(events)
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Errorf("got %v, want an error with %q", err, c.want)
 			}
